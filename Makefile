@@ -1,0 +1,89 @@
+# mqoff — plain Makefile. `make` builds, `make test` installs deps and runs every test,
+# `make asan` runs the unit tests under ASan+UBSan, `make fuzz` builds libFuzzer targets.
+
+CC       ?= gcc
+CLANG    ?= clang
+PKG_CONFIG ?= pkg-config
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CPPFLAGS += -Isrc -D_GNU_SOURCE
+XCFLAGS   = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+B        ?= build
+LIB_SRCS  = $(sort $(wildcard src/core/*.c src/mqtt/*.c src/topic/*.c src/acl/*.c src/engine/*.c))
+LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
+TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
+TEST_BINS = $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
+TEST_HELPERS = $(sort $(wildcard tests/unit/helpers/*.c))
+FUZZ_SRCS = $(sort $(wildcard fuzz/*/fuzz_*.c))
+FUZZ_REPLAY = $(FUZZ_SRCS:fuzz/%.c=$(B)/fuzz-replay/%)
+FUZZ_BINS = $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
+BENCH_SRCS = $(sort $(wildcard bench/*.c))
+BENCH_BINS = $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+
+.PHONY: all lib tests asan asan-build fuzz fuzz-replay bench-bins test unit demo deps clean
+
+all: lib tests fuzz-replay bench-bins
+
+lib: $(B)/libmqoff.a
+
+$(B)/libmqoff.a: $(LIB_OBJS)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/tests/%: tests/unit/%.c $(TEST_HELPERS) $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) -Itests/unit $< $(TEST_HELPERS) $(B)/libmqoff.a $(CMOCKA_LIBS) -o $@
+
+$(B)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(TEST_HELPERS) $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -Itests/unit $< fuzz/replay_main.c $(TEST_HELPERS) $(B)/libmqoff.a -o $@
+
+$(B)/bench/%: bench/%.c $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a -lm -o $@
+
+tests: $(TEST_BINS)
+fuzz-replay: $(FUZZ_REPLAY)
+bench-bins: $(BENCH_BINS)
+
+# ASan+UBSan build of the library, unit tests and corpus replays, in its own tree.
+ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+asan-build:
+	$(MAKE) B=build-asan CFLAGS="$(ASAN_CFLAGS)" tests fuzz-replay
+asan: asan-build
+	scripts/run-tests.sh asan
+
+# libFuzzer targets (clang). Run one: build-fuzz/mqtt/fuzz_parser fuzz/mqtt/corpus
+fuzz: $(FUZZ_BINS)
+build-fuzz/%: fuzz/%.c $(LIB_SRCS) $(TEST_HELPERS)
+	@mkdir -p $(@D)
+	$(CLANG) -std=c11 $(WARN) -Wno-unused-command-line-argument -O1 -g $(CPPFLAGS) -Itests/unit \
+	  -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(TEST_HELPERS) -o $@
+
+deps:
+	scripts/deps.sh
+
+# Everything: deps, build, unit tests, sanitizer build, corpus replays, lab tests.
+test: deps
+	$(MAKE) all
+	$(MAKE) asan-build
+	scripts/run-tests.sh unit fuzz asan lab
+
+unit: all
+	scripts/run-tests.sh unit fuzz
+
+demo: deps all
+	scripts/demo.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJS:.o=.d)
