@@ -13,7 +13,8 @@ CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 B        ?= build
-LIB_SRCS  = $(sort $(wildcard src/core/*.c src/mqtt/*.c src/topic/*.c src/acl/*.c src/engine/*.c))
+LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/engine
+LIB_SRCS  = $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
 TEST_BINS = $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
