@@ -35,7 +35,17 @@ void mqo_acl_free(struct mqo_acl *a);
 
 /* Access check exactly as Mosquitto 2.0's default security does it for an acl_file:
  * returns 1 when the client (client id, username) may `access` (MQO_ACL_READ or
- * MQO_ACL_WRITE) topic name `topic`, 0 when the broker would deny it. */
+ * MQO_ACL_WRITE) topic name `topic`, 0 when the broker would deny it.
+ * Details (see acl.c for the full rule list):
+ *  - has_username with user_len 0 is an anonymous client, as in Mosquitto (it reads a
+ *    zero-length username as none);
+ *  - client_id must be the id the broker uses (the assigned one for clients that sent an
+ *    empty id); cid_len 0 means "unknown": a check whose outcome depends on it (one that
+ *    reaches a "%c" pattern) returns 0;
+ *  - strings the broker never holds (a NUL byte, more than 65535 bytes), an empty topic or
+ *    one with '+'/'#', and any other `access` value return 0.
+ * No allocation unless a substituted pattern exceeds a 512-byte stack buffer. Thread-safe
+ * for concurrent checks on one parsed acl. */
 int mqo_acl_check(const struct mqo_acl *a, const uint8_t *client_id, size_t cid_len,
                   const uint8_t *username, size_t user_len, int has_username,
                   const uint8_t *topic, size_t topic_len, int access);

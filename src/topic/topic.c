@@ -50,7 +50,7 @@ int mqo_topic_share_split(const uint8_t *f, size_t len, const uint8_t **group, s
         return -1;
     size_t gl = (size_t)(slash - g);
     for (size_t i = 0; i < gl; i++)
-        if (g[i] == '+' || g[i] == '#')
+        if (g[i] == '+' || g[i] == '#' || g[i] == 0)
             return -1;
     *group = g;
     *glen = gl;
@@ -63,6 +63,8 @@ int mqo_topic_filter_valid(const uint8_t *f, size_t len)
 {
     const uint8_t *g, *inner;
     size_t gl, il;
+    if (len > 65535)
+        return -1;
     int sh = mqo_topic_share_split(f, len, &g, &gl, &inner, &il);
     if (sh < 0)
         return -1;

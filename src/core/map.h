@@ -1,0 +1,36 @@
+/* Open-addressing hash map from uint64_t keys to uint64_t values (linear probing, deletion by
+ * backward shift, so no tombstones). An all-zero struct is a valid empty map. Used for packet
+ * identifier tables and connection ids, where keys are small and lookups are hot. */
+#ifndef MQO_CORE_MAP_H
+#define MQO_CORE_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mqo_map_slot {
+    uint64_t key;
+    uint64_t val;
+    uint8_t used;
+};
+
+struct mqo_map {
+    struct mqo_map_slot *slots;
+    size_t cap; /* power of two, or 0 */
+    size_t n;
+};
+
+/* Returns 1 and *val (if val) when key is present, else 0. */
+int mqo_map_get(const struct mqo_map *m, uint64_t key, uint64_t *val);
+/* Inserts or replaces. Returns 0, or -ENOMEM with the map unchanged. */
+int mqo_map_put(struct mqo_map *m, uint64_t key, uint64_t val);
+/* Removes key. Returns 1 when it was present, else 0. */
+int mqo_map_del(struct mqo_map *m, uint64_t key);
+void mqo_map_free(struct mqo_map *m);
+/* Calls fn(arg, key, val) for each entry; the map must not change meanwhile. */
+void mqo_map_each(const struct mqo_map *m, void (*fn)(void *arg, uint64_t key, uint64_t val),
+                  void *arg);
+
+/* 64-bit hash of bytes (FNV-1a, then a finalizer). */
+uint64_t mqo_hash64(const void *p, size_t n, uint64_t seed);
+
+#endif

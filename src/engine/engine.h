@@ -1,0 +1,185 @@
+/* engine/: the MQTT stream editor shared by every mode.
+ *
+ * Every client connection has two byte streams: C2S (client -> broker) and S2C (broker ->
+ * client). A mode feeds both to the engine as they arrive, with the time; the engine answers,
+ * through the ops callbacks and in stream order, with edits:
+ *
+ *   forward(stream, p, n)  the next n input bytes of that stream go on to the other side
+ *                          (p holds them, possibly rewritten in place, same length);
+ *   consume(stream, n)     the next n input bytes of that stream are taken by the offload;
+ *   insert(stream, out)    bytes the offload originates, placed in that stream's output at
+ *                          the current position (between whole MQTT packets).
+ *
+ * Every input byte is accounted exactly once, by forward or consume, in order; the engine
+ * keeps the bytes of an incomplete packet until the packet is whole, so edits always fall on
+ * packet boundaries. Fan-out inserts PUBLISH packets into other connections' S2C streams while
+ * one connection's input is processed.
+ *
+ * No I/O, no clock: time is passed in (nanoseconds, any monotonic origin). Not thread-safe.
+ *
+ * The rule: a PUBLISH is consumed only when the engine can deliver it exactly as the broker
+ * would; otherwise it is forwarded unchanged ("passthrough") and the broker does the work.
+ * See docs/ARCHITECTURE.md for the full list of conditions.
+ */
+#ifndef MQO_ENGINE_H
+#define MQO_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/msg.h"
+#include "mqtt/mqtt.h"
+
+struct mqo_engine;
+struct mqo_conn;
+struct mqo_acl;
+
+/* Bytes the engine originates: a shared serialized packet plus this connection's patch.
+ * The bytes are msg->data with byte 0 replaced by b0 and, when pid_off != 0, the two bytes at
+ * pid_off replaced by pid (big-endian). msg stays valid during the insert callback; take a
+ * reference (mqo_msg_ref) to keep it longer. */
+struct mqo_out {
+    struct mqo_msg *msg;
+    uint32_t pid_off;
+    uint16_t pid;
+    uint8_t b0;
+};
+
+/* Length of the bytes o stands for. */
+static inline size_t mqo_out_len(const struct mqo_out *o) { return o->msg->len; }
+/* Copies the bytes o stands for to dst (mqo_out_len(o) bytes). */
+void mqo_out_copy(const struct mqo_out *o, uint8_t *dst);
+/* Describes the bytes as up to 4 iovecs (the patched bytes live in scratch[3]); returns the
+ * count. The iovecs point into o->msg and scratch. */
+int mqo_out_iov(const struct mqo_out *o, uint8_t scratch[3], struct iovec iov[4]);
+
+struct mqo_engine_ops {
+    void (*forward)(void *ud, struct mqo_conn *c, enum mqo_dir stream, const uint8_t *p,
+                    size_t n);
+    void (*consume)(void *ud, struct mqo_conn *c, enum mqo_dir stream, size_t n);
+    void (*insert)(void *ud, struct mqo_conn *c, enum mqo_dir stream, const struct mqo_out *o);
+    /* Bytes the mode can still queue toward the client of c (SIZE_MAX: no limit). NULL: no
+     * limit. Used for back-pressure: a QoS 0 delivery that does not fit is dropped (counted),
+     * a QoS 1 message that does not fit for every subscriber goes to the broker. */
+    size_t (*room)(void *ud, struct mqo_conn *c);
+    /* The engine wants the connection closed (a protocol error it cannot pass on). The mode
+     * closes both sides and then calls mqo_engine_conn_close(). */
+    void (*close)(void *ud, struct mqo_conn *c, int reason);
+};
+
+/* Where authorization comes from. With none the engine consumes nothing. */
+enum mqo_acl_mode {
+    MQO_ACL_NONE = 0, /* no source: everything passes through (said at start) */
+    MQO_ACL_OPEN,     /* the operator states the broker restricts no topics */
+    MQO_ACL_FILE,     /* the broker's Mosquitto acl_file */
+};
+
+/* What to do when one subscriber has several subscriptions matching one topic. Mosquitto 2.0
+ * sends v5 clients one copy per subscription and v3 clients one copy, so the default passes
+ * such messages to the broker. */
+enum mqo_overlap {
+    MQO_OVERLAP_PASSTHROUGH = 0,
+    MQO_OVERLAP_ONCE, /* one delivery at the highest granted QoS with every subscription id */
+};
+
+struct mqo_engine_cfg {
+    struct mqo_engine_ops ops;
+    void *ud;
+    enum mqo_acl_mode acl_mode;
+    const struct mqo_acl *acl; /* MQO_ACL_FILE: borrowed, must outlive the engine */
+    enum mqo_overlap overlap;
+    /* Topic filters whose messages always go to the broker (bridges, clusters, plugins). */
+    const char *const *broker_only;
+    size_t n_broker_only;
+    /* Largest packet accepted from either side (0: the spec's 268435455 + header). */
+    uint32_t max_packet;
+    /* How long an ordering hold waits for a passed-through message to show up in a
+     * subscriber's stream before it is given up (ms, 0: 2000). */
+    uint32_t order_hold_ms;
+    /* Engine share of a v5 client's Receive Maximum for its own QoS 1 deliveries: the
+     * CONNECT's value is split (broker keeps the rest, rewritten in place). Absent Receive
+     * Maximum: the engine allows itself this many (0: 64). */
+    uint16_t inflight_default;
+};
+
+/* Passthrough reasons, counted per reason. */
+enum mqo_pt_reason {
+    MQO_PT_NONE = 0,
+    MQO_PT_NOT_LIVE,       /* publisher's CONNACK not seen (or failed) */
+    MQO_PT_NO_ACL,         /* no authorization source configured */
+    MQO_PT_BLIND,          /* the broker holds sessions whose subscriptions are unknown */
+    MQO_PT_QOS2,
+    MQO_PT_RETAIN,
+    MQO_PT_DUP,
+    MQO_PT_DOLLAR,         /* topic starts with '$' */
+    MQO_PT_ALIAS,          /* v5 topic alias being set, or unknown */
+    MQO_PT_PAYLOAD_FORMAT, /* v5 payload format indicator 1: the broker validates */
+    MQO_PT_BROKER_ONLY,
+    MQO_PT_WRITE_DENIED,   /* publisher may not write (the broker refuses it) */
+    MQO_PT_ACL_UNKNOWN,    /* client id assigned by the broker, ACL patterns need it */
+    MQO_PT_ORDER,          /* earlier messages of this publisher are still in the broker */
+    MQO_PT_SHARED,         /* a $share subscription matches */
+    MQO_PT_HELD,           /* a subscription of an offline persistent session matches */
+    MQO_PT_PENDING_SUB,    /* a SUBSCRIBE awaiting its SUBACK matches */
+    MQO_PT_OVERLAP,
+    MQO_PT_SUB_NOT_LIVE,   /* a matching subscriber is not a live connection */
+    MQO_PT_PERSISTENT,     /* QoS 1 delivery to a persistent session */
+    MQO_PT_INFLIGHT,       /* subscriber's receive maximum (engine share) reached */
+    MQO_PT_SIZE,           /* larger than a maximum packet size */
+    MQO_PT_ROOM,           /* QoS 1 and a subscriber's output queue is full */
+    MQO_PT_NOMEM,
+    MQO_PT__COUNT
+};
+const char *mqo_pt_reason_name(enum mqo_pt_reason r);
+
+struct mqo_engine_stats {
+    uint64_t publish_in;     /* PUBLISH packets from clients */
+    uint64_t consumed;       /* taken by the offload */
+    uint64_t passthrough;    /* forwarded to the broker */
+    uint64_t pt_reason[MQO_PT__COUNT];
+    uint64_t deliveries;     /* PUBLISH inserted toward subscribers */
+    uint64_t deliveries_qos1;
+    uint64_t dropped_qos0;   /* QoS 0 deliveries dropped for a full subscriber queue */
+    uint64_t pubacks_sent;   /* PUBACK to publishers on the broker's behalf */
+    uint64_t pubacks_absorbed; /* subscriber PUBACKs for offload messages */
+    uint64_t pids_remapped;  /* broker packet ids rewritten toward a client */
+    uint64_t pings_synth;    /* PINGREQ sent to the broker for a client */
+    uint64_t pingresp_dropped;
+    uint64_t order_expired;  /* ordering holds given up after order_hold_ms */
+    uint64_t inflight_lost;  /* offload QoS 1 deliveries unacknowledged at close */
+    uint64_t protocol_errors;
+    uint64_t conns_open;
+    uint64_t subscriptions;  /* in the table now */
+    uint64_t blind_sessions; /* now */
+};
+
+/* Returns a new engine, NULL with errno set (EINVAL for a bad broker_only filter). */
+struct mqo_engine *mqo_engine_new(const struct mqo_engine_cfg *cfg);
+void mqo_engine_free(struct mqo_engine *e);
+
+/* A new client connection (the mode has, or is opening, its broker side). ud is the mode's.
+ * Returns NULL on ENOMEM. */
+struct mqo_conn *mqo_engine_conn_open(struct mqo_engine *e, void *ud, uint64_t now_ns);
+/* The connection is gone (either side closed, or the mode closed it). Frees it. */
+void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t now_ns);
+void *mqo_conn_ud(const struct mqo_conn *c);
+uint64_t mqo_conn_id(const struct mqo_conn *c);
+
+/* Feeds bytes that arrived on stream `in` of connection c. Edits come through the ops, during
+ * this call. Returns 0, or a negative MQTT reason code when the stream is unusable (the engine
+ * has then asked the mode to close c through ops.close). */
+int mqo_engine_input(struct mqo_engine *e, struct mqo_conn *c, enum mqo_dir in,
+                     const uint8_t *p, size_t n, uint64_t now_ns);
+
+/* Timers: keep-alive pings toward the broker, ordering holds, session expiry. Call at least
+ * every 100 ms; cheap when nothing is due. */
+void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns);
+
+const struct mqo_engine_stats *mqo_engine_stats(const struct mqo_engine *e);
+
+/* Reason of the last passthrough decision on c (MQO_PT_NONE after a consume); for tests and
+ * debugging. */
+enum mqo_pt_reason mqo_conn_last_reason(const struct mqo_conn *c);
+
+#endif

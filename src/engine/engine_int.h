@@ -1,0 +1,164 @@
+/* Engine internals shared by the engine sources (not part of the API). */
+#ifndef MQO_ENGINE_INT_H
+#define MQO_ENGINE_INT_H
+
+#include "core/buf.h"
+#include "core/map.h"
+#include "engine/engine.h"
+#include "topic/topic.h"
+
+/* Trie flag of a subscription whose SUBSCRIBE awaits its SUBACK. */
+#define SUBF_PENDING MQO_SUB_USER
+
+/* A filter a session holds in the trie (a copy; the trie is keyed by its bytes). */
+struct sfilter {
+    uint8_t *f;
+    uint16_t len;
+};
+
+/* Broker-side session of one client id, the owner of its subscriptions in the trie. */
+struct session {
+    struct session *hnext; /* client-id hash chain */
+    uint8_t *cid;
+    uint16_t cid_len;
+    uint8_t registered; /* in the client-id hash (private sessions of empty ids are not) */
+    uint8_t known;      /* 0: the broker holds it and its subscriptions are unknown (blind) */
+    uint8_t persistent; /* clean-session 0 / session expiry > 0 */
+    uint8_t held;       /* went offline: its subscriptions are the broker's until clean */
+    uint64_t expire_ns; /* held session forgotten after this (UINT64_MAX: never) */
+    struct mqo_conn *conn;
+    struct sfilter *subs;
+    size_t n_subs, cap_subs;
+};
+
+/* A passed-through PUBLISH a subscriber must see from the broker before the same publisher's
+ * later messages may be delivered by the offload. */
+struct expect {
+    uint64_t pub_id;
+    uint64_t hash;
+    uint64_t deadline;
+};
+
+/* A SUBSCRIBE or UNSUBSCRIBE awaiting its acknowledgement. */
+struct pend_entry {
+    struct sfilter filt;
+    struct mqo_sub_opts opts; /* requested (SUBSCRIBE) */
+    struct session *owner;    /* session the provisional (pending) entry was added under */
+    uint8_t had_old;          /* the owner already had this filter */
+    struct mqo_sub_opts old;
+};
+struct pending {
+    struct pending *next;
+    uint16_t pid;
+    uint8_t unsub;
+    uint32_t n;
+    struct pend_entry e[];
+};
+
+/* Values of conn->cpid map: who owns a client-side packet identifier on the S2C stream. */
+#define PID_BROKER (1ull << 32) /* low 16 bits: the broker's identifier */
+#define PID_ENGINE (2ull << 32)
+
+struct stream {
+    struct mqo_buf partial; /* bytes of an incomplete packet */
+};
+
+struct mqo_conn {
+    struct mqo_engine *eng;
+    void *ud;
+    uint64_t id;
+    struct mqo_conn *prev, *next; /* all connections */
+    struct stream in[2];
+
+    uint8_t version;      /* 0 until CONNECT */
+    uint8_t connect_seen;
+    uint8_t live;         /* CONNACK success seen, not disconnected */
+    uint8_t dead;         /* close requested: input ignored */
+    uint8_t clean;        /* v3 clean session / v5 clean start */
+    uint8_t has_user;
+    uint8_t acl_unknown;  /* client id assigned by the broker */
+    uint8_t broker_max_qos;
+    uint16_t keepalive;   /* seconds, effective (server keep alive wins) */
+    uint32_t session_expiry;
+    uint32_t client_max_packet; /* v5 Maximum Packet Size of the client (0: none) */
+    uint32_t broker_max_packet; /* from CONNACK (0: none) */
+    uint16_t eng_inflight_max;  /* engine share of the client's receive maximum */
+    uint16_t eng_inflight;
+    uint16_t pid_cursor;
+    enum mqo_pt_reason last_reason;
+    uint8_t *cid;
+    uint16_t cid_len;
+    uint8_t *user;
+    uint16_t user_len;
+    struct session *sess;
+    struct session *pre; /* owner of SUBSCRIBEs sent before the CONNACK was seen */
+
+    /* client-side packet ids on S2C: cpid[c] = PID_BROKER|b or PID_ENGINE; bpid[b] = c */
+    struct mqo_map cpid, bpid;
+    /* this client's passed-through QoS>0 PUBLISH awaiting the broker's ack: pid -> type */
+    struct mqo_map pt_acks;
+    /* v5 topic aliases per direction: alias -> (struct sfilter *) */
+    struct mqo_map alias[2];
+
+    struct pending *pend;
+
+    /* keep-alive: last time bytes went to the broker; ping origins in flight (bit per ping,
+     * oldest in bit 0: 1 = engine, 0 = client) */
+    uint64_t last_to_broker;
+    uint64_t ping_fifo;
+    uint8_t ping_n;
+
+    /* ordering: holds this connection (as subscriber) owes, and holds it (as publisher) has */
+    struct expect *exp;
+    size_t n_exp, cap_exp;
+    uint32_t order_pending;
+};
+
+struct mqo_engine {
+    struct mqo_engine_cfg cfg;
+    struct mqo_engine_stats st;
+    struct mqo_trie *trie;
+    struct mqo_trie *broker_only;
+    struct mqo_match_set ms;
+    struct mqo_conn *conns;
+    struct mqo_map conn_ids; /* id -> conn */
+    uint64_t next_id;
+    struct session **sbuckets;
+    size_t n_sbuckets, n_sessions;
+    uint64_t now;       /* latest time passed in */
+    uint64_t last_scan; /* last full timer scan */
+    uint64_t order_hold_ns;
+    struct plan_ent *plan; /* fan-out plan of the PUBLISH being decided */
+    size_t cap_plan;
+};
+
+/* One delivery of the fan-out being decided. */
+struct plan_ent {
+    struct mqo_conn *c;
+    uint8_t qos;
+    uint8_t drop; /* QoS 0 that does not fit the subscriber's queue: dropped, counted */
+    uint32_t ids_at, n_ids;
+    uint32_t size;
+};
+
+/* engine.c */
+void eng_forward(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_t n);
+void eng_forward_patched(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_t n,
+                         size_t off, const uint8_t *patch, size_t plen);
+void eng_consume(struct mqo_conn *c, enum mqo_dir s, size_t n);
+void eng_insert(struct mqo_conn *c, enum mqo_dir s, const struct mqo_out *o);
+int eng_insert_bytes(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_t n);
+uint16_t eng_pid_alloc(struct mqo_conn *c);
+struct mqo_conn *eng_conn_by_id(struct mqo_engine *e, uint64_t id);
+int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk,
+                    struct mqo_str *t);
+
+/* publish.c */
+int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, size_t n,
+                uint64_t now);
+void order_seen(struct mqo_conn *c, const struct mqo_pkt *pk);
+void order_ack_seen(struct mqo_conn *c, const struct mqo_pkt *pk);
+void order_conn_closed(struct mqo_engine *e, struct mqo_conn *c);
+void order_tick(struct mqo_engine *e, struct mqo_conn *c, uint64_t now);
+
+#endif

@@ -1,0 +1,432 @@
+/* The PUBLISH decision (consume or pass through), the fan-out, and the ordering holds.
+ *
+ * Ordering. A publisher P's message m1 that goes through the broker can still be inside the
+ * broker when P's next message m2 arrives. If the offload delivered m2 at once, a subscriber
+ * could see m2 before m1. So when m1 is passed through, the engine notes, on every connection
+ * the broker will deliver m1 to, an expectation (publisher, hash of topic and payload), and
+ * counts it on P. While P has expectations outstanding (or passed-through QoS>0 messages the
+ * broker has not acknowledged, so PUBACKs stay in order), P's messages go to the broker too.
+ * An expectation is met when a PUBLISH with that topic and payload appears in the
+ * subscriber's broker->client stream. Such a PUBLISH from another publisher with equal topic
+ * and payload may meet it instead; the subscriber then cannot tell the two orders apart, as
+ * the copies are identical and no order between two publishers is promised. Expectations the
+ * broker never meets (it dropped a QoS 0 message for a full queue, say) are given up after
+ * cfg.order_hold_ms and counted in order_expired.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl/acl.h"
+#include "core/log.h"
+#include "engine/engine_int.h"
+
+static uint64_t msg_hash(struct mqo_str topic, const uint8_t *payload, uint32_t plen)
+{
+    uint64_t h = mqo_hash64(topic.p, topic.len, 0x70b1c);
+    return h ^ mqo_hash64(payload, plen, h);
+}
+
+/* ACL check for connection c; 1 allowed, 0 denied, -1 cannot be evaluated. */
+static int acl_ok(struct mqo_engine *e, const struct mqo_conn *c, struct mqo_str t, int access)
+{
+    if (e->cfg.acl_mode == MQO_ACL_OPEN)
+        return 1;
+    if (e->cfg.acl_mode != MQO_ACL_FILE || c->acl_unknown)
+        return -1;
+    return mqo_acl_check(e->cfg.acl, c->cid, c->cid_len, c->user, c->user_len, c->has_user,
+                         t.p, t.len, access);
+}
+
+static int plan_reserve(struct mqo_engine *e, size_t n)
+{
+    if (n <= e->cap_plan)
+        return 0;
+    size_t cap = e->cap_plan ? e->cap_plan : 64;
+    while (cap < n)
+        cap *= 2;
+    struct plan_ent *p = realloc(e->plan, cap * sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    e->plan = p;
+    e->cap_plan = cap;
+    return 0;
+}
+
+/* What every delivery of this message shares. */
+struct pubctx {
+    struct mqo_str topic;
+    const struct mqo_pkt *pk;
+    uint8_t *props; /* v5 properties to deliver (publisher's, without Topic Alias) */
+    uint32_t props_len;
+    uint8_t props_stack[512];
+};
+
+static void spec_for(const struct pubctx *x, uint8_t version, uint8_t qos, const uint32_t *ids,
+                     uint32_t n_ids, struct mqo_pub_spec *sp)
+{
+    *sp = (struct mqo_pub_spec){
+        .version = version,
+        .qos = qos,
+        .pid = qos ? 1 : 0,
+        .topic = x->topic,
+        .payload = x->pk->u.publish.payload,
+        .payload_len = x->pk->u.publish.payload_len,
+    };
+    if (version == MQO_MQTT_V5) {
+        sp->props = x->props;
+        sp->props_len = x->props_len;
+        sp->sub_ids = ids;
+        sp->n_sub_ids = n_ids;
+    }
+}
+
+/* Decides whether c's PUBLISH can be consumed; fills e->plan (n in *np). Returns MQO_PT_NONE
+ * or the reason to pass it through. *matched tells whether e->ms holds the match set. */
+static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
+                                 const struct pubctx *x, size_t pkt_len, size_t *np,
+                                 int *matched)
+{
+    const struct mqo_pkt *pk = x->pk;
+    uint8_t qos = pk->u.publish.qos;
+    *np = 0;
+    *matched = 0;
+    if (e->cfg.acl_mode == MQO_ACL_NONE)
+        return MQO_PT_NO_ACL;
+    if (!c->live || !c->sess)
+        return MQO_PT_NOT_LIVE;
+    if (e->st.blind_sessions)
+        return MQO_PT_BLIND;
+    if (qos > 1 || qos > c->broker_max_qos)
+        return MQO_PT_QOS2;
+    if (pk->u.publish.retain)
+        return MQO_PT_RETAIN;
+    if (pk->u.publish.dup)
+        return MQO_PT_DUP;
+    if (x->topic.len == 0)
+        return MQO_PT_ALIAS;
+    if (x->topic.p[0] == '$')
+        return MQO_PT_DOLLAR;
+    if (c->version == MQO_MQTT_V5) {
+        /* a PUBLISH that sets an alias must reach the broker, which keeps the mapping */
+        if (MQO_PROP_HAS(&pk->props, MQO_PROP_TOPIC_ALIAS) && pk->u.publish.topic.len)
+            return MQO_PT_ALIAS;
+        if (MQO_PROP_HAS(&pk->props, MQO_PROP_PAYLOAD_FORMAT) && pk->props.payload_format)
+            return MQO_PT_PAYLOAD_FORMAT;
+    }
+    if (c->broker_max_packet && pkt_len > c->broker_max_packet)
+        return MQO_PT_SIZE;
+    if (c->order_pending)
+        return MQO_PT_ORDER;
+    int w = acl_ok(e, c, x->topic, MQO_ACL_WRITE);
+    if (w < 0)
+        return MQO_PT_ACL_UNKNOWN;
+    if (w == 0)
+        return MQO_PT_WRITE_DENIED;
+    struct mqo_match_set *ms = &e->ms;
+    if (mqo_trie_count(e->broker_only)) {
+        if (mqo_trie_match(e->broker_only, x->topic.p, x->topic.len, NULL, ms) != 0)
+            return MQO_PT_BROKER_ONLY;
+    }
+    int nm = mqo_trie_match(e->trie, x->topic.p, x->topic.len, c->sess, ms);
+    if (nm < 0)
+        return MQO_PT_NOMEM;
+    *matched = 1;
+    if (plan_reserve(e, (size_t)nm))
+        return MQO_PT_NOMEM;
+    size_t np_ = 0;
+    for (size_t i = 0; i < ms->n; i++) {
+        const struct mqo_match *m = &ms->v[i];
+        struct session *s = m->owner;
+        if (m->flags & MQO_SUB_SHARED)
+            return MQO_PT_SHARED;
+        if (m->flags & MQO_SUB_HELD)
+            return MQO_PT_HELD;
+        if (m->flags & SUBF_PENDING)
+            return MQO_PT_PENDING_SUB;
+        if (m->n_subs > 1 && e->cfg.overlap == MQO_OVERLAP_PASSTHROUGH)
+            return MQO_PT_OVERLAP;
+        struct mqo_conn *sc = s->conn;
+        if (!sc || !sc->live || sc->sess != s)
+            return MQO_PT_SUB_NOT_LIVE;
+        int r = acl_ok(e, sc, x->topic, MQO_ACL_READ);
+        if (r < 0)
+            return MQO_PT_ACL_UNKNOWN;
+        if (r == 0)
+            continue; /* the broker silently refuses this delivery, and so do we */
+        struct plan_ent *pe = &e->plan[np_];
+        *pe = (struct plan_ent){.c = sc, .qos = qos < m->qos ? qos : m->qos};
+        if (sc->version == MQO_MQTT_V5) {
+            pe->ids_at = m->sub_ids_at;
+            pe->n_ids = m->n_sub_ids;
+        }
+        if (pe->qos) {
+            if (s->persistent)
+                return MQO_PT_PERSISTENT;
+            if (sc->eng_inflight >= sc->eng_inflight_max || sc->cpid.n >= 65535)
+                return MQO_PT_INFLIGHT;
+        }
+        struct mqo_pub_spec sp;
+        spec_for(x, sc->version, pe->qos, ms->ids + pe->ids_at, pe->n_ids, &sp);
+        size_t sz = mqo_mqtt_publish_size(&sp);
+        if (sz == 0 || (sc->client_max_packet && sz > sc->client_max_packet))
+            return MQO_PT_SIZE;
+        pe->size = (uint32_t)sz;
+        if (e->cfg.ops.room && e->cfg.ops.room(e->cfg.ud, sc) < sz) {
+            if (pe->qos)
+                return MQO_PT_ROOM;
+            pe->drop = 1;
+        }
+        np_++;
+    }
+    *np = np_;
+    return MQO_PT_NONE;
+}
+
+/* Serializes one variant of the message. NULL on ENOMEM. */
+static struct mqo_msg *build(const struct pubctx *x, uint8_t version, uint8_t qos,
+                             const uint32_t *ids, uint32_t n_ids, uint32_t size,
+                             uint32_t *pid_off)
+{
+    struct mqo_pub_spec sp;
+    spec_for(x, version, qos, ids, n_ids, &sp);
+    struct mqo_msg *m = mqo_msg_new(size);
+    if (!m)
+        return NULL;
+    if (mqo_mqtt_enc_publish(m->data, size, &sp, pid_off) != (ssize_t)size) {
+        mqo_msg_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Inserts the planned deliveries, the publisher's PUBACK, and consumes the PUBLISH. */
+static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx *x,
+                   size_t np, size_t pkt_len, int had_matches)
+{
+    /* shared variants: [v5][qos] without subscription identifiers */
+    struct mqo_msg *var[2][2] = {{NULL, NULL}, {NULL, NULL}};
+    uint32_t var_off[2][2] = {{0, 0}, {0, 0}};
+    int rc = 0;
+    size_t i;
+    /* build everything first: a message is consumed entirely or not at all */
+    struct mqo_msg **own = NULL;
+    uint32_t *own_off = NULL;
+    for (i = 0; i < np; i++) {
+        struct plan_ent *pe = &e->plan[i];
+        if (pe->drop || pe->n_ids)
+            continue;
+        int v5 = pe->c->version == MQO_MQTT_V5;
+        if (!var[v5][pe->qos]) {
+            var[v5][pe->qos] = build(x, pe->c->version, pe->qos, NULL, 0, pe->size,
+                                     &var_off[v5][pe->qos]);
+            if (!var[v5][pe->qos]) {
+                rc = -ENOMEM;
+                goto out;
+            }
+        }
+    }
+    own = calloc(np ? np : 1, sizeof *own + sizeof *own_off);
+    if (!own) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    own_off = (uint32_t *)(own + (np ? np : 1));
+    for (i = 0; i < np; i++) {
+        struct plan_ent *pe = &e->plan[i];
+        if (pe->drop || !pe->n_ids)
+            continue;
+        own[i] = build(x, MQO_MQTT_V5, pe->qos, e->ms.ids + pe->ids_at, pe->n_ids, pe->size,
+                       &own_off[i]);
+        if (!own[i]) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+
+    eng_consume(c, MQO_C2S, pkt_len);
+    e->st.consumed++;
+    c->last_reason = MQO_PT_NONE;
+    for (i = 0; i < np; i++) {
+        struct plan_ent *pe = &e->plan[i];
+        if (pe->drop) {
+            e->st.dropped_qos0++;
+            continue;
+        }
+        int v5 = pe->c->version == MQO_MQTT_V5;
+        struct mqo_out o = {.msg = own[i] ? own[i] : var[v5][pe->qos]};
+        o.b0 = o.msg->data[0];
+        if (pe->qos) {
+            o.pid_off = own[i] ? own_off[i] : var_off[v5][pe->qos];
+            o.pid = eng_pid_alloc(pe->c);
+            mqo_map_put(&pe->c->cpid, o.pid, PID_ENGINE);
+            pe->c->eng_inflight++;
+            e->st.deliveries_qos1++;
+        }
+        eng_insert(pe->c, MQO_S2C, &o);
+        e->st.deliveries++;
+    }
+    if (x->pk->u.publish.qos == 1) {
+        uint8_t ack[5];
+        uint8_t reason = (c->version == MQO_MQTT_V5 && !had_matches)
+                             ? MQO_RC_NO_MATCHING_SUBSCRIBERS
+                             : MQO_RC_SUCCESS;
+        size_t n = mqo_mqtt_enc_ack(ack, MQO_PUBACK, x->pk->pid, c->version, reason);
+        eng_insert_bytes(c, MQO_S2C, ack, n);
+        e->st.pubacks_sent++;
+    }
+out:
+    for (i = 0; own && i < np; i++)
+        mqo_msg_unref(own[i]);
+    free(own);
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            mqo_msg_unref(var[a][b]);
+    return rc;
+}
+
+static int expect_add(struct mqo_conn *sc, uint64_t pub_id, uint64_t hash, uint64_t deadline)
+{
+    if (sc->n_exp == sc->cap_exp) {
+        size_t cap = sc->cap_exp ? sc->cap_exp * 2 : 8;
+        struct expect *v = realloc(sc->exp, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        sc->exp = v;
+        sc->cap_exp = cap;
+    }
+    sc->exp[sc->n_exp++] = (struct expect){.pub_id = pub_id, .hash = hash, .deadline = deadline};
+    return 0;
+}
+
+/* Records what a passed-through PUBLISH of c obliges later ones to wait for. */
+static void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx *x,
+                              int matched, uint64_t now)
+{
+    const struct mqo_pkt *pk = x->pk;
+    if (e->cfg.acl_mode == MQO_ACL_NONE || !c->sess)
+        return;
+    if (pk->u.publish.qos && !mqo_map_get(&c->pt_acks, pk->pid, NULL)) {
+        if (mqo_map_put(&c->pt_acks, pk->pid, pk->u.publish.qos) == 0)
+            c->order_pending++;
+    }
+    if (x->topic.len == 0 || acl_ok(e, c, x->topic, MQO_ACL_WRITE) == 0)
+        return; /* the broker delivers nothing */
+    if (!matched && mqo_trie_match(e->trie, x->topic.p, x->topic.len, c->sess, &e->ms) < 0) {
+        /* cannot tell where the broker delivers: hold everything of c until acks drain */
+        return;
+    }
+    uint64_t h = msg_hash(x->topic, pk->u.publish.payload, pk->u.publish.payload_len);
+    for (size_t i = 0; i < e->ms.n; i++) {
+        struct session *s = e->ms.v[i].owner;
+        struct mqo_conn *sc = s->conn;
+        if (!sc || sc->dead || (e->ms.v[i].flags & MQO_SUB_SHARED))
+            continue;
+        if (acl_ok(e, sc, x->topic, MQO_ACL_READ) == 0)
+            continue;
+        if (expect_add(sc, c->id, h, now + e->order_hold_ns) == 0)
+            c->order_pending++;
+    }
+}
+
+int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, size_t n,
+                uint64_t now)
+{
+    struct mqo_engine *e = c->eng;
+    struct pubctx x = {.pk = pk, .topic = pk->u.publish.topic};
+    e->st.publish_in++;
+    if (c->version == MQO_MQTT_V5 && !eng_alias_topic(c, MQO_C2S, pk, &x.topic))
+        x.topic = (struct mqo_str){0};
+
+    size_t np = 0;
+    int matched = 0;
+    enum mqo_pt_reason r = MQO_PT_NONE;
+    if (c->version == MQO_MQTT_V5 && pk->props.raw_len) {
+        /* delivered properties: the publisher's, less its Topic Alias */
+        x.props = pk->props.raw_len <= sizeof x.props_stack ? x.props_stack
+                                                              : malloc(pk->props.raw_len);
+        if (x.props)
+            x.props_len = mqo_props_filter(pk->props.raw, pk->props.raw_len,
+                                           MQO_PROP_TOPIC_ALIAS, x.props);
+        else
+            r = MQO_PT_NOMEM;
+    }
+    if (r == MQO_PT_NONE)
+        r = decide(e, c, &x, n, &np, &matched);
+    if (r == MQO_PT_NONE && fan_out(e, c, &x, np, n, e->ms.n > 0) != 0)
+        r = MQO_PT_NOMEM;
+    if (x.props != x.props_stack)
+        free(x.props);
+    if (r == MQO_PT_NONE)
+        return 0;
+    /* passthrough: the broker does it */
+    e->st.passthrough++;
+    e->st.pt_reason[r]++;
+    c->last_reason = r;
+    passthrough_holds(e, c, &x, matched, now);
+    eng_forward(c, MQO_C2S, p, n);
+    return 0;
+}
+
+/* ---- ordering holds ---- */
+
+static void release(struct mqo_engine *e, uint64_t pub_id)
+{
+    struct mqo_conn *pc = eng_conn_by_id(e, pub_id);
+    if (pc && pc->order_pending)
+        pc->order_pending--;
+}
+
+void order_seen(struct mqo_conn *c, const struct mqo_pkt *pk)
+{
+    struct mqo_str t = pk->u.publish.topic;
+    if (c->version == MQO_MQTT_V5 && !eng_alias_topic(c, MQO_S2C, pk, &t))
+        return;
+    if (!c->n_exp)
+        return;
+    uint64_t h = msg_hash(t, pk->u.publish.payload, pk->u.publish.payload_len);
+    for (size_t i = 0; i < c->n_exp; i++) {
+        if (c->exp[i].hash != h)
+            continue;
+        uint64_t pub = c->exp[i].pub_id;
+        memmove(&c->exp[i], &c->exp[i + 1], (c->n_exp - i - 1) * sizeof c->exp[0]);
+        c->n_exp--;
+        release(c->eng, pub);
+        return;
+    }
+}
+
+void order_ack_seen(struct mqo_conn *c, const struct mqo_pkt *pk)
+{
+    uint64_t qos;
+    if (!mqo_map_get(&c->pt_acks, pk->pid, &qos))
+        return;
+    int done = pk->type == MQO_PUBCOMP || (pk->type == MQO_PUBACK && qos == 1) ||
+               (pk->type == MQO_PUBREC && (qos == 1 || pk->reason >= 0x80));
+    if (!done)
+        return;
+    mqo_map_del(&c->pt_acks, pk->pid);
+    if (c->order_pending)
+        c->order_pending--;
+}
+
+void order_conn_closed(struct mqo_engine *e, struct mqo_conn *c)
+{
+    for (size_t i = 0; i < c->n_exp; i++)
+        release(e, c->exp[i].pub_id);
+    c->n_exp = 0;
+}
+
+void order_tick(struct mqo_engine *e, struct mqo_conn *c, uint64_t now)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < c->n_exp; i++) {
+        if (c->exp[i].deadline <= now) {
+            e->st.order_expired++;
+            release(e, c->exp[i].pub_id);
+            continue;
+        }
+        c->exp[j++] = c->exp[i];
+    }
+    c->n_exp = j;
+}
