@@ -18,7 +18,6 @@ LIB_SRCS  = $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
 TEST_BINS = $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
-TEST_HELPERS = $(sort $(wildcard tests/unit/helpers/*.c))
 FUZZ_SRCS = $(sort $(wildcard fuzz/*/fuzz_*.c))
 FUZZ_REPLAY = $(FUZZ_SRCS:fuzz/%.c=$(B)/fuzz-replay/%)
 FUZZ_BINS = $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
@@ -39,13 +38,18 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/tests/%: tests/unit/%.c $(TEST_HELPERS) $(B)/libmqoff.a
-	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) -Itests/unit $< $(TEST_HELPERS) $(B)/libmqoff.a $(CMOCKA_LIBS) -o $@
+# Test helpers: tests/unit/<dir>/harness*.c and helper*.c are linked into that dir's tests.
+helpers_of = $(wildcard $(1)harness*.c $(1)helper*.c)
 
-$(B)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(TEST_HELPERS) $(B)/libmqoff.a
+.SECONDEXPANSION:
+$(B)/tests/%: tests/unit/%.c $$(call helpers_of,$$(dir tests/unit/%)) $(B)/libmqoff.a
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) -Itests/unit $< fuzz/replay_main.c $(TEST_HELPERS) $(B)/libmqoff.a -o $@
+	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) -I$(dir $<) $< $(call helpers_of,$(dir $<)) $(B)/libmqoff.a $(CMOCKA_LIBS) -o $@
+
+# Fuzz targets may use the helpers of the unit-test dir of the same name.
+$(B)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $$(call helpers_of,tests/unit/$$(patsubst %/,%,$$(dir %))/) $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -Itests/unit/$(notdir $(@D)) $< fuzz/replay_main.c $(call helpers_of,tests/unit/$(notdir $(@D))/) $(B)/libmqoff.a -o $@
 
 $(B)/bench/%: bench/%.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
@@ -64,10 +68,10 @@ asan: asan-build
 
 # libFuzzer targets (clang). Run one: build-fuzz/mqtt/fuzz_parser fuzz/mqtt/corpus
 fuzz: $(FUZZ_BINS)
-build-fuzz/%: fuzz/%.c $(LIB_SRCS) $(TEST_HELPERS)
+build-fuzz/%: fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(@D)
-	$(CLANG) -std=c11 $(WARN) -Wno-unused-command-line-argument -O1 -g $(CPPFLAGS) -Itests/unit \
-	  -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(TEST_HELPERS) -o $@
+	$(CLANG) -std=c11 $(WARN) -Wno-unused-command-line-argument -O1 -g $(CPPFLAGS) -Itests/unit/$(notdir $(@D)) \
+	  -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(call helpers_of,tests/unit/$(notdir $(@D))/) -o $@
 
 deps:
 	scripts/deps.sh

@@ -54,6 +54,8 @@ enum mqo_rc {
     MQO_RC_GRANTED_QOS2 = 0x02,
     MQO_RC_NO_MATCHING_SUBSCRIBERS = 0x10,
     MQO_RC_NO_SUBSCRIPTION_EXISTED = 0x11,
+    MQO_RC_CONTINUE_AUTH = 0x18,
+    MQO_RC_REAUTHENTICATE = 0x19,
     MQO_RC_UNSPECIFIED = 0x80,
     MQO_RC_MALFORMED = 0x81,
     MQO_RC_PROTOCOL_ERROR = 0x82,
@@ -121,7 +123,7 @@ struct mqo_str {
  * bit is set in `present` (MQO_PROP_HAS). All-zero when the packet has no properties or is v3. */
 struct mqo_props {
     uint64_t present; /* bit (1 << id) per property seen */
-    const uint8_t *raw; /* the property bytes, without their length varint */
+    const uint8_t *raw; /* the property bytes, without their length varint (NULL when empty) */
     uint32_t raw_len;
     uint8_t payload_format;
     uint8_t request_problem_info;
@@ -188,6 +190,11 @@ struct mqo_frame {
  * complete (also when 0 is returned because the body is incomplete). */
 ssize_t mqo_mqtt_frame(const uint8_t *p, size_t n, uint32_t max_packet, struct mqo_frame *f);
 
+/* Values of mqo_pkt.form. */
+#define MQO_FORM_SHORT 0  /* nothing after the packet identifier (or after the fixed header) */
+#define MQO_FORM_REASON 1 /* the reason code only */
+#define MQO_FORM_PROPS 2  /* the reason code and a property block (possibly empty) */
+
 /* A decoded packet. Pointers refer to the bytes given to mqo_mqtt_decode(). */
 struct mqo_pkt {
     uint8_t type;    /* enum mqo_ptype */
@@ -195,18 +202,27 @@ struct mqo_pkt {
     uint8_t version; /* protocol level it was decoded for */
     uint8_t reason;  /* v5 reason code of acks, DISCONNECT, AUTH; CONNACK return code (v3 too) */
     uint16_t pid;    /* packet identifier, 0 when the packet has none */
+    uint8_t hdr_len; /* fixed header bytes as received (2..5; a non-minimal remaining-length
+                      * varint is kept by mqo_mqtt_encode). 0 in a built packet: minimal. */
+    uint8_t form;    /* v5 PUBACK/PUBREC/PUBREL/PUBCOMP/DISCONNECT/AUTH: what the wire had after
+                      * the packet identifier (MQO_FORM_*); mqo_mqtt_encode() writes at least
+                      * what reason and props need. 0 for other packets and for v3. */
     uint32_t len;    /* total bytes of the packet */
     struct mqo_props props;
     union {
         struct {
             struct mqo_str proto_name;
-            uint8_t level; /* protocol level byte: 3, 4 or 5 */
+            uint8_t level;  /* protocol level byte without bit 7: 3, 4 or 5 */
+            uint8_t bridge; /* 1 when the level byte had bit 7 set (Mosquitto bridges) */
             uint8_t cflags;
             uint16_t keepalive;
             struct mqo_str client_id;
             struct mqo_props will_props;
             struct mqo_str will_topic;
             struct mqo_str will_payload;
+            /* username / password: present when their cflags bit is set. MQTT 3.1 only: p is
+             * NULL when the bit is set but the packet ends before the field (Mosquitto accepts
+             * that and ignores the flag); the encoder then leaves the field out. */
             struct mqo_str username;
             struct mqo_str password;
         } connect;
@@ -258,9 +274,38 @@ int mqo_mqtt_decode(const uint8_t *p, size_t len, uint8_t version, enum mqo_dir 
 int mqo_mqtt_sub_next(const struct mqo_pkt *pk, uint32_t *off, struct mqo_sub_entry *e);
 
 /* Returns 0 when s[0..len) is a valid MQTT UTF-8 string (well-formed UTF-8, no U+0000,
- * no surrogates, and the further code points the reference broker refuses), else
- * -MQO_RC_MALFORMED. */
+ * no surrogates, and the further code points the reference broker refuses: overlong forms,
+ * code points above U+10FFFF, the controls U+0001..U+001F and U+007F..U+009F, the
+ * non-characters U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF), else -MQO_RC_MALFORMED.
+ * No length limit is applied (a payload may be checked too). */
 int mqo_mqtt_utf8_check(const uint8_t *s, size_t len);
+
+/* ---- v5 properties ---- */
+
+/* One property of a block, as walked by mqo_props_next(). */
+struct mqo_prop {
+    uint8_t id;        /* enum mqo_prop_id */
+    uint32_t off;      /* offset of the identifier in the block */
+    uint32_t len;      /* encoded bytes, identifier included */
+    uint32_t u;        /* value of byte, two-byte, four-byte and varint properties */
+    struct mqo_str s;  /* string / binary value; User Property: the name */
+    struct mqo_str s2; /* User Property: the value */
+};
+
+/* Walks the property block raw[0..len) (without its length varint). *off starts at 0.
+ * Returns 1 and fills pr, 0 at the end of the block, -MQO_RC_PROTOCOL_ERROR for an unknown
+ * identifier, -MQO_RC_MALFORMED for a value that runs past the block or a non-minimal varint.
+ * Only the encoding is checked (no UTF-8, ranges, duplicates or packet rules). */
+int mqo_props_next(const uint8_t *raw, uint32_t len, uint32_t *off, struct mqo_prop *pr);
+
+/* Parses and validates the property block raw[0..len) of a packet of type ptype (enum
+ * mqo_ptype, or 0 for a CONNECT's will properties) travelling in direction dir, filling out.
+ * Checks the encoding, UTF-8 strings (-MQO_RC_MALFORMED), then the rules
+ * (-MQO_RC_PROTOCOL_ERROR): identifier known and allowed in that packet type, no duplicate
+ * (User Property may repeat; Subscription Identifier only in a server->client PUBLISH, and
+ * never in a client->server one), value ranges, Response Topic a valid topic name. */
+int mqo_props_parse(const uint8_t *raw, uint32_t len, uint8_t ptype, enum mqo_dir dir,
+                    struct mqo_props *out);
 
 /* ---- encoding ---- */
 
@@ -286,7 +331,8 @@ int mqo_props_add_pair(struct mqo_propbuf *b, uint8_t id, const void *k, uint16_
                        const void *v, uint16_t vlen);
 
 /* Copies the property block raw[0..len) (already validated) to out, leaving out every property
- * whose identifier is `drop`. Returns the bytes written (<= len). */
+ * whose identifier is `drop`. Returns the bytes written (<= len). out may equal raw (in-place);
+ * copying stops at the first property that does not parse. */
 uint32_t mqo_props_filter(const uint8_t *raw, uint32_t len, uint8_t drop, uint8_t *out);
 
 /* What mqo_mqtt_enc_publish() serializes. */
@@ -314,12 +360,14 @@ ssize_t mqo_mqtt_enc_publish(uint8_t *out, size_t cap, const struct mqo_pub_spec
 
 /* Patches a serialized PUBLISH in place for one subscriber: QoS and DUP bits of byte 0 and,
  * when the packet has a packet identifier field (pid_off != 0), the identifier.
- * The QoS must keep the packet's shape: a packet encoded without an identifier stays qos 0. */
+ * The QoS must keep the packet's shape: a packet encoded without an identifier stays qos 0.
+ * The patcher enforces it: without an identifier field qos and dup are forced to 0; with one,
+ * qos 0 becomes 1 (never pass that). */
 void mqo_mqtt_publish_patch(uint8_t *pkt, uint32_t pid_off, uint8_t qos, uint8_t dup,
                             uint16_t pid);
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP. v5 with reason != 0 adds the reason code byte (no
- * properties). Returns bytes written (2..5) into out[0..5). */
+ * properties). Returns bytes written (4 or 5) into out[0..5), 0 for another type. */
 size_t mqo_mqtt_enc_ack(uint8_t out[5], uint8_t type, uint16_t pid, uint8_t version,
                         uint8_t reason);
 /* PINGREQ / PINGRESP: 2 bytes. */
@@ -329,7 +377,10 @@ size_t mqo_mqtt_enc_disconnect(uint8_t out[3], uint8_t version, uint8_t reason);
 
 /* Generic encoder used by tests, tools and fuzzers: serializes any decoded packet back to bytes
  * (properties from props.raw / will_props.raw verbatim), so decode(encode(pk)) == pk and
- * encode(decode(b)) == b for any valid b. Returns bytes written or -ENOSPC / -EINVAL. */
+ * encode(decode(b)) == b for any valid b. Byte 0 is type << 4 | flags, except PUBLISH (from
+ * u.publish.dup/qos/retain) and PUBREL/SUBSCRIBE/UNSUBSCRIBE built with flags 0 (0x2).
+ * A CONNECT with an empty proto_name gets the level's name. Sizes are computed from the
+ * fields (len is ignored). Returns bytes written or -ENOSPC / -EINVAL. */
 ssize_t mqo_mqtt_encode(const struct mqo_pkt *pk, uint8_t *out, size_t cap);
 
 /* Name of a packet type ("PUBLISH"), "?" when unknown. */

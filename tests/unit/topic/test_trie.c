@@ -222,7 +222,8 @@ static size_t check_topic_len(const struct mqo_trie *t, const struct ref *r, con
         assert_int_equal(m->n_sub_ids, e[k].n_ids);
         assert_true((size_t)m->sub_ids_at + m->n_sub_ids <= ms->n_ids);
         uint32_t got_ids[256];
-        memcpy(got_ids, ms->ids + m->sub_ids_at, m->n_sub_ids * sizeof *got_ids);
+        if (m->n_sub_ids)
+            memcpy(got_ids, ms->ids + m->sub_ids_at, m->n_sub_ids * sizeof *got_ids);
         qsort(got_ids, m->n_sub_ids, sizeof *got_ids, cmp_u32);
         qsort(e[k].ids, e[k].n_ids, sizeof *e[k].ids, cmp_u32);
         assert_memory_equal(got_ids, e[k].ids, m->n_sub_ids * sizeof *got_ids);

@@ -1,0 +1,161 @@
+/* In-memory end-to-end harness: scripted MQTT clients, the engine, and a small reference
+ * broker, moving bytes through memory with a deterministic clock (quicly's transmit style).
+ *
+ *   client --bytes--> engine (C2S) --forwarded/inserted--> broker
+ *   client <--bytes-- engine (S2C) <--broker output------- broker
+ *
+ * With `direct` set the engine is left out (client <-> broker), which gives the reference
+ * behaviour that offloaded runs are compared against.
+ *
+ * The reference broker ("minibroker") implements what the tests exercise, the way Mosquitto 2.0
+ * does it: CONNECT/CONNACK with sessions (clean or persistent, session present, offline QoS 1
+ * queue), SUBSCRIBE/SUBACK (a deny list gives 0x80/0x87), UNSUBSCRIBE, PUBLISH distribution
+ * (QoS 0/1/2 in, min(QoS) out, retained messages, no-local, subscription identifiers, one copy
+ * per subscription for v5 clients and one per client at the highest QoS for v3 clients),
+ * PUBACK/PUBREC/PUBREL/PUBCOMP, PINGREQ, DISCONNECT, keep-alive expiry (1.5 x), topic aliases
+ * from clients, and read/write ACLs through mqo_acl_check.
+ */
+#ifndef MQO_TEST_HARNESS_H
+#define MQO_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "engine/engine.h"
+
+#define H_MAX_CLIENTS 256
+#define H_MAX_RX 4096
+#define H_MAX_SUBS 64
+
+/* One packet a client received. */
+struct h_rx {
+    uint8_t type;
+    uint8_t qos, dup, retain;
+    uint16_t pid;
+    uint8_t reason;
+    uint8_t session_present;
+    char topic[128];
+    uint8_t payload[512];
+    uint32_t plen;
+    uint32_t n_sub_ids;
+    uint32_t sub_ids[4];
+    uint8_t codes[8]; /* SUBACK codes */
+    uint32_t n_codes;
+};
+
+struct h_bsub {
+    char filter[128];
+    uint8_t opts;
+    uint32_t sub_id;
+};
+
+/* Broker-side session (persists across connections when not clean). */
+struct h_bsess {
+    char cid[64];
+    int used;
+    int online;
+    int persistent;
+    uint32_t expiry;
+    struct h_bsub subs[H_MAX_SUBS];
+    int n_subs;
+    struct mqo_buf queued; /* offline QoS 1 messages: serialized topic/payload records */
+};
+
+struct h_client {
+    int used;
+    struct mqo_conn *conn;
+    struct mqo_buf c2b; /* engine output toward the broker (pending delivery) */
+    struct mqo_buf b2c; /* engine output toward the client (pending delivery) */
+    struct mqo_buf crx; /* client's unparsed received bytes */
+    struct mqo_buf brx; /* broker's unparsed received bytes */
+    struct mqo_buf bout; /* broker's output not yet given to the engine */
+    struct h_rx *rx;    /* received packets */
+    size_t n_rx;
+    int auto_ack;       /* client answers QoS 1/2 PUBLISH */
+    uint8_t version;
+    size_t room;        /* engine back-pressure view of this client */
+    int closed;         /* the engine asked to close, or a side closed */
+    int close_reason;
+    /* broker side of the connection */
+    int b_connected;
+    int b_version;
+    char b_cid[64];
+    char b_user[64];
+    int b_has_user;
+    int b_clean;
+    uint16_t b_keepalive;
+    uint64_t b_last_in;
+    uint16_t b_next_pid;
+    int b_sess;          /* index into sessions */
+    char b_alias[16][128];
+    uint32_t b_inflight; /* QoS>0 PUBLISH sent, not acked */
+    uint64_t b_publish_in; /* PUBLISH packets the broker received from this client */
+};
+
+struct harness {
+    struct mqo_engine *eng;
+    int direct;
+    uint64_t now;
+    struct h_client cl[H_MAX_CLIENTS];
+    struct h_bsess sess[H_MAX_CLIENTS];
+    /* retained: topic -> payload */
+    char ret_topic[64][128];
+    uint8_t ret_payload[64][256];
+    uint32_t ret_plen[64];
+    int n_ret;
+    /* broker denies SUBSCRIBE of filters starting with this prefix ("" = none) */
+    char deny_sub_prefix[64];
+    const struct mqo_acl *acl; /* broker ACL (NULL: allow all) */
+    uint64_t broker_publish_in; /* every PUBLISH the broker received */
+    uint64_t broker_deliveries;
+};
+
+/* Creates the harness; cfg may be NULL for defaults (ACL open). The ops are the harness's. */
+void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int direct);
+void h_free(struct harness *h);
+
+/* Opens a client connection; returns its index. */
+int h_open(struct harness *h);
+/* Closes client i (TCP close from the client side). */
+void h_close(struct harness *h, int i);
+
+/* Client i sends raw bytes. */
+void h_send(struct harness *h, int i, const void *p, size_t n);
+/* Client i sends bytes one at a time (each byte is one engine input call). */
+void h_send_bytewise(struct harness *h, int i, const void *p, size_t n);
+
+/* Moves bytes until nothing moves any more (client auto-acks included). */
+void h_run(struct harness *h);
+/* Advances the clock by ms, ticking the engine and the broker, then h_run. */
+void h_advance(struct harness *h, uint64_t ms);
+
+/* ---- packet builders (independent of the codec) ---- */
+size_t hb_connect(uint8_t *out, uint8_t version, const char *cid, int clean, uint16_t keepalive,
+                  const char *user, uint32_t session_expiry, int recv_max);
+size_t hb_subscribe(uint8_t *out, uint8_t version, uint16_t pid, const char *filter,
+                    uint8_t opts, uint32_t sub_id);
+size_t hb_unsubscribe(uint8_t *out, uint8_t version, uint16_t pid, const char *filter);
+size_t hb_publish(uint8_t *out, uint8_t version, const char *topic, const void *payload,
+                  size_t plen, uint8_t qos, int retain, uint16_t pid, int alias);
+size_t hb_ack(uint8_t *out, uint8_t type, uint16_t pid);
+size_t hb_simple(uint8_t *out, uint8_t type); /* PINGREQ, DISCONNECT (v3) */
+
+/* ---- convenience ---- */
+/* CONNECT + run; returns 1 when CONNACK success was received. */
+int h_connect(struct harness *h, int i, uint8_t version, const char *cid, int clean,
+              uint16_t keepalive);
+/* SUBSCRIBE one filter + run; returns the SUBACK code (or -1). */
+int h_subscribe(struct harness *h, int i, const char *filter, uint8_t opts, uint32_t sub_id);
+int h_unsubscribe(struct harness *h, int i, const char *filter);
+void h_publish(struct harness *h, int i, const char *topic, const char *payload, uint8_t qos,
+               int retain);
+
+/* Number of PUBLISH client i received (optionally only with topic). */
+size_t h_count_pub(const struct harness *h, int i, const char *topic);
+/* The k-th PUBLISH client i received, NULL if none. */
+const struct h_rx *h_pub(const struct harness *h, int i, size_t k);
+/* Number of packets of `type` client i received. */
+size_t h_count_type(const struct harness *h, int i, uint8_t type);
+
+#endif
