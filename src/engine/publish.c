@@ -320,7 +320,10 @@ static void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, const st
     for (size_t i = 0; i < e->ms.n; i++) {
         struct session *s = e->ms.v[i].owner;
         struct mqo_conn *sc = s->conn;
-        if (!sc || sc->dead || (e->ms.v[i].flags & MQO_SUB_SHARED))
+        /* A shared subscription gets the message at one member of its group, which one is
+         * the broker's choice: every member is held for it (a member the broker skips holds
+         * the publisher until order_hold_ms, slower but never out of order). */
+        if (!sc || sc->dead)
             continue;
         if (acl_ok(e, sc, x->topic, MQO_ACL_READ) == 0)
             continue;

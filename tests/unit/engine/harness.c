@@ -244,7 +244,7 @@ static size_t hb_publish_full(uint8_t *out, uint8_t version, const char *topic, 
 size_t hb_publish(uint8_t *out, uint8_t version, const char *topic, const void *payload,
                   size_t plen, uint8_t qos, int retain, uint16_t pid, int alias)
 {
-    uint8_t pr[4];
+    uint8_t pr[4] = {0};
     size_t pl = 0;
     if (alias > 0) {
         pr[pl++] = 0x23;
@@ -431,7 +431,7 @@ static void b_retain(struct harness *h, const char *topic, const uint8_t *payloa
             return;
         h->n_ret++;
     }
-    snprintf(h->ret_topic[k], sizeof h->ret_topic[k], "%s", topic);
+    snprintf(h->ret_topic[k], sizeof h->ret_topic[k], "%.127s", topic);
     memcpy(h->ret_payload[k], payload, plen < 256 ? plen : 256);
     h->ret_plen[k] = (uint32_t)(plen < 256 ? plen : 256);
 }
@@ -594,7 +594,7 @@ static void b_handle(struct harness *h, int i, const struct mqo_pkt *pk)
             uint16_t a = pk->props.topic_alias;
             if (a < 16) {
                 if (topic[0])
-                    snprintf(cl->b_alias[a], sizeof cl->b_alias[a], "%s", topic);
+                    snprintf(cl->b_alias[a], sizeof cl->b_alias[a], "%.127s", topic);
                 else
                     snprintf(topic, sizeof topic, "%s", cl->b_alias[a]);
             }
@@ -752,6 +752,8 @@ static void c_input(struct harness *h, int i, const uint8_t *p, size_t n)
                 h_send(h, i, a, hb_ack(a, MQO_PUBREC, pk.pid));
             else if (cl->auto_ack && pk.type == MQO_PUBREL)
                 h_send(h, i, a, hb_ack(a, MQO_PUBCOMP, pk.pid));
+            else if (pk.type == MQO_PUBREC) /* our QoS 2 publish goes on */
+                h_send(h, i, a, hb_ack(a, MQO_PUBREL, pk.pid));
         } else {
             fprintf(stderr, "harness client %d: cannot decode a packet from the server (%d)\n",
                     i, rc);
@@ -799,7 +801,9 @@ void h_run(struct harness *h)
             if (cl->bout.len) {
                 struct mqo_buf b = cl->bout;
                 cl->bout = (struct mqo_buf){0};
-                if (h->direct)
+                if (cl->drop_bout)
+                    ;
+                else if (h->direct)
                     c_input(h, i, b.data, b.len);
                 else if (cl->conn)
                     mqo_engine_input(h->eng, cl->conn, MQO_S2C, b.data, b.len, h->now);

@@ -75,6 +75,7 @@ struct h_client {
     int auto_ack;       /* client answers QoS 1/2 PUBLISH */
     uint8_t version;
     size_t room;        /* engine back-pressure view of this client */
+    int drop_bout;      /* discard what the broker sends this client (a lossy broker) */
     int closed;         /* the engine asked to close, or a side closed */
     int close_reason;
     /* broker side of the connection */

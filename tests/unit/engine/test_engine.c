@@ -1,0 +1,777 @@
+/* engine/: in-memory end-to-end tests (clients <-> engine <-> reference broker). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl/acl.h"
+#include "core/log.h"
+#include "harness.h"
+#include "mqtt/mqtt.h"
+
+static struct harness *mk(const struct mqo_engine_cfg *cfg)
+{
+    struct harness *h = malloc(sizeof *h);
+    h_init(h, cfg, 0);
+    assert_non_null(h->eng);
+    return h;
+}
+
+static void done(struct harness *h)
+{
+    h_free(h);
+    free(h);
+}
+
+static const struct mqo_engine_stats *st(struct harness *h) { return mqo_engine_stats(h->eng); }
+
+/* publisher 0 + n subscribers on filter, all v */
+static void setup_fanout(struct harness *h, int n, uint8_t v, const char *filter, uint8_t sqos)
+{
+    int p = h_open(h);
+    assert_int_equal(p, 0);
+    assert_true(h_connect(h, p, v, "pub", 1, 60));
+    for (int i = 1; i <= n; i++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "sub%d", i);
+        assert_int_equal(h_open(h), i);
+        assert_true(h_connect(h, i, v, cid, 1, 60));
+        assert_int_equal(h_subscribe(h, i, filter, sqos, 0), sqos);
+    }
+}
+
+static void test_qos0_fanout_offloaded(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 50, MQO_MQTT_V311, "a/+", 0);
+    for (int k = 0; k < 10; k++) {
+        char pl[16];
+        snprintf(pl, sizeof pl, "m%d", k);
+        h_publish(h, 0, "a/b", pl, 0, 0);
+    }
+    h_run(h);
+    for (int i = 1; i <= 50; i++) {
+        assert_int_equal(h_count_pub(h, i, "a/b"), 10);
+        for (int k = 0; k < 10; k++) {
+            char pl[16];
+            snprintf(pl, sizeof pl, "m%d", k);
+            const struct h_rx *r = h_pub(h, i, (size_t)k);
+            assert_int_equal(r->plen, strlen(pl));
+            assert_memory_equal(r->payload, pl, r->plen);
+            assert_int_equal(r->qos, 0);
+        }
+    }
+    assert_int_equal(h->broker_publish_in, 0); /* the broker never saw them */
+    assert_int_equal(st(h)->consumed, 10);
+    assert_int_equal(st(h)->deliveries, 500);
+    done(h);
+}
+
+static void test_qos1_fanout_puback_and_acks_absorbed(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 20, MQO_MQTT_V311, "t", 1);
+    h_publish(h, 0, "t", "x", 1, 0);
+    h_run(h);
+    /* publisher got exactly one PUBACK, from the engine */
+    assert_int_equal(h_count_type(h, 0, MQO_PUBACK), 1);
+    for (int i = 1; i <= 20; i++) {
+        assert_int_equal(h_count_pub(h, i, "t"), 1);
+        assert_int_equal(h_pub(h, i, 0)->qos, 1);
+        assert_int_not_equal(h_pub(h, i, 0)->pid, 0);
+    }
+    assert_int_equal(h->broker_publish_in, 0);
+    assert_int_equal(st(h)->pubacks_absorbed, 20); /* subscriber PUBACKs never reach the broker */
+    for (int i = 1; i <= 20; i++)
+        assert_int_equal(h->cl[i].b_inflight, 0);
+    done(h);
+}
+
+static void test_qos_downgrade_min_granted(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "t", 0);
+    h_publish(h, 0, "t", "x", 1, 0);
+    h_run(h);
+    assert_int_equal(h_pub(h, 1, 0)->qos, 0);
+    assert_int_equal(h_count_type(h, 0, MQO_PUBACK), 1);
+    assert_int_equal(st(h)->consumed, 1);
+    done(h);
+}
+
+static void test_no_acl_source_passes_everything(void **s)
+{
+    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_NONE};
+    struct harness *h = mk(&cfg);
+    setup_fanout(h, 3, MQO_MQTT_V311, "t", 1);
+    h_publish(h, 0, "t", "x", 1, 0);
+    h_run(h);
+    assert_int_equal(h->broker_publish_in, 1);
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(h_count_pub(h, i, "t"), 1);
+    assert_int_equal(st(h)->consumed, 0);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_NO_ACL], 1);
+    done(h);
+}
+
+static void test_publisher_without_connack_not_served(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "t", 0);
+    int p = h_open(h);
+    uint8_t b[256];
+    /* CONNECT and PUBLISH in one write: the CONNACK has not passed yet */
+    size_t n = hb_connect(b, MQO_MQTT_V311, "early", 1, 60, NULL, 0, -1);
+    n += hb_publish(b + n, MQO_MQTT_V311, "t", "e", 1, 0, 0, 0, 0);
+    h->cl[p].version = MQO_MQTT_V311;
+    h_send(h, p, b, n);
+    h_run(h);
+    assert_int_equal(h->broker_publish_in, 1);
+    assert_int_equal(h_count_pub(h, 1, "t"), 1);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_NOT_LIVE], 1);
+    done(h);
+}
+
+static void test_suback_denied_never_served(void **s)
+{
+    struct harness *h = mk(NULL);
+    snprintf(h->deny_sub_prefix, sizeof h->deny_sub_prefix, "secret");
+    setup_fanout(h, 1, MQO_MQTT_V311, "t", 0);
+    assert_int_equal(h_subscribe(h, 1, "secret/#", 0, 0), 0x80);
+    h_publish(h, 0, "secret/x", "s", 0, 0);
+    h_publish(h, 0, "t", "ok", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "secret/x"), 0);
+    assert_int_equal(h_count_pub(h, 1, "t"), 1);
+    done(h);
+}
+
+static void test_retained_passthrough(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 2, MQO_MQTT_V311, "r/#", 0);
+    h_publish(h, 0, "r/1", "keep", 0, 1);
+    h_run(h);
+    assert_int_equal(h->broker_publish_in, 1);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_RETAIN], 1);
+    for (int i = 1; i <= 2; i++)
+        assert_int_equal(h_count_pub(h, i, "r/1"), 1);
+    /* a later subscriber gets it from the broker's store */
+    int l = h_open(h);
+    assert_true(h_connect(h, l, MQO_MQTT_V311, "late", 1, 60));
+    h_subscribe(h, l, "r/#", 0, 0);
+    assert_int_equal(h_count_pub(h, l, "r/1"), 1);
+    assert_int_equal(h_pub(h, l, 0)->retain, 1);
+    done(h);
+}
+
+static void test_unsubscribe_stops_delivery(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 2, MQO_MQTT_V311, "u", 0);
+    h_publish(h, 0, "u", "1", 0, 0);
+    h_run(h);
+    assert_int_equal(h_unsubscribe(h, 1, "u"), 0);
+    h_publish(h, 0, "u", "2", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "u"), 1);
+    assert_int_equal(h_count_pub(h, 2, "u"), 2);
+    assert_int_equal(h->broker_publish_in, 0);
+    assert_int_equal(st(h)->subscriptions, 1);
+    done(h);
+}
+
+/* The subscriber receives broker-originated QoS 1 (retained) and offload QoS 1 on one
+ * connection: identifiers must never collide, each message arrives once and is acked once. */
+static void test_pid_collision_with_broker_qos1(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "q/#", 1);
+    h->cl[1].auto_ack = 0; /* keep everything in flight */
+    for (int k = 0; k < 5; k++) {
+        char pl[8];
+        snprintf(pl, sizeof pl, "o%d", k);
+        h_publish(h, 0, "q/o", pl, 1, 0); /* offloaded */
+        snprintf(pl, sizeof pl, "b%d", k);
+        h_publish(h, 0, "q/b", pl, 1, 1); /* retained: broker, with the broker's own ids 1.. */
+        h_run(h);
+    }
+    assert_int_equal(h_count_pub(h, 1, NULL), 10);
+    /* all identifiers distinct */
+    for (size_t a = 0; a < 10; a++)
+        for (size_t b = a + 1; b < 10; b++)
+            assert_int_not_equal(h_pub(h, 1, a)->pid, h_pub(h, 1, b)->pid);
+    /* now ack them all */
+    for (size_t a = 0; a < 10; a++) {
+        uint8_t ack[4];
+        h_send(h, 1, ack, hb_ack(ack, MQO_PUBACK, h_pub(h, 1, a)->pid));
+    }
+    h_run(h);
+    assert_int_equal(h->cl[1].b_inflight, 0);     /* the broker got its 5 acks, mapped back */
+    assert_int_equal(st(h)->pubacks_absorbed, 5); /* ours stayed here */
+    done(h);
+}
+
+static void test_keepalive_synthesis(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V311, "pub", 1, 5));
+    int sb = h_open(h);
+    assert_true(h_connect(h, sb, MQO_MQTT_V311, "sub", 1, 0));
+    h_subscribe(h, sb, "k", 0, 0);
+    /* 40 s of publishing every 500 ms, all consumed: the broker sees only engine pings */
+    for (int k = 0; k < 80; k++) {
+        h_publish(h, p, "k", "x", 0, 0);
+        h_advance(h, 500);
+    }
+    assert_false(h->cl[p].closed);
+    assert_true(h->cl[p].b_connected);
+    assert_int_equal(h_count_pub(h, sb, "k"), 80);
+    assert_true(st(h)->pings_synth >= 10);
+    assert_int_equal(st(h)->pingresp_dropped, st(h)->pings_synth);
+    assert_int_equal(h_count_type(h, p, MQO_PINGRESP), 0); /* the client never saw ours */
+    /* the client's own ping still gets its answer */
+    uint8_t b[2];
+    h_send(h, p, b, hb_simple(b, MQO_PINGREQ));
+    h_run(h);
+    assert_int_equal(h_count_type(h, p, MQO_PINGRESP), 1);
+    done(h);
+}
+
+static void test_keepalive_broker_closes_without_offload(void **s)
+{
+    /* control: direct, a publish-only client with no traffic at all is closed at 1.5 x */
+    struct harness h0;
+    h_init(&h0, NULL, 1);
+    int p = h_open(&h0);
+    h_connect(&h0, p, MQO_MQTT_V311, "idle", 1, 2);
+    h_advance(&h0, 4000);
+    assert_false(h0.cl[p].b_connected);
+    h_free(&h0);
+}
+
+static void test_v5_alias_and_no_local(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V5, "pub5", 1, 60));
+    int sb = h_open(h);
+    assert_true(h_connect(h, sb, MQO_MQTT_V5, "sub5", 1, 60));
+    assert_int_equal(h_subscribe(h, sb, "al/#", 1, 0), 1);
+    /* the publisher subscribes with no-local: never gets its own messages */
+    assert_int_equal(h_subscribe(h, p, "al/#", MQO_SUBOPT_NO_LOCAL | 1, 0), 1);
+    uint8_t b[256];
+    /* alias set: goes to the broker so it learns the mapping */
+    h_send(h, p, b, hb_publish(b, MQO_MQTT_V5, "al/x", "1", 1, 1, 0, 11, 3));
+    h_run(h);
+    assert_int_equal(h->broker_publish_in, 1);
+    /* alias use only: offloaded, delivered with the full topic */
+    h_send(h, p, b, hb_publish(b, MQO_MQTT_V5, "", "2", 1, 1, 0, 12, 3));
+    h_run(h);
+    assert_int_equal(h->broker_publish_in, 1);
+    assert_int_equal(h_count_pub(h, sb, "al/x"), 2);
+    assert_memory_equal(h_pub(h, sb, 1)->payload, "2", 1);
+    assert_int_equal(h_count_pub(h, p, NULL), 0);
+    assert_int_equal(h_count_type(h, p, MQO_PUBACK), 2);
+    done(h);
+}
+
+static void test_v5_subscription_ids(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V5, "p", 1, 60));
+    int a = h_open(h), b = h_open(h);
+    assert_true(h_connect(h, a, MQO_MQTT_V5, "a", 1, 60));
+    assert_true(h_connect(h, b, MQO_MQTT_V5, "b", 1, 60));
+    h_subscribe(h, a, "s/+", 0, 77);
+    h_subscribe(h, b, "s/#", 0, 0);
+    h_publish(h, p, "s/1", "x", 0, 0);
+    h_run(h);
+    assert_int_equal(h->broker_publish_in, 0);
+    assert_int_equal(h_pub(h, a, 0)->n_sub_ids, 1);
+    assert_int_equal(h_pub(h, a, 0)->sub_ids[0], 77);
+    assert_int_equal(h_pub(h, b, 0)->n_sub_ids, 0);
+    done(h);
+}
+
+static void test_v3_v5_mixed(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V5, "p", 1, 60));
+    int a = h_open(h), b = h_open(h);
+    assert_true(h_connect(h, a, MQO_MQTT_V311, "a", 1, 60));
+    assert_true(h_connect(h, b, MQO_MQTT_V5, "b", 1, 60));
+    h_subscribe(h, a, "m", 1, 0);
+    h_subscribe(h, b, "m", 1, 0);
+    h_publish(h, p, "m", "hello", 1, 0);
+    h_run(h);
+    assert_int_equal(h->broker_publish_in, 0);
+    assert_int_equal(h_count_pub(h, a, "m"), 1);
+    assert_int_equal(h_count_pub(h, b, "m"), 1);
+    done(h);
+}
+
+/* m1 goes through the broker (retained), m2 right after must not overtake it. */
+static void test_passthrough_then_offload_order(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 3, MQO_MQTT_V311, "o", 0);
+    /* send m1 (retained) and m2..m4 in one write, before anything moves */
+    uint8_t b[256];
+    size_t n = hb_publish(b, MQO_MQTT_V311, "o", "m1", 2, 0, 1, 0, 0);
+    n += hb_publish(b + n, MQO_MQTT_V311, "o", "m2", 2, 0, 0, 0, 0);
+    n += hb_publish(b + n, MQO_MQTT_V311, "o", "m3", 2, 0, 0, 0, 0);
+    h_send(h, 0, b, n);
+    h_run(h);
+    h_publish(h, 0, "o", "m4", 0, 0);
+    h_run(h);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(h_count_pub(h, i, "o"), 4);
+        for (int k = 0; k < 4; k++) {
+            char pl[4];
+            snprintf(pl, sizeof pl, "m%d", k + 1);
+            assert_memory_equal(h_pub(h, i, (size_t)k)->payload, pl, 2);
+        }
+    }
+    /* m2 and m3 waited for m1 (went through the broker too); m4 was offloaded */
+    assert_int_equal(st(h)->pt_reason[MQO_PT_ORDER], 2);
+    assert_int_equal(st(h)->consumed, 1);
+    done(h);
+}
+
+/* The broker never delivers a passed-through message (it dropped it): the hold is given up
+ * after order_hold_ms and offload resumes. */
+static void test_order_hold_expires(void **s)
+{
+    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN, .order_hold_ms = 500};
+    struct harness *h = mk(&cfg);
+    setup_fanout(h, 1, MQO_MQTT_V311, "x", 0);
+    h->cl[1].drop_bout = 1;
+    h_publish(h, 0, "x", "lost", 0, 1);
+    h_run(h);
+    h->cl[1].drop_bout = 0;
+    h_publish(h, 0, "x", "held", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_ORDER], 1);
+    h_advance(h, 600);
+    assert_int_equal(st(h)->order_expired, 1);
+    h_publish(h, 0, "x", "free", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(h_count_pub(h, 1, "x"), 2);
+    done(h);
+}
+
+static void test_disconnect_mid_flight(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 2, MQO_MQTT_V311, "d", 1);
+    h->cl[1].auto_ack = 0;
+    h_publish(h, 0, "d", "1", 1, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "d"), 1);
+    h_close(h, 1); /* subscriber gone with our QoS 1 unacked */
+    assert_int_equal(st(h)->inflight_lost, 1);
+    h_publish(h, 0, "d", "2", 1, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 2, "d"), 2);
+    assert_int_equal(h->broker_publish_in, 0);
+    assert_int_equal(st(h)->subscriptions, 1); /* clean session: its filter went with it */
+    done(h);
+}
+
+static void test_persistent_session_held(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V311, "pub", 1, 60));
+    int sb = h_open(h);
+    assert_true(h_connect(h, sb, MQO_MQTT_V311, "persist", 0, 60));
+    h_subscribe(h, sb, "h", 1, 0);
+    /* QoS 1 to a persistent session: the broker keeps it across reconnects, so it does it */
+    h_publish(h, p, "h", "1", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_PERSISTENT], 1);
+    /* QoS 0 while live: offloaded */
+    h_publish(h, p, "h", "2", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    h_close(h, sb);
+    /* offline: held by the broker, which queues QoS 1 */
+    h_publish(h, p, "h", "3", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_HELD], 1);
+    int sb2 = h_open(h);
+    assert_true(h_connect(h, sb2, MQO_MQTT_V311, "persist", 0, 60));
+    h_run(h);
+    assert_int_equal(h_count_pub(h, sb2, "h"), 1); /* the queued one, from the broker */
+    /* still held after resuming */
+    h_publish(h, p, "h", "4", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_HELD], 2);
+    assert_int_equal(h_count_pub(h, sb2, "h"), 2);
+    h_close(h, sb2);
+    /* back with a clean session: the broker dropped the old one; nothing held any more */
+    int sb3 = h_open(h);
+    assert_true(h_connect(h, sb3, MQO_MQTT_V311, "persist", 1, 60));
+    h_subscribe(h, sb3, "h", 0, 0);
+    h_publish(h, p, "h", "5", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 2);
+    assert_int_equal(h_count_pub(h, sb3, "h"), 1);
+    done(h);
+}
+
+static void test_unknown_session_resume(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V311, "pub", 1, 60));
+    /* the broker already holds a session for "ghost" with a subscription we never saw */
+    int sidx = 200;
+    h->sess[sidx].used = 1;
+    snprintf(h->sess[sidx].cid, sizeof h->sess[sidx].cid, "ghost");
+    h->sess[sidx].persistent = 1;
+    snprintf(h->sess[sidx].subs[0].filter, sizeof h->sess[sidx].subs[0].filter, "g");
+    h->sess[sidx].subs[0].opts = 1;
+    h->sess[sidx].n_subs = 1;
+    int g = h_open(h);
+    assert_true(h_connect(h, g, MQO_MQTT_V311, "ghost", 0, 60));
+    assert_int_equal(st(h)->blind_sessions, 1);
+    h_publish(h, p, "g", "1", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, g, "g"), 1); /* delivered by the broker */
+    assert_int_equal(st(h)->pt_reason[MQO_PT_BLIND], 1);
+    /* the client comes back clean: the broker's old session is gone, so is the blindness */
+    h_close(h, g);
+    int g2 = h_open(h);
+    assert_true(h_connect(h, g2, MQO_MQTT_V311, "ghost", 1, 60));
+    assert_int_equal(st(h)->blind_sessions, 0);
+    h_publish(h, p, "g", "2", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    done(h);
+}
+
+static void test_shared_and_overlap_passthrough(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "o/1", 0);
+    h_subscribe(h, 1, "o/#", 0, 0); /* overlapping */
+    h_publish(h, 0, "o/1", "x", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_OVERLAP], 1);
+    assert_int_equal(h_count_pub(h, 1, "o/1"), 1); /* v3: one copy from the broker */
+    int sh = h_open(h);
+    assert_true(h_connect(h, sh, MQO_MQTT_V5, "sh", 1, 60));
+    h_subscribe(h, sh, "$share/g/s", 0, 0);
+    h_publish(h, 0, "s", "y", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_SHARED], 1);
+    done(h);
+}
+
+static void test_overlap_once_mode(void **s)
+{
+    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN, .overlap = MQO_OVERLAP_ONCE};
+    struct harness *h = mk(&cfg);
+    setup_fanout(h, 1, MQO_MQTT_V311, "o/1", 0);
+    h_subscribe(h, 1, "o/#", 1, 0);
+    h_publish(h, 0, "o/1", "x", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(h_count_pub(h, 1, "o/1"), 1);
+    assert_int_equal(h_pub(h, 1, 0)->qos, 1); /* the highest granted */
+    done(h);
+}
+
+static void test_acl_file_write_and_read(void **s)
+{
+    const char *txt = "user alice\n"
+                      "topic write sensors/#\n"
+                      "user bob\n"
+                      "topic read sensors/#\n"
+                      "user carol\n"
+                      "topic read other/#\n";
+    struct mqo_acl *acl = NULL;
+    char err[128];
+    assert_int_equal(mqo_acl_parse(txt, strlen(txt), &acl, err, sizeof err), 0);
+    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_FILE, .acl = acl};
+    struct harness *h = mk(&cfg);
+    h->acl = acl;
+    uint8_t b[256];
+    int names[3];
+    const char *users[3] = {"alice", "bob", "carol"};
+    for (int i = 0; i < 3; i++) {
+        names[i] = h_open(h);
+        h->cl[names[i]].version = MQO_MQTT_V311;
+        h_send(h, names[i], b, hb_connect(b, MQO_MQTT_V311, users[i], 1, 60, users[i], 0, -1));
+        h_run(h);
+    }
+    h_subscribe(h, names[1], "sensors/#", 0, 0);
+    h_subscribe(h, names[2], "sensors/#", 0, 0); /* granted: acl_file never checks SUBSCRIBE */
+    h_publish(h, names[0], "sensors/t", "20", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(h_count_pub(h, names[1], "sensors/t"), 1);
+    assert_int_equal(h_count_pub(h, names[2], "sensors/t"), 0); /* READ denied */
+    /* bob may not write: the broker would drop it, so it goes to the broker */
+    h_publish(h, names[1], "sensors/t", "evil", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_WRITE_DENIED], 1);
+    assert_int_equal(h_count_pub(h, names[1], "sensors/t"), 1);
+    done(h);
+    mqo_acl_free(acl);
+}
+
+static void test_bytewise_and_packed(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 3, MQO_MQTT_V311, "b", 1);
+    uint8_t b[4096];
+    size_t n = 0;
+    for (int k = 0; k < 50; k++) {
+        char pl[8];
+        snprintf(pl, sizeof pl, "%d", k);
+        n += hb_publish(b + n, MQO_MQTT_V311, "b", pl, strlen(pl), (uint8_t)(k & 1), 0,
+                        (uint16_t)(k + 1), 0);
+    }
+    h_send(h, 0, b, n); /* 50 packets, one write */
+    h_run(h);
+    h_send_bytewise(h, 0, b, n); /* and a byte at a time */
+    h_run(h);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(h_count_pub(h, i, "b"), 100);
+        for (int k = 0; k < 100; k++) {
+            char pl[8];
+            snprintf(pl, sizeof pl, "%d", k % 50);
+            const struct h_rx *r = h_pub(h, i, (size_t)k);
+            assert_int_equal(r->plen, strlen(pl));
+            assert_memory_equal(r->payload, pl, r->plen);
+        }
+    }
+    assert_int_equal(h_count_type(h, 0, MQO_PUBACK), 50);
+    assert_int_equal(h->broker_publish_in, 0);
+    done(h);
+}
+
+static void test_malformed_closes_only_that_client(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 2, MQO_MQTT_V311, "m", 0);
+    int bad = h_open(h);
+    assert_true(h_connect(h, bad, MQO_MQTT_V311, "bad", 1, 60));
+    const uint8_t junk[] = {0x30, 0x05, 0x00, 0x09, 'a', 'b', 'c'}; /* topic length overruns */
+    h_send(h, bad, junk, sizeof junk);
+    h_run(h);
+    assert_true(h->cl[bad].closed);
+    assert_int_equal(st(h)->protocol_errors, 1);
+    h_publish(h, 0, "m", "still", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "m"), 1);
+    assert_int_equal(h_count_pub(h, 2, "m"), 1);
+    done(h);
+}
+
+static void test_backpressure_room(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 2, MQO_MQTT_V311, "bp", 1);
+    h->cl[2].room = 0;
+    h_publish(h, 0, "bp", "q0", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->dropped_qos0, 1); /* QoS 0 over the limit: dropped, counted */
+    assert_int_equal(h_count_pub(h, 1, "bp"), 1);
+    h_publish(h, 0, "bp", "q1", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_ROOM], 1); /* QoS 1: never dropped */
+    assert_int_equal(h_count_pub(h, 2, "bp"), 1);
+    done(h);
+}
+
+static void test_receive_maximum_split(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V5, "p", 1, 60));
+    int sb = h_open(h);
+    uint8_t b[256];
+    h->cl[sb].version = MQO_MQTT_V5;
+    h_send(h, sb, b, hb_connect(b, MQO_MQTT_V5, "rm", 1, 60, NULL, 0, 4));
+    h_run(h);
+    h->cl[sb].auto_ack = 0;
+    h_subscribe(h, sb, "r", 1, 0);
+    for (int k = 0; k < 4; k++)
+        h_publish(h, p, "r", "x", 1, 0);
+    h_run(h);
+    /* engine share is 2; the other two went through the broker */
+    assert_int_equal(st(h)->consumed, 2);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_INFLIGHT], 1);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_ORDER], 1);
+    assert_int_equal(h_count_pub(h, sb, "r"), 4);
+    done(h);
+}
+
+static void test_dollar_and_qos2_passthrough(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "#", 2);
+    h_publish(h, 0, "$x/y", "d", 0, 0);
+    h_publish(h, 0, "q2", "2", 2, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_DOLLAR], 1);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_QOS2], 1);
+    assert_int_equal(h_count_pub(h, 1, "q2"), 1);
+    assert_int_equal(h_count_pub(h, 1, "$x/y"), 0); /* '#' does not match '$' topics */
+    done(h);
+}
+
+static void test_broker_only_filter(void **s)
+{
+    const char *bo[] = {"bridge/#"};
+    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN, .broker_only = bo, .n_broker_only = 1};
+    struct harness *h = mk(&cfg);
+    setup_fanout(h, 1, MQO_MQTT_V311, "#", 0);
+    h_publish(h, 0, "bridge/a", "1", 0, 0);
+    h_run(h); /* without this, "local" would wait for "bridge/a" (ordering) */
+    h_publish(h, 0, "local", "2", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_BROKER_ONLY], 1);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(h_count_pub(h, 1, NULL), 2);
+    done(h);
+}
+
+/* Differential: the same random script direct to the broker and through the engine gives every
+ * subscriber the same messages in the same order per publisher. */
+static void run_script(struct harness *h, unsigned seed, int nsub)
+{
+    srand(seed);
+    const char *topics[] = {"a", "a/b", "a/c", "b", "b/x/y"};
+    const char *filters[] = {"a", "a/+", "#", "b/#", "a/b", "+/x/+"};
+    int npub = 3;
+    for (int i = 0; i < npub + nsub; i++) {
+        char cid[16];
+        snprintf(cid, sizeof cid, "c%d", i);
+        h_open(h);
+        h_connect(h, i, (uint8_t)(i % 2 ? MQO_MQTT_V5 : MQO_MQTT_V311), cid, 1, 30);
+    }
+    for (int i = npub; i < npub + nsub; i++)
+        h_subscribe(h, i, filters[rand() % 6], (uint8_t)(rand() % 2), 0);
+    for (int k = 0; k < 300; k++) {
+        int p = rand() % npub;
+        int what = rand() % 20;
+        if (what == 0) {
+            int sb = npub + rand() % nsub;
+            h_subscribe(h, sb, filters[rand() % 6], (uint8_t)(rand() % 2), 0);
+            continue;
+        }
+        if (what == 1) {
+            int sb = npub + rand() % nsub;
+            h_unsubscribe(h, sb, filters[rand() % 6]);
+            continue;
+        }
+        char pl[32];
+        snprintf(pl, sizeof pl, "p%d:%d", p, k);
+        h_publish(h, p, topics[rand() % 5], pl, (uint8_t)(rand() % 3), rand() % 10 == 0);
+        if (rand() % 3 == 0)
+            h_run(h);
+        if (rand() % 50 == 0)
+            h_advance(h, 200);
+    }
+    h_run(h);
+}
+
+static void test_differential_vs_direct(void **s)
+{
+    for (unsigned seed = 1; seed <= 20; seed++) {
+        struct harness *d = malloc(sizeof *d), *o = malloc(sizeof *o);
+        h_init(d, NULL, 1);
+        h_init(o, NULL, 0);
+        run_script(d, seed, 6);
+        run_script(o, seed, 6);
+        for (int i = 3; i < 9; i++) {
+            /* same multiset, and per publisher the same order */
+            assert_int_equal(h_count_pub(d, i, NULL), h_count_pub(o, i, NULL));
+            for (int p = 0; p < 3; p++) {
+                char pre[8];
+                snprintf(pre, sizeof pre, "p%d:", p);
+                size_t kd = 0, ko = 0;
+                for (;;) {
+                    const struct h_rx *rd = NULL, *ro = NULL;
+                    while ((rd = h_pub(d, i, kd)) && memcmp(rd->payload, pre, strlen(pre)))
+                        kd++;
+                    while ((ro = h_pub(o, i, ko)) && memcmp(ro->payload, pre, strlen(pre)))
+                        ko++;
+                    if (!rd || !ro) {
+                        assert_true(!rd && !ro);
+                        break;
+                    }
+                    assert_int_equal(rd->plen, ro->plen);
+                    assert_memory_equal(rd->payload, ro->payload, rd->plen);
+                    assert_string_equal(rd->topic, ro->topic);
+                    assert_int_equal(rd->qos, ro->qos);
+                    kd++;
+                    ko++;
+                }
+            }
+        }
+        const struct mqo_engine_stats *es = mqo_engine_stats(o->eng);
+        if (es->consumed == 0) {
+            for (int r = 0; r < MQO_PT__COUNT; r++)
+                if (es->pt_reason[r])
+                    fprintf(stderr, "seed %u: %s %llu\n", seed, mqo_pt_reason_name(r),
+                            (unsigned long long)es->pt_reason[r]);
+        }
+        assert_true(es->consumed > 0);
+        h_free(d);
+        h_free(o);
+        free(d);
+        free(o);
+    }
+}
+
+int main(void)
+{
+    mqo_log_set_level(MQO_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_qos0_fanout_offloaded),
+        cmocka_unit_test(test_qos1_fanout_puback_and_acks_absorbed),
+        cmocka_unit_test(test_qos_downgrade_min_granted),
+        cmocka_unit_test(test_no_acl_source_passes_everything),
+        cmocka_unit_test(test_publisher_without_connack_not_served),
+        cmocka_unit_test(test_suback_denied_never_served),
+        cmocka_unit_test(test_retained_passthrough),
+        cmocka_unit_test(test_unsubscribe_stops_delivery),
+        cmocka_unit_test(test_pid_collision_with_broker_qos1),
+        cmocka_unit_test(test_keepalive_synthesis),
+        cmocka_unit_test(test_keepalive_broker_closes_without_offload),
+        cmocka_unit_test(test_v5_alias_and_no_local),
+        cmocka_unit_test(test_v5_subscription_ids),
+        cmocka_unit_test(test_v3_v5_mixed),
+        cmocka_unit_test(test_passthrough_then_offload_order),
+        cmocka_unit_test(test_order_hold_expires),
+        cmocka_unit_test(test_disconnect_mid_flight),
+        cmocka_unit_test(test_persistent_session_held),
+        cmocka_unit_test(test_unknown_session_resume),
+        cmocka_unit_test(test_shared_and_overlap_passthrough),
+        cmocka_unit_test(test_overlap_once_mode),
+        cmocka_unit_test(test_acl_file_write_and_read),
+        cmocka_unit_test(test_bytewise_and_packed),
+        cmocka_unit_test(test_malformed_closes_only_that_client),
+        cmocka_unit_test(test_backpressure_room),
+        cmocka_unit_test(test_receive_maximum_split),
+        cmocka_unit_test(test_dollar_and_qos2_passthrough),
+        cmocka_unit_test(test_broker_only_filter),
+        cmocka_unit_test(test_differential_vs_direct),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
