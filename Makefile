@@ -13,7 +13,7 @@ CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 B        ?= build
-LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/engine
+LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/engine src/net src/modes
 LIB_SRCS  = $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
@@ -24,9 +24,17 @@ FUZZ_BINS = $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 BENCH_SRCS = $(sort $(wildcard bench/*.c))
 BENCH_BINS = $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 
-.PHONY: all lib tests asan asan-build fuzz fuzz-replay bench-bins test unit demo deps clean
+BIN = $(B)/mqoff
 
-all: lib tests fuzz-replay bench-bins
+.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins test unit demo deps clean
+
+all: lib bin tests fuzz-replay bench-bins
+
+bin: $(BIN)
+
+$(BIN): src/main.c $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a -o $@
 
 lib: $(B)/libmqoff.a
 

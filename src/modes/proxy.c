@@ -1,0 +1,543 @@
+/* proxy mode: epoll loop over client and broker sockets, every byte through the engine.
+ *
+ * Each client connection is a pair: side 0 the client socket, side 1 the socket the proxy opens
+ * to the broker. Bytes read from a side go into the engine; its edits land in the output queue
+ * of the other side (forward) or of either side (insert). Output queues are flushed once per
+ * loop iteration, after every event of the iteration was processed, so a fan-out of one PUBLISH
+ * to N subscribers costs one writev per subscriber carrying everything queued for it.
+ *
+ * Back-pressure: a client whose queue passes max_queue gets no more offload QoS 0 deliveries
+ * (dropped, counted) and makes QoS 1 messages go to the broker (the engine asks `room`); if the
+ * broker's own bytes push the queue past 2 x max_queue the proxy stops reading that broker
+ * socket until the client drains, so the broker applies its own queueing policy to it. Nothing
+ * ever blocks: a slow subscriber never stalls the publisher or the others.
+ */
+#include "modes/proxy.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "mqtt/mqtt.h"
+#include "net/outq.h"
+
+enum { CLIENT = 0, BROKER = 1 };
+
+struct side {
+    int fd;
+    struct mqo_outq q;
+    uint32_t ev;      /* epoll mask registered */
+    uint8_t rd_closed; /* read returned 0 */
+    uint8_t want_shut; /* shutdown(SHUT_WR) once the queue is empty */
+    uint8_t wr_shut;
+    uint8_t paused;    /* reads paused for back-pressure */
+};
+
+struct pconn {
+    struct proxy *px;
+    struct side s[2];
+    struct mqo_conn *ec;
+    uint8_t connecting;    /* broker connect in progress */
+    uint8_t broker_failed; /* broker unreachable: answer the CONNECT, then close */
+    uint8_t closing;       /* flush what the client is owed, then close */
+    uint8_t dead;          /* on the close list */
+    uint8_t dirty;
+    uint8_t connect_version; /* protocol level of the client's CONNECT, 0 until seen */
+    struct mqo_buf sniff;    /* client bytes until its CONNECT is whole */
+    uint64_t fail_deadline;
+    struct pconn *dirty_next, *dead_next;
+    struct pconn *prev, *next;
+};
+
+struct proxy {
+    const struct mqo_proxy_cfg *cfg;
+    struct mqo_engine *eng;
+    struct mqo_proxy_stats st;
+    int ep, lfd;
+    uint8_t accept_paused;
+    size_t max_queue;
+    struct pconn *conns, *dirty, *dead;
+    uint64_t now;
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void mark_dirty(struct pconn *pc)
+{
+    if (pc->dirty)
+        return;
+    pc->dirty = 1;
+    pc->dirty_next = pc->px->dirty;
+    pc->px->dirty = pc;
+}
+
+static void kill_conn(struct pconn *pc)
+{
+    if (pc->dead)
+        return;
+    pc->dead = 1;
+    pc->dead_next = pc->px->dead;
+    pc->px->dead = pc;
+}
+
+/* ---- engine ops ---- */
+
+static void op_forward(void *ud, struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_t n)
+{
+    struct pconn *pc = mqo_conn_ud(c);
+    if (mqo_outq_push_bytes(&pc->s[s == MQO_C2S ? BROKER : CLIENT].q, p, n)) {
+        mqo_err("out of memory queueing %zu bytes: closing the connection", n);
+        kill_conn(pc);
+    }
+    mark_dirty(pc);
+}
+
+static void op_consume(void *ud, struct mqo_conn *c, enum mqo_dir s, size_t n) {}
+
+static void op_insert(void *ud, struct mqo_conn *c, enum mqo_dir s, const struct mqo_out *o)
+{
+    struct pconn *pc = mqo_conn_ud(c);
+    if (mqo_outq_push_out(&pc->s[s == MQO_C2S ? BROKER : CLIENT].q, o)) {
+        mqo_err("out of memory queueing a packet: closing the connection");
+        kill_conn(pc);
+    }
+    mark_dirty(pc);
+}
+
+static size_t op_room(void *ud, struct mqo_conn *c)
+{
+    struct pconn *pc = mqo_conn_ud(c);
+    struct proxy *px = ud;
+    size_t q = pc->s[CLIENT].q.bytes;
+    return q >= px->max_queue ? 0 : px->max_queue - q;
+}
+
+static void op_close(void *ud, struct mqo_conn *c, int reason)
+{
+    struct pconn *pc = mqo_conn_ud(c);
+    pc->closing = 1;
+    mark_dirty(pc);
+}
+
+/* ---- epoll ---- */
+
+static uint64_t tag(struct pconn *pc, int side) { return (uint64_t)(uintptr_t)pc | (uint64_t)side; }
+
+static void update_events(struct pconn *pc, int side)
+{
+    struct side *sd = &pc->s[side];
+    if (sd->fd < 0)
+        return;
+    uint32_t ev = 0;
+    if (!sd->rd_closed && !sd->paused)
+        ev |= EPOLLIN;
+    if (sd->q.bytes || (side == BROKER && pc->connecting))
+        ev |= EPOLLOUT;
+    if (ev == sd->ev)
+        return;
+    struct epoll_event e = {.events = ev, .data.u64 = tag(pc, side)};
+    epoll_ctl(pc->px->ep, EPOLL_CTL_MOD, sd->fd, &e);
+    sd->ev = ev;
+}
+
+static int set_nodelay(int fd)
+{
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* ---- connection lifecycle ---- */
+
+static void free_conn(struct proxy *px, struct pconn *pc)
+{
+    for (int i = 0; i < 2; i++) {
+        if (pc->s[i].fd >= 0)
+            close(pc->s[i].fd); /* also removes it from the epoll set */
+        mqo_outq_free(&pc->s[i].q);
+    }
+    if (pc->ec)
+        mqo_engine_conn_close(px->eng, pc->ec, px->now);
+    mqo_buf_free(&pc->sniff);
+    if (pc->prev)
+        pc->prev->next = pc->next;
+    else
+        px->conns = pc->next;
+    if (pc->next)
+        pc->next->prev = pc->prev;
+    px->st.closed++;
+    free(pc);
+}
+
+/* Answers the client's CONNECT with "server unavailable" when the broker cannot be reached. */
+static void refuse_connect(struct pconn *pc)
+{
+    uint8_t v5[] = {0x20, 0x03, 0x00, MQO_RC_SERVER_UNAVAILABLE, 0x00};
+    uint8_t v3[] = {0x20, 0x02, 0x00, 0x03};
+    if (pc->connect_version == MQO_MQTT_V5)
+        (void)!write(pc->s[CLIENT].fd, v5, sizeof v5);
+    else
+        (void)!write(pc->s[CLIENT].fd, v3, sizeof v3);
+    kill_conn(pc);
+}
+
+static void broker_failed(struct pconn *pc, int err)
+{
+    struct proxy *px = pc->px;
+    px->st.broker_connect_failed++;
+    mqo_warn("broker unreachable for a new client: %s", strerror(err));
+    pc->broker_failed = 1;
+    pc->connecting = 0;
+    if (pc->s[BROKER].fd >= 0) {
+        close(pc->s[BROKER].fd);
+        pc->s[BROKER].fd = -1;
+    }
+    if (pc->connect_version)
+        refuse_connect(pc);
+    else
+        pc->fail_deadline = px->now + 2000000000ull; /* wait a little for the CONNECT */
+}
+
+/* Keeps the client's first bytes until its CONNECT is whole, to learn its protocol level. */
+static void sniff_connect(struct pconn *pc, const uint8_t *p, size_t n)
+{
+    if (pc->connect_version || pc->sniff.len > 65536 + 8)
+        return;
+    if (mqo_buf_append(&pc->sniff, p, n))
+        return;
+    struct mqo_frame f;
+    ssize_t t = mqo_mqtt_frame(pc->sniff.data, pc->sniff.len, 0, &f);
+    if (t <= 0)
+        return;
+    struct mqo_pkt pk;
+    if (f.type == MQO_CONNECT &&
+        mqo_mqtt_decode(pc->sniff.data, (size_t)t, MQO_MQTT_V311, MQO_C2S, &pk) == 0)
+        pc->connect_version = pk.u.connect.level;
+    else
+        pc->connect_version = MQO_MQTT_V311;
+    mqo_buf_free(&pc->sniff);
+}
+
+static void accept_clients(struct proxy *px)
+{
+    for (;;) {
+        int cfd = accept4(px->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                mqo_warn("cannot accept more clients (%s): pausing accepts briefly",
+                         strerror(errno));
+                struct epoll_event e = {.events = 0, .data.u64 = 0};
+                epoll_ctl(px->ep, EPOLL_CTL_MOD, px->lfd, &e);
+                px->accept_paused = 1;
+            }
+            return;
+        }
+        set_nodelay(cfd);
+        struct pconn *pc = calloc(1, sizeof *pc);
+        int bfd = socket(px->cfg->broker_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                         0);
+        if (!pc || bfd < 0) {
+            mqo_err("cannot set up a broker connection: %s", strerror(errno));
+            free(pc);
+            close(cfd);
+            if (bfd >= 0)
+                close(bfd);
+            continue;
+        }
+        set_nodelay(bfd);
+        pc->px = px;
+        pc->s[CLIENT].fd = cfd;
+        pc->s[BROKER].fd = bfd;
+        pc->ec = mqo_engine_conn_open(px->eng, pc, px->now);
+        if (!pc->ec) {
+            close(cfd);
+            close(bfd);
+            free(pc);
+            continue;
+        }
+        pc->next = px->conns;
+        if (px->conns)
+            px->conns->prev = pc;
+        px->conns = pc;
+        px->st.accepted++;
+        struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag(pc, CLIENT)};
+        epoll_ctl(px->ep, EPOLL_CTL_ADD, cfd, &e);
+        pc->s[CLIENT].ev = EPOLLIN;
+        int rc = connect(bfd, (const struct sockaddr *)&px->cfg->broker_addr, px->cfg->broker_len);
+        if (rc < 0 && errno != EINPROGRESS) {
+            int err = errno;
+            broker_failed(pc, err);
+            continue;
+        }
+        pc->connecting = rc < 0;
+        e = (struct epoll_event){.events = EPOLLIN | EPOLLOUT, .data.u64 = tag(pc, BROKER)};
+        epoll_ctl(px->ep, EPOLL_CTL_ADD, bfd, &e);
+        pc->s[BROKER].ev = EPOLLIN | EPOLLOUT;
+    }
+}
+
+/* Reads what the socket has (bounded per event, epoll is level-triggered). */
+static void read_side(struct proxy *px, struct pconn *pc, int side)
+{
+    static uint8_t buf[65536];
+    struct side *sd = &pc->s[side];
+    for (int k = 0; k < 4 && !pc->dead; k++) {
+        ssize_t r = read(sd->fd, buf, sizeof buf);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            kill_conn(pc); /* reset: both sides go */
+            return;
+        }
+        if (r == 0) {
+            sd->rd_closed = 1;
+            /* half-close: pass the FIN on once everything before it is written */
+            struct side *other = &pc->s[side ^ 1];
+            other->want_shut = 1;
+            mark_dirty(pc);
+            if (side == CLIENT && pc->broker_failed)
+                kill_conn(pc);
+            return;
+        }
+        if (side == CLIENT) {
+            px->st.bytes_from_clients += (uint64_t)r;
+            sniff_connect(pc, buf, (size_t)r);
+            if (pc->broker_failed) {
+                if (pc->connect_version)
+                    refuse_connect(pc);
+                continue;
+            }
+        } else {
+            px->st.bytes_from_broker += (uint64_t)r;
+        }
+        mqo_engine_input(px->eng, pc->ec, side == CLIENT ? MQO_C2S : MQO_S2C, buf, (size_t)r,
+                         px->now);
+        if ((size_t)r < sizeof buf)
+            return;
+    }
+}
+
+static void flush_side(struct proxy *px, struct pconn *pc, int side)
+{
+    struct side *sd = &pc->s[side];
+    if (sd->fd < 0 || (side == BROKER && pc->connecting))
+        return;
+    if (sd->q.bytes) {
+        ssize_t w = mqo_outq_flush(&sd->q, sd->fd);
+        if (w < 0) {
+            kill_conn(pc);
+            return;
+        }
+        px->st.writev_calls++;
+        if (side == CLIENT)
+            px->st.bytes_to_clients += (uint64_t)w;
+        else
+            px->st.bytes_to_broker += (uint64_t)w;
+    }
+    if (!sd->q.bytes && sd->want_shut && !sd->wr_shut) {
+        shutdown(sd->fd, SHUT_WR);
+        sd->wr_shut = 1;
+    }
+}
+
+/* Pauses or resumes reading the side that feeds a queue, for back-pressure. */
+static void pressure(struct proxy *px, struct pconn *pc)
+{
+    for (int side = 0; side < 2; side++) {
+        struct side *feeder = &pc->s[side ^ 1];
+        size_t q = pc->s[side].q.bytes;
+        if (!feeder->paused && q > 2 * px->max_queue) {
+            feeder->paused = 1;
+            if (side == CLIENT)
+                px->st.paused_broker_reads++;
+        } else if (feeder->paused && q <= px->max_queue) {
+            feeder->paused = 0;
+        }
+    }
+}
+
+static void settle(struct proxy *px, struct pconn *pc)
+{
+    if (pc->dead)
+        return;
+    flush_side(px, pc, CLIENT);
+    flush_side(px, pc, BROKER);
+    if (pc->dead)
+        return;
+    if (pc->closing) {
+        kill_conn(pc); /* the engine's DISCONNECT (if any) went out with the flush above */
+        return;
+    }
+    /* both directions finished */
+    if (pc->s[CLIENT].rd_closed && pc->s[BROKER].rd_closed && !pc->s[CLIENT].q.bytes &&
+        !pc->s[BROKER].q.bytes) {
+        kill_conn(pc);
+        return;
+    }
+    pressure(px, pc);
+    update_events(pc, CLIENT);
+    update_events(pc, BROKER);
+}
+
+static void handle_event(struct proxy *px, struct epoll_event *ev)
+{
+    if (ev->data.u64 == 0) {
+        accept_clients(px);
+        return;
+    }
+    struct pconn *pc = (struct pconn *)(uintptr_t)(ev->data.u64 & ~(uint64_t)1);
+    int side = (int)(ev->data.u64 & 1);
+    if (pc->dead)
+        return;
+    if (side == BROKER && pc->connecting) {
+        if (!(ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(pc->s[BROKER].fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err) {
+            broker_failed(pc, err);
+            return;
+        }
+        pc->connecting = 0;
+        mark_dirty(pc);
+    }
+    if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        read_side(px, pc, side);
+    if (!pc->dead && (ev->events & EPOLLOUT))
+        mark_dirty(pc);
+}
+
+static void timers(struct proxy *px)
+{
+    mqo_engine_tick(px->eng, px->now);
+    for (struct pconn *pc = px->conns; pc; pc = pc->next)
+        if (pc->broker_failed && !pc->dead && pc->fail_deadline && px->now > pc->fail_deadline)
+            kill_conn(pc);
+    if (px->accept_paused) {
+        struct epoll_event e = {.events = EPOLLIN, .data.u64 = 0};
+        epoll_ctl(px->ep, EPOLL_CTL_MOD, px->lfd, &e);
+        px->accept_paused = 0;
+    }
+}
+
+static int open_listener(struct proxy *px)
+{
+    const struct mqo_proxy_cfg *cfg = px->cfg;
+    int fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_len) < 0 ||
+        listen(fd, cfg->backlog ? cfg->backlog : 4096) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    px->lfd = fd;
+    if (cfg->on_listen) {
+        struct sockaddr_storage a;
+        socklen_t l = sizeof a;
+        getsockname(fd, (struct sockaddr *)&a, &l);
+        uint16_t port = a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+                                                : ((struct sockaddr_in *)&a)->sin_port;
+        cfg->on_listen(cfg->on_listen_arg, ntohs(port));
+    }
+    return 0;
+}
+
+/* More descriptors for thousands of clients: two per client. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
+                  struct mqo_proxy_stats *pst)
+{
+    struct proxy px = {.cfg = cfg, .lfd = -1, .ep = -1};
+    px.max_queue = cfg->max_queue ? cfg->max_queue : 4u << 20;
+    px.now = mono_ns();
+    raise_nofile();
+    struct mqo_engine_cfg ec = cfg->engine;
+    ec.ops = (struct mqo_engine_ops){.forward = op_forward,
+                                     .consume = op_consume,
+                                     .insert = op_insert,
+                                     .room = op_room,
+                                     .close = op_close};
+    ec.ud = &px;
+    px.eng = mqo_engine_new(&ec);
+    if (!px.eng)
+        return -errno;
+    int rc = open_listener(&px);
+    if (rc) {
+        mqo_err("cannot listen: %s", strerror(-rc));
+        mqo_engine_free(px.eng);
+        return rc;
+    }
+    px.ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event le = {.events = EPOLLIN, .data.u64 = 0};
+    epoll_ctl(px.ep, EPOLL_CTL_ADD, px.lfd, &le);
+
+    struct epoll_event evs[256];
+    uint64_t last_timer = 0;
+    while (!*cfg->stop) {
+        int n = epoll_wait(px.ep, evs, 256, 50);
+        if (n < 0 && errno != EINTR) {
+            rc = -errno;
+            mqo_err("epoll_wait: %s", strerror(errno));
+            break;
+        }
+        px.now = mono_ns();
+        for (int i = 0; i < n; i++)
+            handle_event(&px, &evs[i]);
+        if (px.now - last_timer >= 50000000ull) {
+            timers(&px);
+            last_timer = px.now;
+        }
+        /* flush everything this iteration queued: one writev per socket */
+        while (px.dirty) {
+            struct pconn *pc = px.dirty;
+            px.dirty = pc->dirty_next;
+            pc->dirty = 0;
+            settle(&px, pc);
+        }
+        while (px.dead) {
+            struct pconn *pc = px.dead;
+            px.dead = pc->dead_next;
+            free_conn(&px, pc);
+        }
+    }
+    if (est)
+        *est = *mqo_engine_stats(px.eng);
+    if (pst)
+        *pst = px.st;
+    while (px.conns)
+        free_conn(&px, px.conns);
+    close(px.lfd);
+    close(px.ep);
+    mqo_engine_free(px.eng);
+    return rc;
+}

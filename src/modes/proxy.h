@@ -1,0 +1,49 @@
+/* proxy mode: mqoff as a terminating TCP endpoint. Clients connect to it instead of the broker;
+ * each client connection gets its own connection to the broker, and every byte of both goes
+ * through the engine. Kernel sockets, one epoll loop, one thread, no thread per connection. */
+#ifndef MQO_MODES_PROXY_H
+#define MQO_MODES_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "engine/engine.h"
+
+struct mqo_proxy_cfg {
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_len;
+    struct sockaddr_storage broker_addr;
+    socklen_t broker_len;
+    struct mqo_engine_cfg engine; /* ops/ud are the proxy's own */
+    /* Bytes queued toward one client above which QoS 0 deliveries are dropped (counted) and
+     * QoS 1 messages go to the broker; the broker's own bytes pause the broker socket at twice
+     * this. 0: 4 MiB. */
+    size_t max_queue;
+    int backlog; /* listen backlog, 0: 4096 */
+    /* Set by a signal handler to stop the loop. */
+    volatile int *stop;
+    /* Optional: called with the listening port once listening (tests bind port 0). */
+    void (*on_listen)(void *arg, uint16_t port);
+    void *on_listen_arg;
+};
+
+struct mqo_proxy_stats {
+    uint64_t accepted;
+    uint64_t closed;
+    uint64_t broker_connect_failed;
+    uint64_t bytes_from_clients;
+    uint64_t bytes_to_clients;
+    uint64_t bytes_from_broker;
+    uint64_t bytes_to_broker;
+    uint64_t writev_calls;
+    uint64_t paused_broker_reads; /* times a broker socket was paused for a slow client */
+};
+
+/* Runs the proxy until *cfg->stop becomes non-zero. Returns 0, or -errno when it cannot start
+ * (listen failure, ...), with the reason logged. On return the engine's and the proxy's
+ * counters are written to *est and *pst when not NULL. */
+int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
+                  struct mqo_proxy_stats *pst);
+
+#endif
