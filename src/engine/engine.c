@@ -407,8 +407,30 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
         }
     }
     c->sess = NULL;
-    if (c->pre)
+    if (c->pre) {
+        /* SUBSCRIBEs sent before a CONNACK we never saw: a persistent session may hold them in
+         * the broker now, so they become held filters of that client id */
+        int persistent = c->version == MQO_MQTT_V5 ? c->session_expiry > 0 : !c->clean;
+        if (!s && persistent && c->cid_len && c->pre->n_subs) {
+            struct session *hs = session_find(e, c->cid, c->cid_len);
+            if (!hs && (hs = session_new(c->cid, c->cid_len)) && session_register(e, hs)) {
+                free(hs->cid);
+                free(hs);
+                hs = NULL;
+            }
+            for (size_t i = 0; hs && !hs->conn && i < c->pre->n_subs; i++) {
+                struct mqo_sub_opts o = {.qos = 1, .flags = MQO_SUB_HELD};
+                const struct sfilter *f = &c->pre->subs[i];
+                int existed = mqo_trie_get(e->trie, f->f, f->len, hs, NULL);
+                if (mqo_trie_add(e->trie, f->f, f->len, hs, &o) == 0) {
+                    e->st.subscriptions += !existed;
+                    session_sub_add(hs, f->f, f->len);
+                }
+                hs->held = 1;
+            }
+        }
         session_free(e, c->pre);
+    }
 
     mqo_map_each(&c->alias[0], free_alias_entry, NULL);
     mqo_map_each(&c->alias[1], free_alias_entry, NULL);

@@ -461,6 +461,33 @@ static void test_unknown_session_resume(void **s)
     done(h);
 }
 
+/* CONNECT (persistent) + SUBSCRIBE, and the client goes before the CONNACK passed: the broker
+ * may hold that subscription now, so matching messages must go to the broker. */
+static void test_subscribe_before_connack_then_gone(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V311, "pub", 1, 60));
+    int x = h_open(h);
+    uint8_t b[512];
+    size_t n = hb_connect(b, MQO_MQTT_V311, "quick", 0, 60, NULL, 0, -1);
+    n += hb_subscribe(b + n, MQO_MQTT_V311, 7, "qk", 1, 0);
+    h->cl[x].version = MQO_MQTT_V311;
+    h->cl[x].drop_bout = 1; /* the CONNACK and SUBACK never come back before the close */
+    h_send(h, x, b, n);
+    h_run(h);
+    h_close(h, x);
+    h_publish(h, p, "qk", "kept", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_HELD], 1);
+    assert_int_equal(h->broker_publish_in, 1);
+    int y = h_open(h);
+    assert_true(h_connect(h, y, MQO_MQTT_V311, "quick", 0, 60));
+    h_run(h);
+    assert_int_equal(h_count_pub(h, y, "qk"), 1); /* queued by the broker, not lost */
+    done(h);
+}
+
 static void test_shared_and_overlap_passthrough(void **s)
 {
     struct harness *h = mk(NULL);
@@ -762,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_disconnect_mid_flight),
         cmocka_unit_test(test_persistent_session_held),
         cmocka_unit_test(test_unknown_session_resume),
+        cmocka_unit_test(test_subscribe_before_connack_then_gone),
         cmocka_unit_test(test_shared_and_overlap_passthrough),
         cmocka_unit_test(test_overlap_once_mode),
         cmocka_unit_test(test_acl_file_write_and_read),
