@@ -9,6 +9,7 @@ CFLAGS   ?= $(OPT) -g
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CPPFLAGS += -Isrc -D_GNU_SOURCE
 XCFLAGS   = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS)
+LIBS     := $(shell $(PKG_CONFIG) --libs liburing 2>/dev/null || echo -luring)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
@@ -34,7 +35,7 @@ bin: $(BIN)
 
 $(BIN): src/main.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a -o $@
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
 
 lib: $(B)/libmqoff.a
 
@@ -52,16 +53,16 @@ helpers_of = $(wildcard $(1)harness*.c $(1)helper*.c)
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(call helpers_of,$$(dir tests/unit/%)) $(B)/libmqoff.a
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) -I$(dir $<) $< $(call helpers_of,$(dir $<)) $(B)/libmqoff.a $(CMOCKA_LIBS) -o $@
+	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) -I$(dir $<) $< $(call helpers_of,$(dir $<)) $(B)/libmqoff.a $(LIBS) $(CMOCKA_LIBS) -o $@
 
 # Fuzz targets may use the helpers of the unit-test dir of the same name.
 $(B)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $$(call helpers_of,tests/unit/$$(patsubst %/,%,$$(dir %))/) $(B)/libmqoff.a
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) -Itests/unit/$(notdir $(@D)) $< fuzz/replay_main.c $(call helpers_of,tests/unit/$(notdir $(@D))/) $(B)/libmqoff.a -o $@
+	$(CC) $(XCFLAGS) -Itests/unit/$(notdir $(@D)) $< fuzz/replay_main.c $(call helpers_of,tests/unit/$(notdir $(@D))/) $(B)/libmqoff.a $(LIBS) -o $@
 
 $(B)/bench/%: bench/%.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a -lm -o $@
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -lm -o $@
 
 tests: $(TEST_BINS)
 fuzz-replay: $(FUZZ_REPLAY)
@@ -79,7 +80,7 @@ fuzz: $(FUZZ_BINS)
 build-fuzz/%: fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(@D)
 	$(CLANG) -std=c11 $(WARN) -Wno-unused-command-line-argument -O1 -g $(CPPFLAGS) -Itests/unit/$(notdir $(@D)) \
-	  -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(call helpers_of,tests/unit/$(notdir $(@D))/) -o $@
+	  -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(call helpers_of,tests/unit/$(notdir $(@D))/) $(LIBS) -o $@
 
 deps:
 	scripts/deps.sh

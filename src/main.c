@@ -60,6 +60,8 @@ static void usage_proxy(FILE *f)
             "                         one copy per subscription) or 'once'\n"
             "  --order-hold-ms MS     how long a publisher waits for its passed-through message\n"
             "                         to reach subscribers before offload resumes (default 2000)\n"
+            "  --io writev|uring      how queued bytes are written: a writev per socket per loop\n"
+            "                         iteration (default), or one io_uring submission for all\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             "\n"
@@ -142,6 +144,7 @@ static int cmd_proxy(int argc, char **argv)
         {"broker-only", required_argument, 0, 'o'}, {"max-queue", required_argument, 0, 'q'},
         {"overlap", required_argument, 0, 'O'},    {"order-hold-ms", required_argument, 0, 'H'},
         {"log-level", required_argument, 0, 'L'},  {"help", no_argument, 0, 'h'},
+        {"io", required_argument, 0, 'I'},
         {0, 0, 0, 0}};
     struct mqo_proxy_cfg cfg = {.stop = &g_stop};
     const char *listen_s = NULL, *broker_s = NULL, *acl_file = NULL;
@@ -214,6 +217,16 @@ static int cmd_proxy(int argc, char **argv)
             mqo_log_set_level(l);
             break;
         }
+        case 'I':
+            if (!strcmp(optarg, "writev"))
+                cfg.io = MQO_PROXY_IO_WRITEV;
+            else if (!strcmp(optarg, "uring"))
+                cfg.io = MQO_PROXY_IO_URING;
+            else {
+                fprintf(stderr, "mqoff: --io takes 'writev' or 'uring'\n");
+                return 2;
+            }
+            break;
         case 'h':
             usage_proxy(stdout);
             return 0;

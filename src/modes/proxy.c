@@ -15,6 +15,7 @@
 #include "modes/proxy.h"
 
 #include <errno.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -32,9 +33,17 @@
 
 enum { CLIENT = 0, BROKER = 1 };
 
+/* iovecs of one in-flight io_uring send (must live until its completion) */
+struct uring_send {
+    struct msghdr mh;
+    struct iovec iov[64];
+    uint8_t scratch[64 * 3];
+};
+
 struct side {
     int fd;
     struct mqo_outq q;
+    struct uring_send *us; /* io_uring mode, allocated on first use */
     uint32_t ev;      /* epoll mask registered */
     uint8_t rd_closed; /* read returned 0 */
     uint8_t want_shut; /* shutdown(SHUT_WR) once the queue is empty */
@@ -67,6 +76,9 @@ struct proxy {
     size_t max_queue;
     struct pconn *conns, *dirty, *dead;
     uint64_t now;
+    int use_uring;
+    struct io_uring ring;
+    unsigned ring_entries;
 };
 
 static uint64_t mono_ns(void)
@@ -168,6 +180,7 @@ static void free_conn(struct proxy *px, struct pconn *pc)
         if (pc->s[i].fd >= 0)
             close(pc->s[i].fd); /* also removes it from the epoll set */
         mqo_outq_free(&pc->s[i].q);
+        free(pc->s[i].us);
     }
     if (pc->ec)
         mqo_engine_conn_close(px->eng, pc->ec, px->now);
@@ -334,27 +347,25 @@ static void read_side(struct proxy *px, struct pconn *pc, int side)
     }
 }
 
+/* Accounts for n bytes written to a side (by writev or io_uring). */
+static void wrote(struct proxy *px, struct pconn *pc, int side, size_t n)
+{
+    px->st.writev_calls++;
+    if (side == CLIENT)
+        px->st.bytes_to_clients += n;
+    else
+        px->st.bytes_to_broker += n;
+}
+
 static void flush_side(struct proxy *px, struct pconn *pc, int side)
 {
     struct side *sd = &pc->s[side];
-    if (sd->fd < 0 || (side == BROKER && pc->connecting))
+    ssize_t w = mqo_outq_flush(&sd->q, sd->fd);
+    if (w < 0) {
+        kill_conn(pc);
         return;
-    if (sd->q.bytes) {
-        ssize_t w = mqo_outq_flush(&sd->q, sd->fd);
-        if (w < 0) {
-            kill_conn(pc);
-            return;
-        }
-        px->st.writev_calls++;
-        if (side == CLIENT)
-            px->st.bytes_to_clients += (uint64_t)w;
-        else
-            px->st.bytes_to_broker += (uint64_t)w;
     }
-    if (!sd->q.bytes && sd->want_shut && !sd->wr_shut) {
-        shutdown(sd->fd, SHUT_WR);
-        sd->wr_shut = 1;
-    }
+    wrote(px, pc, side, (size_t)w);
 }
 
 /* Pauses or resumes reading the side that feeds a queue, for back-pressure. */
@@ -373,16 +384,26 @@ static void pressure(struct proxy *px, struct pconn *pc)
     }
 }
 
+static int can_flush(const struct pconn *pc, int side)
+{
+    const struct side *sd = &pc->s[side];
+    return !pc->dead && sd->fd >= 0 && sd->q.bytes && !(side == BROKER && pc->connecting);
+}
+
+/* After the flush: half-close, close, back-pressure, epoll mask. */
 static void settle(struct proxy *px, struct pconn *pc)
 {
     if (pc->dead)
         return;
-    flush_side(px, pc, CLIENT);
-    flush_side(px, pc, BROKER);
-    if (pc->dead)
-        return;
+    for (int side = 0; side < 2; side++) {
+        struct side *sd = &pc->s[side];
+        if (sd->fd >= 0 && !sd->q.bytes && sd->want_shut && !sd->wr_shut) {
+            shutdown(sd->fd, SHUT_WR);
+            sd->wr_shut = 1;
+        }
+    }
     if (pc->closing) {
-        kill_conn(pc); /* the engine's DISCONNECT (if any) went out with the flush above */
+        kill_conn(pc); /* the engine's DISCONNECT (if any) went out with the flush */
         return;
     }
     /* both directions finished */
@@ -394,6 +415,103 @@ static void settle(struct proxy *px, struct pconn *pc)
     pressure(px, pc);
     update_events(pc, CLIENT);
     update_events(pc, BROKER);
+}
+
+/* Flushes every dirty connection with one io_uring submission: a send per socket, all in one
+ * system call (plus one per ring-full). A send that would block completes with -EAGAIN and the
+ * socket waits for EPOLLOUT. */
+static void flush_uring(struct proxy *px, struct pconn **v, size_t n)
+{
+    unsigned queued = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int side = 0; side < 2; side++) {
+            struct pconn *pc = v[i];
+            if (!can_flush(pc, side))
+                continue;
+            struct side *sd = &pc->s[side];
+            if (!sd->us && !(sd->us = calloc(1, sizeof *sd->us))) {
+                flush_side(px, pc, side);
+                continue;
+            }
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&px->ring);
+            if (!sqe) {
+                io_uring_submit_and_wait(&px->ring, queued);
+                struct io_uring_cqe *cqe;
+                unsigned head, k = 0;
+                io_uring_for_each_cqe(&px->ring, head, cqe)
+                {
+                    struct pconn *cp = (struct pconn *)(uintptr_t)(cqe->user_data & ~1ull);
+                    int cs = (int)(cqe->user_data & 1);
+                    if (cqe->res > 0) {
+                        mqo_outq_advance(&cp->s[cs].q, (size_t)cqe->res);
+                        wrote(px, cp, cs, (size_t)cqe->res);
+                    } else if (cqe->res != -EAGAIN) {
+                        kill_conn(cp);
+                    }
+                    k++;
+                }
+                io_uring_cq_advance(&px->ring, k);
+                queued = 0;
+                sqe = io_uring_get_sqe(&px->ring);
+            }
+            struct uring_send *us = sd->us;
+            int k = mqo_outq_iov(&sd->q, us->iov, 64, us->scratch);
+            us->mh = (struct msghdr){.msg_iov = us->iov, .msg_iovlen = (size_t)k};
+            io_uring_prep_sendmsg(sqe, sd->fd, &us->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+            io_uring_sqe_set_data64(sqe, tag(pc, side));
+            queued++;
+        }
+    }
+    if (!queued)
+        return;
+    io_uring_submit_and_wait(&px->ring, queued);
+    struct io_uring_cqe *cqe;
+    unsigned head, k = 0;
+    io_uring_for_each_cqe(&px->ring, head, cqe)
+    {
+        struct pconn *cp = (struct pconn *)(uintptr_t)(cqe->user_data & ~1ull);
+        int cs = (int)(cqe->user_data & 1);
+        if (cqe->res > 0) {
+            mqo_outq_advance(&cp->s[cs].q, (size_t)cqe->res);
+            wrote(px, cp, cs, (size_t)cqe->res);
+        } else if (cqe->res != -EAGAIN) {
+            kill_conn(cp);
+        }
+        k++;
+    }
+    io_uring_cq_advance(&px->ring, k);
+}
+
+/* Flushes and settles every connection this iteration touched. */
+static void flush_dirty(struct proxy *px)
+{
+    static struct pconn **v;
+    static size_t cap;
+    size_t n = 0;
+    for (struct pconn *pc = px->dirty; pc; pc = pc->dirty_next) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 1024;
+            struct pconn **nv = realloc(v, nc * sizeof *nv);
+            if (!nv)
+                break;
+            v = nv;
+            cap = nc;
+        }
+        v[n++] = pc;
+    }
+    if (px->use_uring) {
+        flush_uring(px, v, n);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            for (int side = 0; side < 2; side++)
+                if (can_flush(v[i], side))
+                    flush_side(px, v[i], side);
+    }
+    for (size_t i = 0; i < n; i++) {
+        v[i]->dirty = 0;
+        settle(px, v[i]);
+    }
+    px->dirty = NULL;
 }
 
 static void handle_event(struct proxy *px, struct epoll_event *ev)
@@ -479,6 +597,14 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
 {
     struct proxy px = {.cfg = cfg, .lfd = -1, .ep = -1};
     px.max_queue = cfg->max_queue ? cfg->max_queue : 4u << 20;
+    if (cfg->io == MQO_PROXY_IO_URING) {
+        int urc = io_uring_queue_init(1024, &px.ring, 0);
+        if (urc < 0) {
+            mqo_err("io_uring unavailable (%s): use --io writev", strerror(-urc));
+            return urc;
+        }
+        px.use_uring = 1;
+    }
     px.now = mono_ns();
     raise_nofile();
     struct mqo_engine_cfg ec = cfg->engine;
@@ -517,13 +643,9 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
             timers(&px);
             last_timer = px.now;
         }
-        /* flush everything this iteration queued: one writev per socket */
-        while (px.dirty) {
-            struct pconn *pc = px.dirty;
-            px.dirty = pc->dirty_next;
-            pc->dirty = 0;
-            settle(&px, pc);
-        }
+        /* flush everything this iteration queued: one write per socket, or one io_uring
+         * submission for all of them */
+        flush_dirty(&px);
         while (px.dead) {
             struct pconn *pc = px.dead;
             px.dead = pc->dead_next;
@@ -539,5 +661,7 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
     close(px.lfd);
     close(px.ep);
     mqo_engine_free(px.eng);
+    if (px.use_uring)
+        io_uring_queue_exit(&px.ring);
     return rc;
 }

@@ -21,6 +21,9 @@ struct mqo_proxy_cfg {
      * this. 0: 4 MiB. */
     size_t max_queue;
     int backlog; /* listen backlog, 0: 4096 */
+    /* How queued bytes are written: one writev per socket per loop iteration, or one io_uring
+     * submission carrying a send for every socket with something queued. */
+    enum { MQO_PROXY_IO_WRITEV = 0, MQO_PROXY_IO_URING } io;
     /* Set by a signal handler to stop the loop. */
     volatile int *stop;
     /* Optional: called with the listening port once listening (tests bind port 0). */
@@ -36,7 +39,7 @@ struct mqo_proxy_stats {
     uint64_t bytes_to_clients;
     uint64_t bytes_from_broker;
     uint64_t bytes_to_broker;
-    uint64_t writev_calls;
+    uint64_t writev_calls; /* socket writes (writev calls or io_uring sends) */
     uint64_t paused_broker_reads; /* times a broker socket was paused for a slow client */
 };
 
