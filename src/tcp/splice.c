@@ -1,0 +1,1130 @@
+/* The splice engine of monitor mode; see splice.h for the model. */
+#include "tcp/splice.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "tcp/csum.h"
+
+#define NS 1000000000ull
+#define MS 1000000ull
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_PSH 0x08
+#define TH_ACK 0x10
+
+#define RTO_MIN (200 * MS)
+#define RTO_INIT (1000 * MS)
+#define RTO_MAX (60 * NS)
+#define RTX_GIVE_UP 12   /* consecutive timeouts before both ends are reset */
+#define OOO_MAX (4u << 20) /* out-of-order bytes kept per direction */
+#define FRAME_MAX 9216
+#define LINGER_NS (10 * NS) /* a closed connection absorbs late segments this long */
+
+enum { C2S = 0, S2C = 1 };
+enum { ST_SYN_SENT, ST_SYN_RCVD, ST_EST, ST_CLOSED };
+
+/* Input prefix [0, in_end) is resolved once the receiver acknowledged output [0, out_end). */
+struct rec {
+    uint64_t in_end, out_end;
+};
+
+struct ooo {
+    struct ooo *next;
+    uint64_t off;
+    uint32_t len;
+    uint8_t fin;
+    uint8_t data[];
+};
+
+/* One direction: sender X -> receiver Y. Half C2S: X = client, Y = broker. */
+struct half {
+    uint32_t isn;     /* X's initial sequence number */
+    uint8_t wscale_x; /* shift X applies to the windows it advertises */
+    uint16_t mss_y;   /* largest payload toward Y */
+    /* input from X; offsets count bytes after the SYN */
+    uint64_t rcv_nxt;
+    struct ooo *ooo;
+    size_t ooo_bytes;
+    uint64_t in_acct; /* input bytes the engine accounted for */
+    struct rec *recs;
+    size_t rec_head, nrec, cap_rec;
+    uint64_t ack_in; /* input acknowledged to X */
+    uint8_t fin_in;  /* X's FIN arrived in order, after input offset fin_off */
+    uint8_t fin_resolved;
+    uint64_t fin_off;
+    uint32_t ts_recent; /* latest TSval from X */
+    /* output toward Y */
+    struct mqo_buf out; /* bytes [out_una, out_end) */
+    uint64_t out_una, out_nxt, out_end;
+    uint64_t y_wnd; /* Y's receive window for this output (bytes) */
+    uint8_t fin_out_sent, fin_out_acked;
+    /* congestion control and timers */
+    uint64_t cwnd, ssthresh, recover;
+    uint8_t dupacks, in_recovery, backoff;
+    uint64_t rto, srtt, rttvar;
+    uint64_t rtx_deadline, persist_deadline;
+    uint64_t rtt_off, rtt_sent;
+    uint8_t rtt_on;
+};
+
+struct sconn {
+    struct mqo_splice *sp;
+    uint32_t cip;   /* client address, network order */
+    uint16_t cport; /* host order */
+    uint8_t state;
+    uint8_t ts_ok;
+    uint8_t dirty, dead;
+    uint8_t ack_due[2]; /* an ACK is owed toward side */
+    uint8_t rst_sent;
+    uint8_t syn_ws; /* the client's SYN offered window scaling */
+    struct half h[2];
+    struct mqo_conn *ec;
+    uint8_t eth[2][14]; /* Ethernet header of frames toward side */
+    uint8_t ttl[2], tos[2];
+    uint16_t ip_id[2];
+    uint64_t last_seen;
+    uint64_t closed_at;
+    struct sconn *dirty_next, *dead_next;
+};
+
+struct mqo_splice {
+    struct mqo_splice_cfg cfg;
+    struct mqo_splice_stats st;
+    struct mqo_engine *eng;
+    struct mqo_map conns; /* (client ip << 16 | port) -> sconn */
+    struct sconn *dirty, *dead;
+    uint64_t now;
+    uint64_t last_scan;
+    uint8_t frame[FRAME_MAX];
+};
+
+/* ---- small helpers ---- */
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint64_t conn_key(uint32_t ip, uint16_t port) { return (uint64_t)ip << 16 | port; }
+
+/* Unwraps sequence number seq of a stream starting at isn to the 64-bit offset (bytes after
+ * the SYN) nearest ref. */
+static int64_t unwrap(uint32_t seq, uint32_t isn, uint64_t ref)
+{
+    uint32_t rel = seq - (isn + 1);
+    int32_t d = (int32_t)(rel - (uint32_t)ref);
+    return (int64_t)ref + d;
+}
+
+static void mark_dirty(struct sconn *c)
+{
+    if (c->dirty || c->dead)
+        return;
+    c->dirty = 1;
+    c->dirty_next = c->sp->dirty;
+    c->sp->dirty = c;
+}
+
+/* side a half's output goes to, and the side its input comes from */
+static int out_side(int d) { return d == C2S ? MQO_SIDE_BROKER : MQO_SIDE_CLIENT; }
+static int in_side(int d) { return d == C2S ? MQO_SIDE_CLIENT : MQO_SIDE_BROKER; }
+
+/* ---- resolution records ---- */
+
+static int rec_push(struct half *h, uint64_t in_end, uint64_t out_end)
+{
+    if (h->nrec) {
+        struct rec *last = &h->recs[(h->rec_head + h->nrec - 1) % h->cap_rec];
+        if (last->out_end == out_end) { /* consecutive edits resolved by the same ack */
+            last->in_end = in_end;
+            return 0;
+        }
+    }
+    if (h->nrec == h->cap_rec) {
+        size_t cap = h->cap_rec ? h->cap_rec * 2 : 16;
+        struct rec *v = malloc(cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        for (size_t i = 0; i < h->nrec; i++)
+            v[i] = h->recs[(h->rec_head + i) % h->cap_rec];
+        free(h->recs);
+        h->recs = v;
+        h->cap_rec = cap;
+        h->rec_head = 0;
+    }
+    h->recs[(h->rec_head + h->nrec) % h->cap_rec] = (struct rec){in_end, out_end};
+    h->nrec++;
+    return 0;
+}
+
+/* Advances ack_in over every record the receiver's acknowledgement resolves. Returns 1 when
+ * ack_in (or the FIN) moved. */
+static int resolve(struct half *h)
+{
+    int moved = 0;
+    while (h->nrec) {
+        struct rec *r = &h->recs[h->rec_head];
+        if (r->out_end > h->out_una)
+            break;
+        if (r->in_end > h->ack_in) {
+            h->ack_in = r->in_end;
+            moved = 1;
+        }
+        h->rec_head = (h->rec_head + 1) % h->cap_rec;
+        h->nrec--;
+    }
+    /* the sender's FIN: resolved once our FIN toward the receiver is acknowledged (bytes the
+     * engine still held, an incomplete packet before the FIN, are resolved with it) */
+    if (h->fin_in && !h->fin_resolved && h->fin_out_acked) {
+        h->fin_resolved = 1;
+        h->ack_in = h->fin_off;
+        moved = 1;
+    }
+    return moved;
+}
+
+/* ---- frames ---- */
+
+/* Ack number and window of segments toward side `to`: they acknowledge the half whose sender is
+ * `to`, and advertise that sender's window. */
+static uint64_t window_for(const struct half *hi)
+{
+    uint64_t held = hi->rcv_nxt - hi->ack_in;
+    int64_t space = (int64_t)(hi->out_una + hi->y_wnd) - (int64_t)hi->out_end;
+    return held + (space > 0 ? (uint64_t)space : 0);
+}
+
+/* Builds and emits one segment toward side `to`: payload from half d_out's output at output
+ * offset off (len bytes, may be 0), flags. */
+static void send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payload, size_t len,
+                     uint8_t flags)
+{
+    struct mqo_splice *sp = c->sp;
+    int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
+    struct half *ho = &c->h[d_out], *hi = &c->h[d_out ^ 1];
+    uint8_t *f = sp->frame;
+    size_t optlen = c->ts_ok ? 12 : 0;
+    size_t tcplen = 20 + optlen + len;
+    if (14 + 20 + tcplen > sizeof sp->frame)
+        return;
+    memcpy(f, c->eth[to], 14);
+    uint8_t *ip = f + 14, *tcp = ip + 20;
+    uint8_t cip[4], bip[4];
+    memcpy(cip, &c->cip, 4);
+    memcpy(bip, &sp->cfg.broker_ip, 4);
+    ip[0] = 0x45;
+    ip[1] = c->tos[to];
+    wr16(ip + 2, (uint16_t)(20 + tcplen));
+    wr16(ip + 4, c->ip_id[to]++);
+    wr16(ip + 6, 0x4000); /* DF */
+    ip[8] = c->ttl[to] ? c->ttl[to] : 64;
+    ip[9] = 6;
+    wr16(ip + 10, 0);
+    memcpy(ip + 12, to == MQO_SIDE_BROKER ? cip : bip, 4);
+    memcpy(ip + 16, to == MQO_SIDE_BROKER ? bip : cip, 4);
+    wr16(ip + 10, mqo_csum_fold(mqo_csum_add(0, ip, 20)));
+
+    uint16_t bport = sp->cfg.broker_port;
+    wr16(tcp, to == MQO_SIDE_BROKER ? c->cport : bport);
+    wr16(tcp + 2, to == MQO_SIDE_BROKER ? bport : c->cport);
+    wr32(tcp + 4, ho->isn + 1 + (uint32_t)off);
+    uint64_t ack = hi->ack_in + (hi->fin_resolved ? 1 : 0);
+    wr32(tcp + 8, hi->isn + 1 + (uint32_t)ack);
+    tcp[12] = (uint8_t)(((20 + optlen) / 4) << 4);
+    tcp[13] = flags | TH_ACK;
+    uint64_t w = window_for(hi) >> ho->wscale_x;
+    wr16(tcp + 14, (uint16_t)(w > 65535 ? 65535 : w));
+    wr16(tcp + 16, 0);
+    wr16(tcp + 18, 0);
+    if (c->ts_ok) {
+        uint8_t *o = tcp + 20;
+        o[0] = 1;
+        o[1] = 1;
+        o[2] = 8;
+        o[3] = 10;
+        wr32(o + 4, ho->ts_recent); /* the latest TSval of the stream's sender: never older */
+        wr32(o + 8, hi->ts_recent); /* echo the receiver's */
+    }
+    if (len)
+        memcpy(tcp + 20 + optlen, payload, len);
+    wr16(tcp + 16, mqo_csum_tcp4(ip + 12, ip + 16, tcp, tcplen));
+    c->ack_due[to] = 0;
+    sp->st.segs_out++;
+    sp->st.bytes_out[d_out] += len;
+    sp->cfg.emit(sp->cfg.ud, to, f, 14 + 20 + tcplen);
+}
+
+/* RST toward `to`, with a sequence number inside its window. */
+static void send_rst(struct sconn *c, int to)
+{
+    int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
+    c->sp->st.resets++;
+    send_seg(c, to, c->h[d_out].out_nxt, NULL, 0, TH_RST);
+}
+
+/* ---- output ---- */
+
+static void rtt_sample(struct half *h, uint64_t now)
+{
+    uint64_t r = now - h->rtt_sent;
+    if (!h->srtt) {
+        h->srtt = r;
+        h->rttvar = r / 2;
+    } else {
+        uint64_t d = r > h->srtt ? r - h->srtt : h->srtt - r;
+        h->rttvar = (3 * h->rttvar + d) / 4;
+        h->srtt = (7 * h->srtt + r) / 8;
+    }
+    h->rto = h->srtt + 4 * h->rttvar;
+    if (h->rto < RTO_MIN)
+        h->rto = RTO_MIN;
+    if (h->rto > RTO_MAX)
+        h->rto = RTO_MAX;
+}
+
+/* Sends what half d may send now toward its receiver. */
+static void push_half(struct sconn *c, int d)
+{
+    struct half *h = &c->h[d];
+    int to = out_side(d);
+    uint64_t now = c->sp->now;
+    uint64_t mss = h->mss_y ? h->mss_y : 536;
+    while (h->out_nxt < h->out_end) {
+        uint64_t right = h->out_una + h->y_wnd;
+        uint64_t wnd_room = right > h->out_nxt ? right - h->out_nxt : 0;
+        uint64_t flight = h->out_nxt - h->out_una;
+        uint64_t cw_room = h->cwnd > flight ? h->cwnd - flight : 0;
+        uint64_t n = h->out_end - h->out_nxt;
+        if (n > mss)
+            n = mss;
+        if (n > wnd_room)
+            n = wnd_room;
+        if (n > cw_room)
+            n = cw_room;
+        if (n == 0) {
+            /* zero window with nothing in flight: probe it later */
+            if (wnd_room == 0 && flight == 0 && !h->persist_deadline)
+                h->persist_deadline = now + (h->rto ? h->rto : RTO_INIT);
+            break;
+        }
+        h->persist_deadline = 0;
+        send_seg(c, to, h->out_nxt, h->out.data + (h->out_nxt - h->out_una), (size_t)n, TH_PSH);
+        if (!h->rtt_on) {
+            h->rtt_on = 1;
+            h->rtt_off = h->out_nxt + n;
+            h->rtt_sent = now;
+        }
+        h->out_nxt += n;
+        if (!h->rtx_deadline)
+            h->rtx_deadline = now + h->rto;
+    }
+    /* our FIN follows the sender's, after everything the engine produced */
+    if (h->fin_in && !h->fin_out_sent && h->out_nxt == h->out_end) {
+        send_seg(c, to, h->out_end, NULL, 0, TH_FIN);
+        h->fin_out_sent = 1;
+        if (!h->rtx_deadline)
+            h->rtx_deadline = now + h->rto;
+    }
+}
+
+/* Emits what a connection owes: data both ways, then ACKs nobody carried. */
+static void flush_conn(struct sconn *c)
+{
+    if (c->dead || c->state < ST_EST)
+        return;
+    push_half(c, C2S);
+    push_half(c, S2C);
+    for (int to = 0; to < 2; to++)
+        if (c->ack_due[to]) {
+            int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
+            send_seg(c, to, c->h[d_out].out_nxt + (c->h[d_out].fin_out_sent ? 1 : 0), NULL, 0,
+                     0);
+        }
+}
+
+/* ---- connection lifecycle ---- */
+
+static void free_half(struct half *h)
+{
+    mqo_buf_free(&h->out);
+    free(h->recs);
+    for (struct ooo *o = h->ooo, *n; o; o = n) {
+        n = o->next;
+        free(o);
+    }
+}
+
+static void kill_conn(struct sconn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = 1;
+    c->dead_next = c->sp->dead;
+    c->sp->dead = c;
+}
+
+static void free_conn(struct mqo_splice *sp, struct sconn *c)
+{
+    mqo_map_del(&sp->conns, conn_key(c->cip, c->cport));
+    if (c->ec)
+        mqo_engine_conn_close(sp->eng, c->ec, sp->now);
+    free_half(&c->h[0]);
+    free_half(&c->h[1]);
+    sp->st.conns_tracked--;
+    free(c);
+}
+
+/* Resets both ends and forgets the connection. */
+static void reset_both(struct sconn *c)
+{
+    if (!c->rst_sent && c->state >= ST_EST) {
+        c->rst_sent = 1;
+        send_rst(c, MQO_SIDE_CLIENT);
+        send_rst(c, MQO_SIDE_BROKER);
+    }
+    kill_conn(c);
+}
+
+/* ---- engine ops ---- */
+
+static struct sconn *conn_of(struct mqo_conn *ec) { return mqo_conn_ud(ec); }
+
+static void op_forward(void *ud, struct mqo_conn *ec, enum mqo_dir s, const uint8_t *p, size_t n)
+{
+    struct sconn *c = conn_of(ec);
+    struct half *h = &c->h[s];
+    if (mqo_buf_append(&h->out, p, n)) {
+        reset_both(c);
+        return;
+    }
+    h->out_end += n;
+    h->in_acct += n;
+    rec_push(h, h->in_acct, h->out_end);
+    mark_dirty(c);
+}
+
+static void op_consume(void *ud, struct mqo_conn *ec, enum mqo_dir s, size_t n)
+{
+    struct sconn *c = conn_of(ec);
+    struct half *h = &c->h[s];
+    h->in_acct += n;
+    rec_push(h, h->in_acct, h->out_end);
+    mark_dirty(c);
+}
+
+static void op_insert(void *ud, struct mqo_conn *ec, enum mqo_dir s, const struct mqo_out *o)
+{
+    struct sconn *c = conn_of(ec);
+    struct half *h = &c->h[s];
+    size_t n = mqo_out_len(o);
+    if (mqo_buf_reserve(&h->out, n)) {
+        reset_both(c);
+        return;
+    }
+    mqo_out_copy(o, h->out.data + h->out.len);
+    h->out.len += n;
+    h->out_end += n;
+    mark_dirty(c);
+}
+
+static size_t op_room(void *ud, struct mqo_conn *ec)
+{
+    struct mqo_splice *sp = ud;
+    struct sconn *c = conn_of(ec);
+    const struct half *h = &c->h[S2C];
+    size_t held = (size_t)(h->out_end - h->out_una);
+    if (c->state != ST_EST || h->fin_in)
+        return 0;
+    return held >= sp->cfg.max_queue ? 0 : sp->cfg.max_queue - held;
+}
+
+static void op_close(void *ud, struct mqo_conn *ec, int reason)
+{
+    /* a stream the engine cannot pass on: the broker would drop the client; so do we */
+    reset_both(conn_of(ec));
+}
+
+/* ---- input ---- */
+
+struct seg {
+    const uint8_t *eth, *ip, *tcp, *payload;
+    size_t len; /* payload */
+    uint32_t sip, dip;
+    uint16_t sport, dport;
+    uint32_t seq, ack;
+    uint16_t win;
+    uint8_t flags;
+    uint8_t has_ts, has_ws, has_mss, ws;
+    uint16_t mss;
+    uint32_t tsval, tsecr;
+    size_t sack_ok_at; /* offset of a SACK-permitted option in tcp[], 0: none */
+    size_t hlen;       /* TCP header length */
+};
+
+/* Parses an IPv4/TCP frame. Returns 0, or -1 when it is not one (or is a fragment). */
+static int parse(const uint8_t *f, size_t len, struct seg *s)
+{
+    memset(s, 0, sizeof *s);
+    size_t l2 = 14;
+    if (len < 14)
+        return -1;
+    uint16_t et = rd16(f + 12);
+    if (et == 0x8100 && len >= 18) { /* one VLAN tag */
+        et = rd16(f + 16);
+        l2 = 18;
+    }
+    if (et != 0x0800 || len < l2 + 20)
+        return -1;
+    const uint8_t *ip = f + l2;
+    size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
+    size_t tot = rd16(ip + 2);
+    if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl || l2 + tot > len || ip[9] != 6)
+        return -1;
+    if (rd16(ip + 6) & 0x3fff) /* fragment */
+        return -1;
+    const uint8_t *tcp = ip + ihl;
+    size_t tl = tot - ihl;
+    if (tl < 20)
+        return -1;
+    size_t hl = (size_t)(tcp[12] >> 4) * 4;
+    if (hl < 20 || hl > tl)
+        return -1;
+    s->eth = f;
+    s->ip = ip;
+    s->tcp = tcp;
+    s->hlen = hl;
+    s->payload = tcp + hl;
+    s->len = tl - hl;
+    memcpy(&s->sip, ip + 12, 4);
+    memcpy(&s->dip, ip + 16, 4);
+    s->sport = rd16(tcp);
+    s->dport = rd16(tcp + 2);
+    s->seq = rd32(tcp + 4);
+    s->ack = rd32(tcp + 8);
+    s->flags = tcp[13];
+    s->win = rd16(tcp + 14);
+    for (size_t i = 20; i < hl;) {
+        uint8_t k = tcp[i];
+        if (k == 0)
+            break;
+        if (k == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= hl || tcp[i + 1] < 2 || i + tcp[i + 1] > hl)
+            break;
+        uint8_t ol = tcp[i + 1];
+        if (k == 2 && ol == 4) {
+            s->has_mss = 1;
+            s->mss = rd16(tcp + i + 2);
+        } else if (k == 3 && ol == 3) {
+            s->has_ws = 1;
+            s->ws = tcp[i + 2] > 14 ? 14 : tcp[i + 2];
+        } else if (k == 4 && ol == 2) {
+            s->sack_ok_at = i;
+        } else if (k == 8 && ol == 10) {
+            s->has_ts = 1;
+            s->tsval = rd32(tcp + i + 2);
+            s->tsecr = rd32(tcp + i + 6);
+        }
+        i += ol;
+    }
+    return 0;
+}
+
+static int csum_valid(const struct seg *s)
+{
+    size_t tl = s->hlen + s->len;
+    uint8_t ph[12];
+    memcpy(ph, s->ip + 12, 8);
+    ph[8] = 0;
+    ph[9] = 6;
+    wr16(ph + 10, (uint16_t)tl);
+    return mqo_csum_fold(mqo_csum_add(mqo_csum_add(0, ph, sizeof ph), s->tcp, tl)) == 0;
+}
+
+/* Forwards a SYN or SYN-ACK with SACK-permitted replaced by two NOPs. */
+static void pass_syn(struct mqo_splice *sp, int to, const struct seg *s, const uint8_t *frame,
+                     size_t flen)
+{
+    if (flen > sizeof sp->frame)
+        return;
+    uint8_t *f = sp->frame;
+    memcpy(f, frame, flen);
+    if (s->sack_ok_at) {
+        uint8_t *tcp = f + (s->tcp - frame);
+        uint8_t *ip = f + (s->ip - frame);
+        tcp[s->sack_ok_at] = 1;
+        tcp[s->sack_ok_at + 1] = 1;
+        wr16(tcp + 16, 0);
+        wr16(tcp + 16, mqo_csum_tcp4(ip + 12, ip + 16, tcp, s->hlen + s->len));
+    }
+    sp->st.segs_out++;
+    sp->cfg.emit(sp->cfg.ud, to, f, flen);
+}
+
+static void learn_l2(struct sconn *c, int from, const struct seg *s)
+{
+    /* a frame from side `from` travels toward the other side: its header is the template for
+     * frames we send that way */
+    int to = from ^ 1;
+    memcpy(c->eth[to], s->eth, 12);
+    c->eth[to][12] = 0x08;
+    c->eth[to][13] = 0x00;
+    c->ttl[to] = s->ip[8];
+    c->tos[to] = s->ip[1];
+}
+
+static void init_half(struct half *h)
+{
+    h->rto = RTO_INIT;
+    h->ssthresh = UINT64_MAX / 2;
+}
+
+static struct sconn *new_conn(struct mqo_splice *sp, const struct seg *s)
+{
+    if (sp->st.conns_tracked >= sp->cfg.max_conns)
+        return NULL;
+    struct sconn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->sp = sp;
+    c->cip = s->sip;
+    c->cport = s->sport;
+    init_half(&c->h[0]);
+    init_half(&c->h[1]);
+    c->ec = mqo_engine_conn_open(sp->eng, c, sp->now);
+    if (!c->ec || mqo_map_put(&sp->conns, conn_key(c->cip, c->cport), (uint64_t)(uintptr_t)c)) {
+        if (c->ec)
+            mqo_engine_conn_close(sp->eng, c->ec, sp->now);
+        free(c);
+        return NULL;
+    }
+    sp->st.conns_tracked++;
+    sp->st.conns_total++;
+    return c;
+}
+
+/* Client SYN: a connection the splice will edit. */
+static void on_syn(struct mqo_splice *sp, struct sconn *c, const struct seg *s)
+{
+    c->state = ST_SYN_SENT;
+    c->h[C2S].isn = s->seq;
+    c->h[C2S].wscale_x = s->has_ws ? s->ws : 0;
+    c->syn_ws = s->has_ws;
+    c->h[S2C].mss_y = s->has_mss ? s->mss : 536; /* what the client receives */
+    c->h[S2C].y_wnd = s->win;                    /* unscaled in a SYN */
+    c->h[C2S].ts_recent = s->tsval;
+    c->ts_ok = s->has_ts;
+    c->h[C2S].fin_in = 0;
+    c->ack_due[0] = c->ack_due[1] = 0;
+}
+
+static void on_synack(struct mqo_splice *sp, struct sconn *c, const struct seg *s)
+{
+    c->state = ST_SYN_RCVD;
+    c->h[S2C].isn = s->seq;
+    c->h[S2C].wscale_x = s->has_ws ? s->ws : 0;
+    if (!s->has_ws || !c->syn_ws) { /* scaling needs both */
+        c->h[S2C].wscale_x = 0;
+        c->h[C2S].wscale_x = 0;
+    }
+    c->h[C2S].mss_y = s->has_mss ? s->mss : 536; /* what the broker receives */
+    c->h[C2S].y_wnd = s->win;
+    c->h[S2C].ts_recent = s->tsval;
+    c->ts_ok = c->ts_ok && s->has_ts;
+    for (int d = 0; d < 2; d++) {
+        struct half *h = &c->h[d];
+        h->cwnd = 10 * (uint64_t)(h->mss_y ? h->mss_y : 536);
+    }
+}
+
+/* Feeds in-order bytes of half d to the engine. */
+static void deliver(struct sconn *c, int d, const uint8_t *p, size_t n)
+{
+    struct half *h = &c->h[d];
+    h->rcv_nxt += n;
+    c->sp->st.bytes_in[d] += n;
+    if (c->ec) {
+        mqo_engine_input(c->sp->eng, c->ec, d == C2S ? MQO_C2S : MQO_S2C, p, n, c->sp->now);
+        return;
+    }
+    /* the MQTT session ended with a FIN: what still flows is relayed as it is */
+    if (mqo_buf_append(&h->out, p, n)) {
+        reset_both(c);
+        return;
+    }
+    h->out_end += n;
+    h->in_acct += n;
+    rec_push(h, h->in_acct, h->out_end);
+    mark_dirty(c);
+}
+
+/* A FIN ends the MQTT session of the connection: the engine forgets it (its subscriptions, its
+ * deliveries), whatever bytes still come are relayed unedited. */
+static void end_session(struct sconn *c)
+{
+    if (!c->ec)
+        return;
+    mqo_engine_conn_close(c->sp->eng, c->ec, c->sp->now);
+    c->ec = NULL;
+}
+
+static void ooo_store(struct mqo_splice *sp, struct half *h, uint64_t off, const uint8_t *p,
+                      size_t n, int fin)
+{
+    if (h->ooo_bytes + n > OOO_MAX)
+        return; /* the sender retransmits */
+    struct ooo *o = malloc(sizeof *o + n);
+    if (!o)
+        return;
+    o->off = off;
+    o->len = (uint32_t)n;
+    o->fin = (uint8_t)fin;
+    memcpy(o->data, p, n);
+    struct ooo **pp = &h->ooo;
+    while (*pp && (*pp)->off < off)
+        pp = &(*pp)->next;
+    o->next = *pp;
+    *pp = o;
+    h->ooo_bytes += n;
+    sp->st.ooo_segs_in++;
+}
+
+/* Data (and FIN) of a segment of half d at offset off. */
+static void on_data(struct sconn *c, int d, int64_t off, const uint8_t *p, size_t n, int fin)
+{
+    struct mqo_splice *sp = c->sp;
+    struct half *h = &c->h[d];
+    int from = in_side(d);
+    if (h->fin_in) {
+        if (n || fin)
+            c->ack_due[from] = 1; /* a retransmission after the FIN */
+        return;
+    }
+    int64_t nxt = (int64_t)h->rcv_nxt;
+    if (off + (int64_t)n < nxt || (off + (int64_t)n == nxt && !fin)) {
+        if (n || fin) {
+            sp->st.dup_segs_in++;
+            c->ack_due[from] = 1; /* its ACK was lost, or it timed out: tell it again */
+        }
+        return;
+    }
+    if (off > nxt) {
+        ooo_store(sp, h, (uint64_t)off, p, n, fin);
+        c->ack_due[from] = 1; /* duplicate ACK: lets the sender fast-retransmit */
+        return;
+    }
+    size_t skip = (size_t)(nxt - off);
+    if (n > skip)
+        deliver(c, d, p + skip, n - skip);
+    if (fin) {
+        h->fin_in = 1;
+        h->fin_off = h->rcv_nxt;
+        end_session(c);
+    }
+    /* what was waiting behind the gap */
+    while (h->ooo && !h->fin_in && !c->dead) {
+        struct ooo *o = h->ooo;
+        if (o->off > h->rcv_nxt)
+            break;
+        h->ooo = o->next;
+        h->ooo_bytes -= o->len;
+        uint64_t end = o->off + o->len;
+        if (end > h->rcv_nxt)
+            deliver(c, d, o->data + (h->rcv_nxt - o->off), (size_t)(end - h->rcv_nxt));
+        if (o->fin && end >= h->rcv_nxt) {
+            h->fin_in = 1;
+            h->fin_off = h->rcv_nxt;
+            end_session(c);
+        }
+        free(o);
+    }
+    c->ack_due[from] = 1;
+}
+
+/* The ACK field and window of a segment from side `from`, for half d (whose output it acks). */
+static void on_ack(struct sconn *c, int d, const struct seg *s)
+{
+    struct mqo_splice *sp = c->sp;
+    struct half *h = &c->h[d];
+    uint64_t now = sp->now;
+    int64_t a = unwrap(s->ack, h->isn, h->out_una);
+    uint64_t limit = h->out_nxt + (h->fin_out_sent ? 1 : 0);
+    if (a < (int64_t)h->out_una || (uint64_t)a > limit)
+        return; /* old, or acks what we never sent */
+    uint64_t wnd = (uint64_t)s->win << c->h[d ^ 1].wscale_x;
+    uint64_t acked_to = (uint64_t)a;
+    int fin_acked = h->fin_out_sent && acked_to == h->out_end + 1;
+    if (fin_acked)
+        acked_to = h->out_end;
+    uint64_t mss = h->mss_y ? h->mss_y : 536;
+    if (acked_to > h->out_una) {
+        uint64_t n = acked_to - h->out_una;
+        mqo_buf_consume(&h->out, (size_t)n);
+        h->out_una = acked_to;
+        if (h->out_nxt < h->out_una)
+            h->out_nxt = h->out_una;
+        if (h->rtt_on && h->out_una >= h->rtt_off) {
+            if (!h->backoff)
+                rtt_sample(h, now);
+            h->rtt_on = 0;
+        }
+        h->backoff = 0;
+        if (h->in_recovery) {
+            if (h->out_una >= h->recover) {
+                h->in_recovery = 0;
+                h->cwnd = h->ssthresh;
+            } else {
+                /* NewReno partial ack: the next hole goes out at once */
+                size_t k = (size_t)(h->out_nxt - h->out_una);
+                if (k > mss)
+                    k = (size_t)mss;
+                if (k) {
+                    send_seg(c, out_side(d), h->out_una, h->out.data, k, TH_PSH);
+                    sp->st.retransmits++;
+                }
+            }
+        } else if (h->cwnd < h->ssthresh) {
+            h->cwnd += n < mss ? n : mss; /* slow start */
+        } else {
+            h->cwnd += mss * mss / h->cwnd + 1; /* congestion avoidance */
+        }
+        h->dupacks = 0;
+        h->rtx_deadline = h->out_nxt > h->out_una || (h->fin_out_sent && !fin_acked)
+                              ? now + h->rto
+                              : 0;
+    } else if (s->len == 0 && !(s->flags & (TH_SYN | TH_FIN)) && h->out_nxt > h->out_una &&
+               wnd == h->y_wnd) {
+        if (++h->dupacks == 3 && !h->in_recovery) {
+            uint64_t flight = h->out_nxt - h->out_una;
+            h->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
+            h->cwnd = h->ssthresh + 3 * mss;
+            h->recover = h->out_nxt;
+            h->in_recovery = 1;
+            size_t k = (size_t)(flight < mss ? flight : mss);
+            send_seg(c, out_side(d), h->out_una, h->out.data, k, TH_PSH);
+            sp->st.retransmits++;
+            sp->st.fast_retransmits++;
+            h->rtt_on = 0;
+        } else if (h->in_recovery) {
+            h->cwnd += mss;
+        }
+    }
+    if (fin_acked)
+        h->fin_out_acked = 1;
+    h->y_wnd = wnd;
+    if (wnd)
+        h->persist_deadline = 0;
+    /* the receiver's progress may resolve input of this half: the sender is owed an ACK */
+    if (resolve(h))
+        c->ack_due[in_side(d)] = 1;
+    mark_dirty(c);
+}
+
+static void established_segment(struct sconn *c, int from, const struct seg *s)
+{
+    int d_in = from == MQO_SIDE_CLIENT ? C2S : S2C; /* half whose sender is `from` */
+    struct half *hin = &c->h[d_in];
+    if (c->ts_ok && s->has_ts && (int32_t)(s->tsval - hin->ts_recent) >= 0)
+        hin->ts_recent = s->tsval;
+    if (s->flags & TH_RST) {
+        /* pass it on, inside the other end's window, and forget the connection */
+        int to = from ^ 1;
+        if (!c->rst_sent) {
+            c->rst_sent = 1;
+            send_rst(c, to);
+        }
+        kill_conn(c);
+        return;
+    }
+    if (s->flags & TH_ACK)
+        on_ack(c, d_in ^ 1, s);
+    if (c->dead)
+        return;
+    if (s->len || (s->flags & TH_FIN)) {
+        int64_t off = unwrap(s->seq, hin->isn, hin->rcv_nxt);
+        on_data(c, d_in, off, s->payload, s->len, (s->flags & TH_FIN) != 0);
+        if (!c->dead && resolve(hin))
+            c->ack_due[from] = 1;
+    } else if (s->seq != hin->isn + 1 + (uint32_t)hin->rcv_nxt && !(s->flags & TH_SYN)) {
+        /* a keep-alive probe (one below the next byte): answer it for the other end */
+        c->ack_due[from] = 1;
+    }
+    if (c->state == ST_SYN_RCVD && from == MQO_SIDE_CLIENT && (s->flags & TH_ACK))
+        c->state = ST_EST;
+    mark_dirty(c);
+    if (c->h[C2S].fin_resolved && c->h[S2C].fin_resolved && c->h[C2S].fin_out_acked &&
+        c->h[S2C].fin_out_acked && !c->closed_at)
+        c->closed_at = c->sp->now;
+}
+
+int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size_t len,
+                     int csum_ok, uint64_t now)
+{
+    struct seg s;
+    if (now > sp->now)
+        sp->now = now;
+    if (parse(frame, len, &s))
+        return 0;
+    uint32_t cip;
+    uint16_t cport;
+    if (from == MQO_SIDE_CLIENT && s.dip == sp->cfg.broker_ip && s.dport == sp->cfg.broker_port) {
+        cip = s.sip;
+        cport = s.sport;
+    } else if (from == MQO_SIDE_BROKER && s.sip == sp->cfg.broker_ip &&
+               s.sport == sp->cfg.broker_port) {
+        cip = s.dip;
+        cport = s.dport;
+    } else {
+        return 0;
+    }
+    uint64_t v;
+    struct sconn *c = mqo_map_get(&sp->conns, conn_key(cip, cport), &v)
+                          ? (struct sconn *)(uintptr_t)v
+                          : NULL;
+    if (c && c->dead)
+        return 1;
+    int syn = (s.flags & (TH_SYN | TH_ACK)) == TH_SYN;
+    if (!c && !syn) {
+        sp->st.conns_untracked++;
+        return 0; /* a connection whose start we did not see: never edited */
+    }
+    if (!csum_ok && !csum_valid(&s)) {
+        sp->st.bad_csum++;
+        return 1; /* what the receiver would drop */
+    }
+    sp->st.segs_in++;
+    if (syn && from == MQO_SIDE_CLIENT) {
+        if (c && c->state >= ST_EST) {
+            /* a new connection on the same ports: the old one is gone */
+            free_conn(sp, c);
+            c = NULL;
+        }
+        if (!c && !(c = new_conn(sp, &s))) {
+            sp->st.conns_untracked++;
+            return 0; /* table full: not edited */
+        }
+        c->last_seen = now;
+        learn_l2(c, from, &s);
+        on_syn(sp, c, &s);
+        pass_syn(sp, MQO_SIDE_BROKER, &s, frame, len);
+        return 1;
+    }
+    c->last_seen = now;
+    learn_l2(c, from, &s);
+    if ((s.flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK)) {
+        if (from != MQO_SIDE_BROKER || c->state > ST_SYN_RCVD)
+            return 1;
+        on_synack(sp, c, &s);
+        pass_syn(sp, MQO_SIDE_CLIENT, &s, frame, len);
+        return 1;
+    }
+    if (c->state == ST_SYN_SENT) {
+        if (s.flags & TH_RST) { /* refused */
+            sp->cfg.emit(sp->cfg.ud, from ^ 1, frame, len);
+            kill_conn(c);
+        }
+        return 1;
+    }
+    if (c->closed_at) {
+        /* both directions finished: absorb late segments, re-acknowledge */
+        c->ack_due[from] = 1;
+        mark_dirty(c);
+    } else {
+        established_segment(c, from, &s);
+    }
+    /* emit what this frame set in motion (fan-out marks other connections too) */
+    while (sp->dirty) {
+        struct sconn *d = sp->dirty;
+        sp->dirty = d->dirty_next;
+        d->dirty = 0;
+        flush_conn(d);
+    }
+    while (sp->dead) {
+        struct sconn *d = sp->dead;
+        sp->dead = d->dead_next;
+        free_conn(sp, d);
+    }
+    return 1;
+}
+
+/* ---- timers ---- */
+
+static void timers_half(struct sconn *c, int d)
+{
+    struct mqo_splice *sp = c->sp;
+    struct half *h = &c->h[d];
+    uint64_t now = sp->now;
+    uint64_t mss = h->mss_y ? h->mss_y : 536;
+    if (h->rtx_deadline && now >= h->rtx_deadline) {
+        if (++h->backoff > RTX_GIVE_UP) {
+            mqo_warn("connection %u.%u.%u.%u:%u: the %s stopped acknowledging; resetting both "
+                     "ends",
+                     ((uint8_t *)&c->cip)[0], ((uint8_t *)&c->cip)[1], ((uint8_t *)&c->cip)[2],
+                     ((uint8_t *)&c->cip)[3], c->cport, d == C2S ? "broker" : "client");
+            reset_both(c);
+            return;
+        }
+        sp->st.rto_expired++;
+        uint64_t flight = h->out_nxt - h->out_una;
+        h->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
+        h->cwnd = mss;
+        h->in_recovery = 0;
+        h->dupacks = 0;
+        h->rtt_on = 0;
+        h->rto = h->rto * 2 > RTO_MAX ? RTO_MAX : h->rto * 2;
+        /* go back: resend from the first unacknowledged byte */
+        h->out_nxt = h->out_una;
+        if (h->fin_out_sent && !h->fin_out_acked)
+            h->fin_out_sent = 0;
+        h->rtx_deadline = 0;
+        if (h->out_end > h->out_una || h->fin_in)
+            sp->st.retransmits++;
+        push_half(c, d);
+        if (!h->rtx_deadline && (h->out_nxt > h->out_una || h->fin_out_sent))
+            h->rtx_deadline = now + h->rto;
+    }
+    if (h->persist_deadline && now >= h->persist_deadline) {
+        /* zero-window probe: one byte beyond the window */
+        h->persist_deadline = now + h->rto;
+        if (h->out_end > h->out_nxt) {
+            send_seg(c, out_side(d), h->out_nxt, h->out.data + (h->out_nxt - h->out_una), 1,
+                     TH_PSH);
+            sp->st.zero_window_probes++;
+        }
+    }
+}
+
+void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
+{
+    if (now > sp->now)
+        sp->now = now;
+    mqo_engine_tick(sp->eng, now);
+    int scan = now - sp->last_scan >= NS;
+    if (scan)
+        sp->last_scan = now;
+    for (size_t i = 0; i < sp->conns.cap; i++) {
+        if (!sp->conns.slots[i].used)
+            continue;
+        struct sconn *c = (struct sconn *)(uintptr_t)sp->conns.slots[i].val;
+        if (c->dead)
+            continue;
+        if (c->state >= ST_EST && !c->closed_at) {
+            timers_half(c, C2S);
+            if (!c->dead)
+                timers_half(c, S2C);
+        }
+        if (scan && !c->dead) {
+            if ((c->closed_at && now - c->closed_at > LINGER_NS) ||
+                now - c->last_seen > (uint64_t)sp->cfg.idle_ms * MS)
+                kill_conn(c);
+        }
+    }
+    while (sp->dirty) {
+        struct sconn *d = sp->dirty;
+        sp->dirty = d->dirty_next;
+        d->dirty = 0;
+        flush_conn(d);
+    }
+    while (sp->dead) {
+        struct sconn *d = sp->dead;
+        sp->dead = d->dead_next;
+        free_conn(sp, d);
+    }
+}
+
+uint64_t mqo_splice_next_timer(const struct mqo_splice *sp, uint64_t now)
+{
+    uint64_t best = UINT64_MAX;
+    for (size_t i = 0; i < sp->conns.cap; i++) {
+        if (!sp->conns.slots[i].used)
+            continue;
+        const struct sconn *c = (const struct sconn *)(uintptr_t)sp->conns.slots[i].val;
+        for (int d = 0; d < 2; d++) {
+            uint64_t t[2] = {c->h[d].rtx_deadline, c->h[d].persist_deadline};
+            for (int k = 0; k < 2; k++)
+                if (t[k] && t[k] < best)
+                    best = t[k];
+        }
+    }
+    return best == UINT64_MAX ? best : (best > now ? best - now : 0);
+}
+
+/* ---- setup ---- */
+
+struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
+{
+    struct mqo_splice *sp = calloc(1, sizeof *sp);
+    if (!sp) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    sp->cfg = *cfg;
+    if (!sp->cfg.max_queue)
+        sp->cfg.max_queue = 4u << 20;
+    if (!sp->cfg.max_conns)
+        sp->cfg.max_conns = 65536;
+    if (!sp->cfg.idle_ms)
+        sp->cfg.idle_ms = 2 * 3600 * 1000;
+    struct mqo_engine_cfg ec = cfg->engine;
+    ec.ops = (struct mqo_engine_ops){.forward = op_forward,
+                                     .consume = op_consume,
+                                     .insert = op_insert,
+                                     .room = op_room,
+                                     .close = op_close};
+    ec.ud = sp;
+    sp->eng = mqo_engine_new(&ec);
+    if (!sp->eng) {
+        int err = errno;
+        free(sp);
+        errno = err;
+        return NULL;
+    }
+    return sp;
+}
+
+void mqo_splice_free(struct mqo_splice *sp)
+{
+    if (!sp)
+        return;
+    for (size_t i = 0; i < sp->conns.cap; i++)
+        if (sp->conns.slots[i].used) {
+            struct sconn *c = (struct sconn *)(uintptr_t)sp->conns.slots[i].val;
+            if (c->ec)
+                mqo_engine_conn_close(sp->eng, c->ec, sp->now);
+            c->ec = NULL;
+            free_half(&c->h[0]);
+            free_half(&c->h[1]);
+            free(c);
+        }
+    mqo_map_free(&sp->conns);
+    mqo_engine_free(sp->eng);
+    free(sp);
+}
+
+const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *sp) { return &sp->st; }
+const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *sp)
+{
+    return mqo_engine_stats(sp->eng);
+}

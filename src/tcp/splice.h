@@ -1,0 +1,106 @@
+/* tcp/: the splice engine of monitor mode.
+ *
+ * mqoff monitor sits on the wire between clients and the broker host and is not a TCP endpoint:
+ * it never opens or accepts a connection, the SYNs pass (their SACK-permitted option stripped)
+ * and both ends keep their own initial sequence numbers. But once the MQTT engine edits a
+ * byte stream (a consumed PUBLISH, an inserted delivery), the two ends no longer agree on
+ * sequence numbers. The splice gives each direction of each connection two sequence spaces:
+ *
+ *     sender X --- input space (X's bytes as sent) ---> [engine] --- output space ---> receiver Y
+ *
+ * and relays the stream instead of the segments: X's segments are reassembled in order and fed
+ * to the engine; the engine's output (forwarded bytes, inserted bytes) is a new byte stream
+ * toward Y, numbered from X's own initial sequence number, which the splice segments, sends,
+ * keeps until Y acknowledges it, and retransmits (RTO with backoff, fast retransmit on three
+ * duplicate ACKs), within Y's window and a NewReno-style congestion window.
+ *
+ * ACKs: Y acknowledges output bytes. X's input bytes are acknowledged to X once each is
+ * resolved: consumed by the engine, or forwarded and acknowledged by Y. A record per engine edit
+ * (input end, output end) maps one to the other, so a cumulative ACK from Y that covers broker
+ * and offload bytes alike becomes exactly the input prefix it resolves: no special case for
+ * delayed ACKs, no ACK for bytes the broker has not acknowledged and the offload has not taken.
+ *
+ *      input (X)   |--fwd--|--consumed--|--fwd--|
+ *      output (Y)  |--fwd--|--ins--|--fwd--|
+ *                          ^ consumed bytes resolve when Y acks everything before them
+ *
+ * Windows: the window advertised to X is what X has in flight toward us plus the room left in
+ * Y's window after everything the splice holds for Y (forwarded and inserted bytes alike), so
+ * inserted data shares the receiver's window with the sender's. Timestamps: segments toward Y
+ * carry the latest TSval seen from X (never decreasing, so PAWS accepts them) and echo Y's.
+ * SACK: negotiation is stripped from the SYNs (every hop retransmits for itself; translating
+ * SACK blocks of two origins buys nothing on one hop). MSS: segments toward Y respect Y's MSS.
+ *
+ * Only connections whose SYN the splice saw are edited; others, and every frame that is not
+ * TCP to or from the broker's address and port, are the caller's to forward unchanged.
+ *
+ * No I/O, no clock: frames come in with the time, frames go out through a callback.
+ */
+#ifndef MQO_TCP_SPLICE_H
+#define MQO_TCP_SPLICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+
+/* Port sides of the bump. */
+#define MQO_SIDE_CLIENT 0 /* the port toward the clients */
+#define MQO_SIDE_BROKER 1 /* the port toward the broker host */
+
+struct mqo_splice_cfg {
+    uint32_t broker_ip;   /* IPv4, network byte order */
+    uint16_t broker_port; /* host byte order */
+    /* The engine's configuration (authorization, broker-only topics...); the ops are the
+     * splice's own. */
+    struct mqo_engine_cfg engine;
+    /* Emits a frame toward a side. The frame is only valid during the call. */
+    void (*emit)(void *ud, int to_side, const uint8_t *frame, size_t len);
+    void *ud;
+    /* Bytes held for one receiver (unacknowledged output) above which the engine stops
+     * offloading to it (QoS 0 dropped, QoS 1 to the broker). 0: 4 MiB. */
+    size_t max_queue;
+    uint32_t max_conns;   /* table limit, 0: 65536; new connections over it pass untouched */
+    uint32_t idle_ms;     /* a connection with no frame for this long is forgotten; 0: 2 h */
+};
+
+struct mqo_splice_stats {
+    uint64_t conns_tracked;     /* now */
+    uint64_t conns_total;
+    uint64_t conns_untracked;   /* frames of connections whose SYN was not seen */
+    uint64_t segs_in, segs_out;
+    uint64_t bytes_in[2], bytes_out[2]; /* payload by direction (0: client->broker) */
+    uint64_t retransmits;       /* segments the splice sent again */
+    uint64_t fast_retransmits;
+    uint64_t rto_expired;
+    uint64_t dup_segs_in;       /* segments carrying only bytes already received */
+    uint64_t ooo_segs_in;       /* arrived ahead of a gap, kept */
+    uint64_t bad_csum;          /* dropped: TCP checksum wrong */
+    uint64_t zero_window_probes;
+    uint64_t resets;
+};
+
+struct mqo_splice;
+
+/* Returns NULL with errno set. */
+struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg);
+void mqo_splice_free(struct mqo_splice *s);
+
+/* A frame arrived on side `from`. Returns 1 when the splice took it (it emits what it decides,
+ * now or later), 0 when the caller forwards it unchanged to the other side. csum_ok: the
+ * frame's checksums need no verification (set for frames the NIC delivered with partial or
+ * already-verified checksums). */
+int mqo_splice_input(struct mqo_splice *s, int from, const uint8_t *frame, size_t len,
+                     int csum_ok, uint64_t now_ns);
+
+/* Timers: retransmission, zero-window probes, the engine's keep-alive, idle expiry. Call at
+ * least every 10 ms. */
+void mqo_splice_tick(struct mqo_splice *s, uint64_t now_ns);
+
+/* Nanoseconds until the next timer is due (UINT64_MAX: none). */
+uint64_t mqo_splice_next_timer(const struct mqo_splice *s, uint64_t now_ns);
+
+const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *s);
+const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *s);
+
+#endif
