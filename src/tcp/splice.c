@@ -871,8 +871,12 @@ static void established_segment(struct sconn *c, int from, const struct seg *s)
         /* a keep-alive probe (one below the next byte): answer it for the other end */
         c->ack_due[from] = 1;
     }
-    if (c->state == ST_SYN_RCVD && from == MQO_SIDE_CLIENT && (s->flags & TH_ACK))
+    if (c->state == ST_SYN_RCVD && from == MQO_SIDE_CLIENT && (s->flags & TH_ACK)) {
+        /* the client's ACK of the SYN-ACK: the broker gets one from us (ours numbers the
+         * streams as it knows them, so it completes its handshake the same way) */
         c->state = ST_EST;
+        c->ack_due[MQO_SIDE_BROKER] = 1;
+    }
     mark_dirty(c);
     if (c->h[C2S].fin_resolved && c->h[S2C].fin_resolved && c->h[C2S].fin_out_acked &&
         c->h[S2C].fin_out_acked && !c->closed_at)
@@ -917,7 +921,10 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
     sp->st.segs_in++;
     if (syn && from == MQO_SIDE_CLIENT) {
         if (c && c->state >= ST_EST) {
-            /* a new connection on the same ports: the old one is gone */
+            if (s.seq == c->h[C2S].isn)
+                return 1; /* a duplicate of the SYN that opened this connection */
+            /* another initial sequence number: a new connection on the same ports (the client
+             * lost the old one) */
             free_conn(sp, c);
             c = NULL;
         }
@@ -987,6 +994,10 @@ static void timers_half(struct sconn *c, int d)
             return;
         }
         sp->st.rto_expired++;
+        mqo_dbg("splice: RTO half %d una %llu nxt %llu end %llu fin %d/%d wnd %llu", d,
+                (unsigned long long)h->out_una, (unsigned long long)h->out_nxt,
+                (unsigned long long)h->out_end, h->fin_out_sent, h->fin_out_acked,
+                (unsigned long long)h->y_wnd);
         uint64_t flight = h->out_nxt - h->out_una;
         h->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
         h->cwnd = mss;

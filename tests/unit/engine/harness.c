@@ -53,18 +53,39 @@ static void op_close(void *ud, struct mqo_conn *c, int reason)
     cl->close_reason = reason;
 }
 
-void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int direct)
+
+static uint32_t ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+    uint8_t v[4] = {a, b, c, d};
+    uint32_t r;
+    memcpy(&r, v, 4);
+    return r;
+}
+
+void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
 {
     memset(h, 0, sizeof *h);
-    h->direct = direct;
+    h->direct = mode;
     h->now = 1000 * MS;
-    if (direct)
+    h->next_port = 40000;
+    if (mode == H_DIRECT)
         return;
     struct mqo_engine_cfg c = {0};
     if (cfg)
         c = *cfg;
     else
         c.acl_mode = MQO_ACL_OPEN;
+    if (mode == H_SPLICE) {
+        struct mqo_splice_cfg sc = {.broker_ip = ip4(198, 18, 0, 2),
+                                    .broker_port = 1883,
+                                    .engine = c,
+                                    .emit = ts_emit,
+                                    .ud = &h->net};
+        h->splice = mqo_splice_new(&sc);
+        ts_net_init(&h->net, h->splice, 42);
+        h->net.now = h->now;
+        return;
+    }
     c.ops = (struct mqo_engine_ops){.forward = op_forward,
                                     .consume = op_consume,
                                     .insert = op_insert,
@@ -76,6 +97,12 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int direct)
 
 static void client_free(struct h_client *cl)
 {
+    if (cl->cep) {
+        ts_ep_free(cl->cep);
+        ts_ep_free(cl->bep);
+        free(cl->cep);
+        free(cl->bep);
+    }
     mqo_buf_free(&cl->c2b);
     mqo_buf_free(&cl->b2c);
     mqo_buf_free(&cl->crx);
@@ -84,11 +111,20 @@ static void client_free(struct h_client *cl)
     free(cl->rx);
 }
 
+const struct mqo_engine_stats *h_stats(const struct harness *h)
+{
+    return h->splice ? mqo_splice_engine_stats(h->splice) : mqo_engine_stats(h->eng);
+}
+
 void h_free(struct harness *h)
 {
     for (int i = 0; i < H_MAX_CLIENTS; i++)
         if (h->cl[i].used)
             client_free(&h->cl[i]);
+    if (h->splice) {
+        mqo_splice_free(h->splice);
+        ts_net_free(&h->net);
+    }
     for (int i = 0; i < H_MAX_CLIENTS; i++)
         mqo_buf_free(&h->sess[i].queued);
     mqo_engine_free(h->eng);
@@ -107,8 +143,21 @@ int h_open(struct harness *h)
         cl->b_sess = -1;
         cl->b_next_pid = 1;
         cl->rx = calloc(H_MAX_RX, sizeof *cl->rx);
-        if (!h->direct)
+        if (h->direct == H_ENGINE)
             cl->conn = mqo_engine_conn_open(h->eng, (void *)(intptr_t)(i + 1), h->now);
+        if (h->direct == H_SPLICE) {
+            uint16_t port = h->next_port++;
+            cl->cep = calloc(1, sizeof *cl->cep);
+            cl->bep = calloc(1, sizeof *cl->bep);
+            ts_ep_init(cl->cep, MQO_SIDE_CLIENT, ip4(198, 18, 0, 1), port, ip4(198, 18, 0, 2),
+                       1883, 0x10000000u * (uint32_t)(i % 15) + 0xfffff000u, 1460, 65535, 1, 7);
+            ts_ep_init(cl->bep, MQO_SIDE_BROKER, ip4(198, 18, 0, 2), 1883, ip4(198, 18, 0, 1),
+                       port, 0x7fffff00u + (uint32_t)i * 7919u, 1460, 65535, 1, 7);
+            ts_net_add(&h->net, cl->cep);
+            ts_net_add(&h->net, cl->bep);
+            ts_connect(&h->net, cl->cep);
+            h_run(h);
+        }
         return i;
     }
     return -1;
@@ -286,8 +335,10 @@ static int b_session(struct harness *h, const char *cid)
     return -1;
 }
 
-static int b_session_new(struct harness *h, const char *cid)
+static int b_session_new(struct harness *h, const char *cid_in)
 {
+    char cid[64];
+    snprintf(cid, sizeof cid, "%s", cid_in); /* cid_in may live inside h */
     for (int s = 0; s < H_MAX_CLIENTS; s++)
         if (!h->sess[s].used) {
             mqo_buf_free(&h->sess[s].queued);
@@ -680,10 +731,12 @@ static void b_close_conn(struct harness *h, int i)
     }
     cl->b_sess = -1;
     cl->closed = 1;
-    if (!h->direct && cl->conn) {
+    if (h->direct == H_ENGINE && cl->conn) {
         mqo_engine_conn_close(h->eng, cl->conn, h->now);
         cl->conn = NULL;
     }
+    if (h->direct == H_SPLICE)
+        ts_close(&h->net, cl->bep);
 }
 
 void h_close(struct harness *h, int i)
@@ -691,8 +744,15 @@ void h_close(struct harness *h, int i)
     struct h_client *cl = &h->cl[i];
     /* what was in flight toward the broker arrives before the close */
     h_run(h);
+    if (h->direct == H_SPLICE) {
+        /* the client's FIN travels; the broker closes when it sees it */
+        ts_close(&h->net, cl->cep);
+        h_run(h);
+        cl->closed = 1;
+        return;
+    }
     b_close_conn(h, i);
-    if (!h->direct && cl->conn) {
+    if (h->direct == H_ENGINE && cl->conn) {
         mqo_engine_conn_close(h->eng, cl->conn, h->now);
         cl->conn = NULL;
     }
@@ -769,8 +829,12 @@ void h_send(struct harness *h, int i, const void *p, size_t n)
     struct h_client *cl = &h->cl[i];
     if (cl->closed)
         return;
-    if (h->direct) {
+    if (h->direct == H_DIRECT) {
         mqo_buf_append(&cl->c2b, p, n);
+        return;
+    }
+    if (h->direct == H_SPLICE) {
+        ts_write(&h->net, cl->cep, p, n);
         return;
     }
     mqo_engine_input(h->eng, cl->conn, MQO_C2S, p, n, h->now);
@@ -782,10 +846,55 @@ void h_send_bytewise(struct harness *h, int i, const void *p, size_t n)
         h_send(h, i, (const uint8_t *)p + k, 1);
 }
 
+/* H_SPLICE: moves what the TCP endpoints received to the broker model and the clients. */
+static int splice_pump(struct harness *h)
+{
+    int moved = 0;
+    ts_net_run(&h->net, 1000 * MS);
+    h->now = h->net.now;
+    for (int i = 0; i < H_MAX_CLIENTS; i++) {
+        struct h_client *cl = &h->cl[i];
+        if (!cl->used || !cl->cep)
+            continue;
+        if (cl->bep->app_in.len) {
+            struct mqo_buf b = cl->bep->app_in;
+            cl->bep->app_in = (struct mqo_buf){0};
+            if (cl->b_connected || !cl->closed)
+                b_input(h, i, b.data, b.len);
+            mqo_buf_free(&b);
+            moved = 1;
+        }
+        if (cl->cep->app_in.len) {
+            struct mqo_buf b = cl->cep->app_in;
+            cl->cep->app_in = (struct mqo_buf){0};
+            c_input(h, i, b.data, b.len);
+            mqo_buf_free(&b);
+            moved = 1;
+        }
+        if (cl->bep->fin_rcvd && cl->b_connected) {
+            b_close_conn(h, i); /* the client went away */
+            moved = 1;
+        }
+        if ((cl->cep->rst_rcvd || cl->cep->fin_rcvd) && !cl->closed) {
+            cl->closed = 1;
+            if (cl->cep->fin_rcvd)
+                ts_close(&h->net, cl->cep);
+            moved = 1;
+        }
+        if (cl->bep->rst_rcvd && cl->b_connected) {
+            b_close_conn(h, i);
+            moved = 1;
+        }
+    }
+    return moved || ts_net_busy(&h->net);
+}
+
 void h_run(struct harness *h)
 {
     for (int round = 0; round < 10000; round++) {
         int moved = 0;
+        if (h->direct == H_SPLICE)
+            moved = splice_pump(h);
         for (int i = 0; i < H_MAX_CLIENTS; i++) {
             struct h_client *cl = &h->cl[i];
             if (!cl->used)
@@ -803,7 +912,9 @@ void h_run(struct harness *h)
                 cl->bout = (struct mqo_buf){0};
                 if (cl->drop_bout)
                     ;
-                else if (h->direct)
+                else if (h->direct == H_SPLICE)
+                    ts_write(&h->net, cl->bep, b.data, b.len);
+                else if (h->direct == H_DIRECT)
                     c_input(h, i, b.data, b.len);
                 else if (cl->conn)
                     mqo_engine_input(h->eng, cl->conn, MQO_S2C, b.data, b.len, h->now);
@@ -840,6 +951,10 @@ void h_advance(struct harness *h, uint64_t ms)
         h->now += step;
         if (h->eng)
             mqo_engine_tick(h->eng, h->now);
+        if (h->splice) {
+            ts_net_advance(&h->net, h->now > h->net.now ? h->now - h->net.now : 0);
+            h->now = h->net.now;
+        }
         h_run(h);
         /* broker keep-alive: 1.5 x the interval without a packet closes the client */
         for (int i = 0; i < H_MAX_CLIENTS; i++) {

@@ -23,6 +23,15 @@
 
 #include "core/buf.h"
 #include "engine/engine.h"
+#include "helper_tcpsim.h"
+#include "tcp/splice.h"
+
+/* Where the bytes go between clients and the reference broker. */
+enum h_mode {
+    H_ENGINE = 0, /* through the engine, in memory */
+    H_DIRECT = 1, /* straight to the broker (the reference behaviour) */
+    H_SPLICE = 2, /* through TCP endpoints, the wire model and the monitor-mode splice */
+};
 
 #define H_MAX_CLIENTS 256
 #define H_MAX_RX 4096
@@ -92,11 +101,15 @@ struct h_client {
     char b_alias[16][128];
     uint32_t b_inflight; /* QoS>0 PUBLISH sent, not acked */
     uint64_t b_publish_in; /* PUBLISH packets the broker received from this client */
+    struct ts_ep *cep, *bep; /* H_SPLICE: the client's and the broker's TCP endpoints */
 };
 
 struct harness {
     struct mqo_engine *eng;
-    int direct;
+    int direct; /* enum h_mode */
+    struct mqo_splice *splice;
+    struct ts_net net;
+    uint16_t next_port;
     uint64_t now;
     struct h_client cl[H_MAX_CLIENTS];
     struct h_bsess sess[H_MAX_CLIENTS];
@@ -112,8 +125,11 @@ struct harness {
     uint64_t broker_deliveries;
 };
 
-/* Creates the harness; cfg may be NULL for defaults (ACL open). The ops are the harness's. */
-void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int direct);
+/* Creates the harness; cfg may be NULL for defaults (ACL open). The ops are the harness's (or
+ * the splice's). mode: enum h_mode. */
+void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode);
+/* The engine's counters (engine or splice mode). */
+const struct mqo_engine_stats *h_stats(const struct harness *h);
 void h_free(struct harness *h);
 
 /* Opens a client connection; returns its index. */

@@ -1,0 +1,118 @@
+/* A small TCP endpoint and wire model for in-memory tests of the splice (monitor mode).
+ *
+ * Each endpoint is a simplified TCP: handshake (active or passive), in-order receive (out of
+ * order segments are dropped and answered with a duplicate ACK, as a receiver without SACK
+ * does), cumulative ACKs (immediately, or delayed: every second segment or after 40 ms),
+ * send within the peer's window and MSS, go-back-N retransmission on a fixed timeout, window
+ * scaling and timestamps with PAWS checks (a segment whose TSval is older than the last one
+ * accepted is dropped, as Linux does), FIN. It checks what it receives: a segment whose
+ * sequence number or ACK does not fit the connection is counted as a violation, so the tests
+ * can assert the splice never sends one.
+ *
+ * The wire between an endpoint and the splice can lose, duplicate and reorder frames,
+ * from a seeded PRNG, per direction.
+ */
+#ifndef MQO_TEST_TCPSIM_H
+#define MQO_TEST_TCPSIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+struct ts_ep {
+    int side;          /* MQO_SIDE_CLIENT or MQO_SIDE_BROKER: where it sits */
+    uint8_t mac[6], peer_mac[6];
+    uint32_t ip, peer_ip;   /* network order */
+    uint16_t port, peer_port;
+    int state;              /* 0 closed, 1 syn sent, 2 syn rcvd, 3 established, 4 fin */
+    uint32_t isn, peer_isn;
+    uint64_t snd_una, snd_nxt; /* offsets after the SYN */
+    struct mqo_buf app_out;    /* bytes written, from snd_una on */
+    uint64_t app_out_end;      /* offset after the last byte written */
+    uint64_t rcv_nxt;
+    struct mqo_buf app_in;     /* bytes received in order (not consumed by the app) */
+    uint64_t peer_wnd;
+    uint32_t rcv_wnd;          /* our window (bytes) */
+    uint8_t ws_mine, ws_peer, ws_ok;
+    uint16_t mss, peer_mss;
+    int ts_ok;
+    uint32_t ts_recent;        /* peer's last TSval accepted */
+    uint64_t rtx_at;
+    int delayed_ack;           /* 1: ack every second segment or after 40 ms */
+    int unacked_segs;
+    uint64_t ack_at;
+    int fin_sent, fin_rcvd;
+    int rst_rcvd;
+    /* checks */
+    uint64_t violations;       /* segments a correct peer would never send us */
+    uint64_t paws_drops;
+    uint64_t dup_data;         /* data segments entirely below rcv_nxt */
+    uint64_t ooo_drops;
+};
+
+struct ts_wire {
+    /* impairment per direction: [0] toward the splice, [1] from the splice */
+    uint32_t loss_pct[2], dup_pct[2], reorder_pct[2];
+    uint64_t rng;
+    uint64_t frames[2], lost[2], duped[2], reordered[2];
+};
+
+/* A frame in flight. */
+struct ts_frame {
+    uint8_t *data;
+    size_t len;
+    int to_splice; /* 1: from the endpoint toward the splice */
+    struct ts_ep *ep;
+    uint64_t at;   /* delivery time (ns) */
+    uint64_t seq;  /* enqueue order: equal times are delivered first in, first out */
+};
+
+struct ts_net {
+    struct ts_frame *q;
+    size_t n, cap;
+    uint64_t now;
+    struct ts_wire wire;
+    void *splice;  /* struct mqo_splice * */
+    /* frames the splice emitted, routed back by ts_net_route() */
+    struct ts_ep **eps;
+    size_t n_eps, cap_eps;
+    uint64_t delay_ns; /* one-way wire delay */
+    uint64_t next_seq;
+};
+
+void ts_net_init(struct ts_net *n, void *splice, uint64_t seed);
+void ts_net_free(struct ts_net *n);
+/* Creates an endpoint pair for a connection client:port <-> broker:bport. */
+void ts_ep_init(struct ts_ep *e, int side, uint32_t ip, uint16_t port, uint32_t peer_ip,
+                uint16_t peer_port, uint32_t isn, uint16_t mss, uint32_t rcv_wnd, int ts,
+                uint8_t ws);
+void ts_net_add(struct ts_net *n, struct ts_ep *e);
+void ts_ep_free(struct ts_ep *e);
+
+/* Client endpoint: sends its SYN. */
+void ts_connect(struct ts_net *n, struct ts_ep *e);
+/* Application writes bytes (sent at once within window and MSS). */
+void ts_write(struct ts_net *n, struct ts_ep *e, const void *p, size_t len);
+/* Sends FIN after the written bytes. */
+void ts_close(struct ts_net *n, struct ts_ep *e);
+
+/* The splice's emit callback: queues the frame toward the right endpoint. */
+void ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len);
+
+/* Processes every event (frame arrival, timer) due before now + max_ns; the clock stops at the
+ * last event processed. Returns the time advanced. */
+uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns);
+/* Same, then moves the clock to now + ns. */
+void ts_net_advance(struct ts_net *n, uint64_t ns);
+/* 1 while frames are in flight or a retransmission/ACK timer is armed anywhere. */
+int ts_net_busy(const struct ts_net *n);
+
+/* Sends a raw frame from an endpoint position toward the splice (for hand-built tests). */
+void ts_inject(struct ts_net *n, struct ts_ep *from, const uint8_t *frame, size_t len);
+
+/* Builds a segment from e with explicit fields; returns the frame length. */
+size_t ts_build(struct ts_ep *e, uint8_t *out, uint32_t seq, uint32_t ack, uint8_t flags,
+                const void *payload, size_t len, int with_ts, uint32_t tsval);
+
+#endif
