@@ -24,12 +24,13 @@ FUZZ_REPLAY = $(FUZZ_SRCS:fuzz/%.c=$(B)/fuzz-replay/%)
 FUZZ_BINS = $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 BENCH_SRCS = $(sort $(wildcard bench/*.c))
 BENCH_BINS = $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+BENCH_TOOL_SRCS = $(sort $(wildcard tools/bench/*.c))
 
 BIN = $(B)/mqoff
 
-.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins test unit demo deps clean
+.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool test unit demo deps clean
 
-all: lib bin tests fuzz-replay bench-bins
+all: lib bin tests fuzz-replay bench-bins bench-tool
 
 bin: $(BIN)
 
@@ -67,6 +68,12 @@ $(B)/bench/%: bench/%.c $(B)/libmqoff.a
 tests: $(TEST_BINS)
 fuzz-replay: $(FUZZ_REPLAY)
 bench-bins: $(BENCH_BINS)
+
+# mqoff-bench, the load generator and latency meter (tools/bench).
+bench-tool: $(B)/mqoff-bench
+$(B)/mqoff-bench: $(BENCH_TOOL_SRCS) $(wildcard tools/bench/*.h) $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -Itools/bench $(BENCH_TOOL_SRCS) $(B)/libmqoff.a $(LIBS) -lm -o $@
 
 # ASan+UBSan build of the library, unit tests and corpus replays, in its own tree.
 ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

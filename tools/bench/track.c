@@ -1,0 +1,226 @@
+/* mqoff-bench accounting.
+ *
+ * Routing (documented in --help): publisher j publishes on topic bench/tK with K = j % T.
+ * Subscriber i subscribes to bench/t(i % T) (exact), bench/+ (plus) or bench/# (hash). So a
+ * message on topic K is expected at every subscriber i with i % T == K (exact), or at all M
+ * subscribers (plus, hash).
+ *
+ * Per message (publisher, seq) the bench counts distinct deliveries; the first one gives the
+ * first-subscriber latency, the one that brings the count to the expected number gives the
+ * last-subscriber latency. Messages that never reach that number are lost (the shortfall is
+ * counted in deliveries). Per (publisher, subscriber) pair a 64-wide window behind the highest
+ * sequence seen tells duplicates from late (reordered) arrivals; a delivery older than the
+ * window is a reorder unless its message is already complete, then a duplicate.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint32_t mqb_expect(const struct mqb_cfg *c, unsigned topic)
+{
+    if (c->filter != MQB_EXACT)
+        return c->subs;
+    return c->subs / c->topics + (topic < c->subs % c->topics ? 1 : 0);
+}
+
+int mqb_track_init(struct mqb *b)
+{
+    const struct mqb_cfg *c = &b->cfg;
+    for (unsigned i = 0; i < c->subs; i++) {
+        struct mqb_sub *s = &b->subs[i];
+        unsigned k = i % c->topics;
+        s->npairs = c->filter == MQB_EXACT ? c->pubs / c->topics + (k < c->pubs % c->topics ? 1 : 0) : c->pubs;
+        if (s->npairs && !(s->pairs = calloc(s->npairs, sizeof *s->pairs)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+void mqb_track_free(struct mqb *b)
+{
+    for (unsigned i = 0; b->subs && i < b->cfg.subs; i++)
+        free(b->subs[i].pairs);
+    for (unsigned j = 0; b->pubs && j < b->cfg.pubs; j++) {
+        struct mqb_pub *p = &b->pubs[j];
+        free(p->cnt);
+        free(p->mwin);
+        free(p->tap_cnt);
+        free(p->tap_t0);
+        free(p->tap_tmax);
+        free(p->tmpl);
+        free(p->pid_used);
+    }
+}
+
+static int grow(void **pp, size_t old, size_t cap, size_t elem)
+{
+    void *n = realloc(*pp, cap * elem);
+    if (!n)
+        return -ENOMEM;
+    memset((char *)n + old * elem, 0, (cap - old) * elem);
+    *pp = n;
+    return 0;
+}
+
+int mqb_track_reserve(struct mqb *b, struct mqb_pub *p, uint64_t seq)
+{
+    if (seq < p->cap)
+        return 0;
+    size_t cap = p->cap ? p->cap * 2 : 1024;
+    while (cap <= seq)
+        cap *= 2;
+    if (grow((void **)&p->cnt, p->cap, cap, sizeof *p->cnt) ||
+        grow((void **)&p->mwin, p->cap, cap, sizeof *p->mwin))
+        return -ENOMEM;
+    if (b->tap && (grow((void **)&p->tap_cnt, p->cap, cap, sizeof *p->tap_cnt) ||
+                   grow((void **)&p->tap_t0, p->cap, cap, sizeof *p->tap_t0) ||
+                   grow((void **)&p->tap_tmax, p->cap, cap, sizeof *p->tap_tmax)))
+        return -ENOMEM;
+    p->cap = cap;
+    return 0;
+}
+
+unsigned mqb_track_window(struct mqb *b, struct mqb_pub *p, uint64_t t)
+{
+    while (p->win + 1 < b->nwin && t >= b->win[p->win].end)
+        p->win++;
+    return p->win;
+}
+
+void mqb_track_sent(struct mqb *b, struct mqb_pub *p, uint64_t seq, uint64_t sched, uint64_t now)
+{
+    unsigned w = mqb_track_window(b, p, sched);
+    struct mqb_win *W = &b->win[w];
+    p->cnt[seq] = 0;
+    p->mwin[seq] = (uint8_t)w;
+    W->sent++;
+    W->expected += p->expect;
+    b->outstanding += p->expect;
+    if (b->tap)
+        b->tap_outstanding += p->expect;
+    if (b->cfg.qos)
+        b->qos1_sent++;
+    if (W->measured)
+        mqo_hist_record(&W->send_lag, now > sched ? now - sched : 0);
+}
+
+/* 0: new, in order; 1: new, late (reordered); 2: duplicate; 3: too old to tell */
+static int pair_note(struct mqb_pair *q, uint64_t seq)
+{
+    if (seq >= q->hi) {
+        uint64_t shift = seq + 1 - q->hi;
+        q->seen = (q->hi == 0 || shift >= 64) ? 1 : (q->seen << shift) | 1;
+        q->hi = seq + 1;
+        return 0;
+    }
+    uint64_t d = q->hi - 1 - seq;
+    if (d >= 64)
+        return 3;
+    if ((q->seen >> d) & 1)
+        return 2;
+    q->seen |= UINT64_C(1) << d;
+    return 1;
+}
+
+void mqb_track_delivery(struct mqb *b, struct mqb_sub *s, const uint8_t *topic, size_t topic_len,
+                        const uint8_t *payload, size_t len, uint64_t now)
+{
+    const struct mqb_cfg *c = &b->cfg;
+    struct mqo_stamp st;
+    if (mqo_stamp_get(payload, len, &st)) {
+        b->bad_payload++;
+        return;
+    }
+    if (st.run != b->run) {
+        b->stray++;
+        return;
+    }
+    if (st.pub >= c->pubs || st.seq >= b->pubs[st.pub].seq) {
+        b->unexpected++;
+        return;
+    }
+    struct mqb_pub *p = &b->pubs[st.pub];
+    if (len != c->size) {
+        b->bad_payload++;
+        return;
+    }
+    if (topic_len != p->topic_len || memcmp(topic, p->topic_s, topic_len) ||
+        (c->filter == MQB_EXACT && s->c.idx % c->topics != p->topic)) {
+        b->misrouted++;
+        return;
+    }
+    unsigned pi = c->filter == MQB_EXACT ? st.pub / c->topics : st.pub;
+    if (pi >= s->npairs) {
+        b->misrouted++;
+        return;
+    }
+    struct mqb_win *W = &b->win[p->mwin[st.seq]];
+    int k = pair_note(&s->pairs[pi], st.seq);
+    if (k == 2 || (k == 3 && p->cnt[st.seq] >= p->expect)) {
+        W->dup++;
+        return;
+    }
+    if (k != 0)
+        W->reorder++;
+    if (p->cnt[st.seq] >= p->expect) { /* cannot happen with a correct pair window */
+        W->dup++;
+        return;
+    }
+    uint32_t n = ++p->cnt[st.seq];
+    W->delivered++;
+    if (b->outstanding)
+        b->outstanding--;
+    if (!W->measured)
+        return;
+    uint64_t lat = now > st.sched_ns ? now - st.sched_ns : 0;
+    mqo_hist_record(&W->delivery, lat);
+    if (n == 1)
+        mqo_hist_record(&W->first, lat);
+    if (n == p->expect) {
+        mqo_hist_record(&W->last, lat);
+        W->complete++;
+    }
+}
+
+static void tap_done(struct mqb *b, struct mqb_pub *p, uint64_t seq)
+{
+    struct mqb_win *W = &b->win[p->mwin[seq]];
+    W->tap_complete++;
+    if (W->measured) {
+        uint64_t t0 = p->tap_t0[seq], t1 = p->tap_tmax[seq];
+        mqo_hist_record(&W->tap_last, t1 > t0 ? t1 - t0 : 0);
+    }
+}
+
+void mqb_track_tap(struct mqb *b, const uint8_t *payload, size_t len, uint64_t ts, int start)
+{
+    struct mqo_stamp st;
+    if (mqo_stamp_get(payload, len, &st) || st.run != b->run || st.pub >= b->cfg.pubs ||
+        st.seq >= b->pubs[st.pub].seq || !b->pubs[st.pub].tap_cnt) {
+        b->tap_unmatched++;
+        return;
+    }
+    struct mqb_pub *p = &b->pubs[st.pub];
+    uint64_t q = st.seq;
+    if (ts == 0)
+        ts = 1; /* 0 marks "not seen" */
+    if (start) {
+        if (p->tap_t0[q])
+            return;
+        p->tap_t0[q] = ts;
+        if (p->tap_cnt[q] >= p->expect && p->expect) /* deliveries seen first: odd, but count */
+            tap_done(b, p, q);
+        return;
+    }
+    if (p->tap_cnt[q] >= p->expect)
+        return; /* a copy the subscriber-side accounting calls a duplicate */
+    p->tap_cnt[q]++;
+    if (ts > p->tap_tmax[q])
+        p->tap_tmax[q] = ts;
+    if (b->tap_outstanding)
+        b->tap_outstanding--;
+    if (p->tap_cnt[q] == p->expect && p->tap_t0[q])
+        tap_done(b, p, q);
+}
