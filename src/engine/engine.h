@@ -63,6 +63,10 @@ struct mqo_engine_ops {
      * limit. Used for back-pressure: a QoS 0 delivery that does not fit is dropped (counted),
      * a QoS 1 message that does not fit for every subscriber goes to the broker. */
     size_t (*room)(void *ud, struct mqo_conn *c);
+    /* Bytes queued toward the client of c that it has not taken yet (0: drained). NULL:
+     * always 0. An ordering hold is given up only after order_hold_ms during which the
+     * subscriber's queue was drained: a message stuck behind a slow reader is not lost. */
+    size_t (*queued)(void *ud, struct mqo_conn *c);
     /* The engine wants the connection closed (a protocol error it cannot pass on). The mode
      * closes both sides and then calls mqo_engine_conn_close(). */
     void (*close)(void *ud, struct mqo_conn *c, int reason);

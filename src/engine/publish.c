@@ -422,8 +422,15 @@ void order_conn_closed(struct mqo_engine *e, struct mqo_conn *c)
 
 void order_tick(struct mqo_engine *e, struct mqo_conn *c, uint64_t now)
 {
+    if (!c->n_exp)
+        return;
+    /* while bytes wait toward this subscriber, the broker's copy may be waiting behind them
+     * (its window is shared with ours): keep holding */
+    int backlog = e->cfg.ops.queued && e->cfg.ops.queued(e->cfg.ud, c) > 0;
     size_t j = 0;
     for (size_t i = 0; i < c->n_exp; i++) {
+        if (backlog && c->exp[i].deadline < now + e->order_hold_ns)
+            c->exp[i].deadline = now + e->order_hold_ns;
         if (c->exp[i].deadline <= now) {
             e->st.order_expired++;
             release(e, c->exp[i].pub_id);

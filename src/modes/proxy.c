@@ -138,6 +138,12 @@ static size_t op_room(void *ud, struct mqo_conn *c)
     return q >= px->max_queue ? 0 : px->max_queue - q;
 }
 
+static size_t op_queued(void *ud, struct mqo_conn *c)
+{
+    struct pconn *pc = mqo_conn_ud(c);
+    return pc->s[CLIENT].q.bytes;
+}
+
 static void op_close(void *ud, struct mqo_conn *c, int reason)
 {
     struct pconn *pc = mqo_conn_ud(c);
@@ -612,6 +618,7 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
                                      .consume = op_consume,
                                      .insert = op_insert,
                                      .room = op_room,
+                                     .queued = op_queued,
                                      .close = op_close};
     ec.ud = &px;
     px.eng = mqo_engine_new(&ec);

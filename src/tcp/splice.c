@@ -72,6 +72,7 @@ struct half {
     uint64_t rtx_deadline, persist_deadline;
     uint64_t rtt_off, rtt_sent;
     uint8_t rtt_on;
+    uint64_t probe_end; /* a zero-window probe sent the byte before this offset */
 };
 
 struct sconn {
@@ -458,6 +459,12 @@ static size_t op_room(void *ud, struct mqo_conn *ec)
     return held >= sp->cfg.max_queue ? 0 : sp->cfg.max_queue - held;
 }
 
+static size_t op_queued(void *ud, struct mqo_conn *ec)
+{
+    const struct half *h = &conn_of(ec)->h[S2C];
+    return (size_t)(h->out_end - h->out_una);
+}
+
 static void op_close(void *ud, struct mqo_conn *ec, int reason)
 {
     /* a stream the engine cannot pass on: the broker would drop the client; so do we */
@@ -771,6 +778,8 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
     uint64_t now = sp->now;
     int64_t a = unwrap(s->ack, h->isn, h->out_una);
     uint64_t limit = h->out_nxt + (h->fin_out_sent ? 1 : 0);
+    if (h->probe_end > limit)
+        limit = h->probe_end; /* the receiver took the probe byte */
     if (a < (int64_t)h->out_una || (uint64_t)a > limit)
         return; /* old, or acks what we never sent */
     uint64_t wnd = (uint64_t)s->win << c->h[d ^ 1].wscale_x;
@@ -831,8 +840,11 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
             h->cwnd += mss;
         }
     }
-    if (fin_acked)
+    if (fin_acked) {
         h->fin_out_acked = 1;
+        if (h->out_nxt == h->out_una)
+            h->rtx_deadline = 0; /* nothing left in flight */
+    }
     h->y_wnd = wnd;
     if (wnd)
         h->persist_deadline = 0;
@@ -1013,16 +1025,20 @@ static void timers_half(struct sconn *c, int d)
         if (h->out_end > h->out_una || h->fin_in)
             sp->st.retransmits++;
         push_half(c, d);
-        if (!h->rtx_deadline && (h->out_nxt > h->out_una || h->fin_out_sent))
+        if (!h->rtx_deadline &&
+            (h->out_nxt > h->out_una || (h->fin_out_sent && !h->fin_out_acked)))
             h->rtx_deadline = now + h->rto;
     }
     if (h->persist_deadline && now >= h->persist_deadline) {
         /* zero-window probe: one byte beyond the window */
         h->persist_deadline = now + h->rto;
-        if (h->out_end > h->out_nxt) {
-            send_seg(c, out_side(d), h->out_nxt, h->out.data + (h->out_nxt - h->out_una), 1,
-                     TH_PSH);
+        if (h->out_end > h->out_una && h->out_nxt == h->out_una) {
+            /* the first unsent byte: a receiver with room takes it and acknowledges it */
+            send_seg(c, out_side(d), h->out_una, h->out.data, 1, TH_PSH);
+            h->probe_end = h->out_una + 1;
             sp->st.zero_window_probes++;
+            mqo_dbg("splice: probe half %d una %llu end %llu", d, (unsigned long long)h->out_una,
+                    (unsigned long long)h->out_end);
         }
     }
 }
@@ -1103,6 +1119,7 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
                                      .consume = op_consume,
                                      .insert = op_insert,
                                      .room = op_room,
+                                     .queued = op_queued,
                                      .close = op_close};
     ec.ud = sp;
     sp->eng = mqo_engine_new(&ec);

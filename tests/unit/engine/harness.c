@@ -864,7 +864,7 @@ static int splice_pump(struct harness *h)
             mqo_buf_free(&b);
             moved = 1;
         }
-        if (cl->cep->app_in.len) {
+        if (cl->cep->app_in.len && !cl->hold_app) {
             struct mqo_buf b = cl->cep->app_in;
             cl->cep->app_in = (struct mqo_buf){0};
             c_input(h, i, b.data, b.len);
@@ -886,7 +886,18 @@ static int splice_pump(struct harness *h)
             moved = 1;
         }
     }
-    return moved || ts_net_busy(&h->net);
+    /* keep going while TCP makes progress (acks, data) or frames are in flight; timers alone
+     * (a window held shut by a reader that stopped) end the run after 5 s without progress */
+    uint64_t progress = 0;
+    for (size_t i = 0; i < h->net.n_eps; i++)
+        progress += h->net.eps[i]->snd_una + h->net.eps[i]->rcv_nxt;
+    if (progress != h->splice_progress) {
+        h->splice_progress = progress;
+        h->splice_progress_at = h->net.now;
+    }
+    if (moved)
+        return 1;
+    return ts_net_busy(&h->net) && h->net.now - h->splice_progress_at < 5000 * MS;
 }
 
 void h_run(struct harness *h)

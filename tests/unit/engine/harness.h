@@ -85,6 +85,7 @@ struct h_client {
     uint8_t version;
     size_t room;        /* engine back-pressure view of this client */
     int drop_bout;      /* discard what the broker sends this client (a lossy broker) */
+    int hold_app;       /* H_SPLICE: the client application stops reading (zero window) */
     int closed;         /* the engine asked to close, or a side closed */
     int close_reason;
     /* broker side of the connection */
@@ -110,6 +111,7 @@ struct harness {
     struct mqo_splice *splice;
     struct ts_net net;
     uint16_t next_port;
+    uint64_t splice_progress, splice_progress_at;
     uint64_t now;
     struct h_client cl[H_MAX_CLIENTS];
     struct h_bsess sess[H_MAX_CLIENTS];

@@ -102,6 +102,10 @@ static void enqueue(struct ts_net *n, struct ts_ep *ep, int to_splice, const uin
     struct ts_wire *w = &n->wire;
     int dir = to_splice ? 0 : 1;
     w->frames[dir]++;
+    if (w->drop && w->drop(w->drop_arg, ep, to_splice, f, len)) {
+        w->lost[dir]++;
+        return;
+    }
     if (w->loss_pct[dir] && rnd(w) % 100 < w->loss_pct[dir]) {
         w->lost[dir]++;
         return;

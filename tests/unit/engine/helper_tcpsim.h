@@ -56,6 +56,11 @@ struct ts_wire {
     uint32_t loss_pct[2], dup_pct[2], reorder_pct[2];
     uint64_t rng;
     uint64_t frames[2], lost[2], duped[2], reordered[2];
+    /* optional: return 1 to drop this frame (to_splice: from the endpoint ep toward the
+     * splice, else from the splice toward ep) */
+    int (*drop)(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *frame,
+                size_t len);
+    void *drop_arg;
 };
 
 /* A frame in flight. */

@@ -175,15 +175,250 @@ static void differential(uint32_t loss, uint32_t dup, uint32_t reorder, unsigned
 
 static void test_differential_clean(void **s) { differential(0, 0, 0, 5); }
 static void test_differential_impaired(void **s) { differential(3, 2, 3, 5); }
+static void test_differential_heavy(void **s)
+{
+    const char *e = getenv("SPLICE_HEAVY_SEEDS");
+    differential(10, 5, 10, e ? (unsigned)atoi(e) : 3);
+}
+
+
+/* ---- targeted behaviours ---- */
+
+struct dropper {
+    int side;        /* drop frames from the splice toward endpoints of this side */
+    uint16_t port;   /* ... of this client port (0: any) */
+    int want;        /* how many payload-carrying frames to drop */
+    int dropped;
+};
+
+static int drop_payload(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *f,
+                        size_t len)
+{
+    struct dropper *d = arg;
+    if (to_splice || ep->side != d->side || d->dropped >= d->want)
+        return 0;
+    uint16_t cport = ep->side == MQO_SIDE_CLIENT ? ep->port : ep->peer_port;
+    if (d->port && cport != d->port)
+        return 0;
+    size_t hl = (size_t)(f[14 + 20 + 12] >> 4) * 4;
+    if (len <= 14 + 20 + hl)
+        return 0;
+    d->dropped++;
+    return 1;
+}
+
+/* An offload delivery lost on the way to the subscriber: the splice retransmits it. */
+static void test_inserted_lost_retransmitted(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "r", 1);
+    struct dropper d = {.side = MQO_SIDE_CLIENT, .port = h->cl[1].cep->port, .want = 2};
+    h->net.wire.drop = drop_payload;
+    h->net.wire.drop_arg = &d;
+    h_publish(h, 0, "r", "again", 1, 0);
+    h_run(h);
+    assert_int_equal(d.dropped, 2);
+    assert_int_equal(h_count_pub(h, 1, "r"), 1);
+    assert_memory_equal(h_pub(h, 1, 0)->payload, "again", 5);
+    assert_true(mqo_splice_stats(h->splice)->retransmits >= 2);
+    assert_int_equal(h->broker_publish_in, 0);
+    done(h);
+}
+
+/* The subscriber acknowledges broker bytes and offload bytes with one delayed ACK: the broker
+ * gets exactly its part acknowledged, nothing stays in flight. */
+static void test_ack_covers_both_origins(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "m", 0);
+    h->cl[1].cep->delayed_ack = 1;
+    uint8_t b[256];
+    size_t n = hb_publish(b, MQO_MQTT_V311, "m", "broker", 6, 0, 1, 0, 0); /* retained */
+    h_send(h, 0, b, n);
+    h_run(h);
+    h_publish(h, 0, "m", "offload", 0, 0);
+    h_publish(h, 0, "m", "offload2", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "m"), 3);
+    struct ts_ep *bep = h->cl[1].bep;
+    assert_int_equal(bep->snd_una, bep->app_out_end); /* all broker bytes acknowledged */
+    assert_int_equal(mqo_splice_next_timer(h->splice, h->net.now), UINT64_MAX);
+    done(h);
+}
+
+/* A consumed PUBLISH split over segments, followed in the same segment by a forwarded
+ * PINGREQ: the broker gets exactly the PINGREQ, the publisher gets all its bytes acked. */
+static void test_segment_straddles_consumed_publish(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 2, MQO_MQTT_V311, "st", 0);
+    uint8_t b[512];
+    size_t n = hb_publish(b, MQO_MQTT_V311, "st", "0123456789abcdef", 16, 0, 0, 0, 0);
+    n += hb_simple(b + n, MQO_PINGREQ);
+    struct ts_ep *cep = h->cl[0].cep;
+    uint64_t broker_before = h->cl[0].bep->rcv_nxt;
+    ts_write(&h->net, cep, b, 7);         /* first part of the PUBLISH */
+    ts_write(&h->net, cep, b + 7, n - 7); /* the rest, with the PINGREQ */
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "st"), 1);
+    assert_int_equal(h_count_pub(h, 2, "st"), 1);
+    assert_int_equal(h->cl[0].bep->rcv_nxt - broker_before, 2); /* only the PINGREQ */
+    assert_int_equal(h_count_type(h, 0, MQO_PINGRESP), 1);
+    assert_int_equal(cep->snd_una, cep->app_out_end);
+    done(h);
+}
+
+/* A subscriber stops reading: its window closes with broker and offload bytes in it; nothing
+ * is lost, the splice probes, and everything arrives once it reads again. */
+static void test_zero_window_both_origins(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "z/#", 0);
+    h->cl[1].cep->rcv_wnd = 2000;
+    h->cl[1].hold_app = 1;
+    char pl[200];
+    memset(pl, 'x', sizeof pl - 1);
+    pl[sizeof pl - 1] = 0;
+    for (int k = 0; k < 40; k++) {
+        pl[0] = (char)('A' + k % 26);
+        uint8_t b[400];
+        /* every fifth through the broker (retained), the rest offloaded */
+        size_t n = hb_publish(b, MQO_MQTT_V311, "z/t", pl, strlen(pl), 0, k % 5 == 0, 0, 0);
+        h_send(h, 0, b, n);
+        h_run(h);
+    }
+    assert_true(h->cl[1].cep->app_in.len <= 2000);
+    assert_true(mqo_splice_stats(h->splice)->zero_window_probes > 0);
+    h->cl[1].hold_app = 0;
+    h_advance(h, 3000);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "z/t"), 40);
+    for (int k = 0; k < 40; k++)
+        assert_int_equal(h_pub(h, 1, (size_t)k)->payload[0], 'A' + k % 26);
+    done(h);
+}
+
+/* RST from the client mid-stream reaches the broker inside its window; the connection and its
+ * MQTT session are gone. */
+static void test_rst_mid_stream(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "x", 0);
+    struct ts_ep *cep = h->cl[1].cep;
+    uint8_t f[128];
+    size_t n = ts_build(cep, f, cep->isn + 1 + (uint32_t)cep->snd_nxt, 0, 0x04, NULL, 0, 0, 0);
+    ts_inject(&h->net, cep, f, n);
+    h_run(h);
+    assert_true(h->cl[1].bep->rst_rcvd);
+    assert_int_equal(mqo_splice_stats(h->splice)->conns_tracked, 1);
+    assert_int_equal(h_stats(h)->subscriptions, 0);
+    h_publish(h, 0, "x", "after", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "x"), 0);
+    done(h);
+}
+
+/* A TCP keep-alive probe from the client (one byte below the next) is answered. */
+static void test_tcp_keepalive_probe(void **s)
+{
+    struct harness *h = mk(NULL);
+    int c = h_open(h);
+    assert_true(h_connect(h, c, MQO_MQTT_V311, "ka", 1, 60));
+    struct ts_ep *cep = h->cl[c].cep;
+    uint64_t acks_before = mqo_splice_stats(h->splice)->segs_out;
+    uint64_t broker_rcv = h->cl[c].bep->rcv_nxt;
+    uint8_t f[128];
+    size_t n = ts_build(cep, f, cep->isn + (uint32_t)cep->snd_nxt,
+                        cep->peer_isn + 1 + (uint32_t)cep->rcv_nxt, 0x10, NULL, 0, 1,
+                        (uint32_t)(h->net.now / 1000000) + 1000);
+    ts_inject(&h->net, cep, f, n);
+    h_run(h);
+    assert_true(mqo_splice_stats(h->splice)->segs_out > acks_before);
+    assert_int_equal(h->cl[c].bep->rcv_nxt, broker_rcv); /* nothing reached the broker */
+    assert_false(h->cl[c].closed);
+    done(h);
+}
+
+/* Orderly close in both directions; the connection lingers, then is forgotten. */
+static void test_fin_both_ways(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "f", 0);
+    uint8_t b[2];
+    h_send(h, 1, b, hb_simple(b, MQO_DISCONNECT));
+    h_close(h, 1);
+    h_run(h);
+    assert_true(h->cl[1].bep->fin_rcvd);
+    assert_true(h->cl[1].cep->fin_rcvd);
+    assert_int_equal(h->cl[1].cep->snd_una, h->cl[1].cep->app_out_end);
+    h_advance(h, 12000);
+    assert_int_equal(mqo_splice_stats(h->splice)->conns_tracked, 1);
+    done(h);
+}
+
+/* A connection opened before the splice existed is never edited, and still works. */
+static void test_untracked_connection_untouched(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "u", 0);
+    /* mqoff restarts: a new splice that never saw these SYNs */
+    struct mqo_splice *old = h->splice;
+    struct mqo_splice_cfg sc = {.broker_ip = 0, .broker_port = 1883, .emit = ts_emit,
+                                .ud = &h->net};
+    memcpy(&sc.broker_ip, (uint8_t[]){198, 18, 0, 2}, 4);
+    sc.engine.acl_mode = MQO_ACL_OPEN;
+    h->splice = mqo_splice_new(&sc);
+    h->net.splice = h->splice;
+    mqo_splice_free(old);
+    h_publish(h, 0, "u", "raw", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "u"), 1);
+    assert_int_equal(h->broker_publish_in, 1); /* the broker did it */
+    assert_true(mqo_splice_stats(h->splice)->conns_untracked > 0);
+    assert_int_equal(mqo_splice_stats(h->splice)->conns_tracked, 0);
+    done(h);
+}
+
+/* MQTT keep-alive through the splice: a publisher whose PUBLISHes are all consumed stays
+ * connected far past its keep-alive. */
+static void test_mqtt_keepalive_through_splice(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V311, "pub", 1, 5));
+    int sb = h_open(h);
+    assert_true(h_connect(h, sb, MQO_MQTT_V311, "sub", 1, 0));
+    h_subscribe(h, sb, "k", 0, 0);
+    for (int k = 0; k < 40; k++) {
+        h_publish(h, p, "k", "x", 0, 0);
+        h_advance(h, 500);
+    }
+    assert_true(h->cl[p].b_connected);
+    assert_int_equal(h_count_pub(h, sb, "k"), 40);
+    assert_true(h_stats(h)->pings_synth >= 5);
+    done(h);
+}
 
 int main(void)
 {
     mqo_log_set_level(MQO_LOG_ERROR);
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_connect),
         cmocka_unit_test(test_fanout_qos0_qos1),
         cmocka_unit_test(test_differential_clean),
         cmocka_unit_test(test_differential_impaired),
+        cmocka_unit_test(test_differential_heavy),
+        cmocka_unit_test(test_inserted_lost_retransmitted),
+        cmocka_unit_test(test_ack_covers_both_origins),
+        cmocka_unit_test(test_segment_straddles_consumed_publish),
+        cmocka_unit_test(test_zero_window_both_origins),
+        cmocka_unit_test(test_rst_mid_stream),
+        cmocka_unit_test(test_tcp_keepalive_probe),
+        cmocka_unit_test(test_fin_both_ways),
+        cmocka_unit_test(test_untracked_connection_untouched),
+        cmocka_unit_test(test_mqtt_keepalive_through_splice),
     };
     return cmocka_run_group_tests_name("splice", tests, NULL, NULL);
 }
