@@ -1,10 +1,14 @@
-/* Engine fuzz target. The first byte picks the mode:
- *  even: a script of client operations (connect, subscribe, unsubscribe, publish with random
+/* Engine fuzz target. The first byte picks the mode (value % 4):
+ *  0, 2: a script of client operations (connect, subscribe, unsubscribe, publish with random
  *        QoS/retain/version, clock advance, close/reconnect) run twice, once straight to the
  *        reference broker and once through the engine; every subscriber must receive the same
  *        messages in the same order per publisher (abort otherwise);
- *  odd:  raw bytes interleaved on both streams of a few connections; the engine must account
- *        for every input byte exactly once (forwarded or consumed), never more, and not crash.
+ *  1:    raw bytes interleaved on both streams of a few connections; the engine must account
+ *        for every input byte exactly once (forwarded or consumed), never more, and not crash;
+ *  3:    the script of mode 0 through the monitor-mode splice over a TCP wire model that
+ *        loses, duplicates and reorders frames (rates from the second byte): the same
+ *        per-publisher order and content as straight to the broker, and no segment a correct
+ *        TCP peer would refuse.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -42,7 +46,7 @@ static void script(struct harness *h, const uint8_t *p, size_t n)
     while (r.i < r.n && seq < 400) {
         unsigned op = next(&r), a = next(&r), b = next(&r);
         int sb = NPUB + (int)(a % NSUB);
-        if (trace && h->eng)
+        if (trace && !h->direct)
             fprintf(stderr, "op %u a %u b %u\n", op % 8, a, b);
         switch (op % 8) {
         case 0:
@@ -62,7 +66,7 @@ static void script(struct harness *h, const uint8_t *p, size_t n)
             int pub = (int)(a % NPUB);
             snprintf(pl, sizeof pl, "p%d:%d", pub, seq++);
             h_publish(h, pub, topics[b % 5], pl, (uint8_t)((b >> 3) % 3), ((b >> 5) & 3) == 0);
-            if (trace && h->eng)
+            if (trace && h->cl[pub].conn)
                 fprintf(stderr, "  publish %s %s q%d r%d: %s\n", pl, topics[b % 5], (b >> 3) % 3,
                         ((b >> 5) & 3) == 0, mqo_pt_reason_name(mqo_conn_last_reason(h->cl[pub].conn)));
             break;
@@ -185,16 +189,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
-    if (data[0] & 1) {
+    if ((data[0] & 3) == 1) {
         raw(data + 1, size - 1);
         return 0;
     }
+    int splice = (data[0] & 3) == 3;
+    if (splice && size < 2)
+        return 0;
     struct harness *d = malloc(sizeof *d), *o = malloc(sizeof *o);
-    h_init(d, NULL, 1);
-    h_init(o, NULL, 0);
+    h_init(d, NULL, H_DIRECT);
+    h_init(o, NULL, splice ? H_SPLICE : H_ENGINE);
+    if (splice) {
+        uint8_t imp = data[1];
+        for (int k = 0; k < 2; k++) {
+            o->net.wire.loss_pct[k] = imp & 7;          /* 0..7 % */
+            o->net.wire.dup_pct[k] = (imp >> 3) & 3;    /* 0..3 % */
+            o->net.wire.reorder_pct[k] = (imp >> 5) & 7; /* 0..7 % */
+        }
+        o->net.wire.rng = imp;
+        data++;
+        size--;
+    }
     script(d, data + 1, size - 1);
     script(o, data + 1, size - 1);
     compare(d, o);
+    if (splice)
+        for (int i = 0; i < NPUB + NSUB; i++)
+            if (o->cl[i].cep && (o->cl[i].cep->violations || o->cl[i].bep->violations)) {
+                fprintf(stderr, "client %d: a segment a TCP peer would refuse\n", i);
+                abort();
+            }
     h_free(d);
     h_free(o);
     free(d);
