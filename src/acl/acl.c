@@ -109,6 +109,8 @@ struct mqo_acl {
     struct acl_list anon;      /* "topic" lines before the first "user" line */
     struct acl_section *users; /* sorted by (name_len, name) after parsing */
     size_t n_users, cap_users;
+    uint32_t *uidx;            /* open-addressing hash of users: index + 1, 0 = empty */
+    size_t uidx_mask;
     struct acl_list patterns;
     size_t n_rules;
 };
@@ -137,9 +139,21 @@ static int has_byte(const uint8_t *s, size_t n, uint8_t c)
     return n > 0 && memchr(s, c, n) != NULL;
 }
 
-static int has_wild(const uint8_t *s, size_t n)
+#define SC_NUL 1
+#define SC_WILD 2
+
+/* One pass over a short string: SC_NUL if it holds a NUL, SC_WILD if a '+' or '#'. */
+static int scan(const uint8_t *s, size_t n)
 {
-    return has_byte(s, n, '+') || has_byte(s, n, '#');
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c == 0)
+            r |= SC_NUL;
+        else if (c == '+' || c == '#')
+            r |= SC_WILD;
+    }
+    return r;
 }
 
 /* mosquitto_sub_topic_check(): wildcards occupy whole levels, '#' only last, length and
@@ -260,6 +274,7 @@ void mqo_acl_free(struct mqo_acl *a)
         list_free(&a->users[i].l);
     }
     free(a->users);
+    free(a->uidx);
     list_free(&a->patterns);
     free(a);
 }
@@ -318,6 +333,38 @@ static int users_finish(struct mqo_acl *a)
         if (u[i].l.n)
             u[w++] = u[i];
     a->n_users = w;
+    return 0;
+}
+
+static uint64_t name_hash(const uint8_t *s, size_t n)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static int users_index(struct mqo_acl *a)
+{
+    if (a->n_users == 0)
+        return 0;
+    if (a->n_users > UINT32_MAX / 2)
+        return -ENOMEM;
+    size_t sz = 8;
+    while (sz < a->n_users * 2)
+        sz *= 2;
+    a->uidx = calloc(sz, sizeof *a->uidx);
+    if (!a->uidx)
+        return -ENOMEM;
+    a->uidx_mask = sz - 1;
+    for (size_t i = 0; i < a->n_users; i++) {
+        size_t k = (size_t)name_hash(a->users[i].name, a->users[i].name_len) & a->uidx_mask;
+        while (a->uidx[k])
+            k = (k + 1) & a->uidx_mask;
+        a->uidx[k] = (uint32_t)(i + 1);
+    }
     return 0;
 }
 
@@ -515,6 +562,8 @@ int mqo_acl_parse(const char *text, size_t len, struct mqo_acl **out, char *err,
     }
     if (rc == 0)
         rc = users_finish(a);
+    if (rc == 0)
+        rc = users_index(a);
     if (rc != 0) {
         if (rc == -ENOMEM)
             set_err(err, errlen, "line %u: out of memory", line);
@@ -589,17 +638,13 @@ int mqo_acl_load(const char *path, struct mqo_acl **out, char *err, size_t errle
 
 static const struct acl_list *find_user(const struct mqo_acl *a, const uint8_t *u, size_t ul)
 {
-    size_t lo = 0, hi = a->n_users;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct acl_section *s = &a->users[mid];
-        int c = section_cmp(u, ul, s->name, s->name_len);
-        if (c == 0)
+    if (!a->uidx)
+        return NULL;
+    size_t k = (size_t)name_hash(u, ul) & a->uidx_mask;
+    for (uint32_t e; (e = a->uidx[k]) != 0; k = (k + 1) & a->uidx_mask) {
+        const struct acl_section *s = &a->users[e - 1];
+        if (s->name_len == ul && memcmp(s->name, u, ul) == 0)
             return &s->l;
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
     }
     return NULL;
 }
@@ -686,11 +731,11 @@ int mqo_acl_check(const struct mqo_acl *a, const uint8_t *client_id, size_t cid_
         user_len = 0;
     if (cid_len > MQTT_STR_MAX || user_len > MQTT_STR_MAX || topic_len > MQTT_STR_MAX)
         return 0;
-    if (has_byte(client_id, cid_len, 0) || has_byte(username, user_len, 0) ||
-        has_byte(topic, topic_len, 0))
-        return 0;
     /* No filter matches an empty topic or one holding a wildcard, so every path denies. */
-    if (topic_len == 0 || has_wild(topic, topic_len))
+    if (topic_len == 0 || scan(topic, topic_len) != 0)
+        return 0;
+    int sc_cid = scan(client_id, cid_len), sc_user = scan(username, user_len);
+    if ((sc_cid | sc_user) & SC_NUL)
         return 0;
 
     /* acl__check_dollar() */
@@ -717,7 +762,7 @@ int mqo_acl_check(const struct mqo_acl *a, const uint8_t *client_id, size_t cid_
     const struct acl_list *pl = &a->patterns;
     if (pl->n == 0)
         return 0;
-    if (has_wild(username, user_len) || has_wild(client_id, cid_len))
+    if ((sc_cid | sc_user) & SC_WILD)
         return 0;
     for (size_t i = 0; i < pl->n; i++) {
         const struct acl_rule *r = &pl->r[i];

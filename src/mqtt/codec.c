@@ -1,43 +1,48 @@
 /* MQTT framing and decoding (3.1, 3.1.1, 5.0): mqo_mqtt_frame, mqo_mqtt_decode,
- * mqo_mqtt_sub_next, mqo_mqtt_utf8_check.
+ * mqo_mqtt_sub_next, mqo_mqtt_utf8_check, mqo_mqtt_type_name.
  *
- * Where the specifications leave the receiver's behaviour open, the checks follow Mosquitto 2.0
- * (the broker the offload sits in front of), so a packet is refused here exactly when the
- * broker would refuse it. Matched behaviours:
+ * Rule of thumb: where the specification names the receiver's reaction, it is followed; where
+ * it leaves room, the codec does what Mosquitto 2.0.11 (the broker the offload fronts) does,
+ * checked against its sources and against the Debian 12 broker itself.
+ *
+ * Mosquitto 2.0.11 behaviours matched:
  *  - remaining length: up to 4 varint bytes, non-minimal encodings accepted; varints inside a
  *    packet (property length, Subscription Identifier) must be minimal (malformed otherwise);
- *  - UTF-8: mosquitto_validate_utf8() also refuses the controls U+0001..U+001F and
- *    U+007F..U+009F and the non-characters U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF; checked on
- *    client id, will topic, username, topic names, filters and string properties (not on the
- *    protocol name, which must be "MQTT" or "MQIsdp" byte for byte, nor on the password);
+ *  - UTF-8 (mosquitto_validate_utf8, verified against libmosquitto over every 1..3-byte string
+ *    and many longer ones): besides U+0000, surrogates, overlong forms and > U+10FFFF it refuses
+ *    the controls U+0001..U+001F and U+007F..U+009F and the non-characters U+FDD0..U+FDEF and
+ *    U+xxFFFE/U+xxFFFF. Checked on client id, will topic, username, topic names, filters and
+ *    string properties; not on the password or binary properties;
  *  - topic names and filters with more than 200 '/' are refused (TOPIC_HIERARCHY_LIMIT);
- *  - CONNECT: the level byte may carry bit 7 (bridge); "MQIsdp" goes with level 3, "MQTT" with
- *    4 or 5, anything else is an unsupported protocol version; MQTT 3.1 skips the fixed-header
- *    flag, reserved connect-flag and will-flag consistency checks; a 3.1 CONNECT may end where
- *    the username or password announced by its flags would start; password without username
- *    is a protocol error in 3.1 and 3.1.1; will QoS 3 is refused even without the will flag;
- *    an empty will topic is a protocol error; surplus bytes are a protocol error;
- *  - PUBLISH: DUP set with QoS 0 is malformed (as QoS 3); an empty topic name in 3.x is
- *    malformed; a zero packet identifier is a protocol error;
- *  - PUBREL in MQTT 3.1 may carry any fixed-header flags; SUBSCRIBE and UNSUBSCRIBE need 0x2
- *    in every version; other reserved flags must be 0 (malformed otherwise);
- *  - SUBSCRIBE/UNSUBSCRIBE: zero packet identifier, empty or invalid filter, bad options
- *    (3.x: any bit above the QoS; v5: bits 6-7, retain handling 3, QoS 3) are malformed; MQTT
- *    3.1 accepts a SUBSCRIBE/UNSUBSCRIBE without filters (and so its empty SUBACK);
- *  - PUBACK/PUBREC/PUBREL/PUBCOMP: the v5 reason code must be one of the packet's codes
- *    (PUBREC also accepts 0x99, which the specification lists); surplus bytes are malformed;
- *  - DISCONNECT: surplus bytes are a protocol error; reason codes are not checked (nor those of
- *    CONNACK, SUBACK and UNSUBACK);
- *  - AUTH: from a client the reason code must be 0x18 or 0x19 (0x00 or 0x18 from the server),
- *    and a non-empty AUTH must carry an Authentication Method;
- *  - properties: value checks of mosquitto_property_check_all() (byte properties 0/1, Receive
- *    Maximum, Topic Alias and Maximum Packet Size non-zero), allowed packet types of
- *    mosquitto_property_check_command() (protocol error), duplicates (protocol error).
- * Where the specification names the reason code, it wins: unknown property (the issue asks for
- * a protocol error), Subscription Identifier 0, a v5 SUBSCRIBE/UNSUBSCRIBE without filters, a
- * v5 PUBLISH with an empty topic and no Topic Alias are protocol errors; the reserved CONNECT
- * flag, will QoS 3 and reserved fixed-header flags are malformed. A topic name with wildcards
- * (PUBLISH, will) returns -MQO_RC_TOPIC_NAME_INVALID; a bad Response Topic is a protocol error.
+ *  - CONNECT: the protocol name is compared byte for byte ("MQIsdp" with level 3, "MQTT" with
+ *    4 or 5, else unsupported protocol version); levels 3 and 4 may carry bit 7 (bridge), 5 may
+ *    not; MQTT 3.1 skips the fixed-header flag, reserved connect-flag and will-flag consistency
+ *    checks, and may end where the username or password its flags announce would start;
+ *    password without username is a protocol error in 3.1 and 3.1.1 (allowed in 5); will QoS 3
+ *    is refused even without the will flag; an empty will topic is a protocol error; surplus
+ *    bytes are a protocol error; an empty client id is left to the broker;
+ *  - PUBLISH: DUP with QoS 0 is accepted (2.0.11 does; later versions refuse it); an empty topic
+ *    in 3.x is malformed; a zero packet identifier is a protocol error;
+ *  - MQTT 3.1 packets may carry any fixed-header flags (3.1 gave every packet DUP/QoS/RETAIN
+ *    bits; the broker checks none there), except PUBLISH QoS 3;
+ *  - SUBSCRIBE/UNSUBSCRIBE: a zero packet identifier, an empty or invalid filter and bad options
+ *    (3.x: any bit above the QoS bits; v5: bits 6-7, retain handling 3, QoS 3) are malformed;
+ *    MQTT 3.1 accepts them without filters (and so an empty SUBACK), 3.1.1 refuses (malformed);
+ *  - reason codes of PUBACK/PUBREC/PUBREL/PUBCOMP, CONNACK, SUBACK, UNSUBACK and DISCONNECT are
+ *    not checked; DISCONNECT surplus bytes are a protocol error;
+ *  - properties: unknown identifier or one not allowed in the packet type is malformed (also the
+ *    specification's word), Topic Alias 0 is malformed, duplicates are protocol errors.
+ * The specification (or the issue) wins over Mosquitto 2.0.11 for: Subscription Identifier 0, a
+ * Subscription Identifier in a client->server PUBLISH, No Local on a shared subscription,
+ * Authentication Data without Authentication Method, a v5 SUBSCRIBE/UNSUBSCRIBE without filters,
+ * a v5 PUBLISH with an empty topic and no Topic Alias, Payload Format other than 0/1, an invalid
+ * Response Topic (all protocol errors); reserved fixed-header flags in 3.1.1 and 5 (2.0.11 only
+ * checks those of SUBSCRIBE, UNSUBSCRIBE, PUBREL and DISCONNECT), the reserved CONNECT flag and
+ * will QoS 3 (malformed); surplus bytes after PUBACK & co, PINGREQ
+ * and PINGRESP (malformed); PINGRESP from a client, AUTH outside v5 and other packets sent the
+ * wrong way (protocol errors). AUTH: a client may send 0x18 or 0x19, a server 0x00 or 0x18, and
+ * a non-empty AUTH must carry an Authentication Method (protocol errors otherwise).
+ * A topic name with wildcards (PUBLISH, will) is -MQO_RC_TOPIC_NAME_INVALID.
  */
 #include "mqtt/mqtt.h"
 
@@ -245,7 +250,7 @@ static int dec_connect(struct rd *r, struct mqo_pkt *pk)
         return rc;
     uint8_t lvl = lvl_byte & 0x7f;
     if (name.len == 4 && memcmp(name.p, "MQTT", 4) == 0) {
-        if (lvl != MQO_MQTT_V311 && lvl != MQO_MQTT_V5)
+        if (lvl != MQO_MQTT_V311 && lvl_byte != MQO_MQTT_V5)
             return -MQO_RC_UNSUPPORTED_PROTOCOL_VERSION;
     } else if (name.len == 6 && memcmp(name.p, "MQIsdp", 6) == 0) {
         if (lvl != MQO_MQTT_V31)
@@ -330,7 +335,7 @@ static int dec_publish(struct rd *r, struct mqo_pkt *pk, uint8_t version, enum m
     uint8_t qos = (pk->flags >> 1) & 3;
     uint8_t dup = (pk->flags >> 3) & 1;
     int rc;
-    if (qos == 3 || (dup && qos == 0))
+    if (qos == 3)
         return -MQO_RC_MALFORMED;
     pk->u.publish.qos = qos;
     pk->u.publish.dup = dup;
@@ -363,27 +368,6 @@ static int dec_publish(struct rd *r, struct mqo_pkt *pk, uint8_t version, enum m
     return 0;
 }
 
-/* v5 reason codes a PUBACK/PUBREC (pub) or PUBREL/PUBCOMP (rel) may carry. */
-static int ack_reason_ok(uint8_t type, uint8_t rc)
-{
-    if (type == MQO_PUBREL || type == MQO_PUBCOMP)
-        return rc == MQO_RC_SUCCESS || rc == MQO_RC_PACKET_ID_NOT_FOUND;
-    switch (rc) {
-    case MQO_RC_SUCCESS:
-    case MQO_RC_NO_MATCHING_SUBSCRIBERS:
-    case MQO_RC_UNSPECIFIED:
-    case MQO_RC_IMPL_SPECIFIC:
-    case MQO_RC_NOT_AUTHORIZED:
-    case MQO_RC_TOPIC_NAME_INVALID:
-    case MQO_RC_PACKET_ID_IN_USE:
-    case MQO_RC_QUOTA_EXCEEDED:
-    case MQO_RC_PAYLOAD_FORMAT_INVALID:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 static int dec_ack(struct rd *r, struct mqo_pkt *pk, uint8_t version, enum mqo_dir dir)
 {
     int rc;
@@ -394,8 +378,6 @@ static int dec_ack(struct rd *r, struct mqo_pkt *pk, uint8_t version, enum mqo_d
     if (version == MQO_MQTT_V5 && rd_left(r) > 0) {
         rd_u8(r, &pk->reason);
         pk->form = MQO_FORM_REASON;
-        if (!ack_reason_ok(pk->type, pk->reason))
-            return -MQO_RC_PROTOCOL_ERROR;
         if (rd_left(r) > 0) {
             pk->form = MQO_FORM_PROPS;
             if ((rc = rd_props(r, pk->type, dir, &pk->props)) != 0)
@@ -567,9 +549,9 @@ int mqo_mqtt_decode(const uint8_t *p, size_t len, uint8_t version, enum mqo_dir 
     }
     if (!direction_ok(f.type, version, dir))
         return -MQO_RC_PROTOCOL_ERROR;
+    /* MQTT 3.1 gave every packet DUP/QoS/RETAIN bits: no reserved flags to check there */
     int req = required_flags(f.type);
-    if (req >= 0 && f.flags != req && f.type != MQO_CONNECT &&
-        !(f.type == MQO_PUBREL && version == MQO_MQTT_V31))
+    if (req >= 0 && f.flags != req && f.type != MQO_CONNECT && version != MQO_MQTT_V31)
         return -MQO_RC_MALFORMED;
 
     struct rd r = {p + f.hdr_len, f.remaining, 0};

@@ -264,7 +264,13 @@ struct mqo_sub_entry {
  * Validation is the spec's: reserved flag bits, QoS 3, zero packet identifiers where one is
  * required, UTF-8 strings (MQTT rules), topic names without wildcards, filter syntax, v5
  * properties (allowed in this packet type, value ranges, duplicates), packets valid in this
- * direction only, trailing bytes.
+ * direction only, trailing bytes. Where the spec leaves the receiver's reaction open, the
+ * checks and codes are those of Mosquitto 2.0.11 (listed at the top of codec.c): e.g. DUP with
+ * QoS 0 and any reason code in acks are accepted, MQTT 3.1 packets have no reserved flags.
+ * Codes: -MQO_RC_MALFORMED (encoding, UTF-8, reserved bits, unknown or misplaced property,
+ * bad filter), -MQO_RC_PROTOCOL_ERROR (rule violations, wrong direction, a level other than
+ * 3..5 for a packet that is not a CONNECT), -MQO_RC_TOPIC_NAME_INVALID (wildcards in a
+ * PUBLISH or will topic), -MQO_RC_UNSUPPORTED_PROTOCOL_VERSION (CONNECT name/level).
  * Returns 0 and fills out, or a negative reason code; out is unspecified on error. */
 int mqo_mqtt_decode(const uint8_t *p, size_t len, uint8_t version, enum mqo_dir dir,
                     struct mqo_pkt *out);
@@ -293,17 +299,20 @@ struct mqo_prop {
 };
 
 /* Walks the property block raw[0..len) (without its length varint). *off starts at 0.
- * Returns 1 and fills pr, 0 at the end of the block, -MQO_RC_PROTOCOL_ERROR for an unknown
- * identifier, -MQO_RC_MALFORMED for a value that runs past the block or a non-minimal varint.
- * Only the encoding is checked (no UTF-8, ranges, duplicates or packet rules). */
+ * Returns 1 and fills pr, 0 at the end of the block, -MQO_RC_MALFORMED for an unknown
+ * identifier (the rest cannot be parsed), a value that runs past the block or a non-minimal
+ * varint. Only the encoding is checked (no UTF-8, ranges, duplicates or packet rules). */
 int mqo_props_next(const uint8_t *raw, uint32_t len, uint32_t *off, struct mqo_prop *pr);
 
 /* Parses and validates the property block raw[0..len) of a packet of type ptype (enum
  * mqo_ptype, or 0 for a CONNECT's will properties) travelling in direction dir, filling out.
- * Checks the encoding, UTF-8 strings (-MQO_RC_MALFORMED), then the rules
- * (-MQO_RC_PROTOCOL_ERROR): identifier known and allowed in that packet type, no duplicate
- * (User Property may repeat; Subscription Identifier only in a server->client PUBLISH, and
- * never in a client->server one), value ranges, Response Topic a valid topic name. */
+ * -MQO_RC_MALFORMED: encoding (unknown identifier, truncated value, non-minimal varint),
+ * UTF-8 strings, an identifier not allowed in that packet type (spec 2.2.2.2, and what the
+ * reference broker answers), Topic Alias 0 (reference broker).
+ * -MQO_RC_PROTOCOL_ERROR: a duplicate (User Property may repeat; Subscription Identifier only in
+ * a server->client PUBLISH), a Subscription Identifier in a client->server PUBLISH or equal to 0,
+ * byte properties other than 0/1, Receive Maximum or Maximum Packet Size 0, a Response Topic
+ * that is not a valid topic name. The whole block is checked for encoding first. */
 int mqo_props_parse(const uint8_t *raw, uint32_t len, uint8_t ptype, enum mqo_dir dir,
                     struct mqo_props *out);
 
@@ -351,7 +360,9 @@ struct mqo_pub_spec {
     unsigned n_sub_ids;
 };
 
-/* Exact encoded size of the PUBLISH described by s, 0 when it cannot be encoded. */
+/* Exact encoded size of the PUBLISH described by s, 0 when it cannot be encoded (version not
+ * 3..5, qos > 2, DUP with qos 0, a Subscription Identifier 0 or over 268435455, NULL pointers
+ * with non-zero lengths, a remaining length over the limit). */
 size_t mqo_mqtt_publish_size(const struct mqo_pub_spec *s);
 /* Serializes a PUBLISH into out[0..cap). Returns bytes written, or -ENOSPC / -EINVAL.
  * When pid_off is not NULL it receives the offset of the packet identifier (0 for qos 0). */
@@ -378,7 +389,8 @@ size_t mqo_mqtt_enc_disconnect(uint8_t out[3], uint8_t version, uint8_t reason);
 /* Generic encoder used by tests, tools and fuzzers: serializes any decoded packet back to bytes
  * (properties from props.raw / will_props.raw verbatim), so decode(encode(pk)) == pk and
  * encode(decode(b)) == b for any valid b. Byte 0 is type << 4 | flags, except PUBLISH (from
- * u.publish.dup/qos/retain) and PUBREL/SUBSCRIBE/UNSUBSCRIBE built with flags 0 (0x2).
+ * u.publish.dup/qos/retain) and PUBREL/SUBSCRIBE/UNSUBSCRIBE built (hdr_len 0) with flags 0,
+ * which get 0x2.
  * A CONNECT with an empty proto_name gets the level's name. Sizes are computed from the
  * fields (len is ignored). Returns bytes written or -ENOSPC / -EINVAL. */
 ssize_t mqo_mqtt_encode(const struct mqo_pkt *pk, uint8_t *out, size_t cap);

@@ -27,19 +27,43 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define KIDS_DENSE_MAX 8u  /* literal children kept as a plain array up to this many */
-#define KIDS_TABLE_MIN 32u /* smallest open-addressing table (> KIDS_DENSE_MAX: tells modes apart) */
+#ifndef KIDS_DENSE_MAX
+#define KIDS_DENSE_MAX 2u /* literal children kept as a plain array up to this many */
+#endif
+#ifndef KIDS_TABLE_MIN
+#define KIDS_TABLE_MIN 8u /* smallest open-addressing table (> KIDS_DENSE_MAX: tells modes apart) */
+#endif
 #define ID_BUCKETS_MIN 64u
-#define ENTS_MIN 2u
+#define ENTS_MIN 4u /* first heap array, after the inline one */
 #define DEDUP_MIN 64u
 
 enum { K_LIT, K_PLUS, K_HASH };
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
 struct node;
 struct sub;
 
+/* A level as a lookup key: its hash and its first KEY_INLINE bytes zero-padded, so comparing
+ * with a child slot reads neither the child node nor (for short levels) the bytes. */
+#define KEY_INLINE 12u
+struct key {
+    uint64_t h;
+    uint64_t w0;
+    uint32_t w1;
+    uint32_t len;
+    const uint8_t *p;
+};
+
 struct kid {
     uint64_t h;
+    uint64_t w0;
+    uint32_t w1;
+    uint32_t len;
     struct node *n; /* NULL: free slot (table mode) */
 };
 
@@ -50,13 +74,18 @@ struct ent {
     struct mqo_sub_opts o;
 };
 
+/* The fields a match reads come first. A single literal child or a single subscription is
+ * kept inline (kids == &kid1 / ents == &ent1, capacity 1): the chain levels of a topic tree
+ * ("device" under "site/N") and leaves with one subscriber then cost no extra cache miss. */
 struct node {
-    struct node *parent;
     struct node *plus, *hash; /* '+' and '#' children */
     struct kid *kids;         /* literal children: dense array, or table when kcap > DENSE_MAX */
+    struct ent *ents;         /* subscriptions whose filter ends here */
     uint32_t nkids, kcap;
-    struct ent *ents; /* subscriptions whose filter ends here */
     uint32_t nents, ecap;
+    struct kid kid1;
+    struct ent ent1;
+    struct node *parent;
     uint64_t h; /* hash of level[] (literal nodes) */
     uint32_t llen;
     uint8_t kind;
@@ -119,6 +148,16 @@ static inline uint64_t hash_bytes(uint64_t seed, const uint8_t *p, size_t n)
     return mix64(h ^ w);
 }
 
+static inline struct key make_key(uint64_t seed, const uint8_t *p, size_t len)
+{
+    uint8_t b[KEY_INLINE] = {0};
+    memcpy(b, p, len < KEY_INLINE ? len : KEY_INLINE);
+    struct key k = {hash_bytes(seed, p, len), 0, 0, (uint32_t)len, p};
+    memcpy(&k.w0, b, 8);
+    memcpy(&k.w1, b + 8, 4);
+    return k;
+}
+
 static inline uint32_t ptr_hash(const void *p)
 {
     uint64_t x = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
@@ -132,45 +171,61 @@ static uint64_t id_hash(const struct mqo_trie *t, const uint8_t *f, size_t len, 
 
 /* ---- nodes ---- */
 
-static struct node *node_new(const uint8_t *level, size_t llen, uint8_t kind, uint64_t h)
+static struct node *node_new(const struct key *k, uint8_t kind)
 {
+    size_t llen = k ? k->len : 0;
     struct node *n = calloc(1, sizeof *n + llen);
     if (!n)
         return NULL;
     n->kind = kind;
-    n->h = h;
-    n->llen = (uint32_t)llen;
-    if (llen)
-        memcpy(n->level, level, llen);
+    if (k) {
+        n->h = k->h;
+        n->llen = k->len;
+        memcpy(n->level, k->p, llen);
+    }
     return n;
+}
+
+static inline int kids_heap(const struct node *n)
+{
+    return n->kids && n->kids != &n->kid1;
+}
+
+static inline int ents_heap(const struct node *n)
+{
+    return n->ents && n->ents != &n->ent1;
 }
 
 static void node_free(struct node *n)
 {
-    free(n->kids);
-    free(n->ents);
+    if (kids_heap(n))
+        free(n->kids);
+    if (ents_heap(n))
+        free(n->ents);
     free(n);
 }
 
-static inline int kid_is(const struct kid *k, uint64_t h, const uint8_t *l, size_t len)
+static inline int kid_is(const struct kid *k, const struct key *key)
 {
-    return k->h == h && k->n->llen == len && memcmp(k->n->level, l, len) == 0;
+    return k->h == key->h && k->w0 == key->w0 && k->w1 == key->w1 && k->len == key->len &&
+           (key->len <= KEY_INLINE ||
+            memcmp(k->n->level + KEY_INLINE, key->p + KEY_INLINE, key->len - KEY_INLINE) == 0);
 }
 
-static inline struct node *kid_find(const struct node *n, uint64_t h, const uint8_t *l, size_t len)
+static inline struct node *kid_find(const struct node *n, const struct key *key)
 {
     const struct kid *k = n->kids;
     if (n->kcap <= KIDS_DENSE_MAX) {
         for (uint32_t i = 0; i < n->nkids; i++)
-            if (kid_is(&k[i], h, l, len))
+            if (kid_is(&k[i], key))
                 return k[i].n;
         return NULL;
     }
     uint32_t mask = n->kcap - 1;
-    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+    for (uint32_t i = (uint32_t)key->h & mask;; i = (i + 1) & mask) {
         if (!k[i].n)
             return NULL;
-        if (kid_is(&k[i], h, l, len))
+        if (kid_is(&k[i], key))
             return k[i].n;
     }
 }
@@ -201,16 +256,17 @@ static int kids_rebuild(struct node *n, uint32_t cap)
         else
             table_put(nk, cap, n->kids[i]);
     }
-    free(n->kids);
+    if (kids_heap(n))
+        free(n->kids);
     n->kids = nk;
     n->kcap = cap;
     return 0;
 }
 
-/* Adds literal child c. Returns 0 or -ENOMEM (node unchanged). */
-static int kid_add(struct node *n, struct node *c)
+/* Adds literal child c with key k. Returns 0 or -ENOMEM (node unchanged). */
+static int kid_add(struct node *n, struct node *c, const struct key *key)
 {
-    struct kid k = {c->h, c};
+    struct kid k = {key->h, key->w0, key->w1, key->len, c};
     if (n->kcap <= KIDS_DENSE_MAX) {
         if (n->nkids == n->kcap) {
             if (n->kcap == KIDS_DENSE_MAX) {
@@ -220,12 +276,23 @@ static int kid_add(struct node *n, struct node *c)
                 n->nkids++;
                 return 0;
             }
-            uint32_t cap = n->kcap ? n->kcap * 2 : 1;
-            struct kid *nk = realloc(n->kids, cap * sizeof *nk);
-            if (!nk)
-                return -ENOMEM;
-            n->kids = nk;
-            n->kcap = cap;
+            if (n->kcap == 0) {
+                n->kids = &n->kid1;
+                n->kcap = 1;
+            } else if (n->kcap == 1) {
+                struct kid *nk = malloc(2 * sizeof *nk);
+                if (!nk)
+                    return -ENOMEM;
+                nk[0] = n->kid1;
+                n->kids = nk;
+                n->kcap = 2;
+            } else {
+                struct kid *nk = realloc(n->kids, 2 * n->kcap * sizeof *nk);
+                if (!nk)
+                    return -ENOMEM;
+                n->kids = nk;
+                n->kcap *= 2;
+            }
         }
         n->kids[n->nkids++] = k;
         return 0;
@@ -249,9 +316,15 @@ static void kid_del(struct node *n, struct node *c)
             }
         }
         if (n->nkids == 0) {
-            free(n->kids);
+            if (kids_heap(n))
+                free(n->kids);
             n->kids = NULL;
             n->kcap = 0;
+        } else if (n->nkids == 1 && kids_heap(n)) {
+            n->kid1 = k[0];
+            free(k);
+            n->kids = &n->kid1;
+            n->kcap = 1;
         }
         return;
     }
@@ -271,10 +344,17 @@ static void kid_del(struct node *n, struct node *c)
             i = j;
         }
     }
-    k[i].n = NULL;
-    k[i].h = 0;
+    memset(&k[i], 0, sizeof k[i]);
     n->nkids--;
-    if (n->nkids <= KIDS_DENSE_MAX / 2)
+    if (n->nkids == 1) {
+        /* back to the inline slot, which needs no allocation */
+        for (i = 0; !k[i].n; i++)
+            ;
+        n->kid1 = k[i];
+        free(k);
+        n->kids = &n->kid1;
+        n->kcap = 1;
+    } else if (n->nkids <= KIDS_DENSE_MAX / 2)
         (void)kids_rebuild(n, KIDS_DENSE_MAX);
     else if (n->kcap > KIDS_TABLE_MIN && n->nkids * 8 < n->kcap)
         (void)kids_rebuild(n, n->kcap / 2);
@@ -348,7 +428,7 @@ struct mqo_trie *mqo_trie_new(void)
     struct mqo_trie *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->root = node_new(NULL, 0, K_LIT, 0);
+    t->root = node_new(NULL, K_LIT);
     t->bk = calloc(ID_BUCKETS_MIN, sizeof *t->bk);
     if (!t->root || !t->bk) {
         free(t->root);
@@ -457,7 +537,7 @@ int mqo_trie_add(struct mqo_trie *t, const uint8_t *filter, size_t len, void *ow
         if (ll == 1 && l[0] == '+') {
             c = n->plus;
             if (!c) {
-                if (!(c = node_new(l, 1, K_PLUS, 0)))
+                if (!(c = node_new(NULL, K_PLUS)))
                     goto nomem;
                 c->parent = n;
                 n->plus = c;
@@ -465,19 +545,19 @@ int mqo_trie_add(struct mqo_trie *t, const uint8_t *filter, size_t len, void *ow
         } else if (ll == 1 && l[0] == '#') {
             c = n->hash;
             if (!c) {
-                if (!(c = node_new(l, 1, K_HASH, 0)))
+                if (!(c = node_new(NULL, K_HASH)))
                     goto nomem;
                 c->parent = n;
                 n->hash = c;
             }
         } else {
-            uint64_t h = hash_bytes(t->seed, l, ll);
-            c = kid_find(n, h, l, ll);
+            struct key k = make_key(t->seed, l, ll);
+            c = kid_find(n, &k);
             if (!c) {
-                if (!(c = node_new(l, ll, K_LIT, h)))
+                if (!(c = node_new(&k, K_LIT)))
                     goto nomem;
                 c->parent = n;
-                if (kid_add(n, c) != 0) {
+                if (kid_add(n, c, &k) != 0) {
                     node_free(c);
                     goto nomem;
                 }
@@ -490,12 +570,23 @@ int mqo_trie_add(struct mqo_trie *t, const uint8_t *filter, size_t len, void *ow
     }
 
     if (n->nents == n->ecap) {
-        uint32_t cap = n->ecap ? n->ecap * 2 : ENTS_MIN;
-        struct ent *ne = realloc(n->ents, cap * sizeof *ne);
-        if (!ne)
-            goto nomem;
-        n->ents = ne;
-        n->ecap = cap;
+        if (n->ecap == 0) {
+            n->ents = &n->ent1;
+            n->ecap = 1;
+        } else if (n->ecap == 1) {
+            struct ent *ne = malloc(ENTS_MIN * sizeof *ne);
+            if (!ne)
+                goto nomem;
+            ne[0] = n->ent1;
+            n->ents = ne;
+            n->ecap = ENTS_MIN;
+        } else {
+            struct ent *ne = realloc(n->ents, 2 * n->ecap * sizeof *ne);
+            if (!ne)
+                goto nomem;
+            n->ents = ne;
+            n->ecap *= 2;
+        }
     }
     s = malloc(sizeof *s + len);
     if (!s)
@@ -538,10 +629,16 @@ int mqo_trie_del(struct mqo_trie *t, const uint8_t *filter, size_t len, void *ow
     free(s);
     t->count--;
     if (n->nents == 0) {
-        free(n->ents);
+        if (ents_heap(n))
+            free(n->ents);
         n->ents = NULL;
         n->ecap = 0;
         prune(t, n);
+    } else if (n->nents == 1 && ents_heap(n)) {
+        n->ent1 = n->ents[0];
+        free(n->ents);
+        n->ents = &n->ent1;
+        n->ecap = 1;
     } else if (n->ecap > 16 && n->nents * 4 < n->ecap) {
         struct ent *ne = realloc(n->ents, (n->ecap / 2) * sizeof *ne);
         if (ne) {
@@ -584,11 +681,6 @@ int mqo_trie_walk(const struct mqo_trie *t,
 
 /* ---- match ---- */
 
-struct lvl {
-    uint64_t h;
-    uint32_t off, len;
-};
-
 struct frame {
     const struct node *n;
     size_t i; /* topic level the node's children are matched against */
@@ -609,7 +701,7 @@ struct pend {
 struct scratch {
     struct dslot *slots;
     uint32_t scap, gen; /* scap: power of two; ms->v has room for scap / 2 entries */
-    struct lvl *lv;
+    struct key *lv; /* the topic's levels */
     size_t lvcap;
     struct frame *st;
     size_t stcap;
@@ -746,8 +838,7 @@ int mqo_trie_match(const struct mqo_trie *t, const uint8_t *topic, size_t len, c
         for (size_t k = 0; k < nlv; k++) {
             const uint8_t *p = memchr(topic + off, '/', len - off);
             size_t end = p ? (size_t)(p - topic) : len;
-            sc->lv[k] = (struct lvl){hash_bytes(t->seed, topic + off, end - off), (uint32_t)off,
-                                     (uint32_t)(end - off)};
+            sc->lv[k] = make_key(t->seed, topic + off, end - off);
             off = end + 1;
         }
     }
@@ -775,18 +866,24 @@ int mqo_trie_match(const struct mqo_trie *t, const uint8_t *topic, size_t len, c
                 goto nomem;
             continue;
         }
+        /* start every load this node leads to before waiting on any of them */
+        const struct node *c = NULL, *plus = NULL, *hash = NULL;
         if (i != 0 || !dollar) {
-            if (n->hash && collect(n->hash, self, ms, sc) != 0)
-                goto nomem;
-            if (n->plus)
-                st[sp++] = (struct frame){n->plus, i + 1};
+            plus = n->plus;
+            hash = n->hash;
+            PREFETCH(plus);
+            PREFETCH(hash);
         }
         if (n->nkids) {
-            const struct lvl *l = &sc->lv[i];
-            const struct node *c = kid_find(n, l->h, topic + l->off, l->len);
-            if (c)
-                st[sp++] = (struct frame){c, i + 1};
+            c = kid_find(n, &sc->lv[i]);
+            PREFETCH(c);
         }
+        if (hash && collect(hash, self, ms, sc) != 0)
+            goto nomem;
+        if (plus)
+            st[sp++] = (struct frame){plus, i + 1};
+        if (c)
+            st[sp++] = (struct frame){c, i + 1};
     }
     ms->scratch_cap = sc->scap;
 

@@ -1086,7 +1086,7 @@ static void test_enomem(void **state)
     struct ref r = {0};
     struct mqo_match_set ms = {0};
     static const char *topics[] = {"a/b", "a", "dev/3/x", "n/1/2/3/4", "s/x", "a/b/c/d/e/f", "k/8", "k/3",
-                                   "k/9/z", "dev/77/x"};
+                                   "k/9/z", "dev/77/x", "q/3", "r/1", "r/2", "r/1/x"};
     char f[64];
     /* preload: a table-mode level and some shared structure */
     for (int i = 0; i < 40; i++) {
@@ -1097,9 +1097,12 @@ static void test_enomem(void **state)
         snprintf(f, sizeof f, "k/%d", i);
         both_add(t, &r, f, OW(1), opts(0, 0, 0, 0, 0));
     }
+    both_add(t, &r, "q/1", OW(1), opts(0, 0, 0, 0, 0)); /* a full small array of children */
+    both_add(t, &r, "q/2", OW(1), opts(0, 0, 0, 0, 0));
+    both_add(t, &r, "r/1", OW(1), opts(0, 0, 0, 0, 0)); /* one inline child, one inline subscription */
     both_add(t, &r, "a/b", OW(1), opts(1, 1, 0, 0, 0));
     both_add(t, &r, "a/b", OW(2), opts(1, 2, 0, 0, 0));
-    const char *adds[] = {"n/1/2/3/4", "a/b", "a/b/c/d/e/#", "dev/77/x", "$share/g/s/+", "a/+", "dev/+/x",
+    const char *adds[] = {"q/3", "r/2", "r/1", "r/1/x", "n/1/2/3/4", "a/b", "a/b/c/d/e/#", "dev/77/x", "$share/g/s/+", "a/+", "dev/+/x",
                           "x/y", "a/b/c/d/e/f", "a/b", "k/8", "k/9/z", "a/b/+"};
     for (size_t a = 0; a < sizeof adds / sizeof *adds; a++) {
         void *owner = OW(3 + (int)(a % 2));
