@@ -14,7 +14,7 @@ CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 B        ?= build
-LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/engine src/tcp src/net src/modes
+LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/engine src/tcp src/net src/modes src/l2 src/pktio
 LIB_SRCS  = $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
@@ -28,9 +28,9 @@ BENCH_TOOL_SRCS = $(sort $(wildcard tools/bench/*.c))
 
 BIN = $(B)/mqoff
 
-.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool test unit demo deps clean
+.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool test unit demo deps clean
 
-all: lib bin tests fuzz-replay bench-bins bench-tool
+all: lib bin tests fuzz-replay bench-bins bench-tool bridge-tool
 
 bin: $(BIN)
 
@@ -74,6 +74,12 @@ bench-tool: $(B)/mqoff-bench
 $(B)/mqoff-bench: $(BENCH_TOOL_SRCS) $(wildcard tools/bench/*.h) $(B)/libmqoff.a
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -Itools/bench $(BENCH_TOOL_SRCS) $(B)/libmqoff.a $(LIBS) -lm -o $@
+
+# mqoff-bridge, the two-port null forwarder (pktio + l2 + impair; tools/bridge).
+bridge-tool: $(B)/mqoff-bridge
+$(B)/mqoff-bridge: tools/bridge/bridge.c $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
 
 # ASan+UBSan build of the library, unit tests and corpus replays, in its own tree.
 ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -36,7 +36,7 @@ static void script(struct harness *h, const uint8_t *p, size_t n)
     static const char *filters[] = {"a", "a/+", "#", "a/#", "+/c", "x", "$share/g/a"};
     struct rd r = {p, n, 0};
     for (int i = 0; i < NPUB + NSUB; i++) {
-        char cid[8];
+        char cid[32];
         snprintf(cid, sizeof cid, "c%d", i);
         h_open(h);
         h_connect(h, i, (uint8_t)((next(&r) & 1) ? MQO_MQTT_V5 : MQO_MQTT_V311), cid, 1, 10);
@@ -101,7 +101,7 @@ static void compare(struct harness *d, struct harness *o)
             abort();
         }
         for (int p = 0; p < NPUB; p++) {
-            char pre[8];
+            char pre[32];
             snprintf(pre, sizeof pre, "p%d:", p);
             size_t kd = 0, ko = 0;
             for (;;) {

@@ -50,7 +50,7 @@ static void test_qos0_fanout_offloaded(void **s)
     struct harness *h = mk(NULL);
     setup_fanout(h, 50, MQO_MQTT_V311, "a/+", 0);
     for (int k = 0; k < 10; k++) {
-        char pl[16];
+        char pl[32];
         snprintf(pl, sizeof pl, "m%d", k);
         h_publish(h, 0, "a/b", pl, 0, 0);
     }
@@ -58,7 +58,7 @@ static void test_qos0_fanout_offloaded(void **s)
     for (int i = 1; i <= 50; i++) {
         assert_int_equal(h_count_pub(h, i, "a/b"), 10);
         for (int k = 0; k < 10; k++) {
-            char pl[16];
+            char pl[32];
             snprintf(pl, sizeof pl, "m%d", k);
             const struct h_rx *r = h_pub(h, i, (size_t)k);
             assert_int_equal(r->plen, strlen(pl));
@@ -194,7 +194,7 @@ static void test_pid_collision_with_broker_qos1(void **s)
     setup_fanout(h, 1, MQO_MQTT_V311, "q/#", 1);
     h->cl[1].auto_ack = 0; /* keep everything in flight */
     for (int k = 0; k < 5; k++) {
-        char pl[8];
+        char pl[32];
         snprintf(pl, sizeof pl, "o%d", k);
         h_publish(h, 0, "q/o", pl, 1, 0); /* offloaded */
         snprintf(pl, sizeof pl, "b%d", k);
@@ -336,7 +336,7 @@ static void test_passthrough_then_offload_order(void **s)
     for (int i = 1; i <= 3; i++) {
         assert_int_equal(h_count_pub(h, i, "o"), 4);
         for (int k = 0; k < 4; k++) {
-            char pl[4];
+            char pl[32];
             snprintf(pl, sizeof pl, "m%d", k + 1);
             assert_memory_equal(h_pub(h, i, (size_t)k)->payload, pl, 2);
         }
@@ -566,7 +566,7 @@ static void test_bytewise_and_packed(void **s)
     uint8_t b[4096];
     size_t n = 0;
     for (int k = 0; k < 50; k++) {
-        char pl[8];
+        char pl[32];
         snprintf(pl, sizeof pl, "%d", k);
         n += hb_publish(b + n, MQO_MQTT_V311, "b", pl, strlen(pl), (uint8_t)(k & 1), 0,
                         (uint16_t)(k + 1), 0);
@@ -578,7 +578,7 @@ static void test_bytewise_and_packed(void **s)
     for (int i = 1; i <= 3; i++) {
         assert_int_equal(h_count_pub(h, i, "b"), 100);
         for (int k = 0; k < 100; k++) {
-            char pl[8];
+            char pl[32];
             snprintf(pl, sizeof pl, "%d", k % 50);
             const struct h_rx *r = h_pub(h, i, (size_t)k);
             assert_int_equal(r->plen, strlen(pl));
@@ -686,7 +686,7 @@ static void run_script(struct harness *h, unsigned seed, int nsub)
     const char *filters[] = {"a", "a/+", "#", "b/#", "a/b", "+/x/+"};
     int npub = 3;
     for (int i = 0; i < npub + nsub; i++) {
-        char cid[16];
+        char cid[32];
         snprintf(cid, sizeof cid, "c%d", i);
         h_open(h);
         h_connect(h, i, (uint8_t)(i % 2 ? MQO_MQTT_V5 : MQO_MQTT_V311), cid, 1, 30);
@@ -729,7 +729,7 @@ static void test_differential_vs_direct(void **s)
             /* same multiset, and per publisher the same order */
             assert_int_equal(h_count_pub(d, i, NULL), h_count_pub(o, i, NULL));
             for (int p = 0; p < 3; p++) {
-                char pre[8];
+                char pre[32];
                 snprintf(pre, sizeof pre, "p%d:", p);
                 size_t kd = 0, ko = 0;
                 for (;;) {

@@ -78,7 +78,7 @@ static void test_fanout_qos0_qos1(void **s)
     struct harness *h = mk(NULL);
     setup_fanout(h, 10, MQO_MQTT_V311, "f/#", 1);
     for (int k = 0; k < 20; k++) {
-        char pl[16];
+        char pl[32];
         snprintf(pl, sizeof pl, "m%d", k);
         h_publish(h, 0, "f/x", pl, (uint8_t)(k & 1), 0);
     }
@@ -86,7 +86,7 @@ static void test_fanout_qos0_qos1(void **s)
     for (int i = 1; i <= 10; i++) {
         assert_int_equal(h_count_pub(h, i, "f/x"), 20);
         for (int k = 0; k < 20; k++) {
-            char pl[16];
+            char pl[32];
             snprintf(pl, sizeof pl, "m%d", k);
             assert_memory_equal(h_pub(h, i, (size_t)k)->payload, pl, strlen(pl));
         }
@@ -105,7 +105,7 @@ static void run_script(struct harness *h, unsigned seed, int nsub)
     const char *filters[] = {"a", "a/+", "#", "b/#", "a/b", "+/x/+"};
     int npub = 3;
     for (int i = 0; i < npub + nsub; i++) {
-        char cid[16];
+        char cid[32];
         snprintf(cid, sizeof cid, "c%d", i);
         h_open(h);
         h_connect(h, i, (uint8_t)(i % 2 ? MQO_MQTT_V5 : MQO_MQTT_V311), cid, 1, 30);
@@ -128,7 +128,7 @@ static void compare(struct harness *d, struct harness *o, int from, int to)
     for (int i = from; i < to; i++) {
         assert_int_equal(h_count_pub(d, i, NULL), h_count_pub(o, i, NULL));
         for (int p = 0; p < 3; p++) {
-            char pre[8];
+            char pre[32];
             snprintf(pre, sizeof pre, "p%d:", p);
             size_t kd = 0, ko = 0;
             for (;;) {
