@@ -8,7 +8,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/map.h"
-#include "tcp/csum.h"
+#include "l2/parse.h"
 
 #define NS 1000000000ull
 #define MS 1000000ull
@@ -124,6 +124,18 @@ static inline void wr32(uint8_t *p, uint32_t v)
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
+}
+
+/* Checksum fields hold the folded sum in memory order (l2/parse.h convention). */
+static inline void put_csum(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+
+/* TCP checksum of an IPv4 segment: 0 when verifying a segment with its field in place. */
+static uint16_t tcp4_csum(const uint8_t *ip, const uint8_t *tcp, size_t len)
+{
+    uint32_t sa, da;
+    memcpy(&sa, ip + 12, 4);
+    memcpy(&da, ip + 16, 4);
+    return mqo_cksum_fold(mqo_cksum_partial(tcp, len, mqo_cksum_pseudo4(sa, da, 6, (uint16_t)len, 0)));
 }
 
 static uint64_t conn_key(uint32_t ip, uint16_t port) { return (uint64_t)ip << 16 | port; }
@@ -243,7 +255,7 @@ static void send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *paylo
     wr16(ip + 10, 0);
     memcpy(ip + 12, to == MQO_SIDE_BROKER ? cip : bip, 4);
     memcpy(ip + 16, to == MQO_SIDE_BROKER ? bip : cip, 4);
-    wr16(ip + 10, mqo_csum_fold(mqo_csum_add(0, ip, 20)));
+    put_csum(ip + 10, mqo_cksum_fold(mqo_cksum_partial(ip, 20, 0)));
 
     uint16_t bport = sp->cfg.broker_port;
     wr16(tcp, to == MQO_SIDE_BROKER ? c->cport : bport);
@@ -268,7 +280,7 @@ static void send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *paylo
     }
     if (len)
         memcpy(tcp + 20 + optlen, payload, len);
-    wr16(tcp + 16, mqo_csum_tcp4(ip + 12, ip + 16, tcp, tcplen));
+    put_csum(tcp + 16, tcp4_csum(ip, tcp, tcplen));
     c->ack_due[to] = 0;
     sp->st.segs_out++;
     sp->st.bytes_out[d_out] += len;
@@ -561,13 +573,7 @@ static int parse(const uint8_t *f, size_t len, struct seg *s)
 
 static int csum_valid(const struct seg *s)
 {
-    size_t tl = s->hlen + s->len;
-    uint8_t ph[12];
-    memcpy(ph, s->ip + 12, 8);
-    ph[8] = 0;
-    ph[9] = 6;
-    wr16(ph + 10, (uint16_t)tl);
-    return mqo_csum_fold(mqo_csum_add(mqo_csum_add(0, ph, sizeof ph), s->tcp, tl)) == 0;
+    return tcp4_csum(s->ip, s->tcp, s->hlen + s->len) == 0;
 }
 
 /* Forwards a SYN or SYN-ACK with SACK-permitted replaced by two NOPs. */
@@ -584,7 +590,7 @@ static void pass_syn(struct mqo_splice *sp, int to, const struct seg *s, const u
         tcp[s->sack_ok_at] = 1;
         tcp[s->sack_ok_at + 1] = 1;
         wr16(tcp + 16, 0);
-        wr16(tcp + 16, mqo_csum_tcp4(ip + 12, ip + 16, tcp, s->hlen + s->len));
+        put_csum(tcp + 16, tcp4_csum(ip, tcp, s->hlen + s->len));
     }
     sp->st.segs_out++;
     sp->cfg.emit(sp->cfg.ud, to, f, flen);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tcp/csum.h"
+#include "l2/parse.h"
 #include "tcp/splice.h"
 
 #define MS 1000000ull
@@ -29,6 +29,16 @@ static void wr32(uint8_t *p, uint32_t v)
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
+}
+
+static void put_csum(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+
+static uint16_t tcp4_csum(const uint8_t *ip, const uint8_t *tcp, size_t len)
+{
+    uint32_t sa, da;
+    memcpy(&sa, ip + 12, 4);
+    memcpy(&da, ip + 16, 4);
+    return mqo_cksum_fold(mqo_cksum_partial(tcp, len, mqo_cksum_pseudo4(sa, da, 6, (uint16_t)len, 0)));
 }
 
 static uint64_t rnd(struct ts_wire *w)
@@ -208,7 +218,7 @@ size_t ts_build(struct ts_ep *e, uint8_t *out, uint32_t seq, uint32_t ack, uint8
     wr16(ip + 10, 0);
     memcpy(ip + 12, &e->ip, 4);
     memcpy(ip + 16, &e->peer_ip, 4);
-    wr16(ip + 10, mqo_csum_fold(mqo_csum_add(0, ip, 20)));
+    put_csum(ip + 10, mqo_cksum_fold(mqo_cksum_partial(ip, 20, 0)));
     wr16(tcp, e->port);
     wr16(tcp + 2, e->peer_port);
     wr32(tcp + 4, seq);
@@ -224,7 +234,7 @@ size_t ts_build(struct ts_ep *e, uint8_t *out, uint32_t seq, uint32_t ack, uint8
     memcpy(tcp + 20, opt, ol);
     if (len)
         memcpy(tcp + 20 + ol, payload, len);
-    wr16(tcp + 16, mqo_csum_tcp4(ip + 12, ip + 16, tcp, tl));
+    put_csum(tcp + 16, tcp4_csum(ip, tcp, tl));
     return 14 + 20 + tl;
 }
 
@@ -340,7 +350,7 @@ static void ep_receive(struct ts_net *n, struct ts_ep *e, const uint8_t *f, size
     const uint8_t *tcp = ip + ihl;
     size_t tl = tot - ihl, hl = (size_t)(tcp[12] >> 4) * 4;
     /* a valid checksum sums (with its own field) to all ones: the folded complement is 0 */
-    if (mqo_csum_fold(mqo_csum_add(0, ip, 20)) != 0 || mqo_csum_tcp4(ip + 12, ip + 16, tcp, tl) != 0) {
+    if (mqo_cksum_fold(mqo_cksum_partial(ip, 20, 0)) != 0 || tcp4_csum(ip, tcp, tl) != 0) {
         e->violations++;
         return;
     }
