@@ -240,7 +240,7 @@ bridge_stop() {
   wait "$BRPID"
   local rc=$?
   BRPID=
-  [ "$rc" -eq 0 ] && grep -q "^bridge: " "$T/$name.out"
+  [ "$rc" -eq 0 ] && grep -q "^loop: " "$T/$name.out"
 }
 
 ping_ok() { # NS DST

@@ -27,33 +27,11 @@
 
 #include "l2/impair.h"
 #include "l2/l2.h"
-#include "l2/parse.h"
-#include "pktio/pktio.h"
+#include "modes/bump.h"
 
-#define BURST 64
-#define QCAP 4096 /* frames waiting for one output port */
-
-struct txq {
-    struct mqo_rawframe *f[QCAP];
-    unsigned head, n;
-};
-
-struct dir {
-    struct mqo_impair *im;
-    int hold; /* the stage may keep frames: detach them */
-    uint64_t impair_nomem;
-};
-
-static volatile sig_atomic_t stop;
+static volatile int stop;
 
 static void on_signal(int sig) { stop = sig; }
-
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
 
 static void usage(FILE *o)
 {
@@ -103,29 +81,6 @@ static int read_file(const char *path, char **out, size_t *len)
     }
     *out = b;
     *len = n;
-    return 0;
-}
-
-/* Sends what the queue holds, in order, as far as the port takes it. */
-static void txq_flush(struct mqo_port *p, struct txq *q)
-{
-    while (q->n) {
-        unsigned run = QCAP - q->head < q->n ? QCAP - q->head : q->n;
-        int r = mqo_port_tx_burst(p, &q->f[q->head], (int)run);
-        if (r <= 0)
-            break;
-        q->head = (q->head + (unsigned)r) % QCAP;
-        q->n -= (unsigned)r;
-        if ((unsigned)r < run)
-            break;
-    }
-}
-
-static int txq_put(struct txq *q, struct mqo_rawframe *f)
-{
-    if (q->n == QCAP)
-        return -1;
-    q->f[(q->head + q->n++) % QCAP] = f;
     return 0;
 }
 
@@ -216,256 +171,66 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* impairment stages: a2b is direction 0 (frames received on port a) */
-    struct dir dirs[2] = {{0}, {0}};
+    /* impairment by output port: a2b leaves on port b (1), b2a on port a (0) */
+    struct mqo_impair_cfg ic[2];
+    const struct mqo_impair_cfg *icp[2] = {NULL, NULL};
     char desc[2][300] = {"none", "none"};
     for (int d = 0; d < 2; d++) {
+        /* d = 0: a2b, d = 1: b2a */
         const char *spec = spec_dir[d] ? spec_dir[d] : spec_both;
         if (!spec)
             continue;
-        struct mqo_impair_cfg ic;
         char err[200];
-        if (mqo_impair_parse(spec, &ic, err, sizeof err)) {
+        int out = 1 - d;
+        if (mqo_impair_parse(spec, &ic[out], err, sizeof err)) {
             fprintf(stderr, "mqoff-bridge: --impair%s: %s\n",
                     spec_dir[d] ? (d ? "-b2a" : "-a2b") : "", err);
             return 2;
         }
-        if (!mqo_impair_active(&ic))
+        if (!mqo_impair_active(&ic[out]))
             continue;
-        dirs[d].im = mqo_impair_new(&ic, (uint64_t)d);
-        if (!dirs[d].im) {
-            fprintf(stderr, "mqoff-bridge: out of memory\n");
-            return 1;
-        }
-        dirs[d].hold = ic.delay_ns || ic.jitter_ns || ic.reorder > 0;
-        mqo_impair_format(&ic, desc[d], sizeof desc[d]);
+        icp[out] = &ic[out];
+        mqo_impair_format(&ic[out], desc[d], sizeof desc[d]);
     }
-
-    struct mqo_l2_cfg lc = {.mode = mode, .nports = 2, .flags = l2flags,
-                            .aging_ns = (uint64_t)(aging * 1e9)};
-    struct mqo_l2 *l2 = mqo_l2_new(&lc);
-    if (!l2) {
-        fprintf(stderr, "mqoff-bridge: out of memory\n");
-        return 1;
-    }
+    char *text = NULL;
+    size_t len = 0;
     if (static_file) {
-        char *text = NULL, err[200];
-        size_t len = 0;
         int r = read_file(static_file, &text, &len);
         if (r) {
             fprintf(stderr, "mqoff-bridge: %s: %s\n", static_file, strerror(-r));
             return 1;
         }
-        r = mqo_l2_static_parse(l2, text, len, err, sizeof err);
-        free(text);
-        if (r) {
-            fprintf(stderr, "mqoff-bridge: %s: %s\n", static_file, err);
-            return 1;
-        }
     }
-
-    struct mqo_port *port[2] = {NULL, NULL};
-    const char *ifn[2] = {ifa, ifb};
-    for (int i = 0; i < 2; i++) {
-        struct mqo_port_cfg pc = {.ifname = ifn[i], .backend = MQO_PKTIO_AFPACKET,
-                                  .index = (uint16_t)i, .ring_frames = ring, .promisc = promisc,
-                                  .flags = port_flags};
-        char err[200];
-        int r = mqo_port_open(&pc, &port[i], err, sizeof err);
-        if (r) {
-            fprintf(stderr, "mqoff-bridge: %s\n", err);
-            if (r == -EPERM)
-                fprintf(stderr, "mqoff-bridge: raw sockets need root (or CAP_NET_RAW)\n");
-            mqo_port_close(port[0]);
-            return 1;
-        }
-    }
+    struct mqo_bump_cfg bc = {.ifname = {ifa, ifb},
+                              .l2_mode = mode,
+                              .l2_flags = l2flags,
+                              .aging_ns = (uint64_t)(aging * 1e9),
+                              .static_text = text,
+                              .static_len = len,
+                              .impair_out = {icp[0], icp[1]},
+                              .ring = ring,
+                              .port_flags = port_flags,
+                              .fix_csum = fix_csum,
+                              .promisc = promisc,
+                              .stop = &stop,
+                              .name = "mqoff-bridge"};
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    /* The stop signals are blocked except inside ppoll, so one arriving between the check of
-     * `stop` and the wait cannot be missed. */
-    sigset_t stopsigs, waitmask;
-    sigemptyset(&stopsigs);
-    sigaddset(&stopsigs, SIGINT);
-    sigaddset(&stopsigs, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stopsigs, &waitmask);
-    sigdelset(&waitmask, SIGINT);
-    sigdelset(&waitmask, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
-
-    static struct txq q[2];
-    uint64_t csum_fixed = 0, csum_bad = 0, q_drops = 0, alloc_fail = 0;
     if (!quiet) {
         static const char *mn[] = {"hub", "learn", "static"};
         fprintf(stderr, "mqoff-bridge: forwarding %s <-> %s, l2 %s, impair a2b %s, b2a %s\n", ifa,
                 ifb, mn[mode], desc[0], desc[1]);
     }
-
-    struct mqo_rawframe *v[BURST];
-    void *due[BURST];
-    while (!stop) {
-        uint64_t now = now_ns();
-        uint64_t wait = 200000000ull; /* ns: wake up now and then even when idle */
-        for (int d = 0; d < 2; d++) {
-            if (!dirs[d].im)
-                continue;
-            uint64_t t = mqo_impair_next(dirs[d].im);
-            if (t != UINT64_MAX && (t <= now ? 0 : t - now) < wait)
-                wait = t <= now ? 0 : t - now;
-        }
-        struct pollfd pfd[2];
-        for (int i = 0; i < 2; i++) {
-            pfd[i].fd = mqo_port_fd(port[i]);
-            pfd[i].events = POLLIN | (q[i].n ? POLLOUT : 0);
-            pfd[i].revents = 0;
-        }
-        /* ppoll: nanosecond timeout, so an impairment delay is kept to the timer's precision */
-        struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull),
-                              .tv_nsec = (long)(wait % 1000000000ull)};
-        int pr = ppoll(pfd, 2, &ts, &waitmask);
-        if (pr < 0 && errno != EINTR) {
-            perror("mqoff-bridge: ppoll");
-            break;
-        }
-        now = now_ns();
-        for (int i = 0; i < 2; i++) {
-            int out = 1 - i;
-            /* a few bursts per port per round, so one busy side cannot starve the other */
-            for (int round = 0; round < 4; round++) {
-                int n = mqo_port_rx_burst(port[i], v, BURST);
-                if (n <= 0)
-                    break;
-                for (int k = 0; k < n; k++) {
-                    struct mqo_rawframe *f = v[k];
-                    uint32_t mask = mqo_l2_decide(l2, (unsigned)i, f->data, f->len, now);
-                    if (!(mask & (1u << out))) {
-                        mqo_frame_free(f);
-                        continue;
-                    }
-                    if (fix_csum && (f->flags & MQO_FRAME_CSUM_PARTIAL)) {
-                        int r = mqo_cksum_complete4(f->data, f->len);
-                        if (r > 0) {
-                            csum_fixed++;
-                            f->flags &= (uint16_t)~MQO_FRAME_CSUM_PARTIAL;
-                        } else if (r < 0) {
-                            csum_bad++;
-                        }
-                    }
-                    struct dir *dr = &dirs[i];
-                    if (!dr->im) {
-                        if (txq_put(&q[out], f)) {
-                            q_drops++;
-                            mqo_frame_free(f);
-                        }
-                        continue;
-                    }
-                    int fate = mqo_impair_fate(dr->im);
-                    if (fate == 0) {
-                        mqo_frame_free(f);
-                        continue;
-                    }
-                    struct mqo_rawframe *copy[2] = {f, NULL};
-                    if (fate == 2) {
-                        copy[1] = mqo_frame_alloc(port[i]);
-                        if (copy[1]) {
-                            memcpy(copy[1]->data, f->data, f->len);
-                            copy[1]->len = f->len;
-                            copy[1]->flags = f->flags;
-                            copy[1]->ts_ns = f->ts_ns;
-                            copy[1]->port = f->port;
-                        } else {
-                            alloc_fail++;
-                        }
-                    }
-                    for (int j = 0; j < 2 && copy[j]; j++) {
-                        if ((dr->hold && mqo_frame_detach(copy[j])) ||
-                            mqo_impair_enqueue(dr->im, copy[j], now)) {
-                            dr->impair_nomem++;
-                            mqo_frame_free(copy[j]);
-                        }
-                    }
-                }
-                if (n < BURST)
-                    break;
-            }
-        }
-        for (int d = 0; d < 2; d++) {
-            if (!dirs[d].im)
-                continue;
-            int n;
-            while ((n = mqo_impair_dequeue(dirs[d].im, now, due, BURST)) > 0)
-                for (int k = 0; k < n; k++)
-                    if (txq_put(&q[1 - d], due[k])) {
-                        q_drops++;
-                        mqo_frame_free(due[k]);
-                    }
-        }
-        for (int i = 0; i < 2; i++)
-            txq_flush(port[i], &q[i]);
-    }
-
-    /* Shutdown: what is queued is dropped, every frame goes back before the ports close. */
-    for (int d = 0; d < 2; d++) {
-        if (!dirs[d].im)
-            continue;
-        int n;
-        while ((n = mqo_impair_drain(dirs[d].im, due, BURST)) > 0)
-            for (int k = 0; k < n; k++)
-                mqo_frame_free(due[k]);
-    }
-    for (int i = 0; i < 2; i++)
-        while (q[i].n) {
-            mqo_frame_free(q[i].f[q[i].head]);
-            q[i].head = (q[i].head + 1) % QCAP;
-            q[i].n--;
-        }
-
-    /* counters */
-    const char *nm[2] = {"a", "b"};
-    for (int i = 0; i < 2; i++) {
-        struct mqo_port_stats s;
-        mqo_port_stats(port[i], &s);
-        printf("port %s %s: rx %llu frames %llu bytes, tx %llu frames %llu bytes, rx_dropped %llu,"
-               " tx_errors %llu, tx_full %llu, rx_stalls %llu, detached %llu\n",
-               nm[i], ifn[i], (unsigned long long)s.rx_frames, (unsigned long long)s.rx_bytes,
-               (unsigned long long)s.tx_frames, (unsigned long long)s.tx_bytes,
-               (unsigned long long)s.rx_dropped, (unsigned long long)s.tx_errors,
-               (unsigned long long)s.tx_full, (unsigned long long)s.rx_stalls,
-               (unsigned long long)s.detached);
-    }
-    struct mqo_l2_stats ls;
-    mqo_l2_get_stats(l2, &ls);
-    printf("l2: frames %llu, unicast %llu, flooded %llu, filtered %llu, dropped unknown %llu,"
-           " runt %llu, learned %llu, moved %llu, table_full %llu\n",
-           (unsigned long long)ls.frames, (unsigned long long)ls.unicast,
-           (unsigned long long)ls.flooded, (unsigned long long)ls.filtered,
-           (unsigned long long)ls.dropped_unknown, (unsigned long long)ls.dropped_runt,
-           (unsigned long long)ls.learned, (unsigned long long)ls.moved,
-           (unsigned long long)ls.table_full);
-    for (int d = 0; d < 2; d++) {
-        if (!dirs[d].im)
-            continue;
-        struct mqo_impair_stats is;
-        mqo_impair_get_stats(dirs[d].im, &is);
-        printf("impair %s: in %llu, lost %llu, duplicated %llu, reordered %llu, delayed %llu,"
-               " out %llu, overflow %llu, no memory %llu\n",
-               d ? "b2a" : "a2b", (unsigned long long)is.in, (unsigned long long)is.lost,
-               (unsigned long long)is.duped, (unsigned long long)is.reordered,
-               (unsigned long long)is.delayed, (unsigned long long)is.out,
-               (unsigned long long)is.overflow, (unsigned long long)dirs[d].impair_nomem);
-        mqo_impair_free(dirs[d].im);
-    }
-    printf("bridge: checksums completed %llu, malformed %llu, queue drops %llu, alloc failures"
-           " %llu\n",
-           (unsigned long long)csum_fixed, (unsigned long long)csum_bad,
-           (unsigned long long)q_drops, (unsigned long long)alloc_fail);
-    fflush(stdout);
-    for (int i = 0; i < 2; i++)
-        mqo_port_close(port[i]);
-    mqo_l2_free(l2);
+    struct mqo_bump_stats st;
+    int rc = mqo_bump_run(&bc, &st);
+    free(text);
+    if (rc)
+        return 1;
+    mqo_bump_print_stats(&bc, &st, stdout);
     return 0;
 }

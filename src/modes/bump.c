@@ -1,0 +1,362 @@
+/* The two-port forwarding loop; see bump.h.
+ *
+ * Per frame: the l2 decision (drop or the other port); the hook (monitor mode's splice) may
+ * take it; a partial checksum left by the sender's offload is completed (the next hop is a
+ * wire, not the sender's device); the impairment stage of the output direction, if any; then
+ * the frame joins the output port's send queue. A queue that cannot be sent at once (socket
+ * buffer full) waits for POLLOUT, in order; beyond its size the newest frames are dropped and
+ * counted, as a switch does.
+ *
+ * Frames that an impairment stage may hold (delay, jitter, reorder) are detached from the
+ * receive ring first, so holding them never stalls reception (pktio.h, mqo_frame_detach).
+ */
+#include "modes/bump.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "l2/parse.h"
+
+#define BURST 64
+#define QCAP 4096 /* frames waiting for one output port */
+
+struct txq {
+    struct mqo_rawframe *f[QCAP];
+    unsigned head, n;
+};
+
+struct outdir {
+    struct mqo_impair *im;
+    int hold; /* the stage may keep frames: detach them */
+};
+
+struct mqo_bump {
+    const struct mqo_bump_cfg *cfg;
+    struct mqo_bump_stats *st;
+    struct mqo_port *port[2];
+    struct mqo_l2 *l2;
+    struct outdir dir[2]; /* by output port */
+    struct txq q[2];
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* Sends what the queue holds, in order, as far as the port takes it. */
+static void txq_flush(struct mqo_port *p, struct txq *q)
+{
+    while (q->n) {
+        unsigned run = QCAP - q->head < q->n ? QCAP - q->head : q->n;
+        int r = mqo_port_tx_burst(p, &q->f[q->head], (int)run);
+        if (r <= 0)
+            break;
+        q->head = (q->head + (unsigned)r) % QCAP;
+        q->n -= (unsigned)r;
+        if ((unsigned)r < run)
+            break;
+    }
+}
+
+static int txq_put(struct txq *q, struct mqo_rawframe *f)
+{
+    if (q->n == QCAP)
+        return -1;
+    q->f[(q->head + q->n++) % QCAP] = f;
+    return 0;
+}
+
+/* A frame leaves toward port `out`: through its impairment stage, into its send queue. The
+ * frame's ownership moves here. */
+static void output(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t now)
+{
+    struct outdir *d = &b->dir[out];
+    if (!d->im) {
+        if (txq_put(&b->q[out], f)) {
+            b->st->q_drops++;
+            mqo_frame_free(f);
+        }
+        return;
+    }
+    int fate = mqo_impair_fate(d->im);
+    if (fate == 0) {
+        mqo_frame_free(f);
+        return;
+    }
+    struct mqo_rawframe *copy[2] = {f, NULL};
+    if (fate == 2) {
+        copy[1] = mqo_frame_alloc(b->port[out]);
+        if (copy[1]) {
+            memcpy(copy[1]->data, f->data, f->len);
+            copy[1]->len = f->len;
+            copy[1]->flags = f->flags;
+            copy[1]->ts_ns = f->ts_ns;
+            copy[1]->port = f->port;
+        } else {
+            b->st->alloc_fail++;
+        }
+    }
+    for (int j = 0; j < 2 && copy[j]; j++) {
+        if ((d->hold && mqo_frame_detach(copy[j])) || mqo_impair_enqueue(d->im, copy[j], now)) {
+            b->st->impair_nomem++;
+            mqo_frame_free(copy[j]);
+        }
+    }
+}
+
+int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len)
+{
+    struct mqo_rawframe *f = mqo_frame_alloc(b->port[out]);
+    if (!f || len > f->cap) {
+        if (f)
+            mqo_frame_free(f);
+        b->st->alloc_fail++;
+        return -ENOBUFS;
+    }
+    memcpy(f->data, data, len);
+    f->len = (uint32_t)len;
+    f->flags = 0;
+    f->port = (uint16_t)(1 - out);
+    output(b, out, f, now_ns());
+    return 0;
+}
+
+static void rx_port(struct mqo_bump *b, int i, uint64_t now)
+{
+    const struct mqo_bump_cfg *cfg = b->cfg;
+    int out = 1 - i;
+    struct mqo_rawframe *v[BURST];
+    /* a few bursts per port per round, so one busy side cannot starve the other */
+    for (int round = 0; round < 4; round++) {
+        int n = mqo_port_rx_burst(b->port[i], v, BURST);
+        if (n <= 0)
+            break;
+        for (int k = 0; k < n; k++) {
+            struct mqo_rawframe *f = v[k];
+            uint32_t mask = mqo_l2_decide(b->l2, (unsigned)i, f->data, f->len, now);
+            if (!(mask & (1u << out))) {
+                mqo_frame_free(f);
+                continue;
+            }
+            if (cfg->hook.frame && cfg->hook.frame(cfg->hook.arg, b, i, f, now)) {
+                b->st->hooked++;
+                mqo_frame_free(f);
+                continue;
+            }
+            if (cfg->fix_csum && (f->flags & MQO_FRAME_CSUM_PARTIAL)) {
+                int r = mqo_cksum_complete4(f->data, f->len);
+                if (r > 0) {
+                    b->st->csum_fixed++;
+                    f->flags &= (uint16_t)~MQO_FRAME_CSUM_PARTIAL;
+                } else if (r < 0) {
+                    b->st->csum_bad++;
+                }
+            }
+            output(b, out, f, now);
+        }
+        if (n < BURST)
+            break;
+    }
+}
+
+static void drain(struct mqo_bump *b)
+{
+    void *due[BURST];
+    for (int d = 0; d < 2; d++) {
+        if (!b->dir[d].im)
+            continue;
+        int n;
+        while ((n = mqo_impair_drain(b->dir[d].im, due, BURST)) > 0)
+            for (int k = 0; k < n; k++)
+                mqo_frame_free(due[k]);
+    }
+    for (int i = 0; i < 2; i++)
+        while (b->q[i].n) {
+            mqo_frame_free(b->q[i].f[b->q[i].head]);
+            b->q[i].head = (b->q[i].head + 1) % QCAP;
+            b->q[i].n--;
+        }
+}
+
+int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
+{
+    const char *name = cfg->name ? cfg->name : "mqoff";
+    struct mqo_bump *b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    memset(st, 0, sizeof *st);
+    b->cfg = cfg;
+    b->st = st;
+    int rc = 0;
+    for (int d = 0; d < 2; d++) {
+        const struct mqo_impair_cfg *ic = cfg->impair_out[d];
+        if (!ic || !mqo_impair_active(ic))
+            continue;
+        b->dir[d].im = mqo_impair_new(ic, (uint64_t)d);
+        if (!b->dir[d].im) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        b->dir[d].hold = ic->delay_ns || ic->jitter_ns || ic->reorder > 0;
+        st->impair_on[d] = 1;
+    }
+    struct mqo_l2_cfg lc = {.mode = cfg->l2_mode, .nports = 2, .flags = cfg->l2_flags,
+                            .aging_ns = cfg->aging_ns};
+    b->l2 = mqo_l2_new(&lc);
+    if (!b->l2) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (cfg->static_text) {
+        char err[200];
+        if (mqo_l2_static_parse(b->l2, cfg->static_text, cfg->static_len, err, sizeof err)) {
+            fprintf(stderr, "%s: static table: %s\n", name, err);
+            rc = -EINVAL;
+            goto out;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        struct mqo_port_cfg pc = {.ifname = cfg->ifname[i], .backend = MQO_PKTIO_AFPACKET,
+                                  .index = (uint16_t)i, .ring_frames = cfg->ring,
+                                  .promisc = cfg->promisc, .flags = cfg->port_flags};
+        char err[200];
+        rc = mqo_port_open(&pc, &b->port[i], err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", name, err);
+            if (rc == -EPERM)
+                fprintf(stderr, "%s: raw sockets need root (or CAP_NET_RAW)\n", name);
+            goto out;
+        }
+    }
+
+    /* The stop signals are blocked except inside ppoll, so one arriving between the check of
+     * `stop` and the wait cannot be missed. */
+    sigset_t stopsigs, waitmask;
+    sigemptyset(&stopsigs);
+    sigaddset(&stopsigs, SIGINT);
+    sigaddset(&stopsigs, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stopsigs, &waitmask);
+    sigdelset(&waitmask, SIGINT);
+    sigdelset(&waitmask, SIGTERM);
+
+    void *due[BURST];
+    while (!*cfg->stop) {
+        uint64_t now = now_ns();
+        uint64_t wait = 100000000ull; /* ns: wake up now and then even when idle */
+        for (int d = 0; d < 2; d++) {
+            if (!b->dir[d].im)
+                continue;
+            uint64_t t = mqo_impair_next(b->dir[d].im);
+            if (t != UINT64_MAX && (t <= now ? 0 : t - now) < wait)
+                wait = t <= now ? 0 : t - now;
+        }
+        if (cfg->hook.next) {
+            uint64_t t = cfg->hook.next(cfg->hook.arg, now);
+            if (t < wait)
+                wait = t;
+        }
+        struct pollfd pfd[2];
+        for (int i = 0; i < 2; i++) {
+            pfd[i].fd = mqo_port_fd(b->port[i]);
+            pfd[i].events = POLLIN | (b->q[i].n ? POLLOUT : 0);
+            pfd[i].revents = 0;
+        }
+        /* ppoll: nanosecond timeout, so an impairment delay is kept to the timer's precision */
+        struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull),
+                              .tv_nsec = (long)(wait % 1000000000ull)};
+        int pr = ppoll(pfd, 2, &ts, &waitmask);
+        if (pr < 0 && errno != EINTR) {
+            fprintf(stderr, "%s: ppoll: %s\n", name, strerror(errno));
+            break;
+        }
+        now = now_ns();
+        for (int i = 0; i < 2; i++)
+            rx_port(b, i, now);
+        if (cfg->hook.tick)
+            cfg->hook.tick(cfg->hook.arg, b, now);
+        for (int d = 0; d < 2; d++) {
+            if (!b->dir[d].im)
+                continue;
+            int n;
+            while ((n = mqo_impair_dequeue(b->dir[d].im, now, due, BURST)) > 0)
+                for (int k = 0; k < n; k++)
+                    if (txq_put(&b->q[d], due[k])) {
+                        st->q_drops++;
+                        mqo_frame_free(due[k]);
+                    }
+        }
+        for (int i = 0; i < 2; i++)
+            txq_flush(b->port[i], &b->q[i]);
+    }
+    sigprocmask(SIG_SETMASK, &waitmask, NULL);
+    /* Shutdown: what is queued is dropped, every frame goes back before the ports close. */
+    drain(b);
+    for (int i = 0; i < 2; i++)
+        mqo_port_stats(b->port[i], &st->port[i]);
+    mqo_l2_get_stats(b->l2, &st->l2);
+    for (int d = 0; d < 2; d++)
+        if (b->dir[d].im)
+            mqo_impair_get_stats(b->dir[d].im, &st->impair[d]);
+out:
+    for (int d = 0; d < 2; d++)
+        mqo_impair_free(b->dir[d].im);
+    for (int i = 0; i < 2; i++)
+        mqo_port_close(b->port[i]);
+    mqo_l2_free(b->l2);
+    free(b);
+    return rc;
+}
+
+void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_stats *st,
+                          void *fp)
+{
+    FILE *f = fp;
+    const char *nm[2] = {"a", "b"};
+    for (int i = 0; i < 2; i++) {
+        const struct mqo_port_stats *s = &st->port[i];
+        fprintf(f,
+                "port %s %s: rx %llu frames %llu bytes, tx %llu frames %llu bytes, rx_dropped "
+                "%llu, tx_errors %llu, tx_full %llu, rx_stalls %llu, detached %llu\n",
+                nm[i], cfg->ifname[i], (unsigned long long)s->rx_frames,
+                (unsigned long long)s->rx_bytes, (unsigned long long)s->tx_frames,
+                (unsigned long long)s->tx_bytes, (unsigned long long)s->rx_dropped,
+                (unsigned long long)s->tx_errors, (unsigned long long)s->tx_full,
+                (unsigned long long)s->rx_stalls, (unsigned long long)s->detached);
+    }
+    const struct mqo_l2_stats *ls = &st->l2;
+    fprintf(f,
+            "l2: frames %llu, unicast %llu, flooded %llu, filtered %llu, dropped unknown %llu,"
+            " runt %llu, learned %llu, moved %llu, table_full %llu\n",
+            (unsigned long long)ls->frames, (unsigned long long)ls->unicast,
+            (unsigned long long)ls->flooded, (unsigned long long)ls->filtered,
+            (unsigned long long)ls->dropped_unknown, (unsigned long long)ls->dropped_runt,
+            (unsigned long long)ls->learned, (unsigned long long)ls->moved,
+            (unsigned long long)ls->table_full);
+    for (int d = 0; d < 2; d++) {
+        if (!st->impair_on[d])
+            continue;
+        const struct mqo_impair_stats *is = &st->impair[d];
+        fprintf(f,
+                "impair %s: in %llu, lost %llu, duplicated %llu, reordered %llu, delayed %llu,"
+                " out %llu, overflow %llu\n",
+                d ? "a2b" : "b2a", (unsigned long long)is->in, (unsigned long long)is->lost,
+                (unsigned long long)is->duped, (unsigned long long)is->reordered,
+                (unsigned long long)is->delayed, (unsigned long long)is->out,
+                (unsigned long long)is->overflow);
+    }
+    fprintf(f,
+            "loop: checksums completed %llu, malformed %llu, queue drops %llu, alloc failures "
+            "%llu, impair no memory %llu, frames taken by the hook %llu\n",
+            (unsigned long long)st->csum_fixed, (unsigned long long)st->csum_bad,
+            (unsigned long long)st->q_drops, (unsigned long long)st->alloc_fail,
+            (unsigned long long)st->impair_nomem, (unsigned long long)st->hooked);
+    fflush(f);
+}

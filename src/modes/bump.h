@@ -1,0 +1,71 @@
+/* The two-port bump-in-the-wire loop shared by mqoff-bridge (the null forwarder) and monitor
+ * mode: frames received on one port go to the other through the L2 decision, an optional
+ * per-frame hook (monitor mode's TCP splice), an optional impairment stage per direction, and
+ * a send queue per port. One thread, ppoll()-driven.
+ *
+ * Ports: 0 ("a") and 1 ("b"). Monitor mode puts the clients on port a and the broker host on
+ * port b.
+ */
+#ifndef MQO_MODES_BUMP_H
+#define MQO_MODES_BUMP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "l2/impair.h"
+#include "l2/l2.h"
+#include "pktio/pktio.h"
+
+struct mqo_bump;
+
+struct mqo_bump_hook {
+    /* A frame received on port `in` (after the L2 decision let it through to the other port).
+     * Return 1 when the hook took it (the loop frees the frame), 0 to forward it. */
+    int (*frame)(void *arg, struct mqo_bump *b, int in, const struct mqo_rawframe *f,
+                 uint64_t now);
+    /* Timers: called every loop iteration with the time. */
+    void (*tick)(void *arg, struct mqo_bump *b, uint64_t now);
+    /* Nanoseconds until the hook's next timer (UINT64_MAX: none). */
+    uint64_t (*next)(void *arg, uint64_t now);
+    void *arg;
+};
+
+struct mqo_bump_cfg {
+    const char *ifname[2];
+    enum mqo_l2_mode l2_mode;
+    unsigned l2_flags;
+    uint64_t aging_ns;          /* learn: 0 for the default */
+    const char *static_text;    /* static: the table ("MAC PORT" lines) */
+    size_t static_len;
+    /* impairment of frames leaving port i (i = 1: a->b); NULL: none */
+    const struct mqo_impair_cfg *impair_out[2];
+    uint32_t ring;              /* RX ring slots, 0: default */
+    unsigned port_flags;        /* MQO_PORT_* */
+    int fix_csum;               /* complete partial checksums before forwarding */
+    int promisc;
+    struct mqo_bump_hook hook;
+    volatile int *stop;
+    const char *name;           /* for messages ("mqoff-bridge", "mqoff monitor") */
+};
+
+struct mqo_bump_stats {
+    uint64_t csum_fixed, csum_bad, q_drops, alloc_fail, impair_nomem;
+    uint64_t hooked; /* frames the hook took */
+    struct mqo_port_stats port[2];
+    struct mqo_l2_stats l2;
+    struct mqo_impair_stats impair[2]; /* by output port */
+    int impair_on[2];
+};
+
+/* Runs until *cfg->stop. Returns 0, or -errno when it cannot start (message printed). */
+int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st);
+
+/* For hooks: sends a frame the hook built toward port `out` (copied; through that direction's
+ * impairment stage and send queue). Returns 0, or -ENOBUFS when no buffer or queue room. */
+int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len);
+
+/* Prints the counters (ports, l2, impairment, loop) to f. */
+void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_stats *st,
+                          void *f);
+
+#endif
