@@ -1,4 +1,5 @@
 /* mqoff: command line. `mqoff MODE [options]`, one mode per process. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -10,6 +11,9 @@
 #include "acl/acl.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "l2/impair.h"
+#include "l2/l2.h"
+#include "modes/monitor.h"
 #include "modes/proxy.h"
 
 #define MQOFF_VERSION "0.1.0"
@@ -27,7 +31,7 @@ static void usage_main(FILE *f)
             "\n"
             "modes:\n"
             "  proxy      TCP endpoint: clients connect to mqoff, mqoff connects to the broker\n"
-            "  monitor    transparent bump-in-the-wire between two interfaces (not built yet)\n"
+            "  monitor    transparent bump-in-the-wire between two interfaces (raw frames)\n"
             "  intercept  LD_PRELOAD shim inside the broker (not built yet)\n"
             "\n"
             "  mqoff MODE --help   options of a mode\n"
@@ -66,6 +70,39 @@ static void usage_proxy(FILE *f)
             "  -h, --help             this text\n"
             "\n"
             "SIGINT/SIGTERM stop mqoff gracefully and print its counters.\n");
+}
+
+static void usage_monitor(FILE *f)
+{
+    fprintf(f,
+            "usage: mqoff monitor --port-a IF --port-b IF --broker ADDR:PORT [options]\n"
+            "\n"
+            "A transparent bump-in-the-wire between two interfaces: clients on port a, the\n"
+            "broker host on port b. Every frame is forwarded; TCP connections to the broker's\n"
+            "address and port whose SYN mqoff saw are spliced: PUBLISH packets it can deliver\n"
+            "exactly as the broker would go straight to the subscribers, and mqoff keeps both\n"
+            "ends' sequence numbers, ACKs, windows and retransmissions right. It is not a TCP\n"
+            "endpoint and has no address of its own.\n"
+            "\n"
+            "authorization: --acl-file PATH | --acl open (as for proxy mode)\n"
+            "\n"
+            "options:\n"
+            "  --broker-only FILTER   topics always left to the broker; repeatable\n"
+            "  --max-queue BYTES      bytes held for one receiver before offload stops for it\n"
+            "  --overlap MODE         passthrough (default) | once\n"
+            "  --order-hold-ms MS     default 2000\n"
+            "  --l2 MODE              hub | learn (default) | static\n"
+            "  --static-file F        static L2 table: 'MAC PORT' lines, PORT a|b\n"
+            "  --impair SPEC          test facility: loss/dup/reorder/delay in both directions\n"
+            "  --impair-a2b SPEC      ... toward the broker only\n"
+            "  --impair-b2a SPEC      ... toward the clients only\n"
+            "                         SPEC: loss=P,dup=P,reorder=P,delay=MS,jitter=MS,seed=N\n"
+            "  --ring N               RX ring slots per port\n"
+            "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
+            "  --log-level LEVEL      error, warn, info (default), debug\n"
+            "  -h, --help             this text\n"
+            "\n"
+            "SIGINT/SIGTERM stop mqoff and print its counters.\n");
 }
 
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or -1 with a message. */
@@ -107,11 +144,9 @@ bad:
     return -1;
 }
 
-static void print_stats(const struct mqo_engine_stats *e, const struct mqo_proxy_stats *p)
+static void print_stats(const struct mqo_engine_stats *e)
 {
     fprintf(stderr,
-            "mqoff summary:\n"
-            "  connections       accepted %llu, closed %llu, broker unreachable %llu\n"
             "  published_in      %llu\n"
             "  consumed          %llu\n"
             "  passthrough       %llu\n"
@@ -122,93 +157,134 @@ static void print_stats(const struct mqo_engine_stats *e, const struct mqo_proxy
             "  order_expired     %llu\n"
             "  inflight_lost     %llu\n"
             "  protocol_errors   %llu\n",
-            (unsigned long long)p->accepted, (unsigned long long)p->closed,
-            (unsigned long long)p->broker_connect_failed, (unsigned long long)e->publish_in,
-            (unsigned long long)e->consumed, (unsigned long long)e->passthrough,
-            (unsigned long long)e->deliveries, (unsigned long long)e->deliveries_qos1,
-            (unsigned long long)e->dropped_qos0, (unsigned long long)e->pubacks_sent,
-            (unsigned long long)e->pubacks_absorbed, (unsigned long long)e->pings_synth,
-            (unsigned long long)e->order_expired, (unsigned long long)e->inflight_lost,
-            (unsigned long long)e->protocol_errors);
+            (unsigned long long)e->publish_in, (unsigned long long)e->consumed,
+            (unsigned long long)e->passthrough, (unsigned long long)e->deliveries,
+            (unsigned long long)e->deliveries_qos1, (unsigned long long)e->dropped_qos0,
+            (unsigned long long)e->pubacks_sent, (unsigned long long)e->pubacks_absorbed,
+            (unsigned long long)e->pings_synth, (unsigned long long)e->order_expired,
+            (unsigned long long)e->inflight_lost, (unsigned long long)e->protocol_errors);
     for (int r = 1; r < MQO_PT__COUNT; r++)
         if (e->pt_reason[r])
-            fprintf(stderr, "    passthrough %-20s %llu\n", mqo_pt_reason_name((enum mqo_pt_reason)r),
-                    (unsigned long long)e->pt_reason[r]);
+            fprintf(stderr, "    passthrough %-20s %llu\n",
+                    mqo_pt_reason_name((enum mqo_pt_reason)r), (unsigned long long)e->pt_reason[r]);
 }
 
-static int cmd_proxy(int argc, char **argv)
+/* Everything the command line can set, for every mode. */
+struct opts {
+    int monitor;
+    const char *listen_s, *broker_s, *acl_file;
+    int acl_open;
+    const char **bo;
+    size_t n_bo;
+    size_t max_queue;
+    enum mqo_overlap overlap;
+    uint32_t order_hold_ms;
+    int io_uring;
+    /* monitor */
+    const char *port_a, *port_b, *static_file;
+    enum mqo_l2_mode l2;
+    const char *impair, *impair_dir[2]; /* [0] a2b, [1] b2a */
+    uint32_t ring;
+    int promisc;
+};
+
+static int parse_u64(const char *opt, const char *v, unsigned long long lo, unsigned long long hi,
+                     unsigned long long *out)
 {
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi) {
+        fprintf(stderr, "mqoff: %s takes %llu..%llu, not '%s'\n", opt, lo, hi, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Parses the options of `mode`. Returns 0, 1 when --help was printed, or 2 on a usage error. */
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    enum {
+        O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
+        O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HELP
+    };
     static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},     {"broker", required_argument, 0, 'b'},
-        {"acl-file", required_argument, 0, 'A'},   {"acl", required_argument, 0, 'a'},
-        {"broker-only", required_argument, 0, 'o'}, {"max-queue", required_argument, 0, 'q'},
-        {"overlap", required_argument, 0, 'O'},    {"order-hold-ms", required_argument, 0, 'H'},
-        {"log-level", required_argument, 0, 'L'},  {"help", no_argument, 0, 'h'},
-        {"io", required_argument, 0, 'I'},
+        {"listen", required_argument, 0, O_LISTEN},
+        {"broker", required_argument, 0, O_BROKER},
+        {"acl-file", required_argument, 0, O_ACLFILE},
+        {"acl", required_argument, 0, O_ACL},
+        {"broker-only", required_argument, 0, O_BO},
+        {"max-queue", required_argument, 0, O_MAXQ},
+        {"overlap", required_argument, 0, O_OVERLAP},
+        {"order-hold-ms", required_argument, 0, O_HOLD},
+        {"log-level", required_argument, 0, O_LOG},
+        {"io", required_argument, 0, O_IO},
+        {"port-a", required_argument, 0, O_PA},
+        {"port-b", required_argument, 0, O_PB},
+        {"l2", required_argument, 0, O_L2},
+        {"static-file", required_argument, 0, O_STATIC},
+        {"impair", required_argument, 0, O_IMP},
+        {"impair-a2b", required_argument, 0, O_A2B},
+        {"impair-b2a", required_argument, 0, O_B2A},
+        {"ring", required_argument, 0, O_RING},
+        {"no-promisc", no_argument, 0, O_NOPROMISC},
+        {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
-    struct mqo_proxy_cfg cfg = {.stop = &g_stop};
-    const char *listen_s = NULL, *broker_s = NULL, *acl_file = NULL;
-    const char **bo = NULL;
-    size_t n_bo = 0;
-    int acl_open = 0, c;
+    o->l2 = MQO_L2_LEARN;
+    o->promisc = 1;
     optind = 1;
+    int c;
+    unsigned long long v;
+    const char *mode = o->monitor ? "monitor" : "proxy";
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int proxy_only = c == O_LISTEN || c == O_IO;
+        int monitor_only = c >= O_PA && c <= O_NOPROMISC;
+        if ((proxy_only && o->monitor) || (monitor_only && !o->monitor)) {
+            fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
+                    opts[c - O_LISTEN].name, mode, mode);
+            return 2;
+        }
         switch (c) {
-        case 'l':
-            listen_s = optarg;
-            break;
-        case 'b':
-            broker_s = optarg;
-            break;
-        case 'A':
-            acl_file = optarg;
-            break;
-        case 'a':
+        case O_LISTEN: o->listen_s = optarg; break;
+        case O_BROKER: o->broker_s = optarg; break;
+        case O_ACLFILE: o->acl_file = optarg; break;
+        case O_ACL:
             if (strcmp(optarg, "open") != 0) {
                 fprintf(stderr, "mqoff: --acl takes 'open' (or use --acl-file PATH)\n");
                 return 2;
             }
-            acl_open = 1;
+            o->acl_open = 1;
             break;
-        case 'o': {
-            const char **v = realloc(bo, (n_bo + 1) * sizeof *v);
-            if (!v)
-                return 1;
-            bo = v;
-            bo[n_bo++] = optarg;
-            break;
-        }
-        case 'q': {
-            char *end;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (*end || v < 4096) {
-                fprintf(stderr, "mqoff: --max-queue takes a byte count >= 4096\n");
+        case O_BO: {
+            const char **nv = realloc(o->bo, (o->n_bo + 1) * sizeof *nv);
+            if (!nv)
                 return 2;
-            }
-            cfg.max_queue = (size_t)v;
+            o->bo = nv;
+            o->bo[o->n_bo++] = optarg;
             break;
         }
-        case 'O':
+        case O_MAXQ:
+            if (parse_u64("--max-queue", optarg, 4096, 1ull << 34, &v))
+                return 2;
+            o->max_queue = (size_t)v;
+            break;
+        case O_OVERLAP:
             if (!strcmp(optarg, "once"))
-                cfg.engine.overlap = MQO_OVERLAP_ONCE;
+                o->overlap = MQO_OVERLAP_ONCE;
             else if (!strcmp(optarg, "passthrough"))
-                cfg.engine.overlap = MQO_OVERLAP_PASSTHROUGH;
+                o->overlap = MQO_OVERLAP_PASSTHROUGH;
             else {
                 fprintf(stderr, "mqoff: --overlap takes 'passthrough' or 'once'\n");
                 return 2;
             }
             break;
-        case 'H': {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (*end || v == 0 || v > 600000) {
-                fprintf(stderr, "mqoff: --order-hold-ms takes 1..600000\n");
+        case O_HOLD:
+            if (parse_u64("--order-hold-ms", optarg, 1, 600000, &v))
                 return 2;
-            }
-            cfg.engine.order_hold_ms = (uint32_t)v;
+            o->order_hold_ms = (uint32_t)v;
             break;
-        }
-        case 'L': {
+        case O_LOG: {
             enum mqo_log_level l;
             if (mqo_log_parse_level(optarg, &l)) {
                 fprintf(stderr, "mqoff: --log-level takes error, warn, info or debug\n");
@@ -217,21 +293,46 @@ static int cmd_proxy(int argc, char **argv)
             mqo_log_set_level(l);
             break;
         }
-        case 'I':
+        case O_IO:
             if (!strcmp(optarg, "writev"))
-                cfg.io = MQO_PROXY_IO_WRITEV;
+                o->io_uring = 0;
             else if (!strcmp(optarg, "uring"))
-                cfg.io = MQO_PROXY_IO_URING;
+                o->io_uring = 1;
             else {
                 fprintf(stderr, "mqoff: --io takes 'writev' or 'uring'\n");
                 return 2;
             }
             break;
+        case O_PA: o->port_a = optarg; break;
+        case O_PB: o->port_b = optarg; break;
+        case O_L2:
+            if (mqo_l2_parse_mode(optarg, &o->l2)) {
+                fprintf(stderr, "mqoff: --l2 takes hub, learn or static\n");
+                return 2;
+            }
+            break;
+        case O_STATIC: o->static_file = optarg; break;
+        case O_IMP: o->impair = optarg; break;
+        case O_A2B: o->impair_dir[0] = optarg; break;
+        case O_B2A: o->impair_dir[1] = optarg; break;
+        case O_RING:
+            if (parse_u64("--ring", optarg, 64, 1u << 20, &v))
+                return 2;
+            o->ring = (uint32_t)v;
+            break;
+        case O_NOPROMISC: o->promisc = 0; break;
+        case O_HELP:
         case 'h':
-            usage_proxy(stdout);
-            return 0;
+            if (o->monitor)
+                usage_monitor(stdout);
+            else
+                usage_proxy(stdout);
+            return 1;
         default:
-            usage_proxy(stderr);
+            if (o->monitor)
+                usage_monitor(stderr);
+            else
+                usage_proxy(stderr);
             return 2;
         }
     }
@@ -239,52 +340,219 @@ static int cmd_proxy(int argc, char **argv)
         fprintf(stderr, "mqoff: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!listen_s || !broker_s) {
-        fprintf(stderr, "mqoff proxy: --listen and --broker are required (see mqoff proxy --help)\n");
-        return 2;
-    }
-    if (acl_file && acl_open) {
+    if (o->acl_file && o->acl_open) {
         fprintf(stderr, "mqoff: --acl-file and --acl open exclude each other\n");
         return 2;
     }
-    if (parse_addr("--listen", listen_s, &cfg.listen_addr, &cfg.listen_len, 1) ||
-        parse_addr("--broker", broker_s, &cfg.broker_addr, &cfg.broker_len, 0))
+    if (!o->broker_s) {
+        fprintf(stderr, "mqoff %s: --broker ADDR:PORT is required (see mqoff %s --help)\n", mode,
+                mode);
         return 2;
-    struct mqo_acl *acl = NULL;
-    if (acl_file) {
+    }
+    if (!o->monitor && !o->listen_s) {
+        fprintf(stderr, "mqoff proxy: --listen ADDR:PORT is required (see mqoff proxy --help)\n");
+        return 2;
+    }
+    if (o->monitor && (!o->port_a || !o->port_b)) {
+        fprintf(stderr,
+                "mqoff monitor: --port-a IF (clients) and --port-b IF (broker host) are "
+                "required\n");
+        return 2;
+    }
+    if (o->monitor && !strcmp(o->port_a, o->port_b)) {
+        fprintf(stderr, "mqoff monitor: port a and port b are the same interface\n");
+        return 2;
+    }
+    if (o->monitor && (o->l2 == MQO_L2_STATIC) != (o->static_file != NULL)) {
+        fprintf(stderr, "mqoff monitor: --static-file goes with --l2 static, and only with it\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* The engine's configuration from the options; loads the ACL. Returns 0 or 2. */
+static int setup_engine(const struct opts *o, struct mqo_engine_cfg *ec, struct mqo_acl **acl)
+{
+    memset(ec, 0, sizeof *ec);
+    ec->overlap = o->overlap;
+    ec->order_hold_ms = o->order_hold_ms;
+    ec->broker_only = o->bo;
+    ec->n_broker_only = o->n_bo;
+    if (o->acl_file) {
         char err[256];
-        int rc = mqo_acl_load(acl_file, &acl, err, sizeof err);
-        if (rc) {
-            fprintf(stderr, "mqoff: --acl-file %s: %s\n", acl_file, err);
+        if (mqo_acl_load(o->acl_file, acl, err, sizeof err)) {
+            fprintf(stderr, "mqoff: --acl-file %s: %s\n", o->acl_file, err);
             return 2;
         }
-        cfg.engine.acl_mode = MQO_ACL_FILE;
-        cfg.engine.acl = acl;
-        mqo_info("authorization: %s (%zu rules, Mosquitto 2.0 semantics)", acl_file,
-                 mqo_acl_rule_count(acl));
-    } else if (acl_open) {
-        cfg.engine.acl_mode = MQO_ACL_OPEN;
+        ec->acl_mode = MQO_ACL_FILE;
+        ec->acl = *acl;
+        mqo_info("authorization: %s (%zu rules, Mosquitto 2.0 semantics)", o->acl_file,
+                 mqo_acl_rule_count(*acl));
+    } else if (o->acl_open) {
+        ec->acl_mode = MQO_ACL_OPEN;
         mqo_info("authorization: open (the broker restricts no topics)");
     } else {
-        cfg.engine.acl_mode = MQO_ACL_NONE;
+        ec->acl_mode = MQO_ACL_NONE;
         mqo_warn("no authorization source (--acl-file PATH or --acl open): every PUBLISH passes "
                  "through to the broker, nothing is offloaded");
     }
-    cfg.engine.broker_only = bo;
-    cfg.engine.n_broker_only = n_bo;
+    return 0;
+}
 
+static void install_signals(void)
+{
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    mqo_info("proxy listening on %s, broker %s", listen_s, broker_s);
+static int cmd_proxy(int argc, char **argv)
+{
+    struct opts o = {0};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    struct mqo_proxy_cfg cfg = {.stop = &g_stop, .max_queue = o.max_queue,
+                                .io = o.io_uring ? MQO_PROXY_IO_URING : MQO_PROXY_IO_WRITEV};
+    if (parse_addr("--listen", o.listen_s, &cfg.listen_addr, &cfg.listen_len, 1) ||
+        parse_addr("--broker", o.broker_s, &cfg.broker_addr, &cfg.broker_len, 0)) {
+        free(o.bo);
+        return 2;
+    }
+    struct mqo_acl *acl = NULL;
+    if (setup_engine(&o, &cfg.engine, &acl)) {
+        free(o.bo);
+        return 2;
+    }
+    install_signals();
+    mqo_info("proxy listening on %s, broker %s", o.listen_s, o.broker_s);
     struct mqo_engine_stats es = {0};
     struct mqo_proxy_stats ps = {0};
-    int rc = mqo_proxy_run(&cfg, &es, &ps);
-    print_stats(&es, &ps);
+    rc = mqo_proxy_run(&cfg, &es, &ps);
+    fprintf(stderr, "mqoff summary:\n  connections       accepted %llu, closed %llu, broker "
+                    "unreachable %llu\n",
+            (unsigned long long)ps.accepted, (unsigned long long)ps.closed,
+            (unsigned long long)ps.broker_connect_failed);
+    print_stats(&es);
     mqo_acl_free(acl);
-    free(bo);
+    free(o.bo);
+    return rc ? 1 : 0;
+}
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *nb = realloc(b, cap *= 2);
+        if (!nb)
+            free(b);
+        b = nb;
+    }
+    int err = !b ? -ENOMEM : ferror(f) ? -EIO : 0;
+    fclose(f);
+    if (err) {
+        free(b);
+        return err;
+    }
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+static int cmd_monitor(int argc, char **argv)
+{
+    struct opts o = {.monitor = 1};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    struct sockaddr_storage ba;
+    socklen_t bl;
+    if (parse_addr("--broker", o.broker_s, &ba, &bl, 0))
+        return 2;
+    if (ba.ss_family != AF_INET) {
+        fprintf(stderr, "mqoff monitor: --broker must be an IPv4 address (IPv6 is not spliced "
+                        "yet; such traffic is forwarded untouched)\n");
+        return 2;
+    }
+    struct mqo_monitor_cfg mc = {0};
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&ba;
+    memcpy(&mc.splice.broker_ip, &sin->sin_addr, 4);
+    mc.splice.broker_port = ntohs(sin->sin_port);
+    mc.splice.max_queue = o.max_queue;
+    struct mqo_acl *acl = NULL;
+    if (setup_engine(&o, &mc.splice.engine, &acl))
+        return 2;
+    struct mqo_impair_cfg ic[2];
+    for (int d = 0; d < 2; d++) {
+        /* d = 0: a2b leaves on port b (1); d = 1: b2a leaves on port a (0) */
+        const char *spec = o.impair_dir[d] ? o.impair_dir[d] : o.impair;
+        if (!spec)
+            continue;
+        char err[200];
+        int out = 1 - d;
+        if (mqo_impair_parse(spec, &ic[out], err, sizeof err)) {
+            fprintf(stderr, "mqoff: --impair: %s\n", err);
+            return 2;
+        }
+        mc.bump.impair_out[out] = &ic[out];
+        char desc[300];
+        mqo_impair_format(&ic[out], desc, sizeof desc);
+        mqo_warn("impairment %s: %s (a test facility: frames are lost on purpose)",
+                 d ? "b2a" : "a2b", desc);
+    }
+    char *text = NULL;
+    size_t tl = 0;
+    if (o.static_file) {
+        int r = read_file(o.static_file, &text, &tl);
+        if (r) {
+            fprintf(stderr, "mqoff: %s: %s\n", o.static_file, strerror(-r));
+            return 2;
+        }
+    }
+    mc.bump = (struct mqo_bump_cfg){.ifname = {o.port_a, o.port_b},
+                                    .l2_mode = o.l2,
+                                    .static_text = text,
+                                    .static_len = tl,
+                                    .impair_out = {mc.bump.impair_out[0], mc.bump.impair_out[1]},
+                                    .ring = o.ring,
+                                    .fix_csum = 1,
+                                    .promisc = o.promisc,
+                                    .stop = &g_stop,
+                                    .name = "mqoff monitor"};
+    install_signals();
+    mqo_info("monitor: clients on %s, broker host on %s, splicing TCP to %s", o.port_a, o.port_b,
+             o.broker_s);
+    struct mqo_monitor_stats st;
+    memset(&st, 0, sizeof st);
+    rc = mqo_monitor_run(&mc, &st);
+    if (rc == 0) {
+        fprintf(stderr, "mqoff summary:\n");
+        mqo_bump_print_stats(&mc.bump, &st.bump, stderr);
+        const struct mqo_splice_stats *s = &st.splice;
+        fprintf(stderr,
+                "  tcp               connections %llu (untouched %llu frames), segments in %llu "
+                "out %llu\n"
+                "  retransmits       %llu (fast %llu, timeouts %llu), duplicates in %llu, out of "
+                "order in %llu, bad checksums %llu, zero-window probes %llu, resets %llu\n",
+                (unsigned long long)s->conns_total, (unsigned long long)s->conns_untracked,
+                (unsigned long long)s->segs_in, (unsigned long long)s->segs_out,
+                (unsigned long long)s->retransmits, (unsigned long long)s->fast_retransmits,
+                (unsigned long long)s->rto_expired, (unsigned long long)s->dup_segs_in,
+                (unsigned long long)s->ooo_segs_in, (unsigned long long)s->bad_csum,
+                (unsigned long long)s->zero_window_probes, (unsigned long long)s->resets);
+        print_stats(&st.engine);
+    }
+    free(text);
+    mqo_acl_free(acl);
+    free(o.bo);
     return rc ? 1 : 0;
 }
 
@@ -305,7 +573,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "proxy"))
         return cmd_proxy(argc - 1, argv + 1);
-    if (!strcmp(mode, "monitor") || !strcmp(mode, "intercept")) {
+    if (!strcmp(mode, "monitor"))
+        return cmd_monitor(argc - 1, argv + 1);
+    if (!strcmp(mode, "intercept")) {
         fprintf(stderr, "mqoff: mode '%s' is not built yet\n", mode);
         return 2;
     }

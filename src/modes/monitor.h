@@ -1,0 +1,25 @@
+/* monitor mode: the transparent bump-in-the-wire. Clients on port a, the broker host on port b;
+ * every frame is forwarded, TCP connections to the broker's address and port are spliced (the
+ * MQTT engine edits both streams, tcp/splice.h keeps both ends' sequence numbers right). */
+#ifndef MQO_MODES_MONITOR_H
+#define MQO_MODES_MONITOR_H
+
+#include "engine/engine.h"
+#include "modes/bump.h"
+#include "tcp/splice.h"
+
+struct mqo_monitor_cfg {
+    struct mqo_bump_cfg bump;     /* ports, l2, impairment; the hook is the monitor's */
+    struct mqo_splice_cfg splice; /* broker address, engine config; emit is the monitor's */
+};
+
+struct mqo_monitor_stats {
+    struct mqo_bump_stats bump;
+    struct mqo_splice_stats splice;
+    struct mqo_engine_stats engine;
+};
+
+/* Runs until *cfg->bump.stop. Returns 0 or -errno (message printed). */
+int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats *st);
+
+#endif
