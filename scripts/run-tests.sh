@@ -48,12 +48,33 @@ suite_fuzz() {
     run_replay "$bin" "fuzz/$tgt/corpus"
   done
 }
+# suite_lab: every tests/lab/test_*.sh, each bounded in time. A lab script prints one line per
+# check ("ok - NAME", "not ok - NAME: why", "ok - NAME # SKIP why"); the checks are what is
+# counted (skips count as neither). A script that fails without a "not ok" line counts as one
+# failure, and its last lines are shown.
 suite_lab() {
-  local t
+  local t out rc p f s
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "== lab: needs root (network namespaces); not run"
+    failed=$((failed + 1)); failures+=("lab (not root)")
+    return
+  fi
   for t in tests/lab/test_*.sh; do
     [ -f "$t" ] || continue
     echo "== lab: $t"
-    if bash "$t"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$t"); fi
+    out=$(timeout -k 10 "${LAB_SCRIPT_TIMEOUT:-600}" bash "$t" 2>&1); rc=$?
+    p=$(printf '%s\n' "$out" | grep -E '^ok - ' | grep -vcE '# SKIP')
+    s=$(printf '%s\n' "$out" | grep -E '^ok - ' | grep -cE '# SKIP')
+    f=$(printf '%s\n' "$out" | grep -cE '^not ok - ')
+    printf '%s\n' "$out" | grep -E '^not ok - |# SKIP' | sed 's/^/  /'
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+      f=1
+      echo "  $t exited with status $rc without a failed check; last lines:"
+      printf '%s\n' "$out" | tail -15 | sed 's/^/    /'
+    fi
+    echo "  $(basename "$t"): $p passed, $f failed, $s skipped"
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -eq 0 ] || failures+=("$t")
   done
 }
 

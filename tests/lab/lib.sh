@@ -1,0 +1,251 @@
+# shellcheck shell=bash
+# Shared helpers for the lab tests (tests/lab/test_*.sh). Source it, then:
+#
+#   lab_init                      lab up under a prefix of its own (t<pid>), cleanup trap
+#   for_targets FUNC              FUNC direct, then FUNC proxy (skipped while build/mqoff is missing)
+#   target_up T [mqoff args...]   fresh broker; for proxy also `mqoff proxy ARGS` in the nic namespace
+#   target_down T                 stops the proxy (checks it stops on SIGTERM, prints its counters)
+#   run_py NAME SECS SCRIPT ARGS  a python helper in the cli namespace; its ok/not ok lines count
+#   case_py T CASE [ARGS]         run_py of cases.py CASE against target T
+#   ok NAME | not_ok NAME WHY | skip NAME WHY | check NAME CMD...
+#   lab_finish                    tears down, prints "N passed, N failed", exit 1 if any failed
+#
+# Every check prints "ok - NAME", "not ok - NAME: why" or "ok - NAME # SKIP why". Whatever
+# happens (failure, timeout, ^C) the EXIT trap stops the proxy and the broker and removes the
+# namespaces and temp files.
+
+set -u
+
+LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB_ROOT=$(cd "$LAB_DIR/../.." && pwd)
+LAB_TOOL=$LAB_ROOT/tools/mqoff-lab
+MQOFF=${MQOFF:-$LAB_ROOT/build/mqoff}
+PY=/usr/bin/python3            # Debian's interpreter: the one with python3-paho-mqtt
+export MQO_LAB=${MQO_TEST_LAB:-t$$}     # never a lab someone else set up by hand
+NS_CLI=$MQO_LAB-cli NS_NIC=$MQO_LAB-nic
+export NS_BRK=$MQO_LAB-brk      # for tests that run something beside the broker
+BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 MQTT_PORT=1883
+LAB_TARGETS=${LAB_TARGETS:-direct proxy}
+LAB_NAME=$(basename "$0" .sh)
+
+T_PASS=0 T_FAIL=0 T_SKIP=0
+_LAB_FINISHED=0
+LAB_TMP=
+PROXY_PID='' PROXY_LOG='' PROXY_N=0 PROXY_RC=''
+BROKER_EXTRA=                  # config snippet appended by target_up (set by a test)
+BROKER_LOG=
+
+ok() { echo "ok - $1"; T_PASS=$((T_PASS + 1)); }
+not_ok() { echo "not ok - $1: ${2:-failed}"; T_FAIL=$((T_FAIL + 1)); }
+skip() { echo "ok - $1 # SKIP $2"; T_SKIP=$((T_SKIP + 1)); }
+
+# check NAME CMD...: ok when CMD succeeds, else not ok with the last line it printed.
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$(printf '%s' "$out" | tail -1)"; fi
+}
+
+lab_summary() {
+  [ "$T_SKIP" -eq 0 ] || echo "# $T_SKIP skipped"
+  echo "$T_PASS passed, $T_FAIL failed"
+}
+
+_lab_cleanup() {
+  proxy_stop >/dev/null 2>&1 || true
+  "$LAB_TOOL" down >/dev/null 2>&1 || true
+  [ -z "$LAB_TMP" ] || rm -rf "$LAB_TMP"
+  LAB_TMP=
+}
+
+_lab_exit() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  _lab_cleanup
+  if [ "$_LAB_FINISHED" -eq 0 ]; then
+    not_ok "$LAB_NAME" "aborted (exit status $rc)"
+    lab_summary
+    exit 1
+  fi
+}
+
+lab_init() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "$LAB_NAME: the lab needs root (network namespaces)" >&2
+    exit 1
+  fi
+  trap _lab_exit EXIT
+  trap 'exit 130' INT TERM HUP
+  LAB_TMP=$(mktemp -d /tmp/mqoff-labtest."$MQO_LAB".XXXXXX)
+  chmod 755 "$LAB_TMP"
+  local out
+  if ! out=$("$LAB_TOOL" up 2>&1); then
+    not_ok "$LAB_NAME: lab up" "$out"
+    exit 1
+  fi
+  echo "# $LAB_NAME: lab $MQO_LAB up; targets: $LAB_TARGETS"
+}
+
+lab_finish() {
+  _lab_cleanup
+  _LAB_FINISHED=1
+  lab_summary
+  [ "$T_FAIL" -eq 0 ]
+  exit $?
+}
+
+# wait_port NS ADDR PORT SECS: 0 once a TCP connect from NS succeeds.
+wait_port() {
+  local ns=$1 addr=$2 port=$3 secs=$4 i
+  for ((i = 0; i < secs * 20; i++)); do
+    ip netns exec "$ns" timeout 1 bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+target_addr() { if [ "$1" = proxy ]; then echo "$PROXY_ADDR"; else echo "$BROKER_ADDR"; fi; }
+
+proxy_built() { [ -x "$MQOFF" ]; }
+
+# broker_start [EXTRA]: a fresh broker (persistence off: no state from before).
+broker_start() {
+  local out
+  if ! out=$("$LAB_TOOL" broker-start "${1:-}" 2>&1); then
+    not_ok "$LAB_NAME: broker start" "$(printf '%s' "$out" | tr '\n' ' ' | tail -c 400)"
+    return 1
+  fi
+  BROKER_LOG=$(cat "/run/mqoff-lab/$MQO_LAB/broker.log")
+}
+
+broker_alive() { kill -0 "$(cat "/run/mqoff-lab/$MQO_LAB/broker.pid" 2>/dev/null)" 2>/dev/null; }
+
+# proxy_start ARGS...: mqoff proxy in the nic namespace, listening on 198.18.0.3:1883.
+proxy_start() {
+  PROXY_N=$((PROXY_N + 1))
+  PROXY_LOG=$LAB_TMP/proxy.$PROXY_N.log
+  echo "# mqoff proxy --listen $PROXY_ADDR:$MQTT_PORT --broker $BROKER_ADDR:$MQTT_PORT $*"
+  # ip netns exec execs mqoff in place: $! is mqoff's own PID.
+  ip netns exec "$NS_NIC" "$MQOFF" proxy --listen "$PROXY_ADDR:$MQTT_PORT" \
+    --broker "$BROKER_ADDR:$MQTT_PORT" "$@" >"$PROXY_LOG" 2>&1 </dev/null &
+  PROXY_PID=$!
+  if ! wait_port "$NS_CLI" "$PROXY_ADDR" "$MQTT_PORT" 10 || ! kill -0 "$PROXY_PID" 2>/dev/null; then
+    not_ok "$LAB_NAME: mqoff proxy starts" "not listening on $PROXY_ADDR:$MQTT_PORT; log: $(tail -5 "$PROXY_LOG" | tr '\n' ' ')"
+    proxy_stop >/dev/null
+    return 1
+  fi
+}
+
+proxy_alive() { [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; }
+
+# proxy_stop: SIGTERM, up to 10 s, then SIGKILL. Sets PROXY_RC (137 when it had to be killed).
+proxy_stop() {
+  PROXY_RC=
+  [ -n "$PROXY_PID" ] || return 0
+  local i
+  kill -TERM "$PROXY_PID" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$PROXY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$PROXY_PID" 2>/dev/null; then
+    kill -KILL "$PROXY_PID" 2>/dev/null || true
+  fi
+  wait "$PROXY_PID" 2>/dev/null
+  PROXY_RC=$?
+  PROXY_PID=
+}
+
+# proxy_counter NAME: the value of NAME in the proxy's closing summary ("NAME=3", "NAME: 3"
+# or "NAME 3"), empty when absent.
+proxy_counter() {
+  grep -oE "(^|[^a-z_])$1[=: ]+[0-9]+" "$PROXY_LOG" 2>/dev/null | tail -1 | grep -oE '[0-9]+$'
+}
+
+# target_up T [mqoff args...]: fresh broker with $BROKER_EXTRA; for proxy, mqoff in front.
+target_up() {
+  local t=$1
+  shift
+  broker_start "$BROKER_EXTRA" || return 1
+  if [ "$t" = proxy ]; then
+    proxy_start "$@" || return 1
+  fi
+}
+
+# target_down T: stops the proxy and checks it went on SIGTERM with its counter summary.
+target_down() {
+  local t=$1
+  [ "$t" = proxy ] || return 0
+  [ -n "$PROXY_PID" ] || return 0
+  if proxy_alive; then ok "$LAB_NAME: mqoff proxy still running at the end [proxy]"
+  else not_ok "$LAB_NAME: mqoff proxy still running at the end [proxy]" "it exited: $(tail -3 "$PROXY_LOG" | tr '\n' ' ')"
+  fi
+  proxy_stop
+  if [ "$PROXY_RC" != 137 ] && grep -q published_in "$PROXY_LOG"; then
+    ok "$LAB_NAME: mqoff proxy stops on SIGTERM with its counter summary [proxy]"
+  else
+    not_ok "$LAB_NAME: mqoff proxy stops on SIGTERM with its counter summary [proxy]" \
+      "exit status $PROXY_RC; last lines: $(tail -3 "$PROXY_LOG" | tr '\n' ' ')"
+  fi
+  sed -n '/summary/,$p' "$PROXY_LOG" | sed 's/^/# proxy: /'
+}
+
+# for_targets FUNC: FUNC TARGET for each of $LAB_TARGETS; proxy needs build/mqoff.
+for_targets() {
+  local fn=$1 t
+  for t in $LAB_TARGETS; do
+    if [ "$t" = proxy ] && ! proxy_built; then
+      skip "$LAB_NAME: $fn [proxy]" "build/mqoff not built yet"
+      continue
+    fi
+    echo "# --- $LAB_NAME: target $t"
+    "$fn" "$t"
+    target_down "$t"
+  done
+}
+
+# run_py NAME SECS SCRIPT ARGS...: runs tests/lab/SCRIPT in the cli namespace, bounded by SECS.
+# Its "ok"/"not ok" lines are counted; anything else is shown as a comment. A helper that
+# fails without reporting a failed check counts as one failure.
+run_py() {
+  local name=$1 secs=$2 script=$3 line rc=0 fails=0
+  shift 3
+  while IFS= read -r line; do
+    case "$line" in
+      "__rc="*) rc=${line#__rc=} ;;
+      "not ok - "*) echo "$line"; T_FAIL=$((T_FAIL + 1)); fails=$((fails + 1)) ;;
+      "ok - "*"# SKIP"*) echo "$line"; T_SKIP=$((T_SKIP + 1)) ;;
+      "ok - "*) echo "$line"; T_PASS=$((T_PASS + 1)) ;;
+      "#"*) echo "$line" ;;
+      *) echo "#   $line" ;;
+    esac
+  done < <(cd "$LAB_DIR" && ip netns exec "$NS_CLI" timeout -k 5 "$secs" "$PY" "$LAB_DIR/$script" "$@" 2>&1
+           echo "__rc=$?")
+  if [ "$rc" -ne 0 ] && [ "$fails" -eq 0 ]; then
+    if [ "$rc" -eq 124 ]; then not_ok "$name" "timed out after ${secs}s"
+    else not_ok "$name" "helper exited with status $rc"
+    fi
+  fi
+  return 0
+}
+
+# case_py T CASE [ARGS...]: cases.py CASE against target T.
+case_py() {
+  local t=$1 c=$2
+  shift 2
+  run_py "$c [$t]" "${CASE_SECS:-90}" cases.py "$c" --host "$(target_addr "$t")" --target "$t" "$@"
+}
+
+# fanout_py T ARGS...: fanout.py against target T.
+fanout_py() {
+  local t=$1
+  shift
+  run_py "fanout $* [$t]" "${CASE_SECS:-120}" fanout.py --host "$(target_addr "$t")" --target "$t" "$@"
+}
+
+# broker_log_lacks NAME REGEX: ok when the broker's log has no line matching REGEX.
+broker_log_lacks() {
+  local name=$1 re=$2 hit
+  hit=$(grep -E "$re" "$BROKER_LOG" 2>/dev/null | head -2 | tr '\n' ' ')
+  if [ -z "$hit" ]; then ok "$name"; else not_ok "$name" "broker log: $hit"; fi
+}

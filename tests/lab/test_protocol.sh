@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Protocol versions and sessions: MQTT 3.1, 3.1.1 and 5 clients mixed; a v5 publisher using
+# topic aliases; QoS 1 subscribers that get offloaded and broker-originated QoS 1 messages on
+# one connection; a publish-only client far past its keep-alive.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+run() {
+  local t=$1 expect=()
+  [ "$t" = proxy ] && expect=(--expect-offload)
+  target_up "$t" --acl open || return
+  fanout_py "$t" --subs 30 --pubs 3 --msgs 50 --qos 0 --protos 3,4,5
+  fanout_py "$t" --subs 30 --pubs 3 --msgs 50 --qos 1 --protos 3,4,5
+  fanout_py "$t" --subs 10 --pubs 2 --msgs 50 --qos 1 --protos 5,4
+  case_py "$t" topic_alias
+  case_py "$t" qos1_mixed --msgs 200
+  CASE_SECS=90 case_py "$t" keepalive --seconds 20 "${expect[@]}"
+  broker_log_lacks "keepalive: the broker timed out no client [$t]" "exceeded timeout"
+  check "keepalive: broker still running [$t]" broker_alive
+  if [ "$t" = proxy ]; then
+    target_down "$t"
+    # The publishers' PUBLISHes were all consumed: only mqoff's own PINGREQs kept them alive.
+    local n
+    n=$(proxy_counter pings_synth)
+    if [ -n "$n" ] && [ "$n" -gt 0 ]; then ok "keepalive: mqoff sent PINGREQs for the publish-only clients [proxy]"
+    else not_ok "keepalive: mqoff sent PINGREQs for the publish-only clients [proxy]" "pings_synth=${n:-absent}"
+    fi
+  fi
+}
+
+lab_init
+for_targets run
+lab_finish
