@@ -1041,6 +1041,13 @@ int mqo_engine_input(struct mqo_engine *e, struct mqo_conn *c, enum mqo_dir in,
             eng_consume(c, in, n);
         return -MQO_RC_PROTOCOL_ERROR;
     }
+    if (in == MQO_C2S && !c->connect_seen && !part->len && n && (p[0] >> 4) != MQO_CONNECT) {
+        /* like the broker, refuse a first packet that is not a CONNECT from its first byte,
+         * without waiting for a "packet" that may never come (an HTTP request, say) */
+        eng_consume(c, in, n);
+        fail_conn(c, in, -MQO_RC_PROTOCOL_ERROR);
+        return -MQO_RC_PROTOCOL_ERROR;
+    }
     const uint8_t *cur = p;
     size_t left = n;
     if (part->len) {

@@ -25,7 +25,7 @@ export MQO_LAB=${MQO_TEST_LAB:-t$$}     # never a lab someone else set up by han
 NS_CLI=$MQO_LAB-cli NS_NIC=$MQO_LAB-nic
 export NS_BRK=$MQO_LAB-brk      # for tests that run something beside the broker
 BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 MQTT_PORT=1883
-LAB_TARGETS=${LAB_TARGETS:-direct proxy}
+LAB_TARGETS=${LAB_TARGETS:-direct proxy monitor}
 LAB_NAME=$(basename "$0" .sh)
 
 T_PASS=0 T_FAIL=0 T_SKIP=0
@@ -106,6 +106,9 @@ wait_port() {
 
 target_addr() { if [ "$1" = proxy ]; then echo "$PROXY_ADDR"; else echo "$BROKER_ADDR"; fi; }
 
+# is_offload T: true for the targets where mqoff runs (proxy, monitor).
+is_offload() { [ "$1" = proxy ] || [ "$1" = monitor ]; }
+
 proxy_built() { [ -x "$MQOFF" ]; }
 
 # broker_start [EXTRA]: a fresh broker (persistence off: no state from before).
@@ -134,6 +137,31 @@ proxy_start() {
     proxy_stop >/dev/null
     return 1
   fi
+}
+
+# monitor_start ARGS...: the kernel bridge in the nic namespace lets go of its two ports and
+# mqoff monitor forwards between them instead (transparent: clients still use 198.18.0.2).
+monitor_start() {
+  PROXY_N=$((PROXY_N + 1))
+  PROXY_LOG=$LAB_TMP/monitor.$PROXY_N.log
+  local a=${MQO_LAB}nc b=${MQO_LAB}nb
+  ip -n "$NS_NIC" link set "$a" nomaster
+  ip -n "$NS_NIC" link set "$b" nomaster
+  echo "# mqoff monitor --port-a $a --port-b $b --broker $BROKER_ADDR:$MQTT_PORT $*"
+  ip netns exec "$NS_NIC" "$MQOFF" monitor --port-a "$a" --port-b "$b" \
+    --broker "$BROKER_ADDR:$MQTT_PORT" "$@" >"$PROXY_LOG" 2>&1 </dev/null &
+  PROXY_PID=$!
+  if ! wait_port "$NS_CLI" "$BROKER_ADDR" "$MQTT_PORT" 10 || ! kill -0 "$PROXY_PID" 2>/dev/null; then
+    not_ok "$LAB_NAME: mqoff monitor starts" "broker not reachable through it; log: $(tail -5 "$PROXY_LOG" | tr '\n' ' ')"
+    proxy_stop >/dev/null
+    return 1
+  fi
+}
+
+# monitor_restore: the kernel bridge takes its ports back (for the next target).
+monitor_restore() {
+  ip -n "$NS_NIC" link set "${MQO_LAB}nc" master br0 2>/dev/null || true
+  ip -n "$NS_NIC" link set "${MQO_LAB}nb" master br0 2>/dev/null || true
 }
 
 proxy_alive() { [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; }
@@ -169,33 +197,40 @@ target_up() {
   broker_start "$BROKER_EXTRA" || return 1
   if [ "$t" = proxy ]; then
     proxy_start "$@" || return 1
+  elif [ "$t" = monitor ]; then
+    monitor_start "$@" || return 1
   fi
 }
 
 # target_down T: stops the proxy and checks it went on SIGTERM with its counter summary.
 target_down() {
   local t=$1
-  [ "$t" = proxy ] || return 0
-  [ -n "$PROXY_PID" ] || return 0
-  if proxy_alive; then ok "$LAB_NAME: mqoff proxy still running at the end [proxy]"
-  else not_ok "$LAB_NAME: mqoff proxy still running at the end [proxy]" "it exited: $(tail -3 "$PROXY_LOG" | tr '\n' ' ')"
+  is_offload "$t" || return 0
+  if [ -z "$PROXY_PID" ]; then
+    [ "$t" = monitor ] && monitor_restore
+    return 0
+  fi
+  if proxy_alive; then ok "$LAB_NAME: mqoff $t still running at the end [$t]"
+  else not_ok "$LAB_NAME: mqoff $t still running at the end [$t]" "it exited: $(tail -3 "$PROXY_LOG" | tr '\n' ' ')"
   fi
   proxy_stop
   if [ "$PROXY_RC" != 137 ] && grep -q published_in "$PROXY_LOG"; then
-    ok "$LAB_NAME: mqoff proxy stops on SIGTERM with its counter summary [proxy]"
+    ok "$LAB_NAME: mqoff $t stops on SIGTERM with its counter summary [$t]"
   else
-    not_ok "$LAB_NAME: mqoff proxy stops on SIGTERM with its counter summary [proxy]" \
+    not_ok "$LAB_NAME: mqoff $t stops on SIGTERM with its counter summary [$t]" \
       "exit status $PROXY_RC; last lines: $(tail -3 "$PROXY_LOG" | tr '\n' ' ')"
   fi
-  sed -n '/summary/,$p' "$PROXY_LOG" | sed 's/^/# proxy: /'
+  sed -n '/summary/,$p' "$PROXY_LOG" | sed "s/^/# $t: /"
+  [ "$t" = monitor ] && monitor_restore
+  return 0
 }
 
 # for_targets FUNC: FUNC TARGET for each of $LAB_TARGETS; proxy needs build/mqoff.
 for_targets() {
   local fn=$1 t
   for t in $LAB_TARGETS; do
-    if [ "$t" = proxy ] && ! proxy_built; then
-      skip "$LAB_NAME: $fn [proxy]" "build/mqoff not built yet"
+    if is_offload "$t" && ! proxy_built; then
+      skip "$LAB_NAME: $fn [$t]" "build/mqoff not built yet"
       continue
     fi
     echo "# --- $LAB_NAME: target $t"

@@ -11,15 +11,15 @@ counter_at_least() {
   local v
   v=$(proxy_counter "$1")
   if [ -z "$v" ]; then echo "# counter $1 not in mqoff's summary"; return; fi
-  if [ "$v" -ge "$2" ]; then ok "$3 [proxy]"; else not_ok "$3 [proxy]" "$1=$v, want >= $2"; fi
+  if [ "$v" -ge "$2" ]; then ok "$3 [$t]"; else not_ok "$3 [$t]" "$1=$v, want >= $2"; fi
 }
 
 run() {
   local t=$1 expect=()
-  [ "$t" = proxy ] && expect=(--expect-offload)
+  is_offload "$t" && expect=(--expect-offload)
   target_up "$t" --acl open || return
   CASE_SECS=150 case_py "$t" offload --subs 5 --msgs 100 "${expect[@]}"
-  if [ "$t" = proxy ]; then
+  if is_offload "$t"; then
     target_down "$t"
     counter_at_least consumed 100 "offload: mqoff counted the 100 QoS 0/1 PUBLISHes as consumed"
     counter_at_least deliveries 500 "offload: mqoff counted 5 x 100 deliveries of its own"
@@ -29,15 +29,15 @@ run() {
 # mqoff without --acl/--acl-file must pass every PUBLISH to the broker, and still deliver.
 run_no_acl() {
   local t=$1 v
-  [ "$t" = proxy ] || return 0
+  is_offload "$t" || return 0
   target_up "$t" || return
   CASE_SECS=150 case_py "$t" offload --subs 5 --msgs 100 --expect-passthrough
   fanout_py "$t" --subs 10 --msgs 100 --qos 1 --name "no authorization source: fan-out"
   target_down "$t"
   v=$(proxy_counter consumed)
   if [ -z "$v" ]; then echo "# counter consumed not in mqoff's summary"
-  elif [ "$v" -eq 0 ]; then ok "no authorization source: mqoff consumed nothing [proxy]"
-  else not_ok "no authorization source: mqoff consumed nothing [proxy]" "consumed=$v"
+  elif [ "$v" -eq 0 ]; then ok "no authorization source: mqoff consumed nothing [$t]"
+  else not_ok "no authorization source: mqoff consumed nothing [$t]" "consumed=$v"
   fi
 }
 

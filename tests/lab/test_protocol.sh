@@ -7,7 +7,7 @@
 
 run() {
   local t=$1 expect=()
-  [ "$t" = proxy ] && expect=(--expect-offload)
+  is_offload "$t" && expect=(--expect-offload)
   target_up "$t" --acl open || return
   fanout_py "$t" --subs 30 --pubs 3 --msgs 50 --qos 0 --protos 3,4,5
   fanout_py "$t" --subs 30 --pubs 3 --msgs 50 --qos 1 --protos 3,4,5
@@ -17,13 +17,13 @@ run() {
   CASE_SECS=90 case_py "$t" keepalive --seconds 20 "${expect[@]}"
   broker_log_lacks "keepalive: the broker timed out no client [$t]" "exceeded timeout"
   check "keepalive: broker still running [$t]" broker_alive
-  if [ "$t" = proxy ]; then
+  if is_offload "$t"; then
     target_down "$t"
     # The publishers' PUBLISHes were all consumed: only mqoff's own PINGREQs kept them alive.
     local n
     n=$(proxy_counter pings_synth)
-    if [ -n "$n" ] && [ "$n" -gt 0 ]; then ok "keepalive: mqoff sent PINGREQs for the publish-only clients [proxy]"
-    else not_ok "keepalive: mqoff sent PINGREQs for the publish-only clients [proxy]" "pings_synth=${n:-absent}"
+    if [ -n "$n" ] && [ "$n" -gt 0 ]; then ok "keepalive: mqoff sent PINGREQs for the publish-only clients [$t]"
+    else not_ok "keepalive: mqoff sent PINGREQs for the publish-only clients [$t]" "pings_synth=${n:-absent}"
     fi
   fi
 }

@@ -11,7 +11,7 @@ run() {
   case_py "$t" bytewise
   case_py "$t" malformed
   check "malformed: broker still running [$t]" broker_alive
-  if [ "$t" = proxy ]; then
+  if is_offload "$t"; then
     check "malformed: mqoff still running [$t]" proxy_alive
     # ... and still serving: a new fan-out through it works.
     fanout_py "$t" --subs 5 --msgs 20 --qos 1 --name "malformed: fan-out afterwards"

@@ -608,6 +608,19 @@ static void test_malformed_closes_only_that_client(void **s)
     done(h);
 }
 
+/* Not MQTT at all: refused at the first byte, as the broker does. */
+static void test_first_byte_not_connect(void **s)
+{
+    struct harness *h = mk(NULL);
+    int c = h_open(h);
+    const char *http = "GET / HTTP/1.1\r\nHost: x\r\n";
+    h_send(h, c, http, 3); /* only "GET": no whole packet yet */
+    h_run(h);
+    assert_true(h->cl[c].closed);
+    assert_int_equal(st(h)->protocol_errors, 1);
+    done(h);
+}
+
 static void test_backpressure_room(void **s)
 {
     struct harness *h = mk(NULL);
@@ -795,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_acl_file_write_and_read),
         cmocka_unit_test(test_bytewise_and_packed),
         cmocka_unit_test(test_malformed_closes_only_that_client),
+        cmocka_unit_test(test_first_byte_not_connect),
         cmocka_unit_test(test_backpressure_room),
         cmocka_unit_test(test_receive_maximum_split),
         cmocka_unit_test(test_dollar_and_qos2_passthrough),
