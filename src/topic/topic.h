@@ -59,7 +59,7 @@ struct mqo_match {
     void *owner;
     uint8_t qos;        /* highest granted QoS among the matching subscriptions */
     uint8_t rap;        /* 1 when any matching subscription has retain-as-published */
-    uint16_t n_subs;    /* number of matching subscriptions of this owner */
+    uint16_t n_subs;    /* number of matching subscriptions of this owner (saturates at 65535) */
     uint32_t flags;     /* OR of the matching subscriptions' flags */
     uint32_t n_sub_ids; /* subscription identifiers of the matching subscriptions (non-zero) */
     uint32_t sub_ids_at; /* index of the first one in the set's ids[] */

@@ -1030,6 +1030,33 @@ static void test_differential(void **state)
     mqo_match_set_free(&ms);
 }
 
+/* Levels around the length the trie compares inline (12 bytes), differing only at the end. */
+static void test_long_levels(void **state)
+{
+    (void)state;
+    static const char *filters[] = {"abcdefghijk", "abcdefghijkl", "abcdefghijkm", "abcdefghijklm", "abcdefghijkln",
+                                    "abcdefghijklmnopqrstuvwxyz0", "abcdefghijklmnopqrstuvwxyz1", "abcdefghijklm/+",
+                                    "+/abcdefghijklmnopqrstuvwxyz0/#", "abcdefghijkl\x01", "abcdefghijkl\x01\x01"};
+    struct mqo_trie *t = mqo_trie_new();
+    struct ref r = {0};
+    struct mqo_match_set ms = {0};
+    for (size_t i = 0; i < sizeof filters / sizeof *filters; i++)
+        both_add(t, &r, filters[i], OW(i), opts(0, 0, 0, 0, 0));
+    for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
+        if (filters[i][0] != '+' && !strchr(filters[i], '/'))
+            assert_int_equal(check_topic(t, &r, filters[i], NULL, &ms), 1);
+    }
+    static const char *topics[] = {"abcdefghij", "abcdefghijklmn", "abcdefghijklmnopqrstuvwxyz", "abcdefghijklm/x",
+                                   "x/abcdefghijklmnopqrstuvwxyz0", "x/abcdefghijklmnopqrstuvwxyz1",
+                                   "abcdefghijkl\x02", "abcdefghijkl\x01\x02"};
+    for (size_t i = 0; i < sizeof topics / sizeof *topics; i++)
+        check_topic(t, &r, topics[i], NULL, &ms);
+    assert_int_equal(check_topic(t, &r, "x/abcdefghijklmnopqrstuvwxyz0", NULL, &ms), 1);
+    mqo_match_set_free(&ms);
+    free(r.v);
+    mqo_trie_free(t);
+}
+
 /* Topic bytes beyond len are not read: a match on a prefix of a buffer. */
 static void test_topic_len(void **state)
 {
@@ -1195,6 +1222,7 @@ int main(void)
         cmocka_unit_test(test_churn),
         cmocka_unit_test(test_differential),
         cmocka_unit_test(test_topic_len),
+        cmocka_unit_test(test_long_levels),
 #ifdef HAVE_FAILMALLOC
         cmocka_unit_test(test_enomem),
 #endif
