@@ -315,13 +315,21 @@ static void rtt_sample(struct half *h, uint64_t now)
         h->rto = RTO_MAX;
 }
 
+/* Largest payload of a segment toward a half's receiver: its MSS less the options we send (the
+ * MSS option counts no options, RFC 6691). */
+static uint64_t seg_payload_max(const struct sconn *c, const struct half *h)
+{
+    uint64_t mss = h->mss_y ? h->mss_y : 536;
+    return c->ts_ok ? mss - 12 : mss;
+}
+
 /* Sends what half d may send now toward its receiver. */
 static void push_half(struct sconn *c, int d)
 {
     struct half *h = &c->h[d];
     int to = out_side(d);
     uint64_t now = c->sp->now;
-    uint64_t mss = h->mss_y ? h->mss_y : 536;
+    uint64_t mss = seg_payload_max(c, h);
     while (h->out_nxt < h->out_end) {
         uint64_t right = h->out_una + h->y_wnd;
         uint64_t wnd_room = right > h->out_nxt ? right - h->out_nxt : 0;
@@ -793,7 +801,7 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
     int fin_acked = h->fin_out_sent && acked_to == h->out_end + 1;
     if (fin_acked)
         acked_to = h->out_end;
-    uint64_t mss = h->mss_y ? h->mss_y : 536;
+    uint64_t mss = seg_payload_max(c, h);
     if (acked_to > h->out_una) {
         uint64_t n = acked_to - h->out_una;
         mqo_buf_consume(&h->out, (size_t)n);
@@ -1001,7 +1009,7 @@ static void timers_half(struct sconn *c, int d)
     struct mqo_splice *sp = c->sp;
     struct half *h = &c->h[d];
     uint64_t now = sp->now;
-    uint64_t mss = h->mss_y ? h->mss_y : 536;
+    uint64_t mss = seg_payload_max(c, h);
     if (h->rtx_deadline && now >= h->rtx_deadline) {
         if (++h->backoff > RTX_GIVE_UP) {
             mqo_warn("connection %u.%u.%u.%u:%u: the %s stopped acknowledging; resetting both "

@@ -362,6 +362,8 @@ static void ep_receive(struct ts_net *n, struct ts_ep *e, const uint8_t *f, size
     int has_ts;
     uint32_t tsval = 0, tsecr = 0;
     parse_opts(e, tcp, hl, (flags & 0x02) != 0, &has_ts, &tsval, &tsecr);
+    if (plen + (hl - 20) > e->mss)
+        e->violations++; /* larger than our MSS allows: would not fit the link's MTU */
     if (flags & 0x04) {
         e->rst_rcvd = 1;
         e->state = CLOSED;
