@@ -206,6 +206,15 @@ static int resolve(struct half *h)
         h->rec_head = (h->rec_head + 1) % h->cap_rec;
         h->nrec--;
     }
+    /* Bytes of an incomplete MQTT packet, held by the engine until the packet is whole, are
+     * taken by the offload: once everything before them is resolved they are acknowledged at
+     * once. Withholding them deadlocks a sender that writes a packet a few bytes at a time
+     * (each tiny segment unacknowledged, its congestion window, counted in segments, runs
+     * out before the packet is complete). */
+    if (!h->nrec && h->ack_in >= h->in_acct && h->rcv_nxt > h->ack_in && !h->fin_in) {
+        h->ack_in = h->rcv_nxt;
+        moved = 1;
+    }
     /* the sender's FIN: resolved once our FIN toward the receiver is acknowledged (bytes the
      * engine still held, an incomplete packet before the FIN, are resolved with it) */
     if (h->fin_in && !h->fin_resolved && h->fin_out_acked) {
@@ -893,8 +902,10 @@ static void established_segment(struct sconn *c, int from, const struct seg *s)
         on_data(c, d_in, off, s->payload, s->len, (s->flags & TH_FIN) != 0);
         if (!c->dead && resolve(hin))
             c->ack_due[from] = 1;
-    } else if (s->seq != hin->isn + 1 + (uint32_t)hin->rcv_nxt && !(s->flags & TH_SYN)) {
-        /* a keep-alive probe (one below the next byte): answer it for the other end */
+    } else if (s->seq == hin->isn + (uint32_t)hin->rcv_nxt && !(s->flags & TH_SYN)) {
+        /* a keep-alive probe (one below the next byte, no data): answer it for the other
+         * end. Other old empty segments are not answered: two ends answering each other's
+         * stale ACKs would never stop. */
         c->ack_due[from] = 1;
     }
     if (c->state == ST_SYN_RCVD && from == MQO_SIDE_CLIENT && (s->flags & TH_ACK)) {

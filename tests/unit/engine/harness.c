@@ -850,7 +850,10 @@ void h_send_bytewise(struct harness *h, int i, const void *p, size_t n)
 static int splice_pump(struct harness *h)
 {
     int moved = 0;
-    ts_net_run(&h->net, 1000 * MS);
+    /* events of the next second; when there are none, the next one whenever it is (a
+     * backed-off retransmission) */
+    if (ts_net_run(&h->net, 1000 * MS) == 0 && ts_net_busy(&h->net))
+        ts_net_run(&h->net, 60000 * MS);
     h->now = h->net.now;
     for (int i = 0; i < H_MAX_CLIENTS; i++) {
         struct h_client *cl = &h->cl[i];
@@ -886,26 +889,32 @@ static int splice_pump(struct harness *h)
             moved = 1;
         }
     }
-    /* keep going while TCP makes progress (acks, data) or frames are in flight; timers alone
-     * (a window held shut by a reader that stopped) end the run after 5 s without progress */
-    uint64_t progress = 0;
-    for (size_t i = 0; i < h->net.n_eps; i++)
-        progress += h->net.eps[i]->snd_una + h->net.eps[i]->rcv_nxt;
-    if (progress != h->splice_progress) {
-        h->splice_progress = progress;
+    /* keep going while data moves or TCP timers are armed, for at most 120 s (simulated) after
+     * the last application data moved: a window held shut by a reader that stopped would
+     * otherwise keep the probes going forever */
+    if (moved) {
         h->splice_progress_at = h->net.now;
-    }
-    if (moved)
         return 1;
-    return ts_net_busy(&h->net) && h->net.now - h->splice_progress_at < 5000 * MS;
+    }
+    int busy = ts_net_busy(&h->net) && h->net.now - h->splice_progress_at < 120000 * MS;
+    if (!busy && getenv("HARNESS_DEBUG"))
+        fprintf(stderr, "harness: quiet at %llu ms (frames %zu, splice timer %llu)\n",
+                (unsigned long long)(h->net.now / MS), h->net.n,
+                (unsigned long long)mqo_splice_next_timer(h->splice, h->net.now));
+    return busy;
 }
 
 void h_run(struct harness *h)
 {
-    for (int round = 0; round < 10000; round++) {
+    uint64_t t0 = h->net.now;
+    for (int round = 0; round < 1000000; round++) {
         int moved = 0;
-        if (h->direct == H_SPLICE)
+        if (h->direct == H_SPLICE) {
+            /* keep-alive pings never stop on their own: a run is at most 10 simulated minutes */
+            if (h->net.now - t0 > 600000 * MS)
+                return;
             moved = splice_pump(h);
+        }
         for (int i = 0; i < H_MAX_CLIENTS; i++) {
             struct h_client *cl = &h->cl[i];
             if (!cl->used)

@@ -13,6 +13,13 @@
 
 enum { CLOSED, SYN_SENT, SYN_RCVD, ESTAB };
 
+#define VIOL(e, why)                                                                              \
+    do {                                                                                          \
+        (e)->violations++;                                                                        \
+        if (getenv("TCPSIM_DEBUG"))                                                               \
+            fprintf(stderr, "tcpsim: side %d port %u: %s\n", (e)->side, (e)->port, why);          \
+    } while (0)
+
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t rd32(const uint8_t *p)
 {
@@ -275,8 +282,14 @@ static void try_send(struct ts_net *n, struct ts_ep *e)
             k = room;
         if (!k)
             break;
+        if (e->cwnd_segs && e->n_seg >= e->cwnd_segs)
+            break;
         send(n, e, e->snd_nxt, e->app_out.data + (e->snd_nxt - e->snd_una), (size_t)k, 0x18);
         e->snd_nxt += k;
+        if (e->snd_nxt > e->snd_max)
+            e->snd_max = e->snd_nxt;
+        if (e->n_seg < 64)
+            e->seg_end[e->n_seg++] = e->snd_nxt;
         if (!e->rtx_at)
             e->rtx_at = n->now + RTO;
     }
@@ -333,7 +346,7 @@ static void parse_opts(struct ts_ep *e, const uint8_t *tcp, size_t hl, int syn, 
             e->ws_ok = 1;
         }
         if (syn && k == 4)
-            e->violations++; /* SACK-permitted must have been stripped */
+            VIOL(e, "SACK-permitted not stripped");
         if (k == 8 && l == 10) {
             *has_ts = 1;
             *tsval = rd32(tcp + i + 2);
@@ -351,7 +364,7 @@ static void ep_receive(struct ts_net *n, struct ts_ep *e, const uint8_t *f, size
     size_t tl = tot - ihl, hl = (size_t)(tcp[12] >> 4) * 4;
     /* a valid checksum sums (with its own field) to all ones: the folded complement is 0 */
     if (mqo_cksum_fold(mqo_cksum_partial(ip, 20, 0)) != 0 || tcp4_csum(ip, tcp, tl) != 0) {
-        e->violations++;
+        VIOL(e, "bad checksum");
         return;
     }
     uint8_t flags = tcp[13];
@@ -363,7 +376,7 @@ static void ep_receive(struct ts_net *n, struct ts_ep *e, const uint8_t *f, size
     uint32_t tsval = 0, tsecr = 0;
     parse_opts(e, tcp, hl, (flags & 0x02) != 0, &has_ts, &tsval, &tsecr);
     if (plen + (hl - 20) > e->mss)
-        e->violations++; /* larger than our MSS allows: would not fit the link's MTU */
+        VIOL(e, "segment larger than the MSS");
     if (flags & 0x04) {
         e->rst_rcvd = 1;
         e->state = CLOSED;
@@ -385,7 +398,7 @@ static void ep_receive(struct ts_net *n, struct ts_ep *e, const uint8_t *f, size
     }
     if (e->state == SYN_SENT && (flags & 0x12) == 0x12) {
         if (ack != e->isn + 1) {
-            e->violations++;
+            VIOL(e, "SYN-ACK acks the wrong ISN");
             return;
         }
         e->peer_isn = seq;
@@ -429,15 +442,23 @@ static void ep_receive(struct ts_net *n, struct ts_ep *e, const uint8_t *f, size
     if (flags & 0x10) {
         int64_t a = (int64_t)(int32_t)(ack - (e->isn + 1) - (uint32_t)e->snd_una) +
                     (int64_t)e->snd_una;
-        uint64_t limit = e->snd_nxt + (e->fin_sent == 2 ? 1 : 0);
+        uint64_t limit = (e->snd_max > e->snd_nxt ? e->snd_max : e->snd_nxt) + (e->fin_sent == 2 ? 1 : 0);
         if (a > (int64_t)limit) {
-            e->violations++; /* acks what we never sent */
+            VIOL(e, "acks what we never sent");
         } else if (a > (int64_t)e->snd_una) {
             uint64_t adv = (uint64_t)a - e->snd_una;
             if (adv > e->app_out_end - e->snd_una)
                 adv = e->app_out_end - e->snd_una; /* the FIN */
             mqo_buf_consume(&e->app_out, (size_t)adv);
             e->snd_una += adv;
+            if (e->snd_nxt < e->snd_una)
+                e->snd_nxt = e->snd_una; /* acked beyond where a timeout sent us back */
+            unsigned k = 0;
+            while (k < e->n_seg && e->seg_end[k] <= e->snd_una)
+                k++;
+            memmove(e->seg_end, e->seg_end + k, (e->n_seg - k) * sizeof e->seg_end[0]);
+            e->n_seg -= k;
+            e->rto = 0;
             e->rtx_at = (e->snd_nxt > e->snd_una) ? n->now + RTO : 0;
         }
         e->peer_wnd = (uint64_t)win << (e->ws_ok ? e->ws_peer : 0);
@@ -445,7 +466,7 @@ static void ep_receive(struct ts_net *n, struct ts_ep *e, const uint8_t *f, size
     /* data */
     uint64_t room = e->rcv_wnd > e->app_in.len ? e->rcv_wnd - e->app_in.len : 0;
     if (plen && off > (int64_t)(e->rcv_nxt + room + 1))
-        e->violations++; /* beyond the window we advertised */
+        VIOL(e, "data beyond the window we advertised");
     int fin = (flags & 0x01) != 0;
     if (plen || fin) {
         if (off + (int64_t)plen < (int64_t)e->rcv_nxt ||
@@ -499,8 +520,14 @@ static void ep_timers(struct ts_net *n, struct ts_ep *e)
         if (e->peer_wnd == 0)
             k = 1;
         send(n, e, e->snd_una, e->app_out.data, (size_t)k, 0x18);
-        if (e->snd_nxt < e->snd_una + k)
-            e->snd_nxt = e->snd_una + k;
+        /* go back N, as Linux does after a timeout: what follows is sent again */
+        e->snd_nxt = e->snd_una + k;
+        if (e->snd_nxt > e->snd_max)
+            e->snd_max = e->snd_nxt;
+        e->seg_end[0] = e->snd_una + k;
+        e->n_seg = 1;
+        e->rto = e->rto ? (e->rto * 2 > 3200 * MS ? 3200 * MS : e->rto * 2) : 2 * RTO;
+        e->rtx_at = n->now + e->rto;
         return;
     }
     if (e->fin_sent == 2)
@@ -541,6 +568,9 @@ uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns)
             break;
         if (t > n->now)
             n->now = t;
+        if (getenv("TCPSIM_STORM") && guard % 20000 == 19999)
+            fprintf(stderr, "tcpsim: %d events, now %llu, queue %zu, next %s\n", guard + 1,
+                    (unsigned long long)n->now, n->n, qi != SIZE_MAX ? (n->q[qi].to_splice ? "to splice" : "to endpoint") : "timer");
         if (qi != SIZE_MAX) {
             struct ts_frame fr = n->q[qi];
             n->q[qi] = n->q[--n->n];
@@ -548,9 +578,9 @@ uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns)
                 const uint8_t *tp = fr.data + 34;
                 uint16_t cp = fr.ep->side == MQO_SIDE_CLIENT ? fr.ep->port : fr.ep->peer_port;
                 if (cp == (uint16_t)atoi(getenv("TCPSIM_TRACE")))
-                    fprintf(stderr, "%llu %s ep%d flags %02x seq %u ack %u len %zu\n",
+                    fprintf(stderr, "%llu %s ep%d flags %02x seq %u ack %u win %u len %zu\n",
                             (unsigned long long)(n->now / 1000), fr.to_splice ? "->splice" : "->ep",
-                            fr.ep->side, tp[13], rd32(tp + 4), rd32(tp + 8),
+                            fr.ep->side, tp[13], rd32(tp + 4), rd32(tp + 8), rd16(tp + 14),
                             fr.len - 34 - (size_t)(tp[12] >> 4) * 4);
             }
             if (fr.to_splice) {

@@ -28,6 +28,7 @@ struct ts_ep {
     int state;              /* 0 closed, 1 syn sent, 2 syn rcvd, 3 established, 4 fin */
     uint32_t isn, peer_isn;
     uint64_t snd_una, snd_nxt; /* offsets after the SYN */
+    uint64_t snd_max;          /* highest offset ever sent (snd_nxt goes back on a timeout) */
     struct mqo_buf app_out;    /* bytes written, from snd_una on */
     uint64_t app_out_end;      /* offset after the last byte written */
     uint64_t rcv_nxt;
@@ -43,6 +44,12 @@ struct ts_ep {
     int unacked_segs;
     uint64_t ack_at;
     int fin_sent, fin_rcvd;
+    /* congestion window in segments, as Linux counts it: at most cwnd_segs data segments
+     * unacknowledged (0: no limit) */
+    unsigned cwnd_segs;
+    uint64_t rto;      /* current retransmission timeout (doubles on each expiry) */
+    uint64_t seg_end[64];
+    unsigned n_seg;
     int rst_rcvd;
     /* checks */
     uint64_t violations;       /* segments a correct peer would never send us */

@@ -234,6 +234,31 @@ static int drop_payload(void *arg, const struct ts_ep *ep, int to_splice, const 
     return 1;
 }
 
+/* A client writes its packets a byte per segment, with a congestion window counted in segments
+ * (as Linux does): the bytes of an incomplete packet must be acknowledged, or it stalls. */
+static void test_bytewise_sender_not_starved(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "bw", 1);
+    int c = h_open(h);
+    h->cl[c].cep->cwnd_segs = 4;
+    h->cl[c].version = MQO_MQTT_V311;
+    uint8_t b[600];
+    size_t n = hb_connect(b, MQO_MQTT_V311, "bytewise", 1, 60, NULL, 0, -1);
+    h_send_bytewise(h, c, b, n);
+    h_run(h);
+    assert_int_equal(h_count_type(h, c, MQO_CONNACK), 1);
+    char pl[301];
+    memset(pl, 'p', 300);
+    pl[300] = 0;
+    n = hb_publish(b, MQO_MQTT_V311, "bw", pl, 300, 1, 0, 42, 0);
+    h_send_bytewise(h, c, b, n);
+    h_run(h);
+    assert_int_equal(h_count_type(h, c, MQO_PUBACK), 1);
+    assert_int_equal(h_count_pub(h, 1, "bw"), 1);
+    done(h);
+}
+
 /* An offload delivery lost on the way to the subscriber: the splice retransmits it. */
 static void test_inserted_lost_retransmitted(void **s)
 {
@@ -438,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_differential_impaired),
         cmocka_unit_test(test_differential_heavy),
         cmocka_unit_test(test_large_publish_segmented),
+        cmocka_unit_test(test_bytewise_sender_not_starved),
         cmocka_unit_test(test_inserted_lost_retransmitted),
         cmocka_unit_test(test_ack_covers_both_origins),
         cmocka_unit_test(test_segment_straddles_consumed_publish),
