@@ -510,6 +510,7 @@ void mqo_engine_free(struct mqo_engine *e)
     mqo_trie_free(e->broker_only);
     mqo_match_set_free(&e->ms);
     mqo_map_free(&e->conn_ids);
+    free(e->plan);
     free(e);
 }
 
