@@ -28,7 +28,7 @@ BENCH_TOOL_SRCS = $(sort $(wildcard tools/bench/*.c))
 
 BIN = $(B)/mqoff
 
-.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool test unit demo deps clean
+.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool test unit demo bench deps clean
 
 all: lib bin tests fuzz-replay bench-bins bench-tool bridge-tool
 
@@ -57,7 +57,7 @@ $(B)/tests/%: tests/unit/%.c $$(call helpers_of,$$(dir tests/unit/%)) $(B)/libmq
 	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) -I$(dir $<) $< $(call helpers_of,$(dir $<)) $(B)/libmqoff.a $(LIBS) $(CMOCKA_LIBS) -o $@
 
 # Fuzz targets may use the helpers of the unit-test dir of the same name.
-$(B)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $$(call helpers_of,tests/unit/$$(patsubst %/,%,$$(dir %))/) $(B)/libmqoff.a
+$(B)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $$(call helpers_of,tests/unit/$$(dir $$*)) $(B)/libmqoff.a
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -Itests/unit/$(notdir $(@D)) $< fuzz/replay_main.c $(call helpers_of,tests/unit/$(notdir $(@D))/) $(B)/libmqoff.a $(LIBS) -o $@
 
@@ -109,6 +109,12 @@ unit: all
 
 demo: deps all
 	scripts/demo.sh
+
+# The lab benchmark (root, ~25 min): mqoff proxy and monitor against Mosquitto direct, written
+# to docs/BENCHMARKS.md and docs/bench-latency.png. Arguments: make bench BENCH_ARGS="--quick"
+# or BENCH_ARGS="p2p-1000 saturation" (see bench/run.sh).
+bench: deps bin bench-tool bridge-tool
+	bench/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-asan build-fuzz

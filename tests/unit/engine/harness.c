@@ -775,7 +775,8 @@ static void c_record(struct harness *h, int i, const struct mqo_pkt *pk)
         r->session_present = pk->u.connack.session_present;
     if (pk->type == MQO_SUBACK || pk->type == MQO_UNSUBACK) {
         r->n_codes = pk->u.suback.count < 8 ? pk->u.suback.count : 8;
-        memcpy(r->codes, pk->u.suback.codes, r->n_codes);
+        if (r->n_codes)
+            memcpy(r->codes, pk->u.suback.codes, r->n_codes);
     }
     if (pk->type != MQO_PUBLISH)
         return;
@@ -785,7 +786,8 @@ static void c_record(struct harness *h, int i, const struct mqo_pkt *pk)
     snprintf(r->topic, sizeof r->topic, "%.*s", pk->u.publish.topic.len,
              (const char *)pk->u.publish.topic.p);
     r->plen = pk->u.publish.payload_len;
-    memcpy(r->payload, pk->u.publish.payload, r->plen < 512 ? r->plen : 512);
+    if (r->plen)
+        memcpy(r->payload, pk->u.publish.payload, r->plen < 512 ? r->plen : 512);
     r->n_sub_ids = pk->props.n_sub_ids < 4 ? pk->props.n_sub_ids : 4;
     memcpy(r->sub_ids, pk->props.sub_ids, r->n_sub_ids * sizeof r->sub_ids[0]);
 }
