@@ -93,8 +93,10 @@ static uint8_t *memdup(const uint8_t *p, size_t n)
 void eng_forward(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_t n)
 {
     struct mqo_engine *e = c->eng;
-    if (s == MQO_C2S)
+    if (s == MQO_C2S) {
         c->last_to_broker = e->now;
+        c->unseen_activity = 0;
+    }
     e->cfg.ops.forward(e->cfg.ud, c, s, p, n);
 }
 
@@ -112,6 +114,8 @@ void eng_forward_patched(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, s
 void eng_consume(struct mqo_conn *c, enum mqo_dir s, size_t n)
 {
     struct mqo_engine *e = c->eng;
+    if (s == MQO_C2S)
+        c->unseen_activity = 1;
     e->cfg.ops.consume(e->cfg.ud, c, s, n);
 }
 
@@ -1105,8 +1109,11 @@ int mqo_engine_input(struct mqo_engine *e, struct mqo_conn *c, enum mqo_dir in,
 static void tick_conn(struct mqo_engine *e, struct mqo_conn *c, uint64_t now)
 {
     /* MQTT keep-alive: the broker must see something within 1.5 x keep-alive; when the
-     * client's traffic is all consumed, ping on its behalf at half the interval */
-    if (c->live && c->keepalive && c->ping_n < 64 && !(c->ping_fifo & ((1ull << c->ping_n) - 1))) {
+     * client's traffic was consumed, ping on its behalf at half the interval. Only then: a
+     * client that went silent must time out at the broker as it would without us (a ping
+     * goes at most half an interval after its last consumed packet). */
+    if (c->live && c->keepalive && c->unseen_activity && c->ping_n < 64 &&
+        !(c->ping_fifo & ((1ull << c->ping_n) - 1))) {
         uint64_t ka = (uint64_t)c->keepalive * 1000000000ull;
         if (now - c->last_to_broker >= ka / 2) {
             uint8_t b[2];
@@ -1114,8 +1121,10 @@ static void tick_conn(struct mqo_engine *e, struct mqo_conn *c, uint64_t now)
             c->ping_fifo |= 1ull << c->ping_n;
             c->ping_n++;
             e->st.pings_synth++;
-            if (eng_insert_bytes(c, MQO_C2S, b, 2) == 0)
+            if (eng_insert_bytes(c, MQO_C2S, b, 2) == 0) {
                 c->last_to_broker = now;
+                c->unseen_activity = 0;
+            }
         }
     }
     order_tick(e, c, now);

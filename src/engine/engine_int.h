@@ -105,6 +105,7 @@ struct mqo_conn {
     /* keep-alive: last time bytes went to the broker; ping origins in flight (bit per ping,
      * oldest in bit 0: 1 = engine, 0 = client) */
     uint64_t last_to_broker;
+    uint8_t unseen_activity; /* client bytes consumed since the broker last got any */
     uint64_t ping_fifo;
     uint8_t ping_n;
 

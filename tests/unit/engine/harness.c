@@ -831,6 +831,7 @@ void h_send(struct harness *h, int i, const void *p, size_t n)
     struct h_client *cl = &h->cl[i];
     if (cl->closed)
         return;
+    cl->c_last_tx = h->direct == H_SPLICE ? h->net.now : h->now;
     if (h->direct == H_DIRECT) {
         mqo_buf_append(&cl->c2b, p, n);
         return;
@@ -848,6 +849,21 @@ void h_send_bytewise(struct harness *h, int i, const void *p, size_t n)
         h_send(h, i, (const uint8_t *)p + k, 1);
 }
 
+/* Clients ping when they have sent nothing for their keep-alive, as real clients do. */
+static void client_pings(struct harness *h)
+{
+    uint64_t now = h->direct == H_SPLICE ? h->net.now : h->now;
+    for (int i = 0; i < H_MAX_CLIENTS; i++) {
+        struct h_client *cl = &h->cl[i];
+        if (!cl->used || cl->closed || cl->no_ping || !cl->c_keepalive)
+            continue;
+        if (now - cl->c_last_tx >= (uint64_t)cl->c_keepalive * 1000 * MS) {
+            uint8_t b[2];
+            h_send(h, i, b, hb_simple(b, MQO_PINGREQ));
+        }
+    }
+}
+
 /* H_SPLICE: moves what the TCP endpoints received to the broker model and the clients. */
 static int splice_pump(struct harness *h)
 {
@@ -857,6 +873,7 @@ static int splice_pump(struct harness *h)
     if (ts_net_run(&h->net, 1000 * MS) == 0 && ts_net_busy(&h->net))
         ts_net_run(&h->net, 60000 * MS);
     h->now = h->net.now;
+    client_pings(h);
     for (int i = 0; i < H_MAX_CLIENTS; i++) {
         struct h_client *cl = &h->cl[i];
         if (!cl->used || !cl->cep)
@@ -977,6 +994,7 @@ void h_advance(struct harness *h, uint64_t ms)
             ts_net_advance(&h->net, h->now > h->net.now ? h->now - h->net.now : 0);
             h->now = h->net.now;
         }
+        client_pings(h);
         h_run(h);
         /* broker keep-alive: 1.5 x the interval without a packet closes the client */
         for (int i = 0; i < H_MAX_CLIENTS; i++) {
@@ -997,6 +1015,7 @@ int h_connect(struct harness *h, int i, uint8_t version, const char *cid, int cl
 {
     uint8_t b[512];
     h->cl[i].version = version;
+    h->cl[i].c_keepalive = keepalive;
     h_send(h, i, b, hb_connect(b, version, cid, clean, keepalive, NULL, 0, -1));
     h_run(h);
     for (size_t k = h->cl[i].n_rx; k-- > 0;)

@@ -86,6 +86,9 @@ struct h_client {
     size_t room;        /* engine back-pressure view of this client */
     int drop_bout;      /* discard what the broker sends this client (a lossy broker) */
     int hold_app;       /* H_SPLICE: the client application stops reading (zero window) */
+    int no_ping;        /* the client never sends PINGREQ on its own (real clients do) */
+    uint16_t c_keepalive; /* as sent in its CONNECT */
+    uint64_t c_last_tx; /* when the client last sent anything */
     int closed;         /* the engine asked to close, or a side closed */
     int close_reason;
     /* broker side of the connection */

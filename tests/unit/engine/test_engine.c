@@ -250,10 +250,26 @@ static void test_keepalive_broker_closes_without_offload(void **s)
     struct harness h0;
     h_init(&h0, NULL, 1);
     int p = h_open(&h0);
+    h0.cl[p].no_ping = 1;
     h_connect(&h0, p, MQO_MQTT_V311, "idle", 1, 2);
     h_advance(&h0, 4000);
     assert_false(h0.cl[p].b_connected);
     h_free(&h0);
+}
+
+/* A client that goes silent still times out at the broker: the engine pings only for
+ * traffic it consumed. */
+static void test_silent_client_not_kept_alive(void **s)
+{
+    struct harness *h = mk(NULL);
+    int sb = h_open(h);
+    h->cl[sb].no_ping = 1;
+    assert_true(h_connect(h, sb, MQO_MQTT_V311, "quiet", 1, 2));
+    h_subscribe(h, sb, "q", 0, 0);
+    h_advance(h, 4000);
+    assert_false(h->cl[sb].b_connected);
+    assert_int_equal(st(h)->pings_synth, 0);
+    done(h);
 }
 
 static void test_v5_alias_and_no_local(void **s)
@@ -794,6 +810,7 @@ int main(void)
         cmocka_unit_test(test_pid_collision_with_broker_qos1),
         cmocka_unit_test(test_keepalive_synthesis),
         cmocka_unit_test(test_keepalive_broker_closes_without_offload),
+        cmocka_unit_test(test_silent_client_not_kept_alive),
         cmocka_unit_test(test_v5_alias_and_no_local),
         cmocka_unit_test(test_v5_subscription_ids),
         cmocka_unit_test(test_v3_v5_mixed),
