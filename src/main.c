@@ -11,6 +11,7 @@
 #include "acl/acl.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "core/file.h"
 #include "l2/impair.h"
 #include "l2/l2.h"
 #include "modes/monitor.h"
@@ -440,32 +441,6 @@ static int cmd_proxy(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
-static int read_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -errno;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *nb = realloc(b, cap *= 2);
-        if (!nb)
-            free(b);
-        b = nb;
-    }
-    int err = !b ? -ENOMEM : ferror(f) ? -EIO : 0;
-    fclose(f);
-    if (err) {
-        free(b);
-        return err;
-    }
-    *out = b;
-    *len = n;
-    return 0;
-}
 
 static int cmd_monitor(int argc, char **argv)
 {
@@ -511,7 +486,7 @@ static int cmd_monitor(int argc, char **argv)
     char *text = NULL;
     size_t tl = 0;
     if (o.static_file) {
-        int r = read_file(o.static_file, &text, &tl);
+        int r = mqo_read_file(o.static_file, &text, &tl);
         if (r) {
             fprintf(stderr, "mqoff: %s: %s\n", o.static_file, strerror(-r));
             return 2;

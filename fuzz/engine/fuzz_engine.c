@@ -95,36 +95,10 @@ static void compare(struct harness *d, struct harness *o)
             dump("offload", o, i);
         }
     for (int i = NPUB; i < NPUB + NSUB; i++) {
-        if (h_count_pub(d, i, NULL) != h_count_pub(o, i, NULL)) {
-            fprintf(stderr, "subscriber %d: %zu messages direct, %zu through the engine\n", i,
-                    h_count_pub(d, i, NULL), h_count_pub(o, i, NULL));
+        char why[256];
+        if (!h_same_per_publisher(d, o, i, NPUB, why, sizeof why)) {
+            fprintf(stderr, "direct vs offloaded: %s\n", why);
             abort();
-        }
-        for (int p = 0; p < NPUB; p++) {
-            char pre[32];
-            snprintf(pre, sizeof pre, "p%d:", p);
-            size_t kd = 0, ko = 0;
-            for (;;) {
-                const struct h_rx *rd, *ro;
-                while ((rd = h_pub(d, i, kd)) && memcmp(rd->payload, pre, strlen(pre)))
-                    kd++;
-                while ((ro = h_pub(o, i, ko)) && memcmp(ro->payload, pre, strlen(pre)))
-                    ko++;
-                if (!rd || !ro) {
-                    if (rd || ro)
-                        abort();
-                    break;
-                }
-                if (rd->plen != ro->plen || memcmp(rd->payload, ro->payload, rd->plen) ||
-                    strcmp(rd->topic, ro->topic) || rd->qos != ro->qos) {
-                    fprintf(stderr, "subscriber %d: '%.*s' direct vs '%.*s' offloaded\n", i,
-                            (int)rd->plen, (const char *)rd->payload, (int)ro->plen,
-                            (const char *)ro->payload);
-                    abort();
-                }
-                kd++;
-                ko++;
-            }
         }
     }
 }

@@ -423,6 +423,27 @@ static void settle(struct proxy *px, struct pconn *pc)
     update_events(pc, BROKER);
 }
 
+/* Submits the queued sends, waits for their completions and accounts for them. */
+static void uring_reap(struct proxy *px, unsigned queued)
+{
+    io_uring_submit_and_wait(&px->ring, queued);
+    struct io_uring_cqe *cqe;
+    unsigned head, k = 0;
+    io_uring_for_each_cqe(&px->ring, head, cqe)
+    {
+        struct pconn *cp = (struct pconn *)(uintptr_t)(cqe->user_data & ~1ull);
+        int cs = (int)(cqe->user_data & 1);
+        if (cqe->res > 0) {
+            mqo_outq_advance(&cp->s[cs].q, (size_t)cqe->res);
+            wrote(px, cp, cs, (size_t)cqe->res);
+        } else if (cqe->res != -EAGAIN) {
+            kill_conn(cp);
+        }
+        k++;
+    }
+    io_uring_cq_advance(&px->ring, k);
+}
+
 /* Flushes every dirty connection with one io_uring submission: a send per socket, all in one
  * system call (plus one per ring-full). A send that would block completes with -EAGAIN and the
  * socket waits for EPOLLOUT. */
@@ -441,22 +462,7 @@ static void flush_uring(struct proxy *px, struct pconn **v, size_t n)
             }
             struct io_uring_sqe *sqe = io_uring_get_sqe(&px->ring);
             if (!sqe) {
-                io_uring_submit_and_wait(&px->ring, queued);
-                struct io_uring_cqe *cqe;
-                unsigned head, k = 0;
-                io_uring_for_each_cqe(&px->ring, head, cqe)
-                {
-                    struct pconn *cp = (struct pconn *)(uintptr_t)(cqe->user_data & ~1ull);
-                    int cs = (int)(cqe->user_data & 1);
-                    if (cqe->res > 0) {
-                        mqo_outq_advance(&cp->s[cs].q, (size_t)cqe->res);
-                        wrote(px, cp, cs, (size_t)cqe->res);
-                    } else if (cqe->res != -EAGAIN) {
-                        kill_conn(cp);
-                    }
-                    k++;
-                }
-                io_uring_cq_advance(&px->ring, k);
+                uring_reap(px, queued);
                 queued = 0;
                 sqe = io_uring_get_sqe(&px->ring);
             }
@@ -468,24 +474,8 @@ static void flush_uring(struct proxy *px, struct pconn **v, size_t n)
             queued++;
         }
     }
-    if (!queued)
-        return;
-    io_uring_submit_and_wait(&px->ring, queued);
-    struct io_uring_cqe *cqe;
-    unsigned head, k = 0;
-    io_uring_for_each_cqe(&px->ring, head, cqe)
-    {
-        struct pconn *cp = (struct pconn *)(uintptr_t)(cqe->user_data & ~1ull);
-        int cs = (int)(cqe->user_data & 1);
-        if (cqe->res > 0) {
-            mqo_outq_advance(&cp->s[cs].q, (size_t)cqe->res);
-            wrote(px, cp, cs, (size_t)cqe->res);
-        } else if (cqe->res != -EAGAIN) {
-            kill_conn(cp);
-        }
-        k++;
-    }
-    io_uring_cq_advance(&px->ring, k);
+    if (queued)
+        uring_reap(px, queued);
 }
 
 /* Flushes and settles every connection this iteration touched. */

@@ -920,6 +920,22 @@ static void established_segment(struct sconn *c, int from, const struct seg *s)
         c->closed_at = c->sp->now;
 }
 
+/* Emits what every marked connection owes, then frees the connections that ended. */
+static void settle(struct mqo_splice *sp)
+{
+    while (sp->dirty) {
+        struct sconn *d = sp->dirty;
+        sp->dirty = d->dirty_next;
+        d->dirty = 0;
+        flush_conn(d);
+    }
+    while (sp->dead) {
+        struct sconn *d = sp->dead;
+        sp->dead = d->dead_next;
+        free_conn(sp, d);
+    }
+}
+
 int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size_t len,
                      int csum_ok, uint64_t now)
 {
@@ -998,18 +1014,7 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
     } else {
         established_segment(c, from, &s);
     }
-    /* emit what this frame set in motion (fan-out marks other connections too) */
-    while (sp->dirty) {
-        struct sconn *d = sp->dirty;
-        sp->dirty = d->dirty_next;
-        d->dirty = 0;
-        flush_conn(d);
-    }
-    while (sp->dead) {
-        struct sconn *d = sp->dead;
-        sp->dead = d->dead_next;
-        free_conn(sp, d);
-    }
+    settle(sp); /* what this frame set in motion (fan-out marks other connections too) */
     return 1;
 }
 
@@ -1093,17 +1098,7 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
                 kill_conn(c);
         }
     }
-    while (sp->dirty) {
-        struct sconn *d = sp->dirty;
-        sp->dirty = d->dirty_next;
-        d->dirty = 0;
-        flush_conn(d);
-    }
-    while (sp->dead) {
-        struct sconn *d = sp->dead;
-        sp->dead = d->dead_next;
-        free_conn(sp, d);
-    }
+    settle(sp);
 }
 
 uint64_t mqo_splice_next_timer(const struct mqo_splice *sp, uint64_t now)

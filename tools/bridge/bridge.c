@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/file.h"
 #include "l2/impair.h"
 #include "l2/l2.h"
 #include "modes/bump.h"
@@ -53,36 +54,6 @@ static void usage(FILE *o)
             "  --quiet              no start line\n");
 }
 
-static int read_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -errno;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    int e = 0;
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *nb = realloc(b, cap *= 2);
-        if (!nb)
-            free(b);
-        b = nb;
-    }
-    if (!b)
-        e = -ENOMEM;
-    else if (ferror(f))
-        e = -EIO;
-    fclose(f);
-    if (e) {
-        free(b);
-        return e;
-    }
-    *out = b;
-    *len = n;
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -195,7 +166,7 @@ int main(int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     if (static_file) {
-        int r = read_file(static_file, &text, &len);
+        int r = mqo_read_file(static_file, &text, &len);
         if (r) {
             fprintf(stderr, "mqoff-bridge: %s: %s\n", static_file, strerror(-r));
             return 1;

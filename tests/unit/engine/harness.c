@@ -1094,3 +1094,43 @@ size_t h_count_type(const struct harness *h, int i, uint8_t type)
             n++;
     return n;
 }
+
+int h_same_per_publisher(const struct harness *a, const struct harness *b, int i, int npub,
+                         char *why, size_t whylen)
+{
+    size_t na = h_count_pub(a, i, NULL), nb = h_count_pub(b, i, NULL);
+    if (na != nb) {
+        snprintf(why, whylen, "client %d: %zu messages in one run, %zu in the other", i, na, nb);
+        return 0;
+    }
+    for (int p = 0; p < npub; p++) {
+        char pre[32];
+        snprintf(pre, sizeof pre, "p%d:", p);
+        size_t pl = strlen(pre), ka = 0, kb = 0;
+        for (;;) {
+            const struct h_rx *ra, *rb;
+            while ((ra = h_pub(a, i, ka)) && (ra->plen < pl || memcmp(ra->payload, pre, pl)))
+                ka++;
+            while ((rb = h_pub(b, i, kb)) && (rb->plen < pl || memcmp(rb->payload, pre, pl)))
+                kb++;
+            if (!ra || !rb) {
+                if (ra || rb) {
+                    snprintf(why, whylen, "client %d: publisher %d's messages differ in number",
+                             i, p);
+                    return 0;
+                }
+                break;
+            }
+            if (ra->plen != rb->plen || memcmp(ra->payload, rb->payload, ra->plen) ||
+                strcmp(ra->topic, rb->topic) || ra->qos != rb->qos) {
+                snprintf(why, whylen, "client %d: '%.*s' %s q%d in one run, '%.*s' %s q%d in the other",
+                         i, (int)ra->plen, (const char *)ra->payload, ra->topic, ra->qos,
+                         (int)rb->plen, (const char *)rb->payload, rb->topic, rb->qos);
+                return 0;
+            }
+            ka++;
+            kb++;
+        }
+    }
+    return 1;
+}

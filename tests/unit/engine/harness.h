@@ -177,6 +177,13 @@ void h_publish(struct harness *h, int i, const char *topic, const char *payload,
 size_t h_count_pub(const struct harness *h, int i, const char *topic);
 /* The k-th PUBLISH client i received, NULL if none. */
 const struct h_rx *h_pub(const struct harness *h, int i, size_t k);
+/* Compares what client i received in two runs of the same script (payloads "pN:..." name the
+ * publisher N < npub): the same number of PUBLISH, and for each publisher the same payloads,
+ * topics and QoS in the same order. Returns 1 when equal, else 0 with the first difference
+ * described in why. */
+int h_same_per_publisher(const struct harness *a, const struct harness *b, int i, int npub,
+                         char *why, size_t whylen);
+
 /* Number of packets of `type` client i received. */
 size_t h_count_type(const struct harness *h, int i, uint8_t type);
 
