@@ -68,6 +68,7 @@ static const char *const pt_names[MQO_PT__COUNT] = {
     [MQO_PT_SIZE] = "packet_size",
     [MQO_PT_ROOM] = "queue_full",
     [MQO_PT_NOMEM] = "nomem",
+    [MQO_PT_UNSEEN] = "unseen_clients",
 };
 
 const char *mqo_pt_reason_name(enum mqo_pt_reason r)
@@ -79,6 +80,17 @@ void *mqo_conn_ud(const struct mqo_conn *c) { return c->ud; }
 uint64_t mqo_conn_id(const struct mqo_conn *c) { return c->id; }
 enum mqo_pt_reason mqo_conn_last_reason(const struct mqo_conn *c) { return c->last_reason; }
 const struct mqo_engine_stats *mqo_engine_stats(const struct mqo_engine *e) { return &e->st; }
+
+void mqo_engine_set_unseen_clients(struct mqo_engine *e, uint64_t n)
+{
+    if (n && !e->st.unseen_clients)
+        mqo_warn("%llu client connection(s) to the broker opened before mqoff saw them: their "
+                 "subscriptions are unknown, so every PUBLISH goes to the broker until they "
+                 "close", (unsigned long long)n);
+    else if (!n && e->st.unseen_clients)
+        mqo_info("no unseen client connections left: offload resumes");
+    e->st.unseen_clients = n;
+}
 
 static uint8_t *memdup(const uint8_t *p, size_t n)
 {

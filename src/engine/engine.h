@@ -133,6 +133,7 @@ enum mqo_pt_reason {
     MQO_PT_SIZE,           /* larger than a maximum packet size */
     MQO_PT_ROOM,           /* QoS 1 and a subscriber's output queue is full */
     MQO_PT_NOMEM,
+    MQO_PT_UNSEEN,         /* clients the engine cannot see are connected to the broker */
     MQO_PT__COUNT
 };
 const char *mqo_pt_reason_name(enum mqo_pt_reason r);
@@ -156,6 +157,7 @@ struct mqo_engine_stats {
     uint64_t conns_open;
     uint64_t subscriptions;  /* in the table now */
     uint64_t blind_sessions; /* now */
+    uint64_t unseen_clients; /* now: connections the mode says the engine cannot see */
 };
 
 /* Returns a new engine, NULL with errno set (EINVAL for a bad broker_only filter). */
@@ -181,6 +183,11 @@ int mqo_engine_input(struct mqo_engine *e, struct mqo_conn *c, enum mqo_dir in,
 void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns);
 
 const struct mqo_engine_stats *mqo_engine_stats(const struct mqo_engine *e);
+
+/* The mode knows of n client connections to the broker the engine cannot see (monitor mode:
+ * connections open before mqoff started). Their subscriptions are unknown, so while n > 0
+ * every PUBLISH goes to the broker (counted as MQO_PT_UNSEEN). */
+void mqo_engine_set_unseen_clients(struct mqo_engine *e, uint64_t n);
 
 /* Reason of the last passthrough decision on c (MQO_PT_NONE after a consume); for tests and
  * debugging. */

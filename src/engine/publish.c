@@ -97,6 +97,8 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         return MQO_PT_NOT_LIVE;
     if (e->st.blind_sessions)
         return MQO_PT_BLIND;
+    if (e->st.unseen_clients)
+        return MQO_PT_UNSEEN;
     if (qos > 1 || qos > c->broker_max_qos)
         return MQO_PT_QOS2;
     if (pk->u.publish.retain)

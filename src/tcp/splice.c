@@ -100,6 +100,11 @@ struct mqo_splice {
     struct mqo_splice_stats st;
     struct mqo_engine *eng;
     struct mqo_map conns; /* (client ip << 16 | port) -> sconn */
+    /* connections to the broker whose SYN we did not see: key -> last frame time (ns), with
+     * bit 0 set once a FIN or RST was seen (closing: not counted, kept a while so its last
+     * ACKs do not count it again) */
+    struct mqo_map unseen;
+    uint64_t unseen_open;
     struct sconn *dirty, *dead;
     uint64_t now;
     uint64_t last_scan;
@@ -920,6 +925,24 @@ static void established_segment(struct sconn *c, int from, const struct seg *s)
         c->closed_at = c->sp->now;
 }
 
+/* A frame of a connection whose SYN we did not see. */
+static void unseen_frame(struct mqo_splice *sp, uint64_t key, int closing, uint64_t now)
+{
+    uint64_t v;
+    int known = mqo_map_get(&sp->unseen, key, &v);
+    if (known && (v & 1))
+        return; /* closing already */
+    if (mqo_map_put(&sp->unseen, key, (now & ~1ull) | (closing ? 1 : 0)))
+        return;
+    if (!known && !closing)
+        sp->unseen_open++;
+    else if (known && closing)
+        sp->unseen_open--;
+    else
+        return;
+    mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open);
+}
+
 /* Emits what every marked connection owes, then frees the connections that ended. */
 static void settle(struct mqo_splice *sp)
 {
@@ -964,8 +987,11 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
         return 1;
     int syn = (s.flags & (TH_SYN | TH_ACK)) == TH_SYN;
     if (!c && !syn) {
+        /* a connection whose start we did not see: never edited, but its client may hold
+         * subscriptions we cannot know, so nothing is offloaded while it lives */
         sp->st.conns_untracked++;
-        return 0; /* a connection whose start we did not see: never edited */
+        unseen_frame(sp, conn_key(cip, cport), (s.flags & (TH_FIN | TH_RST)) != 0, now);
+        return 0;
     }
     if (!csum_ok && !csum_valid(&s)) {
         sp->st.bad_csum++;
@@ -980,6 +1006,15 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
              * lost the old one) */
             free_conn(sp, c);
             c = NULL;
+        }
+        uint64_t uv;
+        if (!c && mqo_map_get(&sp->unseen, conn_key(cip, cport), &uv)) {
+            /* a new connection on the ports of an unseen one: that one is gone */
+            mqo_map_del(&sp->unseen, conn_key(cip, cport));
+            if (!(uv & 1)) {
+                sp->unseen_open--;
+                mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open);
+            }
         }
         if (!c && !(c = new_conn(sp, &s))) {
             sp->st.conns_untracked++;
@@ -1079,8 +1114,25 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
         sp->now = now;
     mqo_engine_tick(sp->eng, now);
     int scan = now - sp->last_scan >= NS;
-    if (scan)
+    if (scan) {
         sp->last_scan = now;
+        /* unseen connections silent for the idle time are taken as gone */
+        for (size_t i = 0; i < sp->unseen.cap; i++) {
+            const struct mqo_map_slot *sl = &sp->unseen.slots[i];
+            if (!sl->used)
+                continue;
+            int closing = sl->val & 1;
+            uint64_t limit = closing ? LINGER_NS : (uint64_t)sp->cfg.idle_ms * MS;
+            if (now - (sl->val & ~1ull) <= limit)
+                continue;
+            mqo_map_del(&sp->unseen, sl->key);
+            if (!closing) {
+                sp->unseen_open--;
+                mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open);
+            }
+            i--; /* backward-shift deletion may have moved another entry here */
+        }
+    }
     for (size_t i = 0; i < sp->conns.cap; i++) {
         if (!sp->conns.slots[i].used)
             continue;
@@ -1167,6 +1219,7 @@ void mqo_splice_free(struct mqo_splice *sp)
             free(c);
         }
     mqo_map_free(&sp->conns);
+    mqo_map_free(&sp->unseen);
     mqo_engine_free(sp->eng);
     free(sp);
 }

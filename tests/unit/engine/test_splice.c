@@ -410,6 +410,25 @@ static void test_untracked_connection_untouched(void **s)
     assert_int_equal(h->broker_publish_in, 1); /* the broker did it */
     assert_true(mqo_splice_stats(h->splice)->conns_untracked > 0);
     assert_int_equal(mqo_splice_stats(h->splice)->conns_tracked, 0);
+    /* a new publisher, seen from its SYN: its message must still reach the unseen subscriber,
+     * whose subscription the engine cannot know, so it goes to the broker */
+    int np = h_open(h);
+    assert_true(h_connect(h, np, MQO_MQTT_V311, "newpub", 1, 60));
+    h_publish(h, np, "u", "new", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "u"), 2);
+    assert_int_equal(h_stats(h)->pt_reason[MQO_PT_UNSEEN], 1);
+    /* the unseen connections close: offload resumes for the ones it can see */
+    h_close(h, 1);
+    h_close(h, 0);
+    assert_int_equal(h_stats(h)->unseen_clients, 0);
+    int ns = h_open(h);
+    assert_true(h_connect(h, ns, MQO_MQTT_V311, "newsub", 1, 60));
+    h_subscribe(h, ns, "u", 0, 0);
+    h_publish(h, np, "u", "offloaded", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, ns, "u"), 1);
+    assert_int_equal(h_stats(h)->consumed, 1);
     done(h);
 }
 
