@@ -98,6 +98,10 @@ static void usage_monitor(FILE *f)
             "  --impair-a2b SPEC      ... toward the broker only\n"
             "  --impair-b2a SPEC      ... toward the clients only\n"
             "                         SPEC: loss=P,dup=P,reorder=P,delay=MS,jitter=MS,seed=N\n"
+            "  --startup-hold S       nothing is offloaded for S seconds after start (default\n"
+            "                         90): clients connected before mqoff started are unseen\n"
+            "                         until they send their next keep-alive; 0 when the broker\n"
+            "                         started with mqoff in place (no such clients)\n"
             "  --ring N               RX ring slots per port\n"
             "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
@@ -187,6 +191,7 @@ struct opts {
     const char *impair, *impair_dir[2]; /* [0] a2b, [1] b2a */
     uint32_t ring;
     int promisc;
+    int32_t startup_hold_ms; /* 0: default, -1: none */
 };
 
 static int parse_u64(const char *opt, const char *v, unsigned long long lo, unsigned long long hi,
@@ -208,7 +213,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
-        O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HELP
+        O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART, O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -230,6 +235,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"impair-b2a", required_argument, 0, O_B2A},
         {"ring", required_argument, 0, O_RING},
         {"no-promisc", no_argument, 0, O_NOPROMISC},
+        {"startup-hold", required_argument, 0, O_HOLDSTART},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     o->l2 = MQO_L2_LEARN;
@@ -240,7 +246,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     const char *mode = o->monitor ? "monitor" : "proxy";
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int proxy_only = c == O_LISTEN || c == O_IO;
-        int monitor_only = c >= O_PA && c <= O_NOPROMISC;
+        int monitor_only = c >= O_PA && c <= O_HOLDSTART;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
@@ -322,6 +328,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->ring = (uint32_t)v;
             break;
         case O_NOPROMISC: o->promisc = 0; break;
+        case O_HOLDSTART:
+            if (parse_u64("--startup-hold", optarg, 0, 86400, &v))
+                return 2;
+            o->startup_hold_ms = v ? (int32_t)(v * 1000) : -1;
+            break;
         case O_HELP:
         case 'h':
             if (o->monitor)
@@ -462,6 +473,7 @@ static int cmd_monitor(int argc, char **argv)
     memcpy(&mc.splice.broker_ip, &sin->sin_addr, 4);
     mc.splice.broker_port = ntohs(sin->sin_port);
     mc.splice.max_queue = o.max_queue;
+    mc.splice.startup_hold_ms = o.startup_hold_ms;
     struct mqo_acl *acl = NULL;
     if (setup_engine(&o, &mc.splice.engine, &acl))
         return 2;

@@ -63,6 +63,7 @@ struct half {
     /* output toward Y */
     struct mqo_buf out; /* bytes [out_una, out_end) */
     uint64_t out_una, out_nxt, out_end;
+    uint64_t out_max; /* highest offset ever sent (out_nxt goes back on a timeout) */
     uint64_t y_wnd; /* Y's receive window for this output (bytes) */
     uint8_t fin_out_sent, fin_out_acked;
     /* congestion control and timers */
@@ -105,6 +106,8 @@ struct mqo_splice {
      * ACKs do not count it again) */
     struct mqo_map unseen;
     uint64_t unseen_open;
+    uint64_t started;   /* time of the first frame or tick */
+    uint8_t in_startup; /* the startup hold is on */
     struct sconn *dirty, *dead;
     uint64_t now;
     uint64_t last_scan;
@@ -370,6 +373,8 @@ static void push_half(struct sconn *c, int d)
             h->rtt_sent = now;
         }
         h->out_nxt += n;
+        if (h->out_nxt > h->out_max)
+            h->out_max = h->out_nxt;
         if (!h->rtx_deadline)
             h->rtx_deadline = now + h->rto;
     }
@@ -805,7 +810,9 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
     struct half *h = &c->h[d];
     uint64_t now = sp->now;
     int64_t a = unwrap(s->ack, h->isn, h->out_una);
-    uint64_t limit = h->out_nxt + (h->fin_out_sent ? 1 : 0);
+    /* after a timeout sent out_nxt back, the receiver may still acknowledge all it got */
+    uint64_t sent = h->out_max > h->out_nxt ? h->out_max : h->out_nxt;
+    uint64_t limit = sent + (h->fin_out_sent ? 1 : 0);
     if (h->probe_end > limit)
         limit = h->probe_end; /* the receiver took the probe byte */
     if (a < (int64_t)h->out_una || (uint64_t)a > limit)
@@ -940,7 +947,25 @@ static void unseen_frame(struct mqo_splice *sp, uint64_t key, int closing, uint6
         sp->unseen_open--;
     else
         return;
-    mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open);
+    mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open + sp->in_startup);
+}
+
+/* Starts or ends the startup hold. */
+static void startup_clock(struct mqo_splice *sp, uint64_t now)
+{
+    if (!sp->started) {
+        sp->started = now ? now : 1;
+        if (sp->cfg.startup_hold_ms > 0) {
+            sp->in_startup = 1;
+            mqo_info("monitor: nothing is offloaded for the first %d s (clients connected before "
+                     "mqoff started show themselves by then)", sp->cfg.startup_hold_ms / 1000);
+            mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open + 1);
+        }
+    }
+    if (sp->in_startup && now - sp->started >= (uint64_t)sp->cfg.startup_hold_ms * MS) {
+        sp->in_startup = 0;
+        mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open);
+    }
 }
 
 /* Emits what every marked connection owes, then frees the connections that ended. */
@@ -965,6 +990,7 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
     struct seg s;
     if (now > sp->now)
         sp->now = now;
+    startup_clock(sp, now);
     if (parse(frame, len, &s))
         return 0;
     uint32_t cip;
@@ -1013,7 +1039,7 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
             mqo_map_del(&sp->unseen, conn_key(cip, cport));
             if (!(uv & 1)) {
                 sp->unseen_open--;
-                mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open);
+                mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open + sp->in_startup);
             }
         }
         if (!c && !(c = new_conn(sp, &s))) {
@@ -1112,6 +1138,7 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
 {
     if (now > sp->now)
         sp->now = now;
+    startup_clock(sp, now);
     mqo_engine_tick(sp->eng, now);
     int scan = now - sp->last_scan >= NS;
     if (scan) {
@@ -1128,7 +1155,7 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
             mqo_map_del(&sp->unseen, sl->key);
             if (!closing) {
                 sp->unseen_open--;
-                mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open);
+                mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open + sp->in_startup);
             }
             i--; /* backward-shift deletion may have moved another entry here */
         }
@@ -1186,6 +1213,8 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
         sp->cfg.max_conns = 65536;
     if (!sp->cfg.idle_ms)
         sp->cfg.idle_ms = 2 * 3600 * 1000;
+    if (!sp->cfg.startup_hold_ms)
+        sp->cfg.startup_hold_ms = 90000;
     struct mqo_engine_cfg ec = cfg->engine;
     ec.ops = (struct mqo_engine_ops){.forward = op_forward,
                                      .consume = op_consume,

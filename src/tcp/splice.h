@@ -62,6 +62,11 @@ struct mqo_splice_cfg {
     size_t max_queue;
     uint32_t max_conns;   /* table limit, 0: 65536; new connections over it pass untouched */
     uint32_t idle_ms;     /* a connection with no frame for this long is forgotten; 0: 2 h */
+    /* For this long after start nothing is offloaded: a client connected before mqoff started
+     * may be silent (its subscriptions unknown, its connection not yet seen) until it sends
+     * its next keep-alive. Connections seen without their SYN extend the passthrough while
+     * they live. Negative: none (a lab that started the broker fresh). 0: 90 s. */
+    int32_t startup_hold_ms;
 };
 
 struct mqo_splice_stats {

@@ -148,8 +148,10 @@ monitor_start() {
   ip -n "$NS_NIC" link set "$a" nomaster
   ip -n "$NS_NIC" link set "$b" nomaster
   echo "# mqoff monitor --port-a $a --port-b $b --broker $BROKER_ADDR:$MQTT_PORT $*"
+  # the broker was started fresh for this target: no client predates mqoff
   ip netns exec "$NS_NIC" "$MQOFF" monitor --port-a "$a" --port-b "$b" \
-    --broker "$BROKER_ADDR:$MQTT_PORT" "$@" >"$PROXY_LOG" 2>&1 </dev/null &
+    --broker "$BROKER_ADDR:$MQTT_PORT" --startup-hold "${MONITOR_STARTUP_HOLD:-0}" "$@" \
+    >"$PROXY_LOG" 2>&1 </dev/null &
   PROXY_PID=$!
   if ! wait_port "$NS_CLI" "$BROKER_ADDR" "$MQTT_PORT" 10 || ! kill -0 "$PROXY_PID" 2>/dev/null; then
     not_ok "$LAB_NAME: mqoff monitor starts" "broker not reachable through it; log: $(tail -5 "$PROXY_LOG" | tr '\n' ' ')"

@@ -80,7 +80,8 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
                                     .broker_port = 1883,
                                     .engine = c,
                                     .emit = ts_emit,
-                                    .ud = &h->net};
+                                    .ud = &h->net,
+                                    .startup_hold_ms = -1}; /* the broker model starts empty */
         h->splice = mqo_splice_new(&sc);
         ts_net_init(&h->net, h->splice, 42);
         h->net.now = h->now;

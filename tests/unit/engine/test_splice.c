@@ -166,6 +166,36 @@ static void test_differential_heavy(void **s)
 
 /* ---- targeted behaviours ---- */
 
+/* Multi-segment QoS 1 deliveries over a lossy wire: after a timeout sends the splice back, the
+ * receiver's ACK for everything it got before must still be accepted (else the stream stalls
+ * and the connection is reset — found in the lab). */
+static void test_lossy_large_fanout(void **s)
+{
+    for (unsigned seed = 1; seed <= 6; seed++) {
+        struct harness *h = mk(NULL);
+        for (int k = 0; k < 2; k++) {
+            h->net.wire.loss_pct[k] = 2;
+            h->net.wire.dup_pct[k] = 1;
+            h->net.wire.reorder_pct[k] = 2;
+        }
+        h->net.wire.rng = seed * 31;
+        setup_fanout(h, 10, MQO_MQTT_V311, "f/#", 1);
+        static char pl[3001];
+        for (int k = 0; k < 60; k++) {
+            memset(pl, 'a' + k % 26, 3000);
+            pl[3000] = 0;
+            h_publish(h, 0, "f/t", pl, 1, 0);
+            if (k % 10 == 0)
+                h_run(h);
+        }
+        h_run(h);
+        for (int i = 1; i <= 10; i++)
+            assert_int_equal(h_count_pub(h, i, "f/t"), 60);
+        assert_int_equal(mqo_splice_stats(h->splice)->resets, 0);
+        done(h);
+    }
+}
+
 /* A PUBLISH much larger than a segment, both ways: segments respect the receiver's MSS (less
  * the timestamp option) and the bytes arrive intact. */
 static void test_large_publish_segmented(void **s)
@@ -398,7 +428,7 @@ static void test_untracked_connection_untouched(void **s)
     /* mqoff restarts: a new splice that never saw these SYNs */
     struct mqo_splice *old = h->splice;
     struct mqo_splice_cfg sc = {.broker_ip = 0, .broker_port = 1883, .emit = ts_emit,
-                                .ud = &h->net};
+                                .ud = &h->net, .startup_hold_ms = -1};
     memcpy(&sc.broker_ip, (uint8_t[]){198, 18, 0, 2}, 4);
     sc.engine.acl_mode = MQO_ACL_OPEN;
     h->splice = mqo_splice_new(&sc);
@@ -464,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_differential_impaired),
         cmocka_unit_test(test_differential_heavy),
         cmocka_unit_test(test_large_publish_segmented),
+        cmocka_unit_test(test_lossy_large_fanout),
         cmocka_unit_test(test_bytewise_sender_not_starved),
         cmocka_unit_test(test_inserted_lost_retransmitted),
         cmocka_unit_test(test_ack_covers_both_origins),
