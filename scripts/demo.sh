@@ -4,8 +4,8 @@
 # Brings up a lab (tools/mqoff-lab, prefix "demo"), starts Mosquitto in it, runs
 # tools/demo_burst.py (1 publisher -> 100 subscribers, 200 QoS 0 messages at 50 msg/s, every
 # client in the cli namespace so they share one monotonic clock) straight at the broker, then
-# through `mqoff proxy` when it is built, and prints delivery counts and publish -> last
-# subscriber latency. The lab is torn down whatever happens.
+# through `mqoff proxy` and `mqoff monitor` when built, and prints delivery counts and
+# publish -> last subscriber latency. The lab is torn down whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,8 +79,40 @@ else
   echo "proxy: not built yet"
 fi
 
+if [ -x "$MQOFF" ]; then
+  # monitor: the kernel bridge lets go of its ports, mqoff forwards frames between them and
+  # splices the MQTT connections; clients keep using the broker's own address
+  "$LAB" broker-start >/dev/null
+  ip -n demo-nic link set demonc nomaster
+  ip -n demo-nic link set demonb nomaster
+  ip netns exec demo-nic "$MQOFF" monitor --port-a demonc --port-b demonb \
+    --broker 198.18.0.2:1883 --acl open --startup-hold 0 >"$TMP/monitor.log" 2>&1 </dev/null &
+  PROXY_PID=$!
+  up=0
+  for _ in $(seq 100); do
+    if "$LAB" exec cli timeout 1 bash -c 'exec 3<>/dev/tcp/198.18.0.2/1883' 2>/dev/null; then up=1; break; fi
+    kill -0 "$PROXY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ "$up" -eq 1 ] && "$LAB" exec cli timeout 120 "$PY" tools/demo_burst.py run --host 198.18.0.2 \
+      --label monitor --out "$TMP/monitor.json" "${BURST[@]}"; then
+    results+=("$TMP/monitor.json")
+  fi
+  kill -TERM "$PROXY_PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+  wait "$PROXY_PID" 2>/dev/null || true
+  PROXY_PID=
+  ip -n demo-nic link set demonc master br0 || true
+  ip -n demo-nic link set demonb master br0 || true
+  echo "monitor: mqoff's closing summary:"
+  sed -n '/summary/,$p' "$TMP/monitor.log" | grep -vE '^(port|l2|loop)' | sed 's/^/  /'
+  echo
+else
+  echo "monitor: not built yet"
+fi
+
 "$PY" tools/demo_burst.py report "${results[@]}"
 echo
-for mode in monitor intercept; do
-  echo "mode $mode: not built yet"
-done
+echo "mode intercept: not built yet"
+echo "(client-side figures: all clients and the broker share this machine's cores; 'make bench'"
+echo " measures longer runs, wire-level times and ratios: docs/BENCHMARKS.md)"
