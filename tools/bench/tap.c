@@ -302,7 +302,10 @@ int mqb_tap_open(struct mqb *b, const char *ifname)
     if (setsockopt(t->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog))
         goto fail;
     what = "bind";
-    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP), .sll_ifindex = (int)ifindex};
+    /* ETH_P_ALL: a socket bound to ETH_P_IP sees only frames arriving on the interface, and
+     * the publishers' outgoing PUBLISH frames (the start of every measurement) would be missed;
+     * non-IPv4 frames are dropped by the parser */
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex};
     if (bind(t->fd, (struct sockaddr *)&sll, sizeof sll))
         goto fail;
     what = "epoll_ctl";
