@@ -5,6 +5,11 @@
  *        messages in the same order per publisher (abort otherwise);
  *  1:    raw bytes interleaved on both streams of a few connections; the engine must account
  *        for every input byte exactly once (forwarded or consumed), never more, and not crash;
+ *  5 (1 with bit 2 set): forged segments: two clients connected through the splice, then frames built from the
+ *        input (side, sequence and ACK offsets relative to the connection, flags, window,
+ *        payload) injected from either end, interleaved with clock jumps; the splice must not
+ *        crash or touch memory it does not own, and the publisher's messages sent afterwards
+ *        must not make it misbehave (sanitizers check);
  *  3:    the script of mode 0 through the monitor-mode splice over a TCP wire model that
  *        loses, duplicates and reorders frames (rates from the second byte): the same
  *        per-publisher order and content as straight to the broker, and no segment a correct
@@ -154,6 +159,42 @@ static void raw(const uint8_t *p, size_t n)
     mqo_engine_free(e);
 }
 
+static void forged(const uint8_t *p, size_t n)
+{
+    struct harness *h = malloc(sizeof *h);
+    h_init(h, NULL, H_SPLICE);
+    int a = h_open(h), b = h_open(h);
+    h_connect(h, a, MQO_MQTT_V311, "fa", 1, 30);
+    h_connect(h, b, MQO_MQTT_V5, "fb", 1, 30);
+    h_subscribe(h, b, "f/#", 1, 0);
+    struct rd r = {p, n, 0};
+    uint8_t frame[2048];
+    while (r.i < r.n) {
+        unsigned op = next(&r);
+        struct h_client *cl = &h->cl[(op & 1) ? b : a];
+        struct ts_ep *e = (op & 2) ? cl->bep : cl->cep;
+        int32_t dseq = (int8_t)next(&r) * (int32_t)(1 + next(&r));
+        int32_t dack = (int8_t)next(&r) * (int32_t)(1 + next(&r));
+        uint8_t flags = (uint8_t)next(&r);
+        size_t len = next(&r) % 200;
+        if (len > r.n - r.i)
+            len = r.n - r.i;
+        size_t fl = ts_build(e, frame, e->isn + 1 + (uint32_t)e->snd_nxt + (uint32_t)dseq,
+                             e->peer_isn + 1 + (uint32_t)e->rcv_nxt + (uint32_t)dack, flags,
+                             p + r.i, len, (op & 4) != 0, (uint32_t)(h->net.now / 1000000));
+        r.i += len;
+        ts_inject(&h->net, e, frame, fl);
+        if (op & 8)
+            h_advance(h, (op >> 4) * 50);
+        else
+            h_run(h);
+    }
+    h_publish(h, a, "f/x", "after", 1, 0);
+    h_run(h);
+    h_free(h);
+    free(h);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int quiet;
@@ -164,7 +205,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     if ((data[0] & 3) == 1) {
-        raw(data + 1, size - 1);
+        if (data[0] & 4)
+            forged(data + 1, size - 1);
+        else
+            raw(data + 1, size - 1);
         return 0;
     }
     int splice = (data[0] & 3) == 3;
