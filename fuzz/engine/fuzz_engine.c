@@ -51,8 +51,8 @@ static void script(struct harness *h, const uint8_t *p, size_t n)
     while (r.i < r.n && seq < 400) {
         unsigned op = next(&r), a = next(&r), b = next(&r);
         int sb = NPUB + (int)(a % NSUB);
-        if (trace && !h->direct)
-            fprintf(stderr, "op %u a %u b %u\n", op % 8, a, b);
+        if (trace)
+            fprintf(stderr, "op %u a %u b %u (sub %d)\n", op % 8, a, b, sb);
         switch (op % 8) {
         case 0:
             h_subscribe(h, sb, filters[b % 7], (uint8_t)((b >> 4) % 3), 0);
@@ -71,6 +71,10 @@ static void script(struct harness *h, const uint8_t *p, size_t n)
             int pub = (int)(a % NPUB);
             snprintf(pl, sizeof pl, "p%d:%d", pub, seq++);
             h_publish(h, pub, topics[b % 5], pl, (uint8_t)((b >> 3) % 3), ((b >> 5) & 3) == 0);
+            if (trace && h->splice)
+                fprintf(stderr, "  publish %s %s q%d r%d: consumed %llu\n", pl, topics[b % 5],
+                        (b >> 3) % 3, ((b >> 5) & 3) == 0,
+                        (unsigned long long)h_stats(h)->consumed);
             if (trace && h->cl[pub].conn)
                 fprintf(stderr, "  publish %s %s q%d r%d: %s\n", pl, topics[b % 5], (b >> 3) % 3,
                         ((b >> 5) & 3) == 0, mqo_pt_reason_name(mqo_conn_last_reason(h->cl[pub].conn)));
@@ -102,7 +106,8 @@ static void compare(struct harness *d, struct harness *o)
     for (int i = NPUB; i < NPUB + NSUB; i++) {
         char why[256];
         if (!h_same_per_publisher(d, o, i, NPUB, why, sizeof why)) {
-            fprintf(stderr, "direct vs offloaded: %s\n", why);
+            fprintf(stderr, "direct vs offloaded: %s (client %d connected %d/%d, closed %d/%d)\n", why, i,
+                    d->cl[i].b_connected, o->cl[i].b_connected, d->cl[i].closed, o->cl[i].closed);
             abort();
         }
     }

@@ -695,8 +695,20 @@ static int c2s_subscribe(struct mqo_conn *c, const struct mqo_pkt *pk)
         }
         pe->filt.len = se.filter.len;
         pd->n++;
-        if (pd->unsub)
+        if (pd->unsub) {
+            /* The broker stops delivering on this filter when it reads the UNSUBSCRIBE, which
+             * we cannot see: until the UNSUBACK, matching messages go to the broker. */
+            struct session *us = c->sess;
+            struct mqo_sub_opts o;
+            if (us && mqo_trie_get(e->trie, pe->filt.f, pe->filt.len, us, &o)) {
+                pe->owner = us;
+                pe->had_old = 1;
+                pe->old = o;
+                o.flags |= SUBF_PENDING;
+                mqo_trie_add(e->trie, pe->filt.f, pe->filt.len, us, &o);
+            }
             continue;
+        }
         pe->opts = (struct mqo_sub_opts){
             .qos = MQO_SUBOPT_QOS(se.opts),
             .no_local = c->version == MQO_MQTT_V5 && (se.opts & MQO_SUBOPT_NO_LOCAL),
@@ -754,6 +766,8 @@ static void s2c_suback(struct mqo_conn *c, const struct mqo_pkt *pk)
         if (unsub) {
             if (code == MQO_RC_SUCCESS || code == MQO_RC_NO_SUBSCRIPTION_EXISTED)
                 session_sub_del(e, s, pe->filt.f, pe->filt.len);
+            else if (pe->had_old && pe->owner == s) /* refused: the subscription stays */
+                mqo_trie_add(e->trie, pe->filt.f, pe->filt.len, s, &pe->old);
             continue;
         }
         if (code < 0x80) {

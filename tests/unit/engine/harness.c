@@ -931,8 +931,11 @@ void h_run(struct harness *h)
         int moved = 0;
         if (h->direct == H_SPLICE) {
             /* keep-alive pings never stop on their own: a run is at most 10 simulated minutes */
-            if (h->net.now - t0 > 600000 * MS)
+            if (h->net.now - t0 > 600000 * MS) {
+                if (getenv("HARNESS_DEBUG"))
+                    fprintf(stderr, "harness: run stopped after 600 s simulated\n");
                 return;
+            }
             moved = splice_pump(h);
         }
         for (int i = 0; i < H_MAX_CLIENTS; i++) {
