@@ -186,6 +186,26 @@ static void test_unsubscribe_stops_delivery(void **s)
     done(h);
 }
 
+/* Between UNSUBSCRIBE and UNSUBACK the broker may already have stopped delivering: matching
+ * messages go to it, so the subscriber gets exactly what the broker decides. */
+static void test_publish_during_unsubscribe(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "pu", 0);
+    uint8_t b[128];
+    h_send(h, 1, b, hb_unsubscribe(b, MQO_MQTT_V311, 77, "pu")); /* not yet at the broker */
+    h_publish(h, 0, "pu", "racing", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_PENDING_SUB], 1); /* the broker decides */
+    assert_int_equal(h->broker_publish_in, 1);
+    size_t got = h_count_pub(h, 1, "pu"); /* 0 or 1: whichever the broker read first */
+    h_publish(h, 0, "pu", "after", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "pu"), got);
+    assert_int_equal(st(h)->subscriptions, 0);
+    done(h);
+}
+
 /* The subscriber receives broker-originated QoS 1 (retained) and offload QoS 1 on one
  * connection: identifiers must never collide, each message arrives once and is acked once. */
 static void test_pid_collision_with_broker_qos1(void **s)
@@ -786,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_suback_denied_never_served),
         cmocka_unit_test(test_retained_passthrough),
         cmocka_unit_test(test_unsubscribe_stops_delivery),
+        cmocka_unit_test(test_publish_during_unsubscribe),
         cmocka_unit_test(test_pid_collision_with_broker_qos1),
         cmocka_unit_test(test_keepalive_synthesis),
         cmocka_unit_test(test_keepalive_broker_closes_without_offload),
