@@ -1011,7 +1011,8 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
                           : NULL;
     if (c && c->dead)
         return 1;
-    int syn = (s.flags & (TH_SYN | TH_ACK)) == TH_SYN;
+    /* only a client's SYN opens a connection the splice edits */
+    int syn = (s.flags & (TH_SYN | TH_ACK)) == TH_SYN && from == MQO_SIDE_CLIENT;
     if (!c && !syn) {
         /* a connection whose start we did not see: never edited, but its client may hold
          * subscriptions we cannot know, so nothing is offloaded while it lives */
