@@ -1,0 +1,468 @@
+#!/usr/bin/env bash
+# make bench: the offload against Mosquitto direct, in the lab, and docs/BENCHMARKS.md.
+#
+#   bench/run.sh [--quick] [--reps N] [--keep DIR] [--no-doc] [SCENARIO...]
+#
+# Brings up a lab of its own (tools/mqoff-lab, prefix bn<pid>): clients in the cli namespace,
+# Mosquitto at 198.18.0.2:1883 in brk, and in nic, per target:
+#   direct   the kernel bridge br0 (nothing MQTT-aware between clients and broker)
+#   proxy    `mqoff proxy --listen 198.18.0.3:1883 --broker 198.18.0.2:1883 --acl open`
+#   monitor  br0 lets go of its two ports; `mqoff monitor --port-a Pnc --port-b Pnb
+#            --broker 198.18.0.2:1883 --acl open --startup-hold 0` forwards between them (clients still use
+#            198.18.0.2); the ports go back to br0 afterwards
+#   bridge   as monitor, with build/mqoff-bridge (the null forwarder): the floor of a
+#            userspace bump
+# Each scenario runs build/mqoff-bench in the cli namespace against every target, 3 times,
+# targets alternating (their order rotates each repetition), a fresh broker (and mqoff) per
+# run. Per run it keeps mqoff-bench's JSON, and the CPU time of the broker, of mqoff and of
+# the bench (utime+stime before/after, /proc/PID/stat) and of the whole machine (/proc/stat).
+# bench/summarize.py takes medians over the repetitions and writes docs/BENCHMARKS.md;
+# gnuplot (bench/plot.gp; gnuplot-nox is installed with apt-get when missing) draws
+# docs/bench-latency.png.
+#
+# Scenarios (default: all; --quick: fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor, shorter):
+#   fanout-1-N-1-qQ   N in 1 10 100 1000, Q in 0 1 (fanout-1-N-1 = both QoS; fanout = all 8)
+#   fanout-5-1000-5   5 publishers, 1000 subscribers (STR/+), 5 topics, two rate steps
+#   saturation        1 -> 1000, rate stepped up by mqoff-bench --saturation
+#   p2p-1000          1000 publisher/subscriber pairs on 1000 topics (exact filters)
+#   payload-B         fan-out 1-10-1 with B-byte payloads, B in 32 1024 1460 1461 16384 65536
+#                     (payload = all six)
+#   floor             1-1-1 through the kernel bridge vs mqoff-bridge
+#   wildcard-10k      not runnable with mqoff-bench (see docs/BENCHMARKS.md)
+#
+# Traffic stays inside the lab's namespaces (198.18.0.0/15 only). Every run is bounded by
+# timeout; whatever happens (failure, ^C), the EXIT trap stops what it started, gives the
+# bridge its ports back and removes the lab. Needs root.
+set -uo pipefail
+# The broker is started by tools/mqoff-lab, which exits: the orphaned broker's parent becomes
+# init, which here reaps only every couple of seconds, and each stop of the broker would wait
+# for that. Run as a child subreaper (prctl PR_SET_CHILD_SUBREAPER, kept across exec) so
+# orphans become this shell's children and are reaped at once.
+if [ -z "${MQB_SUBREAPER:-}" ]; then
+  export MQB_SUBREAPER=1
+  exec /usr/bin/python3 -c 'import ctypes, os, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+os.execv("/bin/bash", ["bash"] + sys.argv[1:])' "$0" "$@"
+fi
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+LAB=$ROOT/tools/mqoff-lab
+MQOFF=${MQOFF:-$ROOT/build/mqoff}
+BENCH=${MQOFF_BENCH:-$ROOT/build/mqoff-bench}
+BRIDGE=${MQOFF_BRIDGE:-$ROOT/build/mqoff-bridge}
+PY=/usr/bin/python3
+export MQO_LAB=bn$$
+P=$MQO_LAB
+NS_CLI=$P-cli NS_NIC=$P-nic
+BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 PORT=1883
+DOC=$ROOT/docs/BENCHMARKS.md
+PNG=$ROOT/docs/bench-latency.png
+DEADLINE_S=${BENCH_DEADLINE_S:-2400}   # past this, remaining runs are skipped (reported)
+QUIET_PCT=${BENCH_QUIET_PCT:-15} QUIET_MAX_S=${BENCH_QUIET_MAX_S:-20} QUIET_TOTAL_S=${BENCH_QUIET_TOTAL_S:-240}  # see wait_quiet
+
+ORIG_ARGS="$*"
+REPS=3 QUICK=0 KEEP= WRITE_DOC=1
+SCEN_ARGS=()
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --reps) REPS=$2; shift ;;
+    --keep) KEEP=$2; shift ;;
+    --no-doc) WRITE_DOC=0 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "bench/run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    *) SCEN_ARGS+=("$1") ;;
+  esac
+  shift
+done
+[[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --reps wants a positive number" >&2; exit 2; }
+
+ALL_SCENARIOS=(
+  fanout-1-1-1-q0 fanout-1-1-1-q1 fanout-1-10-1-q0 fanout-1-10-1-q1
+  fanout-1-100-1-q0 fanout-1-100-1-q1 fanout-1-1000-1-q0 fanout-1-1000-1-q1
+  fanout-5-1000-5 saturation p2p-1000
+  payload-32 payload-1024 payload-1460 payload-1461 payload-16384 payload-65536
+  floor
+)
+QUICK_SCENARIOS=(fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor)
+
+# expand NAME: the scenario ids NAME stands for (itself, a QoS pair, or a group).
+expand() {
+  local n=$1 s hit=0
+  case "$n" in
+    fanout|fanout-1-N-1) n='fanout-1-*-1-q*' ;;
+    payload) n='payload-*' ;;
+    all) n='*' ;;
+    wildcard-10k)
+      echo "bench/run.sh: wildcard-10k cannot be expressed with mqoff-bench (one filter kind per run," \
+           "+ and # match every subscriber); skipped, see docs/BENCHMARKS.md" >&2
+      return 0 ;;
+  esac
+  for s in "${ALL_SCENARIOS[@]}"; do
+    # shellcheck disable=SC2053
+    if [[ $s == $n || $s == "$n"-q0 || $s == "$n"-q1 ]]; then echo "$s"; hit=1; fi
+  done
+  [ $hit -eq 1 ] || { echo "bench/run.sh: unknown scenario '$1'" >&2; return 1; }
+}
+
+SCENARIOS=()
+if [ ${#SCEN_ARGS[@]} -eq 0 ]; then
+  if [ $QUICK -eq 1 ]; then SCENARIOS=("${QUICK_SCENARIOS[@]}"); else SCENARIOS=("${ALL_SCENARIOS[@]}"); fi
+else
+  for a in "${SCEN_ARGS[@]}"; do
+    out=$(expand "$a") || exit 2
+    for s in $out; do SCENARIOS+=("$s"); done
+  done
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench/run.sh: the lab needs root (network namespaces, raw sockets)" >&2
+  exit 1
+fi
+for f in "$MQOFF" "$BENCH" "$BRIDGE"; do
+  [ -x "$f" ] || { echo "bench/run.sh: $f is not built (make all)" >&2; exit 1; }
+done
+
+# ---- state and cleanup ------------------------------------------------------------------------
+RES= OWN_RES=0 MQ_PID= MQ_KIND= LAB_UP=0 BROKER_PID=
+
+mq_stop() {   # SIGTERM, up to 10 s, then SIGKILL; sets MQ_RC
+  MQ_RC=
+  [ -n "$MQ_PID" ] || return 0
+  local i
+  kill -TERM "$MQ_PID" 2>/dev/null || true
+  for ((i = 0; i < 500; i++)); do kill -0 "$MQ_PID" 2>/dev/null || break; sleep 0.02; done
+  kill -0 "$MQ_PID" 2>/dev/null && kill -KILL "$MQ_PID" 2>/dev/null
+  wait "$MQ_PID" 2>/dev/null
+  MQ_RC=$?
+  MQ_PID=
+}
+
+ports_to_bridge() {
+  ip -n "$NS_NIC" link set "${P}nc" master br0 2>/dev/null || true
+  ip -n "$NS_NIC" link set "${P}nb" master br0 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  mq_stop >/dev/null 2>&1
+  if [ $LAB_UP -eq 1 ]; then
+    ports_to_bridge
+    "$LAB" down >/dev/null 2>&1 || true
+  fi
+  if [ $OWN_RES -eq 1 ] && [ -n "$RES" ]; then rm -rf "$RES"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'echo "bench/run.sh: interrupted" >&2; exit 130' INT TERM HUP
+
+if [ -n "$KEEP" ]; then
+  RES=$KEEP
+  mkdir -p "$RES/runs" || exit 1
+else
+  RES=$(mktemp -d /tmp/mqoff-bench.XXXXXX) || exit 1
+  OWN_RES=1
+  mkdir -p "$RES/runs"
+fi
+
+T_START=$(date +%s)
+log() { printf '[%4ds] %s\n' $(($(date +%s) - T_START)) "$*"; }
+
+# ---- gnuplot (for the PNG) ----------------------------------------------------------------------
+if [ $WRITE_DOC -eq 1 ] && ! command -v gnuplot >/dev/null 2>&1; then
+  log "installing gnuplot-nox (for docs/bench-latency.png)"
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 300 apt-get update -qq >/dev/null 2>&1 || true
+  timeout 600 apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null 2>&1 ||
+    log "gnuplot-nox could not be installed: no PNG this time"
+fi
+
+# ---- the machine --------------------------------------------------------------------------------
+{
+  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "nproc=$(nproc)"
+  echo "kernel=$(uname -r)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/^[^:]*: *//')"
+  echo "mem_mb=$(awk '/MemTotal/ {printf "%d", $2 / 1024}' /proc/meminfo)"
+  echo "mosquitto=$(/usr/sbin/mosquitto -h 2>&1 | head -1)"
+  echo "gcc=$(gcc --version 2>/dev/null | head -1)"
+  echo "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | wc -l)"
+  echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "reps=$REPS"
+  echo "quick=$QUICK"
+  echo "quiet_pct=$QUIET_PCT"
+  echo "quiet_max_s=$QUIET_MAX_S"
+  echo "argv=bench/run.sh $ORIG_ARGS"
+  echo "scenarios=${SCENARIOS[*]}"
+} >"$RES/machine.txt"
+
+# ---- lab ----------------------------------------------------------------------------------------
+log "lab $P up"
+if ! out=$(timeout 60 "$LAB" up 2>&1); then
+  echo "bench/run.sh: lab up failed: $out" >&2
+  LAB_UP=1
+  exit 1
+fi
+LAB_UP=1
+# Many short-lived client connections per run: a wide port range and TIME_WAIT reuse in the
+# client namespace (namespaced settings, nothing outside the lab changes).
+ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1 >/dev/null
+
+CLK_TCK=$(getconf CLK_TCK)
+ticks() { [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] && sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}' || echo 0; }
+machine_ticks() { awk '/^cpu / {b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6; print b, t}' /proc/stat; }
+
+wait_port() {  # NS ADDR PORT SECS
+  local i
+  for ((i = 0; i < $4 * 20; i++)); do
+    ip netns exec "$1" timeout 1 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# wait_quiet: other work on the machine (builds, tests) distorts a run on 2 cores. Before each
+# run, wait (up to QUIET_MAX_S) until the machine is nearly idle: under QUIET_PCT % of all
+# cores busy over 0.3 s. Sets QUIET_WAIT (s waited) and QUIET (1 when it got quiet). Once the
+# waits add up to QUIET_TOTAL_S, it waits 2 s at most (the whole run stays bounded).
+QUIET_SUM=0
+wait_quiet() {
+  local t0 b0 tt0 b1 tt1 pct max=$QUIET_MAX_S
+  [ "${QUIET_SUM%.*}" -lt "$QUIET_TOTAL_S" ] || max=2
+  t0=$(date +%s.%N)
+  QUIET=0
+  while :; do
+    read -r b0 tt0 < <(machine_ticks)
+    sleep 0.3
+    read -r b1 tt1 < <(machine_ticks)
+    pct=$(( (b1 - b0) * 100 / (tt1 - tt0 > 0 ? tt1 - tt0 : 1) ))
+    if [ "$pct" -le "$QUIET_PCT" ]; then QUIET=1; break; fi
+    awk -v a="$t0" -v b="$(date +%s.%N)" -v m="$max" 'BEGIN {exit !(b - a > m)}' && break
+  done
+  QUIET_WAIT=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+  QUIET_SUM=$(awk -v a="$QUIET_SUM" -v b="$QUIET_WAIT" 'BEGIN {printf "%.1f", a + b}')
+}
+
+target_host() { if [ "$1" = proxy ]; then echo "$PROXY_ADDR"; else echo "$BROKER_ADDR"; fi; }
+
+# The exact commands, for the report.
+target_cmd() {
+  case "$1" in
+    direct) echo "(kernel bridge br0 in ${P}-nic; no mqoff)" ;;
+    proxy) echo "ip netns exec ${P}-nic build/mqoff proxy --listen $PROXY_ADDR:$PORT --broker $BROKER_ADDR:$PORT --acl open" ;;
+    monitor) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff monitor --port-a ${P}nc --port-b ${P}nb --broker $BROKER_ADDR:$PORT --acl open --startup-hold 0" ;;
+    bridge) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff-bridge --port-a ${P}nc --port-b ${P}nb --quiet" ;;
+  esac
+}
+
+# target_up T LOG: fresh broker, then mqoff (or the bridge) for T. Sets MQ_PID, BROKER_PID.
+target_up() {
+  local t=$1 log=$2 out
+  MQ_KIND=$t
+  if ! out=$(timeout 30 "$LAB" broker-start 2>&1); then
+    echo "broker start failed: $out" >"$log"
+    return 1
+  fi
+  BROKER_PID=$("$LAB" broker-pid)
+  case "$t" in
+    direct) : >"$log"; return 0 ;;
+    proxy)
+      ip netns exec "$NS_NIC" "$MQOFF" proxy --listen "$PROXY_ADDR:$PORT" --broker "$BROKER_ADDR:$PORT" \
+        --acl open >"$log" 2>&1 </dev/null &
+      MQ_PID=$! ;;
+    monitor|bridge)
+      ip -n "$NS_NIC" link set "${P}nc" nomaster
+      ip -n "$NS_NIC" link set "${P}nb" nomaster
+      if [ "$t" = monitor ]; then
+        # --startup-hold 0: the broker is fresh and no client reaches it before mqoff is in place,
+        # so there is no connection mqoff could have missed (the default holds offload for 90 s).
+        ip netns exec "$NS_NIC" "$MQOFF" monitor --port-a "${P}nc" --port-b "${P}nb" \
+          --broker "$BROKER_ADDR:$PORT" --acl open --startup-hold 0 >"$log" 2>&1 </dev/null &
+      else
+        ip netns exec "$NS_NIC" "$BRIDGE" --port-a "${P}nc" --port-b "${P}nb" --quiet >"$log" 2>&1 </dev/null &
+      fi
+      MQ_PID=$! ;;
+  esac
+  if ! wait_port "$NS_CLI" "$(target_host "$t")" "$PORT" 10 || ! kill -0 "$MQ_PID" 2>/dev/null; then
+    echo "bench/run.sh: $t did not come up" >>"$log"
+    return 1
+  fi
+}
+
+# gone PID: the process exited. The broker is not our child (mqoff-lab started it): once it
+# exits it stays a zombie until init reaps it, which can take a second; kill -0 cannot tell.
+gone() { [ ! -r "/proc/$1/stat" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
+
+# target_down T: stops mqoff/the bridge (its summary stays in its log), the broker, ports back.
+target_down() {
+  local i
+  mq_stop
+  if [ -n "${BROKER_PID:-}" ]; then
+    kill -TERM "$BROKER_PID" 2>/dev/null
+    for ((i = 0; i < 250; i++)); do gone "$BROKER_PID" && break; sleep 0.02; done
+    gone "$BROKER_PID" || kill -KILL "$BROKER_PID" 2>/dev/null
+    BROKER_PID=
+  fi
+  { [ "$1" = monitor ] || [ "$1" = bridge ]; } && ports_to_bridge
+  return 0
+}
+
+# ---- scenarios ----------------------------------------------------------------------------------
+# scen NAME: sets TARGETS, ARGS (mqoff-bench options besides host/label/json/tap), LIMIT (s).
+scen() {
+  local n=$1 subs q rate dur warm grace
+  TARGETS="direct proxy monitor"
+  case "$n" in
+    fanout-1-*-1-q*)
+      subs=${n#fanout-1-}; subs=${subs%%-*}; q=${n##*-q}
+      grace=1 warm=1
+      case "$subs" in
+        1|10) rate=500 dur=2 ;;
+        100) rate=200 dur=5 ;;
+        1000) rate=20 warm=2 grace=2
+              if [ "$q" = 0 ]; then dur=20; else dur=12; fi
+              [ $QUICK -eq 1 ] && dur=10
+              [ "$q" = 0 ] && TARGETS="direct proxy monitor bridge" ;;
+      esac
+      ARGS=(--pubs 1 --subs "$subs" --topics 1 --qos "$q" --rate "$rate" --duration "$dur" --warmup "$warm" --grace "$grace")
+      LIMIT=$((dur + warm + grace + 60)) ;;
+    fanout-5-1000-5)
+      ARGS=(--pubs 5 --subs 1000 --topics 5 --filter plus --saturation --rate 2 --step-factor 2.5 --max-steps 2
+            --step 4 --step-warmup 1 --p99-bound-ms 5000 --grace 2)
+      LIMIT=90 ;;
+    saturation)
+      ARGS=(--pubs 1 --subs 1000 --topics 1 --saturation --rate 15 --step-factor 1.5 --max-steps 11
+            --step 2 --step-warmup 1 --p99-bound-ms 250 --grace 1)
+      LIMIT=120 ;;
+    p2p-1000)
+      dur=5; [ $QUICK -eq 1 ] && dur=3
+      ARGS=(--pubs 1000 --subs 1000 --topics 1000 --rate 5 --duration "$dur" --warmup 2 --grace 1)
+      LIMIT=90 ;;
+    payload-*)
+      ARGS=(--pubs 1 --subs 10 --topics 1 --size "${n#payload-}" --rate 500 --duration 2 --warmup 1 --grace 1)
+      LIMIT=60 ;;
+    floor)
+      TARGETS="direct bridge"
+      ARGS=(--pubs 1 --subs 1 --topics 1 --rate 500 --duration 2 --warmup 1 --grace 1)
+      LIMIT=60 ;;
+    *) echo "bench/run.sh: no definition for $n" >&2; return 1 ;;
+  esac
+}
+
+# run_one SCEN TARGET REP
+run_one() {
+  local s=$1 t=$2 r=$3 base host b0 b1 m0 m1 k0 k1 rc alive mqrc wall0 wall1
+  base=$RES/runs/$s.$t.$r
+  host=$(target_host "$t")
+  : >"$base.meta"
+  if ! target_up "$t" "$base.mqoff.log"; then
+    log "  $s [$t] rep $r: target did not come up: $(tail -2 "$base.mqoff.log" | tr '\n' ' ')"
+    target_down "$t"
+    printf 'scenario=%s\ntarget=%s\nrep=%s\nsetup_failed=1\n' "$s" "$t" "$r" >"$base.meta"
+    return 0
+  fi
+  wait_quiet
+  local cmd=("$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${ARGS[@]}" --json "$base.json")
+  b0=$(ticks "$BROKER_PID"); k0=$(ticks "$MQ_PID"); m0=$(machine_ticks); wall0=$(date +%s.%N)
+  ip netns exec "$NS_CLI" /usr/bin/time -f '%U %S' -o "$base.time" \
+    timeout -k 5 "$LIMIT" "${cmd[@]}" >"$base.out" 2>"$base.err" </dev/null
+  rc=$?
+  wall1=$(date +%s.%N); b1=$(ticks "$BROKER_PID"); k1=$(ticks "$MQ_PID"); m1=$(machine_ticks)
+  alive=1
+  if [ -n "$MQ_PID" ] && ! kill -0 "$MQ_PID" 2>/dev/null; then alive=0; fi
+  target_down "$t"
+  mqrc=${MQ_RC:-}
+  {
+    echo "scenario=$s"
+    echo "target=$t"
+    echo "rep=$r"
+    echo "rc=$rc"
+    echo "clk_tck=$CLK_TCK"
+    echo "broker_ticks=$((b1 - b0))"
+    echo "mqoff_ticks=$((k1 - k0))"
+    echo "machine_busy_ticks=$(( ${m1% *} - ${m0% *} ))"
+    echo "machine_total_ticks=$(( ${m1#* } - ${m0#* } ))"
+    echo "bench_cpu=$(grep -E '^[0-9.]+ [0-9.]+$' "$base.time" 2>/dev/null | tail -1)"
+    echo "wall_s=$(awk -v a="$wall0" -v b="$wall1" 'BEGIN {printf "%.2f", b - a}')"
+    echo "mqoff_alive_at_end=$alive"
+    echo "mqoff_rc=$mqrc"
+    echo "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "quiet=$QUIET"
+    echo "quiet_wait_s=$QUIET_WAIT"
+    echo "cmd=ip netns exec ${P}-cli build/mqoff-bench --host $host --label $t --prefix mqb --tap ${P}c --quiet ${ARGS[*]} --json FILE"
+    echo "target_cmd=$(target_cmd "$t")"
+  } >"$base.meta"
+  local note=""
+  [ "$rc" -eq 0 ] || note=" exit $rc"
+  [ $alive -eq 1 ] || note="$note; mqoff DIED during the run"
+  [ "$QUIET" -eq 1 ] || note="$note; the machine was busy with other work (waited ${QUIET_WAIT}s)"
+  log "  $s [$t] rep $r: $(summary_line "$base.json")$note"
+}
+
+summary_line() {
+  "$PY" - "$1" <<'EOF' 2>/dev/null || echo "(no JSON)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = d["totals"]
+if d["config"]["saturation"]:
+    s = d["saturation"]
+    print("best %.0f deliveries/s, steps %d, lost %d" % (s["best_deliveries_per_s"], len(d["windows"]), t["lost"]))
+else:
+    w = d["windows"][0]
+    l = w["latency_ns"]["last_subscriber"]
+    wire = w["latency_ns"].get("wire_last_subscriber", {})
+    f = lambda h, k: ("%.2f" % (h[k] / 1e6)) if h.get("count") else "-"
+    print("last p50 %s p99 %s ms, wire p99 %s ms, %.0f deliveries/s, lost %d" %
+          (f(l, "p50"), f(l, "p99"), f(wire, "p99"), w["deliveries_per_s"], t["lost"]))
+EOF
+}
+
+# ---- the runs -----------------------------------------------------------------------------------
+log "scenarios: ${SCENARIOS[*]}; $REPS repetitions; results in $RES"
+SKIPPED=0
+for s in "${SCENARIOS[@]}"; do
+  scen "$s" || exit 1
+  read -r -a tl <<<"$TARGETS"
+  log "$s: targets ${TARGETS}"
+  for ((r = 1; r <= REPS; r++)); do
+    # rotate the order each repetition: no target always runs first (or right after another)
+    for ((i = 0; i < ${#tl[@]}; i++)); do
+      t=${tl[$(( (i + r - 1) % ${#tl[@]} ))]}
+      if [ $(($(date +%s) - T_START)) -gt "$DEADLINE_S" ]; then
+        SKIPPED=$((SKIPPED + 1))
+        printf 'scenario=%s\ntarget=%s\nrep=%s\nskipped_deadline=1\n' "$s" "$t" "$r" >"$RES/runs/$s.$t.$r.meta"
+        continue
+      fi
+      run_one "$s" "$t" "$r"
+    done
+  done
+done
+[ $SKIPPED -eq 0 ] || log "deadline of ${DEADLINE_S}s passed: $SKIPPED runs skipped"
+
+echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/machine.txt"
+echo "elapsed_s=$(($(date +%s) - T_START))" >>"$RES/machine.txt"
+echo "quiet_wait_total_s=$QUIET_SUM" >>"$RES/machine.txt"
+ports_to_bridge
+timeout 60 "$LAB" down >/dev/null 2>&1 || true
+LAB_UP=0
+
+# ---- the report ---------------------------------------------------------------------------------
+if [ $WRITE_DOC -eq 1 ]; then
+  "$PY" "$ROOT/bench/summarize.py" "$RES" "$DOC" || { echo "bench/run.sh: summarize failed" >&2; exit 1; }
+  if command -v gnuplot >/dev/null 2>&1; then
+    if timeout 60 gnuplot -e "dir='$RES'; out='$PNG'" "$ROOT/bench/plot.gp" 2>"$RES/gnuplot.err"; then
+      log "wrote $DOC and $PNG"
+    else
+      log "gnuplot failed: $(head -3 "$RES/gnuplot.err" | tr '\n' ' ')"
+    fi
+  else
+    log "wrote $DOC (no gnuplot: PNG not redrawn)"
+  fi
+else
+  "$PY" "$ROOT/bench/summarize.py" "$RES" /dev/stdout >/dev/null || true
+fi
+log "done in $(($(date +%s) - T_START)) s"
