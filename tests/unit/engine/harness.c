@@ -1138,3 +1138,41 @@ int h_same_per_publisher(const struct harness *a, const struct harness *b, int i
     }
     return 1;
 }
+
+void h_random_script(struct harness *h, unsigned seed, int nsub, int n, int churn)
+{
+    srand(seed);
+    const char *topics[] = {"a", "a/b", "a/c", "b", "b/x/y"};
+    const char *filters[] = {"a", "a/+", "#", "b/#", "a/b", "+/x/+"};
+    int npub = 3;
+    for (int i = 0; i < npub + nsub; i++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "c%d", i);
+        h_open(h);
+        h_connect(h, i, (uint8_t)(i % 2 ? MQO_MQTT_V5 : MQO_MQTT_V311), cid, 1, 30);
+    }
+    for (int i = npub; i < npub + nsub; i++)
+        h_subscribe(h, i, filters[rand() % 6], (uint8_t)(rand() % 2), 0);
+    for (int k = 0; k < n; k++) {
+        int p = rand() % npub;
+        if (churn) {
+            int what = rand() % 20;
+            if (what == 0) {
+                h_subscribe(h, npub + rand() % nsub, filters[rand() % 6], (uint8_t)(rand() % 2), 0);
+                continue;
+            }
+            if (what == 1) {
+                h_unsubscribe(h, npub + rand() % nsub, filters[rand() % 6]);
+                continue;
+            }
+        }
+        char pl[32];
+        snprintf(pl, sizeof pl, "p%d:%d", p, k);
+        h_publish(h, p, topics[rand() % 5], pl, (uint8_t)(rand() % 3), rand() % 10 == 0);
+        if (rand() % 3 == 0)
+            h_run(h);
+        if (churn && rand() % 50 == 0)
+            h_advance(h, 200);
+    }
+    h_run(h);
+}

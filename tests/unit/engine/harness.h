@@ -177,6 +177,12 @@ void h_publish(struct harness *h, int i, const char *topic, const char *payload,
 size_t h_count_pub(const struct harness *h, int i, const char *topic);
 /* The k-th PUBLISH client i received, NULL if none. */
 const struct h_rx *h_pub(const struct harness *h, int i, size_t k);
+/* A reproducible random scenario: 3 publishers (clients 0-2) and nsub subscribers (3..) mixing
+ * MQTT 3.1.1 and 5, random filters, n publishes with random topic/QoS 0-2/retain, runs of the
+ * network at random points; with churn, subscribes/unsubscribes and clock jumps too.
+ * Payloads are "pN:k" (N the publisher). */
+void h_random_script(struct harness *h, unsigned seed, int nsub, int n, int churn);
+
 /* Compares what client i received in two runs of the same script (payloads "pN:..." name the
  * publisher N < npub): the same number of PUBLISH, and for each publisher the same payloads,
  * topics and QoS in the same order. Returns 1 when equal, else 0 with the first difference

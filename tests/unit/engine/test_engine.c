@@ -728,52 +728,14 @@ static void test_broker_only_filter(void **s)
 
 /* Differential: the same random script direct to the broker and through the engine gives every
  * subscriber the same messages in the same order per publisher. */
-static void run_script(struct harness *h, unsigned seed, int nsub)
-{
-    srand(seed);
-    const char *topics[] = {"a", "a/b", "a/c", "b", "b/x/y"};
-    const char *filters[] = {"a", "a/+", "#", "b/#", "a/b", "+/x/+"};
-    int npub = 3;
-    for (int i = 0; i < npub + nsub; i++) {
-        char cid[32];
-        snprintf(cid, sizeof cid, "c%d", i);
-        h_open(h);
-        h_connect(h, i, (uint8_t)(i % 2 ? MQO_MQTT_V5 : MQO_MQTT_V311), cid, 1, 30);
-    }
-    for (int i = npub; i < npub + nsub; i++)
-        h_subscribe(h, i, filters[rand() % 6], (uint8_t)(rand() % 2), 0);
-    for (int k = 0; k < 300; k++) {
-        int p = rand() % npub;
-        int what = rand() % 20;
-        if (what == 0) {
-            int sb = npub + rand() % nsub;
-            h_subscribe(h, sb, filters[rand() % 6], (uint8_t)(rand() % 2), 0);
-            continue;
-        }
-        if (what == 1) {
-            int sb = npub + rand() % nsub;
-            h_unsubscribe(h, sb, filters[rand() % 6]);
-            continue;
-        }
-        char pl[32];
-        snprintf(pl, sizeof pl, "p%d:%d", p, k);
-        h_publish(h, p, topics[rand() % 5], pl, (uint8_t)(rand() % 3), rand() % 10 == 0);
-        if (rand() % 3 == 0)
-            h_run(h);
-        if (rand() % 50 == 0)
-            h_advance(h, 200);
-    }
-    h_run(h);
-}
-
 static void test_differential_vs_direct(void **s)
 {
     for (unsigned seed = 1; seed <= 20; seed++) {
         struct harness *d = malloc(sizeof *d), *o = malloc(sizeof *o);
         h_init(d, NULL, 1);
         h_init(o, NULL, 0);
-        run_script(d, seed, 6);
-        run_script(o, seed, 6);
+        h_random_script(d, seed, 6, 300, 1);
+        h_random_script(o, seed, 6, 300, 1);
         for (int i = 3; i < 9; i++) {
             char why[256];
             if (!h_same_per_publisher(d, o, i, 3, why, sizeof why))
