@@ -111,6 +111,9 @@ struct mqo_splice {
     struct sconn *dirty, *dead;
     uint64_t now;
     uint64_t last_scan;
+    /* no retransmission or probe deadline is earlier than this (UINT64_MAX: none armed): the
+     * timer walk over every connection runs only when it is due */
+    uint64_t due;
     uint8_t frame[FRAME_MAX];
 };
 
@@ -164,6 +167,14 @@ static void mark_dirty(struct sconn *c)
     c->dirty = 1;
     c->dirty_next = c->sp->dirty;
     c->sp->dirty = c;
+}
+
+/* Arms a retransmission or probe deadline (0 disarms). */
+static void arm(struct sconn *c, uint64_t *slot, uint64_t t)
+{
+    *slot = t;
+    if (t && t < c->sp->due)
+        c->sp->due = t;
 }
 
 /* side a half's output goes to, and the side its input comes from */
@@ -362,7 +373,7 @@ static void push_half(struct sconn *c, int d)
         if (n == 0) {
             /* zero window with nothing in flight: probe it later */
             if (wnd_room == 0 && flight == 0 && !h->persist_deadline)
-                h->persist_deadline = now + (h->rto ? h->rto : RTO_INIT);
+                arm(c, &h->persist_deadline, now + (h->rto ? h->rto : RTO_INIT));
             break;
         }
         h->persist_deadline = 0;
@@ -376,14 +387,14 @@ static void push_half(struct sconn *c, int d)
         if (h->out_nxt > h->out_max)
             h->out_max = h->out_nxt;
         if (!h->rtx_deadline)
-            h->rtx_deadline = now + h->rto;
+            arm(c, &h->rtx_deadline, now + h->rto);
     }
     /* our FIN follows the sender's, after everything the engine produced */
     if (h->fin_in && !h->fin_out_sent && h->out_nxt == h->out_end) {
         send_seg(c, to, h->out_end, NULL, 0, TH_FIN);
         h->fin_out_sent = 1;
         if (!h->rtx_deadline)
-            h->rtx_deadline = now + h->rto;
+            arm(c, &h->rtx_deadline, now + h->rto);
     }
 }
 
@@ -855,9 +866,8 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
             h->cwnd += mss * mss / h->cwnd + 1; /* congestion avoidance */
         }
         h->dupacks = 0;
-        h->rtx_deadline = h->out_nxt > h->out_una || (h->fin_out_sent && !fin_acked)
-                              ? now + h->rto
-                              : 0;
+        arm(c, &h->rtx_deadline,
+            h->out_nxt > h->out_una || (h->fin_out_sent && !fin_acked) ? now + h->rto : 0);
     } else if (s->len == 0 && !(s->flags & (TH_SYN | TH_FIN)) && h->out_nxt > h->out_una &&
                wnd == h->y_wnd) {
         if (++h->dupacks == 3 && !h->in_recovery) {
@@ -1119,11 +1129,11 @@ static void timers_half(struct sconn *c, int d)
         push_half(c, d);
         if (!h->rtx_deadline &&
             (h->out_nxt > h->out_una || (h->fin_out_sent && !h->fin_out_acked)))
-            h->rtx_deadline = now + h->rto;
+            arm(c, &h->rtx_deadline, now + h->rto);
     }
     if (h->persist_deadline && now >= h->persist_deadline) {
         /* zero-window probe: one byte beyond the window */
-        h->persist_deadline = now + h->rto;
+        arm(c, &h->persist_deadline, now + h->rto);
         if (h->out_end > h->out_una && h->out_nxt == h->out_una) {
             /* the first unsent byte: a receiver with room takes it and acknowledges it */
             send_seg(c, out_side(d), h->out_una, h->out.data, 1, TH_PSH);
@@ -1161,6 +1171,11 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
             i--; /* backward-shift deletion may have moved another entry here */
         }
     }
+    if (now < sp->due && !scan) {
+        settle(sp);
+        return;
+    }
+    sp->due = UINT64_MAX; /* recomputed by the walk (and by whatever it arms) */
     for (size_t i = 0; i < sp->conns.cap; i++) {
         if (!sp->conns.slots[i].used)
             continue;
@@ -1171,6 +1186,12 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
             timers_half(c, C2S);
             if (!c->dead)
                 timers_half(c, S2C);
+        }
+        for (int d = 0; d < 2 && !c->dead; d++) {
+            uint64_t t[2] = {c->h[d].rtx_deadline, c->h[d].persist_deadline};
+            for (int k = 0; k < 2; k++)
+                if (t[k] && t[k] < sp->due)
+                    sp->due = t[k];
         }
         if (scan && !c->dead) {
             if ((c->closed_at && now - c->closed_at > LINGER_NS) ||
@@ -1183,19 +1204,9 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
 
 uint64_t mqo_splice_next_timer(const struct mqo_splice *sp, uint64_t now)
 {
-    uint64_t best = UINT64_MAX;
-    for (size_t i = 0; i < sp->conns.cap; i++) {
-        if (!sp->conns.slots[i].used)
-            continue;
-        const struct sconn *c = (const struct sconn *)(uintptr_t)sp->conns.slots[i].val;
-        for (int d = 0; d < 2; d++) {
-            uint64_t t[2] = {c->h[d].rtx_deadline, c->h[d].persist_deadline};
-            for (int k = 0; k < 2; k++)
-                if (t[k] && t[k] < best)
-                    best = t[k];
-        }
-    }
-    return best == UINT64_MAX ? best : (best > now ? best - now : 0);
+    if (sp->due == UINT64_MAX)
+        return UINT64_MAX;
+    return sp->due > now ? sp->due - now : 0;
 }
 
 /* ---- setup ---- */
@@ -1208,6 +1219,7 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
         return NULL;
     }
     sp->cfg = *cfg;
+    sp->due = UINT64_MAX;
     if (!sp->cfg.max_queue)
         sp->cfg.max_queue = 4u << 20;
     if (!sp->cfg.max_conns)
