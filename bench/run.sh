@@ -44,7 +44,7 @@ if [ -z "${MQB_SUBREAPER:-}" ]; then
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
 os.execv("/bin/bash", ["bash"] + sys.argv[1:])' "$0" "$@"
 fi
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 
 LAB=$ROOT/tools/mqoff-lab
@@ -62,7 +62,7 @@ DEADLINE_S=${BENCH_DEADLINE_S:-2400}   # past this, remaining runs are skipped (
 QUIET_PCT=${BENCH_QUIET_PCT:-15} QUIET_MAX_S=${BENCH_QUIET_MAX_S:-20} QUIET_TOTAL_S=${BENCH_QUIET_TOTAL_S:-240}  # see wait_quiet
 
 ORIG_ARGS="$*"
-REPS=3 QUICK=0 KEEP= WRITE_DOC=1
+REPS=3 QUICK=0 KEEP="" WRITE_DOC=1
 SCEN_ARGS=()
 usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -126,7 +126,7 @@ for f in "$MQOFF" "$BENCH" "$BRIDGE"; do
 done
 
 # ---- state and cleanup ------------------------------------------------------------------------
-RES= OWN_RES=0 MQ_PID= MQ_KIND= LAB_UP=0 BROKER_PID=
+RES="" OWN_RES=0 MQ_PID="" LAB_UP=0 BROKER_PID=""
 
 mq_stop() {   # SIGTERM, up to 10 s, then SIGKILL; sets MQ_RC
   MQ_RC=
@@ -262,7 +262,6 @@ target_cmd() {
 # target_up T LOG: fresh broker, then mqoff (or the bridge) for T. Sets MQ_PID, BROKER_PID.
 target_up() {
   local t=$1 log=$2 out
-  MQ_KIND=$t
   if ! out=$(timeout 30 "$LAB" broker-start 2>&1); then
     echo "broker start failed: $out" >"$log"
     return 1
