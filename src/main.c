@@ -528,13 +528,15 @@ static int cmd_monitor(int argc, char **argv)
                 "  tcp               connections %llu (untouched %llu frames), segments in %llu "
                 "out %llu\n"
                 "  retransmits       %llu (fast %llu, timeouts %llu), duplicates in %llu, out of "
-                "order in %llu, bad checksums %llu, zero-window probes %llu, resets %llu\n",
+                "order in %llu, bad checksums %llu, zero-window probes %llu, resets %llu\n"
+                "  checksums         payload bytes summed once per fan-out %llu\n",
                 (unsigned long long)s->conns_total, (unsigned long long)s->conns_untracked,
                 (unsigned long long)s->segs_in, (unsigned long long)s->segs_out,
                 (unsigned long long)s->retransmits, (unsigned long long)s->fast_retransmits,
                 (unsigned long long)s->rto_expired, (unsigned long long)s->dup_segs_in,
                 (unsigned long long)s->ooo_segs_in, (unsigned long long)s->bad_csum,
-                (unsigned long long)s->zero_window_probes, (unsigned long long)s->resets);
+                (unsigned long long)s->zero_window_probes, (unsigned long long)s->resets,
+                (unsigned long long)s->csum_reused);
         print_stats(&st.engine);
     }
     free(text);

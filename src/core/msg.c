@@ -12,6 +12,8 @@ struct mqo_msg *mqo_msg_new(size_t len)
         return NULL;
     m->refs = 1;
     m->len = (uint32_t)len;
+    m->sum = 0;
+    m->sum_ok = 0;
     return m;
 }
 

@@ -9,6 +9,11 @@
 struct mqo_msg {
     uint32_t refs;
     uint32_t len;
+    /* A cache for the layers above (tcp/: the Internet checksum accumulator of data[0..len),
+     * so a fan-out checksums its payload once). Valid when sum_ok; data must not change after
+     * it is set. mqo_msg_new() clears sum_ok. */
+    uint32_t sum;
+    uint8_t sum_ok;
     uint8_t data[];
 };
 

@@ -25,6 +25,7 @@
 #define RTX_GIVE_UP 12   /* consecutive timeouts before both ends are reset */
 #define OOO_MAX (4u << 20) /* out-of-order bytes kept per direction */
 #define FRAME_MAX 9216
+#define CS_MIN 256 /* inserts at least this long get a checksum record (csrec) */
 #define LINGER_NS (10 * NS) /* a closed connection absorbs late segments this long */
 
 enum { C2S = 0, S2C = 1 };
@@ -33,6 +34,15 @@ enum { ST_SYN_SENT, ST_SYN_RCVD, ST_EST, ST_CLOSED };
 /* Input prefix [0, in_end) is resolved once the receiver acknowledged output [0, out_end). */
 struct rec {
     uint64_t in_end, out_end;
+};
+
+/* Output bytes [off, off + len) are an inserted packet whose checksum accumulator is sum: a
+ * fan-out's payload is summed once (the shared serialization, mqo_msg.sum) and each
+ * subscriber's copy only patched for its own bytes (byte 0, packet identifier). */
+struct csrec {
+    uint64_t off;
+    uint32_t len;
+    uint32_t sum;
 };
 
 struct ooo {
@@ -62,6 +72,8 @@ struct half {
     uint32_t ts_recent; /* latest TSval from X */
     /* output toward Y */
     struct mqo_buf out; /* bytes [out_una, out_end) */
+    struct csrec *cs;   /* inserted packets of CS_MIN bytes or more, in output order */
+    size_t cs_head, ncs, cap_cs;
     uint64_t out_una, out_nxt, out_end;
     uint64_t out_max; /* highest offset ever sent (out_nxt goes back on a timeout) */
     uint64_t y_wnd; /* Y's receive window for this output (bytes) */
@@ -244,6 +256,85 @@ static int resolve(struct half *h)
     return moved;
 }
 
+/* ---- checksum records ---- */
+
+/* A byte `v` replacing `old` at offset off of summed data. */
+static uint32_t sum_patch(uint32_t sum, size_t off, uint8_t old, uint8_t v)
+{
+    if (old == v)
+        return sum;
+    sum = mqo_cksum_block_add(sum, ~(uint32_t)old, off);
+    return mqo_cksum_block_add(sum, v, off);
+}
+
+/* The checksum accumulator of the bytes o stands for: the shared serialization's, summed at
+ * its first use, patched for this subscriber's byte 0 and packet identifier. */
+static uint32_t out_sum(const struct mqo_out *o)
+{
+    struct mqo_msg *m = o->msg;
+    if (!m->sum_ok) {
+        m->sum = mqo_cksum_partial(m->data, m->len, 0);
+        m->sum_ok = 1;
+    }
+    uint32_t sum = sum_patch(m->sum, 0, m->data[0], o->b0);
+    if (o->pid_off) {
+        sum = sum_patch(sum, o->pid_off, m->data[o->pid_off], (uint8_t)(o->pid >> 8));
+        sum = sum_patch(sum, o->pid_off + 1u, m->data[o->pid_off + 1], (uint8_t)o->pid);
+    }
+    return sum;
+}
+
+/* Records an inserted packet's checksum (a failure only costs the saving). */
+static void cs_push(struct half *h, uint64_t off, const struct mqo_out *o)
+{
+    if (h->ncs == h->cap_cs) {
+        size_t cap = h->cap_cs ? h->cap_cs * 2 : 16;
+        struct csrec *v = malloc(cap * sizeof *v);
+        if (!v)
+            return;
+        for (size_t i = 0; i < h->ncs; i++)
+            v[i] = h->cs[(h->cs_head + i) % h->cap_cs];
+        free(h->cs);
+        h->cs = v;
+        h->cap_cs = cap;
+        h->cs_head = 0;
+    }
+    h->cs[(h->cs_head + h->ncs) % h->cap_cs] =
+        (struct csrec){off, (uint32_t)o->msg->len, out_sum(o)};
+    h->ncs++;
+}
+
+/* The checksum accumulator of output bytes [off, off + len) of half h, at p: records of
+ * inserted packets lying wholly inside stand for their bytes, the rest is summed here.
+ * Records the receiver acknowledged are dropped on the way. */
+static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
+                            const uint8_t *p, size_t len)
+{
+    while (h->ncs && h->cs[h->cs_head].off + h->cs[h->cs_head].len <= h->out_una) {
+        h->cs_head = (h->cs_head + 1) % h->cap_cs;
+        h->ncs--;
+    }
+    uint32_t sum = 0;
+    uint64_t cur = off, end = off + len;
+    for (size_t i = 0; i < h->ncs; i++) {
+        const struct csrec *r = &h->cs[(h->cs_head + i) % h->cap_cs];
+        if (r->off >= end)
+            break;
+        if (r->off < cur || r->off + r->len > end)
+            continue; /* starts before or ends after the segment: summed as plain bytes */
+        if (r->off > cur)
+            sum = mqo_cksum_block_add(sum, mqo_cksum_partial(p + (cur - off), r->off - cur, 0),
+                                      cur - off);
+        sum = mqo_cksum_block_add(sum, r->sum, r->off - off);
+        sp->st.csum_reused += r->len;
+        cur = r->off + r->len;
+    }
+    if (cur < end)
+        sum = mqo_cksum_block_add(sum, mqo_cksum_partial(p + (cur - off), end - cur, 0),
+                                  cur - off);
+    return sum;
+}
+
 /* ---- frames ---- */
 
 /* Ack number and window of segments toward side `to`: they acknowledge the half whose sender is
@@ -306,9 +397,16 @@ static void send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *paylo
         wr32(o + 4, ho->ts_recent); /* the latest TSval of the stream's sender: never older */
         wr32(o + 8, hi->ts_recent); /* echo the receiver's */
     }
-    if (len)
+    uint32_t sum = mqo_cksum_partial(tcp, 20 + optlen, 0);
+    if (len) {
         memcpy(tcp + 20 + optlen, payload, len);
-    put_csum(tcp + 16, tcp4_csum(ip, tcp, tcplen));
+        /* the header's length is even: the payload's sum adds unrotated */
+        sum = mqo_cksum_add(sum, payload_sum(sp, ho, off, payload, len));
+    }
+    uint32_t sa, da;
+    memcpy(&sa, ip + 12, 4);
+    memcpy(&da, ip + 16, 4);
+    put_csum(tcp + 16, mqo_cksum_fold(mqo_cksum_pseudo4(sa, da, 6, (uint16_t)tcplen, sum)));
     c->ack_due[to] = 0;
     sp->st.segs_out++;
     sp->st.bytes_out[d_out] += len;
@@ -419,6 +517,7 @@ static void free_half(struct half *h)
 {
     mqo_buf_free(&h->out);
     free(h->recs);
+    free(h->cs);
     for (struct ooo *o = h->ooo, *n; o; o = n) {
         n = o->next;
         free(o);
@@ -493,6 +592,8 @@ static void op_insert(void *ud, struct mqo_conn *ec, enum mqo_dir s, const struc
         return;
     }
     mqo_out_copy(o, h->out.data + h->out.len);
+    if (n >= CS_MIN)
+        cs_push(h, h->out_end, o);
     h->out.len += n;
     h->out_end += n;
     mark_dirty(c);

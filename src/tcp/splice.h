@@ -83,6 +83,7 @@ struct mqo_splice_stats {
     uint64_t bad_csum;          /* dropped: TCP checksum wrong */
     uint64_t zero_window_probes;
     uint64_t resets;
+    uint64_t csum_reused;       /* payload bytes whose checksum came from the fan-out's sum */
 };
 
 struct mqo_splice;
