@@ -461,6 +461,8 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     free(c->cid);
     free(c->user);
     mqo_map_del(&e->conn_ids, c->id);
+    if (e->scan_conn == c)
+        e->scan_conn = c->next;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1156,18 +1158,46 @@ static void tick_conn(struct mqo_engine *e, struct mqo_conn *c, uint64_t now)
     order_tick(e, c, now);
 }
 
+/* Every connection (keep-alive, ordering holds) and every held session (expiry) is visited
+ * about every SCAN_NS, a slice per call in proportion to the time since the previous call:
+ * walking thousands of connections at once stalls every message that arrives meanwhile (with
+ * 2000 connections a whole walk took 0.3-0.8 ms, every 100 ms: the p99 of a p2p load). */
+#define SCAN_NS 100000000ull
+
+/* How many of n items a slice of dt nanoseconds visits (credit keeps the remainder). */
+static size_t scan_share(uint64_t *credit, size_t n, uint64_t dt)
+{
+    *credit += (uint64_t)n * dt;
+    uint64_t k = *credit / SCAN_NS;
+    *credit %= SCAN_NS;
+    if (k >= n) {
+        *credit = 0;
+        return n;
+    }
+    return (size_t)k;
+}
+
 void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns)
 {
     if (now_ns > e->now)
         e->now = now_ns;
-    if (e->last_scan && now_ns < e->last_scan + 100000000ull)
-        return;
-    e->last_scan = now_ns;
-    for (struct mqo_conn *c = e->conns; c; c = c->next)
+    uint64_t dt = e->last_tick && now_ns > e->last_tick ? now_ns - e->last_tick : 0;
+    if (!e->last_tick || dt > SCAN_NS)
+        dt = SCAN_NS;
+    if (now_ns > e->last_tick)
+        e->last_tick = now_ns;
+    for (size_t k = scan_share(&e->conn_credit, (size_t)e->st.conns_open, dt); k; k--) {
+        struct mqo_conn *c = e->scan_conn ? e->scan_conn : e->conns;
+        if (!c)
+            break;
+        e->scan_conn = c->next; /* kept valid if a connection is freed meanwhile */
         tick_conn(e, c, now_ns);
+    }
     /* held sessions whose expiry passed (v5): the broker has forgotten them too */
-    for (size_t i = 0; i < e->n_sbuckets; i++) {
-        struct session **pp = &e->sbuckets[i];
+    for (size_t k = scan_share(&e->bucket_credit, e->n_sbuckets, dt); k; k--) {
+        if (e->scan_bucket >= e->n_sbuckets)
+            e->scan_bucket = 0;
+        struct session **pp = &e->sbuckets[e->scan_bucket++];
         while (*pp) {
             struct session *s = *pp;
             if (!s->conn && s->expire_ns <= now_ns) {

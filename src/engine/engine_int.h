@@ -127,7 +127,11 @@ struct mqo_engine {
     struct session **sbuckets;
     size_t n_sbuckets, n_sessions;
     uint64_t now;       /* latest time passed in */
-    uint64_t last_scan; /* last full timer scan */
+    /* timers: connections and session buckets are visited a slice per tick (scan_tick) */
+    uint64_t last_tick;
+    uint64_t conn_credit, bucket_credit;
+    struct mqo_conn *scan_conn; /* next connection to visit (NULL: from the start) */
+    size_t scan_bucket;         /* next session bucket to visit */
     uint64_t order_hold_ns;
     struct plan_ent *plan; /* fan-out plan of the PUBLISH being decided */
     size_t cap_plan;

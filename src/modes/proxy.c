@@ -73,6 +73,7 @@ struct proxy {
     struct mqo_proxy_stats st;
     int ep, lfd;
     uint8_t accept_paused;
+    size_t fail_waiting; /* connections waiting for a CONNECT to refuse (fail_deadline) */
     size_t max_queue;
     struct pconn *conns, *dirty, *dead;
     uint64_t now;
@@ -224,10 +225,12 @@ static void broker_failed(struct pconn *pc, int err)
         close(pc->s[BROKER].fd);
         pc->s[BROKER].fd = -1;
     }
-    if (pc->connect_version)
+    if (pc->connect_version) {
         refuse_connect(pc);
-    else
+    } else {
         pc->fail_deadline = px->now + 2000000000ull; /* wait a little for the CONNECT */
+        px->fail_waiting++;
+    }
 }
 
 /* Keeps the client's first bytes until its CONNECT is whole, to learn its protocol level. */
@@ -539,12 +542,25 @@ static void handle_event(struct proxy *px, struct epoll_event *ev)
         mark_dirty(pc);
 }
 
-static void timers(struct proxy *px)
+/* Every iteration: the engine's timers (a slice of its connections each time). Every 50 ms
+ * (slow): the proxy's own, walking the connections only while some wait for a CONNECT. */
+static void timers(struct proxy *px, int slow)
 {
     mqo_engine_tick(px->eng, px->now);
-    for (struct pconn *pc = px->conns; pc; pc = pc->next)
-        if (pc->broker_failed && !pc->dead && pc->fail_deadline && px->now > pc->fail_deadline)
-            kill_conn(pc);
+    if (!slow)
+        return;
+    if (px->fail_waiting) {
+        size_t left = 0;
+        for (struct pconn *pc = px->conns; pc; pc = pc->next) {
+            if (!pc->broker_failed || pc->dead || !pc->fail_deadline)
+                continue;
+            if (px->now > pc->fail_deadline)
+                kill_conn(pc);
+            else
+                left++;
+        }
+        px->fail_waiting = left;
+    }
     if (px->accept_paused) {
         struct epoll_event e = {.events = EPOLLIN, .data.u64 = 0};
         epoll_ctl(px->ep, EPOLL_CTL_MOD, px->lfd, &e);
@@ -636,10 +652,10 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
         px.now = mono_ns();
         for (int i = 0; i < n; i++)
             handle_event(&px, &evs[i]);
-        if (px.now - last_timer >= 50000000ull) {
-            timers(&px);
+        int slow = px.now - last_timer >= 50000000ull;
+        timers(&px, slow);
+        if (slow)
             last_timer = px.now;
-        }
         /* flush everything this iteration queued: one write per socket, or one io_uring
          * submission for all of them */
         flush_dirty(&px);

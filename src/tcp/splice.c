@@ -105,6 +105,10 @@ struct sconn {
     uint16_t ip_id[2];
     uint64_t last_seen;
     uint64_t closed_at;
+    /* timer heap: the key is at most the earliest armed deadline (lazy: a deadline cleared or
+     * moved later is found when the key comes due) */
+    uint64_t hkey;
+    uint32_t hidx; /* position in sp->heap + 1, 0: not in it */
     struct sconn *dirty_next, *dead_next;
 };
 
@@ -122,10 +126,13 @@ struct mqo_splice {
     uint8_t in_startup; /* the startup hold is on */
     struct sconn *dirty, *dead;
     uint64_t now;
-    uint64_t last_scan;
-    /* no retransmission or probe deadline is earlier than this (UINT64_MAX: none armed): the
-     * timer walk over every connection runs only when it is due */
-    uint64_t due;
+    /* connections with an armed retransmission or probe deadline, a min-heap on hkey (room
+     * for max_conns): a tick visits only connections whose timer is due */
+    struct sconn **heap;
+    uint32_t nheap;
+    /* idle expiry: both tables are visited a slice per tick, a whole pass a second */
+    uint64_t last_tick, conn_credit, unseen_credit;
+    size_t conn_slot, unseen_slot;
     uint8_t frame[FRAME_MAX];
 };
 
@@ -181,12 +188,94 @@ static void mark_dirty(struct sconn *c)
     c->sp->dirty = c;
 }
 
-/* Arms a retransmission or probe deadline (0 disarms). */
+/* ---- timer heap ---- */
+
+static void heap_place(struct mqo_splice *sp, uint32_t i, struct sconn *c)
+{
+    sp->heap[i] = c;
+    c->hidx = i + 1;
+}
+
+static void heap_up(struct mqo_splice *sp, uint32_t i)
+{
+    struct sconn *c = sp->heap[i];
+    while (i) {
+        uint32_t p = (i - 1) / 2;
+        if (sp->heap[p]->hkey <= c->hkey)
+            break;
+        heap_place(sp, i, sp->heap[p]);
+        i = p;
+    }
+    heap_place(sp, i, c);
+}
+
+static void heap_down(struct mqo_splice *sp, uint32_t i)
+{
+    struct sconn *c = sp->heap[i];
+    for (;;) {
+        uint32_t l = 2 * i + 1, m = i;
+        uint64_t key = c->hkey;
+        if (l < sp->nheap && sp->heap[l]->hkey < key)
+            m = l, key = sp->heap[l]->hkey;
+        if (l + 1 < sp->nheap && sp->heap[l + 1]->hkey < key)
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_place(sp, i, sp->heap[m]);
+        i = m;
+    }
+    heap_place(sp, i, c);
+}
+
+static void heap_del(struct mqo_splice *sp, struct sconn *c)
+{
+    if (!c->hidx)
+        return;
+    uint32_t i = c->hidx - 1;
+    c->hidx = 0;
+    struct sconn *last = sp->heap[--sp->nheap];
+    if (last == c)
+        return;
+    heap_place(sp, i, last);
+    heap_up(sp, i);
+    heap_down(sp, last->hidx - 1);
+}
+
+/* Puts c in the heap with key t, or moves its key earlier to t. */
+static void heap_arm(struct sconn *c, uint64_t t)
+{
+    struct mqo_splice *sp = c->sp;
+    if (c->hidx) {
+        if (t < c->hkey) {
+            c->hkey = t;
+            heap_up(sp, c->hidx - 1);
+        }
+        return;
+    }
+    c->hkey = t;
+    sp->heap[sp->nheap] = c;
+    heap_up(sp, sp->nheap++);
+}
+
+/* Arms a retransmission or probe deadline (0 disarms; the heap finds out lazily). */
 static void arm(struct sconn *c, uint64_t *slot, uint64_t t)
 {
     *slot = t;
-    if (t && t < c->sp->due)
-        c->sp->due = t;
+    if (t)
+        heap_arm(c, t);
+}
+
+/* The earliest deadline armed on c, 0: none. */
+static uint64_t conn_deadline(const struct sconn *c)
+{
+    uint64_t e = 0;
+    for (int d = 0; d < 2; d++) {
+        uint64_t t[2] = {c->h[d].rtx_deadline, c->h[d].persist_deadline};
+        for (int k = 0; k < 2; k++)
+            if (t[k] && (!e || t[k] < e))
+                e = t[k];
+    }
+    return e;
 }
 
 /* side a half's output goes to, and the side its input comes from */
@@ -535,6 +624,7 @@ static void kill_conn(struct sconn *c)
 
 static void free_conn(struct mqo_splice *sp, struct sconn *c)
 {
+    heap_del(sp, c);
     mqo_map_del(&sp->conns, conn_key(c->cip, c->cport));
     if (c->ec)
         mqo_engine_conn_close(sp->eng, c->ec, sp->now);
@@ -1246,41 +1336,74 @@ static void timers_half(struct sconn *c, int d)
     }
 }
 
+/* How many of n items a slice of dt nanoseconds visits, a whole pass a second (credit keeps
+ * the remainder). */
+static size_t scan_share(uint64_t *credit, size_t n, uint64_t dt)
+{
+    *credit += (uint64_t)n * dt;
+    uint64_t k = *credit / NS;
+    *credit %= NS;
+    if (k >= n) {
+        *credit = 0;
+        return n;
+    }
+    return (size_t)k;
+}
+
+/* Idle expiry, a slice of both tables per tick: a walk over every connection at once stalls
+ * every frame that arrives meanwhile. */
+static void expire_idle(struct mqo_splice *sp, uint64_t now, uint64_t dt)
+{
+    /* unseen connections silent for the idle time are taken as gone */
+    for (size_t k = scan_share(&sp->unseen_credit, sp->unseen.cap, dt); k; k--) {
+        if (sp->unseen_slot >= sp->unseen.cap)
+            sp->unseen_slot = 0;
+        size_t i = sp->unseen_slot++;
+        const struct mqo_map_slot *sl = &sp->unseen.slots[i];
+        if (!sl->used)
+            continue;
+        int closing = sl->val & 1;
+        uint64_t limit = closing ? LINGER_NS : (uint64_t)sp->cfg.idle_ms * MS;
+        if (now - (sl->val & ~1ull) <= limit)
+            continue;
+        mqo_map_del(&sp->unseen, sl->key);
+        if (!closing) {
+            sp->unseen_open--;
+            mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open + sp->in_startup);
+        }
+        sp->unseen_slot = i; /* backward-shift deletion may have moved another entry here */
+    }
+    /* tracked connections: idle, or closed and past the linger time (the map changes only in
+     * settle(), which frees them) */
+    for (size_t k = scan_share(&sp->conn_credit, sp->conns.cap, dt); k; k--) {
+        if (sp->conn_slot >= sp->conns.cap)
+            sp->conn_slot = 0;
+        const struct mqo_map_slot *sl = &sp->conns.slots[sp->conn_slot++];
+        if (!sl->used)
+            continue;
+        struct sconn *c = (struct sconn *)(uintptr_t)sl->val;
+        if (!c->dead && ((c->closed_at && now - c->closed_at > LINGER_NS) ||
+                         now - c->last_seen > (uint64_t)sp->cfg.idle_ms * MS))
+            kill_conn(c);
+    }
+}
+
 void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
 {
     if (now > sp->now)
         sp->now = now;
     startup_clock(sp, now);
     mqo_engine_tick(sp->eng, now);
-    int scan = now - sp->last_scan >= NS;
-    if (scan) {
-        sp->last_scan = now;
-        /* unseen connections silent for the idle time are taken as gone */
-        for (size_t i = 0; i < sp->unseen.cap; i++) {
-            const struct mqo_map_slot *sl = &sp->unseen.slots[i];
-            if (!sl->used)
-                continue;
-            int closing = sl->val & 1;
-            uint64_t limit = closing ? LINGER_NS : (uint64_t)sp->cfg.idle_ms * MS;
-            if (now - (sl->val & ~1ull) <= limit)
-                continue;
-            mqo_map_del(&sp->unseen, sl->key);
-            if (!closing) {
-                sp->unseen_open--;
-                mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open + sp->in_startup);
-            }
-            i--; /* backward-shift deletion may have moved another entry here */
-        }
-    }
-    if (now < sp->due && !scan) {
-        settle(sp);
-        return;
-    }
-    sp->due = UINT64_MAX; /* recomputed by the walk (and by whatever it arms) */
-    for (size_t i = 0; i < sp->conns.cap; i++) {
-        if (!sp->conns.slots[i].used)
-            continue;
-        struct sconn *c = (struct sconn *)(uintptr_t)sp->conns.slots[i].val;
+    uint64_t dt = sp->last_tick && now > sp->last_tick ? now - sp->last_tick : 0;
+    if (!sp->last_tick || dt > NS)
+        dt = NS;
+    if (now > sp->last_tick)
+        sp->last_tick = now;
+    expire_idle(sp, now, dt);
+    /* connections whose earliest timer is due */
+    while (sp->nheap && sp->heap[0]->hkey <= now) {
+        struct sconn *c = sp->heap[0];
+        heap_del(sp, c);
         if (c->dead)
             continue;
         if (c->state >= ST_EST && !c->closed_at) {
@@ -1288,26 +1411,21 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
             if (!c->dead)
                 timers_half(c, S2C);
         }
-        for (int d = 0; d < 2 && !c->dead; d++) {
-            uint64_t t[2] = {c->h[d].rtx_deadline, c->h[d].persist_deadline};
-            for (int k = 0; k < 2; k++)
-                if (t[k] && t[k] < sp->due)
-                    sp->due = t[k];
-        }
-        if (scan && !c->dead) {
-            if ((c->closed_at && now - c->closed_at > LINGER_NS) ||
-                now - c->last_seen > (uint64_t)sp->cfg.idle_ms * MS)
-                kill_conn(c);
-        }
+        /* a deadline moved later or re-armed: back in at it (one still due is not served
+         * in this state: dropped rather than spun on) */
+        uint64_t e = conn_deadline(c);
+        if (!c->dead && e > now)
+            heap_arm(c, e);
     }
     settle(sp);
 }
 
 uint64_t mqo_splice_next_timer(const struct mqo_splice *sp, uint64_t now)
 {
-    if (sp->due == UINT64_MAX)
+    if (!sp->nheap)
         return UINT64_MAX;
-    return sp->due > now ? sp->due - now : 0;
+    uint64_t due = sp->heap[0]->hkey;
+    return due > now ? due - now : 0;
 }
 
 /* ---- setup ---- */
@@ -1320,11 +1438,16 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
         return NULL;
     }
     sp->cfg = *cfg;
-    sp->due = UINT64_MAX;
     if (!sp->cfg.max_queue)
         sp->cfg.max_queue = 4u << 20;
     if (!sp->cfg.max_conns)
         sp->cfg.max_conns = 65536;
+    sp->heap = malloc(sp->cfg.max_conns * sizeof *sp->heap);
+    if (!sp->heap) {
+        free(sp);
+        errno = ENOMEM;
+        return NULL;
+    }
     if (!sp->cfg.idle_ms)
         sp->cfg.idle_ms = 2 * 3600 * 1000;
     if (!sp->cfg.startup_hold_ms)
@@ -1340,6 +1463,7 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
     sp->eng = mqo_engine_new(&ec);
     if (!sp->eng) {
         int err = errno;
+        free(sp->heap);
         free(sp);
         errno = err;
         return NULL;
@@ -1364,6 +1488,7 @@ void mqo_splice_free(struct mqo_splice *sp)
     mqo_map_free(&sp->conns);
     mqo_map_free(&sp->unseen);
     mqo_engine_free(sp->eng);
+    free(sp->heap);
     free(sp);
 }
 
