@@ -67,6 +67,8 @@ static void usage_proxy(FILE *f)
             "                         to reach subscribers before offload resumes (default 2000)\n"
             "  --io writev|uring      how queued bytes are written: a writev per socket per loop\n"
             "                         iteration (default), or one io_uring submission for all\n"
+            "  --busy-poll US         after an event, poll without sleeping for US microseconds\n"
+            "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             "\n"
@@ -103,6 +105,8 @@ static void usage_monitor(FILE *f)
             "                         until they send their next keep-alive; 0 when the broker\n"
             "                         started with mqoff in place (no such clients)\n"
             "  --ring N               RX ring slots per port\n"
+            "  --busy-poll US         after a frame, poll without sleeping for US microseconds\n"
+            "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
@@ -190,6 +194,7 @@ struct opts {
     enum mqo_l2_mode l2;
     const char *impair, *impair_dir[2]; /* [0] a2b, [1] b2a */
     uint32_t ring;
+    uint32_t busy_poll_us;
     int promisc;
     int32_t startup_hold_ms; /* 0: default, -1: none */
 };
@@ -213,7 +218,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
-        O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART, O_HELP
+        O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART, O_BUSY, O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -236,6 +241,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"ring", required_argument, 0, O_RING},
         {"no-promisc", no_argument, 0, O_NOPROMISC},
         {"startup-hold", required_argument, 0, O_HOLDSTART},
+        {"busy-poll", required_argument, 0, O_BUSY},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     o->l2 = MQO_L2_LEARN;
@@ -328,6 +334,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->ring = (uint32_t)v;
             break;
         case O_NOPROMISC: o->promisc = 0; break;
+        case O_BUSY:
+            if (parse_u64("--busy-poll", optarg, 0, 1000000, &v))
+                return 2;
+            o->busy_poll_us = (uint32_t)v;
+            break;
         case O_HOLDSTART:
             if (parse_u64("--startup-hold", optarg, 0, 86400, &v))
                 return 2;
@@ -426,6 +437,7 @@ static int cmd_proxy(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : 2;
     struct mqo_proxy_cfg cfg = {.stop = &g_stop, .max_queue = o.max_queue,
+                                .busy_poll_us = o.busy_poll_us,
                                 .io = o.io_uring ? MQO_PROXY_IO_URING : MQO_PROXY_IO_WRITEV};
     if (parse_addr("--listen", o.listen_s, &cfg.listen_addr, &cfg.listen_len, 1) ||
         parse_addr("--broker", o.broker_s, &cfg.broker_addr, &cfg.broker_len, 0)) {
@@ -510,6 +522,7 @@ static int cmd_monitor(int argc, char **argv)
                                     .static_len = tl,
                                     .impair_out = {mc.bump.impair_out[0], mc.bump.impair_out[1]},
                                     .ring = o.ring,
+                                    .busy_poll_us = o.busy_poll_us,
                                     .fix_csum = 1,
                                     .promisc = o.promisc,
                                     .stop = &g_stop,

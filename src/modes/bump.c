@@ -129,8 +129,10 @@ int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len)
     return 0;
 }
 
-static void rx_port(struct mqo_bump *b, int i, uint64_t now)
+/* Returns how many frames it received. */
+static int rx_port(struct mqo_bump *b, int i, uint64_t now)
 {
+    int got = 0;
     const struct mqo_bump_cfg *cfg = b->cfg;
     int out = 1 - i;
     struct mqo_rawframe *v[BURST];
@@ -139,6 +141,7 @@ static void rx_port(struct mqo_bump *b, int i, uint64_t now)
         int n = mqo_port_rx_burst(b->port[i], v, BURST);
         if (n <= 0)
             break;
+        got += n;
         for (int k = 0; k < n; k++) {
             struct mqo_rawframe *f = v[k];
             uint32_t mask = mqo_l2_decide(b->l2, (unsigned)i, f->data, f->len, now);
@@ -165,6 +168,7 @@ static void rx_port(struct mqo_bump *b, int i, uint64_t now)
         if (n < BURST)
             break;
     }
+    return got;
 }
 
 static void drain(struct mqo_bump *b)
@@ -248,9 +252,12 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
     sigdelset(&waitmask, SIGTERM);
 
     void *due[BURST];
+    uint64_t busy_ns = (uint64_t)cfg->busy_poll_us * 1000u, last_rx = 0;
     while (!*cfg->stop) {
         uint64_t now = now_ns();
         uint64_t wait = 100000000ull; /* ns: wake up now and then even when idle */
+        if (busy_ns && now - last_rx < busy_ns)
+            wait = 0; /* busy polling: look again without sleeping */
         for (int d = 0; d < 2; d++) {
             if (!b->dir[d].im)
                 continue;
@@ -278,8 +285,11 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
             break;
         }
         now = now_ns();
+        int got = 0;
         for (int i = 0; i < 2; i++)
-            rx_port(b, i, now);
+            got += rx_port(b, i, now);
+        if (got)
+            last_rx = now;
         if (cfg->hook.tick)
             cfg->hook.tick(cfg->hook.arg, b, now);
         for (int d = 0; d < 2; d++) {

@@ -40,6 +40,9 @@ struct mqo_bump_cfg {
     /* impairment of frames leaving port i (i = 1: a->b); NULL: none */
     const struct mqo_impair_cfg *impair_out[2];
     uint32_t ring;              /* RX ring slots, 0: default */
+    /* After a frame, keep polling without sleeping for this long (microseconds; 0: sleep at
+     * once). Trades CPU for the wake-up latency of the next frame. */
+    uint32_t busy_poll_us;
     unsigned port_flags;        /* MQO_PORT_* */
     int fix_csum;               /* complete partial checksums before forwarding */
     int promisc;

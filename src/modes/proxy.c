@@ -641,15 +641,18 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
     epoll_ctl(px.ep, EPOLL_CTL_ADD, px.lfd, &le);
 
     struct epoll_event evs[256];
-    uint64_t last_timer = 0;
+    uint64_t last_timer = 0, last_event = 0, busy_ns = (uint64_t)cfg->busy_poll_us * 1000u;
     while (!*cfg->stop) {
-        int n = epoll_wait(px.ep, evs, 256, 50);
+        int busy = busy_ns && px.now - last_event < busy_ns;
+        int n = epoll_wait(px.ep, evs, 256, busy ? 0 : 50);
         if (n < 0 && errno != EINTR) {
             rc = -errno;
             mqo_err("epoll_wait: %s", strerror(errno));
             break;
         }
         px.now = mono_ns();
+        if (n > 0)
+            last_event = px.now;
         for (int i = 0; i < n; i++)
             handle_event(&px, &evs[i]);
         int slow = px.now - last_timer >= 50000000ull;

@@ -24,6 +24,9 @@ struct mqo_proxy_cfg {
     /* How queued bytes are written: one writev per socket per loop iteration, or one io_uring
      * submission carrying a send for every socket with something queued. */
     enum { MQO_PROXY_IO_WRITEV = 0, MQO_PROXY_IO_URING } io;
+    /* After an event, keep polling without sleeping for this long (microseconds; 0: sleep at
+     * once). Trades CPU for the wake-up latency of the next event. */
+    uint32_t busy_poll_us;
     /* Set by a signal handler to stop the loop. */
     volatile int *stop;
     /* Optional: called with the listening port once listening (tests bind port 0). */

@@ -48,6 +48,8 @@ static void usage(FILE *o)
             "                       SPEC: loss=P,dup=P,reorder=P,gap=N,hold=MS,delay=MS,\n"
             "                             jitter=MS,seed=N,limit=N (P in percent)\n"
             "  --ring N             RX ring slots per port (default 4096)\n"
+            "  --busy-poll US       after a frame, poll without sleeping for US microseconds\n"
+            "                       (default 0)\n"
             "  --qdisc-bypass       PACKET_QDISC_BYPASS (faster; tcpdump no longer sees TX)\n"
             "  --no-fix-csum        forward partial checksums as they are\n"
             "  --no-promisc         leave the interfaces' promiscuous mode alone\n"
@@ -61,12 +63,12 @@ int main(int argc, char **argv)
     const char *spec_both = NULL, *spec_dir[2] = {NULL, NULL};
     enum mqo_l2_mode mode = MQO_L2_LEARN;
     unsigned l2flags = 0, port_flags = 0;
-    uint32_t ring = 0;
+    uint32_t ring = 0, busy_us = 0;
     double aging = 0;
     int fix_csum = 1, promisc = 1, quiet = 0;
     enum {
         O_A = 256, O_B, O_L2, O_STATIC, O_FLOOD, O_AGING, O_IMP, O_A2B, O_B2A, O_RING,
-        O_BYPASS, O_NOFIX, O_NOPROMISC, O_QUIET, O_HELP
+        O_BUSY, O_BYPASS, O_NOFIX, O_NOPROMISC, O_QUIET, O_HELP
     };
     static const struct option opts[] = {
         {"port-a", required_argument, 0, O_A},
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
         {"impair-a2b", required_argument, 0, O_A2B},
         {"impair-b2a", required_argument, 0, O_B2A},
         {"ring", required_argument, 0, O_RING},
+        {"busy-poll", required_argument, 0, O_BUSY},
         {"qdisc-bypass", no_argument, 0, O_BYPASS},
         {"no-fix-csum", no_argument, 0, O_NOFIX},
         {"no-promisc", no_argument, 0, O_NOPROMISC},
@@ -119,6 +122,16 @@ int main(int argc, char **argv)
                 return 2;
             }
             ring = (uint32_t)v;
+            break;
+        }
+        case O_BUSY: {
+            char *e;
+            unsigned long v = strtoul(optarg, &e, 10);
+            if (*e || e == optarg || v > 1000000ul) {
+                fprintf(stderr, "mqoff-bridge: --busy-poll '%s': want 0..1000000 (us)\n", optarg);
+                return 2;
+            }
+            busy_us = (uint32_t)v;
             break;
         }
         case O_BYPASS: port_flags |= MQO_PORT_QDISC_BYPASS; break;
@@ -180,6 +193,7 @@ int main(int argc, char **argv)
                               .static_len = len,
                               .impair_out = {icp[0], icp[1]},
                               .ring = ring,
+                              .busy_poll_us = busy_us,
                               .port_flags = port_flags,
                               .fix_csum = fix_csum,
                               .promisc = promisc,
