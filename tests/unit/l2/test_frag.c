@@ -62,7 +62,8 @@ static size_t mk_frame(uint8_t *f, uint16_t id, size_t plen, unsigned seed, int 
     static const uint8_t sa[4] = {198, 18, 0, 1}, da[4] = {198, 18, 0, 2};
     memcpy(ip + 12, sa, 4);
     memcpy(ip + 16, da, 4);
-    memcpy(ip + 20, opts, optlen);
+    if (optlen)
+        memcpy(ip + 20, opts, optlen);
     uint16_t c = mqo_ipv4_cksum(ip, hl);
     memcpy(ip + 10, &c, 2);
     uint8_t *tcp = ip + hl;
