@@ -392,12 +392,15 @@ void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_
         const struct mqo_impair_stats *is = &st->impair[d];
         fprintf(f,
                 "impair %s: in %llu, lost %llu, duplicated %llu, reordered %llu, delayed %llu,"
-                " out %llu, overflow %llu, datagrams fragmented %llu into %llu fragments\n",
+                " out %llu, overflow %llu",
                 d ? "a2b" : "b2a", (unsigned long long)is->in, (unsigned long long)is->lost,
                 (unsigned long long)is->duped, (unsigned long long)is->reordered,
                 (unsigned long long)is->delayed, (unsigned long long)is->out,
-                (unsigned long long)is->overflow, (unsigned long long)st->frag_split[d],
-                (unsigned long long)st->frag_out[d]);
+                (unsigned long long)is->overflow);
+        if (cfg->impair_out[d] && cfg->impair_out[d]->frag)
+            fprintf(f, ", datagrams fragmented %llu into %llu fragments",
+                    (unsigned long long)st->frag_split[d], (unsigned long long)st->frag_out[d]);
+        fputc('\n', f);
     }
     fprintf(f,
             "loop: checksums completed %llu, malformed %llu, queue drops %llu, alloc failures "
