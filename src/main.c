@@ -584,14 +584,16 @@ static int cmd_monitor(int argc, char **argv)
         else
             fprintf(stderr,
                     "  fragments         in %llu: reassembled %llu (to_splice %llu, declined "
-                    "%llu, passed as fragments %llu), passed_untouched %llu\n"
+                    "%llu, passed as fragments %llu), passed_untouched %llu, "
+                    "waited_for_header %llu\n"
                     "  fragment drops    duplicates %llu, conflicts %llu, too_big %llu, malformed "
                     "%llu, frag_timeouts %llu (undecided_fragments %llu), evicted %llu, no_memory "
                     "%llu; identical overlaps kept %llu\n",
                     (unsigned long long)fs->frags_in, (unsigned long long)fs->reassembled,
                     (unsigned long long)st.frag_to_splice, (unsigned long long)st.frag_declined,
                     (unsigned long long)(fs->reassembled - st.frag_to_splice - st.frag_declined),
-                    (unsigned long long)fs->passed, (unsigned long long)fs->dups,
+                    (unsigned long long)fs->passed, (unsigned long long)fs->waited,
+                    (unsigned long long)fs->dups,
                     (unsigned long long)fs->conflicts, (unsigned long long)fs->too_big,
                     (unsigned long long)fs->malformed, (unsigned long long)fs->timeouts,
                     (unsigned long long)fs->timeout_frags, (unsigned long long)fs->evicted,

@@ -467,6 +467,8 @@ int mqo_frag_add(struct mqo_frag *r, const uint8_t *frame, size_t len, uint64_t 
     recount(r, d);
     if (!all_there(d)) {
         show_head(d, info);
+        if (d->verdict == MQO_FRAG_UNDECIDED && !info->head_len)
+            r->st.waited++;
         return MQO_FRAG_HELD;
     }
     if ((size_t)d->ip_hlen + d->total > IP_MAX)

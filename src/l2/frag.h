@@ -62,6 +62,7 @@ struct mqo_frag_stats {
     uint64_t frags_in;      /* fragments offered to mqo_frag_add */
     uint64_t reassembled;   /* datagrams completed (returned with MQO_FRAG_DONE) */
     uint64_t passed;        /* fragments handed back for forwarding untouched */
+    uint64_t waited;        /* fragments kept undecided before their L4 header had arrived */
     uint64_t dups;          /* fragments that added no byte (dropped) */
     uint64_t overlaps;      /* fragments that overlapped held bytes identically (kept) */
     uint64_t conflicts;     /* datagrams dropped: overlapping bytes differ, lengths disagree */

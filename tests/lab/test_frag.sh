@@ -150,6 +150,7 @@ run() {
   fi
   counter_min to_splice 200 "frag: fragmented segments of spliced connections reassembled for the splice"
   counter_min passed_untouched 50 "frag: fragments of connections not spliced passed untouched"
+  counter_min waited_for_header 1 "frag: fragments that came before their TCP header waited for it"
   counter_min consumed 100 "frag: PUBLISHes offloaded"
   counter_is checksums 0 "frag: every reassembled segment had a valid TCP checksum"
   counter_is conflicts 0 "frag: no conflicting fragments"

@@ -607,9 +607,11 @@ static void test_keep_pass(void **st)
     assert_int_equal(in.verdict, MQO_FRAG_UNDECIDED);
     assert_int_equal(in.head_len, 0);
     assert_int_equal(mqo_frag_add(r, fs.f[1], fs.len[1], 1, &in), MQO_FRAG_HELD);
+    assert_int_equal(mqo_frag_stats(r)->waited, 2);
     assert_int_equal(mqo_frag_add(r, fs.f[0], fs.len[0], 1, &in), MQO_FRAG_HELD);
     assert_int_equal(in.head_len, MQO_FRAG_HEAD);
     assert_int_equal(rd16(in.head + 2), 1883);
+    assert_int_equal(mqo_frag_stats(r)->waited, 2);
     /* the caller decides: pass; the copies come back in arrival order */
     struct sink k = {0};
     assert_int_equal(mqo_frag_decide(r, &in.key, MQO_FRAG_PASS, sink_out, &k), 3);
