@@ -87,6 +87,13 @@ static void usage_monitor(FILE *f)
             "ends' sequence numbers, ACKs, windows and retransmissions right. It is not a TCP\n"
             "endpoint and has no address of its own.\n"
             "\n"
+            "IPv4 fragments of TCP to or from the broker's address are held until the one with\n"
+            "the TCP header shows their connection: a spliced connection's datagram is\n"
+            "reassembled and spliced whole; any other's fragments go on untouched, in their\n"
+            "order. A datagram neither complete nor decided --frag-timeout after its first\n"
+            "fragment arrived is dropped, as the receiving host would drop it. Other\n"
+            "fragments are forwarded untouched.\n"
+            "\n"
             "authorization: --acl-file PATH | --acl open (as for proxy mode)\n"
             "\n"
             "options:\n"
@@ -96,10 +103,19 @@ static void usage_monitor(FILE *f)
             "  --order-hold-ms MS     default 2000\n"
             "  --l2 MODE              hub | learn (default) | static\n"
             "  --static-file F        static L2 table: 'MAC PORT' lines, PORT a|b\n"
-            "  --impair SPEC          test facility: loss/dup/reorder/delay in both directions\n"
+            "  --frag-max N           fragmented datagrams held at most (default 1024; the\n"
+            "                         oldest is dropped to make room); 0: no reassembly, every\n"
+            "                         fragment forwarded untouched (a spliced one is lost)\n"
+            "  --frag-mem BYTES       memory for held fragments (default 4194304)\n"
+            "  --frag-timeout S       a datagram not complete, or whose connection is not known,\n"
+            "                         S seconds after its first fragment is dropped (default 30)\n"
+            "  --impair SPEC          test facility: loss/dup/reorder/delay/fragmentation in\n"
+            "                         both directions\n"
             "  --impair-a2b SPEC      ... toward the broker only\n"
             "  --impair-b2a SPEC      ... toward the clients only\n"
-            "                         SPEC: loss=P,dup=P,reorder=P,delay=MS,jitter=MS,seed=N\n"
+            "                         SPEC: loss=P,dup=P,reorder=P,delay=MS,jitter=MS,seed=N,\n"
+            "                         frag=SIZE (IPv4 datagrams with more than SIZE bytes of\n"
+            "                         IP payload leave as fragments; DF is ignored)\n"
             "  --startup-hold S       nothing is offloaded for S seconds after start (default\n"
             "                         90): clients connected before mqoff started are unseen\n"
             "                         until they send their next keep-alive; 0 when the broker\n"
@@ -197,6 +213,10 @@ struct opts {
     uint32_t busy_poll_us;
     int promisc;
     int32_t startup_hold_ms; /* 0: default, -1: none */
+    int frag_max_set;
+    uint32_t frag_max;
+    size_t frag_mem;
+    uint64_t frag_timeout_ns;
 };
 
 static int parse_u64(const char *opt, const char *v, unsigned long long lo, unsigned long long hi,
@@ -218,7 +238,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
-        O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART, O_BUSY, O_HELP
+        O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
+        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -241,6 +262,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"ring", required_argument, 0, O_RING},
         {"no-promisc", no_argument, 0, O_NOPROMISC},
         {"startup-hold", required_argument, 0, O_HOLDSTART},
+        {"frag-max", required_argument, 0, O_FRAGMAX},
+        {"frag-mem", required_argument, 0, O_FRAGMEM},
+        {"frag-timeout", required_argument, 0, O_FRAGTIME},
         {"busy-poll", required_argument, 0, O_BUSY},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
@@ -252,7 +276,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     const char *mode = o->monitor ? "monitor" : "proxy";
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int proxy_only = c == O_LISTEN || c == O_IO;
-        int monitor_only = c >= O_PA && c <= O_HOLDSTART;
+        int monitor_only = c >= O_PA && c <= O_FRAGTIME;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
@@ -343,6 +367,22 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             if (parse_u64("--startup-hold", optarg, 0, 86400, &v))
                 return 2;
             o->startup_hold_ms = v ? (int32_t)(v * 1000) : -1;
+            break;
+        case O_FRAGMAX:
+            if (parse_u64("--frag-max", optarg, 0, 1u << 20, &v))
+                return 2;
+            o->frag_max_set = 1;
+            o->frag_max = (uint32_t)v;
+            break;
+        case O_FRAGMEM:
+            if (parse_u64("--frag-mem", optarg, 65536, 1ull << 32, &v))
+                return 2;
+            o->frag_mem = (size_t)v;
+            break;
+        case O_FRAGTIME:
+            if (parse_u64("--frag-timeout", optarg, 1, 3600, &v))
+                return 2;
+            o->frag_timeout_ns = v * 1000000000ull;
             break;
         case O_HELP:
         case 'h':
@@ -486,6 +526,9 @@ static int cmd_monitor(int argc, char **argv)
     mc.splice.broker_port = ntohs(sin->sin_port);
     mc.splice.max_queue = o.max_queue;
     mc.splice.startup_hold_ms = o.startup_hold_ms;
+    mc.no_reassembly = o.frag_max_set && o.frag_max == 0;
+    mc.frag = (struct mqo_frag_cfg){.max_dgrams = o.frag_max, .max_bytes = o.frag_mem,
+                                    .timeout_ns = o.frag_timeout_ns};
     struct mqo_acl *acl = NULL;
     if (setup_engine(&o, &mc.splice.engine, &acl))
         return 2;
@@ -550,6 +593,26 @@ static int cmd_monitor(int argc, char **argv)
                 (unsigned long long)s->ooo_segs_in, (unsigned long long)s->bad_csum,
                 (unsigned long long)s->zero_window_probes, (unsigned long long)s->resets,
                 (unsigned long long)s->csum_reused);
+        const struct mqo_frag_stats *fs = &st.frag;
+        if (mc.no_reassembly)
+            fprintf(stderr, "  fragments         not reassembled (--frag-max 0)\n");
+        else
+            fprintf(stderr,
+                    "  fragments         in %llu: reassembled %llu (to_splice %llu, declined "
+                    "%llu, passed as fragments %llu), passed_untouched %llu, "
+                    "waited_for_header %llu\n"
+                    "  fragment drops    duplicates %llu, conflicts %llu, too_big %llu, malformed "
+                    "%llu, frag_timeouts %llu (undecided_fragments %llu), evicted %llu, no_memory "
+                    "%llu; identical overlaps kept %llu\n",
+                    (unsigned long long)fs->frags_in, (unsigned long long)fs->reassembled,
+                    (unsigned long long)st.frag_to_splice, (unsigned long long)st.frag_declined,
+                    (unsigned long long)(fs->reassembled - st.frag_to_splice - st.frag_declined),
+                    (unsigned long long)fs->passed, (unsigned long long)fs->waited,
+                    (unsigned long long)fs->dups,
+                    (unsigned long long)fs->conflicts, (unsigned long long)fs->too_big,
+                    (unsigned long long)fs->malformed, (unsigned long long)fs->timeouts,
+                    (unsigned long long)fs->timeout_frags, (unsigned long long)fs->evicted,
+                    (unsigned long long)fs->nomem, (unsigned long long)fs->overlaps);
         print_stats(&st.engine);
     }
     free(text);

@@ -1,11 +1,15 @@
 /* libFuzzer target for l2/: frame bytes through every parser (no crash, no read past the
  * input), parse invariants, the checksum helpers against a naive RFC 1071 sum, checksum
- * completion verified by re-parsing, the forwarding decision, and the impairment and static
- * table parsers with the input read as text. Also built as a plain replay binary (make). */
+ * completion verified by re-parsing, the forwarding decision, the impairment and static
+ * table parsers with the input read as text, the IPv4 splitter (its pieces reassemble to the
+ * input) and the reassembler driven by a fragment program read from the input (no crash, no
+ * leak, memory within its limit, every datagram it returns whole and, when no fragment of it
+ * was altered, equal to the original). Also built as a plain replay binary (make). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "l2/frag.h"
 #include "l2/impair.h"
 #include "l2/l2.h"
 #include "l2/parse.h"
@@ -197,6 +201,250 @@ static void fuzz_impair(const uint8_t *data, size_t size)
     mqo_impair_free(im);
 }
 
+/* ---- IPv4 fragments ---- */
+
+#define NS 1000000000ull
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+/* The input as a frame, split at a size its last byte picks: every piece is a valid IPv4
+ * fragment, and a whole datagram reassembles to itself. */
+static void fuzz_split(const uint8_t *data, size_t size)
+{
+    struct mqo_frag_split sp;
+    size_t unit = 8 + (size ? data[size - 1] : 0) * 8u;
+    int n = mqo_frag_split_init(&sp, data, size, unit);
+    if (n <= 0)
+        return;
+    struct mqo_eth e;
+    struct mqo_ipv4 ip;
+    CHECK(mqo_parse_eth(data, size, &e) == 0);
+    CHECK(mqo_parse_ipv4(data + e.l3_off, size - e.l3_off, MQO_PARSE_NO_CSUM, &ip) == 0);
+    int whole = !(ip.flags & MQO_IPV4_F_FRAG);
+    /* the reassembler may refuse pieces of a fragment that is no valid one itself: not the last
+     * and its payload no multiple of 8 (its last piece is trimmed, maybe to nothing), or ending
+     * past 65535 bytes */
+    int bad = ((rd16(data + e.l3_off + 6) & MQO_IPV4_MF) && ip.l4_len % 8) ||
+              ip.frag_off + ip.l4_len + 20u > 65535;
+    struct mqo_frag_cfg cfg = {0};
+    struct mqo_frag *r = mqo_frag_new(&cfg);
+    CHECK(r != NULL);
+    uint8_t *piece = malloc(size);
+    CHECK(piece != NULL);
+    int k = 0, done = 0;
+    size_t l;
+    while ((l = mqo_frag_split_next(&sp, piece, size)) > 0) {
+        struct mqo_ipv4 pi;
+        CHECK(mqo_parse_ipv4(piece + e.l3_off, l - e.l3_off, 0, &pi) == 0);
+        CHECK((pi.flags & MQO_IPV4_F_FRAG) && !(pi.flags & MQO_IPV4_F_DF) && pi.id == ip.id);
+        CHECK(pi.l4_len <= unit && (k == n - 1 || pi.l4_len % 8 == 0));
+        struct mqo_frag_info in;
+        int rc = mqo_frag_add(r, piece, l, 1, &in);
+        CHECK(rc == MQO_FRAG_HELD || rc == MQO_FRAG_DONE || bad);
+        if (rc == MQO_FRAG_DONE) {
+            CHECK(whole && k == n - 1);
+            CHECK(in.len == (size_t)e.l3_off + ip.tot_len);
+            const uint8_t *o = in.frame + e.l3_off;
+            CHECK(memcmp(o + ip.hlen, data + e.l3_off + ip.hlen, ip.l4_len) == 0);
+            CHECK(memcmp(o + 12, data + e.l3_off + 12, ip.hlen - 12u) == 0);
+            CHECK(mqo_cksum_fold(mqo_cksum_partial(o, ip.hlen, 0)) == 0);
+            done = 1;
+        }
+        k++;
+    }
+    CHECK(k == n && done == whole);
+    free(piece);
+    mqo_frag_free(r);
+}
+
+/* A datagram of the fragment program: TCP/IPv4, payload from the input's seed. */
+struct fz_dgram {
+    uint8_t frame[18 + 24 + 4000];
+    uint16_t l3_off, hlen, plen; /* plen: IP payload */
+    int dirty; /* a fragment with an altered byte was offered */
+};
+
+struct fz_ctx {
+    struct fz_dgram *d;
+    unsigned nd;
+    uint64_t passed;
+};
+
+static void fz_out(void *ud, const uint8_t *frame, size_t len)
+{
+    struct fz_ctx *c = ud;
+    struct mqo_eth e;
+    struct mqo_ipv4 ip;
+    CHECK(mqo_parse_eth(frame, len, &e) == 0);
+    CHECK(mqo_parse_ipv4(frame + e.l3_off, len - e.l3_off, 0, &ip) == 0);
+    CHECK(ip.flags & MQO_IPV4_F_FRAG);
+    c->passed++;
+}
+
+static void fz_make(struct fz_dgram *d, unsigned k, uint32_t seed)
+{
+    memset(d, 0, sizeof *d);
+    uint8_t *f = d->frame;
+    memset(f, 2, 12);
+    size_t l2 = 12;
+    if (k & 1) {
+        wr16(f + 12, 0x8100);
+        wr16(f + 14, (uint16_t)k);
+        l2 = 16;
+    }
+    wr16(f + l2, 0x0800);
+    d->l3_off = (uint16_t)(l2 + 2);
+    uint8_t *ip = f + d->l3_off;
+    d->hlen = k == 3 ? 24 : 20;
+    d->plen = (uint16_t)(20 + (seed * (k + 1)) % 3900);
+    ip[0] = (uint8_t)(0x40 | d->hlen / 4);
+    wr16(ip + 2, (uint16_t)(d->hlen + d->plen));
+    wr16(ip + 4, (uint16_t)(k < 2 ? 77 : k)); /* datagrams 0 and 1 differ by source only */
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12] = 198;
+    ip[13] = 18;
+    ip[15] = (uint8_t)(1 + (k == 1));
+    ip[16] = 198;
+    ip[17] = 18;
+    ip[19] = 2;
+    if (d->hlen == 24) {
+        ip[20] = 0x94; /* router alert */
+        ip[21] = 4;
+    }
+    uint32_t x = seed ^ (k * 0x9e3779b9u);
+    for (unsigned i = 0; i < d->plen; i++) {
+        x = x * 1103515245u + 12345u;
+        ip[d->hlen + i] = (uint8_t)(x >> 16);
+    }
+}
+
+/* Builds the fragment [off, off + n) of d into out; returns its length. */
+static size_t fz_piece(const struct fz_dgram *d, uint8_t *out, unsigned off, unsigned n, int mf)
+{
+    const uint8_t *ip = d->frame + d->l3_off;
+    memcpy(out, d->frame, (size_t)d->l3_off + d->hlen);
+    uint8_t *o = out + d->l3_off;
+    wr16(o + 2, (uint16_t)(d->hlen + n));
+    wr16(o + 6, (uint16_t)(off / 8 | (mf ? MQO_IPV4_MF : 0)));
+    uint16_t c = mqo_ipv4_cksum(o, d->hlen);
+    memcpy(o + 10, &c, 2);
+    memcpy(o + d->hlen, ip + d->hlen + off, n);
+    return (size_t)d->l3_off + d->hlen + n;
+}
+
+/* The reassembler under a program of 4-byte steps {op, a, b, c} after a config byte. */
+static void fuzz_reasm(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return;
+    uint8_t conf = data[0];
+    struct mqo_frag_cfg cfg = {.keep = conf & 1,
+                               .max_dgrams = conf & 2 ? 2 : 0,
+                               .max_bytes = conf & 4 ? 12000 : 0,
+                               .timeout_ns = conf & 8 ? NS : 0};
+    struct mqo_frag *r = mqo_frag_new(&cfg);
+    CHECK(r != NULL);
+    size_t max_bytes = conf & 4 ? 12000 : 4u << 20;
+    static struct fz_dgram d[4];
+    uint32_t seed = (uint32_t)size * 2654435761u;
+    for (unsigned k = 0; k < 4; k++)
+        fz_make(&d[k], k, seed);
+    struct fz_ctx ctx = {d, 4, 0};
+    uint8_t piece[sizeof d[0].frame + 8], last[sizeof piece];
+    size_t last_len = 0;
+    uint64_t now = 0, passed = 0;
+    for (size_t i = 1; i + 4 <= size; i += 4) {
+        uint8_t op = data[i], a = data[i + 1], b = data[i + 2], c = data[i + 3];
+        struct fz_dgram *g = &d[(op >> 3) & 3];
+        struct mqo_frag_info in;
+        int rc = -1;
+        switch (op & 7) {
+        case 0:
+        case 1:
+        case 2: { /* a fragment: offset a*8, length (b+1)*8, MF unless it reaches the end */
+            unsigned off = ((unsigned)a * 8) % ((g->plen + 7u) & ~7u);
+            unsigned n = ((unsigned)b + 1) * 8;
+            if (off + n >= g->plen)
+                n = g->plen - off;
+            int mf = off + n < g->plen;
+            if (c & 2)
+                mf = !mf; /* a lie about the end */
+            size_t l = fz_piece(g, piece, off, n, mf);
+            if (c & 1) /* an altered byte: a conflict where the bytes overlap */
+                piece[l - 1 - (c >> 2) % n] ^= 0x5a;
+            if (c & 3)
+                g->dirty = 1;
+            memcpy(last, piece, l);
+            last_len = l;
+            rc = mqo_frag_add(r, piece, l, now, &in);
+            break;
+        }
+        case 3: /* the last fragment again */
+            if (last_len)
+                rc = mqo_frag_add(r, last, last_len, now, &in);
+            break;
+        case 4:
+            now += (uint64_t)a * NS / 8;
+            break;
+        case 5: {
+            struct mqo_frag_key k;
+            const uint8_t *ip = g->frame + g->l3_off;
+            memcpy(&k.saddr, ip + 12, 4);
+            memcpy(&k.daddr, ip + 16, 4);
+            k.id = rd16(ip + 4);
+            k.proto = 6;
+            int n = mqo_frag_decide(r, &k, a & 1 ? MQO_FRAG_PASS : MQO_FRAG_REASSEMBLE, fz_out,
+                                    &ctx);
+            if (n > 0)
+                passed += (uint64_t)n;
+            break;
+        }
+        case 6:
+            mqo_frag_expire(r, now);
+            break;
+        case 7: { /* raw bytes of the input as a frame */
+            size_t n = size - i < 64 ? size - i : 64;
+            rc = mqo_frag_add(r, data + i, n, now, &in);
+            if (rc >= 0) /* it may have forged a fragment of any of them */
+                for (unsigned k = 0; k < 4; k++)
+                    d[k].dirty = 1;
+            break;
+        }
+        }
+        if (rc == MQO_FRAG_PASSED)
+            passed++;
+        if (rc == MQO_FRAG_DONE) {
+            struct mqo_eth e;
+            struct mqo_ipv4 ip;
+            CHECK(mqo_parse_eth(in.frame, in.len, &e) == 0);
+            CHECK(mqo_parse_ipv4(in.frame + e.l3_off, in.len - e.l3_off, 0, &ip) == 0);
+            CHECK(!(ip.flags & MQO_IPV4_F_FRAG) && (size_t)e.l3_off + ip.tot_len == in.len);
+            CHECK(in.head_len == (ip.l4_len < MQO_FRAG_HEAD ? ip.l4_len : MQO_FRAG_HEAD));
+            for (unsigned k = 0; k < 4; k++) {
+                const uint8_t *gi = d[k].frame + d[k].l3_off;
+                const uint8_t *oi = in.frame + e.l3_off;
+                if (d[k].dirty || memcmp(oi + 12, gi + 12, 8) || rd16(oi + 4) != rd16(gi + 4))
+                    continue;
+                CHECK(ip.l4_len == d[k].plen && ip.hlen == d[k].hlen);
+                CHECK(memcmp(oi + ip.hlen, gi + d[k].hlen, d[k].plen) == 0);
+            }
+        }
+        const struct mqo_frag_stats *st = mqo_frag_stats(r);
+        CHECK(st->bytes_held <= max_bytes);
+        CHECK(st->in_progress <= (conf & 2 ? 2u : 1024u));
+        CHECK(st->passed == passed && ctx.passed <= passed);
+    }
+    mqo_frag_expire(r, now + 31 * NS);
+    CHECK(mqo_frag_stats(r)->in_progress == 0 && mqo_frag_stats(r)->bytes_held == 0);
+    mqo_frag_free(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct mqo_hdrs pk;
@@ -220,5 +468,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_complete(data, size);
     fuzz_l2(data, size);
     fuzz_impair(data, size);
+    fuzz_split(data, size);
+    fuzz_reasm(data, size);
     return 0;
 }

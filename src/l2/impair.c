@@ -63,7 +63,8 @@ void mqo_impair_cfg_init(struct mqo_impair_cfg *cfg)
 
 int mqo_impair_active(const struct mqo_impair_cfg *cfg)
 {
-    return cfg->loss > 0 || cfg->dup > 0 || cfg->reorder > 0 || cfg->delay_ns || cfg->jitter_ns;
+    return cfg->loss > 0 || cfg->dup > 0 || cfg->reorder > 0 || cfg->delay_ns || cfg->jitter_ns ||
+           cfg->frag;
 }
 
 static int parse_double(const char *v, double *out)
@@ -90,7 +91,7 @@ static int parse_u64(const char *v, uint64_t *out)
     return 0;
 }
 
-#define KEYS "loss, dup, reorder, gap, hold, delay, jitter, seed, limit"
+#define KEYS "loss, dup, reorder, gap, hold, delay, jitter, seed, limit, frag"
 
 int mqo_impair_parse(const char *spec, struct mqo_impair_cfg *cfg, char *err, size_t errlen)
 {
@@ -121,8 +122,8 @@ int mqo_impair_parse(const char *spec, struct mqo_impair_cfg *cfg, char *err, si
         }
         *eq = 0;
         const char *k = item, *v = eq + 1;
-        static const char *const names[] = {"loss", "dup",  "reorder", "gap",  "hold",
-                                            "delay", "jitter", "seed", "limit"};
+        static const char *const names[] = {"loss",  "dup",    "reorder", "gap",  "hold",
+                                            "delay", "jitter", "seed",    "limit", "frag"};
         unsigned ki = 0;
         while (ki < sizeof names / sizeof *names && strcmp(names[ki], k))
             ki++;
@@ -178,6 +179,14 @@ int mqo_impair_parse(const char *spec, struct mqo_impair_cfg *cfg, char *err, si
             }
             c.limit = (uint32_t)u;
             break;
+        case 9:
+            if (parse_u64(v, &u) || (u && u < 8) || u > 65535) {
+                snprintf(err, errlen, "%s: '%.40s' is not a payload size 8..65535 (0: none)", k,
+                         v);
+                return -EINVAL;
+            }
+            c.frag = (uint32_t)u;
+            break;
         }
     }
     *cfg = c;
@@ -188,10 +197,10 @@ void mqo_impair_format(const struct mqo_impair_cfg *c, char *buf, size_t len)
 {
     snprintf(buf, len,
              "loss=%.17g,dup=%.17g,reorder=%.17g,gap=%u,hold=%.15g,delay=%.15g,jitter=%.15g,"
-             "seed=%llu,limit=%u",
+             "seed=%llu,limit=%u,frag=%u",
              c->loss, c->dup, c->reorder, c->gap, (double)c->hold_ns / 1e6,
              (double)c->delay_ns / 1e6, (double)c->jitter_ns / 1e6, (unsigned long long)c->seed,
-             c->limit);
+             c->limit, c->frag);
 }
 
 /* ---- the stage --------------------------------------------------------------------------- */

@@ -21,6 +21,12 @@
  *              jitter alone reorders frames whose times cross.
  *   seed=N     PRNG seed (default 1); the same seed and inputs give the same outputs.
  *   limit=N    frames the stage may hold (default 10000); enqueue fails beyond it.
+ *   frag=SIZE  an IPv4 datagram with more than SIZE bytes of IP payload (total length less
+ *              the header) leaves as fragments of at most SIZE payload bytes each, rounded
+ *              down to a multiple of 8 (8..65535; 0, the default: none). DF is ignored (a
+ *              test device). The stage itself does not split: its caller does, before asking
+ *              each fragment's fate (l2/frag.h mqo_frag_split_*), so fragments are lost,
+ *              duplicated and reordered one by one.
  * Without delay, jitter and reorder, a frame is due at once (dequeue right after enqueue).
  */
 #ifndef MQO_L2_IMPAIR_H
@@ -35,6 +41,7 @@ struct mqo_impair_cfg {
     uint32_t gap;   /* reorder: frames to let pass first, >= 1 */
     uint32_t limit; /* frames held at most */
     uint64_t seed;
+    uint32_t frag;  /* IP payload bytes per fragment at most; 0: no fragmentation */
 };
 
 struct mqo_impair_stats {

@@ -9,6 +9,9 @@
  *
  * Frames that an impairment stage may hold (delay, jitter, reorder) are detached from the
  * receive ring first, so holding them never stalls reception (pktio.h, mqo_frame_detach).
+ *
+ * An impairment stage with frag=SIZE splits IPv4 datagrams longer than that before the stage
+ * (l2/frag.h): each fragment is a frame of its own, lost, duplicated or delayed on its own.
  */
 #include "modes/bump.h"
 
@@ -20,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "l2/frag.h"
 #include "l2/parse.h"
 
 #define BURST 64
@@ -32,7 +36,8 @@ struct txq {
 
 struct outdir {
     struct mqo_impair *im;
-    int hold; /* the stage may keep frames: detach them */
+    int hold;      /* the stage may keep frames: detach them */
+    uint32_t frag; /* split IPv4 datagrams with more payload than this (0: never) */
 };
 
 struct mqo_bump {
@@ -76,7 +81,7 @@ static int txq_put(struct txq *q, struct mqo_rawframe *f)
 
 /* A frame leaves toward port `out`: through its impairment stage, into its send queue. The
  * frame's ownership moves here. */
-static void output(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t now)
+static void output_one(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t now)
 {
     struct outdir *d = &b->dir[out];
     if (!d->im) {
@@ -110,6 +115,46 @@ static void output(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t
             mqo_frame_free(copy[j]);
         }
     }
+}
+
+/* frag=SIZE: a datagram longer than SIZE leaves as fragments, each a new frame. Returns 1
+ * when it took the frame, 0 when the frame leaves as it is (no split needed, or malformed). */
+static int split_out(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t now)
+{
+    /* a partial checksum covers the whole datagram: complete it before cutting */
+    if ((f->flags & MQO_FRAME_CSUM_PARTIAL) && mqo_cksum_complete4(f->data, f->len) > 0)
+        f->flags &= (uint16_t)~MQO_FRAME_CSUM_PARTIAL;
+    struct mqo_frag_split sp;
+    int n = mqo_frag_split_init(&sp, f->data, f->len, b->dir[out].frag);
+    if (n <= 0)
+        return 0;
+    b->st->frag_split[out]++;
+    for (int k = 0; k < n; k++) {
+        struct mqo_rawframe *g = mqo_frame_alloc(b->port[out]);
+        if (!g) {
+            b->st->alloc_fail++; /* the rest of the datagram is lost */
+            break;
+        }
+        g->len = (uint32_t)mqo_frag_split_next(&sp, g->data, g->cap);
+        if (!g->len) {
+            mqo_frame_free(g);
+            break;
+        }
+        g->flags = f->flags;
+        g->ts_ns = f->ts_ns;
+        g->port = f->port;
+        b->st->frag_out[out]++;
+        output_one(b, out, g, now);
+    }
+    mqo_frame_free(f);
+    return 1;
+}
+
+static void output(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t now)
+{
+    if (b->dir[out].frag && split_out(b, out, f, now))
+        return;
+    output_one(b, out, f, now);
 }
 
 int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len)
@@ -210,6 +255,7 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
             goto out;
         }
         b->dir[d].hold = ic->delay_ns || ic->jitter_ns || ic->reorder > 0;
+        b->dir[d].frag = ic->frag;
         st->impair_on[d] = 1;
     }
     struct mqo_l2_cfg lc = {.mode = cfg->l2_mode, .nports = 2, .flags = cfg->l2_flags,
@@ -356,11 +402,15 @@ void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_
         const struct mqo_impair_stats *is = &st->impair[d];
         fprintf(f,
                 "impair %s: in %llu, lost %llu, duplicated %llu, reordered %llu, delayed %llu,"
-                " out %llu, overflow %llu\n",
+                " out %llu, overflow %llu",
                 d ? "a2b" : "b2a", (unsigned long long)is->in, (unsigned long long)is->lost,
                 (unsigned long long)is->duped, (unsigned long long)is->reordered,
                 (unsigned long long)is->delayed, (unsigned long long)is->out,
                 (unsigned long long)is->overflow);
+        if (cfg->impair_out[d] && cfg->impair_out[d]->frag)
+            fprintf(f, ", datagrams fragmented %llu into %llu fragments",
+                    (unsigned long long)st->frag_split[d], (unsigned long long)st->frag_out[d]);
+        fputc('\n', f);
     }
     fprintf(f,
             "loop: checksums completed %llu, malformed %llu, queue drops %llu, alloc failures "

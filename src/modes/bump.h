@@ -58,6 +58,8 @@ struct mqo_bump_stats {
     struct mqo_l2_stats l2;
     struct mqo_impair_stats impair[2]; /* by output port */
     int impair_on[2];
+    /* impairment frag=SIZE, by output port: datagrams split, fragments made of them */
+    uint64_t frag_split[2], frag_out[2];
 };
 
 /* Runs until *cfg->stop. Returns 0, or -errno when it cannot start (message printed). */

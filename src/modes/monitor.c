@@ -1,4 +1,20 @@
-/* monitor mode: the bump loop with the TCP splice as its frame hook. */
+/* monitor mode: the bump loop with the TCP splice as its frame hook.
+ *
+ * IPv4 fragments. The splice relays the stream of a connection it edits, renumbered: the
+ * original fragments of one of its segments would corrupt the receiver's stream, so such a
+ * segment must reach the splice whole. Fragments of TCP toward the broker's address (from port
+ * a) or from it (port b) go to the reassembler (l2/frag.h), which keeps a copy of each until the
+ * fragment holding the TCP header (offset 0) shows the connection:
+ *   - one the splice tracks, or a client SYN to the broker's port (it opens one): the datagram
+ *     is reassembled and the whole segment, possibly longer than the link MTU, goes to the
+ *     splice like any other (the splice reassembles its input stream and segments its output
+ *     to the receiver's MSS itself);
+ *   - anything else (another port, a connection the splice does not edit): the fragments go
+ *     on untouched, those held in their arrival order, later ones at once;
+ *   - a datagram whose header fragment does not arrive within the timeout (30 s) is dropped
+ *     with its fragments, as the receiving host would drop it.
+ * Every other fragment (other addresses, other protocols) is forwarded untouched.
+ */
 #include "modes/monitor.h"
 
 #include <errno.h>
@@ -6,10 +22,15 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "l2/parse.h"
 
 struct monitor {
     struct mqo_splice *sp;
-    struct mqo_bump *b; /* valid while the loop runs */
+    struct mqo_bump *b;   /* valid while the loop runs */
+    struct mqo_frag *fr;  /* NULL: fragments are forwarded untouched */
+    uint32_t broker_ip;   /* network order */
+    uint16_t broker_port; /* host order */
+    uint64_t to_splice, declined;
 };
 
 /* The splice emits toward a side; side == port (clients on a, the broker host on b). */
@@ -20,11 +41,94 @@ static void emit(void *ud, int to_side, const uint8_t *frame, size_t len)
         mqo_bump_send(m->b, to_side, frame, len);
 }
 
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+/* 1 for an IPv4 fragment of TCP toward the broker's address (from the clients' side) or from it
+ * (from the broker's side). */
+static int broker_fragment(const struct monitor *m, int in, const uint8_t *p, size_t len)
+{
+    struct mqo_eth e;
+    if (mqo_parse_eth(p, len, &e) || e.type != MQO_ETHERTYPE_IPV4 || len < e.l3_off + 20u)
+        return 0;
+    const uint8_t *ip = p + e.l3_off;
+    if (ip[0] >> 4 != 4 || ip[9] != 6 || !(rd16(ip + 6) & (MQO_IPV4_MF | MQO_IPV4_OFFMASK)))
+        return 0;
+    uint32_t a;
+    memcpy(&a, ip + (in == MQO_SIDE_CLIENT ? 16 : 12), 4);
+    return a == m->broker_ip;
+}
+
+/* What to do with a datagram, from the first bytes of its TCP header. */
+static enum mqo_frag_verdict verdict(const struct monitor *m, int in,
+                                     const struct mqo_frag_info *fi, int whole)
+{
+    if (fi->head_len < 14) /* ports and flags not there yet */
+        return whole ? MQO_FRAG_PASS : MQO_FRAG_UNDECIDED;
+    uint16_t sport = rd16(fi->head), dport = rd16(fi->head + 2);
+    if (in == MQO_SIDE_CLIENT) {
+        if (dport != m->broker_port)
+            return MQO_FRAG_PASS;
+        if ((fi->head[13] & (MQO_TCP_SYN | MQO_TCP_ACK)) == MQO_TCP_SYN)
+            return MQO_FRAG_REASSEMBLE; /* a client SYN: the splice opens its connection */
+        return mqo_splice_tracks(m->sp, fi->key.saddr, sport) ? MQO_FRAG_REASSEMBLE
+                                                              : MQO_FRAG_PASS;
+    }
+    if (sport != m->broker_port)
+        return MQO_FRAG_PASS;
+    return mqo_splice_tracks(m->sp, fi->key.daddr, dport) ? MQO_FRAG_REASSEMBLE : MQO_FRAG_PASS;
+}
+
+struct pass_to {
+    struct monitor *m;
+    int side;
+};
+
+/* A fragment passed untouched: out the other port (through its impairment stage). */
+static void pass_out(void *ud, const uint8_t *frame, size_t len)
+{
+    const struct pass_to *p = ud;
+    mqo_bump_send(p->m->b, p->side, frame, len);
+}
+
+/* A fragment of the broker's TCP. Returns 1 when it was taken (held, passed from the copies, or
+ * reassembled), 0 when the loop forwards it as it is. */
+static int on_fragment(struct monitor *m, int in, const struct mqo_rawframe *f, uint64_t now)
+{
+    struct mqo_frag_info fi;
+    int r = mqo_frag_add(m->fr, f->data, f->len, now, &fi);
+    if (r == MQO_FRAG_PASSED)
+        return 0;
+    if (r < 0)
+        return 1; /* dropped and counted, as the receiving host would */
+    if (fi.verdict == MQO_FRAG_UNDECIDED) {
+        enum mqo_frag_verdict v = verdict(m, in, &fi, r == MQO_FRAG_DONE);
+        if (v == MQO_FRAG_UNDECIDED)
+            return 1;
+        struct pass_to to = {m, 1 - in};
+        mqo_frag_decide(m->fr, &fi.key, v, pass_out, &to);
+        if (v == MQO_FRAG_PASS)
+            return 1; /* the copies went out in arrival order, this fragment's last */
+    }
+    if (r == MQO_FRAG_DONE) {
+        if (mqo_splice_input(m->sp, in, fi.frame, fi.len, 0, now)) {
+            m->to_splice++;
+        } else {
+            /* not the splice's after all (a SYN over its table limit): on as a whole, if it
+             * fits a frame (the fragments are gone) */
+            m->declined++;
+            mqo_bump_send(m->b, 1 - in, fi.frame, fi.len);
+        }
+    }
+    return 1;
+}
+
 static int on_frame(void *arg, struct mqo_bump *b, int in, const struct mqo_rawframe *f,
                     uint64_t now)
 {
     struct monitor *m = arg;
     m->b = b;
+    if (m->fr && broker_fragment(m, in, f->data, f->len))
+        return on_fragment(m, in, f, now);
     int csum_ok = (f->flags & (MQO_FRAME_CSUM_PARTIAL | MQO_FRAME_CSUM_VALID)) != 0;
     return mqo_splice_input(m->sp, in, f->data, f->len, csum_ok, now);
 }
@@ -34,6 +138,8 @@ static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
     struct monitor *m = arg;
     m->b = b;
     mqo_splice_tick(m->sp, now);
+    if (m->fr)
+        mqo_frag_expire(m->fr, now);
 }
 
 static uint64_t on_next(void *arg, uint64_t now)
@@ -56,6 +162,18 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         mqo_err("cannot start the splice: %s", strerror(err));
         return -err;
     }
+    m.broker_ip = cfg->splice.broker_ip;
+    m.broker_port = cfg->splice.broker_port;
+    if (!cfg->no_reassembly) {
+        struct mqo_frag_cfg fc = cfg->frag;
+        fc.keep = 1;
+        m.fr = mqo_frag_new(&fc);
+        if (!m.fr) {
+            mqo_err("cannot start the IPv4 reassembler: out of memory");
+            mqo_splice_free(m.sp);
+            return -ENOMEM;
+        }
+    }
     struct mqo_bump_cfg bc = cfg->bump;
     bc.hook = (struct mqo_bump_hook){.frame = on_frame, .tick = on_tick, .next = on_next,
                                      .arg = &m};
@@ -63,6 +181,11 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     m.b = NULL;
     st->splice = *mqo_splice_stats(m.sp);
     st->engine = *mqo_splice_engine_stats(m.sp);
+    if (m.fr)
+        st->frag = *mqo_frag_stats(m.fr);
+    st->frag_to_splice = m.to_splice;
+    st->frag_declined = m.declined;
+    mqo_frag_free(m.fr);
     mqo_splice_free(m.sp);
     return rc;
 }

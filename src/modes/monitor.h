@@ -1,22 +1,32 @@
 /* monitor mode: the transparent bump-in-the-wire. Clients on port a, the broker host on port b;
  * every frame is forwarded, TCP connections to the broker's address and port are spliced (the
- * MQTT engine edits both streams, tcp/splice.h keeps both ends' sequence numbers right). */
+ * MQTT engine edits both streams, tcp/splice.h keeps both ends' sequence numbers right).
+ *
+ * IPv4 fragments of TCP to or from the broker's address are reassembled when their connection
+ * is spliced, and forwarded untouched otherwise (monitor.c says how the two are told apart). */
 #ifndef MQO_MODES_MONITOR_H
 #define MQO_MODES_MONITOR_H
 
 #include "engine/engine.h"
+#include "l2/frag.h"
 #include "modes/bump.h"
 #include "tcp/splice.h"
 
 struct mqo_monitor_cfg {
     struct mqo_bump_cfg bump;     /* ports, l2, impairment; the hook is the monitor's */
     struct mqo_splice_cfg splice; /* broker address, engine config; emit is the monitor's */
+    /* the reassembler's limits (0: its defaults; keep is the monitor's) */
+    struct mqo_frag_cfg frag;
+    int no_reassembly; /* every fragment is forwarded untouched (a spliced one is lost) */
 };
 
 struct mqo_monitor_stats {
     struct mqo_bump_stats bump;
     struct mqo_splice_stats splice;
     struct mqo_engine_stats engine;
+    struct mqo_frag_stats frag;
+    uint64_t frag_to_splice; /* reassembled segments the splice took */
+    uint64_t frag_declined;  /* reassembled segments it did not take: forwarded whole */
 };
 
 /* Runs until *cfg->bump.stop. Returns 0 or -errno (message printed). */

@@ -1497,3 +1497,8 @@ const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *
 {
     return mqo_engine_stats(sp->eng);
 }
+
+int mqo_splice_tracks(const struct mqo_splice *sp, uint32_t client_ip, uint16_t client_port)
+{
+    return mqo_map_get(&sp->conns, conn_key(client_ip, client_port), NULL);
+}

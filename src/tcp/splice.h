@@ -109,4 +109,12 @@ uint64_t mqo_splice_next_timer(const struct mqo_splice *s, uint64_t now_ns);
 const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *s);
 const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *s);
 
+/* Whether the splice tracks the connection of a client (address in network byte order, port
+ * in host order) with the broker: 1 when it saw its SYN and relays its stream (every segment of
+ * it must go through mqo_splice_input: the output is renumbered), 0 when its segments are
+ * forwarded untouched. For a caller that decides before it has a whole segment (monitor mode's
+ * IPv4 reassembly). A client SYN of a connection not tracked yet opens one in
+ * mqo_splice_input. */
+int mqo_splice_tracks(const struct mqo_splice *s, uint32_t client_ip, uint16_t client_port);
+
 #endif

@@ -60,6 +60,16 @@ static void test_parse_ok(void **st)
     assert_int_equal(mqo_impair_parse("loss=0,dup=0", &c, err, sizeof err), 0);
     assert_false(mqo_impair_active(&c));
     assert_int_equal(mqo_impair_parse("loss=100", &c, err, sizeof err), 0);
+    /* fragmentation alone is an impairment */
+    assert_int_equal(mqo_impair_parse("frag=576", &c, err, sizeof err), 0);
+    assert_int_equal(c.frag, 576);
+    assert_true(mqo_impair_active(&c));
+    assert_int_equal(mqo_impair_parse("frag=8,loss=1", &c, err, sizeof err), 0);
+    assert_int_equal(c.frag, 8);
+    assert_int_equal(mqo_impair_parse("frag=0", &c, err, sizeof err), 0);
+    assert_false(mqo_impair_active(&c));
+    assert_int_equal(mqo_impair_parse("frag=65535", &c, err, sizeof err), 0);
+    assert_int_equal(c.frag, 65535);
 }
 
 static void test_parse_errors(void **st)
@@ -84,6 +94,13 @@ static void test_parse_errors(void **st)
         {"seed=99999999999999999999", "seed: '99999999999999999999' is not an unsigned"},
         {"limit=0", "limit: '0' is not a frame count"},
         {"loss=1,loss=2", "loss: given twice"},
+        {"frag=7", "frag: '7' is not a payload size 8..65535 (0: none)"},
+        {"frag=65536", "frag: '65536' is not a payload size"},
+        {"frag=-8", "frag: '-8' is not a payload size"},
+        {"frag=1k", "frag: '1k' is not a payload size"},
+        {"frag=8,frag=16", "frag: given twice"},
+        {"fragment=8", "unknown key 'fragment' (keys: loss, dup, reorder, gap, hold, delay, "
+                       "jitter, seed, limit, frag)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct mqo_impair_cfg c;
@@ -109,7 +126,7 @@ static void test_format_roundtrip(void **st)
 {
     const char *specs[] = {"loss=1.5,dup=1,reorder=2,delay=5,seed=7",
                            "jitter=0.333333,hold=1.25,gap=7,limit=99,seed=18446744073709551615",
-                           "loss=0.1,delay=0.000001", ""};
+                           "loss=0.1,delay=0.000001", "frag=1000,dup=5", ""};
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
         struct mqo_impair_cfg a, b;
         char err[200], buf[300];
