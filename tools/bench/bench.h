@@ -26,6 +26,9 @@
 #define MQB_MAX_SIZE (1u << 20)     /* largest --size */
 #define MQB_WB_HIGH (4u << 20)      /* a publisher stops queueing above this many unsent bytes */
 #define MQB_MAX_WINDOWS 255
+#define MQB_MAX_DECOYS 100000u      /* largest --decoys */
+#define MQB_SUB_BATCH 128u          /* filters per SUBSCRIBE packet */
+#define MQB_FILTER_MAX 96u          /* longest filter the bench builds, NUL included */
 
 enum mqb_filter { MQB_EXACT, MQB_PLUS, MQB_HASH };
 
@@ -43,6 +46,7 @@ struct mqb_cfg {
     unsigned qos;      /* 0 or 1 */
     double duration, warmup, grace, connect_timeout; /* seconds */
     enum mqb_filter filter;
+    unsigned decoys;   /* filters per subscriber that never match a published topic */
     unsigned mqtt;     /* protocol level: 4 (3.1.1) or 5 */
     unsigned keepalive;
     uint64_t seed;
@@ -128,6 +132,11 @@ struct mqb_sub {
     struct mqb_conn c;
     struct mqb_pair *pairs;
     unsigned npairs;
+    /* setup: its 1 + decoys filters go out in SUBSCRIBEs of up to MQB_SUB_BATCH, one at a
+     * time, each after the previous one's SUBACK */
+    unsigned sub_sent;    /* filters sent so far */
+    unsigned sub_batch;   /* filters in the SUBSCRIBE awaiting its SUBACK */
+    uint16_t sub_pid;     /* its packet identifier */
 };
 
 struct mqb_tap;
@@ -197,6 +206,9 @@ void mqb_track_tap(struct mqb *b, const uint8_t *payload, size_t len, uint64_t t
 void mqb_track_free(struct mqb *b);
 /* Expected deliveries of a message on topic K. */
 uint32_t mqb_expect(const struct mqb_cfg *c, unsigned topic);
+/* Filter j of subscriber i into out[0..cap): j = 0 its real filter (--filter), j = 1..decoys
+ * its decoys, which match no topic the bench publishes on. Returns the length (< cap). */
+int mqb_sub_filter(const struct mqb_cfg *c, unsigned i, unsigned j, char *out, size_t cap);
 
 /* ---- report.c ---- */
 void mqb_report_run(const struct mqb *b, FILE *f);

@@ -225,37 +225,34 @@ static int send_connect(struct mqb *b, struct mqb_conn *c)
     return conn_queue(b, c, pk, n);
 }
 
-/* The filter subscriber i subscribes to. */
-static int sub_filter(const struct mqb *b, unsigned i, char *out, size_t cap)
-{
-    switch (b->cfg.filter) {
-    case MQB_PLUS:
-        return snprintf(out, cap, "%s/+", b->cfg.prefix);
-    case MQB_HASH:
-        return snprintf(out, cap, "%s/#", b->cfg.prefix);
-    default:
-        return snprintf(out, cap, "%s/t%u", b->cfg.prefix, i % b->cfg.topics);
-    }
-}
-
+/* Sends s's next SUBSCRIBE: up to MQB_SUB_BATCH of its 1 + decoys filters (the real one first),
+ * remaining length as a varint. Returns 0, or -1 (the connection is closed). */
 static int send_subscribe(struct mqb *b, struct mqb_sub *s)
 {
-    char f[96];
-    int fl = sub_filter(b, s->c.idx, f, sizeof f);
-    uint8_t pk[160];
-    size_t n = 2;
-    put16(pk + n, 1); /* packet identifier */
-    n += 2;
+    static uint8_t body[MQB_SUB_BATCH * (2 + MQB_FILTER_MAX + 1) + 8];
+    unsigned total = 1 + b->cfg.decoys;
+    unsigned n = total - s->sub_sent < MQB_SUB_BATCH ? total - s->sub_sent : MQB_SUB_BATCH;
+    size_t len = 2;
+    s->sub_pid = (uint16_t)(s->sub_pid % 65535 + 1);
+    put16(body, s->sub_pid);
     if (b->cfg.mqtt == MQO_MQTT_V5)
-        pk[n++] = 0;
-    put16(pk + n, (unsigned)fl);
-    n += 2;
-    memcpy(pk + n, f, (size_t)fl);
-    n += (size_t)fl;
-    pk[n++] = (uint8_t)b->cfg.qos;
-    pk[0] = MQO_SUBSCRIBE << 4 | 2;
-    pk[1] = (uint8_t)(n - 2);
-    return conn_queue(b, &s->c, pk, n);
+        body[len++] = 0; /* no properties */
+    for (unsigned k = 0; k < n; k++) {
+        char f[MQB_FILTER_MAX];
+        int fl = mqb_sub_filter(&b->cfg, s->c.idx, s->sub_sent + k, f, sizeof f);
+        put16(body + len, (unsigned)fl);
+        memcpy(body + len + 2, f, (size_t)fl);
+        len += 2 + (size_t)fl;
+        body[len++] = (uint8_t)b->cfg.qos; /* options: the QoS, nothing else */
+    }
+    uint8_t hdr[5];
+    hdr[0] = MQO_SUBSCRIBE << 4 | 2;
+    unsigned hl = 1 + mqo_mqtt_varint_put(hdr + 1, (uint32_t)len);
+    s->sub_batch = n;
+    s->sub_sent += n;
+    if (conn_queue(b, &s->c, hdr, hl))
+        return -1;
+    return conn_queue(b, &s->c, body, len);
 }
 
 /* Serializes p's PUBLISH once; each message copies it and patches stamp and identifier. */
@@ -405,21 +402,34 @@ static void on_packet(struct mqb *b, struct mqb_conn *c, const struct mqo_pkt *p
             b->connecting--;
         }
         return;
-    case MQO_SUBACK:
-        if (c->state != MQB_SUBACK || pk->pid != 1 || pk->u.suback.count != 1) {
+    case MQO_SUBACK: {
+        struct mqb_sub *s = (struct mqb_sub *)c;
+        if (c->state != MQB_SUBACK || pk->pid != s->sub_pid || pk->u.suback.count != s->sub_batch) {
             b->proto_errors++;
             return;
         }
-        if (pk->u.suback.codes[0] >= 0x80) {
+        for (unsigned k = 0; k < s->sub_batch; k++) {
+            if (pk->u.suback.codes[k] < 0x80)
+                continue;
+            char f[MQB_FILTER_MAX], why[160];
+            mqb_sub_filter(&b->cfg, c->idx, s->sub_sent - s->sub_batch + k, f, sizeof f);
+            snprintf(why, sizeof why, "subscriber %u: SUBACK refused the subscription to %s", c->idx, f);
             char rc[16];
-            snprintf(rc, sizeof rc, "0x%02x", pk->u.suback.codes[0]);
-            fatal(b, "SUBACK refused the subscription (reason %s)%s", rc, "");
+            snprintf(rc, sizeof rc, "0x%02x", pk->u.suback.codes[k]);
+            fatal(b, "%s (reason %s)", why, rc);
+            return;
+        }
+        s->sub_batch = 0;
+        if (s->sub_sent < 1 + b->cfg.decoys) { /* more filters: the next SUBSCRIBE */
+            if (send_subscribe(b, s) == 0)
+                conn_flush(b, c);
             return;
         }
         c->state = MQB_READY;
         b->ready_subs++;
         b->connecting--;
         return;
+    }
     case MQO_PUBLISH:
         if (c->role != MQB_SUB) {
             b->unexpected++;

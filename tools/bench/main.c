@@ -49,6 +49,10 @@ static void usage(FILE *f)
             "  --qos Q              0 or 1 (default 0): publish and subscribe QoS\n"
             "  --mqtt V             3 (MQTT 3.1.1) or 5 (default 3)\n"
             "  --filter F           exact | plus | hash (default exact), see routing\n"
+            "  --decoys D           each subscriber also subscribes to D filters that match no\n"
+            "                       published topic, a mix of exact, + and # filters (default 0),\n"
+            "                       see routing: the server's matching works on 1 + D filters\n"
+            "                       per subscriber\n"
             "  --duration S         measured seconds (default 10)\n"
             "  --warmup S           seconds published before measuring (default 1)\n"
             "  --grace S            after the last message, seconds to wait for deliveries\n"
@@ -64,6 +68,13 @@ static void usage(FILE *f)
             "So a message reaches the subscribers I with I %% T == K (M/T of them when T divides\n"
             "M) with exact, and all M subscribers with plus or hash. Publishers are spread\n"
             "evenly over one send interval.\n"
+            "With --decoys D, subscriber I's decoy d (d = 0..D-1, n = I*D + d unique in the run,\n"
+            "J = I %% T its own topic) is, by d %% 8: STR/t(T+n), STR/tJ/dn, STR/+/dn, +/dn,\n"
+            "STR/tJ/dn/#, STR/dn/#, STR/dn/+/e, +/+/dn/#. None matches a topic STR/tK (K < T)\n"
+            "or a $ topic, so the expectations do not change; a server that matched one would\n"
+            "show it as misrouted (exact) or dup deliveries. The real filter and the decoys go\n"
+            "out in SUBSCRIBEs of up to %u filters, each sent after the previous one's SUBACK;\n"
+            "a refused filter is a fatal error.\n"
             "\n"
             "figures: a message belongs to the window (warm-up, measured, sweep step) its\n"
             "scheduled time falls in; deliveries/s is the deliveries of the measured window's\n"
@@ -93,7 +104,7 @@ static void usage(FILE *f)
             "duplicate, reordered, misrouted, unexpected or stray deliveries, disconnects, unsent\n"
             "messages; in a sweep only the steps up to the best count for loss), 1 the run\n"
             "could not be done (connect, CONNACK, SUBACK, memory), 2 bad options.\n",
-            MQO_STAMP_LEN);
+            MQO_STAMP_LEN, MQB_SUB_BATCH);
 }
 
 static int bad(const char *opt, const char *arg, const char *want)
@@ -172,6 +183,7 @@ static int parse_args(int argc, char **argv, struct mqb_cfg *c)
         {"topics", required_argument, 0, 't'},      {"rate", required_argument, 0, 'r'},
         {"size", required_argument, 0, 's'},        {"qos", required_argument, 0, 'q'},
         {"mqtt", required_argument, 0, 'V'},        {"filter", required_argument, 0, 'f'},
+        {"decoys", required_argument, 0, 'D'},
         {"duration", required_argument, 0, 'd'},    {"warmup", required_argument, 0, 'w'},
         {"grace", required_argument, 0, 'g'},       {"seed", required_argument, 0, 'e'},
         {"prefix", required_argument, 0, 'x'},      {"keepalive", required_argument, 0, 'k'},
@@ -254,6 +266,11 @@ static int parse_args(int argc, char **argv, struct mqb_cfg *c)
                 c->filter = MQB_HASH;
             else
                 return bad(name, optarg, "expected exact, plus or hash");
+            break;
+        case 'D':
+            if (parse_uint(name, optarg, 0, MQB_MAX_DECOYS, &u))
+                return -1;
+            c->decoys = (unsigned)u;
             break;
         case 'd':
             if (parse_double(name, optarg, 0.01, 86400, &c->duration))
@@ -484,6 +501,9 @@ int main(int argc, char **argv)
         return 1;
 
     progress(&b, "connecting %.0f subscribers, then %.0f publishers", c->subs, c->pubs);
+    if (c->decoys)
+        progress(&b, "each subscriber holds 1 + %.0f decoy filters: %.0f filters in all", c->decoys,
+                 (double)c->subs * (1.0 + c->decoys));
     uint64_t t_conn = mqb_now();
     if (mqb_connect_all(&b)) {
         fprintf(stderr, "mqoff-bench: %s\n", b.fatal_msg);

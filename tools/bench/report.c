@@ -63,6 +63,9 @@ static void config_line(const struct mqb *b, FILE *f)
         fprintf(f, " (%u-%u subscribers per message)", c->subs / c->topics, c->subs / c->topics + 1);
     else
         fprintf(f, " (every subscriber gets every message)");
+    if (c->decoys)
+        fprintf(f, " + %u decoy filters per subscriber (%llu filters)", c->decoys,
+                (unsigned long long)c->subs * (1ull + c->decoys));
     fprintf(f, " | %u B payload\n", c->size);
 }
 
@@ -243,9 +246,11 @@ int mqb_report_json(const struct mqb *b, const char *path, int best, double boun
     json_str(f, c->bind);
     fprintf(f,
             ",\n    \"mqtt\": \"%s\", \"qos\": %u, \"pubs\": %u, \"subs\": %u, \"topics\": %u, \"filter\": \"%s\",\n"
+            "    \"decoys_per_sub\": %u, \"filters\": %llu,\n"
             "    \"rate_per_pub\": %.3f, \"size\": %u, \"warmup_s\": %.3f, \"duration_s\": %.3f, \"grace_s\": %.3f,\n"
             "    \"keepalive_s\": %u, \"seed\": %llu, \"prefix\": ",
-            mqtt_name(c->mqtt), c->qos, c->pubs, c->subs, c->topics, filter_name(c->filter), c->rate, c->size,
+            mqtt_name(c->mqtt), c->qos, c->pubs, c->subs, c->topics, filter_name(c->filter), c->decoys,
+            (unsigned long long)c->subs * (1ull + c->decoys), c->rate, c->size,
             c->warmup, c->duration, c->grace, c->keepalive, (unsigned long long)c->seed);
     json_str(f, c->prefix);
     fprintf(f, ", \"tap\": ");

@@ -3,7 +3,10 @@
  * Routing (documented in --help): publisher j publishes on topic bench/tK with K = j % T.
  * Subscriber i subscribes to bench/t(i % T) (exact), bench/+ (plus) or bench/# (hash). So a
  * message on topic K is expected at every subscriber i with i % T == K (exact), or at all M
- * subscribers (plus, hash).
+ * subscribers (plus, hash). With --decoys D each subscriber also holds D filters that match
+ * no published topic (mqb_sub_filter): they change no expectation. A server that matched one
+ * anyway would deliver a message to a subscriber that should not get it (misrouted, with
+ * exact filters) or a second copy to one that should (dup).
  *
  * Per message (publisher, seq) the bench counts distinct deliveries; the first one gives the
  * first-subscriber latency, the one that brings the count to the expected number gives the
@@ -23,6 +26,45 @@ uint32_t mqb_expect(const struct mqb_cfg *c, unsigned topic)
     if (c->filter != MQB_EXACT)
         return c->subs;
     return c->subs / c->topics + (topic < c->subs % c->topics ? 1 : 0);
+}
+
+/* Decoy kinds, by (j - 1) % 8; n = i * D + j - 1 is unique per decoy of the run, J = i % T the
+ * subscriber's own topic. Published topics are exactly STR/tK (two levels, K < T in decimal),
+ * and none of these matches one:
+ *   0 STR/t<T+n>      exact, a sibling of the real topics: an index >= T nobody publishes on
+ *   1 STR/tJ/d<n>     exact, one level below the subscriber's own topic (three levels)
+ *   2 STR/+/d<n>      '+' at level 2, three levels
+ *   3 +/d<n>          '+' at level 1; level 2 is d<n>, never tK
+ *   4 STR/tJ/d<n>/#   '#' below the own topic: matches STR/tJ/d<n> and deeper, never STR/tJ
+ *                     (STR/tJ/# would: '#' also matches its parent level)
+ *   5 STR/d<n>/#      '#' under a level no topic has
+ *   6 STR/d<n>/+/e    '+' in the middle, four levels
+ *   7 +/+/d<n>/#      two '+' levels then '#': three levels or more
+ * No decoy starts with '$' and no topic does (the prefix is [A-Za-z0-9_-]), so the $-rule plays
+ * no part: a broker's $SYS topics match none of them either (wildcard-first filters never match
+ * a $ topic, the others start with STR). */
+int mqb_sub_filter(const struct mqb_cfg *c, unsigned i, unsigned j, char *out, size_t cap)
+{
+    const char *x = c->prefix;
+    if (j == 0) {
+        switch (c->filter) {
+        case MQB_PLUS: return snprintf(out, cap, "%s/+", x);
+        case MQB_HASH: return snprintf(out, cap, "%s/#", x);
+        default: return snprintf(out, cap, "%s/t%u", x, i % c->topics);
+        }
+    }
+    unsigned long long n = (unsigned long long)i * c->decoys + (j - 1);
+    unsigned own = i % c->topics;
+    switch ((j - 1) % 8) {
+    case 0: return snprintf(out, cap, "%s/t%llu", x, n + c->topics);
+    case 1: return snprintf(out, cap, "%s/t%u/d%llu", x, own, n);
+    case 2: return snprintf(out, cap, "%s/+/d%llu", x, n);
+    case 3: return snprintf(out, cap, "+/d%llu", n);
+    case 4: return snprintf(out, cap, "%s/t%u/d%llu/#", x, own, n);
+    case 5: return snprintf(out, cap, "%s/d%llu/#", x, n);
+    case 6: return snprintf(out, cap, "%s/d%llu/+/e", x, n);
+    default: return snprintf(out, cap, "+/+/d%llu/#", n);
+    }
 }
 
 int mqb_track_init(struct mqb *b)
