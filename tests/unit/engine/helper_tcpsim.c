@@ -588,6 +588,8 @@ uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns)
                     /* not the splice's: it would forward the frame unchanged */
                     ts_emit(n, fr.ep->side ^ 1, fr.data, fr.len);
                 }
+                if (n->on_input)
+                    n->on_input(n->on_input_arg, fr.ep);
             } else {
                 ep_receive(n, fr.ep, fr.data, fr.len);
             }
