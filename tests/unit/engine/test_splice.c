@@ -300,6 +300,51 @@ static void test_broker_order_reports_duplicate(void **s)
     done(o);
 }
 
+/* Drops the first empty ACK on one client port: from the client toward the splice, or from
+ * the splice toward the broker. */
+struct ack_dropper {
+    uint16_t port;
+    int from_client;
+    int dropped;
+};
+
+static int drop_first_ack(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *f,
+                          size_t len)
+{
+    struct ack_dropper *d = arg;
+    int mine = d->from_client ? to_splice && ep->side == MQO_SIDE_CLIENT && ep->port == d->port
+                              : !to_splice && ep->side == MQO_SIDE_BROKER && ep->peer_port == d->port;
+    if (!mine || d->dropped)
+        return 0;
+    size_t hl = (size_t)(f[14 + 20 + 12] >> 4) * 4;
+    if (f[14 + 20 + 13] != 0x10 || len != 14 + 20 + hl)
+        return 0;
+    d->dropped = 1;
+    return 1;
+}
+
+/* The ACK that completes the broker's handshake is lost, before the splice (the client's) or
+ * after it (the one the splice sends the broker when the client's comes): the broker sends its
+ * SYN-ACK again, and it is answered (the splice passes it to the client, or answers it itself
+ * when it had seen the client's ACK), so the broker's side is established without waiting for
+ * the client's first bytes. */
+static void test_handshake_ack_lost(void **s)
+{
+    for (int from_client = 1; from_client < 2; from_client++) {
+        struct harness *h = mk(NULL);
+        struct ack_dropper d = {.port = h->next_port, .from_client = from_client};
+        h->net.wire.drop = drop_first_ack;
+        h->net.wire.drop_arg = &d;
+        uint64_t t0 = h->net.now;
+        int c = h_open(h);
+        assert_int_equal(d.dropped, 1);
+        assert_int_equal(h->cl[c].bep->state, 3); /* established */
+        assert_true(h->net.now - t0 < 5000 * 1000000ull);
+        assert_true(h_connect(h, c, MQO_MQTT_V311, "late", 1, 60));
+        done(h);
+    }
+}
+
 /* A client writes its packets a byte per segment, with a congestion window counted in segments
  * (as Linux does): the bytes of an incomplete packet must be acknowledged, or it stalls. */
 static void test_bytewise_sender_not_starved(void **s)
@@ -543,6 +588,7 @@ int main(void)
         cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_and_connect),
+        cmocka_unit_test(test_handshake_ack_lost),
         cmocka_unit_test(test_fanout_qos0_qos1),
         cmocka_unit_test(test_differential_clean),
         cmocka_unit_test(test_differential_impaired),
