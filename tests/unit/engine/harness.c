@@ -395,6 +395,7 @@ static void trk_sent(struct harness *h, int i, const uint8_t *p, size_t n)
             memcpy(x->data, cl->txp.data + off, (size_t)t);
             x->len = (size_t)t;
             x->end = cl->tx_off;
+            x->sent = ++h->cseq;
             x->consumed = -1;
         }
         off += (size_t)t;
@@ -576,6 +577,52 @@ void h_follow(struct harness *d, const struct h_order *ord, size_t n)
         }
         cl->f_in[ord[k].k] = 1;
     }
+}
+
+void h_dump_broker_order(const struct harness *o, FILE *f)
+{
+    struct h_order *ord;
+    int inv;
+    char why[256];
+    long n = h_broker_order(o, 0, &ord, &inv, why, sizeof why);
+    if (n < 0) {
+        fprintf(f, "broker order: %s\n", why);
+        return;
+    }
+    fprintf(f, "broker order (%ld packets, %d consumed PUBLISH ahead of their client's earlier "
+               "packets):\n",
+            n, inv);
+    for (long k = 0; k < n; k++) {
+        const struct h_client *cl = &o->cl[ord[k].client];
+        const struct h_txpkt *x = &cl->tx[ord[k].k];
+        struct mqo_pkt pk;
+        char d[200] = "";
+        uint8_t v = x->data[0] >> 4 == MQO_CONNECT ? 4 : (uint8_t)(cl->version ? cl->version : 4);
+        if (mqo_mqtt_decode(x->data, x->len, v, MQO_C2S, &pk) == 0) {
+            if (pk.type == MQO_PUBLISH)
+                snprintf(d, sizeof d, "%.*s '%.*s' q%d%s", pk.u.publish.topic.len,
+                         (const char *)pk.u.publish.topic.p, (int)pk.u.publish.payload_len,
+                         (const char *)pk.u.publish.payload, pk.u.publish.qos,
+                         pk.u.publish.retain ? " retained" : "");
+            if (pk.type == MQO_SUBSCRIBE || pk.type == MQO_UNSUBSCRIBE) {
+                uint32_t off = 0;
+                struct mqo_sub_entry se;
+                if (mqo_mqtt_sub_next(&pk, &off, &se))
+                    snprintf(d, sizeof d, "%.*s", se.filter.len, (const char *)se.filter.p);
+            }
+        }
+        /* sent after something of another client that takes effect later */
+        int crosses = 0;
+        for (long j = k + 1; j < n && !crosses; j++)
+            crosses = ord[j].client != ord[k].client &&
+                      o->cl[ord[j].client].tx[ord[j].k].sent < x->sent;
+        fprintf(f, "  %4ld client %d %-11s %-32s sent %5llu %s %5llu%s\n", k, ord[k].client,
+                type_name(x->data[0] >> 4), d, (unsigned long long)x->sent,
+                x->brok ? "broker" : "engine",
+                (unsigned long long)(x->brok ? x->brok : x->decided),
+                crosses ? "  <- ahead of an earlier packet of another client" : "");
+    }
+    free(ord);
 }
 
 int h_same_as_broker(const struct harness *o, void (*script)(struct harness *, const void *),

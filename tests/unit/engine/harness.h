@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/buf.h"
 #include "engine/engine.h"
@@ -78,6 +79,7 @@ struct h_txpkt {
     uint8_t *data;
     size_t len;
     uint64_t end;     /* offset after it in the client's stream */
+    uint64_t sent;    /* the client wrote it */
     uint64_t decided; /* the engine had it whole (it decided: forward, or consume a PUBLISH) */
     uint64_t brok;    /* the broker model processed it */
     int consumed;     /* PUBLISH: 1 consumed, 0 forwarded, -1 not known from the counters */
@@ -254,6 +256,9 @@ long h_broker_order(const struct harness *o, int variant, struct h_order **out,
  * a packet the order does not hold never reaches it (it never took effect in the recorded
  * run). Other packets (acknowledgements, pings) go as they come. Call before the script. */
 void h_follow(struct harness *d, const struct h_order *ord, size_t n);
+/* Prints the order of an H_SPLICE run (variant 0), one packet a line, marking the packets
+ * that took effect before a packet another client sent earlier. */
+void h_dump_broker_order(const struct harness *o, FILE *f);
 /* Runs script(d, arg) on fresh H_DIRECT harnesses following the broker order of the H_SPLICE
  * run o (both variants when they differ) and compares clients from..to-1 per publisher.
  * Returns 1 when one order gives the same messages, else 0 with the difference (or the
