@@ -1515,11 +1515,16 @@ int h_same_per_publisher(const struct harness *a, const struct harness *b, int i
                 }
                 break;
             }
+            /* the retain flag too: set on what a subscription gets when it is made, so it
+             * tells whether the message took effect before or after the subscription */
             if (ra->plen != rb->plen || memcmp(ra->payload, rb->payload, ra->plen) ||
-                strcmp(ra->topic, rb->topic) || ra->qos != rb->qos) {
-                snprintf(why, whylen, "client %d: '%.*s' %s q%d in one run, '%.*s' %s q%d in the other",
-                         i, (int)ra->plen, (const char *)ra->payload, ra->topic, ra->qos,
-                         (int)rb->plen, (const char *)rb->payload, rb->topic, rb->qos);
+                strcmp(ra->topic, rb->topic) || ra->qos != rb->qos || ra->retain != rb->retain) {
+                snprintf(why, whylen,
+                         "client %d: '%.*s' %s q%d%s in one run, '%.*s' %s q%d%s in the other", i,
+                         (int)ra->plen, (const char *)ra->payload, ra->topic, ra->qos,
+                         ra->retain ? " retained" : "", (int)rb->plen,
+                         (const char *)rb->payload, rb->topic, rb->qos,
+                         rb->retain ? " retained" : "");
                 return 0;
             }
             ka++;

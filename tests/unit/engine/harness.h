@@ -225,7 +225,7 @@ void h_random_script(struct harness *h, unsigned seed, int nsub, int n, int chur
 
 /* Compares what client i received in two runs of the same script (payloads "pN:..." name the
  * publisher N < npub): the same number of PUBLISH, and for each publisher the same payloads,
- * topics and QoS in the same order. Returns 1 when equal, else 0 with the first difference
+ * topics, QoS and retain flags in the same order. Returns 1 when equal, else 0 with the first difference
  * described in why. */
 int h_same_per_publisher(const struct harness *a, const struct harness *b, int i, int npub,
                          char *why, size_t whylen);
