@@ -169,7 +169,9 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
                 return MQO_PT_INFLIGHT;
         }
         struct mqo_pub_spec sp;
-        spec_for(x, sc->version, pe->qos, ms->ids + pe->ids_at, pe->n_ids, &sp);
+        /* no identifiers: ms->ids may be NULL, and NULL + 0 is undefined */
+        spec_for(x, sc->version, pe->qos, pe->n_ids ? ms->ids + pe->ids_at : NULL, pe->n_ids,
+                 &sp);
         size_t sz = mqo_mqtt_publish_size(&sp);
         if (sz == 0 || (sc->client_max_packet && sz > sc->client_max_packet))
             return MQO_PT_SIZE;
