@@ -225,8 +225,8 @@ void h_random_script(struct harness *h, unsigned seed, int nsub, int n, int chur
 
 /* Compares what client i received in two runs of the same script (payloads "pN:..." name the
  * publisher N < npub): the same number of PUBLISH, and for each publisher the same payloads,
- * topics, QoS and retain flags in the same order. Returns 1 when equal, else 0 with the first difference
- * described in why. */
+ * topics, QoS and retain flags in the same order. Returns 1 when equal, else 0 with the first
+ * difference described in why. */
 int h_same_per_publisher(const struct harness *a, const struct harness *b, int i, int npub,
                          char *why, size_t whylen);
 
@@ -262,7 +262,8 @@ void h_dump_broker_order(const struct harness *o, FILE *f);
 /* Runs script(d, arg) on fresh H_DIRECT harnesses following the broker order of the H_SPLICE
  * run o (both variants when they differ) and compares clients from..to-1 per publisher.
  * Returns 1 when one order gives the same messages, else 0 with the difference (or the
- * record's error) in why; *ref, when given, receives the last reference run (h_free it). */
+ * record's error) in why; *ref, when given, receives the last reference run (h_free and free
+ * it; NULL when the record had an error). */
 int h_same_as_broker(const struct harness *o, void (*script)(struct harness *, const void *),
                      const void *arg, int from, int to, int npub, char *why, size_t whylen,
                      struct harness **ref);
