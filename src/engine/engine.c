@@ -151,6 +151,22 @@ int eng_insert_bytes(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_
     return 0;
 }
 
+void eng_order_barrier(struct mqo_conn *c)
+{
+    if (c->ping_n >= 64)
+        return; /* still due: the next PUBLISH tries again */
+    uint8_t b[2];
+    mqo_mqtt_enc_ping(b, MQO_PINGREQ);
+    if (eng_insert_bytes(c, MQO_C2S, b, 2) != 0)
+        return;
+    c->ping_fifo |= 1ull << c->ping_n;
+    c->ping_barrier |= 1ull << c->ping_n;
+    c->ping_n++;
+    c->order_pending++;
+    c->barrier_due = 0;
+    c->eng->st.pings_synth++;
+}
+
 /* Asks the mode to close c (protocol error on either stream). */
 static void fail_conn(struct mqo_conn *c, enum mqo_dir s, int rc)
 {
@@ -1026,9 +1042,12 @@ static int handle_s2c(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_
         break;
     case MQO_PINGRESP:
         if (c->ping_n) {
-            int ours = c->ping_fifo & 1;
+            int ours = c->ping_fifo & 1, barrier = c->ping_barrier & 1;
             c->ping_fifo >>= 1;
+            c->ping_barrier >>= 1;
             c->ping_n--;
+            if (barrier && c->order_pending)
+                c->order_pending--;
             if (ours) {
                 c->eng->st.pingresp_dropped++;
                 eng_consume(c, MQO_S2C, n);

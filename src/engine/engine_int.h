@@ -103,16 +103,19 @@ struct mqo_conn {
     struct pending *pend;
 
     /* keep-alive: last time bytes went to the broker; ping origins in flight (bit per ping,
-     * oldest in bit 0: 1 = engine, 0 = client) */
+     * oldest in bit 0: 1 = engine, 0 = client); engine pings that are ordering barriers */
     uint64_t last_to_broker;
     uint8_t unseen_activity; /* client bytes consumed since the broker last got any */
-    uint64_t ping_fifo;
+    uint64_t ping_fifo, ping_barrier;
     uint8_t ping_n;
 
     /* ordering: holds this connection (as subscriber) owes, and holds it (as publisher) has */
     struct expect *exp;
     size_t n_exp, cap_exp;
     uint32_t order_pending;
+    /* a QoS 0 PUBLISH went to the broker leaving nothing to wait for (no delivery expected):
+     * before the next one is offloaded, a barrier ping must come back */
+    uint8_t barrier_due;
 };
 
 struct mqo_engine {
@@ -153,6 +156,9 @@ void eng_forward_patched(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, s
 void eng_consume(struct mqo_conn *c, enum mqo_dir s, size_t n);
 void eng_insert(struct mqo_conn *c, enum mqo_dir s, const struct mqo_out *o);
 int eng_insert_bytes(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_t n);
+/* Sends the broker a ping after what c sent so far; c's PUBLISHes pass through until its
+ * answer comes (the broker has then taken them all). */
+void eng_order_barrier(struct mqo_conn *c);
 uint16_t eng_pid_alloc(struct mqo_conn *c);
 struct mqo_conn *eng_conn_by_id(struct mqo_engine *e, uint64_t id);
 int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk,

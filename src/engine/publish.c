@@ -169,7 +169,9 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
                 return MQO_PT_INFLIGHT;
         }
         struct mqo_pub_spec sp;
-        spec_for(x, sc->version, pe->qos, ms->ids + pe->ids_at, pe->n_ids, &sp);
+        /* no identifiers: ms->ids may be NULL, and NULL + 0 is undefined */
+        spec_for(x, sc->version, pe->qos, pe->n_ids ? ms->ids + pe->ids_at : NULL, pe->n_ids,
+                 &sp);
         size_t sz = mqo_mqtt_publish_size(&sp);
         if (sz == 0 || (sc->client_max_packet && sz > sc->client_max_packet))
             return MQO_PT_SIZE;
@@ -306,16 +308,22 @@ static void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, const st
                               int matched, uint64_t now)
 {
     const struct mqo_pkt *pk = x->pk;
-    if (e->cfg.acl_mode == MQO_ACL_NONE || !c->sess)
+    if (e->cfg.acl_mode == MQO_ACL_NONE)
         return;
+    uint32_t held = c->order_pending;
     if (pk->u.publish.qos && !mqo_map_get(&c->pt_acks, pk->pid, NULL)) {
         if (mqo_map_put(&c->pt_acks, pk->pid, pk->u.publish.qos) == 0)
             c->order_pending++;
     }
-    if (x->topic.len == 0 || acl_ok(e, c, x->topic, MQO_ACL_WRITE) == 0)
+    if (x->topic.len == 0 || (c->sess && acl_ok(e, c, x->topic, MQO_ACL_WRITE) == 0))
         return; /* the broker delivers nothing */
-    if (!matched && mqo_trie_match(e->trie, x->topic.p, x->topic.len, c->sess, &e->ms) < 0) {
-        /* cannot tell where the broker delivers: hold everything of c until acks drain */
+    /* Nothing to wait for (nobody expects it, no ack): the broker may take it after a
+     * subscription that reaches it meanwhile on another connection, and deliver it there,
+     * while a later message of c offloaded now would miss that subscriber. */
+    if (!c->sess ||
+        (!matched && mqo_trie_match(e->trie, x->topic.p, x->topic.len, c->sess, &e->ms) < 0)) {
+        if (c->order_pending == held)
+            c->barrier_due = 1;
         return;
     }
     uint64_t h = msg_hash(x->topic, pk->u.publish.payload, pk->u.publish.payload_len);
@@ -332,6 +340,8 @@ static void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, const st
         if (expect_add(sc, c->id, h, now + e->order_hold_ns) == 0)
             c->order_pending++;
     }
+    if (c->order_pending == held)
+        c->barrier_due = 1;
 }
 
 int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, size_t n,
@@ -358,6 +368,13 @@ int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, 
     }
     if (r == MQO_PT_NONE)
         r = decide(e, c, &x, n, &np, &matched);
+    int barrier = 0;
+    if (r == MQO_PT_NONE && c->barrier_due) {
+        /* an earlier one may still be on its way into the broker (passthrough_holds): this one
+         * goes there too, followed by a ping whose answer says the broker took both */
+        r = MQO_PT_ORDER;
+        barrier = 1;
+    }
     if (r == MQO_PT_NONE && fan_out(e, c, &x, np, n, e->ms.n > 0) != 0)
         r = MQO_PT_NOMEM;
     if (x.props != x.props_stack)
@@ -370,6 +387,8 @@ int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, 
     c->last_reason = r;
     passthrough_holds(e, c, &x, matched, now);
     eng_forward(c, MQO_C2S, p, n);
+    if (barrier)
+        eng_order_barrier(c);
     return 0;
 }
 

@@ -1257,6 +1257,13 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
     c->last_seen = now;
     learn_l2(c, from, &s);
     if ((s.flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK)) {
+        if (from == MQO_SIDE_BROKER && c->state == ST_EST && s.seq == c->h[S2C].isn) {
+            /* the broker did not get the ACK we sent it for the client's: again */
+            c->ack_due[MQO_SIDE_BROKER] = 1;
+            mark_dirty(c);
+            settle(sp);
+            return 1;
+        }
         if (from != MQO_SIDE_BROKER || c->state > ST_SYN_RCVD)
             return 1;
         on_synack(sp, c, &s);

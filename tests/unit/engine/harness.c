@@ -1,6 +1,7 @@
 /* In-memory harness: scripted clients, the engine and a small reference broker. */
 #include "harness.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,8 @@ static void op_close(void *ud, struct mqo_conn *c, int reason)
 }
 
 
+static void trk_input(void *arg, struct ts_ep *ep);
+
 static uint32_t ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 {
     uint8_t v[4] = {a, b, c, d};
@@ -85,6 +88,8 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
         h->splice = mqo_splice_new(&sc);
         ts_net_init(&h->net, h->splice, 42);
         h->net.now = h->now;
+        h->net.on_input = trk_input;
+        h->net.on_input_arg = h;
         return;
     }
     c.ops = (struct mqo_engine_ops){.forward = op_forward,
@@ -110,6 +115,11 @@ static void client_free(struct h_client *cl)
     mqo_buf_free(&cl->brx);
     mqo_buf_free(&cl->bout);
     free(cl->rx);
+    for (size_t k = 0; k < cl->n_tx; k++)
+        free(cl->tx[k].data);
+    free(cl->tx);
+    mqo_buf_free(&cl->txp);
+    free(cl->f_in);
 }
 
 const struct mqo_engine_stats *h_stats(const struct harness *h)
@@ -119,9 +129,12 @@ const struct mqo_engine_stats *h_stats(const struct harness *h)
 
 void h_free(struct harness *h)
 {
-    for (int i = 0; i < H_MAX_CLIENTS; i++)
+    for (int i = 0; i < H_MAX_CLIENTS; i++) {
         if (h->cl[i].used)
             client_free(&h->cl[i]);
+        else
+            free(h->cl[i].f_in); /* h_follow named a client the script never opened */
+    }
     if (h->splice) {
         mqo_splice_free(h->splice);
         ts_net_free(&h->net);
@@ -129,6 +142,7 @@ void h_free(struct harness *h)
     for (int i = 0; i < H_MAX_CLIENTS; i++)
         mqo_buf_free(&h->sess[i].queued);
     mqo_engine_free(h->eng);
+    free(h->follow);
 }
 
 int h_open(struct harness *h)
@@ -137,7 +151,11 @@ int h_open(struct harness *h)
         struct h_client *cl = &h->cl[i];
         if (cl->used)
             continue;
+        uint8_t *f_in = cl->f_in; /* set by h_follow before the script opened the client */
+        size_t n_f_in = cl->n_f_in;
         memset(cl, 0, sizeof *cl);
+        cl->f_in = f_in;
+        cl->n_f_in = n_f_in;
         cl->used = 1;
         cl->auto_ack = 1;
         cl->room = SIZE_MAX;
@@ -319,6 +337,373 @@ size_t hb_simple(uint8_t *out, uint8_t type)
     out[0] = (uint8_t)(type << 4);
     out[1] = 0;
     return 2;
+}
+
+/* ---- when the clients' packets take effect (see harness.h) ---- */
+
+static int significant(uint8_t type)
+{
+    return type == MQO_CONNECT || type == MQO_PUBLISH || type == MQO_SUBSCRIBE ||
+           type == MQO_UNSUBSCRIBE || type == MQO_DISCONNECT;
+}
+
+static const char *type_name(uint8_t type)
+{
+    static const char *n[16] = {"?", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC",
+                                "PUBREL", "PUBCOMP", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE",
+                                "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"};
+    return n[type & 15];
+}
+
+static void order_error(struct harness *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void order_error(struct harness *h, const char *fmt, ...)
+{
+    if (!h->order_errors++) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(h->order_err, sizeof h->order_err, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* H_SPLICE: client i writes p[0..n) to its connection. */
+static void trk_sent(struct harness *h, int i, const uint8_t *p, size_t n)
+{
+    struct h_client *cl = &h->cl[i];
+    mqo_buf_append(&cl->txp, p, n);
+    size_t off = 0;
+    for (;;) {
+        struct mqo_frame f;
+        ssize_t t = mqo_mqtt_frame(cl->txp.data + off, cl->txp.len - off, 0, &f);
+        if (t < 0) {
+            order_error(h, "client %d sent bytes that are not MQTT", i);
+            off = cl->txp.len;
+            break;
+        }
+        if (t == 0)
+            break;
+        cl->tx_off += (uint64_t)t;
+        if (significant(f.type)) {
+            if (cl->n_tx == cl->cap_tx) {
+                cl->cap_tx = cl->cap_tx ? 2 * cl->cap_tx : 64;
+                cl->tx = realloc(cl->tx, cl->cap_tx * sizeof *cl->tx);
+            }
+            struct h_txpkt *x = &cl->tx[cl->n_tx++];
+            memset(x, 0, sizeof *x);
+            x->data = malloc((size_t)t);
+            memcpy(x->data, cl->txp.data + off, (size_t)t);
+            x->len = (size_t)t;
+            x->end = cl->tx_off;
+            x->sent = ++h->cseq;
+            x->consumed = -1;
+        }
+        off += (size_t)t;
+    }
+    mqo_buf_consume(&cl->txp, off);
+}
+
+/* H_SPLICE: the splice took a frame. What its engine got of a client's stream is decided
+ * (the engine keeps only an incomplete packet); the engine's counter says whether the
+ * PUBLISHes among it were consumed. */
+static void trk_input(void *arg, struct ts_ep *ep)
+{
+    struct harness *h = arg;
+    uint64_t fed = mqo_splice_stats(h->splice)->bytes_in[0];
+    uint64_t consumed = h_stats(h)->consumed;
+    uint64_t dfed = fed - h->seen_fed, dcons = consumed - h->seen_consumed;
+    h->seen_fed = fed;
+    h->seen_consumed = consumed;
+    if (!dfed && !dcons)
+        return;
+    int i;
+    for (i = 0; i < H_MAX_CLIENTS; i++)
+        if (h->cl[i].used && (h->cl[i].cep == ep || h->cl[i].bep == ep))
+            break;
+    if (i == H_MAX_CLIENTS) {
+        order_error(h, "the splice took client bytes from an unknown connection");
+        return;
+    }
+    struct h_client *cl = &h->cl[i];
+    cl->fed += dfed;
+    size_t first = cl->dec_pos;
+    uint64_t npub = 0;
+    for (; cl->dec_pos < cl->n_tx && cl->tx[cl->dec_pos].end <= cl->fed; cl->dec_pos++) {
+        cl->tx[cl->dec_pos].decided = ++h->cseq;
+        if (cl->tx[cl->dec_pos].data[0] >> 4 == MQO_PUBLISH)
+            npub++;
+    }
+    if (dcons > npub)
+        order_error(h, "client %d: %llu PUBLISH consumed, %llu reached the engine", i,
+                    (unsigned long long)dcons, (unsigned long long)npub);
+    for (size_t k = first; k < cl->dec_pos; k++)
+        if (cl->tx[k].data[0] >> 4 == MQO_PUBLISH)
+            cl->tx[k].consumed = dcons == 0 ? 0 : dcons == npub ? 1 : -1;
+}
+
+/* H_SPLICE: the broker model processes p[0..n) from client i: it must be the next packet the
+ * client sent, after those the offload consumed. */
+static void trk_broker(struct harness *h, int i, const uint8_t *p, size_t n)
+{
+    struct h_client *cl = &h->cl[i];
+    uint8_t type = p[0] >> 4;
+    if (!significant(type))
+        return;
+    while (cl->brk_pos < cl->n_tx) {
+        struct h_txpkt *x = &cl->tx[cl->brk_pos];
+        int is_pub = x->data[0] >> 4 == MQO_PUBLISH;
+        if (is_pub && x->decided && x->consumed == 1) {
+            cl->brk_pos++; /* consumed: it never comes */
+            continue;
+        }
+        int same = x->data[0] >> 4 == type &&
+                   (type == MQO_CONNECT || /* the engine may rewrite Receive Maximum */
+                    (x->len == n && memcmp(x->data, p, n) == 0));
+        if (same && x->decided) {
+            x->brok = ++h->cseq;
+            if (is_pub)
+                x->consumed = 0;
+            cl->brk_pos++;
+            return;
+        }
+        if (is_pub && x->decided && x->consumed == -1) {
+            x->consumed = 1;
+            cl->brk_pos++;
+            continue;
+        }
+        break;
+    }
+    if (cl->brk_pos < cl->n_tx)
+        order_error(h, "the broker received a %s from client %d whose next packet is its %s "
+                       "(packet %zu): lost, sent twice, altered or reordered on the way",
+                    type_name(type), i, type_name(cl->tx[cl->brk_pos].data[0] >> 4), cl->brk_pos);
+    else
+        order_error(h, "the broker received a %s from client %d after all it sent (packet %zu "
+                       "again?)",
+                    type_name(type), i, cl->n_tx);
+}
+
+struct step {
+    uint64_t at;
+    int client;
+    uint32_t k;
+};
+
+static int step_cmp(const void *a, const void *b)
+{
+    const struct step *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    if (x->client != y->client)
+        return x->client < y->client ? -1 : 1;
+    return x->k < y->k ? -1 : x->k > y->k;
+}
+
+long h_broker_order(const struct harness *o, int variant, struct h_order **out,
+                    int *inversions, char *why, size_t whylen)
+{
+    *out = NULL;
+    *inversions = 0;
+    if (o->order_errors) {
+        snprintf(why, whylen, "%s", o->order_err);
+        return -1;
+    }
+    size_t total = 0;
+    for (int i = 0; i < H_MAX_CLIENTS; i++)
+        total += o->cl[i].used ? o->cl[i].n_tx : 0;
+    struct step *st = malloc((total ? total : 1) * sizeof *st);
+    size_t n = 0;
+    for (int i = 0; i < H_MAX_CLIENTS; i++) {
+        const struct h_client *cl = &o->cl[i];
+        if (!cl->used)
+            continue;
+        size_t first = n;
+        uint64_t hi = 0;
+        for (size_t k = 0; k < cl->n_tx; k++) {
+            const struct h_txpkt *x = &cl->tx[k];
+            uint64_t at = x->brok;
+            if (!at && x->decided && x->data[0] >> 4 == MQO_PUBLISH && x->consumed != 0)
+                at = x->decided; /* consumed: delivered when the engine had it */
+            if (!at) {
+                if (cl->b_connected && !cl->closed) {
+                    snprintf(why, whylen,
+                             "client %d's %s (packet %zu) never reached the broker nor the "
+                             "offload, and the client is connected",
+                             i, type_name(x->data[0] >> 4), k);
+                    free(st);
+                    return -1;
+                }
+                continue; /* the connection went away with it */
+            }
+            if (at < hi)
+                ++*inversions;
+            hi = at > hi ? at : hi;
+            st[n++] = (struct step){at, i, (uint32_t)k};
+        }
+        /* keep the client's order: variant 0 delays what overtook, variant 1 advances what
+         * was overtaken */
+        if (variant == 0) {
+            for (size_t k = first + 1; k < n; k++)
+                if (st[k].at < st[k - 1].at)
+                    st[k].at = st[k - 1].at;
+        } else {
+            for (size_t k = n; k-- > first + 1;)
+                if (st[k - 1].at > st[k].at)
+                    st[k - 1].at = st[k].at;
+        }
+    }
+    qsort(st, n, sizeof *st, step_cmp);
+    *out = malloc((n ? n : 1) * sizeof **out);
+    for (size_t k = 0; k < n; k++)
+        (*out)[k] = (struct h_order){st[k].client, st[k].k};
+    free(st);
+    return (long)n;
+}
+
+void h_follow(struct harness *d, const struct h_order *ord, size_t n)
+{
+    free(d->follow);
+    d->follow = malloc((n ? n : 1) * sizeof *ord);
+    memcpy(d->follow, ord, n * sizeof *ord);
+    d->n_follow = n;
+    d->follow_pos = 0;
+    for (size_t k = 0; k < n; k++) {
+        struct h_client *cl = &d->cl[ord[k].client];
+        if (ord[k].k >= cl->n_f_in) {
+            size_t m = 2 * (size_t)ord[k].k + 16;
+            cl->f_in = realloc(cl->f_in, m);
+            memset(cl->f_in + cl->n_f_in, 0, m - cl->n_f_in);
+            cl->n_f_in = m;
+        }
+        cl->f_in[ord[k].k] = 1;
+    }
+}
+
+void h_dump_broker_order(const struct harness *o, FILE *f)
+{
+    struct h_order *ord;
+    int inv;
+    char why[256];
+    long n = h_broker_order(o, 0, &ord, &inv, why, sizeof why);
+    if (n < 0) {
+        fprintf(f, "broker order: %s\n", why);
+        return;
+    }
+    fprintf(f, "broker order (%ld packets, %d consumed PUBLISH ahead of their client's earlier "
+               "packets):\n",
+            n, inv);
+    for (long k = 0; k < n; k++) {
+        const struct h_client *cl = &o->cl[ord[k].client];
+        const struct h_txpkt *x = &cl->tx[ord[k].k];
+        struct mqo_pkt pk;
+        char d[200] = "";
+        uint8_t v = x->data[0] >> 4 == MQO_CONNECT ? 4 : (uint8_t)(cl->version ? cl->version : 4);
+        if (mqo_mqtt_decode(x->data, x->len, v, MQO_C2S, &pk) == 0) {
+            if (pk.type == MQO_PUBLISH)
+                snprintf(d, sizeof d, "%.*s '%.*s' q%d%s", pk.u.publish.topic.len,
+                         (const char *)pk.u.publish.topic.p, (int)pk.u.publish.payload_len,
+                         (const char *)pk.u.publish.payload, pk.u.publish.qos,
+                         pk.u.publish.retain ? " retained" : "");
+            if (pk.type == MQO_SUBSCRIBE || pk.type == MQO_UNSUBSCRIBE) {
+                uint32_t off = 0;
+                struct mqo_sub_entry se;
+                if (mqo_mqtt_sub_next(&pk, &off, &se))
+                    snprintf(d, sizeof d, "%.*s", se.filter.len, (const char *)se.filter.p);
+            }
+        }
+        /* sent after something of another client that takes effect later */
+        int crosses = 0;
+        for (long j = k + 1; j < n && !crosses; j++)
+            crosses = ord[j].client != ord[k].client &&
+                      o->cl[ord[j].client].tx[ord[j].k].sent < x->sent;
+        fprintf(f, "  %4ld client %d %-11s %-32s sent %5llu %s %5llu%s\n", k, ord[k].client,
+                type_name(x->data[0] >> 4), d, (unsigned long long)x->sent,
+                x->brok ? "broker" : "engine",
+                (unsigned long long)(x->brok ? x->brok : x->decided),
+                crosses ? "  <- ahead of an earlier packet of another client" : "");
+    }
+    free(ord);
+}
+
+int h_same_as_broker(const struct harness *o, void (*script)(struct harness *, const void *),
+                     const void *arg, int from, int to, int npub, char *why, size_t whylen,
+                     struct harness **ref)
+{
+    struct harness *d = NULL;
+    int ok = 0, inv = 0;
+    for (int v = 0; v < 2 && !ok; v++) {
+        struct h_order *ord;
+        long n = h_broker_order(o, v, &ord, &inv, why, whylen);
+        if (n < 0 || (v == 1 && !inv)) {
+            free(ord);
+            break;
+        }
+        if (d) {
+            h_free(d);
+            free(d);
+        }
+        d = malloc(sizeof *d);
+        h_init(d, NULL, H_DIRECT);
+        d->acl = o->acl;
+        memcpy(d->deny_sub_prefix, o->deny_sub_prefix, sizeof d->deny_sub_prefix);
+        h_follow(d, ord, (size_t)n);
+        free(ord);
+        script(d, arg);
+        ok = 1;
+        for (int i = from; i < to && ok; i++)
+            ok = h_same_per_publisher(d, o, i, npub, why, whylen);
+    }
+    if (!ok && inv) {
+        size_t l = strlen(why);
+        snprintf(why + l, whylen - l,
+                 " (in either order of the %d consumed PUBLISH that took effect before an "
+                 "earlier packet of their publisher)",
+                 inv);
+    }
+    if (ref)
+        *ref = d;
+    else if (d) {
+        h_free(d);
+        free(d);
+    }
+    return ok;
+}
+
+static void b_input(struct harness *h, int i, const uint8_t *p, size_t n);
+
+/* H_DIRECT following an order: client i's packets go to the broker as far as their turn has
+ * come. Returns 1 when something went. */
+static int follow_feed(struct harness *h, int i)
+{
+    struct h_client *cl = &h->cl[i];
+    size_t off = 0;
+    for (;;) {
+        struct mqo_frame f;
+        ssize_t t = mqo_mqtt_frame(cl->c2b.data + off, cl->c2b.len - off, 0, &f);
+        if (t < 0)
+            t = (ssize_t)(cl->c2b.len - off); /* not MQTT: the broker sees it as it is */
+        if (t == 0)
+            break;
+        const uint8_t *p = cl->c2b.data + off;
+        if (significant(p[0] >> 4)) {
+            uint32_t k = cl->f_ord;
+            int held = k < cl->n_f_in && cl->f_in[k];
+            if (held && (h->follow_pos >= h->n_follow || h->follow[h->follow_pos].client != i ||
+                         h->follow[h->follow_pos].k != k))
+                break; /* its turn has not come */
+            cl->f_ord++;
+            if (!held) {
+                off += (size_t)t; /* it never took effect in the recorded run */
+                continue;
+            }
+            h->follow_pos++;
+        }
+        if (cl->b_connected || !cl->closed)
+            b_input(h, i, p, (size_t)t);
+        off += (size_t)t;
+    }
+    mqo_buf_consume(&cl->c2b, off);
+    return off > 0;
 }
 
 /* ---- reference broker ---- */
@@ -707,6 +1092,8 @@ static void b_input(struct harness *h, int i, const uint8_t *p, size_t n)
         if (t <= 0)
             break;
         struct mqo_pkt pk;
+        if (h->direct == H_SPLICE)
+            trk_broker(h, i, cl->brx.data + off, (size_t)t);
         if (mqo_mqtt_decode(cl->brx.data + off, (size_t)t,
                             cl->b_version ? (uint8_t)cl->b_version : 4, MQO_C2S, &pk) == 0)
             b_handle(h, i, &pk);
@@ -838,6 +1225,7 @@ void h_send(struct harness *h, int i, const void *p, size_t n)
         return;
     }
     if (h->direct == H_SPLICE) {
+        trk_sent(h, i, p, n);
         ts_write(&h->net, cl->cep, p, n);
         return;
     }
@@ -942,7 +1330,9 @@ void h_run(struct harness *h)
             struct h_client *cl = &h->cl[i];
             if (!cl->used)
                 continue;
-            if (cl->c2b.len) {
+            if (cl->c2b.len && h->follow) {
+                moved |= follow_feed(h, i);
+            } else if (cl->c2b.len) {
                 struct mqo_buf b = cl->c2b;
                 cl->c2b = (struct mqo_buf){0};
                 if (cl->b_connected || !cl->closed)
@@ -1125,11 +1515,16 @@ int h_same_per_publisher(const struct harness *a, const struct harness *b, int i
                 }
                 break;
             }
+            /* the retain flag too: set on what a subscription gets when it is made, so it
+             * tells whether the message took effect before or after the subscription */
             if (ra->plen != rb->plen || memcmp(ra->payload, rb->payload, ra->plen) ||
-                strcmp(ra->topic, rb->topic) || ra->qos != rb->qos) {
-                snprintf(why, whylen, "client %d: '%.*s' %s q%d in one run, '%.*s' %s q%d in the other",
-                         i, (int)ra->plen, (const char *)ra->payload, ra->topic, ra->qos,
-                         (int)rb->plen, (const char *)rb->payload, rb->topic, rb->qos);
+                strcmp(ra->topic, rb->topic) || ra->qos != rb->qos || ra->retain != rb->retain) {
+                snprintf(why, whylen,
+                         "client %d: '%.*s' %s q%d%s in one run, '%.*s' %s q%d%s in the other", i,
+                         (int)ra->plen, (const char *)ra->payload, ra->topic, ra->qos,
+                         ra->retain ? " retained" : "", (int)rb->plen,
+                         (const char *)rb->payload, rb->topic, rb->qos,
+                         rb->retain ? " retained" : "");
                 return 0;
             }
             ka++;

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/buf.h"
 #include "engine/engine.h"
@@ -71,6 +72,25 @@ struct h_bsess {
     struct mqo_buf queued; /* offline QoS 1 messages: serialized topic/payload records */
 };
 
+/* H_SPLICE: a packet a client sent that changes what the broker delivers (CONNECT, PUBLISH,
+ * SUBSCRIBE, UNSUBSCRIBE, DISCONNECT), and when it took effect. Sequence numbers count these
+ * events across the run (0: not yet). */
+struct h_txpkt {
+    uint8_t *data;
+    size_t len;
+    uint64_t end;     /* offset after it in the client's stream */
+    uint64_t sent;    /* the client wrote it */
+    uint64_t decided; /* the engine had it whole (it decided: forward, or consume a PUBLISH) */
+    uint64_t brok;    /* the broker model processed it */
+    int consumed;     /* PUBLISH: 1 consumed, 0 forwarded, -1 not known from the counters */
+};
+
+/* One step of a broker order: client `client`'s k-th packet of the kinds above. */
+struct h_order {
+    int client;
+    uint32_t k;
+};
+
 struct h_client {
     int used;
     struct mqo_conn *conn;
@@ -106,6 +126,18 @@ struct h_client {
     uint32_t b_inflight; /* QoS>0 PUBLISH sent, not acked */
     uint64_t b_publish_in; /* PUBLISH packets the broker received from this client */
     struct ts_ep *cep, *bep; /* H_SPLICE: the client's and the broker's TCP endpoints */
+    /* H_SPLICE: the packets it sent (struct h_txpkt), how far its stream reached the engine,
+     * and the first packet the broker has not received yet */
+    struct h_txpkt *tx;
+    size_t n_tx, cap_tx;
+    struct mqo_buf txp; /* sent bytes of an incomplete packet */
+    uint64_t tx_off, fed;
+    size_t dec_pos, brk_pos;
+    /* H_DIRECT following an order (h_follow): packets of the kinds above taken so far, and
+     * which of this client's packets the order holds */
+    uint32_t f_ord;
+    uint8_t *f_in;
+    size_t n_f_in;
 };
 
 struct harness {
@@ -128,6 +160,14 @@ struct harness {
     const struct mqo_acl *acl; /* broker ACL (NULL: allow all) */
     uint64_t broker_publish_in; /* every PUBLISH the broker received */
     uint64_t broker_deliveries;
+    /* H_SPLICE: when the clients' packets took effect (h_broker_order) */
+    uint64_t cseq;
+    uint64_t seen_fed, seen_consumed; /* splice and engine counters after the last frame */
+    uint64_t order_errors;
+    char order_err[256]; /* the first one */
+    /* H_DIRECT: the order the broker takes the clients' packets in (h_follow) */
+    struct h_order *follow;
+    size_t n_follow, follow_pos;
 };
 
 /* Creates the harness; cfg may be NULL for defaults (ACL open). The ops are the harness's (or
@@ -185,10 +225,48 @@ void h_random_script(struct harness *h, unsigned seed, int nsub, int n, int chur
 
 /* Compares what client i received in two runs of the same script (payloads "pN:..." name the
  * publisher N < npub): the same number of PUBLISH, and for each publisher the same payloads,
- * topics and QoS in the same order. Returns 1 when equal, else 0 with the first difference
- * described in why. */
+ * topics, QoS and retain flags in the same order. Returns 1 when equal, else 0 with the first
+ * difference described in why. */
 int h_same_per_publisher(const struct harness *a, const struct harness *b, int i, int npub,
                          char *why, size_t whylen);
+
+/* ---- the order the broker took things in (H_SPLICE vs H_DIRECT) ----
+ *
+ * Packets of different clients travel on different connections: through the splice over an
+ * impaired wire, a PUBLISH held up by a retransmission can reach the broker after a SUBSCRIBE
+ * another client sent later, which a broker legitimately serves in the order it received them.
+ * A straight run of the same script is only a valid reference if its broker takes the clients'
+ * packets in the same order. An H_SPLICE run records that order: a packet takes effect when
+ * the broker model processes it, or, for a PUBLISH the offload consumed, when the engine had it
+ * whole (it delivered then, to the subscriptions it knew). The record is also checked: what
+ * the broker receives from a client is exactly what the client sent, in order, each packet
+ * once, less the PUBLISHes the offload consumed; and nothing a live client sent is left
+ * without effect. */
+
+/* The order of an H_SPLICE run. A client's packets keep the order it sent them in: when a
+ * consumed PUBLISH took effect before an earlier packet of its client (a PUBLISH forwarded
+ * and still on its way to the broker), variant 0 moves the consumed one later, just after the
+ * packet it overtook, and variant 1 moves the earlier ones back to it (*inversions counts
+ * such cases; both variants are then valid orders). Returns the number of steps in *out
+ * (malloc'd), or -1 with why when the record shows a packet lost, duplicated, altered or
+ * reordered on its way to the broker. */
+long h_broker_order(const struct harness *o, int variant, struct h_order **out,
+                    int *inversions, char *why, size_t whylen);
+/* H_DIRECT: the broker takes the clients' packets of the kinds above in this order (copied);
+ * a packet the order does not hold never reaches it (it never took effect in the recorded
+ * run). Other packets (acknowledgements, pings) go as they come. Call before the script. */
+void h_follow(struct harness *d, const struct h_order *ord, size_t n);
+/* Prints the order of an H_SPLICE run (variant 0), one packet a line, marking the packets
+ * that took effect before a packet another client sent earlier. */
+void h_dump_broker_order(const struct harness *o, FILE *f);
+/* Runs script(d, arg) on fresh H_DIRECT harnesses following the broker order of the H_SPLICE
+ * run o (both variants when they differ) and compares clients from..to-1 per publisher.
+ * Returns 1 when one order gives the same messages, else 0 with the difference (or the
+ * record's error) in why; *ref, when given, receives the last reference run (h_free and free
+ * it; NULL when the record had an error). */
+int h_same_as_broker(const struct harness *o, void (*script)(struct harness *, const void *),
+                     const void *arg, int from, int to, int npub, char *why, size_t whylen,
+                     struct harness **ref);
 
 /* Number of packets of `type` client i received. */
 size_t h_count_type(const struct harness *h, int i, uint8_t type);

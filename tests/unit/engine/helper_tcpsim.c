@@ -425,6 +425,12 @@ static void ep_receive(struct ts_net *n, struct ts_ep *e, const uint8_t *f, size
     }
     if (e->state != ESTAB)
         return;
+    if (flags & 0x02) {
+        /* the SYN-ACK again (our ACK of it was lost): acknowledge it again, as a TCP answers
+         * any segment it cannot accept, or the peer waits in SYN-RCVD until our data comes */
+        ack_now(n, e);
+        return;
+    }
     /* PAWS */
     if (e->ts_ok && has_ts && (int32_t)(tsval - e->ts_recent) < 0) {
         e->paws_drops++;
@@ -588,6 +594,8 @@ uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns)
                     /* not the splice's: it would forward the frame unchanged */
                     ts_emit(n, fr.ep->side ^ 1, fr.data, fr.len);
                 }
+                if (n->on_input)
+                    n->on_input(n->on_input_arg, fr.ep);
             } else {
                 ep_receive(n, fr.ep, fr.data, fr.len);
             }

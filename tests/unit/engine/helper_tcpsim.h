@@ -91,6 +91,10 @@ struct ts_net {
     size_t n_eps, cap_eps;
     uint64_t delay_ns; /* one-way wire delay */
     uint64_t next_seq;
+    /* optional: called after the splice took each frame (from ep's position), so a test can
+     * see what the splice's input changed (its stream counters) frame by frame */
+    void (*on_input)(void *arg, struct ts_ep *ep);
+    void *on_input_arg;
 };
 
 void ts_net_init(struct ts_net *n, void *splice, uint64_t seed);

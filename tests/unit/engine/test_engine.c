@@ -491,9 +491,16 @@ static void test_unknown_session_resume(void **s)
     int g2 = h_open(h);
     assert_true(h_connect(h, g2, MQO_MQTT_V311, "ghost", 1, 60));
     assert_int_equal(st(h)->blind_sessions, 0);
+    /* "1" went to the broker with nothing to wait for: the next one goes there too, followed
+     * by an ordering barrier (a ping), and offload resumes when its answer is back */
     h_publish(h, p, "g", "2", 0, 0);
     h_run(h);
+    assert_int_equal(st(h)->consumed, 0);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_ORDER], 1);
+    h_publish(h, p, "g", "3", 0, 0);
+    h_run(h);
     assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(h_count_type(h, p, MQO_PINGRESP), 0); /* the barrier's answer was ours */
     done(h);
 }
 
@@ -756,6 +763,36 @@ static void test_differential_vs_direct(void **s)
     }
 }
 
+/* A retained message nobody subscribes to goes to the broker with nothing to wait for; a
+ * subscription reaches the broker before it (another connection, here by the harness's order:
+ * the subscriber's bytes go first) and gets it. The publisher's next message must reach that
+ * subscriber too, as with any broker: it is not offloaded until an ordering barrier (a ping
+ * sent after it) proves the broker took the first. Before, it was consumed at once with no
+ * subscriber, and the subscriber got the earlier message but not the later one. */
+static void test_passthrough_in_flight_then_subscribe(void **s)
+{
+    struct harness *h = mk(NULL);
+    int q = h_open(h), p = h_open(h);
+    assert_true(h_connect(h, q, MQO_MQTT_V311, "sub", 1, 60));
+    assert_true(h_connect(h, p, MQO_MQTT_V311, "pub", 1, 60));
+    h_publish(h, p, "a", "first", 0, 1); /* retained: the broker's */
+    h_publish(h, p, "a", "second", 0, 0);
+    assert_int_equal(h_subscribe(h, q, "a", 0, 0), 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, q, "a"), 2);
+    assert_memory_equal(h_pub(h, q, 0)->payload, "first", 5);
+    assert_int_equal(h_pub(h, q, 0)->retain, 0); /* live: the subscription came first */
+    assert_memory_equal(h_pub(h, q, 1)->payload, "second", 6);
+    assert_int_equal(st(h)->consumed, 0);
+    /* the barrier's answer came back: the next one is offloaded */
+    h_publish(h, p, "a", "third", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(h_count_pub(h, q, "a"), 3);
+    assert_int_equal(h_count_type(h, p, MQO_PINGRESP), 0);
+    done(h);
+}
+
 int main(void)
 {
     mqo_log_set_level(MQO_LOG_ERROR);
@@ -792,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_receive_maximum_split),
         cmocka_unit_test(test_dollar_and_qos2_passthrough),
         cmocka_unit_test(test_broker_only_filter),
+        cmocka_unit_test(test_passthrough_in_flight_then_subscribe),
         cmocka_unit_test(test_differential_vs_direct),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
