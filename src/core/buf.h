@@ -1,4 +1,10 @@
-/* Growable byte buffer. An all-zero struct is a valid empty buffer. */
+/* Growable byte buffer. An all-zero struct is a valid empty buffer.
+ *
+ * Consuming from the front only moves `data` forward (head counts the bytes before it in the
+ * allocation); the bytes are moved back to the start when the room is needed and at most as
+ * many bytes move as were consumed since, so a queue that is appended at the back and consumed
+ * at the front costs O(1) per byte (a memmove per consume was quadratic: a TCP output queue of
+ * megabytes acknowledged a segment at a time). */
 #ifndef MQO_CORE_BUF_H
 #define MQO_CORE_BUF_H
 
@@ -9,6 +15,7 @@ struct mqo_buf {
     uint8_t *data;
     size_t len; /* bytes held, starting at data */
     size_t cap; /* bytes allocated */
+    size_t head; /* bytes consumed in front of data: the allocation starts at data - head */
 };
 
 /* Makes room for n more bytes. Returns 0, or -ENOMEM with the buffer unchanged. */
@@ -20,6 +27,7 @@ void mqo_buf_consume(struct mqo_buf *b, size_t n);
 /* Releases the memory; the buffer is empty and valid afterwards. */
 void mqo_buf_free(struct mqo_buf *b);
 
-static inline size_t mqo_buf_room(const struct mqo_buf *b) { return b->cap - b->len; }
+/* Bytes that can be appended without reallocating or moving. */
+static inline size_t mqo_buf_room(const struct mqo_buf *b) { return b->cap - b->head - b->len; }
 
 #endif

@@ -36,6 +36,41 @@ static void test_buf_append_consume(void **st)
     assert_int_equal(b.cap, 0);
 }
 
+/* A queue: appended at the back, consumed at the front in random steps, contents checked
+ * against a model; consuming moves no bytes until room is needed. */
+static void test_buf_queue(void **st)
+{
+    struct mqo_buf b = {0};
+    static uint8_t model[1 << 16];
+    size_t m_len = 0;
+    uint32_t x = 12345, next = 0;
+    for (int round = 0; round < 20000; round++) {
+        x = x * 1103515245u + 12345u;
+        if ((x >> 16) % 3 && m_len + 300 < sizeof model) {
+            uint8_t chunk[300];
+            size_t n = (x >> 8) % sizeof chunk + 1;
+            for (size_t i = 0; i < n; i++)
+                chunk[i] = (uint8_t)(next++ * 7);
+            assert_int_equal(mqo_buf_append(&b, chunk, n), 0);
+            memcpy(model + m_len, chunk, n);
+            m_len += n;
+        } else if (m_len) {
+            size_t n = (x >> 4) % (m_len + 1);
+            uint8_t *before = b.data;
+            mqo_buf_consume(&b, n);
+            memmove(model, model + n, m_len - n);
+            m_len -= n;
+            if (m_len)
+                assert_ptr_equal(b.data, before + n); /* no bytes moved */
+        }
+        assert_int_equal(b.len, m_len);
+        if (m_len)
+            assert_memory_equal(b.data, model, m_len);
+    }
+    mqo_buf_free(&b);
+    assert_null(b.data);
+}
+
 static void test_buf_reserve_huge(void **st)
 {
     struct mqo_buf b = {0};
@@ -161,7 +196,8 @@ static void test_log_levels(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_append_consume), cmocka_unit_test(test_buf_reserve_huge),
+        cmocka_unit_test(test_buf_append_consume), cmocka_unit_test(test_buf_queue),
+        cmocka_unit_test(test_buf_reserve_huge),
         cmocka_unit_test(test_msg_refs),           cmocka_unit_test(test_map_basic),
         cmocka_unit_test(test_map_random_vs_shadow), cmocka_unit_test(test_map_each),
         cmocka_unit_test(test_hash_differs),       cmocka_unit_test(test_log_levels),
