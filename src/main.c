@@ -470,6 +470,14 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* Printed once the ports are open and receiving (mqo_bump_cfg.ready). */
+static void monitor_ready(void *arg)
+{
+    const struct opts *o = arg;
+    mqo_info("monitor: clients on %s, broker host on %s, splicing TCP to %s", o->port_a, o->port_b,
+             o->broker_s);
+}
+
 static int cmd_proxy(int argc, char **argv)
 {
     struct opts o = {0};
@@ -569,10 +577,10 @@ static int cmd_monitor(int argc, char **argv)
                                     .fix_csum = 1,
                                     .promisc = o.promisc,
                                     .stop = &g_stop,
-                                    .name = "mqoff monitor"};
+                                    .name = "mqoff monitor",
+                                    .ready = monitor_ready,
+                                    .ready_arg = &o};
     install_signals();
-    mqo_info("monitor: clients on %s, broker host on %s, splicing TCP to %s", o.port_a, o.port_b,
-             o.broker_s);
     struct mqo_monitor_stats st;
     memset(&st, 0, sizeof st);
     rc = mqo_monitor_run(&mc, &st);

@@ -287,6 +287,9 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
         }
     }
 
+    if (cfg->ready)
+        cfg->ready(cfg->ready_arg);
+
     /* The stop signals are blocked except inside ppoll, so one arriving between the check of
      * `stop` and the wait cannot be missed. */
     sigset_t stopsigs, waitmask;

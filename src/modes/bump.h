@@ -49,6 +49,10 @@ struct mqo_bump_cfg {
     struct mqo_bump_hook hook;
     volatile int *stop;
     const char *name;           /* for messages ("mqoff-bridge", "mqoff monitor") */
+    /* Optional: called once both ports are open and receiving, before the loop (a start
+     * message printed earlier would claim forwarding while frames still go nowhere). */
+    void (*ready)(void *arg);
+    void *ready_arg;
 };
 
 struct mqo_bump_stats {

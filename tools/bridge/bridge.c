@@ -60,6 +60,14 @@ static void usage(FILE *o)
 }
 
 
+/* The start line, printed once the ports are open (mqo_bump_cfg.ready). */
+static char g_ready_line[2048];
+static void print_ready(void *arg)
+{
+    (void)arg;
+    fputs(g_ready_line, stderr);
+}
+
 int main(int argc, char **argv)
 {
     const char *ifa = NULL, *ifb = NULL, *static_file = NULL;
@@ -209,11 +217,12 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (!quiet) {
-        static const char *mn[] = {"hub", "learn", "static"};
-        fprintf(stderr, "mqoff-bridge: forwarding %s <-> %s, l2 %s, impair a2b %s, b2a %s\n", ifa,
-                ifb, mn[mode], desc[0], desc[1]);
-    }
+    static const char *mn[] = {"hub", "learn", "static"};
+    snprintf(g_ready_line, sizeof g_ready_line,
+             "mqoff-bridge: forwarding %s <-> %s, l2 %s, impair a2b %s, b2a %s\n", ifa, ifb,
+             mn[mode], desc[0], desc[1]);
+    if (!quiet)
+        bc.ready = print_ready;
     struct mqo_bump_stats st;
     int rc = mqo_bump_run(&bc, &st);
     free(text);
