@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/slice.h"
 
 /* ---- small helpers ---- */
 
@@ -1183,19 +1184,6 @@ static void tick_conn(struct mqo_engine *e, struct mqo_conn *c, uint64_t now)
  * 2000 connections a whole walk took 0.3-0.8 ms, every 100 ms: the p99 of a p2p load). */
 #define SCAN_NS 100000000ull
 
-/* How many of n items a slice of dt nanoseconds visits (credit keeps the remainder). */
-static size_t scan_share(uint64_t *credit, size_t n, uint64_t dt)
-{
-    *credit += (uint64_t)n * dt;
-    uint64_t k = *credit / SCAN_NS;
-    *credit %= SCAN_NS;
-    if (k >= n) {
-        *credit = 0;
-        return n;
-    }
-    return (size_t)k;
-}
-
 void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns)
 {
     if (now_ns > e->now)
@@ -1205,7 +1193,8 @@ void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns)
         dt = SCAN_NS;
     if (now_ns > e->last_tick)
         e->last_tick = now_ns;
-    for (size_t k = scan_share(&e->conn_credit, (size_t)e->st.conns_open, dt); k; k--) {
+    size_t nc = (size_t)e->st.conns_open;
+    for (size_t k = mqo_slice_share(&e->conn_credit, nc, dt, SCAN_NS); k; k--) {
         struct mqo_conn *c = e->scan_conn ? e->scan_conn : e->conns;
         if (!c)
             break;
@@ -1213,7 +1202,7 @@ void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns)
         tick_conn(e, c, now_ns);
     }
     /* held sessions whose expiry passed (v5): the broker has forgotten them too */
-    for (size_t k = scan_share(&e->bucket_credit, e->n_sbuckets, dt); k; k--) {
+    for (size_t k = mqo_slice_share(&e->bucket_credit, e->n_sbuckets, dt, SCAN_NS); k; k--) {
         if (e->scan_bucket >= e->n_sbuckets)
             e->scan_bucket = 0;
         struct session **pp = &e->sbuckets[e->scan_bucket++];

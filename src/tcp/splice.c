@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/map.h"
+#include "core/slice.h"
 #include "l2/parse.h"
 
 #define NS 1000000000ull
@@ -1343,26 +1344,12 @@ static void timers_half(struct sconn *c, int d)
     }
 }
 
-/* How many of n items a slice of dt nanoseconds visits, a whole pass a second (credit keeps
- * the remainder). */
-static size_t scan_share(uint64_t *credit, size_t n, uint64_t dt)
-{
-    *credit += (uint64_t)n * dt;
-    uint64_t k = *credit / NS;
-    *credit %= NS;
-    if (k >= n) {
-        *credit = 0;
-        return n;
-    }
-    return (size_t)k;
-}
-
 /* Idle expiry, a slice of both tables per tick: a walk over every connection at once stalls
  * every frame that arrives meanwhile. */
 static void expire_idle(struct mqo_splice *sp, uint64_t now, uint64_t dt)
 {
     /* unseen connections silent for the idle time are taken as gone */
-    for (size_t k = scan_share(&sp->unseen_credit, sp->unseen.cap, dt); k; k--) {
+    for (size_t k = mqo_slice_share(&sp->unseen_credit, sp->unseen.cap, dt, NS); k; k--) {
         if (sp->unseen_slot >= sp->unseen.cap)
             sp->unseen_slot = 0;
         size_t i = sp->unseen_slot++;
@@ -1382,7 +1369,7 @@ static void expire_idle(struct mqo_splice *sp, uint64_t now, uint64_t dt)
     }
     /* tracked connections: idle, or closed and past the linger time (the map changes only in
      * settle(), which frees them) */
-    for (size_t k = scan_share(&sp->conn_credit, sp->conns.cap, dt); k; k--) {
+    for (size_t k = mqo_slice_share(&sp->conn_credit, sp->conns.cap, dt, NS); k; k--) {
         if (sp->conn_slot >= sp->conns.cap)
             sp->conn_slot = 0;
         const struct mqo_map_slot *sl = &sp->conns.slots[sp->conn_slot++];
