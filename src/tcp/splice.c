@@ -404,9 +404,20 @@ static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
         h->cs_head = (h->cs_head + 1) % h->cap_cs;
         h->ncs--;
     }
+    /* the first record ending after off (records are in output order; those of bytes in
+     * flight before this segment are skipped by bisection, not walked) */
+    size_t lo = 0, hi = h->ncs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct csrec *r = &h->cs[(h->cs_head + mid) % h->cap_cs];
+        if (r->off + r->len <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     uint32_t sum = 0;
     uint64_t cur = off, end = off + len;
-    for (size_t i = 0; i < h->ncs; i++) {
+    for (size_t i = lo; i < h->ncs; i++) {
         const struct csrec *r = &h->cs[(h->cs_head + i) % h->cap_cs];
         if (r->off >= end)
             break;
