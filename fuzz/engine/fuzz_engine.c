@@ -148,7 +148,7 @@ static void r_close(void *ud, struct mqo_conn *c, int reason) {}
 
 static void raw(const uint8_t *p, size_t n)
 {
-    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN,
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN,
                                  .ops = {.forward = r_fwd, .consume = r_con, .insert = r_ins,
                                          .close = r_close}};
     struct mqo_engine *e = mqo_engine_new(&cfg);

@@ -284,6 +284,35 @@ size_t mqo_acl_rule_count(const struct mqo_acl *a)
     return a ? a->n_rules : 0;
 }
 
+static int list_same(const struct acl_list *x, const struct acl_list *y)
+{
+    if (x->n != y->n || x->n_deny != y->n_deny)
+        return 0;
+    for (size_t i = 0; i < x->n; i++) {
+        const struct acl_rule *r = &x->r[i], *q = &y->r[i];
+        if (r->len != q->len || r->access != q->access || memcmp(r->f, q->f, r->len) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+int mqo_acl_same(const struct mqo_acl *a, const struct mqo_acl *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->n_users != b->n_users || !list_same(&a->anon, &b->anon) ||
+        !list_same(&a->patterns, &b->patterns))
+        return 0;
+    /* users are sorted by (name length, name) and merged: same names at the same indexes */
+    for (size_t i = 0; i < a->n_users; i++) {
+        const struct acl_section *s = &a->users[i], *t = &b->users[i];
+        if (s->name_len != t->name_len || memcmp(s->name, t->name, s->name_len) != 0 ||
+            !list_same(&s->l, &t->l))
+            return 0;
+    }
+    return 1;
+}
+
 static int section_cmp(const uint8_t *n1, size_t l1, const uint8_t *n2, size_t l2)
 {
     if (l1 != l2)

@@ -53,4 +53,10 @@ int mqo_acl_check(const struct mqo_acl *a, const uint8_t *client_id, size_t cid_
 /* Number of rules loaded (all sections and patterns), for the start-up log. */
 size_t mqo_acl_rule_count(const struct mqo_acl *a);
 
+/* Returns 1 when a and b hold the same rules in the same order (so every check gives the same
+ * answer on both), 0 otherwise; rules that differ only in order within a list count as
+ * different. Two NULLs are the same. For telling a rewritten but unchanged file from a new
+ * version. */
+int mqo_acl_same(const struct mqo_acl *a, const struct mqo_acl *b);
+
 #endif

@@ -70,6 +70,9 @@ static const char *const pt_names[MQO_PT__COUNT] = {
     [MQO_PT_ROOM] = "queue_full",
     [MQO_PT_NOMEM] = "nomem",
     [MQO_PT_UNSEEN] = "unseen_clients",
+    [MQO_PT_NOT_EXCLUSIVE] = "not_exclusive",
+    [MQO_PT_ACL_CHANGED] = "acl_changed",
+    [MQO_PT_ACL_BROKEN] = "acl_broken",
 };
 
 const char *mqo_pt_reason_name(enum mqo_pt_reason r)
@@ -524,6 +527,8 @@ struct mqo_engine *mqo_engine_new(const struct mqo_engine_cfg *cfg)
     }
     if (e->cfg.acl_mode == MQO_ACL_FILE && !e->cfg.acl)
         e->cfg.acl_mode = MQO_ACL_NONE;
+    if (eng_acl_init(e))
+        goto nomem;
     return e;
 nomem:
     mqo_engine_free(e);
@@ -546,6 +551,7 @@ void mqo_engine_free(struct mqo_engine *e)
     mqo_match_set_free(&e->ms);
     mqo_map_free(&e->conn_ids);
     free(e->plan);
+    eng_acl_free(e);
     free(e);
 }
 

@@ -92,6 +92,11 @@ struct mqo_engine_cfg {
     void *ud;
     enum mqo_acl_mode acl_mode;
     const struct mqo_acl *acl; /* MQO_ACL_FILE: borrowed, must outlive the engine */
+    /* The operator states that every client of the broker reaches it through this engine's
+     * mode (mqoff --exclusive). Without it a subscriber the engine cannot see (on another
+     * listener, or connected to the broker directly) would miss every offloaded message, so
+     * nothing is offloaded (MQO_PT_NOT_EXCLUSIVE). */
+    int exclusive;
     enum mqo_overlap overlap;
     /* Topic filters whose messages always go to the broker (bridges, clusters, plugins). */
     const char *const *broker_only;
@@ -134,6 +139,10 @@ enum mqo_pt_reason {
     MQO_PT_ROOM,           /* QoS 1 and a subscriber's output queue is full */
     MQO_PT_NOMEM,
     MQO_PT_UNSEEN,         /* clients the engine cannot see are connected to the broker */
+    MQO_PT_NOT_EXCLUSIVE,  /* cfg.exclusive not set: clients may reach the broker elsewhere */
+    MQO_PT_ACL_CHANGED,    /* the acl_file changed, the broker may use either version, and
+                            * they disagree on this message (mqo_engine_acl_changed) */
+    MQO_PT_ACL_BROKEN,     /* the acl_file does not parse: the broker's rules are unknown */
     MQO_PT__COUNT
 };
 const char *mqo_pt_reason_name(enum mqo_pt_reason r);
@@ -158,6 +167,8 @@ struct mqo_engine_stats {
     uint64_t subscriptions;  /* in the table now */
     uint64_t blind_sessions; /* now */
     uint64_t unseen_clients; /* now: connections the mode says the engine cannot see */
+    uint64_t acl_versions;   /* now: acl_file versions the broker may be using (MQO_ACL_FILE;
+                              * 0: its rules are unknown, everything passes through) */
 };
 
 /* Returns a new engine, NULL with errno set (EINVAL for a bad broker_only filter). */
@@ -188,6 +199,31 @@ const struct mqo_engine_stats *mqo_engine_stats(const struct mqo_engine *e);
  * connections open before mqoff started). Their subscriptions are unknown, so while n > 0
  * every PUBLISH goes to the broker (counted as MQO_PT_UNSEEN). */
 void mqo_engine_set_unseen_clients(struct mqo_engine *e, uint64_t n);
+
+/* Authorization at run time (MQO_ACL_FILE; in the other modes these return -EINVAL).
+ *
+ * The broker reads its acl_file at start and when it is told to reload (SIGHUP); when the file
+ * changes, the engine cannot know whether the broker has reloaded it yet. So it keeps every
+ * version seen since the last reload it was told of (the start counts as one) and acts only on
+ * what they all agree on: a PUBLISH is consumed only when every version lets the publisher
+ * write; a subscriber gets the delivery when every version lets it read, and none when no
+ * version does (the broker skips it whichever it uses); when versions disagree the PUBLISH
+ * goes to the broker (MQO_PT_ACL_CHANGED), which decides.
+ *
+ * Both functions take ownership of acl (freed when the engine drops that version, or at once
+ * when it is not needed); NULL stands for a file that cannot be read or parsed. */
+
+/* The acl_file changed to acl. NULL: it no longer parses; the older versions are dropped and
+ * everything passes through (MQO_PT_ACL_BROKEN) until mqo_engine_acl_reloaded gives a version:
+ * Mosquitto 2.0.11, told to reload a file it cannot parse, drops every ACL check (everything is
+ * allowed), a state no version describes, so a file fixed later is not enough. A version the
+ * engine already holds (mqo_acl_same) is not added again. Returns 0, or -ENOSPC when too many
+ * versions accumulated since the last reload (everything then passes through until the next
+ * one), -EINVAL. */
+int mqo_engine_acl_changed(struct mqo_engine *e, struct mqo_acl *acl);
+/* The broker reloaded its acl_file, which now holds acl: the only version from now on (NULL:
+ * the file did not parse at the reload; everything passes through until the next one). */
+int mqo_engine_acl_reloaded(struct mqo_engine *e, struct mqo_acl *acl);
 
 /* Reason of the last passthrough decision on c (MQO_PT_NONE after a consume); for tests and
  * debugging. */

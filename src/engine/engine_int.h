@@ -138,6 +138,17 @@ struct mqo_engine {
     uint64_t order_hold_ns;
     struct plan_ent *plan; /* fan-out plan of the PUBLISH being decided */
     size_t cap_plan;
+    /* MQO_ACL_FILE: the acl_file versions the broker may be using (authz.c); none while the
+     * file does not parse (acl_broken) */
+    struct acl_ver *acl_v;
+    size_t n_acl;
+    uint8_t acl_broken;
+};
+
+/* One version of the broker's acl_file. */
+struct acl_ver {
+    const struct mqo_acl *acl;
+    uint8_t owned; /* given at run time (freed with the version); cfg.acl is borrowed */
 };
 
 /* One delivery of the fan-out being decided. */
@@ -163,6 +174,20 @@ uint16_t eng_pid_alloc(struct mqo_conn *c);
 struct mqo_conn *eng_conn_by_id(struct mqo_engine *e, uint64_t id);
 int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk,
                     struct mqo_str *t);
+
+/* authz.c */
+/* What the ACL versions say about c's access to topic t. */
+enum eng_acl {
+    ENG_ACL_UNKNOWN = -1, /* cannot be evaluated (client id unknown, the file does not parse) */
+    ENG_ACL_DENY = 0,     /* every version denies */
+    ENG_ACL_ALLOW = 1,    /* every version allows */
+    ENG_ACL_SPLIT = 2,    /* the versions disagree */
+};
+enum eng_acl eng_acl_check(const struct mqo_engine *e, const struct mqo_conn *c,
+                           struct mqo_str t, int access);
+/* Sets up the versions from cfg (at mqo_engine_new); frees them (mqo_engine_free). */
+int eng_acl_init(struct mqo_engine *e);
+void eng_acl_free(struct mqo_engine *e);
 
 /* publish.c */
 int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, size_t n,

@@ -27,15 +27,11 @@ static uint64_t msg_hash(struct mqo_str topic, const uint8_t *payload, uint32_t 
     return h ^ mqo_hash64(payload, plen, h);
 }
 
-/* ACL check for connection c; 1 allowed, 0 denied, -1 cannot be evaluated. */
+/* ACL check for connection c over every version the broker may use (authz.c): 1 allowed,
+ * 0 denied, -1 cannot be evaluated, 2 the versions disagree. */
 static int acl_ok(struct mqo_engine *e, const struct mqo_conn *c, struct mqo_str t, int access)
 {
-    if (e->cfg.acl_mode == MQO_ACL_OPEN)
-        return 1;
-    if (e->cfg.acl_mode != MQO_ACL_FILE || c->acl_unknown)
-        return -1;
-    return mqo_acl_check(e->cfg.acl, c->cid, c->cid_len, c->user, c->user_len, c->has_user,
-                         t.p, t.len, access);
+    return eng_acl_check(e, c, t, access);
 }
 
 static int plan_reserve(struct mqo_engine *e, size_t n)
@@ -93,6 +89,10 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
     *matched = 0;
     if (e->cfg.acl_mode == MQO_ACL_NONE)
         return MQO_PT_NO_ACL;
+    if (!e->cfg.exclusive)
+        return MQO_PT_NOT_EXCLUSIVE;
+    if (e->acl_broken)
+        return MQO_PT_ACL_BROKEN;
     if (!c->live || !c->sess)
         return MQO_PT_NOT_LIVE;
     if (e->st.blind_sessions)
@@ -125,6 +125,8 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         return MQO_PT_ACL_UNKNOWN;
     if (w == 0)
         return MQO_PT_WRITE_DENIED;
+    if (w == ENG_ACL_SPLIT)
+        return MQO_PT_ACL_CHANGED;
     struct mqo_match_set *ms = &e->ms;
     if (mqo_trie_count(e->broker_only)) {
         if (mqo_trie_match(e->broker_only, x->topic.p, x->topic.len, NULL, ms) != 0)
@@ -156,6 +158,8 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
             return MQO_PT_ACL_UNKNOWN;
         if (r == 0)
             continue; /* the broker silently refuses this delivery, and so do we */
+        if (r == ENG_ACL_SPLIT)
+            return MQO_PT_ACL_CHANGED; /* only the broker knows which version it uses */
         struct plan_ent *pe = &e->plan[np_];
         *pe = (struct plan_ent){.c = sc, .qos = qos < m->qos ? qos : m->qos};
         if (sc->version == MQO_MQTT_V5) {
@@ -308,13 +312,17 @@ static void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, const st
                               int matched, uint64_t now)
 {
     const struct mqo_pkt *pk = x->pk;
-    if (e->cfg.acl_mode == MQO_ACL_NONE)
-        return;
+    if (e->cfg.acl_mode == MQO_ACL_NONE || !e->cfg.exclusive)
+        return; /* nothing is ever offloaded: no order to keep across a switch */
     uint32_t held = c->order_pending;
     if (pk->u.publish.qos && !mqo_map_get(&c->pt_acks, pk->pid, NULL)) {
         if (mqo_map_put(&c->pt_acks, pk->pid, pk->u.publish.qos) == 0)
             c->order_pending++;
     }
+    /* Only where every ACL version denies is the broker sure to deliver nothing. Where they
+     * disagree (or the rules are unknown) it may deliver, and a later offloaded message must
+     * not overtake that copy: hold for it; if the broker skips it after all, the hold expires
+     * after order_hold_ms (slower, never out of order). */
     if (x->topic.len == 0 || (c->sess && acl_ok(e, c, x->topic, MQO_ACL_WRITE) == 0))
         return; /* the broker delivers nothing */
     /* Nothing to wait for (nobody expects it, no ack): the broker may take it after a

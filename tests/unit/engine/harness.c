@@ -77,7 +77,7 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
     if (cfg)
         c = *cfg;
     else
-        c.acl_mode = MQO_ACL_OPEN;
+        c = (struct mqo_engine_cfg){.acl_mode = MQO_ACL_OPEN, .exclusive = 1};
     if (mode == H_SPLICE) {
         struct mqo_splice_cfg sc = {.broker_ip = ip4(198, 18, 0, 2),
                                     .broker_port = 1883,

@@ -106,7 +106,7 @@ static void test_qos_downgrade_min_granted(void **s)
 
 static void test_no_acl_source_passes_everything(void **s)
 {
-    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_NONE};
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_NONE};
     struct harness *h = mk(&cfg);
     setup_fanout(h, 3, MQO_MQTT_V311, "t", 1);
     h_publish(h, 0, "t", "x", 1, 0);
@@ -387,7 +387,7 @@ static void test_passthrough_then_offload_order(void **s)
  * after order_hold_ms and offload resumes. */
 static void test_order_hold_expires(void **s)
 {
-    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN, .order_hold_ms = 500};
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN, .order_hold_ms = 500};
     struct harness *h = mk(&cfg);
     setup_fanout(h, 1, MQO_MQTT_V311, "x", 0);
     h->cl[1].drop_bout = 1;
@@ -551,7 +551,8 @@ static void test_shared_and_overlap_passthrough(void **s)
 
 static void test_overlap_once_mode(void **s)
 {
-    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN, .overlap = MQO_OVERLAP_ONCE};
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN,
+                                 .overlap = MQO_OVERLAP_ONCE};
     struct harness *h = mk(&cfg);
     setup_fanout(h, 1, MQO_MQTT_V311, "o/1", 0);
     h_subscribe(h, 1, "o/#", 1, 0);
@@ -574,7 +575,7 @@ static void test_acl_file_write_and_read(void **s)
     struct mqo_acl *acl = NULL;
     char err[128];
     assert_int_equal(mqo_acl_parse(txt, strlen(txt), &acl, err, sizeof err), 0);
-    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_FILE, .acl = acl};
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_FILE, .acl = acl};
     struct harness *h = mk(&cfg);
     h->acl = acl;
     uint8_t b[256];
@@ -720,7 +721,8 @@ static void test_dollar_and_qos2_passthrough(void **s)
 static void test_broker_only_filter(void **s)
 {
     const char *bo[] = {"bridge/#"};
-    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN, .broker_only = bo, .n_broker_only = 1};
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN, .broker_only = bo,
+                                 .n_broker_only = 1};
     struct harness *h = mk(&cfg);
     setup_fanout(h, 1, MQO_MQTT_V311, "#", 0);
     h_publish(h, 0, "bridge/a", "1", 0, 0);

@@ -530,6 +530,7 @@ static void test_untracked_connection_untouched(void **s)
                                 .ud = &h->net, .startup_hold_ms = -1};
     memcpy(&sc.broker_ip, (uint8_t[]){198, 18, 0, 2}, 4);
     sc.engine.acl_mode = MQO_ACL_OPEN;
+    sc.engine.exclusive = 1;
     h->splice = mqo_splice_new(&sc);
     h->net.splice = h->splice;
     mqo_splice_free(old);

@@ -39,8 +39,8 @@ static int watch(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t
  * path, so the publisher's bytes are forwarded to the broker). */
 static struct harness *setup(struct sizes *sz)
 {
-    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN, .broker_only = broker_only,
-                                 .n_broker_only = 1};
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN,
+                                 .broker_only = broker_only, .n_broker_only = 1};
     struct harness *h = malloc(sizeof *h);
     h_init(h, &cfg, H_SPLICE);
     assert_non_null(h->splice);
