@@ -6,10 +6,11 @@
 # Brings up a lab of its own (tools/mqoff-lab, prefix bn<pid>): clients in the cli namespace,
 # Mosquitto at 198.18.0.2:1883 in brk, and in nic, per target:
 #   direct   the kernel bridge br0 (nothing MQTT-aware between clients and broker)
-#   proxy    `mqoff proxy --listen 198.18.0.3:1883 --broker 198.18.0.2:1883 --acl open`
+#   proxy    `mqoff proxy --listen 198.18.0.3:1883 --broker 198.18.0.2:1883 --acl open
+#            --exclusive`
 #   monitor  br0 lets go of its two ports; `mqoff monitor --port-a Pnc --port-b Pnb
-#            --broker 198.18.0.2:1883 --acl open --startup-hold 0` forwards between them (clients still use
-#            198.18.0.2); the ports go back to br0 afterwards
+#            --broker 198.18.0.2:1883 --acl open --exclusive --startup-hold 0` forwards
+#            between them (clients still use 198.18.0.2); the ports go back to br0 afterwards
 #   bridge   as monitor, with build/mqoff-bridge (the null forwarder): the floor of a
 #            userspace bump
 # Each scenario runs build/mqoff-bench in the cli namespace against every target, 3 times,
@@ -251,8 +252,8 @@ target_host() { if [ "$1" = proxy ]; then echo "$PROXY_ADDR"; else echo "$BROKER
 target_cmd() {
   case "$1" in
     direct) echo "(kernel bridge br0 in ${P}-nic; no mqoff)" ;;
-    proxy) echo "ip netns exec ${P}-nic build/mqoff proxy --listen $PROXY_ADDR:$PORT --broker $BROKER_ADDR:$PORT --acl open" ;;
-    monitor) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff monitor --port-a ${P}nc --port-b ${P}nb --broker $BROKER_ADDR:$PORT --acl open --startup-hold 0" ;;
+    proxy) echo "ip netns exec ${P}-nic build/mqoff proxy --listen $PROXY_ADDR:$PORT --broker $BROKER_ADDR:$PORT --acl open --exclusive" ;;
+    monitor) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff monitor --port-a ${P}nc --port-b ${P}nb --broker $BROKER_ADDR:$PORT --acl open --exclusive --startup-hold 0" ;;
     bridge) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff-bridge --port-a ${P}nc --port-b ${P}nb --quiet" ;;
   esac
 }
@@ -269,7 +270,7 @@ target_up() {
     direct) : >"$log"; return 0 ;;
     proxy)
       ip netns exec "$NS_NIC" "$MQOFF" proxy --listen "$PROXY_ADDR:$PORT" --broker "$BROKER_ADDR:$PORT" \
-        --acl open >"$log" 2>&1 </dev/null &
+        --acl open --exclusive >"$log" 2>&1 </dev/null &
       MQ_PID=$! ;;
     monitor|bridge)
       ip -n "$NS_NIC" link set "${P}nc" nomaster
@@ -278,7 +279,7 @@ target_up() {
         # --startup-hold 0: the broker is fresh and no client reaches it before mqoff is in place,
         # so there is no connection mqoff could have missed (the default holds offload for 90 s).
         ip netns exec "$NS_NIC" "$MQOFF" monitor --port-a "${P}nc" --port-b "${P}nb" \
-          --broker "$BROKER_ADDR:$PORT" --acl open --startup-hold 0 >"$log" 2>&1 </dev/null &
+          --broker "$BROKER_ADDR:$PORT" --acl open --exclusive --startup-hold 0 >"$log" 2>&1 </dev/null &
       else
         ip netns exec "$NS_NIC" "$BRIDGE" --port-a "${P}nc" --port-b "${P}nb" --quiet >"$log" 2>&1 </dev/null &
       fi

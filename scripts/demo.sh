@@ -51,7 +51,7 @@ results+=("$TMP/direct.json")
 if [ -x "$MQOFF" ]; then
   "$LAB" broker-start >/dev/null          # a fresh broker for the second run
   ip netns exec demo-nic "$MQOFF" proxy --listen 198.18.0.3:1883 --broker 198.18.0.2:1883 \
-    --acl open >"$TMP/proxy.log" 2>&1 </dev/null &
+    --acl open --exclusive >"$TMP/proxy.log" 2>&1 </dev/null &
   PROXY_PID=$!
   up=0
   for _ in $(seq 100); do
@@ -86,7 +86,7 @@ if [ -x "$MQOFF" ]; then
   ip -n demo-nic link set demonc nomaster
   ip -n demo-nic link set demonb nomaster
   ip netns exec demo-nic "$MQOFF" monitor --port-a demonc --port-b demonb \
-    --broker 198.18.0.2:1883 --acl open --startup-hold 0 >"$TMP/monitor.log" 2>&1 </dev/null &
+    --broker 198.18.0.2:1883 --acl open --exclusive --startup-hold 0 >"$TMP/monitor.log" 2>&1 </dev/null &
   PROXY_PID=$!
   up=0
   for _ in $(seq 100); do

@@ -16,12 +16,15 @@
 #include "l2/l2.h"
 #include "modes/monitor.h"
 #include "modes/proxy.h"
+#include "modes/reload.h"
 
 #define MQOFF_VERSION "0.1.0"
 
-static volatile int g_stop;
+static volatile int g_stop, g_hup;
 
 static void on_signal(int sig) { g_stop = 1; }
+/* SIGHUP: the operator says the broker reloaded its configuration (after sending it SIGHUP). */
+static void on_hup(int sig) { g_hup = 1; }
 
 static void usage_main(FILE *f)
 {
@@ -51,8 +54,15 @@ static void usage_proxy(FILE *f)
             "\n"
             "authorization (the broker's rules bind the offload too; without one of these\n"
             "every PUBLISH passes through to the broker):\n"
-            "  --acl-file PATH        the broker's Mosquitto acl_file (Mosquitto 2.0 semantics)\n"
+            "  --acl-file PATH        the broker's Mosquitto acl_file (Mosquitto 2.0 semantics);\n"
+            "                         watched: from a change until SIGHUP, only what both the\n"
+            "                         old and the new rules allow is offloaded\n"
             "  --acl open             the broker restricts no topics (no acl_file, no plugin)\n"
+            "\n"
+            "reach (without it every PUBLISH passes through to the broker):\n"
+            "  --exclusive            every client of the broker connects through this mqoff:\n"
+            "                         no other listener, no direct connection (mqoff cannot see\n"
+            "                         such a subscriber, which would miss offloaded messages)\n"
             "\n"
             "options:\n"
             "  --broker-only FILTER   messages on topics matching FILTER always go to the broker\n"
@@ -72,7 +82,9 @@ static void usage_proxy(FILE *f)
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             "\n"
-            "SIGINT/SIGTERM stop mqoff gracefully and print its counters.\n");
+            "SIGINT/SIGTERM stop mqoff gracefully and print its counters. SIGHUP says the\n"
+            "broker has reloaded its configuration: send it after the broker's own SIGHUP;\n"
+            "mqoff reads --acl-file again and keeps only that version.\n");
 }
 
 static void usage_monitor(FILE *f)
@@ -95,6 +107,10 @@ static void usage_monitor(FILE *f)
             "fragments are forwarded untouched.\n"
             "\n"
             "authorization: --acl-file PATH | --acl open (as for proxy mode)\n"
+            "reach (without it every PUBLISH passes through to the broker):\n"
+            "  --exclusive            every client of the broker reaches it through port a and\n"
+            "                         the broker address and port: no other listener, no other\n"
+            "                         path (mqoff cannot see such a subscriber)\n"
             "\n"
             "options:\n"
             "  --broker-only FILTER   topics always left to the broker; repeatable\n"
@@ -127,7 +143,8 @@ static void usage_monitor(FILE *f)
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             "\n"
-            "SIGINT/SIGTERM stop mqoff and print its counters.\n");
+            "SIGINT/SIGTERM stop mqoff and print its counters. SIGHUP: the broker reloaded\n"
+            "(as for proxy mode).\n");
 }
 
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or -1 with a message. */
@@ -181,13 +198,15 @@ static void print_stats(const struct mqo_engine_stats *e)
             "  pings_synth       %llu\n"
             "  order_expired     %llu\n"
             "  inflight_lost     %llu\n"
-            "  protocol_errors   %llu\n",
+            "  protocol_errors   %llu\n"
+            "  acl_versions      %llu\n",
             (unsigned long long)e->publish_in, (unsigned long long)e->consumed,
             (unsigned long long)e->passthrough, (unsigned long long)e->deliveries,
             (unsigned long long)e->deliveries_qos1, (unsigned long long)e->dropped_qos0,
             (unsigned long long)e->pubacks_sent, (unsigned long long)e->pubacks_absorbed,
             (unsigned long long)e->pings_synth, (unsigned long long)e->order_expired,
-            (unsigned long long)e->inflight_lost, (unsigned long long)e->protocol_errors);
+            (unsigned long long)e->inflight_lost, (unsigned long long)e->protocol_errors,
+            (unsigned long long)e->acl_versions);
     for (int r = 1; r < MQO_PT__COUNT; r++)
         if (e->pt_reason[r])
             fprintf(stderr, "    passthrough %-20s %llu\n",
@@ -199,6 +218,7 @@ struct opts {
     int monitor;
     const char *listen_s, *broker_s, *acl_file;
     int acl_open;
+    int exclusive;
     const char **bo;
     size_t n_bo;
     size_t max_queue;
@@ -239,7 +259,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
-        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_HELP
+        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_EXCL, O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -266,6 +286,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"frag-mem", required_argument, 0, O_FRAGMEM},
         {"frag-timeout", required_argument, 0, O_FRAGTIME},
         {"busy-poll", required_argument, 0, O_BUSY},
+        {"exclusive", no_argument, 0, O_EXCL},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     o->l2 = MQO_L2_LEARN;
@@ -358,6 +379,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->ring = (uint32_t)v;
             break;
         case O_NOPROMISC: o->promisc = 0; break;
+        case O_EXCL: o->exclusive = 1; break;
         case O_BUSY:
             if (parse_u64("--busy-poll", optarg, 0, 1000000, &v))
                 return 2;
@@ -433,10 +455,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* The engine's configuration from the options; loads the ACL. Returns 0 or 2. */
-static int setup_engine(const struct opts *o, struct mqo_engine_cfg *ec, struct mqo_acl **acl)
+/* The engine's configuration from the options; loads the ACL and starts watching its file.
+ * Returns 0 or 2. */
+static int setup_engine(const struct opts *o, struct mqo_engine_cfg *ec, struct mqo_acl **acl,
+                        struct mqo_reload **reload)
 {
     memset(ec, 0, sizeof *ec);
+    ec->exclusive = o->exclusive;
     ec->overlap = o->overlap;
     ec->order_hold_ms = o->order_hold_ms;
     ec->broker_only = o->bo;
@@ -459,6 +484,18 @@ static int setup_engine(const struct opts *o, struct mqo_engine_cfg *ec, struct 
         mqo_warn("no authorization source (--acl-file PATH or --acl open): every PUBLISH passes "
                  "through to the broker, nothing is offloaded");
     }
+    if (o->exclusive)
+        mqo_info("exclusive: every client reaches the broker through this mqoff (--exclusive)");
+    else
+        mqo_warn("not --exclusive: a client may reach the broker some other way (another "
+                 "listener, directly), whose subscriptions mqoff cannot see, so every PUBLISH "
+                 "passes through to the broker, nothing is offloaded");
+    struct mqo_reload_cfg rc = {.acl_file = o->acl_file};
+    if (mqo_reload_new(&rc, reload)) {
+        mqo_acl_free(*acl);
+        *acl = NULL;
+        return 2;
+    }
     return 0;
 }
 
@@ -467,6 +504,8 @@ static void install_signals(void)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    struct sigaction sh = {.sa_handler = on_hup};
+    sigaction(SIGHUP, &sh, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -493,10 +532,11 @@ static int cmd_proxy(int argc, char **argv)
         return 2;
     }
     struct mqo_acl *acl = NULL;
-    if (setup_engine(&o, &cfg.engine, &acl)) {
+    if (setup_engine(&o, &cfg.engine, &acl, &cfg.reload)) {
         free(o.bo);
         return 2;
     }
+    cfg.hup = &g_hup;
     install_signals();
     mqo_info("proxy listening on %s, broker %s", o.listen_s, o.broker_s);
     struct mqo_engine_stats es = {0};
@@ -507,6 +547,7 @@ static int cmd_proxy(int argc, char **argv)
             (unsigned long long)ps.accepted, (unsigned long long)ps.closed,
             (unsigned long long)ps.broker_connect_failed);
     print_stats(&es);
+    mqo_reload_free(cfg.reload);
     mqo_acl_free(acl);
     free(o.bo);
     return rc ? 1 : 0;
@@ -538,8 +579,9 @@ static int cmd_monitor(int argc, char **argv)
     mc.frag = (struct mqo_frag_cfg){.max_dgrams = o.frag_max, .max_bytes = o.frag_mem,
                                     .timeout_ns = o.frag_timeout_ns};
     struct mqo_acl *acl = NULL;
-    if (setup_engine(&o, &mc.splice.engine, &acl))
+    if (setup_engine(&o, &mc.splice.engine, &acl, &mc.reload))
         return 2;
+    mc.hup = &g_hup;
     struct mqo_impair_cfg ic[2];
     for (int d = 0; d < 2; d++) {
         /* d = 0: a2b leaves on port b (1); d = 1: b2a leaves on port a (0) */
@@ -624,6 +666,7 @@ static int cmd_monitor(int argc, char **argv)
         print_stats(&st.engine);
     }
     free(text);
+    mqo_reload_free(mc.reload);
     mqo_acl_free(acl);
     free(o.bo);
     return rc ? 1 : 0;

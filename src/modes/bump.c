@@ -290,15 +290,18 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
     if (cfg->ready)
         cfg->ready(cfg->ready_arg);
 
-    /* The stop signals are blocked except inside ppoll, so one arriving between the check of
-     * `stop` and the wait cannot be missed. */
+    /* The stop signals (and SIGHUP, whose handler sets a flag the hook reads in tick) are
+     * blocked except inside ppoll, so one arriving between the check of `stop` and the wait
+     * cannot be missed. */
     sigset_t stopsigs, waitmask;
     sigemptyset(&stopsigs);
     sigaddset(&stopsigs, SIGINT);
     sigaddset(&stopsigs, SIGTERM);
+    sigaddset(&stopsigs, SIGHUP);
     sigprocmask(SIG_BLOCK, &stopsigs, &waitmask);
     sigdelset(&waitmask, SIGINT);
     sigdelset(&waitmask, SIGTERM);
+    sigdelset(&waitmask, SIGHUP);
 
     void *due[BURST];
     uint64_t busy_ns = (uint64_t)cfg->busy_poll_us * 1000u, last_rx = 0;
@@ -319,16 +322,17 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
             if (t < wait)
                 wait = t;
         }
-        struct pollfd pfd[2];
+        struct pollfd pfd[3];
         for (int i = 0; i < 2; i++) {
             pfd[i].fd = mqo_port_fd(b->port[i]);
             pfd[i].events = POLLIN | (b->q[i].n ? POLLOUT : 0);
             pfd[i].revents = 0;
         }
+        pfd[2] = (struct pollfd){.fd = cfg->hook.fd_ready ? cfg->hook.fd : -1, .events = POLLIN};
         /* ppoll: nanosecond timeout, so an impairment delay is kept to the timer's precision */
         struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull),
                               .tv_nsec = (long)(wait % 1000000000ull)};
-        int pr = ppoll(pfd, 2, &ts, &waitmask);
+        int pr = ppoll(pfd, 3, &ts, &waitmask);
         if (pr < 0 && errno != EINTR) {
             fprintf(stderr, "%s: ppoll: %s\n", name, strerror(errno));
             break;
@@ -339,6 +343,8 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
             got += rx_port(b, i, now);
         if (got)
             last_rx = now;
+        if (pr > 0 && (pfd[2].revents & POLLIN))
+            cfg->hook.fd_ready(cfg->hook.arg, now);
         if (cfg->hook.tick)
             cfg->hook.tick(cfg->hook.arg, b, now);
         for (int d = 0; d < 2; d++) {

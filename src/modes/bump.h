@@ -27,6 +27,10 @@ struct mqo_bump_hook {
     void (*tick)(void *arg, struct mqo_bump *b, uint64_t now);
     /* Nanoseconds until the hook's next timer (UINT64_MAX: none). */
     uint64_t (*next)(void *arg, uint64_t now);
+    /* Optional: a descriptor the loop also waits on, and what to call when it is readable
+     * (used when fd_ready is set). */
+    int fd;
+    void (*fd_ready)(void *arg, uint64_t now);
     void *arg;
 };
 
@@ -47,7 +51,7 @@ struct mqo_bump_cfg {
     int fix_csum;               /* complete partial checksums before forwarding */
     int promisc;
     struct mqo_bump_hook hook;
-    volatile int *stop;
+    volatile int *stop;         /* set by SIGINT/SIGTERM handlers; SIGHUP wakes the loop too */
     const char *name;           /* for messages ("mqoff-bridge", "mqoff monitor") */
     /* Optional: called once both ports are open and receiving, before the loop (a start
      * message printed earlier would claim forwarding while frames still go nowhere). */

@@ -31,6 +31,8 @@ struct monitor {
     uint32_t broker_ip;   /* network order */
     uint16_t broker_port; /* host order */
     uint64_t to_splice, declined;
+    struct mqo_reload *reload; /* NULL: none */
+    volatile int *hup;
 };
 
 /* The splice emits toward a side; side == port (clients on a, the broker host on b). */
@@ -133,10 +135,22 @@ static int on_frame(void *arg, struct mqo_bump *b, int in, const struct mqo_rawf
     return mqo_splice_input(m->sp, in, f->data, f->len, csum_ok, now);
 }
 
+/* The watched files changed. */
+static void on_reload_fd(void *arg, uint64_t now)
+{
+    struct monitor *m = arg;
+    mqo_reload_changed(m->reload, mqo_splice_engine(m->sp));
+}
+
 static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
 {
     struct monitor *m = arg;
     m->b = b;
+    if (m->hup && *m->hup) { /* SIGHUP ends the bump loop's wait: at once */
+        *m->hup = 0;
+        if (m->reload)
+            mqo_reload_hup(m->reload, mqo_splice_engine(m->sp));
+    }
     mqo_splice_tick(m->sp, now);
     if (m->fr)
         mqo_frag_expire(m->fr, now);
@@ -162,6 +176,8 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         mqo_err("cannot start the splice: %s", strerror(err));
         return -err;
     }
+    m.reload = cfg->reload;
+    m.hup = cfg->hup;
     m.broker_ip = cfg->splice.broker_ip;
     m.broker_port = cfg->splice.broker_port;
     if (!cfg->no_reassembly) {
@@ -177,6 +193,10 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     struct mqo_bump_cfg bc = cfg->bump;
     bc.hook = (struct mqo_bump_hook){.frame = on_frame, .tick = on_tick, .next = on_next,
                                      .arg = &m};
+    if (m.reload && mqo_reload_fd(m.reload) >= 0) {
+        bc.hook.fd = mqo_reload_fd(m.reload);
+        bc.hook.fd_ready = on_reload_fd;
+    }
     int rc = mqo_bump_run(&bc, &st->bump);
     m.b = NULL;
     st->splice = *mqo_splice_stats(m.sp);

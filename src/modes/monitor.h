@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 #include "l2/frag.h"
 #include "modes/bump.h"
+#include "modes/reload.h"
 #include "tcp/splice.h"
 
 struct mqo_monitor_cfg {
@@ -18,6 +19,10 @@ struct mqo_monitor_cfg {
     /* the reassembler's limits (0: its defaults; keep is the monitor's) */
     struct mqo_frag_cfg frag;
     int no_reassembly; /* every fragment is forwarded untouched (a spliced one is lost) */
+    /* Optional: files that change at run time (the acl_file); *hup, set by a SIGHUP handler,
+     * says the broker reloaded them (modes/reload.h). The loop clears *hup. */
+    struct mqo_reload *reload;
+    volatile int *hup;
 };
 
 struct mqo_monitor_stats {

@@ -33,6 +33,10 @@
 
 enum { CLIENT = 0, BROKER = 1 };
 
+/* epoll tags: 0 the listener, a pconn pointer | side, this for the watched files (pointers
+ * are aligned: never 2) */
+#define TAG_RELOAD 2u
+
 /* iovecs of one in-flight io_uring send (must live until its completion) */
 struct uring_send {
     struct msghdr mh;
@@ -519,6 +523,10 @@ static void handle_event(struct proxy *px, struct epoll_event *ev)
         accept_clients(px);
         return;
     }
+    if (ev->data.u64 == TAG_RELOAD) {
+        mqo_reload_changed(px->cfg->reload, px->eng);
+        return;
+    }
     struct pconn *pc = (struct pconn *)(uintptr_t)(ev->data.u64 & ~(uint64_t)1);
     int side = (int)(ev->data.u64 & 1);
     if (pc->dead)
@@ -639,6 +647,10 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
     px.ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event le = {.events = EPOLLIN, .data.u64 = 0};
     epoll_ctl(px.ep, EPOLL_CTL_ADD, px.lfd, &le);
+    if (cfg->reload && mqo_reload_fd(cfg->reload) >= 0) {
+        struct epoll_event we = {.events = EPOLLIN, .data.u64 = TAG_RELOAD};
+        epoll_ctl(px.ep, EPOLL_CTL_ADD, mqo_reload_fd(cfg->reload), &we);
+    }
 
     struct epoll_event evs[256];
     uint64_t last_timer = 0, last_event = 0, busy_ns = (uint64_t)cfg->busy_poll_us * 1000u;
@@ -653,6 +665,11 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
         px.now = mono_ns();
         if (n > 0)
             last_event = px.now;
+        if (cfg->hup && *cfg->hup) { /* within one wait (50 ms) of the signal, or at once */
+            *cfg->hup = 0;
+            if (cfg->reload)
+                mqo_reload_hup(cfg->reload, px.eng);
+        }
         for (int i = 0; i < n; i++)
             handle_event(&px, &evs[i]);
         int slow = px.now - last_timer >= 50000000ull;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "engine/engine.h"
+#include "modes/reload.h"
 
 struct mqo_proxy_cfg {
     struct sockaddr_storage listen_addr;
@@ -29,6 +30,10 @@ struct mqo_proxy_cfg {
     uint32_t busy_poll_us;
     /* Set by a signal handler to stop the loop. */
     volatile int *stop;
+    /* Optional: files that change at run time (the acl_file); *hup, set by a SIGHUP handler,
+     * says the broker reloaded them (modes/reload.h). The loop clears *hup. */
+    struct mqo_reload *reload;
+    volatile int *hup;
     /* Optional: called with the listening port once listening (tests bind port 0). */
     void (*on_listen)(void *arg, uint16_t port);
     void *on_listen_arg;

@@ -1503,6 +1503,8 @@ const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *
     return mqo_engine_stats(sp->eng);
 }
 
+struct mqo_engine *mqo_splice_engine(struct mqo_splice *sp) { return sp->eng; }
+
 int mqo_splice_tracks(const struct mqo_splice *sp, uint32_t client_ip, uint16_t client_port)
 {
     return mqo_map_get(&sp->conns, conn_key(client_ip, client_port), NULL);

@@ -108,6 +108,8 @@ uint64_t mqo_splice_next_timer(const struct mqo_splice *s, uint64_t now_ns);
 
 const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *s);
 const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *s);
+/* The engine the splice drives, for run-time changes (authorization reloads). */
+struct mqo_engine *mqo_splice_engine(struct mqo_splice *s);
 
 /* Whether the splice tracks the connection of a client (address in network byte order, port
  * in host order) with the broker: 1 when it saw its SYN and relays its stream (every segment of

@@ -72,13 +72,13 @@ CONF
 
 run_aclfile() {
   local t=$1
-  BROKER_EXTRA=$LAB_TMP/broker-acl.conf target_up "$t" --acl-file "$LAB_TMP/acl" || return
+  BROKER_EXTRA=$LAB_TMP/broker-acl.conf target_up "$t" --acl-file "$LAB_TMP/acl" --exclusive || return
   case_py "$t" acl
 }
 
 run_dynsec() {
   local t=$1
-  BROKER_EXTRA=$LAB_TMP/broker-dynsec.conf target_up "$t" --acl open || return
+  BROKER_EXTRA=$LAB_TMP/broker-dynsec.conf target_up "$t" --acl open --exclusive || return
   case_py "$t" suback_refused
 }
 

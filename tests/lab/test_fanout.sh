@@ -6,7 +6,7 @@
 
 run() {
   local t=$1
-  target_up "$t" --acl open || return
+  target_up "$t" --acl open --exclusive || return
   fanout_py "$t" --subs 1 --msgs 200 --qos 0
   fanout_py "$t" --subs 1 --msgs 200 --qos 1
   fanout_py "$t" --subs 10 --msgs 200 --qos 0

@@ -82,7 +82,7 @@ chain_up() {
   PROXY_N=$((PROXY_N + 1))
   PROXY_LOG=$LAB_TMP/monitor.log
   ip netns exec "$NS_NIC" "$MQOFF" monitor --port-a "$f2" --port-b "$f3" \
-    --broker "$BROKER_ADDR:$MQTT_PORT" --acl open --startup-hold 0 --broker-only 'bo/#' \
+    --broker "$BROKER_ADDR:$MQTT_PORT" --acl open --exclusive --startup-hold 0 --broker-only 'bo/#' \
     >"$PROXY_LOG" 2>&1 </dev/null &
   PROXY_PID=$!
   if ! wait_port "$NS_CLI" "$BROKER_ADDR" "$MQTT_PORT" 10 ||

@@ -19,7 +19,7 @@ counter_min() { # NAME MIN CHECK
 
 lossy() {
   local t=monitor
-  target_up "$t" --acl open --impair "$IMPAIR" || return
+  target_up "$t" --acl open --exclusive --impair "$IMPAIR" || return
   fanout_py "$t" --subs 10 --msgs 200 --qos 1 --name "impaired ($IMPAIR): fan-out QoS 1 to 10"
   fanout_py "$t" --subs 10 --msgs 100 --qos 1 --protos 4,5 --payload 3000 \
     --name "impaired ($IMPAIR): QoS 1 3 kB payloads, v3.1.1 and v5"
@@ -39,7 +39,7 @@ preexisting() {
   sub_pid=$!
   wait_port "$NS_CLI" "$BROKER_ADDR" "$MQTT_PORT" 5
   sleep 1
-  MONITOR_STARTUP_HOLD=10 monitor_start --acl open || { kill "$sub_pid" 2>/dev/null; return; }
+  MONITOR_STARTUP_HOLD=10 monitor_start --acl open --exclusive || { kill "$sub_pid" 2>/dev/null; return; }
   for n in 1 2 3; do
     ip netns exec "$NS_CLI" timeout 10 mosquitto_pub -h "$BROKER_ADDR" -t pre/x -m "pre$n" -q 1
   done

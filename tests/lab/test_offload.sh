@@ -17,7 +17,7 @@ counter_at_least() {
 run() {
   local t=$1 expect=()
   is_offload "$t" && expect=(--expect-offload)
-  target_up "$t" --acl open || return
+  target_up "$t" --acl open --exclusive || return
   CASE_SECS=150 case_py "$t" offload --subs 5 --msgs 100 "${expect[@]}"
   if is_offload "$t"; then
     target_down "$t"
@@ -30,7 +30,7 @@ run() {
 run_no_acl() {
   local t=$1 v
   is_offload "$t" || return 0
-  target_up "$t" || return
+  target_up "$t" --exclusive || return
   CASE_SECS=150 case_py "$t" offload --subs 5 --msgs 100 --expect-passthrough
   fanout_py "$t" --subs 10 --msgs 100 --qos 1 --name "no authorization source: fan-out"
   target_down "$t"

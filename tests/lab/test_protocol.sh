@@ -8,7 +8,7 @@
 run() {
   local t=$1 expect=()
   is_offload "$t" && expect=(--expect-offload)
-  target_up "$t" --acl open || return
+  target_up "$t" --acl open --exclusive || return
   fanout_py "$t" --subs 30 --pubs 3 --msgs 50 --qos 0 --protos 3,4,5
   fanout_py "$t" --subs 30 --pubs 3 --msgs 50 --qos 1 --protos 3,4,5
   fanout_py "$t" --subs 10 --pubs 2 --msgs 50 --qos 1 --protos 5,4

@@ -6,7 +6,7 @@
 
 run() {
   local t=$1
-  target_up "$t" --acl open || return
+  target_up "$t" --acl open --exclusive || return
   case_py "$t" retained
   case_py "$t" unsubscribe
 }

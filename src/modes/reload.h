@@ -1,0 +1,45 @@
+/* Files mqoff reads at start that change while it runs, and the broker's reloads.
+ *
+ * Today one file: the broker's acl_file (--acl-file). The broker reads it at start and when it
+ * reloads (SIGHUP); mqoff cannot see the broker reload, so:
+ *   - a change of the file (core/watch: inotify) is a version the broker MAY be using from now
+ *     on: mqo_engine_acl_changed, the engine offloads only what every version allows;
+ *   - a SIGHUP to mqoff says the broker has reloaded: the file is read again and is the only
+ *     version from then on (mqo_engine_acl_reloaded);
+ *   - a file that cannot be read or parsed is logged (file and line) and everything passes
+ *     through to the broker until a SIGHUP finds it parseable (engine.h says why a fix alone is
+ *     not enough).
+ * Another file read at start (the broker's mosquitto.conf) gets a watch of its own in the same
+ * object, and the modes' loops need not change.
+ *
+ * The modes' loops poll mqo_reload_fd and call mqo_reload_changed when it is readable, and
+ * call mqo_reload_hup after a SIGHUP; both act on the engine between two packets.
+ */
+#ifndef MQO_MODES_RELOAD_H
+#define MQO_MODES_RELOAD_H
+
+#include "engine/engine.h"
+
+struct mqo_reload_cfg {
+    const char *acl_file; /* the broker's acl_file, as the engine was started with; NULL: none */
+};
+
+struct mqo_reload;
+
+/* Starts watching the files of cfg. Returns 0 and *out, or -errno with the reason logged (no
+ * inotify, the file's directory cannot be watched): a file mqoff cannot watch is a change it
+ * could miss. With no file, *out is valid and watches nothing (fd -1). */
+int mqo_reload_new(const struct mqo_reload_cfg *cfg, struct mqo_reload **out);
+void mqo_reload_free(struct mqo_reload *r);
+
+/* The descriptor to poll for readability; -1 when nothing is watched. */
+int mqo_reload_fd(const struct mqo_reload *r);
+
+/* The descriptor is readable: reads the files that changed again and tells the engine. */
+void mqo_reload_changed(struct mqo_reload *r, struct mqo_engine *e);
+
+/* mqoff got SIGHUP, the operator's statement that the broker has reloaded its configuration:
+ * reads every file again and tells the engine. */
+void mqo_reload_hup(struct mqo_reload *r, struct mqo_engine *e);
+
+#endif
