@@ -178,27 +178,29 @@ static int concerns(const struct entry *e, int wd, uint32_t mask, const char *na
     return 0;
 }
 
-int mqo_watch_drain(struct mqo_watch *w, uint64_t *changed)
+/* Reads what is pending and adds the files it concerns to *m. Returns the number of bytes
+ * read (0: nothing was pending), or -errno. */
+static ssize_t read_events(struct mqo_watch *w, uint64_t *m)
 {
-    uint64_t m = 0;
-    int rc = 0;
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t total = 0;
     for (;;) {
         ssize_t r = read(w->fd, buf, sizeof buf);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                rc = -errno;
-            break;
+                return -errno;
+            return total;
         }
         if (r == 0)
-            break;
+            return total;
+        total += r;
         for (char *p = buf; p < buf + r;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
             p += sizeof *ev + ev->len;
             if (ev->mask & IN_Q_OVERFLOW) {
-                m |= w->n == MQO_WATCH_MAX ? ~0ull : (1ull << w->n) - 1;
+                *m |= w->n == MQO_WATCH_MAX ? ~0ull : (1ull << w->n) - 1;
                 continue;
             }
             const char *name = ev->len ? ev->name : NULL;
@@ -206,7 +208,7 @@ int mqo_watch_drain(struct mqo_watch *w, uint64_t *changed)
                 struct entry *e = &w->e[i];
                 if (!concerns(e, ev->wd, ev->mask, name))
                     continue;
-                m |= 1ull << i;
+                *m |= 1ull << i;
                 /* the kernel dropped this descriptor (its inode is gone) */
                 if (ev->mask & IN_IGNORED) {
                     if (e->file_wd == ev->wd)
@@ -219,17 +221,32 @@ int mqo_watch_drain(struct mqo_watch *w, uint64_t *changed)
             }
         }
     }
-    /* follow each changed name to the file it leads to now */
-    for (int i = 0; i < w->n; i++) {
-        if (!(m & (1ull << i)))
-            continue;
-        struct entry *e = &w->e[i];
-        if (e->dir_wd < 0) {
-            int d = inotify_add_watch(w->fd, e->dir, DIR_MASK);
-            e->dir_wd = d >= 0 ? d : -1;
+}
+
+int mqo_watch_drain(struct mqo_watch *w, uint64_t *changed)
+{
+    uint64_t m = 0, todo;
+    ssize_t r = read_events(w, &m);
+    todo = m;
+    /* Follow each changed name to the file it leads to now. Moving a watch off a file queues
+     * an IN_IGNORED for it: read that too (it concerns no file any more), so the descriptor
+     * is not left readable with nothing to report; events that arrived meanwhile count. */
+    for (int round = 0; round < 4 && r > 0 && todo; round++) {
+        for (int i = 0; i < w->n; i++) {
+            if (!(todo & (1ull << i)))
+                continue;
+            struct entry *e = &w->e[i];
+            if (e->dir_wd < 0) {
+                int d = inotify_add_watch(w->fd, e->dir, DIR_MASK);
+                e->dir_wd = d >= 0 ? d : -1;
+            }
+            resolve(w, e);
         }
-        resolve(w, e);
+        uint64_t more = 0;
+        r = read_events(w, &more);
+        todo = more & ~m;
+        m |= more;
     }
     *changed = m;
-    return rc;
+    return r < 0 ? (int)r : 0;
 }

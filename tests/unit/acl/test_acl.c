@@ -539,6 +539,64 @@ static void test_dollar_topics(void **state)
     mqo_acl_free(a);
 }
 
+/* ---- comparing versions ---- */
+
+/* Same rules in the same order: the same. Comments, blank lines, repeated user lines, the
+ * order of sections and where deny rules stand in a list do not matter; any rule, access,
+ * user or the order of the grants of a list does. */
+static void test_same(void **state)
+{
+    (void)state;
+    const char *base = "topic read pub/#\n"
+                       "user bob\ntopic write b/#\ntopic deny b/x\n"
+                       "user carol\ntopic read c/#\n"
+                       "pattern read p/%u\n";
+    struct mqo_acl *a = parse_ok(base);
+    const char *same[] = {
+        "# a comment\n\ntopic read pub/#\n"
+        "user carol\ntopic read c/#\n"
+        "user bob\ntopic deny b/x\ntopic write b/#\n"
+        "pattern read p/%u\n",
+        "topic read pub/#\nuser bob\ntopic write b/#\nuser carol\ntopic read c/#\n"
+        "user bob\ntopic deny b/x\npattern read p/%u\n",
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        struct mqo_acl *b = parse_ok(same[i]);
+        assert_true(mqo_acl_same(a, b));
+        assert_true(mqo_acl_same(b, a));
+        mqo_acl_free(b);
+    }
+    const char *differ[] = {
+        "topic read pub/#\nuser bob\ntopic write b/#\ntopic deny b/x\n"
+        "user carol\ntopic read c/#\n",                                 /* no pattern */
+        "topic readwrite pub/#\nuser bob\ntopic write b/#\ntopic deny b/x\n"
+        "user carol\ntopic read c/#\npattern read p/%u\n",             /* access */
+        "topic read pub/#\nuser bob\ntopic write b/#\ntopic deny b/y\n"
+        "user carol\ntopic read c/#\npattern read p/%u\n",             /* filter */
+        "topic read pub/#\nuser bob\ntopic write b/#\ntopic deny b/x\n"
+        "user dave\ntopic read c/#\npattern read p/%u\n",              /* user */
+        "user bob\ntopic write b/#\ntopic deny b/x\n"
+        "user carol\ntopic read c/#\ntopic read pub/#\npattern read p/%u\n", /* section */
+        "topic read pub/#\nuser bob\ntopic write b/#\ntopic deny b/x\n"
+        "user carol\ntopic read c/#\npattern read p/%c\n",             /* %u vs %c */
+        "",
+    };
+    for (size_t i = 0; i < sizeof differ / sizeof differ[0]; i++) {
+        struct mqo_acl *b = parse_ok(differ[i]);
+        assert_false(mqo_acl_same(a, b));
+        assert_false(mqo_acl_same(b, a));
+        mqo_acl_free(b);
+    }
+    struct mqo_acl *g1 = parse_ok("topic read a\ntopic read b\n");
+    struct mqo_acl *g2 = parse_ok("topic read b\ntopic read a\n");
+    assert_false(mqo_acl_same(g1, g2)); /* grants in another order: counted as different */
+    assert_true(mqo_acl_same(NULL, NULL));
+    assert_false(mqo_acl_same(a, NULL));
+    mqo_acl_free(g1);
+    mqo_acl_free(g2);
+    mqo_acl_free(a);
+}
+
 /* ---- loading ---- */
 
 static void test_load_file(void **state)
@@ -584,6 +642,7 @@ static void test_load_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_same),
         cmocka_unit_test(test_parse_comments_blank_whitespace),
         cmocka_unit_test(test_parse_no_access_word_is_readwrite),
         cmocka_unit_test(test_parse_topic_with_spaces),

@@ -1340,7 +1340,7 @@ void h_run(struct harness *h)
                 mqo_buf_free(&b);
                 moved = 1;
             }
-            if (cl->bout.len) {
+            if (cl->bout.len && !cl->hold_bout) {
                 struct mqo_buf b = cl->bout;
                 cl->bout = (struct mqo_buf){0};
                 if (cl->drop_bout)

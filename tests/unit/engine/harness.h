@@ -105,6 +105,8 @@ struct h_client {
     uint8_t version;
     size_t room;        /* engine back-pressure view of this client */
     int drop_bout;      /* discard what the broker sends this client (a lossy broker) */
+    int hold_bout;      /* what the broker sends this client waits (a mode that has not read
+                         * that socket yet) */
     int hold_app;       /* H_SPLICE: the client application stops reading (zero window) */
     int no_ping;        /* the client never sends PINGREQ on its own (real clients do) */
     uint16_t c_keepalive; /* as sent in its CONNECT */
