@@ -18,9 +18,9 @@ the markers that end each phase (it may write r/# in every version, dave may alw
 import os
 import re
 import signal
-import time
 
-from mqlab import Client, Loop, Reporter, base_args, check_no_disconnect, connect_all, lane_diff, subscribe_all
+from mqlab import (Client, Loop, Reporter, base_args, check_no_disconnect, connect_all, lane_diff,
+                   subscribe_all)
 
 PW = "pw"
 TOPIC = "r/x"
@@ -151,7 +151,8 @@ class Case:
         for (p, s), w in sorted(want.items(), key=lambda kv: (kv[0][0].cid, kv[0][1].cid)):
             prefix = ("%s:%s:" % (p.cid, label)).encode()
             got = [(m.topic, m.payload, m.qos) for m in s.msgs[base[s]:] if m.payload.startswith(prefix)]
-            expect = [(TOPIC, ("%s:%s:%d" % (p.cid, label, i)).encode(), i % 2) for i in range(n)] if w else []
+            expect = [(TOPIC, ("%s:%s:%d" % (p.cid, label, i)).encode(), i % 2)
+                      for i in range(n)] if w else []
             d = lane_diff(got, expect)
             self.rep.ok("%s: %s: %s -> %s: %d of %d delivered%s" % (
                 self.name, label, p.cid, s.cid, w, n, ", in order" if w else ""), d is None,

@@ -39,11 +39,17 @@ CONF
   chmod 644 "$d/passwd" "$d/broker.conf"
 }
 
-# counter_cmp NAME OP VALUE CHECK: mqoff's closing counter NAME compared with VALUE (-ge, -eq).
+# counter_cmp NAME OP VALUE CHECK: mqoff's closing counter NAME compared with VALUE (OP -ge or
+# -eq); a reason never used is absent from the summary and counts as 0.
 counter_cmp() {
-  local v
+  local v good=0
   v=$(proxy_counter "$1")
-  if [ -n "$v" ] && [ "$v" "$2" "$3" ]; then ok "$4 ($1=$v) [$T]"
+  case "$2" in
+    -ge) [ "${v:-0}" -ge "$3" ] && good=1 ;;
+    -eq) [ "${v:-0}" -eq "$3" ] && good=1 ;;
+  esac
+  if [ -n "$v" ] || grep -q published_in "$PROXY_LOG"; then :; else good=0; fi
+  if [ "$good" = 1 ]; then ok "$4 ($1=${v:-0}) [$T]"
   else not_ok "$4 [$T]" "$1=${v:-absent}, want $2 $3"
   fi
 }
@@ -87,7 +93,8 @@ editor_rename() {
 broken_then_fixed() {
   run_case "$1" broken_then_fixed --exclusive || return 0
   counter_cmp consumed -ge 40 "broken then fixed: offloaded before, and again after both reloads"
-  counter_cmp acl_broken -ge 1 "broken then fixed: passed to the broker while the rules were unknown"
+  counter_cmp acl_broken -ge 1 \
+    "broken then fixed: passed to the broker while the rules were unknown"
   counter_cmp acl_versions -eq 1 "broken then fixed: one version after the reloads"
 }
 
@@ -111,7 +118,8 @@ lab_init
 ACL=$LAB_TMP/etc/acl
 check "acl reload: password file and broker config written" write_files
 # ACL_RELOAD_CASES: a subset, for a rerun of one case
-for c in ${ACL_RELOAD_CASES:-write_revoked read_revoked editor_rename broken_then_fixed second_listener exclusive}; do
+ALL="write_revoked read_revoked editor_rename broken_then_fixed second_listener exclusive"
+for c in ${ACL_RELOAD_CASES:-$ALL}; do
   for_targets "$c"
 done
 lab_finish

@@ -360,7 +360,7 @@ static void acl_script(struct harness *h, unsigned seed, struct keep *k)
     if (h->eng)
         mqo_engine_acl_reloaded(h->eng, parse(file.text)); /* the engine's start version */
     for (int i = 0; i < NPUB + NSUB; i++) {
-        char u[8];
+        char u[16];
         snprintf(u, sizeof u, "u%d", i);
         connect_user(h, (uint8_t)(i % 2 ? MQO_MQTT_V5 : MQO_MQTT_V311), u);
     }
