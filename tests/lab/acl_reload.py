@@ -19,7 +19,7 @@ import os
 import re
 import signal
 
-from mqlab import (Client, Loop, Reporter, base_args, check_no_disconnect, connect_all, lane_diff,
+from mqlab import (Client, Loop, base_args, check_no_disconnect, connect_all, lane_diff, run_case,
                    subscribe_all)
 
 PW = "pw"
@@ -311,15 +311,7 @@ def main():
     ap.add_argument("--broker-log", default="")
     ap.add_argument("--mqoff-pid", type=int, default=0)
     ap.add_argument("--mqoff-log", default="")
-    a = ap.parse_args()
-    rep = Reporter(a.target)
-    try:
-        CASES[a.case](a, rep)
-    except Exception as e:       # a crash is one failed check, with its cause
-        import traceback
-        traceback.print_exc()
-        rep.ok("%s: ran to the end" % a.case, False, "%s: %s" % (type(e).__name__, e))
-    rep.done()
+    run_case(CASES, ap.parse_args())
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from mqlab import (Client, Loop, RawConn, Reporter, SysWatch, base_args, check_no_disconnect,
+from mqlab import (Client, Loop, RawConn, SysWatch, base_args, check_no_disconnect,
                    connect_all, connect_pkt, got_items, lane_diff, mstr, packet, parse_seq,
-                   pingreq_pkt, puback_pkt, publish_fields, publish_pkt, seq_payload,
-                   stream_diff, subscribe_all, subscribe_pkt, v5_publish_props)
+                   pingreq_pkt, puback_pkt, publish_fields, publish_pkt, run_case,
+                   seq_payload, stream_diff, subscribe_all, subscribe_pkt, v5_publish_props)
 
 CASES = {}
 
@@ -794,15 +794,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--expect-offload", action="store_true")
     ap.add_argument("--expect-passthrough", action="store_true")
-    a = ap.parse_args()
-    rep = Reporter(a.target)
-    try:
-        CASES[a.case](a, rep)
-    except Exception as e:       # a crash is one failed check, with its cause
-        import traceback
-        traceback.print_exc()
-        rep.ok("%s: ran to the end" % a.case, False, "%s: %s" % (type(e).__name__, e))
-    rep.done()
+    run_case(CASES, ap.parse_args())
 
 
 if __name__ == "__main__":

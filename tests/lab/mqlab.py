@@ -63,6 +63,19 @@ class Reporter:
         sys.exit(1 if self.failed else 0)
 
 
+def run_case(cases, a):
+    """Runs cases[a.case](a, rep) with a Reporter for a.target and exits with its verdict; a
+    crash is one failed check, with its cause."""
+    rep = Reporter(a.target)
+    try:
+        cases[a.case](a, rep)
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        rep.ok("%s: ran to the end" % a.case, False, "%s: %s" % (type(e).__name__, e))
+    rep.done()
+
+
 def base_args(desc):
     ap = argparse.ArgumentParser(description=desc)
     ap.add_argument("--host", required=True, help="address clients connect to")
