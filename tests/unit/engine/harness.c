@@ -1144,10 +1144,39 @@ static void b_input(struct harness *h, int i, const uint8_t *p, size_t n)
     mqo_buf_consume(&cl->brx, off);
 }
 
-/* The broker's side of client i's connection ends. */
+static void c_input(struct harness *h, int i, const uint8_t *p, size_t n);
+
+/* What the broker sent client i goes on its way (toward the engine, the splice, or the
+ * client). */
+static void b_flush_out(struct harness *h, int i)
+{
+    struct h_client *cl = &h->cl[i];
+    struct mqo_buf b = cl->bout;
+    cl->bout = (struct mqo_buf){0};
+    if (cl->drop_bout)
+        ;
+    else if (h->direct == H_SPLICE)
+        ts_write(&h->net, cl->bep, b.data, b.len);
+    else if (h->direct == H_DIRECT)
+        c_input(h, i, b.data, b.len);
+    else if (cl->conn)
+        mqo_engine_input(h->eng, cl->conn, MQO_S2C, b.data, b.len, h->now);
+    mqo_buf_free(&b);
+}
+
+/* The broker's side of client i's connection ends (what it sent before goes first). */
 static void b_close_conn(struct harness *h, int i)
 {
     struct h_client *cl = &h->cl[i];
+    if (cl->bout.len) {
+        b_flush_out(h, i);
+        if (h->direct == H_ENGINE && cl->b2c.len) {
+            struct mqo_buf b = cl->b2c;
+            cl->b2c = (struct mqo_buf){0};
+            c_input(h, i, b.data, b.len);
+            mqo_buf_free(&b);
+        }
+    }
     if (!cl->b_connected) {
         if (cl->b_refused && !cl->closed) { /* refused before its CONNECT: closed as well */
             cl->closed = 1;
@@ -1413,17 +1442,7 @@ void h_run(struct harness *h)
                 moved = 1;
             }
             if (cl->bout.len) {
-                struct mqo_buf b = cl->bout;
-                cl->bout = (struct mqo_buf){0};
-                if (cl->drop_bout)
-                    ;
-                else if (h->direct == H_SPLICE)
-                    ts_write(&h->net, cl->bep, b.data, b.len);
-                else if (h->direct == H_DIRECT)
-                    c_input(h, i, b.data, b.len);
-                else if (cl->conn)
-                    mqo_engine_input(h->eng, cl->conn, MQO_S2C, b.data, b.len, h->now);
-                mqo_buf_free(&b);
+                b_flush_out(h, i);
                 moved = 1;
             }
             if (cl->b2c.len) {
