@@ -70,6 +70,9 @@ static void usage_proxy(FILE *f)
             "  --max-queue BYTES      per-client output limit (default 4194304): over it, QoS 0\n"
             "                         deliveries are dropped and counted, QoS 1 messages go to\n"
             "                         the broker; broker bytes pause the broker socket at 2x\n"
+            "  --max-buffer BYTES     largest packet held whole (default 1048576): a larger one\n"
+            "                         streams on to the broker (or the client) as it arrives and\n"
+            "                         is never offloaded, so memory per connection stays bounded\n"
             "  --overlap MODE         a subscriber with several matching subscriptions:\n"
             "                         'passthrough' (default, as Mosquitto 2.0 sends v5 clients\n"
             "                         one copy per subscription) or 'once'\n"
@@ -115,6 +118,8 @@ static void usage_monitor(FILE *f)
             "options:\n"
             "  --broker-only FILTER   topics always left to the broker; repeatable\n"
             "  --max-queue BYTES      bytes held for one receiver before offload stops for it\n"
+            "  --max-buffer BYTES     largest packet held whole (default 1048576); larger ones\n"
+            "                         stream on as they arrive and are never offloaded\n"
             "  --overlap MODE         passthrough (default) | once\n"
             "  --order-hold-ms MS     default 2000\n"
             "  --l2 MODE              hub | learn (default) | static\n"
@@ -222,6 +227,7 @@ struct opts {
     const char **bo;
     size_t n_bo;
     size_t max_queue;
+    uint32_t max_buffer;
     enum mqo_overlap overlap;
     uint32_t order_hold_ms;
     int io_uring;
@@ -259,7 +265,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
-        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_EXCL, O_HELP
+        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_MAXBUF, O_EXCL, O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -286,6 +292,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"frag-mem", required_argument, 0, O_FRAGMEM},
         {"frag-timeout", required_argument, 0, O_FRAGTIME},
         {"busy-poll", required_argument, 0, O_BUSY},
+        {"max-buffer", required_argument, 0, O_MAXBUF},
         {"exclusive", no_argument, 0, O_EXCL},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
@@ -326,6 +333,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             if (parse_u64("--max-queue", optarg, 4096, 1ull << 34, &v))
                 return 2;
             o->max_queue = (size_t)v;
+            break;
+        case O_MAXBUF:
+            if (parse_u64("--max-buffer", optarg, 1024, 268435460, &v))
+                return 2;
+            o->max_buffer = (uint32_t)v;
             break;
         case O_OVERLAP:
             if (!strcmp(optarg, "once"))
@@ -464,6 +476,7 @@ static int setup_engine(const struct opts *o, struct mqo_engine_cfg *ec, struct 
     ec->exclusive = o->exclusive;
     ec->overlap = o->overlap;
     ec->order_hold_ms = o->order_hold_ms;
+    ec->max_buffer = o->max_buffer;
     ec->broker_only = o->bo;
     ec->n_broker_only = o->n_bo;
     if (o->acl_file) {

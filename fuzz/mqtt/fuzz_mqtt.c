@@ -159,11 +159,40 @@ static void check_publish(const uint8_t *p, size_t n, const struct mqo_pkt *pk, 
     free(b);
 }
 
+/* A PUBLISH's head decoded from every prefix of it agrees with the whole decode: 0 (more
+ * needed) or the whole result (the payload's offset, or an error where the decode fails). */
+static void check_publish_head(const uint8_t *p, size_t n, uint8_t v, enum mqo_dir dir, int rc,
+                               const struct mqo_pkt *pk)
+{
+    struct mqo_frame f;
+    if (mqo_mqtt_frame(p, n, 0, &f) != (ssize_t)n || f.type != MQO_PUBLISH ||
+        (v != MQO_MQTT_V31 && v != MQO_MQTT_V311 && v != MQO_MQTT_V5))
+        return;
+    for (size_t avail = f.hdr_len; avail <= n; avail++) {
+        struct mqo_pkt h;
+        ssize_t r = mqo_mqtt_decode_publish_head(p, avail, &f, v, dir, &h);
+        if (avail == n)
+            CHECK(r != 0);
+        if (r == 0)
+            continue;
+        if (rc != 0) {
+            CHECK(r < 0);
+            return;
+        }
+        CHECK(r == (ssize_t)pk->u.publish.payload_off && h.pid == pk->pid &&
+              h.u.publish.payload_len == pk->u.publish.payload_len &&
+              h.u.publish.topic.len == pk->u.publish.topic.len &&
+              h.props.present == pk->props.present);
+        return;
+    }
+}
+
 /* Decodes and checks one packet; returns the level to use for the next ones. */
 static uint8_t one_packet(const uint8_t *p, size_t n, uint8_t v, enum mqo_dir dir)
 {
     struct mqo_pkt pk;
     int rc = mqo_mqtt_decode(p, n, v, dir, &pk);
+    check_publish_head(p, n, v, dir, rc, &pk);
     if (rc != 0) {
         CHECK(known_error(rc));
         return v;

@@ -8,7 +8,7 @@ int mqo_buf_reserve(struct mqo_buf *b, size_t n)
 {
     if (b->cap - b->head - b->len >= n)
         return 0;
-    uint8_t *base = b->data - b->head;
+    uint8_t *base = b->data ? b->data - b->head : NULL; /* no arithmetic on NULL */
     /* move the bytes to the front when that makes the room and they are no more than what
      * was consumed (amortized: each consumed byte pays for one moved byte) */
     if (b->head && b->cap - b->len >= n && b->len <= b->head) {
@@ -45,7 +45,8 @@ int mqo_buf_append(struct mqo_buf *b, const void *p, size_t n)
 void mqo_buf_consume(struct mqo_buf *b, size_t n)
 {
     if (n >= b->len) { /* empty: back to the start */
-        b->data -= b->head;
+        if (b->data)
+            b->data -= b->head;
         b->head = 0;
         b->len = 0;
         return;

@@ -13,15 +13,23 @@ static inline uint64_t mix(uint64_t x)
     return x;
 }
 
-uint64_t mqo_hash64(const void *p, size_t n, uint64_t seed)
+uint64_t mqo_hash64_begin(uint64_t seed) { return 0xcbf29ce484222325ULL ^ seed; }
+
+uint64_t mqo_hash64_update(uint64_t state, const void *p, size_t n)
 {
     const uint8_t *b = p;
-    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
     for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
+        state ^= b[i];
+        state *= 0x100000001b3ULL;
     }
-    return mix(h);
+    return state;
+}
+
+uint64_t mqo_hash64_end(uint64_t state) { return mix(state); }
+
+uint64_t mqo_hash64(const void *p, size_t n, uint64_t seed)
+{
+    return mqo_hash64_end(mqo_hash64_update(mqo_hash64_begin(seed), p, n));
 }
 
 static size_t find(const struct mqo_map *m, uint64_t key)

@@ -32,5 +32,10 @@ void mqo_map_each(const struct mqo_map *m, void (*fn)(void *arg, uint64_t key, u
 
 /* 64-bit hash of bytes (FNV-1a, then a finalizer). */
 uint64_t mqo_hash64(const void *p, size_t n, uint64_t seed);
+/* The same hash over bytes that arrive in pieces: state = begin(seed), update it with every
+ * piece in order, end(state) equals mqo_hash64 of the whole, however the bytes were split. */
+uint64_t mqo_hash64_begin(uint64_t seed);
+uint64_t mqo_hash64_update(uint64_t state, const void *p, size_t n);
+uint64_t mqo_hash64_end(uint64_t state);
 
 #endif

@@ -3,6 +3,7 @@
 #include "engine/engine_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,10 @@ static const char *const pt_names[MQO_PT__COUNT] = {
     [MQO_PT_ROOM] = "queue_full",
     [MQO_PT_NOMEM] = "nomem",
     [MQO_PT_UNSEEN] = "unseen_clients",
+    [MQO_PT_RELAY] = "relayed_connection",
+    [MQO_PT_UNKNOWN_CONN] = "unknown_connection",
+    [MQO_PT_STREAMED] = "streamed",
+    [MQO_PT_STREAMING] = "streaming_to_client",
     [MQO_PT_NOT_EXCLUSIVE] = "not_exclusive",
     [MQO_PT_ACL_CHANGED] = "acl_changed",
     [MQO_PT_ACL_BROKEN] = "acl_broken",
@@ -171,23 +176,35 @@ void eng_order_barrier(struct mqo_conn *c)
     c->eng->st.pings_synth++;
 }
 
-/* Asks the mode to close c (protocol error on either stream). */
-static void fail_conn(struct mqo_conn *c, enum mqo_dir s, int rc)
+/* Asks the mode to close c for a limit of the engine's own (memory, identifiers). */
+static void fail_conn(struct mqo_conn *c, int rc)
 {
     struct mqo_engine *e = c->eng;
     if (c->dead)
         return;
     c->dead = 1;
     c->live = 0;
-    e->st.protocol_errors++;
-    mqo_warn("conn %llu: %s stream error (reason 0x%02x): closing the connection",
-             (unsigned long long)c->id, s == MQO_C2S ? "client" : "broker", -rc & 0xff);
-    if (s == MQO_C2S && c->version == MQO_MQTT_V5 && c->connect_seen) {
-        uint8_t d[3];
-        size_t n = mqo_mqtt_enc_disconnect(d, MQO_MQTT_V5, (uint8_t)(-rc));
-        eng_insert_bytes(c, MQO_S2C, d, n);
-    }
+    mqo_warn("conn %llu: %s: closing the connection", (unsigned long long)c->id,
+             rc == -ENOMEM ? "out of memory" : "no packet identifier left");
     e->cfg.ops.close(e->cfg.ud, c, rc);
+}
+
+void eng_relay(struct mqo_conn *c, int unknown, const char *why)
+{
+    struct mqo_engine *e = c->eng;
+    if (!c->relay) {
+        c->relay = 1;
+        e->st.relay_conns++;
+        mqo_info("conn %llu: %s: passed to the broker, which judges it; the connection is "
+                 "relayed unedited from now on", (unsigned long long)c->id, why);
+    }
+    if (unknown && !c->unknown) {
+        c->unknown = 1;
+        e->st.unknown_conns++;
+        mqo_warn("conn %llu: the broker may now hold subscriptions or a session the offload "
+                 "does not know: every PUBLISH goes to the broker while it lives",
+                 (unsigned long long)c->id);
+    }
 }
 
 /* ---- sessions ---- */
@@ -402,6 +419,10 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     if (!c)
         return;
     order_conn_closed(e, c);
+    if (c->relay)
+        e->st.relay_conns--;
+    if (c->unknown)
+        e->st.unknown_conns--;
 
     uint64_t lost = 0;
     mqo_map_each(&c->cpid, count_engine_pid, &lost);
@@ -475,8 +496,10 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     mqo_map_free(&c->cpid);
     mqo_map_free(&c->bpid);
     mqo_map_free(&c->pt_acks);
-    mqo_buf_free(&c->in[0].partial);
-    mqo_buf_free(&c->in[1].partial);
+    for (int d = 0; d < 2; d++) {
+        mqo_buf_free(&c->in[d].partial);
+        free(c->in[d].topic.f);
+    }
     free(c->exp);
     free(c->cid);
     free(c->user);
@@ -507,6 +530,10 @@ struct mqo_engine *mqo_engine_new(const struct mqo_engine_cfg *cfg)
         e->cfg.order_hold_ms = 2000;
     if (!e->cfg.inflight_default)
         e->cfg.inflight_default = 64;
+    if (!e->cfg.max_buffer)
+        e->cfg.max_buffer = 1u << 20;
+    if (e->cfg.max_buffer < 64)
+        e->cfg.max_buffer = 64; /* room for any packet's head */
     e->order_hold_ns = (uint64_t)e->cfg.order_hold_ms * 1000000ull;
     e->cfg.broker_only = NULL; /* copied into a trie below, not kept */
     e->cfg.n_broker_only = 0;
@@ -574,6 +601,7 @@ static uint16_t pid_for_broker(struct mqo_conn *c, uint16_t b)
         mqo_map_del(&c->cpid, cp);
         return 0;
     }
+    c->broker_inflight++;
     return cp;
 }
 
@@ -625,39 +653,61 @@ static int s2c_remap(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t
     return 0;
 }
 
-/* C2S PUBACK/PUBREC/PUBCOMP/PUBREL: the client answering a PUBLISH on its S2C stream (or, for
- * PUBREL, continuing its own QoS 2 publish, which is not remapped). */
-static void c2s_ack(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, size_t n)
+static void release_held(struct mqo_conn *c);
+static int s2c_must_hold(struct mqo_conn *c, uint16_t pid);
+
+/* handle_packet: the packet waits (S2C, for a Receive Maximum slot); nothing was done */
+#define HOLD 1
+
+/* C2S PUBACK/PUBREC/PUBCOMP/PUBREL with identifier pid: the client answering a PUBLISH on its
+ * S2C stream (or, for PUBREL, continuing its own QoS 2 publish, which is not remapped).
+ * p[0..n) is the packet, or its first bytes when it is streamed (n >= hdr_len + 2); the
+ * identifier is at hdr_len. Returns 1 when the offload took the bytes (the rest of a streamed
+ * packet too), 0 when they went on. */
+static int ack_route(struct mqo_conn *c, uint8_t type, uint16_t pid, uint8_t reason,
+                     size_t hdr_len, const uint8_t *p, size_t n)
 {
     struct mqo_engine *e = c->eng;
     uint64_t v;
-    if (pk->type == MQO_PUBREL || !mqo_map_get(&c->cpid, pk->pid, &v)) {
+    if (type == MQO_PUBREL || !mqo_map_get(&c->cpid, pid, &v)) {
         eng_forward(c, MQO_C2S, p, n);
-        return;
+        return 0;
     }
     if (v == PID_ENGINE) {
+        if (type != MQO_PUBACK) {
+            /* PUBREC or PUBCOMP answering a QoS 1 delivery: the broker closes such a client
+             * (a protocol error, without DISCONNECT). It never sent this message, so it is
+             * given the identifier 0 instead, which it refuses the same way. */
+            static const uint8_t zero[2];
+            eng_relay(c, 0, "PUBREC/PUBCOMP answering a QoS 1 delivery");
+            eng_forward_patched(c, MQO_C2S, p, n, hdr_len, zero, 2);
+            return 0;
+        }
         /* our own delivery: the broker never sent it, so it never sees its ack */
         eng_consume(c, MQO_C2S, n);
-        mqo_map_del(&c->cpid, pk->pid);
+        mqo_map_del(&c->cpid, pid);
         if (c->eng_inflight)
             c->eng_inflight--;
         e->st.pubacks_absorbed++;
-        return;
+        release_held(c);
+        return 1;
     }
     uint16_t b = (uint16_t)v;
-    int done = pk->type == MQO_PUBACK || pk->type == MQO_PUBCOMP ||
-               (pk->type == MQO_PUBREC && pk->reason >= 0x80);
+    int done = type == MQO_PUBACK || type == MQO_PUBCOMP || (type == MQO_PUBREC && reason >= 0x80);
     if (done) {
-        mqo_map_del(&c->cpid, pk->pid);
+        mqo_map_del(&c->cpid, pid);
         mqo_map_del(&c->bpid, b);
+        if (c->broker_inflight)
+            c->broker_inflight--;
     }
-    if (b == pk->pid) {
+    if (b == pid) {
         eng_forward(c, MQO_C2S, p, n);
-        return;
+        return 0;
     }
     uint8_t patch[2];
     put16(patch, b);
-    eng_forward_patched(c, MQO_C2S, p, n, 2, patch, 2);
+    eng_forward_patched(c, MQO_C2S, p, n, hdr_len, patch, 2);
+    return 0;
 }
 
 /* ---- v5 topic aliases ---- */
@@ -736,8 +786,8 @@ static int c2s_subscribe(struct mqo_conn *c, const struct mqo_pkt *pk)
         }
         pe->opts = (struct mqo_sub_opts){
             .qos = MQO_SUBOPT_QOS(se.opts),
-            .no_local = c->version == MQO_MQTT_V5 && (se.opts & MQO_SUBOPT_NO_LOCAL),
-            .rap = c->version == MQO_MQTT_V5 && (se.opts & MQO_SUBOPT_RAP),
+            .no_local = c->bridge || (c->version == MQO_MQTT_V5 && (se.opts & MQO_SUBOPT_NO_LOCAL)),
+            .rap = c->bridge || (c->version == MQO_MQTT_V5 && (se.opts & MQO_SUBOPT_RAP)),
             .rh = c->version == MQO_MQTT_V5 ? MQO_SUBOPT_RH(se.opts) : 0,
             .sub_id = sub_id,
         };
@@ -816,55 +866,13 @@ static void s2c_suback(struct mqo_conn *c, const struct mqo_pkt *pk)
 
 /* ---- CONNECT / CONNACK ---- */
 
-/* Finds property `id` in a validated property block; returns its value's offset in raw or -1. */
-static long prop_find(const uint8_t *raw, uint32_t len, uint8_t id)
-{
-    uint32_t i = 0;
-    while (i < len) {
-        uint8_t pid = raw[i++];
-        if (pid == id)
-            return (long)i;
-        switch (pid) {
-        case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
-            i += 1;
-            break;
-        case 0x13: case 0x21: case 0x22: case 0x23:
-            i += 2;
-            break;
-        case 0x02: case 0x11: case 0x18: case 0x27:
-            i += 4;
-            break;
-        case 0x0B:
-            while (i < len && (raw[i] & 0x80))
-                i++;
-            i++;
-            break;
-        case 0x26:
-            if (i + 2 > len)
-                return -1;
-            i += 2u + (uint32_t)((raw[i] << 8) | raw[i + 1]);
-            /* then the value string */
-            if (i + 2 > len)
-                return -1;
-            i += 2u + (uint32_t)((raw[i] << 8) | raw[i + 1]);
-            break;
-        default: /* string / binary */
-            if (i + 2 > len)
-                return -1;
-            i += 2u + (uint32_t)((raw[i] << 8) | raw[i + 1]);
-            break;
-        }
-    }
-    return -1;
-}
-
 static int c2s_connect(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, size_t n)
 {
-    struct mqo_engine *e = c->eng;
     if (c->connect_seen) {
         /* a second CONNECT is a protocol error the broker handles: pass it on */
         c->live = 0;
         eng_forward(c, MQO_C2S, p, n);
+        eng_relay(c, 0, "a second CONNECT");
         return 0;
     }
     c->connect_seen = 1;
@@ -880,7 +888,9 @@ static int c2s_connect(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8
     }
     if (!c->cid || (c->has_user && !c->user))
         return -ENOMEM;
-    c->eng_inflight_max = e->cfg.inflight_default;
+    /* Mosquitto treats a bridge (protocol level with bit 7) as if every subscription it
+     * makes had no-local and retain-as-published */
+    c->bridge = pk->u.connect.bridge;
     if (c->version != MQO_MQTT_V5) {
         eng_forward(c, MQO_C2S, p, n);
         return 0;
@@ -890,23 +900,10 @@ static int c2s_connect(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8
         c->session_expiry = pr->session_expiry;
     if (MQO_PROP_HAS(pr, MQO_PROP_MAXIMUM_PACKET_SIZE))
         c->client_max_packet = pr->maximum_packet_size;
-    if (!MQO_PROP_HAS(pr, MQO_PROP_RECEIVE_MAXIMUM)) {
-        eng_forward(c, MQO_C2S, p, n);
-        return 0;
-    }
-    /* Split the client's receive maximum: the broker is told of its part (rewritten in place),
-     * the offload keeps the rest, so together they never exceed what the client allows. */
-    uint16_t r = pr->receive_maximum;
-    c->eng_inflight_max = r / 2;
-    long at = prop_find(pr->raw, pr->raw_len, MQO_PROP_RECEIVE_MAXIMUM);
-    if (c->eng_inflight_max == 0 || at < 0) {
-        c->eng_inflight_max = 0;
-        eng_forward(c, MQO_C2S, p, n);
-        return 0;
-    }
-    uint8_t patch[2];
-    put16(patch, (uint16_t)(r - c->eng_inflight_max));
-    eng_forward_patched(c, MQO_C2S, p, n, (size_t)(pr->raw - p) + (size_t)at, patch, 2);
+    /* the client's Receive Maximum is not changed: it bounds the broker's deliveries and the
+     * offload's together (s2c_must_hold, decide) */
+    c->recv_max = MQO_PROP_HAS(pr, MQO_PROP_RECEIVE_MAXIMUM) ? pr->receive_maximum : 65535;
+    eng_forward(c, MQO_C2S, p, n);
     return 0;
 }
 
@@ -983,6 +980,14 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
 
 /* ---- input ---- */
 
+static void client_ping(struct mqo_conn *c)
+{
+    if (c->ping_n < 64) {
+        c->ping_fifo &= ~(1ull << c->ping_n); /* 0: the client's own */
+        c->ping_n++;
+    }
+}
+
 static int handle_c2s(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, size_t n,
                       uint64_t now)
 {
@@ -992,21 +997,9 @@ static int handle_c2s(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_
         return c2s_connect(c, pk, p, n);
     case MQO_PUBLISH:
         return eng_publish(c, pk, p, n, now);
-    case MQO_PUBACK:
-    case MQO_PUBREC:
-    case MQO_PUBREL:
-    case MQO_PUBCOMP:
-        c2s_ack(c, pk, p, n);
-        return 0;
     case MQO_SUBSCRIBE:
     case MQO_UNSUBSCRIBE:
         rc = c2s_subscribe(c, pk);
-        break;
-    case MQO_PINGREQ:
-        if (c->ping_n < 64) {
-            c->ping_fifo &= ~(1ull << c->ping_n); /* 0: the client's own */
-            c->ping_n++;
-        }
         break;
     case MQO_DISCONNECT:
         if (c->version == MQO_MQTT_V5 && MQO_PROP_HAS(&pk->props, MQO_PROP_SESSION_EXPIRY)) {
@@ -1023,6 +1016,66 @@ static int handle_c2s(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_
     return rc;
 }
 
+/* Would Mosquitto 2.0.11 accept this PUBACK/PUBREC/PUBCOMP (handle__pubackcomp,
+ * handle__pubrec)? It reads the identifier, for v5 a reason code (any) and, when more bytes
+ * follow, a property block; flags and trailing bytes are not checked. p[0..n) is the whole
+ * packet. */
+static int ack_acceptable(const struct mqo_conn *c, const struct mqo_frame *f, const uint8_t *p,
+                          size_t n)
+{
+    if (f->remaining < 2)
+        return 0;
+    if (c->version != MQO_MQTT_V5 || f->remaining <= 3)
+        return 1;
+    const uint8_t *q = p + f->hdr_len + 3, *end = p + n;
+    uint32_t len = 0;
+    for (unsigned i = 0;; i++) {
+        if (q >= end || i == 4)
+            return 0;
+        len |= (uint32_t)(*q & 0x7f) << (7 * i);
+        if (!(*q++ & 0x80))
+            break;
+    }
+    if ((size_t)(end - q) < len)
+        return 0;
+    struct mqo_props pr;
+    return mqo_props_parse(q, len, f->type == MQO_PUBREC ? MQO_PUBREC : MQO_PUBACK, MQO_C2S,
+                           &pr) == 0;
+}
+
+/* A client's PUBACK/PUBREC/PUBREL/PUBCOMP: parsed only as far as the engine needs (the
+ * identifier, a v5 reason code), since the broker judges the rest; p[0..n) is the packet, or
+ * its first n bytes when it is streamed (whole = 0). Returns 1 when the offload took it. */
+static int c2s_ack_packet(struct mqo_conn *c, const struct mqo_frame *f, const uint8_t *p,
+                          size_t n, int whole)
+{
+    uint16_t pid = f->remaining >= 2 && n >= f->hdr_len + 2u
+                       ? (uint16_t)(p[f->hdr_len] << 8 | p[f->hdr_len + 1])
+                       : 0;
+    uint8_t reason = c->version == MQO_MQTT_V5 && f->remaining > 2 && n > f->hdr_len + 2u
+                         ? p[f->hdr_len + 2]
+                         : 0;
+    uint64_t v;
+    if (pid && mqo_map_get(&c->cpid, pid, &v) && v == PID_ENGINE && f->type != MQO_PUBREL &&
+        (!whole || !ack_acceptable(c, f, p, n))) {
+        /* an acknowledgement of ours the broker would refuse as it stands (or that is too
+         * large to check): the broker judges it; if it accepts it, the client is done with
+         * the delivery */
+        eng_relay(c, 0, "an acknowledgement it may refuse");
+        eng_forward(c, MQO_C2S, p, n);
+        mqo_map_del(&c->cpid, pid);
+        if (c->eng_inflight)
+            c->eng_inflight--;
+        release_held(c);
+        return 0;
+    }
+    if (!pid) {
+        eng_forward(c, MQO_C2S, p, n); /* the broker refuses it */
+        return 0;
+    }
+    return ack_route(c, f->type, pid, reason, f->hdr_len, p, n);
+}
+
 static int handle_s2c(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, size_t n,
                       uint64_t now)
 {
@@ -1032,12 +1085,14 @@ static int handle_s2c(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_
         rc = s2c_connack(c, pk);
         break;
     case MQO_PUBLISH:
+        if (pk->u.publish.qos && s2c_must_hold(c, pk->pid))
+            return HOLD;
         order_seen(c, pk);
         if (pk->u.publish.qos == 0)
             break;
         return s2c_remap(c, pk, p, n, pk->u.publish.pid_off);
     case MQO_PUBREL:
-        return s2c_remap(c, pk, p, n, 2);
+        return s2c_remap(c, pk, p, n, pk->hdr_len);
     case MQO_PUBACK:
     case MQO_PUBREC:
     case MQO_PUBCOMP:
@@ -1072,90 +1127,338 @@ static int handle_s2c(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_
     return rc;
 }
 
-static int handle_packet(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, size_t n,
-                         uint64_t now)
+/* A packet the engine does not decode (or will not judge): it goes on unchanged, the broker
+ * judges it, and the connection is relayed from now on. p[0..n) is the packet, or the part of
+ * it that is here (forward = 0: the caller passes it on). */
+static void undecodable(struct mqo_conn *c, enum mqo_dir in, const struct mqo_frame *f,
+                        const uint8_t *p, size_t n, int forward, const char *why)
+{
+    struct mqo_engine *e = c->eng;
+    uint8_t t = f->type;
+    e->st.protocol_errors++;
+    char what[96];
+    snprintf(what, sizeof what, "%s %s %s", in == MQO_C2S ? "client" : "broker",
+             mqo_mqtt_type_name(t), why);
+    if (in == MQO_C2S && t == MQO_CONNECT && !c->connect_seen) {
+        /* what the broker makes of it is unknown to us: its protocol level at least, when
+         * the bytes show one, so that the later packets are read as they are meant */
+        c->connect_seen = 1;
+        size_t h = f->hdr_len;
+        if (n >= h + 2) {
+            size_t nl = (size_t)(p[h] << 8 | p[h + 1]);
+            uint8_t lvl = n > h + 2 + nl ? p[h + 2 + nl] & 0x7f : 0;
+            if (lvl >= MQO_MQTT_V31 && lvl <= MQO_MQTT_V5)
+                c->version = lvl;
+        }
+    }
+    if (forward)
+        eng_forward(c, in, p, n);
+    int unknown = in == MQO_C2S ? t == MQO_CONNECT || t == MQO_SUBSCRIBE
+                                : t == MQO_CONNACK || t == MQO_SUBACK || t == MQO_UNSUBACK;
+    eng_relay(c, unknown, what);
+}
+
+/* Handles one whole packet p[0..n) with fixed header f. Returns 0, HOLD (S2C: nothing done,
+ * the packet waits), or -errno for a limit of the engine's own. */
+static int handle_packet(struct mqo_conn *c, enum mqo_dir in, const struct mqo_frame *f,
+                         const uint8_t *p, size_t n, uint64_t now)
 {
     struct mqo_pkt pk;
     int rc;
-    if (in == MQO_C2S && !c->connect_seen && (p[0] >> 4) != MQO_CONNECT)
-        return -MQO_RC_PROTOCOL_ERROR;
+    if (in == MQO_C2S) {
+        switch (f->type) {
+        case MQO_PUBACK:
+        case MQO_PUBREC:
+        case MQO_PUBREL:
+        case MQO_PUBCOMP:
+            c2s_ack_packet(c, f, p, n, 1);
+            return 0;
+        case MQO_PINGREQ:
+            client_ping(c); /* whatever the broker makes of it, it answers it, or closes */
+            eng_forward(c, in, p, n);
+            return 0;
+        default:
+            break;
+        }
+    }
     rc = mqo_mqtt_decode(p, n, c->version ? c->version : MQO_MQTT_V311, in, &pk);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) {
+        char why[48];
+        snprintf(why, sizeof why, "not decoded (reason 0x%02x)", -rc & 0xff);
+        undecodable(c, in, f, p, n, 1, why);
+        return 0;
+    }
     rc = in == MQO_C2S ? handle_c2s(c, &pk, p, n, now) : handle_s2c(c, &pk, p, n, now);
-    if (rc == -ENOMEM)
-        return -MQO_RC_SERVER_UNAVAILABLE;
+    if (rc == -MQO_RC_RECEIVE_MAX_EXCEEDED)
+        rc = -ENOSPC;
     return rc;
+}
+
+/* ---- streaming: packets larger than max_buffer ---- */
+
+static void pass_bytes(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, size_t n)
+{
+    struct stream *st = &c->in[in];
+    if (st->hashing)
+        st->hstate = order_hash_update(st->hstate, p, n);
+    if (st->pass_consume)
+        eng_consume(c, in, n);
+    else
+        eng_forward(c, in, p, n);
+}
+
+/* The last byte of a streamed packet went on. */
+static void stream_end(struct mqo_conn *c, enum mqo_dir in)
+{
+    struct stream *st = &c->in[in];
+    if (st->hashing) {
+        uint64_t h = order_hash_end(st->hstate);
+        struct mqo_str t = {st->topic.f, st->topic.len};
+        if (in == MQO_C2S)
+            passthrough_holds(c->eng, c, t, st->qos, st->pid, h, 0, c->eng->now);
+        else
+            order_seen_hash(c, h);
+    }
+    st->hashing = 0;
+    st->pass_consume = 0;
+    free(st->topic.f);
+    st->topic = (struct sfilter){0};
+}
+
+/* The framing of stream `in` is lost (a remaining length that is not a varint): everything
+ * from here on goes on unchanged; the broker closes such a connection. */
+static void lose_framing(struct mqo_conn *c, enum mqo_dir in)
+{
+    c->in[in].raw = 1;
+    c->eng->st.protocol_errors++;
+    eng_relay(c, 1, in == MQO_C2S ? "client bytes that are not MQTT framing"
+                                  : "broker bytes that are not MQTT framing");
+}
+
+/* Starts passing a packet of f->total > max_buffer bytes, of which p[0..n) are here: its head
+ * is handled as a whole packet would be (identifier rewrites, ordering), the rest streams on
+ * (st->pass_left). Returns the bytes taken; 0 with st->pass_left still 0 when more bytes are
+ * needed for the head, or (*hold) when the packet must wait for a Receive Maximum slot. */
+static size_t stream_begin(struct mqo_conn *c, enum mqo_dir in, const struct mqo_frame *f,
+                           const uint8_t *p, size_t n, int *hold)
+{
+    struct mqo_engine *e = c->eng;
+    struct stream *st = &c->in[in];
+    size_t head = 0;
+    *hold = 0;
+    uint8_t version = c->version ? c->version : MQO_MQTT_V311;
+    if (in == MQO_C2S && f->type >= MQO_PUBACK && f->type <= MQO_PUBCOMP) {
+        head = f->hdr_len + 3u; /* identifier, reason code */
+        if (n < head)
+            return 0;
+        st->pass_consume = (uint8_t)c2s_ack_packet(c, f, p, head, 0);
+    } else if (f->type == MQO_PUBLISH) {
+        struct mqo_pkt pk;
+        ssize_t h = mqo_mqtt_decode_publish_head(p, n, f, version, in, &pk);
+        if (h == 0 && n < e->cfg.max_buffer)
+            return 0;
+        if (h <= 0) {
+            undecodable(c, in, f, p, n, 0, h == 0 ? "head too large" : "not decoded");
+        } else {
+            if (in == MQO_S2C && pk.u.publish.qos && s2c_must_hold(c, pk.pid)) {
+                *hold = 1;
+                return 0;
+            }
+            head = (size_t)h;
+            struct mqo_str t = pk.u.publish.topic;
+            if (version == MQO_MQTT_V5 && !eng_alias_topic(c, in, &pk, &t))
+                t = (struct mqo_str){0};
+            if (in == MQO_C2S) {
+                e->st.publish_in++;
+                e->st.passthrough++;
+                e->st.pt_reason[MQO_PT_STREAMED]++;
+                c->last_reason = MQO_PT_STREAMED;
+            }
+            /* the ordering rules need the message's hash: the payload is hashed as it passes */
+            if (t.len && (in == MQO_C2S || c->n_exp) && (st->topic.f = malloc(t.len))) {
+                memcpy(st->topic.f, t.p, t.len);
+                st->topic.len = t.len;
+                st->hashing = 1;
+                st->hstate = order_hash_begin(t);
+                st->qos = pk.u.publish.qos;
+                st->pid = pk.pid;
+            }
+            if (in == MQO_S2C && pk.u.publish.qos) {
+                if (s2c_remap(c, &pk, p, head, pk.u.publish.pid_off) != 0) {
+                    fail_conn(c, -ENOSPC);
+                    return 0;
+                }
+            } else {
+                eng_forward(c, in, p, head);
+            }
+        }
+    } else {
+        /* the engine needs the heads above only; anything else this large goes on as it is */
+        undecodable(c, in, f, p, n, 0, "too large to hold");
+    }
+    e->st.streamed++;
+    st->pass_left = f->total - (uint32_t)head;
+    return head;
+}
+
+/* Processes b[0..len) of stream `in`. Returns the bytes taken; the rest waits (an incomplete
+ * packet, or a held one). */
+static size_t feed(struct mqo_conn *c, enum mqo_dir in, const uint8_t *b, size_t len,
+                   uint64_t now)
+{
+    struct mqo_engine *e = c->eng;
+    struct stream *st = &c->in[in];
+    size_t done = 0;
+    while (done < len && !c->dead) {
+        const uint8_t *q = b + done;
+        size_t left = len - done;
+        if (st->raw) {
+            eng_forward(c, in, q, left);
+            return len;
+        }
+        if (st->pass_left) {
+            size_t k = left < st->pass_left ? left : st->pass_left;
+            pass_bytes(c, in, q, k);
+            st->pass_left -= (uint32_t)k;
+            done += k;
+            if (!st->pass_left)
+                stream_end(c, in);
+            continue;
+        }
+        if (st->held)
+            break;
+        if (in == MQO_C2S && !c->connect_seen && (q[0] >> 4) != MQO_CONNECT) {
+            /* the broker refuses a first packet that is not a CONNECT at its first byte,
+             * without waiting for a "packet" that may never come (an HTTP request, say) */
+            st->raw = 1;
+            e->st.protocol_errors++;
+            eng_relay(c, 0, "a first packet that is not a CONNECT");
+            continue;
+        }
+        struct mqo_frame f = {0};
+        ssize_t t = mqo_mqtt_frame(q, left, 0, &f);
+        if (t < 0) {
+            lose_framing(c, in);
+            continue;
+        }
+        if (f.total > e->cfg.max_buffer) {
+            /* never held whole, however it arrives: it streams on */
+            int hold;
+            size_t k = stream_begin(c, in, &f, q, left, &hold);
+            done += k;
+            if (hold || (!k && !st->pass_left))
+                break; /* held, or more bytes needed for its head */
+            if (k && !st->pass_left)
+                stream_end(c, in); /* the head was all of it */
+            continue;
+        }
+        if (t == 0)
+            break; /* the rest of the packet is still to come */
+        int rc = handle_packet(c, in, &f, q, (size_t)t, now);
+        if (rc == HOLD)
+            break;
+        if (rc < 0) {
+            fail_conn(c, rc);
+            break;
+        }
+        done += (size_t)t;
+    }
+    return done;
+}
+
+/* The bytes of stream `in` the engine keeps (an incomplete or held packet) and those still
+ * to come are taken from p[0..n). */
+static void stream_input(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, size_t n,
+                         uint64_t now)
+{
+    struct mqo_buf *part = &c->in[in].partial;
+    size_t done;
+    if (part->len) {
+        if (n && mqo_buf_append(part, p, n)) {
+            eng_consume(c, in, n);
+            fail_conn(c, -ENOMEM);
+            return;
+        }
+        done = feed(c, in, part->data, part->len, now);
+        if (c->dead) {
+            if (part->len > done)
+                eng_consume(c, in, part->len - done);
+            done = part->len;
+        }
+        mqo_buf_consume(part, done);
+        return;
+    }
+    done = feed(c, in, p, n, now);
+    if (c->dead) {
+        if (n > done)
+            eng_consume(c, in, n - done);
+        return;
+    }
+    if (done < n && mqo_buf_append(part, p + done, n - done)) {
+        eng_consume(c, in, n - done);
+        fail_conn(c, -ENOMEM);
+    }
 }
 
 int mqo_engine_input(struct mqo_engine *e, struct mqo_conn *c, enum mqo_dir in,
                      const uint8_t *p, size_t n, uint64_t now_ns)
 {
-    struct mqo_buf *part = &c->in[in].partial;
-    uint32_t maxp = e->cfg.max_packet;
     if (now_ns > e->now)
         e->now = now_ns;
     if (c->dead) {
         if (n)
             eng_consume(c, in, n);
-        return -MQO_RC_PROTOCOL_ERROR;
+        return -ENOMEM;
     }
-    if (in == MQO_C2S && !c->connect_seen && !part->len && n && (p[0] >> 4) != MQO_CONNECT) {
-        /* like the broker, refuse a first packet that is not a CONNECT from its first byte,
-         * without waiting for a "packet" that may never come (an HTTP request, say) */
-        eng_consume(c, in, n);
-        fail_conn(c, in, -MQO_RC_PROTOCOL_ERROR);
-        return -MQO_RC_PROTOCOL_ERROR;
-    }
-    const uint8_t *cur = p;
-    size_t left = n;
-    if (part->len) {
-        if (mqo_buf_append(part, p, n)) {
-            fail_conn(c, in, -MQO_RC_SERVER_UNAVAILABLE);
+    if (in == MQO_S2C && c->in[in].held) {
+        /* a broker PUBLISH waits for a Receive Maximum slot: what follows waits behind it */
+        if (n && mqo_buf_append(&c->in[in].partial, p, n)) {
             eng_consume(c, in, n);
-            return -MQO_RC_SERVER_UNAVAILABLE;
+            fail_conn(c, -ENOMEM);
         }
-        cur = part->data;
-        left = part->len;
+        return c->dead ? -ENOMEM : 0;
     }
-    size_t done = 0;
-    int rc = 0;
-    while (left - done > 0) {
-        struct mqo_frame f;
-        ssize_t t = mqo_mqtt_frame(cur + done, left - done, maxp, &f);
-        if (t == 0)
-            break;
-        if (t < 0) {
-            rc = (int)t;
-            break;
-        }
-        rc = handle_packet(c, in, cur + done, (size_t)t, now_ns);
-        if (rc < 0) {
-            eng_consume(c, in, (size_t)t);
-            done += (size_t)t;
-            break;
-        }
-        done += (size_t)t;
-        if (c->dead)
-            break;
-    }
-    if (rc < 0) {
-        /* the rest of this stream is unusable: account for it and close */
-        if (left - done)
-            eng_consume(c, in, left - done);
-        done = left;
-        fail_conn(c, in, rc);
-    }
-    if (cur == part->data) {
-        mqo_buf_consume(part, done);
-    } else if (done < left) {
-        if (mqo_buf_append(part, cur + done, left - done)) {
-            eng_consume(c, in, left - done);
-            fail_conn(c, in, -MQO_RC_SERVER_UNAVAILABLE);
-            return -MQO_RC_SERVER_UNAVAILABLE;
-        }
-    }
-    return rc < 0 ? rc : 0;
+    stream_input(c, in, p, n, now_ns);
+    return c->dead ? -ENOMEM : 0;
+}
+
+size_t mqo_engine_input_room(const struct mqo_conn *c, enum mqo_dir in)
+{
+    const struct stream *st = &c->in[in];
+    if (st->raw || st->pass_left)
+        return SIZE_MAX;
+    size_t max = c->eng->cfg.max_buffer;
+    return st->partial.len >= max ? 0 : max - st->partial.len;
+}
+
+/* ---- Receive Maximum ---- */
+
+/* A broker PUBLISH with QoS > 0 and identifier pid is about to go to client c: would it make
+ * the client's unacknowledged QoS > 0 messages, the broker's and the offload's together,
+ * exceed its Receive Maximum? Then it waits (the S2C stream is held) until one of the
+ * offload's is acknowledged. (With none of ours in flight the broker keeps its own count.) */
+static int s2c_must_hold(struct mqo_conn *c, uint16_t pid)
+{
+    if (!c->recv_max || !c->eng_inflight || mqo_map_get(&c->bpid, pid, NULL))
+        return 0;
+    if ((uint32_t)c->broker_inflight + c->eng_inflight < c->recv_max)
+        return 0;
+    if (!c->in[MQO_S2C].held)
+        c->eng->st.s2c_holds++;
+    c->in[MQO_S2C].held = 1;
+    return 1;
+}
+
+/* One of the offload's deliveries to c was acknowledged: a held broker PUBLISH may go on. */
+static void release_held(struct mqo_conn *c)
+{
+    struct stream *st = &c->in[MQO_S2C];
+    if (!st->held || c->releasing)
+        return;
+    st->held = 0;
+    c->releasing = 1;
+    stream_input(c, MQO_S2C, NULL, 0, c->eng->now);
+    c->releasing = 0;
 }
 
 /* ---- timers ---- */
@@ -1167,6 +1470,7 @@ static void tick_conn(struct mqo_engine *e, struct mqo_conn *c, uint64_t now)
      * client that went silent must time out at the broker as it would without us (a ping
      * goes at most half an interval after its last consumed packet). */
     if (c->live && c->keepalive && c->unseen_activity && c->ping_n < 64 &&
+        eng_at_boundary(c, MQO_C2S) &&
         !(c->ping_fifo & ((1ull << c->ping_n) - 1))) {
         uint64_t ka = (uint64_t)c->keepalive * 1000000000ull;
         if (now - c->last_to_broker >= ka / 2) {

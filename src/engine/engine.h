@@ -67,8 +67,9 @@ struct mqo_engine_ops {
      * always 0. An ordering hold is given up only after order_hold_ms during which the
      * subscriber's queue was drained: a message stuck behind a slow reader is not lost. */
     size_t (*queued)(void *ud, struct mqo_conn *c);
-    /* The engine wants the connection closed (a protocol error it cannot pass on). The mode
-     * closes both sides and then calls mqo_engine_conn_close(). */
+    /* The engine wants the connection closed for a limit of its own (no memory, no packet
+     * identifier left): never for a protocol matter, which the broker judges. The mode closes
+     * both sides and then calls mqo_engine_conn_close(). */
     void (*close)(void *ud, struct mqo_conn *c, int reason);
 };
 
@@ -101,14 +102,16 @@ struct mqo_engine_cfg {
     /* Topic filters whose messages always go to the broker (bridges, clusters, plugins). */
     const char *const *broker_only;
     size_t n_broker_only;
-    /* Largest packet accepted from either side (0: the spec's 268435455 + header). */
-    uint32_t max_packet;
+    /* Largest packet held whole (0: 1 MiB). A packet above it is streamed on as it arrives,
+     * never offloaded, so memory per connection stays bounded whatever the packet size. */
+    uint32_t max_buffer;
     /* How long an ordering hold waits for a passed-through message to show up in a
      * subscriber's stream before it is given up (ms, 0: 2000). */
     uint32_t order_hold_ms;
-    /* Engine share of a v5 client's Receive Maximum for its own QoS 1 deliveries: the
-     * CONNECT's value is split (broker keeps the rest, rewritten in place). Absent Receive
-     * Maximum: the engine allows itself this many (0: 64). */
+    /* Most offload QoS 1 deliveries unacknowledged per client (0: 64). A v5 client's Receive
+     * Maximum bounds the broker's and the offload's together: the offload takes a slot only
+     * when one is free, and holds a broker PUBLISH that would exceed it until one of its own
+     * is acknowledged. */
     uint16_t inflight_default;
 };
 
@@ -139,6 +142,10 @@ enum mqo_pt_reason {
     MQO_PT_ROOM,           /* QoS 1 and a subscriber's output queue is full */
     MQO_PT_NOMEM,
     MQO_PT_UNSEEN,         /* clients the engine cannot see are connected to the broker */
+    MQO_PT_RELAY,          /* publisher or a subscriber is relayed unedited (see below) */
+    MQO_PT_UNKNOWN_CONN,   /* a connection's subscriptions or session may be unknown */
+    MQO_PT_STREAMED,       /* larger than max_buffer: streamed to the broker */
+    MQO_PT_STREAMING,      /* a large packet is streaming to a subscriber (or publisher) */
     MQO_PT_NOT_EXCLUSIVE,  /* cfg.exclusive not set: clients may reach the broker elsewhere */
     MQO_PT_ACL_CHANGED,    /* the acl_file changed, the broker may use either version, and
                             * they disagree on this message (mqo_engine_acl_changed) */
@@ -162,7 +169,11 @@ struct mqo_engine_stats {
     uint64_t pingresp_dropped;
     uint64_t order_expired;  /* ordering holds given up after order_hold_ms */
     uint64_t inflight_lost;  /* offload QoS 1 deliveries unacknowledged at close */
-    uint64_t protocol_errors;
+    uint64_t protocol_errors;  /* packets passed to the broker unjudged (not decodable here) */
+    uint64_t streamed;         /* packets larger than max_buffer streamed through */
+    uint64_t s2c_holds;        /* broker PUBLISHes held for a Receive Maximum slot */
+    uint64_t relay_conns;      /* now: connections relayed unedited */
+    uint64_t unknown_conns;    /* now: of those, connections whose subscriptions may be unknown */
     uint64_t conns_open;
     uint64_t subscriptions;  /* in the table now */
     uint64_t blind_sessions; /* now */
@@ -184,10 +195,21 @@ void *mqo_conn_ud(const struct mqo_conn *c);
 uint64_t mqo_conn_id(const struct mqo_conn *c);
 
 /* Feeds bytes that arrived on stream `in` of connection c. Edits come through the ops, during
- * this call. Returns 0, or a negative MQTT reason code when the stream is unusable (the engine
- * has then asked the mode to close c through ops.close). */
+ * this call (and possibly edits of the other stream of c: a broker PUBLISH held for a Receive
+ * Maximum slot goes on when the client's acknowledgement frees one). Returns 0, or -ENOMEM
+ * after asking the mode to close c (ops.close).
+ *
+ * The broker judges: a packet the engine cannot decode, or would refuse, goes to the broker
+ * unchanged and the connection is relayed from then on: nothing more is offloaded from or to
+ * it, and while it may hold subscriptions or a session the engine does not know (an undecoded
+ * CONNECT or SUBSCRIBE, lost framing), nothing is offloaded at all. */
 int mqo_engine_input(struct mqo_engine *e, struct mqo_conn *c, enum mqo_dir in,
                      const uint8_t *p, size_t n, uint64_t now_ns);
+
+/* Bytes stream `in` of c can take before the engine's memory bound for it (max_buffer) is
+ * reached: 0 means the mode should stop reading that side until it grows (a broker PUBLISH
+ * held for a Receive Maximum slot keeps the bytes behind it). SIZE_MAX when not bounded. */
+size_t mqo_engine_input_room(const struct mqo_conn *c, enum mqo_dir in);
 
 /* Timers: keep-alive pings toward the broker, ordering holds, session expiry. Call at least
  * every 100 ms; cheap when nothing is due. */

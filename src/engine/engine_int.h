@@ -60,7 +60,18 @@ struct pending {
 #define PID_ENGINE (2ull << 32)
 
 struct stream {
-    struct mqo_buf partial; /* bytes of an incomplete packet */
+    struct mqo_buf partial; /* bytes of an incomplete packet, or held (S2C) */
+    /* a packet larger than max_buffer streams on as it arrives: bytes of it still to come */
+    uint32_t pass_left;
+    uint8_t pass_consume; /* they are taken by the offload (an acknowledgement of its own) */
+    uint8_t raw;          /* framing lost: everything from here on is forwarded as it comes */
+    uint8_t held;         /* S2C: a broker PUBLISH waits for a Receive Maximum slot */
+    /* a streamed PUBLISH whose payload is hashed for the ordering rules (hashing), with its
+     * topic, QoS and packet identifier */
+    uint8_t hashing, qos;
+    uint16_t pid;
+    uint64_t hstate;
+    struct sfilter topic;
 };
 
 struct mqo_conn {
@@ -74,6 +85,10 @@ struct mqo_conn {
     uint8_t connect_seen;
     uint8_t live;         /* CONNACK success seen, not disconnected */
     uint8_t dead;         /* close requested: input ignored */
+    uint8_t relay;        /* relayed unedited since a packet the engine does not judge */
+    uint8_t unknown;      /* its subscriptions or session may be unknown (counted) */
+    uint8_t bridge;       /* Mosquitto bridge (protocol level with bit 7): implied no-local */
+    uint8_t releasing;    /* a held S2C packet is being released (no recursion) */
     uint8_t clean;        /* v3 clean session / v5 clean start */
     uint8_t has_user;
     uint8_t acl_unknown;  /* client id assigned by the broker */
@@ -82,8 +97,9 @@ struct mqo_conn {
     uint32_t session_expiry;
     uint32_t client_max_packet; /* v5 Maximum Packet Size of the client (0: none) */
     uint32_t broker_max_packet; /* from CONNACK (0: none) */
-    uint16_t eng_inflight_max;  /* engine share of the client's receive maximum */
-    uint16_t eng_inflight;
+    uint16_t recv_max;          /* v5 client's Receive Maximum (0: v3, none) */
+    uint16_t eng_inflight;      /* offload QoS 1 deliveries unacknowledged */
+    uint16_t broker_inflight;   /* broker QoS 1/2 PUBLISHes not completed by the client */
     uint16_t pid_cursor;
     enum mqo_pt_reason last_reason;
     uint8_t *cid;
@@ -172,8 +188,18 @@ int eng_insert_bytes(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_
 void eng_order_barrier(struct mqo_conn *c);
 uint16_t eng_pid_alloc(struct mqo_conn *c);
 struct mqo_conn *eng_conn_by_id(struct mqo_engine *e, uint64_t id);
+/* Bytes inserted into stream d now land between whole packets (not inside one that streams
+ * on, nor in a stream whose framing is lost). */
+static inline int eng_at_boundary(const struct mqo_conn *c, enum mqo_dir d)
+{
+    return !c->in[d].pass_left && !c->in[d].raw;
+}
 int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk,
                     struct mqo_str *t);
+
+/* The connection is relayed from now on; unknown: it may also hold subscriptions or a session
+ * the engine does not know. */
+void eng_relay(struct mqo_conn *c, int unknown, const char *why);
 
 /* authz.c */
 /* What the ACL versions say about c's access to topic t. */
@@ -192,6 +218,16 @@ void eng_acl_free(struct mqo_engine *e);
 /* publish.c */
 int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, size_t n,
                 uint64_t now);
+/* Hash of a message for the ordering rules: topic, then the payload in any number of pieces
+ * (begin, update..., end). */
+uint64_t order_hash_begin(struct mqo_str topic);
+uint64_t order_hash_update(uint64_t st, const uint8_t *p, size_t n);
+uint64_t order_hash_end(uint64_t st);
+/* Records what a passed-through PUBLISH (topic, QoS, identifier, hash of the message) obliges
+ * the publisher's later ones to wait for. matched: e->ms holds its match set already. */
+void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, struct mqo_str topic,
+                       uint8_t qos, uint16_t pid, uint64_t hash, int matched, uint64_t now);
+void order_seen_hash(struct mqo_conn *c, uint64_t hash);
 void order_seen(struct mqo_conn *c, const struct mqo_pkt *pk);
 void order_ack_seen(struct mqo_conn *c, const struct mqo_pkt *pk);
 void order_conn_closed(struct mqo_engine *e, struct mqo_conn *c);

@@ -21,10 +21,22 @@
 #include "core/log.h"
 #include "engine/engine_int.h"
 
-static uint64_t msg_hash(struct mqo_str topic, const uint8_t *payload, uint32_t plen)
+uint64_t order_hash_begin(struct mqo_str topic)
 {
     uint64_t h = mqo_hash64(topic.p, topic.len, 0x70b1c);
-    return h ^ mqo_hash64(payload, plen, h);
+    return mqo_hash64_begin(h);
+}
+
+uint64_t order_hash_update(uint64_t st, const uint8_t *p, size_t n)
+{
+    return mqo_hash64_update(st, p, n);
+}
+
+uint64_t order_hash_end(uint64_t st) { return mqo_hash64_end(st); }
+
+static uint64_t msg_hash(struct mqo_str topic, const uint8_t *payload, uint32_t plen)
+{
+    return order_hash_end(order_hash_update(order_hash_begin(topic), payload, plen));
 }
 
 /* ACL check for connection c over every version the broker may use (authz.c): 1 allowed,
@@ -93,12 +105,16 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         return MQO_PT_NOT_EXCLUSIVE;
     if (e->acl_broken)
         return MQO_PT_ACL_BROKEN;
+    if (c->relay)
+        return MQO_PT_RELAY;
     if (!c->live || !c->sess)
         return MQO_PT_NOT_LIVE;
     if (e->st.blind_sessions)
         return MQO_PT_BLIND;
     if (e->st.unseen_clients)
         return MQO_PT_UNSEEN;
+    if (e->st.unknown_conns)
+        return MQO_PT_UNKNOWN_CONN;
     if (qos > 1 || qos > c->broker_max_qos)
         return MQO_PT_QOS2;
     if (pk->u.publish.retain)
@@ -118,6 +134,8 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
     }
     if (c->broker_max_packet && pkt_len > c->broker_max_packet)
         return MQO_PT_SIZE;
+    if (qos && !eng_at_boundary(c, MQO_S2C))
+        return MQO_PT_STREAMING; /* its PUBACK cannot go in the middle of a packet */
     if (c->order_pending)
         return MQO_PT_ORDER;
     int w = acl_ok(e, c, x->topic, MQO_ACL_WRITE);
@@ -153,6 +171,10 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         struct mqo_conn *sc = s->conn;
         if (!sc || !sc->live || sc->sess != s)
             return MQO_PT_SUB_NOT_LIVE;
+        if (sc->relay)
+            return MQO_PT_RELAY;
+        if (!eng_at_boundary(sc, MQO_S2C))
+            return MQO_PT_STREAMING; /* a large packet is streaming to it */
         int r = acl_ok(e, sc, x->topic, MQO_ACL_READ);
         if (r < 0)
             return MQO_PT_ACL_UNKNOWN;
@@ -169,7 +191,9 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         if (pe->qos) {
             if (s->persistent)
                 return MQO_PT_PERSISTENT;
-            if (sc->eng_inflight >= sc->eng_inflight_max || sc->cpid.n >= 65535)
+            /* the client's Receive Maximum covers the broker's deliveries and ours */
+            if (sc->eng_inflight >= e->cfg.inflight_default || sc->cpid.n >= 65535 ||
+                (sc->recv_max && sc->broker_inflight + sc->eng_inflight >= sc->recv_max))
                 return MQO_PT_INFLIGHT;
         }
         struct mqo_pub_spec sp;
@@ -307,34 +331,30 @@ static int expect_add(struct mqo_conn *sc, uint64_t pub_id, uint64_t hash, uint6
     return 0;
 }
 
-/* Records what a passed-through PUBLISH of c obliges later ones to wait for. */
-static void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx *x,
-                              int matched, uint64_t now)
+void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, struct mqo_str topic,
+                       uint8_t qos, uint16_t pid, uint64_t h, int matched, uint64_t now)
 {
-    const struct mqo_pkt *pk = x->pk;
     if (e->cfg.acl_mode == MQO_ACL_NONE || !e->cfg.exclusive)
         return; /* nothing is ever offloaded: no order to keep across a switch */
     uint32_t held = c->order_pending;
-    if (pk->u.publish.qos && !mqo_map_get(&c->pt_acks, pk->pid, NULL)) {
-        if (mqo_map_put(&c->pt_acks, pk->pid, pk->u.publish.qos) == 0)
+    if (qos && !mqo_map_get(&c->pt_acks, pid, NULL)) {
+        if (mqo_map_put(&c->pt_acks, pid, qos) == 0)
             c->order_pending++;
     }
     /* Only where every ACL version denies is the broker sure to deliver nothing. Where they
      * disagree (or the rules are unknown) it may deliver, and a later offloaded message must
      * not overtake that copy: hold for it; if the broker skips it after all, the hold expires
      * after order_hold_ms (slower, never out of order). */
-    if (x->topic.len == 0 || (c->sess && acl_ok(e, c, x->topic, MQO_ACL_WRITE) == 0))
+    if (topic.len == 0 || (c->sess && acl_ok(e, c, topic, MQO_ACL_WRITE) == 0))
         return; /* the broker delivers nothing */
     /* Nothing to wait for (nobody expects it, no ack): the broker may take it after a
      * subscription that reaches it meanwhile on another connection, and deliver it there,
      * while a later message of c offloaded now would miss that subscriber. */
-    if (!c->sess ||
-        (!matched && mqo_trie_match(e->trie, x->topic.p, x->topic.len, c->sess, &e->ms) < 0)) {
+    if (!c->sess || (!matched && mqo_trie_match(e->trie, topic.p, topic.len, c->sess, &e->ms) < 0)) {
         if (c->order_pending == held)
             c->barrier_due = 1;
         return;
     }
-    uint64_t h = msg_hash(x->topic, pk->u.publish.payload, pk->u.publish.payload_len);
     for (size_t i = 0; i < e->ms.n; i++) {
         struct session *s = e->ms.v[i].owner;
         struct mqo_conn *sc = s->conn;
@@ -343,7 +363,7 @@ static void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, const st
          * the publisher until order_hold_ms, slower but never out of order). */
         if (!sc || sc->dead)
             continue;
-        if (acl_ok(e, sc, x->topic, MQO_ACL_READ) == 0)
+        if (acl_ok(e, sc, topic, MQO_ACL_READ) == 0)
             continue;
         if (expect_add(sc, c->id, h, now + e->order_hold_ns) == 0)
             c->order_pending++;
@@ -383,7 +403,9 @@ int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, 
         r = MQO_PT_ORDER;
         barrier = 1;
     }
-    if (r == MQO_PT_NONE && fan_out(e, c, &x, np, n, e->ms.n > 0) != 0)
+    /* Mosquitto answers "no matching subscribers" only when no subscription matched at all:
+     * the publisher's own no-local ones and those it may not read count as matches */
+    if (r == MQO_PT_NONE && fan_out(e, c, &x, np, n, e->ms.n > 0 || e->ms.n_self > 0) != 0)
         r = MQO_PT_NOMEM;
     if (x.props != x.props_stack)
         free(x.props);
@@ -393,7 +415,9 @@ int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, 
     e->st.passthrough++;
     e->st.pt_reason[r]++;
     c->last_reason = r;
-    passthrough_holds(e, c, &x, matched, now);
+    passthrough_holds(e, c, x.topic, pk->u.publish.qos, pk->pid,
+                      msg_hash(x.topic, pk->u.publish.payload, pk->u.publish.payload_len),
+                      matched, now);
     eng_forward(c, MQO_C2S, p, n);
     if (barrier)
         eng_order_barrier(c);
@@ -409,14 +433,8 @@ static void release(struct mqo_engine *e, uint64_t pub_id)
         pc->order_pending--;
 }
 
-void order_seen(struct mqo_conn *c, const struct mqo_pkt *pk)
+void order_seen_hash(struct mqo_conn *c, uint64_t h)
 {
-    struct mqo_str t = pk->u.publish.topic;
-    if (c->version == MQO_MQTT_V5 && !eng_alias_topic(c, MQO_S2C, pk, &t))
-        return;
-    if (!c->n_exp)
-        return;
-    uint64_t h = msg_hash(t, pk->u.publish.payload, pk->u.publish.payload_len);
     for (size_t i = 0; i < c->n_exp; i++) {
         if (c->exp[i].hash != h)
             continue;
@@ -426,6 +444,16 @@ void order_seen(struct mqo_conn *c, const struct mqo_pkt *pk)
         release(c->eng, pub);
         return;
     }
+}
+
+void order_seen(struct mqo_conn *c, const struct mqo_pkt *pk)
+{
+    struct mqo_str t = pk->u.publish.topic;
+    if (c->version == MQO_MQTT_V5 && !eng_alias_topic(c, MQO_S2C, pk, &t))
+        return;
+    if (!c->n_exp)
+        return;
+    order_seen_hash(c, msg_hash(t, pk->u.publish.payload, pk->u.publish.payload_len));
 }
 
 void order_ack_seen(struct mqo_conn *c, const struct mqo_pkt *pk)

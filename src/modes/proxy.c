@@ -64,10 +64,11 @@ struct pconn {
     uint8_t closing;       /* flush what the client is owed, then close */
     uint8_t dead;          /* on the close list */
     uint8_t dirty;
+    uint8_t in_border;       /* on the broker-order list */
     uint8_t connect_version; /* protocol level of the client's CONNECT, 0 until seen */
     struct mqo_buf sniff;    /* client bytes until its CONNECT is whole */
     uint64_t fail_deadline;
-    struct pconn *dirty_next, *dead_next;
+    struct pconn *dirty_next, *dead_next, *border_next;
     struct pconn *prev, *next;
 };
 
@@ -79,7 +80,13 @@ struct proxy {
     uint8_t accept_paused;
     size_t fail_waiting; /* connections waiting for a CONNECT to refuse (fail_deadline) */
     size_t max_queue;
-    struct pconn *conns, *dirty, *dead;
+    struct pconn *conns, *dead;
+    /* connections touched this iteration, in the order they were first touched */
+    struct pconn *dirty, **dirty_tail;
+    /* connections with bytes queued toward the broker, in the order the first of those bytes
+     * arrived: their broker sockets are written in that order, so the broker reads what
+     * different clients sent in the order mqoff received it */
+    struct pconn *border, **border_tail;
     uint64_t now;
     int use_uring;
     struct io_uring ring;
@@ -95,11 +102,26 @@ static uint64_t mono_ns(void)
 
 static void mark_dirty(struct pconn *pc)
 {
+    struct proxy *px = pc->px;
     if (pc->dirty)
         return;
     pc->dirty = 1;
-    pc->dirty_next = pc->px->dirty;
-    pc->px->dirty = pc;
+    pc->dirty_next = NULL;
+    *px->dirty_tail = pc;
+    px->dirty_tail = &pc->dirty_next;
+}
+
+/* Bytes were queued toward the broker for pc. */
+static void mark_broker(struct pconn *pc)
+{
+    struct proxy *px = pc->px;
+    mark_dirty(pc);
+    if (pc->in_border)
+        return;
+    pc->in_border = 1;
+    pc->border_next = NULL;
+    *px->border_tail = pc;
+    px->border_tail = &pc->border_next;
 }
 
 static void kill_conn(struct pconn *pc)
@@ -120,7 +142,10 @@ static void op_forward(void *ud, struct mqo_conn *c, enum mqo_dir s, const uint8
         mqo_err("out of memory queueing %zu bytes: closing the connection", n);
         kill_conn(pc);
     }
-    mark_dirty(pc);
+    if (s == MQO_C2S)
+        mark_broker(pc);
+    else
+        mark_dirty(pc);
 }
 
 static void op_consume(void *ud, struct mqo_conn *c, enum mqo_dir s, size_t n) {}
@@ -132,7 +157,10 @@ static void op_insert(void *ud, struct mqo_conn *c, enum mqo_dir s, const struct
         mqo_err("out of memory queueing a packet: closing the connection");
         kill_conn(pc);
     }
-    mark_dirty(pc);
+    if (s == MQO_C2S)
+        mark_broker(pc);
+    else
+        mark_dirty(pc);
 }
 
 static size_t op_room(void *ud, struct mqo_conn *c)
@@ -381,19 +409,21 @@ static void flush_side(struct proxy *px, struct pconn *pc, int side)
     wrote(px, pc, side, (size_t)w);
 }
 
-/* Pauses or resumes reading the side that feeds a queue, for back-pressure. */
+/* Pauses or resumes reading a side, for back-pressure: the queue it feeds is over twice
+ * max_queue (resumed at max_queue), or the engine holds as much of its stream as it may (a
+ * broker PUBLISH waiting for the client's Receive Maximum keeps what follows it). */
 static void pressure(struct proxy *px, struct pconn *pc)
 {
     for (int side = 0; side < 2; side++) {
-        struct side *feeder = &pc->s[side ^ 1];
-        size_t q = pc->s[side].q.bytes;
-        if (!feeder->paused && q > 2 * px->max_queue) {
-            feeder->paused = 1;
-            if (side == CLIENT)
-                px->st.paused_broker_reads++;
-        } else if (feeder->paused && q <= px->max_queue) {
-            feeder->paused = 0;
-        }
+        struct side *rd = &pc->s[side];
+        size_t q = pc->s[side ^ 1].q.bytes;
+        int full = rd->paused ? q > px->max_queue : q > 2 * px->max_queue;
+        int engine_full =
+            pc->ec && mqo_engine_input_room(pc->ec, side == CLIENT ? MQO_C2S : MQO_S2C) == 0;
+        int pause = full || engine_full;
+        if (pause && !rd->paused && side == BROKER)
+            px->st.paused_broker_reads++;
+        rd->paused = (uint8_t)pause;
     }
 }
 
@@ -416,7 +446,7 @@ static void settle(struct proxy *px, struct pconn *pc)
         }
     }
     if (pc->closing) {
-        kill_conn(pc); /* the engine's DISCONNECT (if any) went out with the flush */
+        kill_conn(pc); /* a limit of the engine's own (memory): both sides go */
         return;
     }
     /* both directions finished */
@@ -451,70 +481,101 @@ static void uring_reap(struct proxy *px, unsigned queued)
     io_uring_cq_advance(&px->ring, k);
 }
 
-/* Flushes every dirty connection with one io_uring submission: a send per socket, all in one
- * system call (plus one per ring-full). A send that would block completes with -EAGAIN and the
+/* One socket write of an iteration. */
+struct wr {
+    struct pconn *pc;
+    int side;
+};
+
+/* Flushes the writes with one io_uring submission: a send per socket, all in one system call
+ * (plus one per ring-full), in order. A send that would block completes with -EAGAIN and the
  * socket waits for EPOLLOUT. */
-static void flush_uring(struct proxy *px, struct pconn **v, size_t n)
+static void flush_uring(struct proxy *px, const struct wr *w, size_t n)
 {
     unsigned queued = 0;
     for (size_t i = 0; i < n; i++) {
-        for (int side = 0; side < 2; side++) {
-            struct pconn *pc = v[i];
-            if (!can_flush(pc, side))
-                continue;
-            struct side *sd = &pc->s[side];
-            if (!sd->us && !(sd->us = calloc(1, sizeof *sd->us))) {
-                flush_side(px, pc, side);
-                continue;
-            }
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&px->ring);
-            if (!sqe) {
-                uring_reap(px, queued);
-                queued = 0;
-                sqe = io_uring_get_sqe(&px->ring);
-            }
-            struct uring_send *us = sd->us;
-            int k = mqo_outq_iov(&sd->q, us->iov, 64, us->scratch);
-            us->mh = (struct msghdr){.msg_iov = us->iov, .msg_iovlen = (size_t)k};
-            io_uring_prep_sendmsg(sqe, sd->fd, &us->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-            io_uring_sqe_set_data64(sqe, tag(pc, side));
-            queued++;
+        struct pconn *pc = w[i].pc;
+        int side = w[i].side;
+        if (!can_flush(pc, side))
+            continue;
+        struct side *sd = &pc->s[side];
+        if (!sd->us && !(sd->us = calloc(1, sizeof *sd->us))) {
+            flush_side(px, pc, side);
+            continue;
         }
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&px->ring);
+        if (!sqe) {
+            uring_reap(px, queued);
+            queued = 0;
+            sqe = io_uring_get_sqe(&px->ring);
+        }
+        struct uring_send *us = sd->us;
+        int k = mqo_outq_iov(&sd->q, us->iov, 64, us->scratch);
+        us->mh = (struct msghdr){.msg_iov = us->iov, .msg_iovlen = (size_t)k};
+        io_uring_prep_sendmsg(sqe, sd->fd, &us->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_sqe_set_data64(sqe, tag(pc, side));
+        queued++;
     }
     if (queued)
         uring_reap(px, queued);
 }
 
-/* Flushes and settles every connection this iteration touched. */
+/* Flushes and settles every connection this iteration touched. The broker sockets go first, in
+ * the order their bytes arrived (a SUBSCRIBE read before another client's PUBLISH is written
+ * to the broker before it), then the client sockets. */
 static void flush_dirty(struct proxy *px)
 {
-    static struct pconn **v;
+    static struct wr *w;
     static size_t cap;
-    size_t n = 0;
-    for (struct pconn *pc = px->dirty; pc; pc = pc->dirty_next) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 1024;
-            struct pconn **nv = realloc(v, nc * sizeof *nv);
-            if (!nv)
-                break;
-            v = nv;
+    size_t n = 0, need = 0;
+    for (struct pconn *pc = px->border; pc; pc = pc->border_next)
+        need++;
+    for (struct pconn *pc = px->dirty; pc; pc = pc->dirty_next)
+        need++;
+    if (need > cap) {
+        size_t nc = cap ? cap : 1024;
+        while (nc < need)
+            nc *= 2;
+        struct wr *nw = realloc(w, nc * sizeof *nw);
+        if (nw) {
+            w = nw;
             cap = nc;
         }
-        v[n++] = pc;
     }
+    for (struct pconn *pc = px->border; pc && n < cap; pc = pc->border_next)
+        if (can_flush(pc, BROKER))
+            w[n++] = (struct wr){pc, BROKER};
+    for (struct pconn *pc = px->dirty; pc && n < cap; pc = pc->dirty_next)
+        if (can_flush(pc, CLIENT))
+            w[n++] = (struct wr){pc, CLIENT};
     if (px->use_uring) {
-        flush_uring(px, v, n);
+        flush_uring(px, w, n);
     } else {
         for (size_t i = 0; i < n; i++)
-            for (int side = 0; side < 2; side++)
-                if (can_flush(v[i], side))
-                    flush_side(px, v[i], side);
+            if (can_flush(w[i].pc, w[i].side))
+                flush_side(px, w[i].pc, w[i].side);
     }
-    for (size_t i = 0; i < n; i++) {
-        v[i]->dirty = 0;
-        settle(px, v[i]);
+    for (struct pconn *pc = px->dirty, *nx; pc; pc = nx) {
+        nx = pc->dirty_next;
+        pc->dirty = 0;
+        settle(px, pc);
     }
     px->dirty = NULL;
+    px->dirty_tail = &px->dirty;
+    /* what the broker sockets did not take keeps its place (closed connections leave) */
+    struct pconn *bl = px->border;
+    px->border = NULL;
+    px->border_tail = &px->border;
+    for (struct pconn *pc = bl, *nx; pc; pc = nx) {
+        nx = pc->border_next;
+        pc->in_border = 0;
+        if (!pc->dead && pc->s[BROKER].q.bytes) {
+            pc->in_border = 1;
+            pc->border_next = NULL;
+            *px->border_tail = pc;
+            px->border_tail = &pc->border_next;
+        }
+    }
 }
 
 static void handle_event(struct proxy *px, struct epoll_event *ev)
@@ -616,6 +677,8 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
                   struct mqo_proxy_stats *pst)
 {
     struct proxy px = {.cfg = cfg, .lfd = -1, .ep = -1};
+    px.dirty_tail = &px.dirty;
+    px.border_tail = &px.border;
     px.max_queue = cfg->max_queue ? cfg->max_queue : 4u << 20;
     if (cfg->io == MQO_PROXY_IO_URING) {
         int urc = io_uring_queue_init(1024, &px.ring, 0);

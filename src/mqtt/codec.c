@@ -585,6 +585,52 @@ int mqo_mqtt_decode(const uint8_t *p, size_t len, uint8_t version, enum mqo_dir 
     }
 }
 
+ssize_t mqo_mqtt_decode_publish_head(const uint8_t *p, size_t avail, const struct mqo_frame *f,
+                                     uint8_t version, enum mqo_dir dir, struct mqo_pkt *out)
+{
+    memset(out, 0, sizeof *out);
+    if (f->type != MQO_PUBLISH)
+        return -MQO_RC_MALFORMED;
+    if (avail > f->total)
+        avail = f->total;
+    /* where the head ends: topic, packet identifier, property block */
+    uint64_t h = f->hdr_len;
+    if (avail < h + 2)
+        return avail < f->total ? 0 : -MQO_RC_MALFORMED;
+    h += 2u + (uint32_t)(p[h] << 8 | p[h + 1]);
+    if (((p[0] >> 1) & 3) != 0)
+        h += 2;
+    if (version == MQO_MQTT_V5) {
+        uint32_t v = 0;
+        unsigned i;
+        for (i = 0; i < 4; i++) {
+            if (h + i >= avail)
+                return h + i >= f->total ? -MQO_RC_MALFORMED : 0;
+            v |= (uint32_t)(p[h + i] & 0x7f) << (7 * i);
+            if (!(p[h + i] & 0x80))
+                break;
+        }
+        h += i + 1u + v; /* a 5-byte varint is refused by the full decode below */
+    }
+    if (h > f->total)
+        return -MQO_RC_MALFORMED; /* a field runs past the packet */
+    if (h > avail)
+        return 0;
+    if (version != MQO_MQTT_V31 && version != MQO_MQTT_V311 && version != MQO_MQTT_V5)
+        return -MQO_RC_PROTOCOL_ERROR;
+    out->type = f->type;
+    out->flags = f->flags;
+    out->hdr_len = f->hdr_len;
+    out->len = f->total;
+    out->version = version;
+    struct rd r = {p + f->hdr_len, (uint32_t)(avail - f->hdr_len), 0};
+    int rc = dec_publish(&r, out, version, dir, f->hdr_len);
+    if (rc < 0)
+        return rc;
+    out->u.publish.payload_len = f->total - out->u.publish.payload_off;
+    return (ssize_t)out->u.publish.payload_off;
+}
+
 int mqo_mqtt_sub_next(const struct mqo_pkt *pk, uint32_t *off, struct mqo_sub_entry *e)
 {
     if (pk->type != MQO_SUBSCRIBE && pk->type != MQO_UNSUBSCRIBE)

@@ -275,6 +275,17 @@ struct mqo_sub_entry {
 int mqo_mqtt_decode(const uint8_t *p, size_t len, uint8_t version, enum mqo_dir dir,
                     struct mqo_pkt *out);
 
+/* Decodes the head of a PUBLISH of which only p[0..avail) is present (a packet streamed on
+ * because it is too large to hold whole): f is its fixed header from mqo_mqtt_frame(). The
+ * head is the fixed header, topic, packet identifier and v5 properties. Returns the head's
+ * length (the payload's offset) and fills out as mqo_mqtt_decode() would, except that
+ * u.publish.payload points at the payload bytes present and u.publish.payload_len is the
+ * whole payload's length; 0 when the head is not complete yet; a negative reason code (the
+ * one mqo_mqtt_decode() gives for those bytes) when the head is invalid. Validation of the
+ * head is mqo_mqtt_decode()'s; the payload is not looked at. */
+ssize_t mqo_mqtt_decode_publish_head(const uint8_t *p, size_t avail, const struct mqo_frame *f,
+                                     uint8_t version, enum mqo_dir dir, struct mqo_pkt *out);
+
 /* Walks the filter list of a decoded SUBSCRIBE/UNSUBSCRIBE. *off starts at 0.
  * Returns 1 and fills e, or 0 after the last entry. */
 int mqo_mqtt_sub_next(const struct mqo_pkt *pk, uint32_t *off, struct mqo_sub_entry *e);

@@ -720,7 +720,8 @@ static size_t op_queued(void *ud, struct mqo_conn *ec)
 
 static void op_close(void *ud, struct mqo_conn *ec, int reason)
 {
-    /* a stream the engine cannot pass on: the broker would drop the client; so do we */
+    /* a limit of the engine's own (memory, identifiers): never a protocol matter, which the
+     * broker judges */
     reset_both(conn_of(ec));
 }
 

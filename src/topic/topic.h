@@ -72,6 +72,7 @@ struct mqo_match_set {
     size_t n, cap;
     uint32_t *ids;
     size_t n_ids, ids_cap;
+    size_t n_self; /* matching subscriptions skipped as no-local of `self` */
     void *scratch; /* matcher's private dedup state */
     size_t scratch_cap;
 };
@@ -101,7 +102,8 @@ int mqo_trie_get(const struct mqo_trie *t, const uint8_t *filter, size_t len, vo
 size_t mqo_trie_count(const struct mqo_trie *t);
 
 /* Fills ms (clearing it first) with one entry per owner having subscriptions that match topic
- * name t. Subscriptions with no_local whose owner is `self` are skipped (pass NULL for none).
+ * name t. Subscriptions with no_local whose owner is `self` are skipped (pass NULL for none)
+ * and counted in ms->n_self.
  * Returns the number of owners, or -ENOMEM. */
 int mqo_trie_match(const struct mqo_trie *t, const uint8_t *topic, size_t len, const void *self,
                    struct mqo_match_set *ms);

@@ -780,8 +780,10 @@ static int collect(const struct node *n, const void *self, struct mqo_match_set 
     size_t nv = ms->n, lim = sc->scap / 2;
     for (; e < end; e++) {
         const void *owner = e->owner;
-        if (e->o.no_local && owner == self)
+        if (e->o.no_local && owner == self) {
+            ms->n_self++;
             continue;
+        }
         if (nv >= lim) {
             ms->n = nv;
             if (dedup_grow(ms, sc) != 0)
@@ -832,6 +834,7 @@ int mqo_trie_match(const struct mqo_trie *t, const uint8_t *topic, size_t len, c
 {
     ms->n = 0;
     ms->n_ids = 0;
+    ms->n_self = 0;
     struct scratch *sc = ms->scratch;
     if (!sc) {
         sc = calloc(1, sizeof *sc);

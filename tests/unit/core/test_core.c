@@ -168,6 +168,15 @@ static void test_hash_differs(void **st)
     assert_true(mqo_hash64("a", 1, 0) != mqo_hash64("b", 1, 0));
     assert_true(mqo_hash64("a", 1, 0) != mqo_hash64("a", 1, 1));
     assert_true(mqo_hash64("abc", 3, 0) == mqo_hash64("abc", 3, 0));
+    /* in pieces: the same value however the bytes are split */
+    const char *txt = "the quick brown fox jumps over the lazy dog";
+    size_t tl = strlen(txt);
+    for (size_t cut = 0; cut <= tl; cut++) {
+        uint64_t hs = mqo_hash64_begin(7);
+        hs = mqo_hash64_update(hs, txt, cut);
+        hs = mqo_hash64_update(hs, txt + cut, tl - cut);
+        assert_true(mqo_hash64_end(hs) == mqo_hash64(txt, tl, 7));
+    }
 }
 
 static char last_log[256];

@@ -114,6 +114,7 @@ static void client_free(struct h_client *cl)
     mqo_buf_free(&cl->crx);
     mqo_buf_free(&cl->brx);
     mqo_buf_free(&cl->bout);
+    mqo_buf_free(&cl->b_waiting);
     free(cl->rx);
     for (size_t k = 0; k < cl->n_tx; k++)
         free(cl->tx[k].data);
@@ -775,7 +776,14 @@ static void b_deliver(struct harness *h, int i, const char *topic, const uint8_t
     uint8_t *buf = malloc(plen + strlen(topic) + 128);
     size_t n = hb_publish_full(buf, (uint8_t)cl->b_version, topic, strlen(topic), payload, plen,
                                qos, retain, 0, pid, pr, cl->b_version == 5 ? pl : 0);
-    b_send(h, i, buf, n);
+    if (qos && (cl->b_waiting.len || (cl->b_recv_max && cl->b_inflight > cl->b_recv_max))) {
+        /* over the client's Receive Maximum: queued, as Mosquitto does, until an ack */
+        uint32_t l32 = (uint32_t)n;
+        mqo_buf_append(&cl->b_waiting, &l32, 4);
+        mqo_buf_append(&cl->b_waiting, buf, n);
+    } else {
+        b_send(h, i, buf, n);
+    }
     free(buf);
     h->broker_deliveries++;
 }
@@ -891,6 +899,9 @@ static void b_handle(struct harness *h, int i, const struct mqo_pkt *pk)
                  (const char *)pk->u.connect.username.p);
         cl->b_clean = (pk->u.connect.cflags & MQO_CONNECT_CLEAN) != 0;
         cl->b_keepalive = pk->u.connect.keepalive;
+        cl->b_recv_max = cl->b_version == 5 && MQO_PROP_HAS(&pk->props, MQO_PROP_RECEIVE_MAXIMUM)
+                             ? pk->props.receive_maximum
+                             : 0;
         uint32_t expiry = MQO_PROP_HAS(&pk->props, MQO_PROP_SESSION_EXPIRY)
                               ? pk->props.session_expiry
                               : 0;
@@ -1064,6 +1075,15 @@ static void b_handle(struct harness *h, int i, const struct mqo_pkt *pk)
     case MQO_PUBCOMP:
         if (cl->b_inflight)
             cl->b_inflight--;
+        if (cl->b_waiting.len) {
+            uint32_t l32;
+            memcpy(&l32, cl->b_waiting.data, 4);
+            uint8_t *pkt = malloc(l32);
+            memcpy(pkt, cl->b_waiting.data + 4, l32);
+            mqo_buf_consume(&cl->b_waiting, 4 + (size_t)l32);
+            b_send(h, i, pkt, l32);
+            free(pkt);
+        }
         break;
     case MQO_PINGREQ:
         n = hb_simple(out, MQO_PINGRESP);
@@ -1086,6 +1106,13 @@ static void b_input(struct harness *h, int i, const uint8_t *p, size_t n)
     struct h_client *cl = &h->cl[i];
     mqo_buf_append(&cl->brx, p, n);
     size_t off = 0;
+    if (!cl->b_version && cl->brx.len && (cl->brx.data[0] >> 4) != MQO_CONNECT) {
+        /* as Mosquitto: a first packet that is not a CONNECT is refused at its first byte */
+        cl->b_refused++;
+        mqo_buf_consume(&cl->brx, cl->brx.len);
+        b_close_conn(h, i);
+        return;
+    }
     for (;;) {
         struct mqo_frame f;
         ssize_t t = mqo_mqtt_frame(cl->brx.data + off, cl->brx.len - off, 0, &f);
@@ -1094,22 +1121,74 @@ static void b_input(struct harness *h, int i, const uint8_t *p, size_t n)
         struct mqo_pkt pk;
         if (h->direct == H_SPLICE)
             trk_broker(h, i, cl->brx.data + off, (size_t)t);
-        if (mqo_mqtt_decode(cl->brx.data + off, (size_t)t,
-                            cl->b_version ? (uint8_t)cl->b_version : 4, MQO_C2S, &pk) == 0)
-            b_handle(h, i, &pk);
-        else
-            fprintf(stderr, "harness broker: client %d sent a packet it cannot decode\n", i);
+        int rc = mqo_mqtt_decode(cl->brx.data + off, (size_t)t,
+                                 cl->b_version ? (uint8_t)cl->b_version : 4, MQO_C2S, &pk);
         off += (size_t)t;
+        if (rc == 0 && (cl->b_version || pk.type == MQO_CONNECT)) {
+            b_handle(h, i, &pk);
+            continue;
+        }
+        /* the broker judges: it closes the connection (a v5 client gets DISCONNECT first);
+         * a lenient broker ignores what it cannot decode */
+        cl->b_refused++;
+        if (cl->b_lenient && cl->b_version)
+            continue;
+        if (cl->b_version == 5) {
+            uint8_t d[3] = {0xE0, 1, (uint8_t)-rc};
+            b_send(h, i, d, 3);
+        }
+        mqo_buf_consume(&cl->brx, cl->brx.len);
+        b_close_conn(h, i);
+        return;
     }
     mqo_buf_consume(&cl->brx, off);
 }
 
-/* The broker's side of client i's connection ends. */
+static void c_input(struct harness *h, int i, const uint8_t *p, size_t n);
+
+/* What the broker sent client i goes on its way (toward the engine, the splice, or the
+ * client). */
+static void b_flush_out(struct harness *h, int i)
+{
+    struct h_client *cl = &h->cl[i];
+    struct mqo_buf b = cl->bout;
+    cl->bout = (struct mqo_buf){0};
+    if (cl->drop_bout)
+        ;
+    else if (h->direct == H_SPLICE)
+        ts_write(&h->net, cl->bep, b.data, b.len);
+    else if (h->direct == H_DIRECT)
+        c_input(h, i, b.data, b.len);
+    else if (cl->conn)
+        mqo_engine_input(h->eng, cl->conn, MQO_S2C, b.data, b.len, h->now);
+    mqo_buf_free(&b);
+}
+
+/* The broker's side of client i's connection ends (what it sent before goes first). */
 static void b_close_conn(struct harness *h, int i)
 {
     struct h_client *cl = &h->cl[i];
-    if (!cl->b_connected)
+    if (cl->bout.len) {
+        b_flush_out(h, i);
+        if (h->direct == H_ENGINE && cl->b2c.len) {
+            struct mqo_buf b = cl->b2c;
+            cl->b2c = (struct mqo_buf){0};
+            c_input(h, i, b.data, b.len);
+            mqo_buf_free(&b);
+        }
+    }
+    if (!cl->b_connected) {
+        if (cl->b_refused && !cl->closed) { /* refused before its CONNECT: closed as well */
+            cl->closed = 1;
+            if (h->direct == H_ENGINE && cl->conn) {
+                mqo_engine_conn_close(h->eng, cl->conn, h->now);
+                cl->conn = NULL;
+            }
+            if (h->direct == H_SPLICE)
+                ts_close(&h->net, cl->bep);
+        }
         return;
+    }
     cl->b_connected = 0;
     if (cl->b_sess >= 0) {
         struct h_bsess *bs = &h->sess[cl->b_sess];
@@ -1195,6 +1274,17 @@ static void c_input(struct harness *h, int i, const uint8_t *p, size_t n)
                                  MQO_S2C, &pk);
         if (rc == 0) {
             c_record(h, i, &pk);
+            if (pk.type == MQO_PUBLISH && pk.u.publish.qos) {
+                cl->c_inflight++;
+                if (cl->c_inflight > cl->c_inflight_max)
+                    cl->c_inflight_max = cl->c_inflight;
+                if (cl->c_recv_max && cl->c_inflight > cl->c_recv_max)
+                    cl->c_recv_violations++;
+                if (cl->auto_ack && pk.u.publish.qos == 1)
+                    cl->c_inflight--;
+            }
+            if (cl->auto_ack && pk.type == MQO_PUBREL && cl->c_inflight)
+                cl->c_inflight--;
             uint8_t a[4];
             if (cl->auto_ack && pk.type == MQO_PUBLISH && pk.u.publish.qos == 1)
                 h_send(h, i, a, hb_ack(a, MQO_PUBACK, pk.pid));
@@ -1230,6 +1320,17 @@ void h_send(struct harness *h, int i, const void *p, size_t n)
         return;
     }
     mqo_engine_input(h->eng, cl->conn, MQO_C2S, p, n, h->now);
+}
+
+void h_ack(struct harness *h, int i, size_t k)
+{
+    const struct h_rx *r = h_pub(h, i, k);
+    if (!r || !r->qos)
+        return;
+    uint8_t a[4];
+    h_send(h, i, a, hb_ack(a, r->qos == 1 ? MQO_PUBACK : MQO_PUBREC, r->pid));
+    if (r->qos == 1 && h->cl[i].c_inflight)
+        h->cl[i].c_inflight--;
 }
 
 void h_send_bytewise(struct harness *h, int i, const void *p, size_t n)
@@ -1341,17 +1442,7 @@ void h_run(struct harness *h)
                 moved = 1;
             }
             if (cl->bout.len && !cl->hold_bout) {
-                struct mqo_buf b = cl->bout;
-                cl->bout = (struct mqo_buf){0};
-                if (cl->drop_bout)
-                    ;
-                else if (h->direct == H_SPLICE)
-                    ts_write(&h->net, cl->bep, b.data, b.len);
-                else if (h->direct == H_DIRECT)
-                    c_input(h, i, b.data, b.len);
-                else if (cl->conn)
-                    mqo_engine_input(h->eng, cl->conn, MQO_S2C, b.data, b.len, h->now);
-                mqo_buf_free(&b);
+                b_flush_out(h, i);
                 moved = 1;
             }
             if (cl->b2c.len) {

@@ -126,6 +126,13 @@ struct h_client {
     int b_sess;          /* index into sessions */
     char b_alias[16][128];
     uint32_t b_inflight; /* QoS>0 PUBLISH sent, not acked */
+    uint32_t b_recv_max; /* the client's Receive Maximum as the broker read it (0: none) */
+    uint32_t b_refused;  /* packets the broker refused (it then closed the connection) */
+    int b_lenient;       /* the broker ignores packets it cannot decode instead of closing */
+    struct mqo_buf b_waiting; /* deliveries queued behind it: (len u32, packet) records */
+    /* the client's view: QoS>0 PUBLISH received and not yet acknowledged, the most at once,
+     * and how often that exceeded c_recv_max (set by the test; 0: not checked) */
+    uint32_t c_recv_max, c_inflight, c_inflight_max, c_recv_violations;
     uint64_t b_publish_in; /* PUBLISH packets the broker received from this client */
     struct ts_ep *cep, *bep; /* H_SPLICE: the client's and the broker's TCP endpoints */
     /* H_SPLICE: the packets it sent (struct h_txpkt), how far its stream reached the engine,
@@ -269,6 +276,9 @@ void h_dump_broker_order(const struct harness *o, FILE *f);
 int h_same_as_broker(const struct harness *o, void (*script)(struct harness *, const void *),
                      const void *arg, int from, int to, int npub, char *why, size_t whylen,
                      struct harness **ref);
+
+/* Client i acknowledges the k-th PUBLISH it received (PUBACK, or PUBREC for QoS 2). */
+void h_ack(struct harness *h, int i, size_t k);
 
 /* Number of packets of `type` client i received. */
 size_t h_count_type(const struct harness *h, int i, uint8_t type);

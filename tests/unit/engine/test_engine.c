@@ -634,7 +634,9 @@ static void test_bytewise_and_packed(void **s)
     done(h);
 }
 
-static void test_malformed_closes_only_that_client(void **s)
+/* A packet the engine would refuse goes to the broker unchanged; the broker judges it (here
+ * it closes the connection) and everyone else goes on. */
+static void test_malformed_judged_by_broker(void **s)
 {
     struct harness *h = mk(NULL);
     setup_fanout(h, 2, MQO_MQTT_V311, "m", 0);
@@ -643,25 +645,144 @@ static void test_malformed_closes_only_that_client(void **s)
     const uint8_t junk[] = {0x30, 0x05, 0x00, 0x09, 'a', 'b', 'c'}; /* topic length overruns */
     h_send(h, bad, junk, sizeof junk);
     h_run(h);
+    assert_int_equal(h->cl[bad].b_refused, 1); /* the broker got it and refused it */
     assert_true(h->cl[bad].closed);
+    assert_int_equal(h_count_type(h, bad, MQO_DISCONNECT), 0); /* the engine answers nothing */
     assert_int_equal(st(h)->protocol_errors, 1);
     h_publish(h, 0, "m", "still", 0, 0);
     h_run(h);
     assert_int_equal(h_count_pub(h, 1, "m"), 1);
     assert_int_equal(h_count_pub(h, 2, "m"), 1);
+    assert_int_equal(st(h)->consumed, 1);
     done(h);
 }
 
-/* Not MQTT at all: refused at the first byte, as the broker does. */
+/* A packet the engine does not decode but the broker accepts (here a lenient broker that
+ * ignores it): the connection is relayed from then on. Its later PUBLISHes and the deliveries
+ * to it go through the broker; everyone else is still served by the offload. */
+static void test_undecoded_packet_relays_connection(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "rl/#", 0);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V311, "relayed", 1, 60));
+    assert_int_equal(h_subscribe(h, p, "rl/back", 0, 0), 0);
+    h_publish(h, p, "rl/a", "before", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    h->cl[p].b_lenient = 1;
+    const uint8_t junk[] = {0x30, 0x05, 0x00, 0x09, 'a', 'b', 'c'};
+    h_send(h, p, junk, sizeof junk);
+    h_run(h);
+    assert_false(h->cl[p].closed);
+    assert_int_equal(st(h)->relay_conns, 1);
+    assert_int_equal(st(h)->unknown_conns, 0); /* a PUBLISH changes no subscription */
+    h_publish(h, p, "rl/a", "after", 0, 0); /* from the relayed connection */
+    h_publish(h, 0, "rl/back", "to-relayed", 0, 0); /* to it */
+    h_run(h); /* (the next one waits until the broker delivered that one: ordering) */
+    h_publish(h, 0, "rl/a", "others", 0, 0); /* between the others: offloaded */
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_RELAY], 2);
+    assert_int_equal(h_count_pub(h, 1, "rl/a"), 3);
+    assert_int_equal(h_count_pub(h, p, "rl/back"), 1);
+    assert_int_equal(st(h)->consumed, 2);
+    /* an undecoded SUBSCRIBE: the broker may hold a subscription nobody knows of, so nothing
+     * is offloaded while that connection lives */
+    const uint8_t badsub[] = {0x82, 0x06, 0x00, 0x01, 0x00, 0x01, '#', 0x07};
+    h_send(h, p, badsub, sizeof badsub);
+    h_run(h);
+    assert_int_equal(st(h)->unknown_conns, 1);
+    h_publish(h, 0, "rl/a", "unknown", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_UNKNOWN_CONN], 1);
+    h_close(h, p);
+    assert_int_equal(st(h)->unknown_conns, 0);
+    assert_int_equal(st(h)->relay_conns, 0);
+    done(h);
+}
+
+/* Not MQTT at all: the broker judges it (and closes), not the engine. */
 static void test_first_byte_not_connect(void **s)
 {
     struct harness *h = mk(NULL);
     int c = h_open(h);
-    const char *http = "GET / HTTP/1.1\r\nHost: x\r\n";
-    h_send(h, c, http, 3); /* only "GET": no whole packet yet */
+    const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    h_send(h, c, http, strlen(http));
     h_run(h);
+    assert_true(h->cl[c].b_refused >= 1);
     assert_true(h->cl[c].closed);
-    assert_int_equal(st(h)->protocol_errors, 1);
+    done(h);
+}
+
+/* The offload's own QoS 1 delivery answered with PUBREC: the broker would close the client
+ * (QoS mismatch); it gets an identifier it refuses the same way. */
+static void test_pubrec_for_offload_delivery(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "pr", 1);
+    h->cl[1].auto_ack = 0;
+    h_publish(h, 0, "pr", "x", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    const struct h_rx *r = h_pub(h, 1, 0);
+    assert_non_null(r);
+    uint8_t a[4];
+    h_send(h, 1, a, hb_ack(a, MQO_PUBREC, r->pid));
+    h_run(h);
+    assert_int_equal(h->cl[1].b_refused, 1);
+    assert_true(h->cl[1].closed);
+    done(h);
+}
+
+/* Mosquitto's PUBACK says "no matching subscribers" only when no subscription matched at all:
+ * the publisher's own no-local subscription is a match. */
+static void test_puback_reason_own_no_local(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    h->cl[p].version = MQO_MQTT_V5;
+    assert_true(h_connect(h, p, MQO_MQTT_V5, "nl", 1, 60));
+    assert_int_equal(h_subscribe(h, p, "self", 1 | MQO_SUBOPT_NO_LOCAL, 0), 1);
+    h_publish(h, p, "self", "x", 1, 0);
+    h_publish(h, p, "nobody", "y", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 2);
+    size_t k = 0;
+    uint8_t reasons[2];
+    for (size_t j = 0; j < h->cl[p].n_rx && k < 2; j++)
+        if (h->cl[p].rx[j].type == MQO_PUBACK)
+            reasons[k++] = h->cl[p].rx[j].reason;
+    assert_int_equal(k, 2);
+    assert_int_equal(reasons[0], 0x00);
+    assert_int_equal(reasons[1], MQO_RC_NO_MATCHING_SUBSCRIBERS);
+    done(h);
+}
+
+/* A Mosquitto bridge (protocol level 0x84) has implied no-local: it does not get its own
+ * publishes back. */
+static void test_bridge_implied_no_local(void **s)
+{
+    struct harness *h = mk(NULL);
+    int br = h_open(h);
+    uint8_t b[256];
+    size_t n = hb_connect(b, MQO_MQTT_V311, "bridge1", 1, 60, NULL, 0, 0);
+    for (size_t i = 0; i + 4 < n; i++)
+        if (b[i] == 'M' && b[i + 1] == 'Q' && b[i + 2] == 'T' && b[i + 3] == 'T') {
+            b[i + 4] |= 0x80;
+            break;
+        }
+    h_send(h, br, b, n);
+    h_run(h);
+    assert_int_equal(h_count_type(h, br, MQO_CONNACK), 1);
+    assert_int_equal(h_subscribe(h, br, "bt/#", 0, 0), 0);
+    int sub = h_open(h);
+    assert_true(h_connect(h, sub, MQO_MQTT_V311, "plain", 1, 60));
+    assert_int_equal(h_subscribe(h, sub, "bt/#", 0, 0), 0);
+    h_publish(h, br, "bt/x", "from-bridge", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(h_count_pub(h, sub, "bt/x"), 1);
+    assert_int_equal(h_count_pub(h, br, "bt/x"), 0);
     done(h);
 }
 
@@ -681,26 +802,98 @@ static void test_backpressure_room(void **s)
     done(h);
 }
 
-static void test_receive_maximum_split(void **s)
+/* The client's Receive Maximum goes to the broker unchanged and bounds the broker's and the
+ * offload's QoS 1 deliveries together: a broker PUBLISH that would exceed it waits until one
+ * of the offload's is acknowledged. */
+static void test_receive_maximum_shared(void **s)
 {
     struct harness *h = mk(NULL);
     int p = h_open(h);
+    h->cl[p].version = MQO_MQTT_V5;
     assert_true(h_connect(h, p, MQO_MQTT_V5, "p", 1, 60));
     int sb = h_open(h);
     uint8_t b[256];
     h->cl[sb].version = MQO_MQTT_V5;
-    h_send(h, sb, b, hb_connect(b, MQO_MQTT_V5, "rm", 1, 60, NULL, 0, 4));
+    h->cl[sb].c_recv_max = 2;
+    h_send(h, sb, b, hb_connect(b, MQO_MQTT_V5, "rm", 1, 60, NULL, 0, 2));
     h_run(h);
+    assert_int_equal(h->cl[sb].b_recv_max, 2); /* unchanged on the wire */
     h->cl[sb].auto_ack = 0;
-    h_subscribe(h, sb, "r", 1, 0);
-    for (int k = 0; k < 4; k++)
-        h_publish(h, p, "r", "x", 1, 0);
+    assert_int_equal(h_subscribe(h, sb, "r", 1, 0), 1);
+    for (int k = 0; k < 4; k++) {
+        char pl[8];
+        snprintf(pl, sizeof pl, "m%d", k);
+        h_publish(h, p, "r", pl, 1, 0);
+    }
     h_run(h);
-    /* engine share is 2; the other two went through the broker */
+    /* two offloaded, two through the broker, which sent the third: held */
     assert_int_equal(st(h)->consumed, 2);
-    assert_int_equal(st(h)->pt_reason[MQO_PT_INFLIGHT], 1);
-    assert_int_equal(st(h)->pt_reason[MQO_PT_ORDER], 1);
+    assert_int_equal(h_count_pub(h, sb, "r"), 2);
+    assert_true(st(h)->s2c_holds >= 1);
+    h_ack(h, sb, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, sb, "r"), 3);
+    h_ack(h, sb, 1);
+    h_run(h);
     assert_int_equal(h_count_pub(h, sb, "r"), 4);
+    h_ack(h, sb, 2);
+    h_ack(h, sb, 3);
+    h_run(h);
+    for (int k = 0; k < 4; k++) {
+        char pl[8];
+        snprintf(pl, sizeof pl, "m%d", k);
+        const struct h_rx *r = h_pub(h, sb, (size_t)k);
+        assert_int_equal(r->plen, strlen(pl));
+        assert_memory_equal(r->payload, pl, r->plen);
+    }
+    assert_int_equal(h->cl[sb].c_recv_violations, 0);
+    assert_int_equal(h->cl[sb].c_inflight_max, 2);
+    /* everything acknowledged: the offload takes slots again */
+    h_publish(h, p, "r", "m4", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 3);
+    done(h);
+}
+
+/* Packets larger than max_buffer stream on without being held whole: a large PUBLISH passes
+ * through (to every subscriber, through the broker), large deliveries from the broker reach
+ * subscribers with their identifiers remapped, and the order rules still hold. */
+static void test_streaming_large_packets(void **s)
+{
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN, .max_buffer = 256};
+    struct harness *h = mk(&cfg);
+    setup_fanout(h, 3, MQO_MQTT_V311, "big/#", 1);
+    static uint8_t payload[5000];
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (uint8_t)(i * 7);
+    static uint8_t pkt[6000];
+    size_t n = hb_publish(pkt, MQO_MQTT_V311, "big/a", payload, 500, 1, 0, 7, 0);
+    h_send(h, 0, pkt, n);
+    h_publish(h, 0, "big/a", "small1", 1, 0);
+    h_run(h);
+    n = hb_publish(pkt, MQO_MQTT_V311, "big/a", payload, sizeof payload, 0, 0, 0, 0);
+    h_send_bytewise(h, 0, pkt, 100);
+    h_send(h, 0, pkt + 100, n - 100);
+    h_publish(h, 0, "big/a", "small2", 1, 0);
+    h_run(h);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(h_count_pub(h, i, "big/a"), 4);
+        assert_int_equal(h_pub(h, i, 0)->plen, 500);
+        assert_memory_equal(h_pub(h, i, 0)->payload, payload, 500);
+        assert_memory_equal(h_pub(h, i, 1)->payload, "small1", 6);
+        assert_int_equal(h_pub(h, i, 2)->plen, sizeof payload);
+        assert_memory_equal(h_pub(h, i, 3)->payload, "small2", 6);
+    }
+    assert_int_equal(st(h)->pt_reason[MQO_PT_STREAMED], 2);
+    assert_true(st(h)->streamed >= 2 + 2 * 3);
+    assert_int_equal(h_count_type(h, 0, MQO_PUBACK), 3);
+    /* nothing is left held, memory stays bounded */
+    assert_true(mqo_engine_input_room(h->cl[0].conn, MQO_C2S) == 256);
+    /* afterwards small messages are offloaded again */
+    h_publish(h, 0, "big/a", "small3", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "big/a"), 5);
+    assert_true(st(h)->consumed >= 1);
     done(h);
 }
 
@@ -825,10 +1018,15 @@ int main(void)
         cmocka_unit_test(test_overlap_once_mode),
         cmocka_unit_test(test_acl_file_write_and_read),
         cmocka_unit_test(test_bytewise_and_packed),
-        cmocka_unit_test(test_malformed_closes_only_that_client),
+        cmocka_unit_test(test_malformed_judged_by_broker),
+        cmocka_unit_test(test_undecoded_packet_relays_connection),
         cmocka_unit_test(test_first_byte_not_connect),
+        cmocka_unit_test(test_pubrec_for_offload_delivery),
+        cmocka_unit_test(test_puback_reason_own_no_local),
+        cmocka_unit_test(test_bridge_implied_no_local),
         cmocka_unit_test(test_backpressure_room),
-        cmocka_unit_test(test_receive_maximum_split),
+        cmocka_unit_test(test_receive_maximum_shared),
+        cmocka_unit_test(test_streaming_large_packets),
         cmocka_unit_test(test_dollar_and_qos2_passthrough),
         cmocka_unit_test(test_broker_only_filter),
         cmocka_unit_test(test_passthrough_in_flight_then_subscribe),
