@@ -191,7 +191,8 @@ bad:
     return -1;
 }
 
-static void print_stats(const struct mqo_engine_stats *e)
+/* The engine's counters; acl_file: authorization comes from --acl-file (its versions count). */
+static void print_stats(const struct mqo_engine_stats *e, int acl_file)
 {
     fprintf(stderr,
             "  published_in      %llu\n"
@@ -203,15 +204,15 @@ static void print_stats(const struct mqo_engine_stats *e)
             "  pings_synth       %llu\n"
             "  order_expired     %llu\n"
             "  inflight_lost     %llu\n"
-            "  protocol_errors   %llu\n"
-            "  acl_versions      %llu\n",
+            "  protocol_errors   %llu\n",
             (unsigned long long)e->publish_in, (unsigned long long)e->consumed,
             (unsigned long long)e->passthrough, (unsigned long long)e->deliveries,
             (unsigned long long)e->deliveries_qos1, (unsigned long long)e->dropped_qos0,
             (unsigned long long)e->pubacks_sent, (unsigned long long)e->pubacks_absorbed,
             (unsigned long long)e->pings_synth, (unsigned long long)e->order_expired,
-            (unsigned long long)e->inflight_lost, (unsigned long long)e->protocol_errors,
-            (unsigned long long)e->acl_versions);
+            (unsigned long long)e->inflight_lost, (unsigned long long)e->protocol_errors);
+    if (acl_file) /* versions the broker may be using; 0: the file does not parse */
+        fprintf(stderr, "  acl_versions      %llu\n", (unsigned long long)e->acl_versions);
     for (int r = 1; r < MQO_PT__COUNT; r++)
         if (e->pt_reason[r])
             fprintf(stderr, "    passthrough %-20s %llu\n",
@@ -559,7 +560,7 @@ static int cmd_proxy(int argc, char **argv)
                     "unreachable %llu\n",
             (unsigned long long)ps.accepted, (unsigned long long)ps.closed,
             (unsigned long long)ps.broker_connect_failed);
-    print_stats(&es);
+    print_stats(&es, o.acl_file != NULL);
     mqo_reload_free(cfg.reload);
     mqo_acl_free(acl);
     free(o.bo);
@@ -676,7 +677,7 @@ static int cmd_monitor(int argc, char **argv)
                     (unsigned long long)fs->malformed, (unsigned long long)fs->timeouts,
                     (unsigned long long)fs->timeout_frags, (unsigned long long)fs->evicted,
                     (unsigned long long)fs->nomem, (unsigned long long)fs->overlaps);
-        print_stats(&st.engine);
+        print_stats(&st.engine, o.acl_file != NULL);
     }
     free(text);
     mqo_reload_free(mc.reload);
