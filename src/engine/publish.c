@@ -71,8 +71,43 @@ struct pubctx {
     const struct mqo_pkt *pk;
     uint8_t *props; /* v5 properties to deliver (publisher's, without Topic Alias) */
     uint32_t props_len;
-    uint8_t props_stack[512];
+    uint8_t props_stack[517];
 };
+
+/* The properties a delivery carries, as Mosquitto 2.0.11 sends them: handle__publish keeps
+ * Content Type, Correlation Data, Payload Format Indicator, Response Topic and User Properties
+ * in their order (Topic Alias and Subscription Identifier are not delivered), and
+ * send__real_publish writes those after the subscriber's Subscription Identifiers (the
+ * encoder's order) and the Message Expiry Interval, when not 0, last (the remaining interval:
+ * all of it, as the offload delivers at once). raw[0..len) is a validated block; out has room
+ * for len + 5 bytes. Returns the bytes written. */
+static uint32_t delivered_props(const uint8_t *raw, uint32_t len, uint8_t *out)
+{
+    uint32_t off = 0, n = 0, expiry = 0;
+    struct mqo_prop pr;
+    while (mqo_props_next(raw, len, &off, &pr) == 1) {
+        switch (pr.id) {
+        case MQO_PROP_MESSAGE_EXPIRY:
+            expiry = pr.u;
+            break;
+        case MQO_PROP_TOPIC_ALIAS:
+        case MQO_PROP_SUBSCRIPTION_ID:
+            break;
+        default:
+            memcpy(out + n, raw + pr.off, pr.len);
+            n += pr.len;
+            break;
+        }
+    }
+    if (expiry) {
+        out[n++] = MQO_PROP_MESSAGE_EXPIRY;
+        out[n++] = (uint8_t)(expiry >> 24);
+        out[n++] = (uint8_t)(expiry >> 16);
+        out[n++] = (uint8_t)(expiry >> 8);
+        out[n++] = (uint8_t)expiry;
+    }
+    return n;
+}
 
 static void spec_for(const struct pubctx *x, uint8_t version, uint8_t qos, const uint32_t *ids,
                      uint32_t n_ids, struct mqo_pub_spec *sp)
@@ -377,12 +412,10 @@ int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, 
     int matched = 0;
     enum mqo_pt_reason r = MQO_PT_NONE;
     if (c->version == MQO_MQTT_V5 && pk->props.raw_len) {
-        /* delivered properties: the publisher's, less its Topic Alias */
-        x.props = pk->props.raw_len <= sizeof x.props_stack ? x.props_stack
-                                                              : malloc(pk->props.raw_len);
+        x.props = pk->props.raw_len + 5 <= sizeof x.props_stack ? x.props_stack
+                                                                  : malloc(pk->props.raw_len + 5);
         if (x.props)
-            x.props_len = mqo_props_filter(pk->props.raw, pk->props.raw_len,
-                                           MQO_PROP_TOPIC_ALIAS, x.props);
+            x.props_len = delivered_props(pk->props.raw, pk->props.raw_len, x.props);
         else
             r = MQO_PT_NOMEM;
     }
