@@ -219,7 +219,7 @@ size_t hb_connect(uint8_t *out, uint8_t version, const char *cid, int clean, uin
                   const char *user, uint32_t session_expiry, int recv_max)
 {
     uint8_t b[512];
-    size_t n = put_str(b, "MQTT", 4);
+    size_t n = version == MQO_MQTT_V31 ? put_str(b, "MQIsdp", 6) : put_str(b, "MQTT", 4);
     b[n++] = version;
     b[n++] = (uint8_t)((clean ? 0x02 : 0) | (user ? 0x80 : 0));
     b[n++] = (uint8_t)(keepalive >> 8);
@@ -928,7 +928,7 @@ static void b_handle(struct harness *h, int i, const struct mqo_pkt *pk)
         n = 0;
         out[n++] = 0x20;
         out[n++] = cl->b_version == 5 ? 3 : 2;
-        out[n++] = (uint8_t)present;
+        out[n++] = cl->b_version == 3 ? 0 : (uint8_t)present; /* MQTT 3.1: no such flag */
         out[n++] = 0;
         if (cl->b_version == 5)
             out[n++] = 0;

@@ -785,6 +785,36 @@ static void test_bridge_implied_no_local(void **s)
     done(h);
 }
 
+/* MQTT 3.1 has no session-present flag: a resumed persistent session keeps the
+ * subscriptions the engine knew (held: the broker delivers), it is not taken for a new one. */
+static void test_v31_resumed_session(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V311, "p31", 1, 60));
+    int c = h_open(h);
+    assert_true(h_connect(h, c, MQO_MQTT_V31, "v31", 0, 60));
+    /* it may have resumed a session from before the engine saw it: unknown */
+    assert_int_equal(st(h)->blind_sessions, 1);
+    assert_int_equal(h_subscribe(h, c, "t31", 0, 0), 0);
+    h_close(h, c);
+    int c2 = h_open(h);
+    assert_true(h_connect(h, c2, MQO_MQTT_V31, "v31", 0, 60));
+    h_publish(h, p, "t31", "after-resume", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, c2, "t31"), 1);
+    /* a 3.1 client id the engine never saw, resuming: its subscriptions are unknown */
+    int c3 = h_open(h);
+    assert_true(h_connect(h, c3, MQO_MQTT_V31, "never-seen", 0, 60));
+    assert_int_equal(st(h)->blind_sessions, 2);
+    /* a clean 3.1 connect ends what the broker held */
+    h_close(h, c3);
+    int c4 = h_open(h);
+    assert_true(h_connect(h, c4, MQO_MQTT_V31, "never-seen", 1, 60));
+    assert_int_equal(st(h)->blind_sessions, 1);
+    done(h);
+}
+
 static void test_backpressure_room(void **s)
 {
     struct harness *h = mk(NULL);
@@ -1022,6 +1052,7 @@ int main(void)
         cmocka_unit_test(test_pubrec_for_offload_delivery),
         cmocka_unit_test(test_puback_reason_own_no_local),
         cmocka_unit_test(test_bridge_implied_no_local),
+        cmocka_unit_test(test_v31_resumed_session),
         cmocka_unit_test(test_backpressure_room),
         cmocka_unit_test(test_receive_maximum_shared),
         cmocka_unit_test(test_streaming_large_packets),
