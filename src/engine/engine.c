@@ -580,16 +580,24 @@ void mqo_engine_free(struct mqo_engine *e)
 
 /* Client-side identifier for the broker's identifier b (reusing b when free). 0 when the
  * space is exhausted. */
+/* Client-side identifiers follow Mosquitto's: one sequence (last + 1) over every QoS > 0
+ * PUBLISH the client gets, the broker's and the offload's, so the client sees the identifiers
+ * it would see without the offload. Until the offload delivers its first QoS 1 message to the
+ * client the broker's identifiers go through unchanged and set where the sequence is (a
+ * resumed session continues the broker's); from then on each new broker PUBLISH takes the next
+ * one. 0 when the space is exhausted. */
 static uint16_t pid_for_broker(struct mqo_conn *c, uint16_t b)
 {
     uint64_t v;
     if (mqo_map_get(&c->bpid, b, &v))
         return (uint16_t)v;
     uint16_t cp = b;
-    if (mqo_map_get(&c->cpid, cp, NULL)) {
+    if (c->eng_pids || mqo_map_get(&c->cpid, cp, NULL)) {
         cp = eng_pid_alloc(c);
         if (!cp)
             return 0;
+    } else {
+        c->pid_cursor = (uint16_t)(b + 1) ? (uint16_t)(b + 1) : 1;
     }
     if (mqo_map_put(&c->cpid, cp, PID_BROKER | b) || mqo_map_put(&c->bpid, b, cp)) {
         mqo_map_del(&c->cpid, cp);

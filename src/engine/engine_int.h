@@ -100,7 +100,8 @@ struct mqo_conn {
     uint16_t recv_max;          /* v5 client's Receive Maximum (0: v3, none) */
     uint16_t eng_inflight;      /* offload QoS 1 deliveries unacknowledged */
     uint16_t broker_inflight;   /* broker QoS 1/2 PUBLISHes not completed by the client */
-    uint16_t pid_cursor;
+    uint16_t pid_cursor;  /* next client-side packet identifier (Mosquitto's last_mid + 1) */
+    uint8_t eng_pids;     /* the offload has numbered deliveries to this client */
     enum mqo_pt_reason last_reason;
     uint8_t *cid;
     uint16_t cid_len;

@@ -322,6 +322,7 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
         if (pe->qos) {
             o.pid_off = own[i] ? own_off[i] : var_off[v5][pe->qos];
             o.pid = eng_pid_alloc(pe->c);
+            pe->c->eng_pids = 1;
             mqo_map_put(&pe->c->cpid, o.pid, PID_ENGINE);
             pe->c->eng_inflight++;
             e->st.deliveries_qos1++;

@@ -815,6 +815,27 @@ static void test_v31_resumed_session(void **s)
     done(h);
 }
 
+/* The client sees the packet identifiers Mosquitto would give: one sequence over the
+ * broker's deliveries and the offload's. */
+static void test_packet_ids_one_sequence(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "seq", 2);
+    h_publish(h, 0, "seq", "a", 1, 0); /* offloaded */
+    h_run(h);
+    h_publish(h, 0, "seq", "b", 2, 0); /* QoS 2: the broker's */
+    h_run(h);
+    h_publish(h, 0, "seq", "c", 1, 0); /* offloaded */
+    h_run(h);
+    h_publish(h, 0, "seq", "d", 2, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "seq"), 4);
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(h_pub(h, 1, (size_t)k)->pid, k + 1);
+    assert_int_equal(st(h)->consumed, 2);
+    done(h);
+}
+
 static void test_backpressure_room(void **s)
 {
     struct harness *h = mk(NULL);
@@ -1053,6 +1074,7 @@ int main(void)
         cmocka_unit_test(test_puback_reason_own_no_local),
         cmocka_unit_test(test_bridge_implied_no_local),
         cmocka_unit_test(test_v31_resumed_session),
+        cmocka_unit_test(test_packet_ids_one_sequence),
         cmocka_unit_test(test_backpressure_room),
         cmocka_unit_test(test_receive_maximum_shared),
         cmocka_unit_test(test_streaming_large_packets),
