@@ -16,90 +16,17 @@
 #include <unistd.h>
 
 #include "conf/mosqconf.h"
+#include "helper_memfs.h"
 
-/* ---- an in-memory file system ---- */
-
-struct mfile {
-    char path[128];
-    char *data;
-    size_t len;
-    int dir;
-};
-static struct mfile mfs[64];
-static size_t n_mfs;
-
-static void fs_reset(void)
-{
-    for (size_t i = 0; i < n_mfs; i++)
-        free(mfs[i].data);
-    n_mfs = 0;
-}
-
-static void fs_add_bin(const char *path, const void *data, size_t len)
-{
-    assert_true(n_mfs < sizeof mfs / sizeof mfs[0]);
-    struct mfile *f = &mfs[n_mfs++];
-    snprintf(f->path, sizeof f->path, "%s", path);
-    f->data = malloc(len + 1);
-    assert_non_null(f->data);
-    memcpy(f->data, data, len);
-    f->len = len;
-    f->dir = 0;
-}
-
+/* the in-memory file system (helper_memfs.c) under the names used here */
+#define fs_reset memfs_reset
+#define fs_add_bin memfs_add
+#define fs_dir memfs_dir
 static void fs_add(const char *path, const char *text)
 {
-    fs_add_bin(path, text, strlen(text));
+    memfs_add(path, text, strlen(text));
 }
 
-static void fs_dir(const char *path)
-{
-    fs_add_bin(path, "", 0);
-    mfs[n_mfs - 1].dir = 1;
-}
-
-static int m_read(void *ctx, const char *path, char **data, size_t *len)
-{
-    for (size_t i = 0; i < n_mfs; i++) {
-        if (strcmp(mfs[i].path, path))
-            continue;
-        if (mfs[i].dir)
-            return -EISDIR;
-        *data = malloc(mfs[i].len + 1);
-        if (!*data)
-            return -ENOMEM;
-        memcpy(*data, mfs[i].data, mfs[i].len);
-        *len = mfs[i].len;
-        return 0;
-    }
-    return -ENOENT;
-}
-
-static int m_list(void *ctx, const char *dir, char ***names, size_t *n)
-{
-    size_t dl = strlen(dir), k = 0;
-    int found = 0;
-    char **v = calloc(n_mfs + 1, sizeof *v);
-    assert_non_null(v);
-    for (size_t i = 0; i < n_mfs; i++) {
-        if (!strcmp(mfs[i].path, dir) && mfs[i].dir)
-            found = 1;
-        if (!strncmp(mfs[i].path, dir, dl) && mfs[i].path[dl] == '/' &&
-            !strchr(mfs[i].path + dl + 1, '/'))
-            v[k++] = strdup(mfs[i].path + dl + 1);
-    }
-    if (!found) {
-        for (size_t i = 0; i < k; i++)
-            free(v[i]);
-        free(v);
-        return -ENOENT;
-    }
-    *names = v;
-    *n = k;
-    return 0;
-}
-
-static const struct mqo_mosqconf_fs memfs = {m_read, m_list, NULL};
 static const struct mqo_mosqconf_opts mopts = {&memfs, "host"};
 
 static char err[1024];
