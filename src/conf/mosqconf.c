@@ -1180,13 +1180,6 @@ static int h_ws_headers(struct ps *ps, struct pf *f, char *name, size_t arg)
     return rc;
 }
 
-static int h_user(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    free(ps->c->user); /* the broker frees it first: no "Duplicate" */
-    ps->c->user = NULL;
-    return p_str(ps, f, name, &ps->c->user);
-}
-
 static int parse_file(struct ps *ps, const char *path, int level, struct mqo_mosqconf_loc from);
 
 /* scmp_p() of the broker: case-insensitive first, then upper before lower, bytes as signed
@@ -1598,7 +1591,7 @@ static const struct opt opts[] = {
     {"set_tcp_nodelay", h_g_bool, G(set_tcp_nodelay)},
     {"sys_interval", h_sys_interval, 0},
     {"pid_file", h_g_str, G(pid_file)},
-    {"user", h_user, 0},
+    {"user", h_g_str, G(user)}, /* the broker frees the old value but keeps the pointer: a second `user` is a "Duplicate" */
     {"log_dest", h_log_dest, 0},
     {"log_facility", h_log_facility, 0},
     {"log_timestamp", h_g_bool, G(log_timestamp)},
@@ -1700,14 +1693,18 @@ static int parse_file(struct ps *ps, const char *path, int level, struct mqo_mos
     rc = ps->fs.read(ps->fs.ctx, path, &data, &len);
     if (rc == -ENOMEM)
         return rc;
-    if (rc == -EISDIR)
-        rc = fail_at(ps, whole, "Config file %s is a directory.", path);
-    else if (rc == -EFBIG)
-        rc = fail_at(ps, whole, "larger than %u bytes: mqoff refuses it", MAX_FILE);
-    else if (rc) {
+    if (rc) {
+        /* an included file the broker cannot read is reported at its include_dir line */
+        struct mqo_mosqconf_loc at = level ? from : whole;
         int e = rc;
-        fail_at(ps, whole, "Unable to open config file %s (%s).", path, strerror(-e));
-        rc = level == 0 ? e : -EINVAL; /* the main file: its errno, as documented */
+        if (e == -EISDIR)
+            fail_at(ps, at, "Config file %s is a directory.", path);
+        else if (e == -EFBIG)
+            fail_at(ps, at, "Config file %s is larger than %u bytes: mqoff refuses it", path, MAX_FILE);
+        else
+            fail_at(ps, at, "Unable to open config file %s (%s).", path, strerror(-e));
+        free(data);
+        return level == 0 && e != -EISDIR && e != -EFBIG ? e : -EINVAL; /* main file: errno */
     }
     struct rd r = {.d = data, .n = len, .buflen = 1000};
     while (rc == 0) {

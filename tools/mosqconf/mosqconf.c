@@ -4,6 +4,9 @@
  *
  *   mqoff-mosqconf FILE               exit 0: accepted, 1: refused (the reason on stderr)
  *   mqoff-mosqconf FILE ADDR:PORT     plus the policy for that listener (exit 3: none matches)
+ *   mqoff-mosqconf FILE ADDR:PORT TOPIC...
+ *                                     plus "broker-only TOPIC: yes|no" for a PUBLISH to each
+ *                                     TOPIC by a client of that listener (bridges)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,8 +36,8 @@ static int split_addr(char *s, char **addr, unsigned *port)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argc > 3 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: mqoff-mosqconf FILE [ADDR:PORT]\n");
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fprintf(stderr, "usage: mqoff-mosqconf FILE [ADDR:PORT [TOPIC...]]\n");
         return 2;
     }
     char err[1024];
@@ -47,7 +50,7 @@ int main(int argc, char **argv)
     printf("accepted: %s (%zu files, %zu listeners, %zu bridges)\n", argv[1], c->n_files,
            c->n_listeners, c->n_bridges);
     int ret = 0;
-    if (argc == 3) {
+    if (argc >= 3) {
         char *addr;
         unsigned port;
         if (split_addr(argv[2], &addr, &port)) {
@@ -68,6 +71,11 @@ int main(int argc, char **argv)
                 fputs(b, stdout);
                 free(b);
             }
+            for (int i = 3; i < argc; i++)
+                printf("broker-only %s: %s\n", argv[i],
+                       mqo_mosqpolicy_broker_only(p, (const uint8_t *)argv[i], strlen(argv[i]))
+                           ? "yes"
+                           : "no");
             mqo_mosqpolicy_free(p);
         }
     }
