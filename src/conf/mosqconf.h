@@ -218,7 +218,9 @@ struct mqo_mosqpolicy {
     int allow_anonymous;
     int allow_zero_length_clientid;
     const char *auto_id_prefix; /* "" when the broker uses none */
-    int use_username_as_clientid; /* the client id the broker (and its ACL %c) uses is the username */
+    /* The client id the broker (and its ACL %c) uses is the username; a client without one
+     * is refused whatever allow_anonymous says. */
+    int use_username_as_clientid;
     size_t n_plugins;             /* plugins deciding for these clients (offload is then 0) */
 
     /* Limits (0 = none where the broker has none). */
