@@ -43,7 +43,7 @@ if [ ! -x "$CONFTOOL" ]; then
 fi
 D=$(mktemp -d /tmp/mqoff-mosqconf.XXXXXX)
 chmod 755 "$D"
-HOST=$(hostname)
+HOST=$(uname -n) # what gethostname() returns, as the broker names bridges
 
 # ---- the files: NAME|printf format; @D@ is the temp directory, @H@ the host name ----
 mkdir -p "$D/inc1" "$D/inc2" "$D/inc3" "$D/inc4" "$D/inc5/dir.conf"
