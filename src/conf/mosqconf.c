@@ -163,7 +163,7 @@ struct pf { /* per file, as the broker's locals of config__read_file_core() */
     int level;
     long cur_listener; /* -1: the default listener */
     long cur_bridge;   /* -1: none */
-    long plug_sec;     /* security set of the current plugin: SEC_*, listener index; LONG_MIN: none */
+    long plug_sec;     /* the current plugin's security set (SEC_*, a listener); LONG_MIN: none */
     size_t plug_idx;
     int kpass_seen;    /* the broker's tls_engine_kpass_sha1 temporary is never reset */
     unsigned stale;    /* STALE_*: an include_dir added to the array the broker points into */
@@ -246,7 +246,8 @@ int mqo_mosqconf_note_add(struct mqo_mosqconf_finding **v, size_t *n, int all,
     return 0;
 }
 
-#define NOTE(ps, at, ...) mqo_mosqconf_note_add(&(ps)->c->notes, &(ps)->c->n_notes, 0, at, __VA_ARGS__)
+#define NOTE(ps, at, ...) \
+    mqo_mosqconf_note_add(&(ps)->c->notes, &(ps)->c->n_notes, 0, at, __VA_ARGS__)
 
 /* ---- value syntax, as conf__parse_*() ---- */
 
@@ -598,6 +599,10 @@ typedef int (*handler)(struct ps *ps, struct pf *f, char *name, size_t arg);
 
 /* Offsets let one handler serve options of one shape. */
 #define OFF(type, field) offsetof(type, field)
+#define G(f) OFF(struct mqo_mosqconf, f)
+#define L(f) OFF(struct mqo_mosqconf_listener, f)
+#define BR(f) OFF(struct mqo_mosqconf_bridge, f)
+#define S(f) OFF(struct mqo_mosqconf_security, f)
 #define FIELD(base, off, type) ((type *)((char *)(base) + (off)))
 
 static int h_g_bool(struct ps *ps, struct pf *f, char *name, size_t off)
@@ -608,25 +613,6 @@ static int h_g_bool(struct ps *ps, struct pf *f, char *name, size_t off)
 static int h_g_str(struct ps *ps, struct pf *f, char *name, size_t off)
 {
     return p_str(ps, f, name, FIELD(ps->c, off, char *));
-}
-
-/* An int that the broker clamps at 0 (negative means 0). */
-static int h_g_clamp0_int(struct ps *ps, struct pf *f, char *name, size_t off)
-{
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc == 0)
-        *FIELD(ps->c, off, int) = v < 0 ? 0 : v;
-    return rc;
-}
-
-static int h_g_clamp0_size(struct ps *ps, struct pf *f, char *name, size_t off)
-{
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc == 0)
-        *FIELD(ps->c, off, size_t) = v < 0 ? 0 : (size_t)v;
-    return rc;
 }
 
 static int h_l_str(struct ps *ps, struct pf *f, char *name, size_t off)
@@ -691,18 +677,138 @@ static int h_b_psk(struct ps *ps, struct pf *f, char *name, size_t off)
     return p_str(ps, f, name, FIELD(b, off, char *));
 }
 
-/* Bridge ints the broker raises to a minimum (idle_timeout, threshold: 1). */
-static int h_b_min_int(struct ps *ps, struct pf *f, char *name, size_t off)
+/* Integer options: atoi() of the next word, then the broker's range rule: below lo it either
+ * refuses the file or raises the value to lo (lo_clamps); above hi it refuses it. */
+enum { W_NONE, W_GLOBAL, W_LISTENER, W_BRIDGE };
+enum { T_INT, T_U8, T_U16, T_U32, T_SIZE };
+struct ispec {
+    unsigned char where, type, lo_clamps;
+    size_t off;
+    long lo, hi;
+};
+enum {
+    I_MAX_QOS, I_MAX_TOPIC_ALIAS, I_MAX_KEEPALIVE, I_MAX_PACKET_SIZE, I_MESSAGE_SIZE_LIMIT,
+    I_SYS_INTERVAL, I_WS_HEADERS, I_WS_LOG_LEVEL, I_LOG_FACILITY, I_MAX_INFLIGHT_BYTES,
+    I_MAX_QUEUED_MESSAGES, I_MAX_QUEUED_BYTES, I_AUTOSAVE, I_B_MAX_PACKET, I_B_KEEPALIVE,
+    I_B_IDLE, I_B_THRESHOLD,
+};
+static const struct ispec ispecs[] = {
+    [I_MAX_QOS] = {W_LISTENER, T_U8, 0, L(max_qos), 0, 2},
+    [I_MAX_TOPIC_ALIAS] = {W_LISTENER, T_U16, 0,
+                           L(max_topic_alias), 0, 65535},
+    [I_MAX_KEEPALIVE] = {W_GLOBAL, T_U16, 0, G(max_keepalive), 10, 65535},
+    [I_MAX_PACKET_SIZE] = {W_GLOBAL, T_U32, 0, G(max_packet_size), 20,
+                           INT_MAX},
+    [I_MESSAGE_SIZE_LIMIT] = {W_GLOBAL, T_U32, 0, G(message_size_limit),
+                              0, 268435455},
+    [I_SYS_INTERVAL] = {W_GLOBAL, T_INT, 0, G(sys_interval), 0, 65535},
+    [I_WS_HEADERS] = {W_NONE, T_INT, 0, 0, 0, 65535},
+    [I_WS_LOG_LEVEL] = {W_NONE, T_INT, 0, 0, INT_MIN, INT_MAX},
+    [I_LOG_FACILITY] = {W_NONE, T_INT, 0, 0, 0, 7},
+    [I_MAX_INFLIGHT_BYTES] = {W_GLOBAL, T_SIZE, 1, G(max_inflight_bytes),
+                              0, INT_MAX},
+    [I_MAX_QUEUED_MESSAGES] = {W_GLOBAL, T_INT, 1,
+                               G(max_queued_messages), 0, INT_MAX},
+    [I_MAX_QUEUED_BYTES] = {W_GLOBAL, T_SIZE, 1, G(max_queued_bytes), 0,
+                            INT_MAX},
+    [I_AUTOSAVE] = {W_GLOBAL, T_INT, 1, G(autosave_interval), 0, INT_MAX},
+    [I_B_MAX_PACKET] = {W_BRIDGE, T_U32, 1, BR(maximum_packet_size),
+                        0, INT_MAX},
+    [I_B_KEEPALIVE] = {W_BRIDGE, T_INT, 1, BR(keepalive), 5, 65535},
+    [I_B_IDLE] = {W_BRIDGE, T_INT, 1, BR(idle_timeout), 1, INT_MAX},
+    [I_B_THRESHOLD] = {W_BRIDGE, T_INT, 1, BR(threshold), 1, INT_MAX},
+};
+
+static int h_int(struct ps *ps, struct pf *f, char *name, size_t which)
 {
-    struct mqo_mosqconf_bridge *b;
-    int brc = need_bridge(ps, f, &b);
-    if (brc)
-        return brc;
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc == 0)
-        *FIELD(b, off, int) = v < 1 ? 1 : v;
-    return rc;
+    const struct ispec *sp = &ispecs[which];
+    void *base = ps->c;
+    int v = 0, rc;
+    if (sp->where == W_BRIDGE) { /* the broker wants a bridge before it reads the value */
+        struct mqo_mosqconf_bridge *b;
+        if ((rc = need_bridge(ps, f, &b)))
+            return rc;
+        base = b;
+    }
+    if ((rc = p_int(ps, f, name, &v)))
+        return rc;
+    long x = v;
+    if (x < sp->lo && !sp->lo_clamps)
+        return fail(ps, f, "Invalid %s value (%d).", name, v);
+    if (x < sp->lo)
+        x = sp->lo;
+    if (x > sp->hi)
+        return fail(ps, f, "Invalid %s value (%d).", name, v);
+    if (sp->where == W_LISTENER && !(base = lst(ps, f)))
+        return -ENOMEM;
+    void *dst = (char *)base + sp->off;
+    switch (sp->where == W_NONE ? -1 : sp->type) {
+    case T_INT: *(int *)dst = (int)x; break;
+    case T_U8: *(uint8_t *)dst = (uint8_t)x; break;
+    case T_U16: *(uint16_t *)dst = (uint16_t)x; break;
+    case T_U32: *(uint32_t *)dst = (uint32_t)x; break;
+    case T_SIZE: *(size_t *)dst = (size_t)x; break;
+    default: break;
+    }
+    return 0;
+}
+
+/* Keyword options: the next word (or, `whole`, the rest of the line exactly) must be one of
+ * the words; an empty value is refused, or only logged by the broker (`empty_ok`). */
+struct kword {
+    const char *w;
+    int v;
+};
+struct kspec {
+    unsigned char where, whole, empty_ok;
+    size_t off; /* an int (or int-sized enum) field of the listener or bridge */
+    const struct kword *kw;
+};
+static const struct kword kw_protocol[] = {
+    {"mqtt", MQO_MOSQCONF_MQTT}, {"websockets", MQO_MOSQCONF_WEBSOCKETS}, {NULL, 0}};
+static const struct kword kw_domain[] = {{"ipv4", 4}, {"ipv6", 6}, {NULL, 0}};
+static const struct kword kw_start[] = {{"automatic", 0}, {"lazy", 1}, {"once", 2}, {NULL, 0}};
+static const struct kword kw_version[] = {
+    {"mqttv31", 3}, {"mqttv311", 4}, {"mqttv50", 5}, {NULL, 0}};
+static const struct kword kw_log_type[] = {
+    {"none", 0},      {"information", 0}, {"notice", 0},   {"warning", 0},
+    {"error", 0},     {"debug", 0},       {"subscribe", 0}, {"unsubscribe", 0},
+    {"internal", 0},  {"websockets", 0},  {"all", 0},      {NULL, 0}};
+enum { K_PROTOCOL, K_DOMAIN, K_START, K_VERSION, K_LOG_TYPE };
+static const struct kspec kspecs[] = {
+    [K_PROTOCOL] = {W_LISTENER, 0, 1, L(protocol), kw_protocol},
+    [K_DOMAIN] = {W_LISTENER, 0, 0, L(socket_domain), kw_domain},
+    [K_START] = {W_BRIDGE, 0, 0, BR(start_type), kw_start},
+    [K_VERSION] = {W_BRIDGE, 1, 0, BR(protocol_version), kw_version},
+    [K_LOG_TYPE] = {W_NONE, 0, 1, 0, kw_log_type},
+};
+
+static int h_kw(struct ps *ps, struct pf *f, char *name, size_t which)
+{
+    const struct kspec *k = &kspecs[which];
+    void *base = NULL;
+    int rc;
+    if (k->where == W_BRIDGE) {
+        struct mqo_mosqconf_bridge *b;
+        if ((rc = need_bridge(ps, f, &b)))
+            return rc;
+        base = b;
+    }
+    char *t = k->whole ? rest(f) : tok(f);
+    if (!t && k->empty_ok)
+        return NOTE(ps, here(f), "empty %s value: the broker logs an error and ignores it", name);
+    if (!t)
+        return fail(ps, f, "Empty %s value in configuration.", name);
+    for (const struct kword *w = k->kw; w->w; w++) {
+        if (strcmp(t, w->w))
+            continue;
+        if (k->where == W_LISTENER && !(base = lst(ps, f)))
+            return -ENOMEM;
+        if (base)
+            *(int *)((char *)base + k->off) = w->v;
+        return 0;
+    }
+    return fail(ps, f, "Invalid %s value (%s).", name, t);
 }
 
 /* Security strings: acl_file, password_file, psk_file, auto_id_prefix. */
@@ -805,13 +911,6 @@ static int h_deny_special(struct ps *ps, struct pf *f, char *name, size_t arg)
     return p_bool(ps, f, name, &p->deny_special_chars);
 }
 
-static int h_allow_anonymous(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    long which;
-    int rc = cur_sec(ps, f, &which);
-    return rc ? rc : p_bool(ps, f, name, &sec_of(ps, which)->allow_anonymous);
-}
-
 static int h_port(struct ps *ps, struct pf *f, char *name, size_t arg)
 {
     ps->c->local_only = 0;
@@ -900,80 +999,17 @@ static int h_mount_point(struct ps *ps, struct pf *f, char *name, size_t arg)
     return 0;
 }
 
-static int h_protocol(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    char *t = tok(f);
-    if (!t) /* the broker logs an error and goes on */
-        return NOTE(ps, here(f), "empty protocol value: the broker logs an error and ignores it");
-    struct mqo_mosqconf_listener *l = lst(ps, f);
-    if (!l)
-        return -ENOMEM;
-    if (!strcmp(t, "mqtt"))
-        l->protocol = MQO_MOSQCONF_MQTT;
-    else if (!strcmp(t, "websockets"))
-        l->protocol = MQO_MOSQCONF_WEBSOCKETS;
-    else
-        return fail(ps, f, "Invalid protocol value (%s).", t);
-    return 0;
-}
-
 static int h_max_connections(struct ps *ps, struct pf *f, char *name, size_t arg)
 {
     char *t = tok(f);
     if (!t)
-        return NOTE(ps, here(f), "empty max_connections value: the broker logs an error and ignores it");
+        return NOTE(ps, here(f),
+                    "empty max_connections value: the broker logs an error and ignores it");
     struct mqo_mosqconf_listener *l = lst(ps, f);
     if (!l)
         return -ENOMEM;
     int v = c_atoi(t);
     l->max_connections = v < 0 ? -1 : v;
-    return 0;
-}
-
-static int h_max_qos(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc)
-        return rc;
-    if (v < 0 || v > 2)
-        return fail(ps, f, "max_qos must be between 0 and 2 inclusive.");
-    struct mqo_mosqconf_listener *l = lst(ps, f);
-    if (!l)
-        return -ENOMEM;
-    l->max_qos = (uint8_t)v;
-    return 0;
-}
-
-static int h_max_topic_alias(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    char *t = tok(f);
-    if (!t)
-        return fail(ps, f, "Empty max_topic_alias value in configuration.");
-    int v = c_atoi(t);
-    if (v < 0 || v > 65535)
-        return fail(ps, f, "Invalid max_topic_alias value in configuration.");
-    struct mqo_mosqconf_listener *l = lst(ps, f);
-    if (!l)
-        return -ENOMEM;
-    l->max_topic_alias = (uint16_t)v;
-    return 0;
-}
-
-static int h_socket_domain(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    char *t = tok(f);
-    if (!t)
-        return fail(ps, f, "Empty socket_domain value in configuration.");
-    struct mqo_mosqconf_listener *l = lst(ps, f);
-    if (!l)
-        return -ENOMEM;
-    if (!strcmp(t, "ipv4"))
-        l->socket_domain = 4;
-    else if (!strcmp(t, "ipv6"))
-        l->socket_domain = 6;
-    else
-        return fail(ps, f, "Invalid socket_domain value \"%s\" in configuration.", t);
     return 0;
 }
 
@@ -1030,32 +1066,10 @@ static int h_log_dest(struct ps *ps, struct pf *f, char *name, size_t arg)
     return (ps->c->log_file = strdup(v)) ? 0 : -ENOMEM;
 }
 
-static int h_log_facility(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc == 0 && (v < 0 || v > 7))
-        return fail(ps, f, "Invalid log_facility value (%d).", v);
-    return rc;
-}
-
-static int h_log_type(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    char *t = tok(f);
-    if (!t)
-        return NOTE(ps, here(f), "empty log_type value: the broker logs an error and ignores it");
-    static const char *const types[] = {"none",     "information", "notice",   "warning",
-                                        "error",    "debug",       "subscribe", "unsubscribe",
-                                        "internal", "websockets",  "all"};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcmp(t, types[i]))
-            return 0;
-    return fail(ps, f, "Invalid log_type value (%s).", t);
-}
-
 static int h_ignore_value(struct ps *ps, struct pf *f, char *name, size_t arg)
 {
-    return NOTE(ps, here(f), "%s: no longer available in Mosquitto 2.0, the broker ignores it", name);
+    return NOTE(ps, here(f), "%s: no longer available in Mosquitto 2.0, the broker ignores it",
+                name);
 }
 
 static int h_max_inflight_messages(struct ps *ps, struct pf *f, char *name, size_t arg)
@@ -1072,30 +1086,6 @@ static int h_max_inflight_messages(struct ps *ps, struct pf *f, char *name, size
     return 0;
 }
 
-static int h_max_keepalive(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc)
-        return rc;
-    if (v < 10 || v > 65535)
-        return fail(ps, f, "Invalid max_keepalive value (%d).", v);
-    ps->c->max_keepalive = (uint16_t)v;
-    return 0;
-}
-
-static int h_max_packet_size(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc)
-        return rc;
-    if (v < 20)
-        return fail(ps, f, "Invalid max_packet_size value (%d).", v);
-    ps->c->max_packet_size = (uint32_t)v;
-    return 0;
-}
-
 static int h_memory_limit(struct ps *ps, struct pf *f, char *name, size_t arg)
 {
     char *t = tok(f);
@@ -1105,19 +1095,6 @@ static int h_memory_limit(struct ps *ps, struct pf *f, char *name, size_t arg)
     if (v < 0)
         return fail(ps, f, "Invalid memory_limit value (%ld).", v);
     ps->c->memory_limit = v;
-    return 0;
-}
-
-static int h_message_size_limit(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc)
-        return rc;
-    uint32_t u = (uint32_t)v;
-    if (u > 268435455u)
-        return fail(ps, f, "Invalid message_size_limit value (%u).", u);
-    ps->c->message_size_limit = u;
     return 0;
 }
 
@@ -1134,7 +1111,8 @@ static int h_pce(struct ps *ps, struct pf *f, char *name, size_t arg)
     char *t = tok(f);
     if (!t)
         return NOTE(ps, here(f),
-                    "empty persistent_client_expiration value: the broker logs an error and ignores it");
+                    "empty persistent_client_expiration value: the broker logs an error and "
+                    "ignores it");
     int64_t mult;
     size_t n = strlen(t);
     switch (t[n - 1]) {
@@ -1151,33 +1129,6 @@ static int h_pce(struct ps *ps, struct pf *f, char *name, size_t arg)
         return fail(ps, f, "Invalid persistent_client_expiration duration in configuration.");
     ps->c->persistent_client_expiration = v;
     return 0;
-}
-
-static int h_sys_interval(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc)
-        return rc;
-    if (v < 0 || v > 65535)
-        return fail(ps, f, "Invalid sys_interval value (%d).", v);
-    ps->c->sys_interval = v;
-    return 0;
-}
-
-static int h_int_any(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    int v = 0;
-    return p_int(ps, f, name, &v);
-}
-
-static int h_ws_headers(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc == 0 && (v < 0 || v > 65535))
-        return fail(ps, f, "Websockets headers size must be between 0 and 65535 inclusive.");
-    return rc;
 }
 
 static int parse_file(struct ps *ps, const char *path, int level, struct mqo_mosqconf_loc from);
@@ -1320,55 +1271,6 @@ static int h_address(struct ps *ps, struct pf *f, char *name, size_t arg)
     return 0;
 }
 
-static int h_bridge_protocol_version(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    struct mqo_mosqconf_bridge *b;
-    int brc = need_bridge(ps, f, &b);
-    if (brc)
-        return brc;
-    char *t = rest(f); /* the rest of the line, exactly */
-    if (!t)
-        return fail(ps, f, "Empty bridge_protocol_version value in configuration.");
-    if (!strcmp(t, "mqttv31"))
-        b->protocol_version = 3;
-    else if (!strcmp(t, "mqttv311"))
-        b->protocol_version = 4;
-    else if (!strcmp(t, "mqttv50"))
-        b->protocol_version = 5;
-    else
-        return fail(ps, f, "Invalid bridge_protocol_version value (%s).", t);
-    return 0;
-}
-
-static int h_bridge_max_packet_size(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    struct mqo_mosqconf_bridge *b;
-    int brc = need_bridge(ps, f, &b);
-    if (brc)
-        return brc;
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc == 0)
-        b->maximum_packet_size = v < 0 ? 0 : (uint32_t)v;
-    return rc;
-}
-
-static int h_keepalive_interval(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    struct mqo_mosqconf_bridge *b;
-    int brc = need_bridge(ps, f, &b);
-    if (brc)
-        return brc;
-    int v = 0;
-    int rc = p_int(ps, f, name, &v);
-    if (rc)
-        return rc;
-    if (v > 65535)
-        return fail(ps, f, "Bridge keepalive value too high.");
-    b->keepalive = v < 5 ? 5 : v;
-    return 0;
-}
-
 static int h_restart_timeout(struct ps *ps, struct pf *f, char *name, size_t arg)
 {
     struct mqo_mosqconf_bridge *b;
@@ -1387,28 +1289,6 @@ static int h_restart_timeout(struct ps *ps, struct pf *f, char *name, size_t arg
         if (b->backoff_cap < b->backoff_base)
             return fail(ps, f, "backoff cap is lower than the base in restart_timeout.");
     }
-    return 0;
-}
-
-static int h_start_type(struct ps *ps, struct pf *f, char *name, size_t arg)
-{
-    struct mqo_mosqconf_bridge *b;
-    int brc = need_bridge(ps, f, &b);
-    if (brc)
-        return brc;
-    char *t = tok(f);
-    if (!t)
-        return fail(ps, f, "Empty start_type value in configuration.");
-    if (!strcmp(t, "automatic"))
-        b->start_type = 0;
-    else if (!strcmp(t, "lazy"))
-        b->start_type = 1;
-    else if (!strcmp(t, "once"))
-        b->start_type = 2;
-    else if (!strcmp(t, "manual"))
-        return fail(ps, f, "Manual start_type not supported.");
-    else
-        return fail(ps, f, "Invalid start_type value in configuration (%s).", t);
     return 0;
 }
 
@@ -1517,10 +1397,6 @@ struct opt {
     size_t arg;
 };
 
-#define G(f) OFF(struct mqo_mosqconf, f)
-#define L(f) OFF(struct mqo_mosqconf_listener, f)
-#define BR(f) OFF(struct mqo_mosqconf_bridge, f)
-#define S(f) OFF(struct mqo_mosqconf_security, f)
 
 static const struct opt opts[] = {
     /* security: global, or the current listener's with per_listener_settings */
@@ -1528,7 +1404,7 @@ static const struct opt opts[] = {
     {"password_file", h_s_str, S(password_file)},
     {"psk_file", h_s_str, S(psk_file)},
     {"auto_id_prefix", h_s_str, S(auto_id_prefix)},
-    {"allow_anonymous", h_allow_anonymous, 0},
+    {"allow_anonymous", h_s_bool, S(allow_anonymous)},
     {"allow_zero_length_clientid", h_s_bool, S(allow_zero_length_clientid)},
     {"auth_plugin", h_plugin, 0},
     {"plugin", h_plugin, 0},
@@ -1541,12 +1417,12 @@ static const struct opt opts[] = {
     {"bind_address", h_bind_address, 0},
     {"bind_interface", h_l_str, L(bind_interface)},
     {"mount_point", h_mount_point, 0},
-    {"protocol", h_protocol, 0},
+    {"protocol", h_kw, K_PROTOCOL},
     {"max_connections", h_max_connections, 0},
-    {"max_qos", h_max_qos, 0},
-    {"maximum_qos", h_max_qos, 0},
-    {"max_topic_alias", h_max_topic_alias, 0},
-    {"socket_domain", h_socket_domain, 0},
+    {"max_qos", h_int, I_MAX_QOS},
+    {"maximum_qos", h_int, I_MAX_QOS},
+    {"max_topic_alias", h_int, I_MAX_TOPIC_ALIAS},
+    {"socket_domain", h_kw, K_DOMAIN},
     {"use_username_as_clientid", h_l_bool, L(use_username_as_clientid)},
     {"http_dir", h_l_str, L(http_dir)},
     {"cafile", h_l_cert, L(cafile)},
@@ -1567,13 +1443,13 @@ static const struct opt opts[] = {
     {"use_subject_as_username", h_l_bool, L(use_subject_as_username)},
     /* broker-wide */
     {"include_dir", h_include_dir, 0},
-    {"message_size_limit", h_message_size_limit, 0},
-    {"max_packet_size", h_max_packet_size, 0},
+    {"message_size_limit", h_int, I_MESSAGE_SIZE_LIMIT},
+    {"max_packet_size", h_int, I_MAX_PACKET_SIZE},
     {"max_inflight_messages", h_max_inflight_messages, 0},
-    {"max_inflight_bytes", h_g_clamp0_size, G(max_inflight_bytes)},
-    {"max_queued_messages", h_g_clamp0_int, G(max_queued_messages)},
-    {"max_queued_bytes", h_g_clamp0_size, G(max_queued_bytes)},
-    {"max_keepalive", h_max_keepalive, 0},
+    {"max_inflight_bytes", h_int, I_MAX_INFLIGHT_BYTES},
+    {"max_queued_messages", h_int, I_MAX_QUEUED_MESSAGES},
+    {"max_queued_bytes", h_int, I_MAX_QUEUED_BYTES},
+    {"max_keepalive", h_int, I_MAX_KEEPALIVE},
     {"memory_limit", h_memory_limit, 0},
     {"queue_qos0_messages", h_g_bool, G(queue_qos0_messages)},
     {"upgrade_outgoing_qos", h_g_bool, G(upgrade_outgoing_qos)},
@@ -1584,22 +1460,23 @@ static const struct opt opts[] = {
     {"persistence_file", h_g_str, G(persistence_file)},
     {"persistence_location", h_g_str, G(persistence_location)},
     {"persistent_client_expiration", h_pce, 0},
-    {"autosave_interval", h_g_clamp0_int, G(autosave_interval)},
+    {"autosave_interval", h_int, I_AUTOSAVE},
     {"autosave_on_changes", h_g_bool, G(autosave_on_changes)},
     {"clientid_prefixes", h_g_str, G(clientid_prefixes)},
     {"connection_messages", h_g_bool, G(connection_messages)},
     {"set_tcp_nodelay", h_g_bool, G(set_tcp_nodelay)},
-    {"sys_interval", h_sys_interval, 0},
+    {"sys_interval", h_int, I_SYS_INTERVAL},
     {"pid_file", h_g_str, G(pid_file)},
-    {"user", h_g_str, G(user)}, /* the broker frees the old value but keeps the pointer: a second `user` is a "Duplicate" */
+    /* the broker frees an old `user` value but keeps the pointer: a second one is a "Duplicate" */
+    {"user", h_g_str, G(user)},
     {"log_dest", h_log_dest, 0},
-    {"log_facility", h_log_facility, 0},
+    {"log_facility", h_int, I_LOG_FACILITY},
     {"log_timestamp", h_g_bool, G(log_timestamp)},
     {"log_timestamp_format", h_g_str, G(log_timestamp_format)},
-    {"log_type", h_log_type, 0},
+    {"log_type", h_kw, K_LOG_TYPE},
     {"retry_interval", h_ignore_value, 0},
-    {"websockets_log_level", h_int_any, 0},
-    {"websockets_headers_size", h_ws_headers, 0},
+    {"websockets_log_level", h_int, I_WS_LOG_LEVEL},
+    {"websockets_headers_size", h_int, I_WS_HEADERS},
     /* bridges */
     {"connection", h_connection, 0},
     {"address", h_address, 0},
@@ -1618,8 +1495,8 @@ static const struct opt opts[] = {
     {"bridge_insecure", h_b_bool, BR(tls_insecure)},
     {"bridge_require_ocsp", h_b_bool, BR(tls_ocsp_required)},
     {"bridge_outgoing_retain", h_b_bool, BR(outgoing_retain)},
-    {"bridge_max_packet_size", h_bridge_max_packet_size, 0},
-    {"bridge_protocol_version", h_bridge_protocol_version, 0},
+    {"bridge_max_packet_size", h_int, I_B_MAX_PACKET},
+    {"bridge_protocol_version", h_kw, K_VERSION},
     {"clientid", h_b_str, BR(remote_clientid)},
     {"remote_clientid", h_b_str, BR(remote_clientid)},
     {"local_clientid", h_b_str, BR(local_clientid)},
@@ -1636,11 +1513,11 @@ static const struct opt opts[] = {
     {"notifications_local_only", h_b_bool, BR(notifications_local_only)},
     {"round_robin", h_b_bool, BR(round_robin)},
     {"try_private", h_b_bool, BR(try_private)},
-    {"idle_timeout", h_b_min_int, BR(idle_timeout)},
-    {"threshold", h_b_min_int, BR(threshold)},
-    {"keepalive_interval", h_keepalive_interval, 0},
+    {"idle_timeout", h_int, I_B_IDLE},
+    {"threshold", h_int, I_B_THRESHOLD},
+    {"keepalive_interval", h_int, I_B_KEEPALIVE},
     {"restart_timeout", h_restart_timeout, 0},
-    {"start_type", h_start_type, 0},
+    {"start_type", h_kw, K_START},
 };
 
 static int process_line(struct ps *ps, struct pf *f)
@@ -1700,7 +1577,8 @@ static int parse_file(struct ps *ps, const char *path, int level, struct mqo_mos
         if (e == -EISDIR)
             fail_at(ps, at, "Config file %s is a directory.", path);
         else if (e == -EFBIG)
-            fail_at(ps, at, "Config file %s is larger than %u bytes: mqoff refuses it", path, MAX_FILE);
+            fail_at(ps, at, "Config file %s is larger than %u bytes: mqoff refuses it", path,
+                    MAX_FILE);
         else
             fail_at(ps, at, "Unable to open config file %s (%s).", path, strerror(-e));
         free(data);

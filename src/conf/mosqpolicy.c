@@ -428,7 +428,8 @@ static int evaluate(const struct mqo_mosqconf *c, struct mqo_mosqpolicy *p, size
         if (i == idx)
             continue;
         const struct mqo_mosqconf_listener *o = &c->listeners[i];
-        const struct mqo_mosqconf_listener **no = realloc(p->others, (p->n_others + 1) * sizeof *no);
+        const struct mqo_mosqconf_listener **no =
+            realloc(p->others, (p->n_others + 1) * sizeof *no);
         if (!no)
             return -ENOMEM;
         p->others = no;
@@ -437,8 +438,8 @@ static int evaluate(const struct mqo_mosqconf *c, struct mqo_mosqpolicy *p, size
         rc = FIND(p, 0, o->at, "listener %s%s is another way into the broker", nm, origin_name(o));
         for (size_t j = 0; !rc && c->per_listener_settings && j < o->sec.n_plugins; j++)
             rc = FIND(p, 0, o->sec.plugins[j].at,
-                      "plugin %s applies to the clients of listener %s only", o->sec.plugins[j].path,
-                      nm);
+                      "plugin %s applies to the clients of listener %s only",
+                      o->sec.plugins[j].path, nm);
     }
     /* bridges */
     for (size_t i = 0; !rc && i < c->n_bridges; i++) {
@@ -465,7 +466,8 @@ int mqo_mosqconf_evaluate(const struct mqo_mosqconf *c, const char *addr, uint16
     uint8_t a[16];
     if (!mqo_mosqconf_numeric_host(addr, &fam, a)) {
         if (errlen)
-            snprintf(err, errlen, "broker address '%s' is not a numeric IPv4 or IPv6 address", addr);
+            snprintf(err, errlen, "broker address '%s' is not a numeric IPv4 or IPv6 address",
+                     addr);
         return -EINVAL;
     }
     size_t best = SIZE_MAX, by_name = SIZE_MAX, n_names = 0;
@@ -526,7 +528,8 @@ static void sbf(struct sb *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int k = vsnprintf(s->n < s->len ? s->b + s->n : NULL, s->n < s->len ? s->len - s->n : 0, fmt, ap);
+    int room = s->n < s->len;
+    int k = vsnprintf(room ? s->b + s->n : NULL, room ? s->len - s->n : 0, fmt, ap);
     va_end(ap);
     if (k > 0)
         s->n += (size_t)k;
