@@ -252,11 +252,11 @@ struct mqo_mosqpolicy {
 };
 
 /* Evaluates c for mqoff forwarding to the broker at addr (a numeric IPv4/IPv6 address) and
- * port. The fronted listener is the first one on that port bound to addr, to all addresses
- * (of addr's family, per socket_domain), or to "localhost" for a loopback addr; failing those,
- * the only one on that port bound to a host name (with a note). Returns 0 and *out; -EINVAL
- * for an addr that is not numeric; -ENOENT when no listener matches (err lists them);
- * -ENOMEM. */
+ * port. The fronted listener is the first one on that port bound to addr ("localhost" counting
+ * as 127.0.0.1 and ::1), else the first bound to every address of addr's family (no address,
+ * per socket_domain; 0.0.0.0; ::), else the only one on that port bound to a host name (with a
+ * note). Returns 0 and *out; -EINVAL for an addr that is not numeric; -ENOENT when no
+ * listener matches (err lists them); -ENOMEM. */
 int mqo_mosqconf_evaluate(const struct mqo_mosqconf *c, const char *addr, uint16_t port,
                           struct mqo_mosqpolicy **out, char *err, size_t errlen);
 
