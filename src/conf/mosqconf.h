@@ -237,7 +237,9 @@ struct mqo_mosqpolicy {
 
     /* Topic filters, as this listener's clients write topics (mount point removed), that a
      * bridge subscribes to locally: a PUBLISH matching one must go to the broker. Ready for
-     * the engine's broker_only list; broker_only_from[i] names the bridge topic line. */
+     * the engine's broker_only list; broker_only_from[i] names the bridge topic line. Exact
+     * for topics not starting with '$'; filters that only match '$' topics (which the engine
+     * never offloads) are left out, with a note. */
     char **broker_only;
     const struct mqo_mosqconf_btopic **broker_only_from;
     size_t n_broker_only;

@@ -243,6 +243,16 @@ static int add_broker_only(struct mqo_mosqpolicy *p, const struct mqo_mosqconf_b
         return -ENOMEM;
     if (!cf)
         return 0;
+    if (cf[0] == '$') {
+        /* It matches only topics starting with '$', which the engine always passes through;
+         * as a filter string "$share/..." would even read as a shared subscription. */
+        int rc = FIND(p, 0, t->at,
+                      "bridge %s: '%s' only concerns topics starting with '$', which mqoff always "
+                      "leaves to the broker",
+                      bridge, t->local_topic);
+        free(cf);
+        return rc;
+    }
     for (size_t i = 0; i < p->n_broker_only; i++) {
         if (!strcmp(p->broker_only[i], cf)) {
             free(cf);

@@ -932,6 +932,16 @@ static void test_evaluate_bridges(void **state)
     assert_string_equal(p->broker_only[1], "c");
     mqo_mosqpolicy_free(p);
     mqo_mosqconf_free(c);
+    /* what is left under the mount point starts with '$': only '$' topics, left out */
+    c = load_ok("listener 1883\nmount_point a/b/\nconnection b\naddress h\n"
+                "topic +/b/$share/x out\ntopic a/b/$SYS/# out\ntopic a/b/c out\n");
+    p = eval_ok(c, "127.0.0.1", 1883);
+    assert_int_equal(p->n_broker_only, 1);
+    assert_string_equal(p->broker_only[0], "c");
+    assert_int_equal(p->n_broker_filters, 3);
+    assert_true(has_note(p->findings, p->n_findings, "only concerns topics starting with '$'"));
+    mqo_mosqpolicy_free(p);
+    mqo_mosqconf_free(c);
     /* a '$' mount point: a leading wildcard never matches it */
     c = load_ok("listener 1883\nmount_point $m/\nconnection b\naddress h\ntopic # out\n"
                 "topic $m/x out\n");
