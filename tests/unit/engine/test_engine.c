@@ -836,6 +836,56 @@ static void test_packet_ids_one_sequence(void **s)
     done(h);
 }
 
+/* A mount point: the broker prefixes topics and filters and delivers the prefixed topic; the
+ * offload does the same. Glued to the filter ("mp" + "+/x"), a wildcard becomes a literal that
+ * matches nothing, in the broker as here. */
+static void test_mount_point(void **s)
+{
+    for (int glued = 0; glued < 2; glued++) {
+        struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN,
+                                     .mount_point = glued ? "mp" : "mp/"};
+        struct harness *h = mk(&cfg);
+        snprintf(h->mount, sizeof h->mount, "%s", cfg.mount_point);
+        setup_fanout(h, 2, MQO_MQTT_V311, "a/b", 0);
+        int w = h_open(h);
+        assert_true(h_connect(h, w, MQO_MQTT_V311, "wild", 1, 60));
+        assert_int_equal(h_subscribe(h, w, "+/b", 0, 0), 0);
+        h_publish(h, 0, "a/b", "m", 0, 0);
+        h_run(h);
+        char want[32];
+        snprintf(want, sizeof want, "%sa/b", cfg.mount_point);
+        assert_int_equal(h_count_pub(h, 1, want), 1);
+        assert_int_equal(h_count_pub(h, 2, want), 1);
+        assert_int_equal(h_count_pub(h, w, want), glued ? 0 : 1);
+        assert_int_equal(st(h)->consumed, 1);
+        assert_int_equal(h->broker_publish_in, 0);
+        done(h);
+    }
+}
+
+/* Limits of the broker's configuration: what it would refuse goes to it. */
+static void test_broker_limits(void **s)
+{
+    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN, .message_size_limit = 10,
+                                 .broker_max_packet = 200, .max_qos = 1};
+    struct harness *h = mk(&cfg);
+    setup_fanout(h, 1, MQO_MQTT_V311, "lim", 1);
+    h_publish(h, 0, "lim", "0123456789", 0, 0); /* at the limit: offloaded */
+    h_publish(h, 0, "lim", "0123456789X", 0, 0); /* over: the broker's */
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_BROKER_LIMIT], 1);
+    done(h);
+    struct mqo_engine_cfg up = {.acl_mode = MQO_ACL_OPEN, .upgrade_outgoing_qos = 1};
+    h = mk(&up);
+    setup_fanout(h, 1, MQO_MQTT_V311, "up", 1);
+    h_publish(h, 0, "up", "x", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(h_pub(h, 1, 0)->qos, 1); /* upgraded to the subscription's QoS */
+    done(h);
+}
+
 static void test_backpressure_room(void **s)
 {
     struct harness *h = mk(NULL);
@@ -1075,6 +1125,8 @@ int main(void)
         cmocka_unit_test(test_bridge_implied_no_local),
         cmocka_unit_test(test_v31_resumed_session),
         cmocka_unit_test(test_packet_ids_one_sequence),
+        cmocka_unit_test(test_mount_point),
+        cmocka_unit_test(test_broker_limits),
         cmocka_unit_test(test_backpressure_room),
         cmocka_unit_test(test_receive_maximum_shared),
         cmocka_unit_test(test_streaming_large_packets),
