@@ -921,7 +921,7 @@ static void test_receive_maximum_shared(void **s)
     h->cl[sb].auto_ack = 0;
     assert_int_equal(h_subscribe(h, sb, "r", 1, 0), 1);
     for (int k = 0; k < 4; k++) {
-        char pl[8];
+        char pl[16];
         snprintf(pl, sizeof pl, "m%d", k);
         h_publish(h, p, "r", pl, 1, 0);
     }
@@ -940,7 +940,7 @@ static void test_receive_maximum_shared(void **s)
     h_ack(h, sb, 3);
     h_run(h);
     for (int k = 0; k < 4; k++) {
-        char pl[8];
+        char pl[16];
         snprintf(pl, sizeof pl, "m%d", k);
         const struct h_rx *r = h_pub(h, sb, (size_t)k);
         assert_int_equal(r->plen, strlen(pl));

@@ -133,7 +133,7 @@ static void test_receive_maximum_through_splice(void **s)
     h->cl[sb].auto_ack = 0;
     assert_int_equal(h_subscribe(h, sb, "r", 1, 0), 1);
     for (int k = 0; k < 10; k++) {
-        char pl[8];
+        char pl[16];
         snprintf(pl, sizeof pl, "m%d", k);
         h_publish(h, p, "r", pl, 1, 0);
     }
@@ -149,7 +149,7 @@ static void test_receive_maximum_through_splice(void **s)
     }
     assert_int_equal(acked, 10);
     for (int k = 0; k < 10; k++) {
-        char pl[8];
+        char pl[16];
         snprintf(pl, sizeof pl, "m%d", k);
         assert_memory_equal(h_pub(h, sb, (size_t)k)->payload, pl, strlen(pl));
     }
