@@ -14,7 +14,7 @@ CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 B        ?= build
-LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/engine src/tcp src/net src/modes src/l2 src/pktio
+LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/tcp src/net src/modes src/l2 src/pktio
 LIB_SRCS  = $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
@@ -28,9 +28,9 @@ BENCH_TOOL_SRCS = $(sort $(wildcard tools/bench/*.c))
 
 BIN = $(B)/mqoff
 
-.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool test unit demo bench deps clean
+.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool test unit demo bench deps clean
 
-all: lib bin tests fuzz-replay bench-bins bench-tool bridge-tool
+all: lib bin tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool
 
 bin: $(BIN)
 
@@ -78,6 +78,12 @@ $(B)/mqoff-bench: $(BENCH_TOOL_SRCS) $(wildcard tools/bench/*.h) $(B)/libmqoff.a
 # mqoff-bridge, the two-port null forwarder (pktio + l2 + impair; tools/bridge).
 bridge-tool: $(B)/mqoff-bridge
 $(B)/mqoff-bridge: tools/bridge/bridge.c $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
+
+# mqoff-mosqconf: reads a mosquitto.conf as the broker does and prints mqoff's policy (conf/).
+mosqconf-tool: $(B)/mqoff-mosqconf
+$(B)/mqoff-mosqconf: tools/mosqconf/mosqconf.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
 

@@ -75,6 +75,7 @@ static const char *const pt_names[MQO_PT__COUNT] = {
     [MQO_PT_UNKNOWN_CONN] = "unknown_connection",
     [MQO_PT_STREAMED] = "streamed",
     [MQO_PT_STREAMING] = "streaming_to_client",
+    [MQO_PT_BROKER_LIMIT] = "broker_limit",
     [MQO_PT_NOT_EXCLUSIVE] = "not_exclusive",
     [MQO_PT_ACL_CHANGED] = "acl_changed",
     [MQO_PT_ACL_BROKEN] = "acl_broken",
@@ -107,6 +108,27 @@ static uint8_t *memdup(const uint8_t *p, size_t n)
     if (d && n)
         memcpy(d, p, n);
     return d;
+}
+
+int eng_mounted(const struct mqo_engine *e, struct mqo_str t, struct mqo_str *out, uint8_t *buf,
+                size_t cap, uint8_t **heap)
+{
+    *heap = NULL;
+    if (!e->mount_len) {
+        *out = t;
+        return 0;
+    }
+    size_t n = e->mount_len + t.len;
+    if (n > 65535)
+        return -E2BIG;
+    uint8_t *d = buf;
+    if (n > cap && !(d = *heap = malloc(n)))
+        return -ENOMEM;
+    memcpy(d, e->cfg.mount_point, e->mount_len);
+    if (t.len)
+        memcpy(d + e->mount_len, t.p, t.len);
+    *out = (struct mqo_str){d, (uint16_t)n};
+    return 0;
 }
 
 /* ---- edits ---- */
@@ -535,6 +557,7 @@ struct mqo_engine *mqo_engine_new(const struct mqo_engine_cfg *cfg)
     if (e->cfg.max_buffer < 64)
         e->cfg.max_buffer = 64; /* room for any packet's head */
     e->order_hold_ns = (uint64_t)e->cfg.order_hold_ms * 1000000ull;
+    e->mount_len = cfg->mount_point ? strlen(cfg->mount_point) : 0;
     e->cfg.broker_only = NULL; /* copied into a trie below, not kept */
     e->cfg.n_broker_only = 0;
     e->trie = mqo_trie_new();
@@ -586,16 +609,24 @@ void mqo_engine_free(struct mqo_engine *e)
 
 /* Client-side identifier for the broker's identifier b (reusing b when free). 0 when the
  * space is exhausted. */
+/* Client-side identifiers follow Mosquitto's: one sequence (last + 1) over every QoS > 0
+ * PUBLISH the client gets, the broker's and the offload's, so the client sees the identifiers
+ * it would see without the offload. Until the offload delivers its first QoS 1 message to the
+ * client the broker's identifiers go through unchanged and set where the sequence is (a
+ * resumed session continues the broker's); from then on each new broker PUBLISH takes the next
+ * one. 0 when the space is exhausted. */
 static uint16_t pid_for_broker(struct mqo_conn *c, uint16_t b)
 {
     uint64_t v;
     if (mqo_map_get(&c->bpid, b, &v))
         return (uint16_t)v;
     uint16_t cp = b;
-    if (mqo_map_get(&c->cpid, cp, NULL)) {
+    if (c->eng_pids || mqo_map_get(&c->cpid, cp, NULL)) {
         cp = eng_pid_alloc(c);
         if (!cp)
             return 0;
+    } else {
+        c->pid_cursor = (uint16_t)(b + 1) ? (uint16_t)(b + 1) : 1;
     }
     if (mqo_map_put(&c->cpid, cp, PID_BROKER | b) || mqo_map_put(&c->bpid, b, cp)) {
         mqo_map_del(&c->cpid, cp);
@@ -763,12 +794,26 @@ static int c2s_subscribe(struct mqo_conn *c, const struct mqo_pkt *pk)
     uint32_t sub_id = MQO_PROP_HAS(&pk->props, MQO_PROP_SUBSCRIPTION_ID) ? pk->props.sub_ids[0] : 0;
     while (mqo_mqtt_sub_next(pk, &off, &se)) {
         struct pend_entry *pe = &pd->e[pd->n];
-        pe->filt.f = memdup(se.filter.p, se.filter.len);
+        struct mqo_str mf;
+        uint8_t *heap;
+        /* in the broker's terms: with a mount point, a filter it makes invalid (a wildcard
+         * glued to the prefix) matches nothing there, and is refused by the trie here */
+        int mrc = eng_mounted(e, se.filter, &mf, NULL, 0, &heap);
+        if (mrc == -E2BIG) {
+            /* longer than any topic the broker could match it against: matches nothing */
+            eng_relay(c, 1, "a filter too long under the mount point");
+            continue;
+        }
+        if (mrc != 0) {
+            pending_free(pd);
+            return -ENOMEM;
+        }
+        pe->filt.f = heap ? heap : memdup(mf.p, mf.len);
         if (!pe->filt.f) {
             pending_free(pd);
             return -ENOMEM;
         }
-        pe->filt.len = se.filter.len;
+        pe->filt.len = mf.len;
         pd->n++;
         if (pd->unsub) {
             /* The broker stops delivering on this filter when it reads the UNSUBSCRIBE, which
@@ -891,6 +936,9 @@ static int c2s_connect(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8
     /* Mosquitto treats a bridge (protocol level with bit 7) as if every subscription it
      * makes had no-local and retain-as-published */
     c->bridge = pk->u.connect.bridge;
+    /* as the broker counts its own deliveries in flight: the client's Receive Maximum when it
+     * gives one (below), else the broker's max_inflight_messages */
+    c->recv_max = c->eng->cfg.max_inflight_messages;
     if (c->version != MQO_MQTT_V5) {
         eng_forward(c, MQO_C2S, p, n);
         return 0;
@@ -902,7 +950,8 @@ static int c2s_connect(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8
         c->client_max_packet = pr->maximum_packet_size;
     /* the client's Receive Maximum is not changed: it bounds the broker's deliveries and the
      * offload's together (s2c_must_hold, decide) */
-    c->recv_max = MQO_PROP_HAS(pr, MQO_PROP_RECEIVE_MAXIMUM) ? pr->receive_maximum : 65535;
+    if (MQO_PROP_HAS(pr, MQO_PROP_RECEIVE_MAXIMUM))
+        c->recv_max = pr->receive_maximum;
     eng_forward(c, MQO_C2S, p, n);
     return 0;
 }
@@ -934,6 +983,9 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
                                 : c->session_expiry;
     }
     uint8_t persistent = c->version == MQO_MQTT_V5 ? c->session_expiry > 0 : !c->clean;
+    /* An MQTT 3.1 CONNACK has no session-present flag: a connect without clean session
+     * resumes whatever session the broker holds for the client id, so it counts as present */
+    int present = c->version == MQO_MQTT_V31 ? !c->clean : pk->u.connack.session_present;
     struct session *s;
     if (c->cid_len == 0) {
         /* id generated by the broker and not told to us: a private, clean session; ACL
@@ -957,13 +1009,13 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
                 free(s);
                 return -ENOMEM;
             }
-            if (pk->u.connack.session_present) {
+            if (present) {
                 session_set_known(e, s, 0);
                 mqo_warn("client '%.*s' resumed a broker session the offload has not seen; "
                          "its subscriptions are unknown, so every PUBLISH goes to the broker "
                          "until that session ends", (int)c->cid_len, c->cid);
             }
-        } else if (!pk->u.connack.session_present) {
+        } else if (!present) {
             /* the broker has no old session: whatever we held for it is gone */
             session_clear_subs(e, s);
             session_set_known(e, s, 1);
@@ -1274,15 +1326,22 @@ static size_t stream_begin(struct mqo_conn *c, enum mqo_dir in, const struct mqo
                 e->st.pt_reason[MQO_PT_STREAMED]++;
                 c->last_reason = MQO_PT_STREAMED;
             }
-            /* the ordering rules need the message's hash: the payload is hashed as it passes */
-            if (t.len && (in == MQO_C2S || c->n_exp) && (st->topic.f = malloc(t.len))) {
-                memcpy(st->topic.f, t.p, t.len);
-                st->topic.len = t.len;
+            /* the ordering rules need the message's hash: the payload is hashed as it passes
+             * (a client's topic in the broker's terms, as the broker delivers it) */
+            struct mqo_str mt = t;
+            uint8_t *heap = NULL;
+            if (in == MQO_C2S && t.len && eng_mounted(e, t, &mt, NULL, 0, &heap) != 0)
+                mt.len = 0;
+            if (mt.len && (in == MQO_C2S || c->n_exp) &&
+                (st->topic.f = heap ? heap : memdup(mt.p, mt.len))) {
+                heap = NULL;
+                st->topic.len = mt.len;
                 st->hashing = 1;
-                st->hstate = order_hash_begin(t);
+                st->hstate = order_hash_begin(mt);
                 st->qos = pk.u.publish.qos;
                 st->pid = pk.pid;
             }
+            free(heap);
             if (in == MQO_S2C && pk.u.publish.qos) {
                 if (s2c_remap(c, &pk, p, head, pk.u.publish.pid_off) != 0) {
                     fail_conn(c, -ENOSPC);

@@ -108,6 +108,18 @@ struct mqo_engine_cfg {
     /* How long an ordering hold waits for a passed-through message to show up in a
      * subscriber's stream before it is given up (ms, 0: 2000). */
     uint32_t order_hold_ms;
+    /* The broker's limits for the listener mqoff fronts (from its configuration, see
+     * conf/mosqconf.h; all 0 when unknown or unlimited). */
+    const char *mount_point;        /* the broker prefixes the clients' topics and filters */
+    uint32_t message_size_limit;    /* larger payloads: the broker refuses the PUBLISH */
+    uint32_t broker_max_packet;     /* larger packets: the broker drops the client */
+    uint8_t max_qos;                /* 1: QoS 2 refused (0 means 2, the default) */
+    uint8_t upgrade_outgoing_qos;   /* deliveries at the subscription's QoS */
+    /* The broker's max_inflight_messages: at most this many QoS 1/2 messages in flight to a
+     * client without a Receive Maximum (v3, and v5 without the property), the offload's and
+     * the broker's together, as the broker counts its own (0: no limit; Mosquitto's default
+     * is 20). */
+    uint16_t max_inflight_messages;
     /* Most offload QoS 1 deliveries unacknowledged per client (0: 64). A v5 client's Receive
      * Maximum bounds the broker's and the offload's together: the offload takes a slot only
      * when one is free, and holds a broker PUBLISH that would exceed it until one of its own
@@ -146,6 +158,7 @@ enum mqo_pt_reason {
     MQO_PT_UNKNOWN_CONN,   /* a connection's subscriptions or session may be unknown */
     MQO_PT_STREAMED,       /* larger than max_buffer: streamed to the broker */
     MQO_PT_STREAMING,      /* a large packet is streaming to a subscriber (or publisher) */
+    MQO_PT_BROKER_LIMIT,   /* over a limit of the broker's configuration: it judges */
     MQO_PT_NOT_EXCLUSIVE,  /* cfg.exclusive not set: clients may reach the broker elsewhere */
     MQO_PT_ACL_CHANGED,    /* the acl_file changed, the broker may use either version, and
                             * they disagree on this message (mqo_engine_acl_changed) */

@@ -97,10 +97,11 @@ struct mqo_conn {
     uint32_t session_expiry;
     uint32_t client_max_packet; /* v5 Maximum Packet Size of the client (0: none) */
     uint32_t broker_max_packet; /* from CONNACK (0: none) */
-    uint16_t recv_max;          /* v5 client's Receive Maximum (0: v3, none) */
+    uint16_t recv_max;          /* in flight at most: Receive Maximum, or the broker's limit */
     uint16_t eng_inflight;      /* offload QoS 1 deliveries unacknowledged */
     uint16_t broker_inflight;   /* broker QoS 1/2 PUBLISHes not completed by the client */
-    uint16_t pid_cursor;
+    uint16_t pid_cursor;  /* next client-side packet identifier (Mosquitto's last_mid + 1) */
+    uint8_t eng_pids;     /* the offload has numbered deliveries to this client */
     enum mqo_pt_reason last_reason;
     uint8_t *cid;
     uint16_t cid_len;
@@ -136,6 +137,7 @@ struct mqo_conn {
 
 struct mqo_engine {
     struct mqo_engine_cfg cfg;
+    size_t mount_len; /* strlen(cfg.mount_point), 0: none */
     struct mqo_engine_stats st;
     struct mqo_trie *trie;
     struct mqo_trie *broker_only;
@@ -196,6 +198,13 @@ static inline int eng_at_boundary(const struct mqo_conn *c, enum mqo_dir d)
 }
 int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk,
                     struct mqo_str *t);
+
+/* A topic or filter in the broker's terms: the listener's mount point + t (Mosquitto prefixes
+ * both, and does not take the prefix off on delivery). *out points at t itself without a
+ * mount point, else into buf (cap bytes) or *heap (malloc'd, the caller frees). Returns 0,
+ * -E2BIG when the result cannot be an MQTT string (over 65535 bytes), or -ENOMEM. */
+int eng_mounted(const struct mqo_engine *e, struct mqo_str t, struct mqo_str *out, uint8_t *buf,
+                size_t cap, uint8_t **heap);
 
 /* The connection is relayed from now on; unknown: it may also hold subscriptions or a session
  * the engine does not know. */

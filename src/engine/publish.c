@@ -63,12 +63,50 @@ static int plan_reserve(struct mqo_engine *e, size_t n)
 
 /* What every delivery of this message shares. */
 struct pubctx {
-    struct mqo_str topic;
+    struct mqo_str topic;     /* in the broker's terms (mount point + the client's topic) */
+    struct mqo_str raw_topic; /* as the client means it (the alias resolved) */
+    uint8_t topic_stack[256];
+    uint8_t *topic_heap;
     const struct mqo_pkt *pk;
     uint8_t *props; /* v5 properties to deliver (publisher's, without Topic Alias) */
     uint32_t props_len;
-    uint8_t props_stack[512];
+    uint8_t props_stack[517];
 };
+
+/* The properties a delivery carries, as Mosquitto 2.0.11 sends them: handle__publish keeps
+ * Content Type, Correlation Data, Payload Format Indicator, Response Topic and User Properties
+ * in their order (Topic Alias and Subscription Identifier are not delivered), and
+ * send__real_publish writes those after the subscriber's Subscription Identifiers (the
+ * encoder's order) and the Message Expiry Interval, when not 0, last (the remaining interval:
+ * all of it, as the offload delivers at once). raw[0..len) is a validated block; out has room
+ * for len + 5 bytes. Returns the bytes written. */
+static uint32_t delivered_props(const uint8_t *raw, uint32_t len, uint8_t *out)
+{
+    uint32_t off = 0, n = 0, expiry = 0;
+    struct mqo_prop pr;
+    while (mqo_props_next(raw, len, &off, &pr) == 1) {
+        switch (pr.id) {
+        case MQO_PROP_MESSAGE_EXPIRY:
+            expiry = pr.u;
+            break;
+        case MQO_PROP_TOPIC_ALIAS:
+        case MQO_PROP_SUBSCRIPTION_ID:
+            break;
+        default:
+            memcpy(out + n, raw + pr.off, pr.len);
+            n += pr.len;
+            break;
+        }
+    }
+    if (expiry) {
+        out[n++] = MQO_PROP_MESSAGE_EXPIRY;
+        out[n++] = (uint8_t)(expiry >> 24);
+        out[n++] = (uint8_t)(expiry >> 16);
+        out[n++] = (uint8_t)(expiry >> 8);
+        out[n++] = (uint8_t)expiry;
+    }
+    return n;
+}
 
 static void spec_for(const struct pubctx *x, uint8_t version, uint8_t qos, const uint32_t *ids,
                      uint32_t n_ids, struct mqo_pub_spec *sp)
@@ -115,16 +153,22 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         return MQO_PT_UNSEEN;
     if (e->st.unknown_conns)
         return MQO_PT_UNKNOWN_CONN;
-    if (qos > 1 || qos > c->broker_max_qos)
+    if (qos > 1 || qos > c->broker_max_qos || (e->cfg.max_qos && qos > e->cfg.max_qos))
         return MQO_PT_QOS2;
     if (pk->u.publish.retain)
         return MQO_PT_RETAIN;
     if (pk->u.publish.dup)
         return MQO_PT_DUP;
-    if (x->topic.len == 0)
+    if (x->raw_topic.len == 0)
         return MQO_PT_ALIAS;
-    if (x->topic.p[0] == '$')
+    if (x->raw_topic.p[0] == '$')
         return MQO_PT_DOLLAR;
+    if (!x->topic.len)
+        return MQO_PT_BROKER_LIMIT; /* longer than a topic can be under the mount point */
+    if (e->cfg.message_size_limit && pk->u.publish.payload_len > e->cfg.message_size_limit)
+        return MQO_PT_BROKER_LIMIT; /* the broker refuses it (v5: PUBACK 0x95) */
+    if (e->cfg.broker_max_packet && pkt_len > e->cfg.broker_max_packet)
+        return MQO_PT_BROKER_LIMIT; /* the broker drops the client */
     if (c->version == MQO_MQTT_V5) {
         /* a PUBLISH that sets an alias must reach the broker, which keeps the mapping */
         if (MQO_PROP_HAS(&pk->props, MQO_PROP_TOPIC_ALIAS) && pk->u.publish.topic.len)
@@ -147,7 +191,7 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         return MQO_PT_ACL_CHANGED;
     struct mqo_match_set *ms = &e->ms;
     if (mqo_trie_count(e->broker_only)) {
-        if (mqo_trie_match(e->broker_only, x->topic.p, x->topic.len, NULL, ms) != 0)
+        if (mqo_trie_match(e->broker_only, x->raw_topic.p, x->raw_topic.len, NULL, ms) != 0)
             return MQO_PT_BROKER_ONLY;
     }
     int nm = mqo_trie_match(e->trie, x->topic.p, x->topic.len, c->sess, ms);
@@ -183,7 +227,13 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         if (r == ENG_ACL_SPLIT)
             return MQO_PT_ACL_CHANGED; /* only the broker knows which version it uses */
         struct plan_ent *pe = &e->plan[np_];
-        *pe = (struct plan_ent){.c = sc, .qos = qos < m->qos ? qos : m->qos};
+        /* delivered at min(published, granted), or at the granted QoS when the broker
+         * upgrades outgoing QoS */
+        *pe = (struct plan_ent){.c = sc, .qos = qos < m->qos && !e->cfg.upgrade_outgoing_qos
+                                                   ? qos
+                                                   : m->qos};
+        if (pe->qos > 1)
+            return MQO_PT_QOS2;
         if (sc->version == MQO_MQTT_V5) {
             pe->ids_at = m->sub_ids_at;
             pe->n_ids = m->n_sub_ids;
@@ -291,6 +341,7 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
         if (pe->qos) {
             o.pid_off = own[i] ? own_off[i] : var_off[v5][pe->qos];
             o.pid = eng_pid_alloc(pe->c);
+            pe->c->eng_pids = 1;
             mqo_map_put(&pe->c->cpid, o.pid, PID_ENGINE);
             pe->c->eng_inflight++;
             e->st.deliveries_qos1++;
@@ -376,21 +427,22 @@ int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, 
                 uint64_t now)
 {
     struct mqo_engine *e = c->eng;
-    struct pubctx x = {.pk = pk, .topic = pk->u.publish.topic};
+    struct pubctx x = {.pk = pk, .raw_topic = pk->u.publish.topic};
     e->st.publish_in++;
-    if (c->version == MQO_MQTT_V5 && !eng_alias_topic(c, MQO_C2S, pk, &x.topic))
+    if (c->version == MQO_MQTT_V5 && !eng_alias_topic(c, MQO_C2S, pk, &x.raw_topic))
+        x.raw_topic = (struct mqo_str){0};
+    if (x.raw_topic.len && eng_mounted(e, x.raw_topic, &x.topic, x.topic_stack,
+                                       sizeof x.topic_stack, &x.topic_heap) != 0)
         x.topic = (struct mqo_str){0};
 
     size_t np = 0;
     int matched = 0;
     enum mqo_pt_reason r = MQO_PT_NONE;
     if (c->version == MQO_MQTT_V5 && pk->props.raw_len) {
-        /* delivered properties: the publisher's, less its Topic Alias */
-        x.props = pk->props.raw_len <= sizeof x.props_stack ? x.props_stack
-                                                              : malloc(pk->props.raw_len);
+        x.props = pk->props.raw_len + 5 <= sizeof x.props_stack ? x.props_stack
+                                                                  : malloc(pk->props.raw_len + 5);
         if (x.props)
-            x.props_len = mqo_props_filter(pk->props.raw, pk->props.raw_len,
-                                           MQO_PROP_TOPIC_ALIAS, x.props);
+            x.props_len = delivered_props(pk->props.raw, pk->props.raw_len, x.props);
         else
             r = MQO_PT_NOMEM;
     }
@@ -409,18 +461,19 @@ int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, 
         r = MQO_PT_NOMEM;
     if (x.props != x.props_stack)
         free(x.props);
-    if (r == MQO_PT_NONE)
-        return 0;
-    /* passthrough: the broker does it */
-    e->st.passthrough++;
-    e->st.pt_reason[r]++;
-    c->last_reason = r;
-    passthrough_holds(e, c, x.topic, pk->u.publish.qos, pk->pid,
-                      msg_hash(x.topic, pk->u.publish.payload, pk->u.publish.payload_len),
-                      matched, now);
-    eng_forward(c, MQO_C2S, p, n);
-    if (barrier)
-        eng_order_barrier(c);
+    if (r != MQO_PT_NONE) {
+        /* passthrough: the broker does it */
+        e->st.passthrough++;
+        e->st.pt_reason[r]++;
+        c->last_reason = r;
+        passthrough_holds(e, c, x.topic, pk->u.publish.qos, pk->pid,
+                          msg_hash(x.topic, pk->u.publish.payload, pk->u.publish.payload_len),
+                          matched, now);
+        eng_forward(c, MQO_C2S, p, n);
+        if (barrier)
+            eng_order_barrier(c);
+    }
+    free(x.topic_heap);
     return 0;
 }
 

@@ -65,6 +65,7 @@ struct pconn {
     uint8_t dead;          /* on the close list */
     uint8_t dirty;
     uint8_t in_border;       /* on the broker-order list */
+    uint8_t reset;           /* 1 + the side that was reset: the other one is reset too */
     uint8_t connect_version; /* protocol level of the client's CONNECT, 0 until seen */
     struct mqo_buf sniff;    /* client bytes until its CONNECT is whole */
     uint64_t fail_deadline;
@@ -215,6 +216,14 @@ static int set_nodelay(int fd)
 
 static void free_conn(struct proxy *px, struct pconn *pc)
 {
+    if (pc->reset) {
+        struct side *o = &pc->s[2 - pc->reset];
+        if (o->fd >= 0) {
+            (void)mqo_outq_flush(&o->q, o->fd); /* what it is owed, as far as it takes it */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(o->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+    }
     for (int i = 0; i < 2; i++) {
         if (pc->s[i].fd >= 0)
             close(pc->s[i].fd); /* also removes it from the epoll set */
@@ -357,7 +366,11 @@ static void read_side(struct proxy *px, struct pconn *pc, int side)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            kill_conn(pc); /* reset: both sides go */
+            /* reset: the other side is reset too (after what it is owed), as it would
+             * have been without mqoff in between */
+            if (!pc->reset)
+                pc->reset = (uint8_t)(1 + side);
+            kill_conn(pc);
             return;
         }
         if (r == 0) {

@@ -142,11 +142,11 @@ ssize_t mqo_mqtt_enc_publish(uint8_t *out, size_t cap, const struct mqo_pub_spec
         w_u16(&w, s->pid);
     if (s->version == MQO_MQTT_V5) {
         w_varint(&w, (uint32_t)pub_props_len(s));
-        w_bytes(&w, s->props, s->props_len);
         for (unsigned i = 0; i < s->n_sub_ids; i++) {
             w_u8(&w, MQO_PROP_SUBSCRIPTION_ID);
             w_varint(&w, s->sub_ids[i]);
         }
+        w_bytes(&w, s->props, s->props_len);
     }
     w_bytes(&w, s->payload, s->payload_len);
     return (ssize_t)w.off;

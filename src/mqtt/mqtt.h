@@ -363,8 +363,8 @@ struct mqo_pub_spec {
     struct mqo_str topic;
     const uint8_t *payload;
     uint32_t payload_len;
-    /* v5 only: property bytes copied verbatim (without their length), followed by one
-     * Subscription Identifier property per sub_ids entry. */
+    /* v5 only: one Subscription Identifier property per sub_ids entry, followed by the
+     * property bytes copied verbatim (without their length): Mosquitto 2.0.11's order. */
     const uint8_t *props;
     uint32_t props_len;
     const uint32_t *sub_ids;

@@ -219,7 +219,7 @@ size_t hb_connect(uint8_t *out, uint8_t version, const char *cid, int clean, uin
                   const char *user, uint32_t session_expiry, int recv_max)
 {
     uint8_t b[512];
-    size_t n = put_str(b, "MQTT", 4);
+    size_t n = version == MQO_MQTT_V31 ? put_str(b, "MQIsdp", 6) : put_str(b, "MQTT", 4);
     b[n++] = version;
     b[n++] = (uint8_t)((clean ? 0x02 : 0) | (user ? 0x80 : 0));
     b[n++] = (uint8_t)(keepalive >> 8);
@@ -928,7 +928,7 @@ static void b_handle(struct harness *h, int i, const struct mqo_pkt *pk)
         n = 0;
         out[n++] = 0x20;
         out[n++] = cl->b_version == 5 ? 3 : 2;
-        out[n++] = (uint8_t)present;
+        out[n++] = cl->b_version == 3 ? 0 : (uint8_t)present; /* MQTT 3.1: no such flag */
         out[n++] = 0;
         if (cl->b_version == 5)
             out[n++] = 0;
@@ -961,7 +961,7 @@ static void b_handle(struct harness *h, int i, const struct mqo_pkt *pk)
         char filters[8][128];
         while (mqo_mqtt_sub_next(pk, &off, &se) && nc < 8) {
             char f[128];
-            snprintf(f, sizeof f, "%.*s", se.filter.len, (const char *)se.filter.p);
+            snprintf(f, sizeof f, "%s%.*s", h->mount, se.filter.len, (const char *)se.filter.p);
             snprintf(filters[nc], sizeof filters[nc], "%s", f);
             if (h->deny_sub_prefix[0] &&
                 strncmp(f, h->deny_sub_prefix, strlen(h->deny_sub_prefix)) == 0) {
@@ -1010,9 +1010,10 @@ static void b_handle(struct harness *h, int i, const struct mqo_pkt *pk)
         struct mqo_sub_entry se;
         while (mqo_mqtt_sub_next(pk, &off, &se) && nc < 64) {
             int found = 0;
+            char f[128];
+            snprintf(f, sizeof f, "%s%.*s", h->mount, se.filter.len, (const char *)se.filter.p);
             for (int k = 0; k < bs->n_subs; k++)
-                if (strlen(bs->subs[k].filter) == se.filter.len &&
-                    memcmp(bs->subs[k].filter, se.filter.p, se.filter.len) == 0) {
+                if (strcmp(bs->subs[k].filter, f) == 0) {
                     bs->subs[k] = bs->subs[--bs->n_subs];
                     found = 1;
                     break;
@@ -1045,6 +1046,13 @@ static void b_handle(struct harness *h, int i, const struct mqo_pkt *pk)
                     snprintf(cl->b_alias[a], sizeof cl->b_alias[a], "%.127s", topic);
                 else
                     snprintf(topic, sizeof topic, "%s", cl->b_alias[a]);
+            }
+        }
+        if (h->mount[0]) { /* the listener's mount point prefixes the topic */
+            size_t ml = strlen(h->mount), tl = strlen(topic);
+            if (ml + tl < sizeof topic) {
+                memmove(topic + ml, topic, tl + 1);
+                memcpy(topic, h->mount, ml);
             }
         }
         int allowed = b_acl(h, i, topic, MQO_ACL_WRITE);

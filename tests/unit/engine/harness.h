@@ -164,6 +164,8 @@ struct harness {
     uint8_t ret_payload[64][256];
     uint32_t ret_plen[64];
     int n_ret;
+    /* the listener's mount point: topics and filters are prefixed, deliveries keep it */
+    char mount[32];
     /* broker denies SUBSCRIBE of filters starting with this prefix ("" = none) */
     char deny_sub_prefix[64];
     const struct mqo_acl *acl; /* broker ACL (NULL: allow all) */

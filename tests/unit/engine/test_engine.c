@@ -786,6 +786,109 @@ static void test_bridge_implied_no_local(void **s)
     done(h);
 }
 
+/* MQTT 3.1 has no session-present flag: a resumed persistent session keeps the
+ * subscriptions the engine knew (held: the broker delivers), it is not taken for a new one. */
+static void test_v31_resumed_session(void **s)
+{
+    struct harness *h = mk(NULL);
+    int p = h_open(h);
+    assert_true(h_connect(h, p, MQO_MQTT_V311, "p31", 1, 60));
+    int c = h_open(h);
+    assert_true(h_connect(h, c, MQO_MQTT_V31, "v31", 0, 60));
+    /* it may have resumed a session from before the engine saw it: unknown */
+    assert_int_equal(st(h)->blind_sessions, 1);
+    assert_int_equal(h_subscribe(h, c, "t31", 0, 0), 0);
+    h_close(h, c);
+    int c2 = h_open(h);
+    assert_true(h_connect(h, c2, MQO_MQTT_V31, "v31", 0, 60));
+    h_publish(h, p, "t31", "after-resume", 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, c2, "t31"), 1);
+    /* a 3.1 client id the engine never saw, resuming: its subscriptions are unknown */
+    int c3 = h_open(h);
+    assert_true(h_connect(h, c3, MQO_MQTT_V31, "never-seen", 0, 60));
+    assert_int_equal(st(h)->blind_sessions, 2);
+    /* a clean 3.1 connect ends what the broker held */
+    h_close(h, c3);
+    int c4 = h_open(h);
+    assert_true(h_connect(h, c4, MQO_MQTT_V31, "never-seen", 1, 60));
+    assert_int_equal(st(h)->blind_sessions, 1);
+    done(h);
+}
+
+/* The client sees the packet identifiers Mosquitto would give: one sequence over the
+ * broker's deliveries and the offload's. */
+static void test_packet_ids_one_sequence(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "seq", 2);
+    h_publish(h, 0, "seq", "a", 1, 0); /* offloaded */
+    h_run(h);
+    h_publish(h, 0, "seq", "b", 2, 0); /* QoS 2: the broker's */
+    h_run(h);
+    h_publish(h, 0, "seq", "c", 1, 0); /* offloaded */
+    h_run(h);
+    h_publish(h, 0, "seq", "d", 2, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "seq"), 4);
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(h_pub(h, 1, (size_t)k)->pid, k + 1);
+    assert_int_equal(st(h)->consumed, 2);
+    done(h);
+}
+
+/* A mount point: the broker prefixes topics and filters and delivers the prefixed topic; the
+ * offload does the same. Glued to the filter ("mp" + "+/x"), a wildcard becomes a literal that
+ * matches nothing, in the broker as here. */
+static void test_mount_point(void **s)
+{
+    for (int glued = 0; glued < 2; glued++) {
+        struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN,
+                                     .mount_point = glued ? "mp" : "mp/"};
+        struct harness *h = mk(&cfg);
+        snprintf(h->mount, sizeof h->mount, "%s", cfg.mount_point);
+        setup_fanout(h, 2, MQO_MQTT_V311, "a/b", 0);
+        int w = h_open(h);
+        assert_true(h_connect(h, w, MQO_MQTT_V311, "wild", 1, 60));
+        assert_int_equal(h_subscribe(h, w, "+/b", 0, 0), 0);
+        h_publish(h, 0, "a/b", "m", 0, 0);
+        h_run(h);
+        char want[32];
+        snprintf(want, sizeof want, "%sa/b", cfg.mount_point);
+        assert_int_equal(h_count_pub(h, 1, want), 1);
+        assert_int_equal(h_count_pub(h, 2, want), 1);
+        assert_int_equal(h_count_pub(h, w, want), glued ? 0 : 1);
+        assert_int_equal(st(h)->consumed, 1);
+        assert_int_equal(h->broker_publish_in, 0);
+        done(h);
+    }
+}
+
+/* Limits of the broker's configuration: what it would refuse goes to it. */
+static void test_broker_limits(void **s)
+{
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN,
+                                 .message_size_limit = 10, .broker_max_packet = 200,
+                                 .max_qos = 1};
+    struct harness *h = mk(&cfg);
+    setup_fanout(h, 1, MQO_MQTT_V311, "lim", 1);
+    h_publish(h, 0, "lim", "0123456789", 0, 0); /* at the limit: offloaded */
+    h_publish(h, 0, "lim", "0123456789X", 0, 0); /* over: the broker's */
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_BROKER_LIMIT], 1);
+    done(h);
+    struct mqo_engine_cfg up = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN,
+                                .upgrade_outgoing_qos = 1};
+    h = mk(&up);
+    setup_fanout(h, 1, MQO_MQTT_V311, "up", 1);
+    h_publish(h, 0, "up", "x", 0, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    assert_int_equal(h_pub(h, 1, 0)->qos, 1); /* upgraded to the subscription's QoS */
+    done(h);
+}
+
 static void test_backpressure_room(void **s)
 {
     struct harness *h = mk(NULL);
@@ -1024,6 +1127,10 @@ int main(void)
         cmocka_unit_test(test_pubrec_for_offload_delivery),
         cmocka_unit_test(test_puback_reason_own_no_local),
         cmocka_unit_test(test_bridge_implied_no_local),
+        cmocka_unit_test(test_v31_resumed_session),
+        cmocka_unit_test(test_packet_ids_one_sequence),
+        cmocka_unit_test(test_mount_point),
+        cmocka_unit_test(test_broker_limits),
         cmocka_unit_test(test_backpressure_room),
         cmocka_unit_test(test_receive_maximum_shared),
         cmocka_unit_test(test_streaming_large_packets),

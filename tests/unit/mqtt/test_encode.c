@@ -48,8 +48,9 @@ static void test_publish_v5_qos1_patch(void **state)
         .topic = S("s/t"), .payload = (const uint8_t *)"data", .payload_len = 4,
         .props = pb.data, .props_len = pb.len, .sub_ids = ids, .n_sub_ids = 2,
     };
-    /* props: 01 01 | 26 00 01 6b 00 01 76 | 0b 03 | 0b c8 01 = 2 + 7 + 2 + 3 = 14 */
-    const char *want = "33 1a 00 03 73 2f 74 00 07 0e 01 01 26 00 01 6b 00 01 76 0b 03 0b c8 01 64 61 74 61";
+    /* props (Mosquitto's order: subscription identifiers first):
+     * 0b 03 | 0b c8 01 | 01 01 | 26 00 01 6b 00 01 76 = 2 + 3 + 2 + 7 = 14 */
+    const char *want = "33 1a 00 03 73 2f 74 00 07 0e 0b 03 0b c8 01 01 01 26 00 01 6b 00 01 76 64 61 74 61";
     size_t sz = mqo_mqtt_publish_size(&s);
     assert_int_equal(sz, 28);
     uint8_t b[64];
