@@ -37,7 +37,7 @@
 #include "l2/parse.h"
 
 #define BURST 64
-#define RX_ROUNDS 16      /* bursts read per port per loop iteration, at most */
+#define RX_ROUNDS 64      /* bursts read per port per loop iteration, at most */
 #define QCAP 4096         /* frames waiting for one output port */
 #define FWD_RESERVE 1024  /* the last slots of a queue: forwarded frames only */
 #define OWN_SHARE 512     /* the hook's own frames per port per loop iteration */

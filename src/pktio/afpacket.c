@@ -58,7 +58,7 @@
 #define RX_RESERVE 4         /* PACKET_RESERVE: room to put a VLAN tag back */
 #define BUF_HEADROOM 64      /* in front of a frame in an owned buffer */
 #define BLOCK_SIZE (1u << 17) /* ring block: 128 KiB, a power of two of pages */
-#define DEFAULT_RING 4096
+#define DEFAULT_RING 32768 /* a fan-out's ACKs, tens of thousands, arrive in a burst */
 #define DEFAULT_EXTRA 8192
 #define BURST_MAX 256        /* frames per sendmmsg call */
 #define SNDBUF (4 << 20)

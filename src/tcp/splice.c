@@ -1385,9 +1385,16 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
         return 1;
     }
     if (c->closed_at) {
-        /* both directions finished: absorb late segments, re-acknowledge */
-        c->ack_due[from] = 1;
-        mark_dirty(c);
+        /* both directions finished: absorb late segments, re-acknowledge those that carry
+         * something (a FIN or data sent again: our ACK was lost). An empty one is not
+         * answered and a RST ends the linger: answering the RST a closed socket sends for a
+         * late ACK makes it send another, and the two ends trade them forever. */
+        if (s.flags & TH_RST) {
+            kill_conn(c);
+        } else if (s.len || (s.flags & TH_FIN)) {
+            c->ack_due[from] = 1;
+            mark_dirty(c);
+        }
     } else {
         established_segment(c, from, &s);
     }
