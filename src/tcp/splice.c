@@ -1378,10 +1378,15 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
         return 1;
     }
     if (c->state == ST_SYN_SENT) {
-        if (s.flags & TH_RST) { /* refused */
-            (void)sp->cfg.emit(sp->cfg.ud, from ^ 1, frame, len, 0);
+        /* No connection yet, nothing edited: whatever else the ends send passes untouched. A
+         * RST refuses the connection. A broker socket in TIME_WAIT answers a SYN it does not
+         * accept with an ACK, which makes the client reset that TIME_WAIT and try again:
+         * swallowing the ACK left the client retrying its SYN into the TIME_WAIT until it
+         * expired (seen when a second run of 19,900 clients reused the ports of the first). */
+        (void)sp->cfg.emit(sp->cfg.ud, from ^ 1, frame, len, 0);
+        if (s.flags & TH_RST)
             kill_conn(c);
-        }
+        settle(sp);
         return 1;
     }
     if (c->closed_at) {
