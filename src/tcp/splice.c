@@ -85,9 +85,11 @@ struct half {
     uint8_t rtx_pend;   /* a retransmission of the first unacknowledged segment is owed */
     uint8_t probe_pend; /* a zero-window probe is owed */
     uint8_t probes;     /* zero-window probes sent and not answered by any ACK */
+    uint8_t pbackoff;   /* probes sent since the window closed: their interval doubles */
     uint64_t rto, srtt, rttvar;
     uint64_t rtx_deadline, persist_deadline;
-    uint64_t una_since; /* when the oldest unacknowledged byte (or FIN) was sent */
+    uint64_t una_since; /* when the oldest unacknowledged byte (or FIN) was first sent */
+    uint64_t ack_at;    /* when the receiver's last acceptable ACK arrived */
     uint64_t rtt_off, rtt_sent;
     uint8_t rtt_on;
     uint64_t probe_end; /* a zero-window probe sent the byte before this offset */
@@ -606,7 +608,7 @@ static uint64_t seg_payload_max(const struct sconn *c, const struct half *h)
  * with the first byte sent after everything before was acknowledged. */
 static void sent_at(struct half *h, uint64_t off, uint64_t now)
 {
-    if (off == h->out_una && h->out_nxt == h->out_una)
+    if (off == h->out_una && h->out_max <= h->out_una) /* not a retransmission */
         h->una_since = now;
 }
 
@@ -639,7 +641,10 @@ static int push_half(struct sconn *c, int d)
             if (send_seg(c, to, h->out_una, h->out.data, 1, TH_PSH))
                 return -1;
             h->probe_end = h->out_una + 1;
-            h->probes++;
+            if (h->probes < 255)
+                h->probes++;
+            if (h->pbackoff < 255)
+                h->pbackoff++;
             sp->st.zero_window_probes++;
             mqo_dbg("splice: probe half %d una %llu end %llu", d, (unsigned long long)h->out_una,
                     (unsigned long long)h->out_end);
@@ -1008,6 +1013,7 @@ static void on_synack(struct mqo_splice *sp, struct sconn *c, const struct seg *
     for (int d = 0; d < 2; d++) {
         struct half *h = &c->h[d];
         h->cwnd = 10 * (uint64_t)(h->mss_y ? h->mss_y : 536);
+        h->ack_at = sp->now;
     }
 }
 
@@ -1130,6 +1136,7 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
     if (a < (int64_t)h->out_una || (uint64_t)a > limit)
         return; /* old, or acks what we never sent */
     h->probes = 0; /* the receiver is there */
+    h->ack_at = now;
     uint64_t wnd = (uint64_t)s->win << c->h[d ^ 1].wscale_x;
     uint64_t acked_to = (uint64_t)a;
     int fin_acked = h->fin_out_sent && acked_to == h->out_end + 1;
@@ -1186,8 +1193,10 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
             h->rtx_deadline = 0; /* nothing left in flight */
     }
     h->y_wnd = wnd;
-    if (wnd)
+    if (wnd) {
         h->persist_deadline = 0;
+        h->pbackoff = 0;
+    }
     /* the receiver's progress may resolve input of this half: the sender is owed an ACK */
     if (resolve(h))
         c->ack_due[in_side(d)] = 1;
@@ -1421,7 +1430,11 @@ static void timers_half(struct sconn *c, int d)
          * it was sent again at least once. Only bytes that were sent count: what waits for
          * the output (a large fan-out, a busy port) has not been sent, so mqoff's own load
          * never makes a live peer look gone. */
-        if (h->backoff && now - h->una_since >= sp->give_up_ns) {
+        /* A receiver that closed its window under bytes in flight answers their
+         * retransmissions without taking them: they are its probes, and it is given up only
+         * when it answered nothing for RTO_MAX (Linux's tcp_retransmit_timer does the same). */
+        int gone = h->y_wnd ? now - h->una_since >= sp->give_up_ns : now - h->ack_at > RTO_MAX;
+        if (h->backoff && gone) {
             mqo_warn("connection %u.%u.%u.%u:%u: the %s acknowledged nothing for %llu s and %u "
                      "retransmissions; resetting both ends",
                      ((uint8_t *)&c->cip)[0], ((uint8_t *)&c->cip)[1], ((uint8_t *)&c->cip)[2],
@@ -1458,9 +1471,9 @@ static void timers_half(struct sconn *c, int d)
         mark_dirty(c);
     }
     if (h->persist_deadline && now >= h->persist_deadline) {
-        /* Linux's rule for the persist timer: probes back off like retransmissions, any ACK
-         * from the receiver answers them (on_ack), and `retries` unanswered probes in a row
-         * mean the receiver is gone. A receiver that answers with a zero window is alive and
+        /* Linux's rule for the persist timer: probes back off like retransmissions for as
+         * long as the window stays closed, any ACK from the receiver answers them (on_ack),
+         * and `retries` unanswered probes in a row mean the receiver is gone. A receiver that answers with a zero window is alive and
          * is probed for as long as it keeps its window closed. */
         if (h->probes >= sp->cfg.rtx_retries) {
             mqo_warn("connection %u.%u.%u.%u:%u: the %s answered none of %u zero-window probes; "
@@ -1473,7 +1486,7 @@ static void timers_half(struct sconn *c, int d)
             return;
         }
         uint64_t iv = h->rto;
-        for (unsigned k = 0; k < h->probes && iv < RTO_MAX; k++)
+        for (unsigned k = 0; k < h->pbackoff && iv < RTO_MAX; k++)
             iv *= 2;
         arm(c, &h->persist_deadline, now + (iv < RTO_MAX ? iv : RTO_MAX));
         h->probe_pend = 1;
