@@ -120,7 +120,7 @@ static void usage_monitor(FILE *f)
             "                         90): clients connected before mqoff started are unseen\n"
             "                         until they send their next keep-alive; 0 when the broker\n"
             "                         started with mqoff in place (no such clients)\n"
-            "  --ring N               RX ring slots per port\n"
+            "  --ring N               RX ring slots per port (default 32768)\n"
             "  --busy-poll US         after a frame, poll without sleeping for US microseconds\n"
             "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
