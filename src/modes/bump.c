@@ -48,6 +48,8 @@ struct txq {
     struct mqo_rawframe *f[QCAP];
     unsigned head, n;
     unsigned kept; /* frames at the head already detached from a receive ring */
+    int stuck;     /* the port took none of it last time: retry after RETRY_NS, not on
+                    * POLLOUT (a full device queue leaves the socket writable: it would spin) */
 };
 
 struct outdir {
@@ -78,11 +80,14 @@ static uint64_t now_ns(void)
  * ring when it wraps around to it). */
 static void txq_flush(struct mqo_port *p, struct txq *q)
 {
+    q->stuck = 0;
     while (q->n) {
         unsigned run = QCAP - q->head < q->n ? QCAP - q->head : q->n;
         int r = mqo_port_tx_burst(p, &q->f[q->head], (int)run);
-        if (r <= 0)
+        if (r <= 0) {
+            q->stuck = 1;
             break;
+        }
         q->head = (q->head + (unsigned)r) % QCAP;
         q->n -= (unsigned)r;
         q->kept = q->kept > (unsigned)r ? q->kept - (unsigned)r : 0;
@@ -406,7 +411,7 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
         struct pollfd pfd[2];
         for (int i = 0; i < 2; i++) {
             pfd[i].fd = mqo_port_fd(b->port[i]);
-            pfd[i].events = POLLIN | (b->q[i].n ? POLLOUT : 0);
+            pfd[i].events = POLLIN | (b->q[i].n && !b->q[i].stuck ? POLLOUT : 0);
             pfd[i].revents = 0;
         }
         /* ppoll: nanosecond timeout, so an impairment delay is kept to the timer's precision */
