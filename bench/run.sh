@@ -23,6 +23,13 @@
 #
 # Scenarios (default: all; --quick: fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor, shorter):
 #   fanout-1-N-1-qQ   N in 1 10 100 1000, Q in 0 1 (fanout-1-N-1 = both QoS; fanout = all 8)
+#   fanout-1-max-1    QoS 0 to the largest subscriber count RLIMIT_NOFILE's hard limit (HARD)
+#                     allows each target: HARD - 100 for direct, monitor and bridge (Mosquitto
+#                     and mqoff-bench hold a descriptor per client), (HARD - 100) / 2 - 1 for
+#                     proxy (two per client); each run in a lab of its own (what is left of
+#                     20 000 connections in the kernels would meet the next run's); mqoff's
+#                     drop and retransmission counters and the kernels' TCP retransmissions
+#                     beside the latencies
 #   fanout-5-1000-5   5 publishers, 1000 subscribers (STR/+), 5 topics, two rate steps
 #   saturation        1 -> 1000, rate stepped up by mqoff-bench --saturation
 #   p2p-1000          1000 publisher/subscriber pairs on 1000 topics (exact filters)
@@ -67,7 +74,7 @@ QUIET_PCT=${BENCH_QUIET_PCT:-15} QUIET_MAX_S=${BENCH_QUIET_MAX_S:-20} QUIET_TOTA
 ORIG_ARGS="$*"
 REPS=3 QUICK=0 KEEP="" WRITE_DOC=1
 SCEN_ARGS=()
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -85,7 +92,7 @@ done
 ALL_SCENARIOS=(
   fanout-1-1-1-q0 fanout-1-1-1-q1 fanout-1-10-1-q0 fanout-1-10-1-q1
   fanout-1-100-1-q0 fanout-1-100-1-q1 fanout-1-1000-1-q0 fanout-1-1000-1-q1
-  fanout-5-1000-5 saturation p2p-1000 wildcard-10k
+  fanout-1-max-1 fanout-5-1000-5 saturation p2p-1000 wildcard-10k
   payload-32 payload-1024 payload-1460 payload-1461 payload-16384 payload-65536
   floor
 )
@@ -95,7 +102,7 @@ QUICK_SCENARIOS=(fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor)
 expand() {
   local n=$1 s hit=0
   case "$n" in
-    fanout|fanout-1-N-1) n='fanout-1-*-1-q*' ;;
+    fanout|fanout-1-N-1) n='fanout-1-[0-9]*-1-q*' ;;
     payload) n='payload-*' ;;
     all) n='*' ;;
   esac
@@ -209,7 +216,32 @@ fi
 LAB_UP=1
 # Many short-lived client connections per run: a wide port range and TIME_WAIT reuse in the
 # client namespace (namespaced settings, nothing outside the lab changes).
-ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1 >/dev/null
+lab_sysctls() {
+  local ns
+  for ns in "$NS_CLI" "$NS_NIC"; do
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1 >/dev/null
+  done
+}
+lab_sysctls
+# fanout-1-max-1: Mosquitto, started from here, inherits the soft limit: the hard one.
+HARD=$(ulimit -Hn)
+[ "$HARD" = unlimited ] && HARD=20000
+ulimit -n "$HARD"
+MAX_ONE=$((HARD - 100)) MAX_PROXY=$(((HARD - 100) / 2 - 1))
+echo "nofile_hard=$HARD" >>"$RES/machine.txt"
+
+# fresh_lab: new namespaces (a run with tens of thousands of connections leaves them behind in
+# the kernels, FIN_WAIT, LAST_ACK, TIME_WAIT, on the ports the next run would use).
+fresh_lab() {
+  "$LAB" down >/dev/null 2>&1 || true
+  timeout 60 "$LAB" up >/dev/null 2>&1 && lab_sysctls
+}
+
+# TCP retransmissions (segments, timeouts) and listen drops of the kernel in namespace NS.
+tcp_counters() {
+  ip netns exec "$1" nstat -az TcpRetransSegs TcpExtTCPTimeouts TcpExtListenDrops 2>/dev/null |
+    awk '/^Tcp/ {v[$1] = $2} END {printf "%d %d %d", v["TcpRetransSegs"], v["TcpExtTCPTimeouts"], v["TcpExtListenDrops"]}'
+}
 
 CLK_TCK=$(getconf CLK_TCK)
 ticks() { [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] && sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}' || echo 0; }
@@ -315,6 +347,11 @@ scen() {
   local n=$1 subs q rate dur warm grace
   TARGETS="direct proxy monitor"
   case "$n" in
+    fanout-1-max-1)
+      # --subs MAX: each target's own largest count (run_one)
+      ARGS=(--pubs 1 --subs MAX --topics 1 --qos 0 --rate 1 --duration 8 --warmup 2 --grace 20
+            --connect-timeout 120)
+      LIMIT=240 ;;
     fanout-1-*-1-q*)
       subs=${n#fanout-1-}; subs=${subs%%-*}; q=${n##*-q}
       grace=1 warm=1
@@ -363,6 +400,15 @@ run_one() {
   base=$RES/runs/$s.$t.$r
   host=$(target_host "$t")
   : >"$base.meta"
+  local args=("${ARGS[@]}") i subs_max=""
+  for i in "${!args[@]}"; do
+    if [ "${args[$i]}" = MAX ]; then
+      subs_max=$MAX_ONE
+      [ "$t" = proxy ] && subs_max=$MAX_PROXY
+      args[$i]=$subs_max
+      fresh_lab || { log "  $s [$t] rep $r: lab up failed"; return 0; }
+    fi
+  done
   if ! target_up "$t" "$base.mqoff.log"; then
     log "  $s [$t] rep $r: target did not come up: $(tail -2 "$base.mqoff.log" | tr '\n' ' ')"
     target_down "$t"
@@ -370,12 +416,15 @@ run_one() {
     return 0
   fi
   wait_quiet
-  local cmd=("$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${ARGS[@]}" --json "$base.json")
+  local cmd=("$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${args[@]}" --json "$base.json")
+  local tc0 tb0 tn0 tc1 tb1 tn1
+  tc0=$(tcp_counters "$NS_CLI"); tb0=$(tcp_counters "$P-brk"); tn0=$(tcp_counters "$NS_NIC")
   b0=$(ticks "$BROKER_PID"); k0=$(ticks "$MQ_PID"); m0=$(machine_ticks); wall0=$(date +%s.%N)
   ip netns exec "$NS_CLI" /usr/bin/time -f '%U %S' -o "$base.time" \
     timeout -k 5 "$LIMIT" "${cmd[@]}" >"$base.out" 2>"$base.err" </dev/null
   rc=$?
   wall1=$(date +%s.%N); b1=$(ticks "$BROKER_PID"); k1=$(ticks "$MQ_PID"); m1=$(machine_ticks)
+  tc1=$(tcp_counters "$NS_CLI"); tb1=$(tcp_counters "$P-brk"); tn1=$(tcp_counters "$NS_NIC")
   alive=1
   if [ -n "$MQ_PID" ] && ! kill -0 "$MQ_PID" 2>/dev/null; then alive=0; fi
   target_down "$t"
@@ -397,6 +446,12 @@ run_one() {
     echo "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "quiet=$QUIET"
     echo "quiet_wait_s=$QUIET_WAIT"
+    echo "subs_max=$subs_max"
+    # kernel TCP of the client, broker and nic namespaces over the bench run: retransmitted
+    # segments, timeouts, listen drops
+    echo "tcp_cli=$(awk -v a="$tc0" -v b="$tc1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
+    echo "tcp_brk=$(awk -v a="$tb0" -v b="$tb1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
+    echo "tcp_nic=$(awk -v a="$tn0" -v b="$tn1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
     echo "cmd=ip netns exec ${P}-cli build/mqoff-bench --host $host --label $t --prefix mqb --tap ${P}c --quiet ${ARGS[*]} --json FILE"
     echo "target_cmd=$(target_cmd "$t")"
   } >"$base.meta"

@@ -141,7 +141,7 @@ static void usage_monitor(FILE *f)
             "                         90): clients connected before mqoff started are unseen\n"
             "                         until they send their next keep-alive; 0 when the broker\n"
             "                         started with mqoff in place (no such clients)\n"
-            "  --ring N               RX ring slots per port\n"
+            "  --ring N               RX ring slots per port (default 32768)\n"
             "  --busy-poll US         after a frame, poll without sleeping for US microseconds\n"
             "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
@@ -648,7 +648,9 @@ static int cmd_monitor(int argc, char **argv)
                 "  tcp               connections %llu (untouched %llu frames), segments in %llu "
                 "out %llu\n"
                 "  retransmits       %llu (fast %llu, timeouts %llu), duplicates in %llu, out of "
-                "order in %llu, bad checksums %llu, zero-window probes %llu, resets %llu\n"
+                "order in %llu, bad checksums %llu, zero-window probes %llu, resets %llu "
+                "(give-ups %llu: unacknowledged %llu, probes unanswered %llu), frames waiting for "
+                "the output %llu\n"
                 "  checksums         payload bytes summed once per fan-out %llu\n",
                 (unsigned long long)s->conns_total, (unsigned long long)s->conns_untracked,
                 (unsigned long long)s->segs_in, (unsigned long long)s->segs_out,
@@ -656,6 +658,9 @@ static int cmd_monitor(int argc, char **argv)
                 (unsigned long long)s->rto_expired, (unsigned long long)s->dup_segs_in,
                 (unsigned long long)s->ooo_segs_in, (unsigned long long)s->bad_csum,
                 (unsigned long long)s->zero_window_probes, (unsigned long long)s->resets,
+                (unsigned long long)(s->rto_give_ups + s->probe_give_ups),
+                (unsigned long long)s->rto_give_ups, (unsigned long long)s->probe_give_ups,
+                (unsigned long long)s->emit_refused,
                 (unsigned long long)s->csum_reused);
         const struct mqo_frag_stats *fs = &st.frag;
         if (mc.no_reassembly)

@@ -3,9 +3,19 @@
  * Per frame: the l2 decision (drop or the other port); the hook (monitor mode's splice) may
  * take it; a partial checksum left by the sender's offload is completed (the next hop is a
  * wire, not the sender's device); the impairment stage of the output direction, if any; then
- * the frame joins the output port's send queue. A queue that cannot be sent at once (socket
- * buffer full) waits for POLLOUT, in order; beyond its size the newest frames are dropped and
- * counted, as a switch does.
+ * the frame joins the output port's send queue.
+ *
+ * Back-pressure. A port takes what it can (pktio.h, tx_burst); the rest of a queue waits, in
+ * order, for POLLOUT (or, when the device's queue was full, a millisecond). The hook's own
+ * frames (monitor mode's segments, which the splice keeps until acknowledged anyway) are never
+ * dropped here: mqo_bump_send refuses them (MQO_BUMP_OWN, -EAGAIN) when the queue is past its
+ * share or the port's share of this loop iteration is used, and the hook sends them again when
+ * the loop calls its tick, as soon as the port can take them (hook.pending). The last
+ * FWD_RESERVE slots of a queue are for forwarded frames, which cannot wait anywhere else:
+ * beyond the queue's size they are dropped and counted (q_drops), as a switch does. The share
+ * per iteration (OWN_SHARE) bounds what one fan-out sends before the loop reads the receive
+ * rings again: the acknowledgements of a fan-out to thousands of subscribers arrive while it
+ * is being sent, and a ring that is not read meanwhile overflows (rx_dropped).
  *
  * Frames that an impairment stage may hold (delay, jitter, reorder) are detached from the
  * receive ring first, so holding them never stalls reception (pktio.h, mqo_frame_detach).
@@ -27,11 +37,19 @@
 #include "l2/parse.h"
 
 #define BURST 64
-#define QCAP 4096 /* frames waiting for one output port */
+#define RX_ROUNDS 64      /* bursts read per port per loop iteration, at most */
+#define QCAP 4096         /* frames waiting for one output port */
+#define FWD_RESERVE 1024  /* the last slots of a queue: forwarded frames only */
+#define OWN_SHARE 512     /* the hook's own frames per port per loop iteration */
+#define FLUSH_AT 256      /* a queue this long is handed to its port at once */
+#define RETRY_NS 1000000ull /* a port that returned early is offered its queue again after */
 
 struct txq {
     struct mqo_rawframe *f[QCAP];
     unsigned head, n;
+    unsigned kept; /* frames at the head already detached from a receive ring */
+    int stuck;     /* the port took none of it last time: retry after RETRY_NS, not on
+                    * POLLOUT (a full device queue leaves the socket writable: it would spin) */
 };
 
 struct outdir {
@@ -47,6 +65,7 @@ struct mqo_bump {
     struct mqo_l2 *l2;
     struct outdir dir[2]; /* by output port */
     struct txq q[2];
+    unsigned share[2];    /* own frames the port may still take this iteration */
 };
 
 static uint64_t now_ns(void)
@@ -56,19 +75,29 @@ static uint64_t now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-/* Sends what the queue holds, in order, as far as the port takes it. */
+/* Sends what the queue holds, in order, as far as the port takes it. Frames left waiting are
+ * detached from the receive ring they point into (a forwarded frame held there would stop the
+ * ring when it wraps around to it). */
 static void txq_flush(struct mqo_port *p, struct txq *q)
 {
+    q->stuck = 0;
     while (q->n) {
         unsigned run = QCAP - q->head < q->n ? QCAP - q->head : q->n;
         int r = mqo_port_tx_burst(p, &q->f[q->head], (int)run);
-        if (r <= 0)
+        if (r <= 0) {
+            q->stuck = 1;
             break;
+        }
         q->head = (q->head + (unsigned)r) % QCAP;
         q->n -= (unsigned)r;
+        q->kept = q->kept > (unsigned)r ? q->kept - (unsigned)r : 0;
         if ((unsigned)r < run)
             break;
     }
+    /* a frame that cannot be copied out stays in the ring: it goes out when the port drains */
+    for (; q->kept < q->n; q->kept++)
+        if (mqo_frame_detach(q->f[(q->head + q->kept) % QCAP]))
+            break;
 }
 
 static int txq_put(struct txq *q, struct mqo_rawframe *f)
@@ -85,6 +114,8 @@ static void output_one(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint
 {
     struct outdir *d = &b->dir[out];
     if (!d->im) {
+        if (b->q[out].n == QCAP)
+            txq_flush(b->port[out], &b->q[out]);
         if (txq_put(&b->q[out], f)) {
             b->st->q_drops++;
             mqo_frame_free(f);
@@ -157,12 +188,40 @@ static void output(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t
     output_one(b, out, f, now);
 }
 
-int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len)
+/* Frames waiting toward port `out` in the bump: its queue and its impairment stage. */
+static unsigned held_toward(const struct mqo_bump *b, int out)
 {
+    return b->q[out].n + (b->dir[out].im ? mqo_impair_held(b->dir[out].im) : 0);
+}
+
+/* 1 when port `out` takes one more of the hook's own frames now. */
+static int own_room(struct mqo_bump *b, int out)
+{
+    if (!b->share[out])
+        return 0;
+    if (held_toward(b, out) >= QCAP - FWD_RESERVE) {
+        txq_flush(b->port[out], &b->q[out]);
+        if (held_toward(b, out) >= QCAP - FWD_RESERVE)
+            return 0;
+    }
+    return 1;
+}
+
+int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, unsigned flags)
+{
+    int own = (flags & MQO_BUMP_OWN) != 0;
+    if (own && !own_room(b, out)) {
+        b->st->own_deferred++;
+        return -EAGAIN;
+    }
     struct mqo_rawframe *f = mqo_frame_alloc(b->port[out]);
     if (!f || len > f->cap) {
         if (f)
             mqo_frame_free(f);
+        if (own) { /* it waits in the hook like any refused frame */
+            b->st->own_deferred++;
+            return -EAGAIN;
+        }
         b->st->alloc_fail++;
         return -ENOBUFS;
     }
@@ -170,7 +229,12 @@ int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len)
     f->len = (uint32_t)len;
     f->flags = 0;
     f->port = (uint16_t)(1 - out);
+    if (own)
+        b->share[out]--;
     output(b, out, f, b->dir[out].im ? now_ns() : 0); /* only an impairment stage needs the time */
+    /* a fan-out leaves in bursts while it is being built, not all at the end */
+    if (b->q[out].n >= FLUSH_AT)
+        txq_flush(b->port[out], &b->q[out]);
     return 0;
 }
 
@@ -181,8 +245,9 @@ static int rx_port(struct mqo_bump *b, int i, uint64_t now)
     const struct mqo_bump_cfg *cfg = b->cfg;
     int out = 1 - i;
     struct mqo_rawframe *v[BURST];
-    /* a few bursts per port per round, so one busy side cannot starve the other */
-    for (int round = 0; round < 4; round++) {
+    /* a bounded number of bursts per port per round, so one busy side cannot starve the other;
+     * enough that reading keeps ahead of what a round sends (OWN_SHARE) */
+    for (int round = 0; round < RX_ROUNDS; round++) {
         int n = mqo_port_rx_burst(b->port[i], v, BURST);
         if (n <= 0)
             break;
@@ -233,6 +298,24 @@ static void drain(struct mqo_bump *b)
             b->q[i].head = (b->q[i].head + 1) % QCAP;
             b->q[i].n--;
         }
+}
+
+/* Moves the frames of the impairment stage toward port d that are due into its queue, as far
+ * as the queue has room (the rest stay in the stage, due, until it drains). */
+static void impair_out(struct mqo_bump *b, int d, uint64_t now)
+{
+    void *due[BURST];
+    struct txq *q = &b->q[d];
+    while (q->n < QCAP) {
+        int room = (int)(QCAP - q->n) < BURST ? (int)(QCAP - q->n) : BURST;
+        int n = mqo_impair_dequeue(b->dir[d].im, now, due, room);
+        for (int k = 0; k < n; k++)
+            txq_put(q, due[k]);
+        if (q->n >= FLUSH_AT)
+            txq_flush(b->port[d], q);
+        if (n < room)
+            break;
+    }
 }
 
 int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
@@ -303,15 +386,19 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
     sigdelset(&waitmask, SIGTERM);
     sigdelset(&waitmask, SIGHUP);
 
-    void *due[BURST];
     uint64_t busy_ns = (uint64_t)cfg->busy_poll_us * 1000u, last_rx = 0;
     while (!*cfg->stop) {
         uint64_t now = now_ns();
         uint64_t wait = 100000000ull; /* ns: wake up now and then even when idle */
         if (busy_ns && now - last_rx < busy_ns)
             wait = 0; /* busy polling: look again without sleeping */
+        /* a port whose queue is still waiting is blocked: POLLOUT, or a retry soon (a full
+         * device queue has no notification); what waits for it does not spin meanwhile */
+        unsigned blocked = (b->q[0].n ? 1u : 0u) | (b->q[1].n ? 2u : 0u);
+        if (blocked && wait > RETRY_NS)
+            wait = RETRY_NS;
         for (int d = 0; d < 2; d++) {
-            if (!b->dir[d].im)
+            if (!b->dir[d].im || (blocked & (1u << d)))
                 continue;
             uint64_t t = mqo_impair_next(b->dir[d].im);
             if (t != UINT64_MAX && (t <= now ? 0 : t - now) < wait)
@@ -322,10 +409,12 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
             if (t < wait)
                 wait = t;
         }
+        if (cfg->hook.pending && (cfg->hook.pending(cfg->hook.arg) & ~blocked & 3u))
+            wait = 0; /* the hook has frames for a port that can take them */
         struct pollfd pfd[3];
         for (int i = 0; i < 2; i++) {
             pfd[i].fd = mqo_port_fd(b->port[i]);
-            pfd[i].events = POLLIN | (b->q[i].n ? POLLOUT : 0);
+            pfd[i].events = POLLIN | (b->q[i].n && !b->q[i].stuck ? POLLOUT : 0);
             pfd[i].revents = 0;
         }
         pfd[2] = (struct pollfd){.fd = cfg->hook.fd_ready ? cfg->hook.fd : -1, .events = POLLIN};
@@ -338,6 +427,8 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
             break;
         }
         now = now_ns();
+        st->iterations++;
+        b->share[0] = b->share[1] = OWN_SHARE;
         int got = 0;
         for (int i = 0; i < 2; i++)
             got += rx_port(b, i, now);
@@ -347,17 +438,9 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
             cfg->hook.fd_ready(cfg->hook.arg, now);
         if (cfg->hook.tick)
             cfg->hook.tick(cfg->hook.arg, b, now);
-        for (int d = 0; d < 2; d++) {
-            if (!b->dir[d].im)
-                continue;
-            int n;
-            while ((n = mqo_impair_dequeue(b->dir[d].im, now, due, BURST)) > 0)
-                for (int k = 0; k < n; k++)
-                    if (txq_put(&b->q[d], due[k])) {
-                        st->q_drops++;
-                        mqo_frame_free(due[k]);
-                    }
-        }
+        for (int d = 0; d < 2; d++)
+            if (b->dir[d].im)
+                impair_out(b, d, now);
         for (int i = 0; i < 2; i++)
             txq_flush(b->port[i], &b->q[i]);
     }
@@ -389,12 +472,14 @@ void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_
         const struct mqo_port_stats *s = &st->port[i];
         fprintf(f,
                 "port %s %s: rx %llu frames %llu bytes, tx %llu frames %llu bytes, rx_dropped "
-                "%llu, tx_errors %llu, tx_full %llu, rx_stalls %llu, detached %llu\n",
+                "%llu, tx_errors %llu, tx_full %llu, tx_nobufs %llu, rx_stalls %llu, detached "
+                "%llu\n",
                 nm[i], cfg->ifname[i], (unsigned long long)s->rx_frames,
                 (unsigned long long)s->rx_bytes, (unsigned long long)s->tx_frames,
                 (unsigned long long)s->tx_bytes, (unsigned long long)s->rx_dropped,
                 (unsigned long long)s->tx_errors, (unsigned long long)s->tx_full,
-                (unsigned long long)s->rx_stalls, (unsigned long long)s->detached);
+                (unsigned long long)s->tx_nobufs, (unsigned long long)s->rx_stalls,
+                (unsigned long long)s->detached);
     }
     const struct mqo_l2_stats *ls = &st->l2;
     fprintf(f,
@@ -423,9 +508,11 @@ void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_
     }
     fprintf(f,
             "loop: checksums completed %llu, malformed %llu, queue drops %llu, alloc failures "
-            "%llu, impair no memory %llu, frames taken by the hook %llu\n",
+            "%llu, impair no memory %llu, frames taken by the hook %llu, own frames deferred "
+            "%llu, iterations %llu\n",
             (unsigned long long)st->csum_fixed, (unsigned long long)st->csum_bad,
             (unsigned long long)st->q_drops, (unsigned long long)st->alloc_fail,
-            (unsigned long long)st->impair_nomem, (unsigned long long)st->hooked);
+            (unsigned long long)st->impair_nomem, (unsigned long long)st->hooked,
+            (unsigned long long)st->own_deferred, (unsigned long long)st->iterations);
     fflush(f);
 }

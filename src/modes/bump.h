@@ -27,6 +27,10 @@ struct mqo_bump_hook {
     void (*tick)(void *arg, struct mqo_bump *b, uint64_t now);
     /* Nanoseconds until the hook's next timer (UINT64_MAX: none). */
     uint64_t (*next)(void *arg, uint64_t now);
+    /* Ports (bit 1 << port) toward which the hook holds frames that mqo_bump_send refused
+     * (the output was busy). While such a port can take frames the loop does not sleep and
+     * calls tick again, so they go out as soon as the output drains. NULL: none ever. */
+    unsigned (*pending)(void *arg);
     /* Optional: a descriptor the loop also waits on, and what to call when it is readable
      * (used when fd_ready is set). */
     int fd;
@@ -60,7 +64,12 @@ struct mqo_bump_cfg {
 };
 
 struct mqo_bump_stats {
-    uint64_t csum_fixed, csum_bad, q_drops, alloc_fail, impair_nomem;
+    uint64_t csum_fixed, csum_bad, alloc_fail, impair_nomem;
+    /* forwarded frames dropped because their output queue was full (never a frame of the
+     * hook's own: those are refused, MQO_BUMP_OWN, and wait in the hook) */
+    uint64_t q_drops;
+    uint64_t own_deferred; /* mqo_bump_send(MQO_BUMP_OWN) refused: the output was busy */
+    uint64_t iterations;   /* loop iterations */
     uint64_t hooked; /* frames the hook took */
     struct mqo_port_stats port[2];
     struct mqo_l2_stats l2;
@@ -73,9 +82,22 @@ struct mqo_bump_stats {
 /* Runs until *cfg->stop. Returns 0, or -errno when it cannot start (message printed). */
 int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st);
 
+/* mqo_bump_send flags */
+/* A frame of the hook's own that it keeps until acknowledged anyway (a segment of a spliced
+ * stream, an ACK it can send again): refused (-EAGAIN) when the output is busy, so it waits in
+ * the hook, in order, instead of in a queue that would have to drop it. Without the flag the
+ * frame is forwarded traffic the hook cannot keep (a SYN, a RST, a fragment passed on): it is
+ * queued like any forwarded frame, and dropped and counted (q_drops) only when the queue is
+ * full. */
+#define MQO_BUMP_OWN 0x1
+
 /* For hooks: sends a frame the hook built toward port `out` (copied; through that direction's
- * impairment stage and send queue). Returns 0, or -ENOBUFS when no buffer or queue room. */
-int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len);
+ * impairment stage and send queue). Each loop iteration lets a port take a share of the hook's
+ * own frames (so reception runs between the parts of a large fan-out and keeps up with its
+ * acknowledgements), and a queue leaves room for forwarded frames. Returns 0 when the frame
+ * was taken, -EAGAIN when an own frame must wait (see hook.pending), -ENOBUFS when no frame
+ * buffer was free (forwarded: counted in alloc_fail). */
+int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, unsigned flags);
 
 /* Prints the counters (ports, l2, impairment, loop) to f. */
 void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_stats *st,

@@ -35,12 +35,16 @@ struct monitor {
     volatile int *hup;
 };
 
-/* The splice emits toward a side; side == port (clients on a, the broker host on b). */
-static void emit(void *ud, int to_side, const uint8_t *frame, size_t len)
+/* The splice emits toward a side; side == port (clients on a, the broker host on b). What the
+ * splice keeps until acknowledged is the bump's "own" traffic: refused rather than dropped
+ * when the port is busy. */
+static int emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags)
 {
     struct monitor *m = ud;
-    if (m->b)
-        mqo_bump_send(m->b, to_side, frame, len);
+    if (!m->b)
+        return -ENOTCONN;
+    return mqo_bump_send(m->b, to_side, frame, len,
+                         (flags & MQO_SPLICE_EMIT_KEPT) ? MQO_BUMP_OWN : 0);
 }
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
@@ -89,7 +93,7 @@ struct pass_to {
 static void pass_out(void *ud, const uint8_t *frame, size_t len)
 {
     const struct pass_to *p = ud;
-    mqo_bump_send(p->m->b, p->side, frame, len);
+    mqo_bump_send(p->m->b, p->side, frame, len, 0);
 }
 
 /* A fragment of the broker's TCP. Returns 1 when it was taken (held, passed from the copies, or
@@ -118,7 +122,7 @@ static int on_fragment(struct monitor *m, int in, const struct mqo_rawframe *f, 
             /* not the splice's after all (a SYN over its table limit): on as a whole, if it
              * fits a frame (the fragments are gone) */
             m->declined++;
-            mqo_bump_send(m->b, 1 - in, fi.frame, fi.len);
+            mqo_bump_send(m->b, 1 - in, fi.frame, fi.len, 0);
         }
     }
     return 1;
@@ -154,6 +158,12 @@ static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
     mqo_splice_tick(m->sp, now);
     if (m->fr)
         mqo_frag_expire(m->fr, now);
+}
+
+static unsigned on_pending(void *arg)
+{
+    struct monitor *m = arg;
+    return mqo_splice_pending(m->sp);
 }
 
 static uint64_t on_next(void *arg, uint64_t now)
@@ -192,6 +202,7 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     }
     struct mqo_bump_cfg bc = cfg->bump;
     bc.hook = (struct mqo_bump_hook){.frame = on_frame, .tick = on_tick, .next = on_next,
+                                     .pending = on_pending,
                                      .arg = &m};
     if (m.reload && mqo_reload_fd(m.reload) >= 0) {
         bc.hook.fd = mqo_reload_fd(m.reload);

@@ -58,7 +58,7 @@
 #define RX_RESERVE 4         /* PACKET_RESERVE: room to put a VLAN tag back */
 #define BUF_HEADROOM 64      /* in front of a frame in an owned buffer */
 #define BLOCK_SIZE (1u << 17) /* ring block: 128 KiB, a power of two of pages */
-#define DEFAULT_RING 4096
+#define DEFAULT_RING 32768 /* a fan-out's ACKs, tens of thousands, arrive in a burst */
 #define DEFAULT_EXTRA 8192
 #define BURST_MAX 256        /* frames per sendmmsg call */
 #define SNDBUF (4 << 20)
@@ -554,8 +554,16 @@ static int sendmmsg_burst(struct mqo_port *p, struct mqo_rawframe **v, int n)
             p->st.tx_full++;
             break; /* socket buffer full: the caller keeps the rest */
         }
-        /* The first frame failed for itself (ENOBUFS: the device dropped it; EMSGSIZE,
-         * ENETDOWN, ENXIO...): it is taken and dropped, so a bad frame cannot block the port. */
+        if (r < 0 && errno == ENOBUFS) {
+            /* The device's queue (a qdisc, or a veth peer's backlog) had no room for the first
+             * frame and dropped the kernel's copy. The frame is still ours: the caller keeps
+             * it and the rest, and sends them again once the device drained (the socket
+             * buffer may have room all along, so POLLOUT does not say when: retry soon). */
+            p->st.tx_nobufs++;
+            break;
+        }
+        /* The first frame failed for itself (EMSGSIZE, ENETDOWN, ENXIO...): it is taken and
+         * dropped, so a frame that can never be sent cannot block the port. */
         p->st.tx_errors++;
         mqo_frame_free(v[done]);
         done++;

@@ -68,8 +68,13 @@ void mqo_port_close(struct mqo_port *p);
  * or -errno. */
 int mqo_port_rx_burst(struct mqo_port *p, struct mqo_rawframe **v, int n);
 
-/* Sends up to n frames. Returns how many it took (their ownership moved to the port); the
- * caller still owns v[ret..n). Never blocks. */
+/* Sends up to n frames, in order. Returns how many it took (their ownership moved to the
+ * port); the caller still owns v[ret..n). Never blocks. Fewer than n means the port is full
+ * for now (AF_PACKET: the socket buffer, EAGAIN, or the device's queue, ENOBUFS; DPDK: the TX
+ * descriptors; AF_XDP: the TX ring): nothing was lost, the caller keeps the rest in order and
+ * offers it again after the port's descriptor signals POLLOUT, or after a short while, since
+ * not every backend signals room. Only a frame that can never be sent (longer than the
+ * device takes, interface down) is taken and dropped, counted in tx_errors. */
 int mqo_port_tx_burst(struct mqo_port *p, struct mqo_rawframe **v, int n);
 
 /* A fresh frame buffer for a frame the caller builds (cap >= MQO_FRAME_MAX), NULL when none. */
@@ -95,6 +100,7 @@ struct mqo_port_stats {
     uint64_t rx_truncated; /* larger than a ring slot: dropped (also counted in rx_dropped) */
     uint64_t rx_stalls;    /* rx_burst found the next ring slot still held by the caller */
     uint64_t tx_full;      /* tx_burst returned early: the socket buffer was full */
+    uint64_t tx_nobufs;    /* tx_burst returned early: the device's queue was full */
     uint64_t detached;     /* frames copied out of the ring by mqo_frame_detach */
 };
 void mqo_port_stats(const struct mqo_port *p, struct mqo_port_stats *st);

@@ -22,8 +22,8 @@
 
 #define RTO_MIN (200 * MS)
 #define RTO_INIT (1000 * MS)
-#define RTO_MAX (60 * NS)
-#define RTX_GIVE_UP 12   /* consecutive timeouts before both ends are reset */
+#define RTO_MAX (120 * NS) /* Linux's TCP_RTO_MAX */
+#define RETRIES_DEFAULT 15 /* Linux's tcp_retries2 */
 #define OOO_MAX (4u << 20) /* out-of-order bytes kept per direction */
 #define FRAME_MAX 9216
 #define CS_MIN 256 /* inserts at least this long get a checksum record (csrec) */
@@ -82,8 +82,14 @@ struct half {
     /* congestion control and timers */
     uint64_t cwnd, ssthresh, recover;
     uint8_t dupacks, in_recovery, backoff;
+    uint8_t rtx_pend;   /* a retransmission of the first unacknowledged segment is owed */
+    uint8_t probe_pend; /* a zero-window probe is owed */
+    uint8_t probes;     /* zero-window probes sent and not answered by any ACK */
+    uint8_t pbackoff;   /* probes sent since the window closed: their interval doubles */
     uint64_t rto, srtt, rttvar;
     uint64_t rtx_deadline, persist_deadline;
+    uint64_t una_since; /* when the oldest unacknowledged byte (or FIN) was first sent */
+    uint64_t ack_at;    /* when the receiver's last acceptable ACK arrived */
     uint64_t rtt_off, rtt_sent;
     uint8_t rtt_on;
     uint64_t probe_end; /* a zero-window probe sent the byte before this offset */
@@ -95,7 +101,8 @@ struct sconn {
     uint16_t cport; /* host order */
     uint8_t state;
     uint8_t ts_ok;
-    uint8_t dirty, dead;
+    uint8_t dead;
+    uint8_t queued[2]; /* in sp->q[side]: it may owe frames toward side */
     uint8_t ack_due[2]; /* an ACK is owed toward side */
     uint8_t rst_sent;
     uint8_t syn_ws; /* the client's SYN offered window scaling */
@@ -110,7 +117,14 @@ struct sconn {
      * moved later is found when the key comes due) */
     uint64_t hkey;
     uint32_t hidx; /* position in sp->heap + 1, 0: not in it */
-    struct sconn *dirty_next, *dead_next;
+    struct sconn *qnext[2], *qprev[2];
+    struct sconn *dead_next;
+};
+
+/* Connections that may owe frames toward one side, first marked first served. A connection
+ * whose frame the output refused stays at the head, so what waits goes out in order. */
+struct sq {
+    struct sconn *head, *tail;
 };
 
 struct mqo_splice {
@@ -125,8 +139,10 @@ struct mqo_splice {
     uint64_t unseen_open;
     uint64_t started;   /* time of the first frame or tick */
     uint8_t in_startup; /* the startup hold is on */
-    struct sconn *dirty, *dead;
+    struct sq q[2]; /* by side */
+    struct sconn *dead;
     uint64_t now;
+    uint64_t give_up_ns; /* a retransmission stall this long resets the connection */
     /* connections with an armed retransmission or probe deadline, a min-heap on hkey (room
      * for max_conns): a tick visits only connections whose timer is due */
     struct sconn **heap;
@@ -180,13 +196,43 @@ static int64_t unwrap(uint32_t seq, uint32_t isn, uint64_t ref)
     return (int64_t)ref + d;
 }
 
+static void q_add(struct mqo_splice *sp, struct sconn *c, int side)
+{
+    struct sq *q = &sp->q[side];
+    c->queued[side] = 1;
+    c->qnext[side] = NULL;
+    c->qprev[side] = q->tail;
+    if (q->tail)
+        q->tail->qnext[side] = c;
+    else
+        q->head = c;
+    q->tail = c;
+}
+
+static void q_del(struct mqo_splice *sp, struct sconn *c, int side)
+{
+    struct sq *q = &sp->q[side];
+    if (!c->queued[side])
+        return;
+    c->queued[side] = 0;
+    if (c->qprev[side])
+        c->qprev[side]->qnext[side] = c->qnext[side];
+    else
+        q->head = c->qnext[side];
+    if (c->qnext[side])
+        c->qnext[side]->qprev[side] = c->qprev[side];
+    else
+        q->tail = c->qprev[side];
+}
+
+/* The connection may owe frames both ways: settle() sends them. */
 static void mark_dirty(struct sconn *c)
 {
-    if (c->dirty || c->dead)
+    if (c->dead)
         return;
-    c->dirty = 1;
-    c->dirty_next = c->sp->dirty;
-    c->sp->dirty = c;
+    for (int side = 0; side < 2; side++)
+        if (!c->queued[side])
+            q_add(c->sp, c, side);
 }
 
 /* ---- timer heap ---- */
@@ -448,9 +494,11 @@ static uint64_t window_for(const struct half *hi)
 }
 
 /* Builds and emits one segment toward side `to`: payload from half d_out's output at output
- * offset off (len bytes, may be 0), flags. */
-static void send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payload, size_t len,
-                     uint8_t flags)
+ * offset off (len bytes, may be 0), flags. Returns 0 when the output took it, -1 when it
+ * refused it (the output is busy: the caller keeps its state so the segment is built again
+ * later). A RST is never refused. */
+static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payload, size_t len,
+                    uint8_t flags)
 {
     struct mqo_splice *sp = c->sp;
     int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
@@ -459,7 +507,7 @@ static void send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *paylo
     size_t optlen = c->ts_ok ? 12 : 0;
     size_t tcplen = 20 + optlen + len;
     if (14 + 20 + tcplen > sizeof sp->frame)
-        return;
+        return 0;
     memcpy(f, c->eth[to], 14);
     uint8_t *ip = f + 14, *tcp = ip + 20;
     uint8_t cip[4], bip[4];
@@ -468,7 +516,7 @@ static void send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *paylo
     ip[0] = 0x45;
     ip[1] = c->tos[to];
     wr16(ip + 2, (uint16_t)(20 + tcplen));
-    wr16(ip + 4, c->ip_id[to]++);
+    wr16(ip + 4, c->ip_id[to]);
     wr16(ip + 6, 0x4000); /* DF */
     ip[8] = c->ttl[to] ? c->ttl[to] : 64;
     ip[9] = 6;
@@ -508,10 +556,16 @@ static void send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *paylo
     memcpy(&sa, ip + 12, 4);
     memcpy(&da, ip + 16, 4);
     put_csum(tcp + 16, mqo_cksum_fold(mqo_cksum_pseudo4(sa, da, 6, (uint16_t)tcplen, sum)));
+    unsigned ef = (flags & TH_RST) ? 0 : MQO_SPLICE_EMIT_KEPT;
+    if (sp->cfg.emit(sp->cfg.ud, to, f, 14 + 20 + tcplen, ef) < 0 && ef) {
+        sp->st.emit_refused++;
+        return -1;
+    }
+    c->ip_id[to]++;
     c->ack_due[to] = 0;
     sp->st.segs_out++;
     sp->st.bytes_out[d_out] += len;
-    sp->cfg.emit(sp->cfg.ud, to, f, 14 + 20 + tcplen);
+    return 0;
 }
 
 /* RST toward `to`, with a sequence number inside its window. */
@@ -519,7 +573,7 @@ static void send_rst(struct sconn *c, int to)
 {
     int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
     c->sp->st.resets++;
-    send_seg(c, to, c->h[d_out].out_nxt, NULL, 0, TH_RST);
+    (void)send_seg(c, to, c->h[d_out].out_nxt, NULL, 0, TH_RST);
 }
 
 /* ---- output ---- */
@@ -550,13 +604,53 @@ static uint64_t seg_payload_max(const struct sconn *c, const struct half *h)
     return c->ts_ok ? mss - 12 : mss;
 }
 
-/* Sends what half d may send now toward its receiver. */
-static void push_half(struct sconn *c, int d)
+/* Notes that a segment goes out at offset off; the clock of the retransmission stall starts
+ * with the first byte sent after everything before was acknowledged. */
+static void sent_at(struct half *h, uint64_t off, uint64_t now)
 {
+    if (off == h->out_una && h->out_max <= h->out_una) /* not a retransmission */
+        h->una_since = now;
+}
+
+/* Sends what half d may send now toward its receiver: an owed retransmission or probe first,
+ * then new bytes within both windows, then its FIN. Returns 0, or -1 when the output refused
+ * a segment (what is left waits: the caller tries again when the output drains). */
+static int push_half(struct sconn *c, int d)
+{
+    struct mqo_splice *sp = c->sp;
     struct half *h = &c->h[d];
     int to = out_side(d);
-    uint64_t now = c->sp->now;
+    uint64_t now = sp->now;
     uint64_t mss = seg_payload_max(c, h);
+    if (h->rtx_pend) {
+        /* fast retransmit, or a NewReno partial ack: the first unacknowledged segment */
+        uint64_t k = h->out_nxt - h->out_una;
+        if (k > mss)
+            k = mss;
+        if (k) {
+            if (send_seg(c, to, h->out_una, h->out.data, (size_t)k, TH_PSH))
+                return -1;
+            sp->st.retransmits++;
+        }
+        h->rtx_pend = 0;
+    }
+    if (h->probe_pend) {
+        /* zero-window probe: the first unsent byte, one beyond the window; a receiver with
+         * room takes it and acknowledges it, one without answers with its window */
+        if (h->out_end > h->out_una && h->out_nxt == h->out_una) {
+            if (send_seg(c, to, h->out_una, h->out.data, 1, TH_PSH))
+                return -1;
+            h->probe_end = h->out_una + 1;
+            if (h->probes < 255)
+                h->probes++;
+            if (h->pbackoff < 255)
+                h->pbackoff++;
+            sp->st.zero_window_probes++;
+            mqo_dbg("splice: probe half %d una %llu end %llu", d, (unsigned long long)h->out_una,
+                    (unsigned long long)h->out_end);
+        }
+        h->probe_pend = 0;
+    }
     while (h->out_nxt < h->out_end) {
         uint64_t right = h->out_una + h->y_wnd;
         uint64_t wnd_room = right > h->out_nxt ? right - h->out_nxt : 0;
@@ -575,8 +669,11 @@ static void push_half(struct sconn *c, int d)
                 arm(c, &h->persist_deadline, now + (h->rto ? h->rto : RTO_INIT));
             break;
         }
+        if (send_seg(c, to, h->out_nxt, h->out.data + (h->out_nxt - h->out_una), (size_t)n,
+                     TH_PSH))
+            return -1;
         h->persist_deadline = 0;
-        send_seg(c, to, h->out_nxt, h->out.data + (h->out_nxt - h->out_una), (size_t)n, TH_PSH);
+        sent_at(h, h->out_nxt, now);
         if (!h->rtt_on) {
             h->rtt_on = 1;
             h->rtt_off = h->out_nxt + n;
@@ -590,26 +687,30 @@ static void push_half(struct sconn *c, int d)
     }
     /* our FIN follows the sender's, after everything the engine produced */
     if (h->fin_in && !h->fin_out_sent && h->out_nxt == h->out_end) {
-        send_seg(c, to, h->out_end, NULL, 0, TH_FIN);
+        if (send_seg(c, to, h->out_end, NULL, 0, TH_FIN))
+            return -1;
+        if (h->out_una == h->out_end)
+            h->una_since = now;
         h->fin_out_sent = 1;
         if (!h->rtx_deadline)
             arm(c, &h->rtx_deadline, now + h->rto);
     }
+    return 0;
 }
 
-/* Emits what a connection owes: data both ways, then ACKs nobody carried. */
-static void flush_conn(struct sconn *c)
+/* Emits what a connection owes toward side `to`: data, then an ACK nothing carried. Returns
+ * 0, or -1 when the output refused a frame (the rest waits). */
+static int flush_side(struct sconn *c, int to)
 {
     if (c->dead || c->state < ST_EST)
-        return;
-    push_half(c, C2S);
-    push_half(c, S2C);
-    for (int to = 0; to < 2; to++)
-        if (c->ack_due[to]) {
-            int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
-            send_seg(c, to, c->h[d_out].out_nxt + (c->h[d_out].fin_out_sent ? 1 : 0), NULL, 0,
-                     0);
-        }
+        return 0;
+    int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
+    if (push_half(c, d_out))
+        return -1;
+    if (c->ack_due[to] &&
+        send_seg(c, to, c->h[d_out].out_nxt + (c->h[d_out].fin_out_sent ? 1 : 0), NULL, 0, 0))
+        return -1;
+    return 0;
 }
 
 /* ---- connection lifecycle ---- */
@@ -637,6 +738,8 @@ static void kill_conn(struct sconn *c)
 static void free_conn(struct mqo_splice *sp, struct sconn *c)
 {
     heap_del(sp, c);
+    q_del(sp, c, 0);
+    q_del(sp, c, 1);
     mqo_map_del(&sp->conns, conn_key(c->cip, c->cport));
     if (c->ec)
         mqo_engine_conn_close(sp->eng, c->ec, sp->now);
@@ -835,7 +938,7 @@ static void pass_syn(struct mqo_splice *sp, int to, const struct seg *s, const u
         put_csum(tcp + 16, tcp4_csum(ip, tcp, s->hlen + s->len));
     }
     sp->st.segs_out++;
-    sp->cfg.emit(sp->cfg.ud, to, f, flen);
+    (void)sp->cfg.emit(sp->cfg.ud, to, f, flen, 0);
 }
 
 static void learn_l2(struct sconn *c, int from, const struct seg *s)
@@ -911,6 +1014,7 @@ static void on_synack(struct mqo_splice *sp, struct sconn *c, const struct seg *
     for (int d = 0; d < 2; d++) {
         struct half *h = &c->h[d];
         h->cwnd = 10 * (uint64_t)(h->mss_y ? h->mss_y : 536);
+        h->ack_at = sp->now;
     }
 }
 
@@ -1032,6 +1136,8 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
         limit = h->probe_end; /* the receiver took the probe byte */
     if (a < (int64_t)h->out_una || (uint64_t)a > limit)
         return; /* old, or acks what we never sent */
+    h->probes = 0; /* the receiver is there */
+    h->ack_at = now;
     uint64_t wnd = (uint64_t)s->win << c->h[d ^ 1].wscale_x;
     uint64_t acked_to = (uint64_t)a;
     int fin_acked = h->fin_out_sent && acked_to == h->out_end + 1;
@@ -1042,6 +1148,7 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
         uint64_t n = acked_to - h->out_una;
         mqo_buf_consume(&h->out, (size_t)n);
         h->out_una = acked_to;
+        h->una_since = now; /* progress: the stall clock starts again */
         if (h->out_nxt < h->out_una)
             h->out_nxt = h->out_una;
         if (h->rtt_on && h->out_una >= h->rtt_off) {
@@ -1055,14 +1162,8 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
                 h->in_recovery = 0;
                 h->cwnd = h->ssthresh;
             } else {
-                /* NewReno partial ack: the next hole goes out at once */
-                size_t k = (size_t)(h->out_nxt - h->out_una);
-                if (k > mss)
-                    k = (size_t)mss;
-                if (k) {
-                    send_seg(c, out_side(d), h->out_una, h->out.data, k, TH_PSH);
-                    sp->st.retransmits++;
-                }
+                /* NewReno partial ack: the next hole goes out at once (push_half) */
+                h->rtx_pend = 1;
             }
         } else if (h->cwnd < h->ssthresh) {
             h->cwnd += n < mss ? n : mss; /* slow start */
@@ -1080,9 +1181,7 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
             h->cwnd = h->ssthresh + 3 * mss;
             h->recover = h->out_nxt;
             h->in_recovery = 1;
-            size_t k = (size_t)(flight < mss ? flight : mss);
-            send_seg(c, out_side(d), h->out_una, h->out.data, k, TH_PSH);
-            sp->st.retransmits++;
+            h->rtx_pend = 1; /* sent by push_half, before anything new */
             sp->st.fast_retransmits++;
             h->rtt_on = 0;
         } else if (h->in_recovery) {
@@ -1095,8 +1194,10 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
             h->rtx_deadline = 0; /* nothing left in flight */
     }
     h->y_wnd = wnd;
-    if (wnd)
+    if (wnd) {
         h->persist_deadline = 0;
+        h->pbackoff = 0;
+    }
     /* the receiver's progress may resolve input of this half: the sender is owed an ACK */
     if (resolve(h))
         c->ack_due[in_side(d)] = 1;
@@ -1182,15 +1283,18 @@ static void startup_clock(struct mqo_splice *sp, uint64_t now)
     }
 }
 
-/* Emits what every marked connection owes, then frees the connections that ended. */
+/* Emits what every marked connection owes, in the order they were marked, as far as the output
+ * takes it (what it refuses waits, first in line, for the next call), then frees the
+ * connections that ended. */
 static void settle(struct mqo_splice *sp)
 {
-    while (sp->dirty) {
-        struct sconn *d = sp->dirty;
-        sp->dirty = d->dirty_next;
-        d->dirty = 0;
-        flush_conn(d);
-    }
+    for (int to = 0; to < 2; to++)
+        while (sp->q[to].head) {
+            struct sconn *c = sp->q[to].head;
+            if (flush_side(c, to))
+                break;
+            q_del(sp, c, to);
+        }
     while (sp->dead) {
         struct sconn *d = sp->dead;
         sp->dead = d->dead_next;
@@ -1284,16 +1388,28 @@ int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size
         return 1;
     }
     if (c->state == ST_SYN_SENT) {
-        if (s.flags & TH_RST) { /* refused */
-            sp->cfg.emit(sp->cfg.ud, from ^ 1, frame, len);
+        /* No connection yet, nothing edited: whatever else the ends send passes untouched. A
+         * RST refuses the connection. A broker socket in TIME_WAIT answers a SYN it does not
+         * accept with an ACK, which makes the client reset that TIME_WAIT and try again:
+         * swallowing the ACK left the client retrying its SYN into the TIME_WAIT until it
+         * expired (seen when a second run of 19,900 clients reused the ports of the first). */
+        (void)sp->cfg.emit(sp->cfg.ud, from ^ 1, frame, len, 0);
+        if (s.flags & TH_RST)
             kill_conn(c);
-        }
+        settle(sp);
         return 1;
     }
     if (c->closed_at) {
-        /* both directions finished: absorb late segments, re-acknowledge */
-        c->ack_due[from] = 1;
-        mark_dirty(c);
+        /* both directions finished: absorb late segments, re-acknowledge those that carry
+         * something (a FIN or data sent again: our ACK was lost). An empty one is not
+         * answered and a RST ends the linger: answering the RST a closed socket sends for a
+         * late ACK makes it send another, and the two ends trade them forever. */
+        if (s.flags & TH_RST) {
+            kill_conn(c);
+        } else if (s.len || (s.flags & TH_FIN)) {
+            c->ack_due[from] = 1;
+            mark_dirty(c);
+        }
     } else {
         established_segment(c, from, &s);
     }
@@ -1310,14 +1426,27 @@ static void timers_half(struct sconn *c, int d)
     uint64_t now = sp->now;
     uint64_t mss = seg_payload_max(c, h);
     if (h->rtx_deadline && now >= h->rtx_deadline) {
-        if (++h->backoff > RTX_GIVE_UP) {
-            mqo_warn("connection %u.%u.%u.%u:%u: the %s stopped acknowledging; resetting both "
-                     "ends",
+        /* Linux's rule (tcp_retries2): give up once the oldest unacknowledged byte has gone
+         * unacknowledged for as long as `retries` backed-off timeouts from RTO_MIN take, and
+         * it was sent again at least once. Only bytes that were sent count: what waits for
+         * the output (a large fan-out, a busy port) has not been sent, so mqoff's own load
+         * never makes a live peer look gone. */
+        /* A receiver that closed its window under bytes in flight answers their
+         * retransmissions without taking them: they are its probes, and it is given up only
+         * when it answered nothing for RTO_MAX (Linux's tcp_retransmit_timer does the same). */
+        int gone = h->y_wnd ? now - h->una_since >= sp->give_up_ns : now - h->ack_at > RTO_MAX;
+        if (h->backoff && gone) {
+            mqo_warn("connection %u.%u.%u.%u:%u: the %s acknowledged nothing for %llu s and %u "
+                     "retransmissions; resetting both ends",
                      ((uint8_t *)&c->cip)[0], ((uint8_t *)&c->cip)[1], ((uint8_t *)&c->cip)[2],
-                     ((uint8_t *)&c->cip)[3], c->cport, d == C2S ? "broker" : "client");
+                     ((uint8_t *)&c->cip)[3], c->cport, d == C2S ? "broker" : "client",
+                     (unsigned long long)((now - h->una_since) / NS), h->backoff);
+            sp->st.rto_give_ups++;
             reset_both(c);
             return;
         }
+        if (h->backoff < 255)
+            h->backoff++;
         sp->st.rto_expired++;
         mqo_dbg("splice: RTO half %d una %llu nxt %llu end %llu fin %d/%d wnd %llu", d,
                 (unsigned long long)h->out_una, (unsigned long long)h->out_nxt,
@@ -1335,24 +1464,34 @@ static void timers_half(struct sconn *c, int d)
         if (h->fin_out_sent && !h->fin_out_acked)
             h->fin_out_sent = 0;
         h->rtx_deadline = 0;
+        h->rtx_pend = 0;
         if (h->out_end > h->out_una || h->fin_in)
             sp->st.retransmits++;
-        push_half(c, d);
-        if (!h->rtx_deadline &&
-            (h->out_nxt > h->out_una || (h->fin_out_sent && !h->fin_out_acked)))
-            arm(c, &h->rtx_deadline, now + h->rto);
+        /* push_half resends from out_una when settle() reaches the connection; the deadline
+         * is armed again when a segment actually leaves */
+        mark_dirty(c);
     }
     if (h->persist_deadline && now >= h->persist_deadline) {
-        /* zero-window probe: one byte beyond the window */
-        arm(c, &h->persist_deadline, now + h->rto);
-        if (h->out_end > h->out_una && h->out_nxt == h->out_una) {
-            /* the first unsent byte: a receiver with room takes it and acknowledges it */
-            send_seg(c, out_side(d), h->out_una, h->out.data, 1, TH_PSH);
-            h->probe_end = h->out_una + 1;
-            sp->st.zero_window_probes++;
-            mqo_dbg("splice: probe half %d una %llu end %llu", d, (unsigned long long)h->out_una,
-                    (unsigned long long)h->out_end);
+        /* Linux's rule for the persist timer: probes back off like retransmissions for as
+         * long as the window stays closed, any ACK from the receiver answers them (on_ack),
+         * and `retries` unanswered probes in a row mean the receiver is gone. A receiver that answers with a zero window is alive and
+         * is probed for as long as it keeps its window closed. */
+        if (h->probes >= sp->cfg.rtx_retries) {
+            mqo_warn("connection %u.%u.%u.%u:%u: the %s answered none of %u zero-window probes; "
+                     "resetting both ends",
+                     ((uint8_t *)&c->cip)[0], ((uint8_t *)&c->cip)[1], ((uint8_t *)&c->cip)[2],
+                     ((uint8_t *)&c->cip)[3], c->cport, d == C2S ? "broker" : "client",
+                     h->probes);
+            sp->st.probe_give_ups++;
+            reset_both(c);
+            return;
         }
+        uint64_t iv = h->rto;
+        for (unsigned k = 0; k < h->pbackoff && iv < RTO_MAX; k++)
+            iv *= 2;
+        arm(c, &h->persist_deadline, now + (iv < RTO_MAX ? iv : RTO_MAX));
+        h->probe_pend = 1;
+        mark_dirty(c);
     }
 }
 
@@ -1426,6 +1565,11 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
     settle(sp);
 }
 
+unsigned mqo_splice_pending(const struct mqo_splice *sp)
+{
+    return (sp->q[0].head ? 1u << 0 : 0u) | (sp->q[1].head ? 1u << 1 : 0u);
+}
+
 uint64_t mqo_splice_next_timer(const struct mqo_splice *sp, uint64_t now)
 {
     if (!sp->nheap)
@@ -1435,6 +1579,18 @@ uint64_t mqo_splice_next_timer(const struct mqo_splice *sp, uint64_t now)
 }
 
 /* ---- setup ---- */
+
+uint64_t mqo_splice_give_up_ns(unsigned retries)
+{
+    /* Linux's tcp_model_timeout(): timeouts double from RTO_MIN until they reach RTO_MAX,
+     * then stay there; the sum of `retries` of them */
+    unsigned thresh = 0;
+    while ((RTO_MIN << (thresh + 1)) <= RTO_MAX)
+        thresh++;
+    if (retries <= thresh)
+        return ((2ull << retries) - 1) * RTO_MIN;
+    return ((2ull << thresh) - 1) * RTO_MIN + (uint64_t)(retries - thresh) * RTO_MAX;
+}
 
 struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
 {
@@ -1448,6 +1604,9 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
         sp->cfg.max_queue = 4u << 20;
     if (!sp->cfg.max_conns)
         sp->cfg.max_conns = 65536;
+    if (!sp->cfg.rtx_retries)
+        sp->cfg.rtx_retries = RETRIES_DEFAULT;
+    sp->give_up_ns = mqo_splice_give_up_ns(sp->cfg.rtx_retries);
     sp->heap = malloc(sp->cfg.max_conns * sizeof *sp->heap);
     if (!sp->heap) {
         free(sp);

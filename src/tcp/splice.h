@@ -31,6 +31,17 @@
  * SACK: negotiation is stripped from the SYNs (every hop retransmits for itself; translating
  * SACK blocks of two origins buys nothing on one hop). MSS: segments toward Y respect Y's MSS.
  *
+ * Output: every frame goes out through the emit callback, which may refuse a frame the splice
+ * keeps anyway (MQO_SPLICE_EMIT_KEPT: a segment of an output stream, an ACK) when the path
+ * toward the receiver is full. The splice then keeps the connection in line, per side, in the
+ * order connections had something to send, and sends from there when it is called again
+ * (mqo_splice_tick, or the next input), so a fan-out larger than any queue of the caller goes
+ * out whole and in order as the path drains, and its timers run only for what was sent.
+ *
+ * Giving up: as Linux with tcp_retries2 (mqo_splice_cfg.rtx_retries, 15), a connection is
+ * reset only when the receiver acknowledged nothing of what was sent for the time that many
+ * backed-off timeouts take (924.6 s for 15), or answered none of that many zero-window probes.
+ *
  * Only connections whose SYN the splice saw are edited; others, and every frame that is not
  * TCP to or from the broker's address and port, are the caller's to forward unchanged.
  *
@@ -54,8 +65,11 @@ struct mqo_splice_cfg {
     /* The engine's configuration (authorization, broker-only topics...); the ops are the
      * splice's own. */
     struct mqo_engine_cfg engine;
-    /* Emits a frame toward a side. The frame is only valid during the call. */
-    void (*emit)(void *ud, int to_side, const uint8_t *frame, size_t len);
+    /* Emits a frame toward a side. The frame is only valid during the call. Returns 0 when the
+     * path took it; a negative value refuses a frame flagged MQO_SPLICE_EMIT_KEPT (the path is
+     * full: the splice sends it again later, see above). Frames without the flag (a SYN or a
+     * RST passed on) cannot be sent again: refusing one loses it. */
+    int (*emit)(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags);
     void *ud;
     /* Bytes held for one receiver (unacknowledged output) above which the engine stops
      * offloading to it (QoS 0 dropped, QoS 1 to the broker). 0: 4 MiB. */
@@ -67,7 +81,14 @@ struct mqo_splice_cfg {
      * its next keep-alive. Connections seen without their SYN extend the passthrough while
      * they live. Negative: none (a lab that started the broker fresh). 0: 90 s. */
     int32_t startup_hold_ms;
+    /* Linux's tcp_retries2: how long a receiver may acknowledge nothing before the connection
+     * is reset (mqo_splice_give_up_ns), and how many zero-window probes it may leave
+     * unanswered. 0: 15. */
+    uint32_t rtx_retries;
 };
+
+/* emit flags */
+#define MQO_SPLICE_EMIT_KEPT 0x1 /* the splice keeps what the frame carries: it may be refused */
 
 struct mqo_splice_stats {
     uint64_t conns_tracked;     /* now */
@@ -82,7 +103,10 @@ struct mqo_splice_stats {
     uint64_t ooo_segs_in;       /* arrived ahead of a gap, kept */
     uint64_t bad_csum;          /* dropped: TCP checksum wrong */
     uint64_t zero_window_probes;
-    uint64_t resets;
+    uint64_t resets;            /* connections reset (both ends), for any reason */
+    uint64_t rto_give_ups;      /* ... because a receiver acknowledged nothing (rtx_retries) */
+    uint64_t probe_give_ups;    /* ... because a receiver answered no zero-window probe */
+    uint64_t emit_refused;      /* frames the output refused: they waited in the splice */
     uint64_t csum_reused;       /* payload bytes whose checksum came from the fan-out's sum */
 };
 
@@ -105,6 +129,15 @@ void mqo_splice_tick(struct mqo_splice *s, uint64_t now_ns);
 
 /* Nanoseconds until the next timer is due (UINT64_MAX: none). */
 uint64_t mqo_splice_next_timer(const struct mqo_splice *s, uint64_t now_ns);
+
+/* Sides (bit 1 << side) toward which frames wait because emit refused them. They go out from
+ * the next mqo_splice_tick (or input): call it again as soon as that side can take frames. */
+unsigned mqo_splice_pending(const struct mqo_splice *s);
+
+/* How long a receiver may acknowledge nothing before the splice gives up, for a number of
+ * retries: Linux's model of tcp_retries2 (timeouts doubling from 200 ms up to 120 s). 15:
+ * 924.6 s. */
+uint64_t mqo_splice_give_up_ns(unsigned retries);
 
 const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *s);
 const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *s);

@@ -1,6 +1,7 @@
 /* TCP endpoint and wire model for splice tests; see helper_tcpsim.h. */
 #include "helper_tcpsim.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,11 +154,22 @@ static void enqueue(struct ts_net *n, struct ts_ep *ep, int to_splice, const uin
     }
 }
 
-void ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len)
+int ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags)
 {
     struct ts_net *n = ud;
+    if (n->tx_cap && (flags & MQO_SPLICE_EMIT_KEPT)) {
+        if (n->now >= n->tx_refill_at) {
+            n->tx_room = n->tx_cap;
+            n->tx_refill_at = n->now + n->tx_period_ns;
+        }
+        if (!n->tx_room) {
+            n->tx_refused++;
+            return -EAGAIN;
+        }
+        n->tx_room--;
+    }
     if (len < 14 + 20 + 20)
-        return;
+        return 0;
     const uint8_t *ip = frame + 14;
     size_t ihl = (size_t)(ip[0] & 15) * 4;
     uint32_t dip, sip;
@@ -169,9 +181,10 @@ void ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len)
         if (e->side == to_side && e->ip == dip && e->port == dport && e->peer_ip == sip &&
             e->peer_port == sport) {
             enqueue(n, e, 0, frame, len);
-            return;
+            return 0;
         }
     }
+    return 0;
 }
 
 void ts_inject(struct ts_net *n, struct ts_ep *from, const uint8_t *frame, size_t len)
@@ -570,6 +583,14 @@ uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns)
             t = n->now + st;
             qi = SIZE_MAX;
         }
+        /* refused frames wait in the splice: it is called again when the path has room */
+        if (n->tx_cap && mqo_splice_pending(n->splice)) {
+            uint64_t r = n->tx_refill_at > n->now ? n->tx_refill_at : n->now;
+            if (r < t) {
+                t = r;
+                qi = SIZE_MAX;
+            }
+        }
         if (t == UINT64_MAX || t > end)
             break;
         if (t > n->now)
@@ -592,7 +613,7 @@ uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns)
             if (fr.to_splice) {
                 if (!mqo_splice_input(n->splice, fr.ep->side, fr.data, fr.len, 0, n->now)) {
                     /* not the splice's: it would forward the frame unchanged */
-                    ts_emit(n, fr.ep->side ^ 1, fr.data, fr.len);
+                    ts_emit(n, fr.ep->side ^ 1, fr.data, fr.len, 0);
                 }
                 if (n->on_input)
                     n->on_input(n->on_input_arg, fr.ep);
@@ -626,5 +647,6 @@ int ts_net_busy(const struct ts_net *n)
     for (size_t i = 0; i < n->n_eps; i++)
         if (n->eps[i]->rtx_at || n->eps[i]->ack_at)
             return 1;
-    return mqo_splice_next_timer(n->splice, n->now) != UINT64_MAX;
+    return mqo_splice_next_timer(n->splice, n->now) != UINT64_MAX ||
+           mqo_splice_pending(n->splice);
 }

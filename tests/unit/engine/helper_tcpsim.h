@@ -95,6 +95,14 @@ struct ts_net {
      * see what the splice's input changed (its stream counters) frame by frame */
     void (*on_input)(void *arg, struct ts_ep *ep);
     void *on_input_arg;
+    /* The output path's capacity, as a busy port has it: tx_cap frames per tx_period_ns
+     * (0: unlimited). Beyond it the splice's kept frames are refused (it must send them
+     * again, in order, once the period starts again); frames it cannot keep go through. */
+    unsigned tx_cap;
+    uint64_t tx_period_ns;
+    unsigned tx_room;
+    uint64_t tx_refill_at;
+    uint64_t tx_refused;
 };
 
 void ts_net_init(struct ts_net *n, void *splice, uint64_t seed);
@@ -113,8 +121,9 @@ void ts_write(struct ts_net *n, struct ts_ep *e, const void *p, size_t len);
 /* Sends FIN after the written bytes. */
 void ts_close(struct ts_net *n, struct ts_ep *e);
 
-/* The splice's emit callback: queues the frame toward the right endpoint. */
-void ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len);
+/* The splice's emit callback: queues the frame toward the right endpoint, or refuses a kept
+ * frame when the path is over its capacity (tx_cap). */
+int ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags);
 
 /* Processes every event (frame arrival, timer) due before now + max_ns; the clock stops at the
  * last event processed. Returns the time advanced. */
