@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "acl/acl.h"
+#include "conf/mosqconf.h"
 #include "core/log.h"
 #include "engine/engine.h"
 #include "core/file.h"
@@ -52,8 +53,17 @@ static void usage_proxy(FILE *f)
             "can deliver exactly as the broker would go straight to the subscribers; everything\n"
             "else goes to the broker.\n"
             "\n"
-            "authorization (the broker's rules bind the offload too; without one of these\n"
-            "every PUBLISH passes through to the broker):\n"
+            "the broker's configuration (recommended):\n"
+            "  --mosquitto-conf FILE  the broker's own mosquitto.conf (and its include_dir):\n"
+            "                         its acl_file (or none), limits (message_size_limit,\n"
+            "                         max_packet_size, max_qos, max_inflight_messages, ...),\n"
+            "                         the --broker listener's mount_point, bridge topics; what\n"
+            "                         mqoff cannot evaluate (TLS, websockets, plugins) passes\n"
+            "                         through, said at start; a change stops offload until\n"
+            "                         mqoff is restarted\n"
+            "\n"
+            "authorization without --mosquitto-conf (the broker's rules bind the offload too;\n"
+            "without one of these every PUBLISH passes through to the broker):\n"
             "  --acl-file PATH        the broker's Mosquitto acl_file (Mosquitto 2.0 semantics);\n"
             "                         watched: from a change until SIGHUP, only what both the\n"
             "                         old and the new rules allow is offloaded\n"
@@ -109,7 +119,9 @@ static void usage_monitor(FILE *f)
             "fragment arrived is dropped, as the receiving host would drop it. Other\n"
             "fragments are forwarded untouched.\n"
             "\n"
-            "authorization: --acl-file PATH | --acl open (as for proxy mode)\n"
+            "the broker's configuration: --mosquitto-conf FILE (recommended; as for proxy\n"
+            "mode), or authorization: --acl-file PATH | --acl open\n"
+            "\n"
             "reach (without it every PUBLISH passes through to the broker):\n"
             "  --exclusive            every client of the broker reaches it through port a and\n"
             "                         the broker address and port: no other listener, no other\n"
@@ -225,6 +237,12 @@ struct opts {
     const char *listen_s, *broker_s, *acl_file;
     int acl_open;
     int exclusive;
+    /* --mosquitto-conf: the broker's configuration, evaluated for --broker (kept while the
+     * engine runs: it points into them), and the broker-only filters with the bridges' */
+    const char *mosq_conf;
+    struct mqo_mosqconf *conf;
+    struct mqo_mosqpolicy *pol;
+    const char **bo_all;
     const char **bo;
     size_t n_bo;
     size_t max_queue;
@@ -266,7 +284,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
-        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_MAXBUF, O_EXCL, O_HELP
+        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF, O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -295,6 +313,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"busy-poll", required_argument, 0, O_BUSY},
         {"max-buffer", required_argument, 0, O_MAXBUF},
         {"exclusive", no_argument, 0, O_EXCL},
+        {"mosquitto-conf", required_argument, 0, O_MOSQCONF},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     o->l2 = MQO_L2_LEARN;
@@ -393,6 +412,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case O_NOPROMISC: o->promisc = 0; break;
         case O_EXCL: o->exclusive = 1; break;
+        case O_MOSQCONF: o->mosq_conf = optarg; break;
         case O_BUSY:
             if (parse_u64("--busy-poll", optarg, 0, 1000000, &v))
                 return 2;
@@ -442,6 +462,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         fprintf(stderr, "mqoff: --acl-file and --acl open exclude each other\n");
         return 2;
     }
+    if (o->mosq_conf && (o->acl_file || o->acl_open)) {
+        fprintf(stderr, "mqoff: --mosquitto-conf gives the authorization (the broker's own "
+                        "acl_file, or none); --acl-file and --acl open exclude it\n");
+        return 2;
+    }
     if (!o->broker_s) {
         fprintf(stderr, "mqoff %s: --broker ADDR:PORT is required (see mqoff %s --help)\n", mode,
                 mode);
@@ -470,7 +495,62 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 /* The engine's configuration from the options; loads the ACL and starts watching its file.
  * Returns 0 or 2. */
-static int setup_engine(const struct opts *o, struct mqo_engine_cfg *ec, struct mqo_acl **acl,
+/* --mosquitto-conf: reads the broker's configuration, evaluates it for the broker address
+ * mqoff forwards to and applies it to ec (authorization source in *acl_file). Returns 0 or 2. */
+static int setup_conf(struct opts *o, const struct sockaddr_storage *ba, socklen_t bl,
+                      struct mqo_engine_cfg *ec, const char **acl_file, char **summary)
+{
+    char err[512], host[NI_MAXHOST], port[NI_MAXSERV];
+    if (mqo_mosqconf_load(o->mosq_conf, NULL, &o->conf, err, sizeof err)) {
+        fprintf(stderr, "mqoff: --mosquitto-conf %s: %s\n", o->mosq_conf, err);
+        return 2;
+    }
+    if (getnameinfo((const struct sockaddr *)ba, bl, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) ||
+        mqo_mosqconf_evaluate(o->conf, host, (uint16_t)atoi(port), &o->pol, err, sizeof err)) {
+        fprintf(stderr, "mqoff: --mosquitto-conf %s: --broker %s: %s\n", o->mosq_conf,
+                o->broker_s, err);
+        return 2;
+    }
+    const struct mqo_mosqpolicy *p = o->pol;
+    size_t sl = mqo_mosqpolicy_describe(p, NULL, 0) + 1;
+    if (!(*summary = malloc(sl)))
+        return 2;
+    mqo_mosqpolicy_describe(p, *summary, sl);
+    mqo_info("the broker's configuration %s, for %s:%s:\n%s", o->mosq_conf, host, port, *summary);
+    for (size_t i = 0; i < p->n_findings; i++) {
+        const struct mqo_mosqconf_finding *f = &p->findings[i];
+        if (f->all)
+            mqo_warn("%s:%u: %s: nothing is offloaded", f->at.file, f->at.line, f->why);
+        else
+            mqo_info("%s:%u: %s", f->at.file, f->at.line, f->why);
+    }
+    ec->conf_hold = !p->offload;
+    ec->mount_point = p->mount_point;
+    ec->username_as_clientid = (uint8_t)p->use_username_as_clientid;
+    ec->message_size_limit = p->message_size_limit;
+    ec->broker_max_packet = p->max_packet_size;
+    ec->max_qos = p->max_qos;
+    ec->upgrade_outgoing_qos = (uint8_t)p->upgrade_outgoing_qos;
+    ec->max_inflight_messages = p->max_inflight_messages;
+    /* the bridges' topics go to the broker, with those the command line names */
+    o->bo_all = calloc(o->n_bo + p->n_broker_only + 1, sizeof *o->bo_all);
+    if (!o->bo_all)
+        return 2;
+    for (size_t i = 0; i < o->n_bo; i++)
+        o->bo_all[i] = o->bo[i];
+    for (size_t i = 0; i < p->n_broker_only; i++)
+        o->bo_all[o->n_bo + i] = p->broker_only[i];
+    ec->broker_only = o->bo_all;
+    ec->n_broker_only = o->n_bo + p->n_broker_only;
+    *acl_file = p->acl_file;
+    if (!p->acl_file && !p->n_plugins)
+        ec->acl_mode = MQO_ACL_OPEN;
+    return 0;
+}
+
+static int setup_engine(struct opts *o, const struct sockaddr_storage *ba, socklen_t bl,
+                        struct mqo_engine_cfg *ec, struct mqo_acl **acl,
                         struct mqo_reload **reload)
 {
     memset(ec, 0, sizeof *ec);
@@ -480,19 +560,29 @@ static int setup_engine(const struct opts *o, struct mqo_engine_cfg *ec, struct 
     ec->max_buffer = o->max_buffer;
     ec->broker_only = o->bo;
     ec->n_broker_only = o->n_bo;
-    if (o->acl_file) {
+    const char *acl_file = o->acl_file;
+    char *summary = NULL;
+    if (o->mosq_conf && setup_conf(o, ba, bl, ec, &acl_file, &summary)) {
+        free(summary);
+        return 2;
+    }
+    if (acl_file) {
         char err[256];
-        if (mqo_acl_load(o->acl_file, acl, err, sizeof err)) {
-            fprintf(stderr, "mqoff: --acl-file %s: %s\n", o->acl_file, err);
+        if (mqo_acl_load(acl_file, acl, err, sizeof err)) {
+            fprintf(stderr, "mqoff: acl_file %s: %s\n", acl_file, err);
+            free(summary);
             return 2;
         }
         ec->acl_mode = MQO_ACL_FILE;
         ec->acl = *acl;
-        mqo_info("authorization: %s (%zu rules, Mosquitto 2.0 semantics)", o->acl_file,
+        mqo_info("authorization: %s (%zu rules, Mosquitto 2.0 semantics)", acl_file,
                  mqo_acl_rule_count(*acl));
-    } else if (o->acl_open) {
+    } else if (o->acl_open || ec->acl_mode == MQO_ACL_OPEN) {
         ec->acl_mode = MQO_ACL_OPEN;
         mqo_info("authorization: open (the broker restricts no topics)");
+    } else if (o->mosq_conf) {
+        mqo_warn("authorization: decided by the broker's plugins, which mqoff cannot evaluate: "
+                 "nothing is offloaded");
     } else {
         ec->acl_mode = MQO_ACL_NONE;
         mqo_warn("no authorization source (--acl-file PATH or --acl open): every PUBLISH passes "
@@ -504,13 +594,35 @@ static int setup_engine(const struct opts *o, struct mqo_engine_cfg *ec, struct 
         mqo_warn("not --exclusive: a client may reach the broker some other way (another "
                  "listener, directly), whose subscriptions mqoff cannot see, so every PUBLISH "
                  "passes through to the broker, nothing is offloaded");
-    struct mqo_reload_cfg rc = {.acl_file = o->acl_file};
-    if (mqo_reload_new(&rc, reload)) {
+    struct mqo_reload_cfg rc = {.acl_file = acl_file};
+    if (o->mosq_conf) {
+        rc.conf_file = o->mosq_conf;
+        rc.conf_files = (const char *const *)o->conf->files;
+        rc.n_conf_files = o->conf->n_files;
+        char host[NI_MAXHOST] = "", port[NI_MAXSERV] = "0";
+        getnameinfo((const struct sockaddr *)ba, bl, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+        rc.broker_addr = host;
+        rc.broker_port = (uint16_t)atoi(port);
+        rc.conf_summary = summary;
+    }
+    int r = mqo_reload_new(&rc, reload);
+    free(summary);
+    if (r) {
         mqo_acl_free(*acl);
         *acl = NULL;
         return 2;
     }
     return 0;
+}
+
+/* What --mosquitto-conf kept for the engine. */
+static void free_conf(struct opts *o)
+{
+    mqo_mosqpolicy_free(o->pol);
+    mqo_mosqconf_free(o->conf);
+    free(o->bo_all);
+    free(o->bo);
 }
 
 static void install_signals(void)
@@ -546,8 +658,8 @@ static int cmd_proxy(int argc, char **argv)
         return 2;
     }
     struct mqo_acl *acl = NULL;
-    if (setup_engine(&o, &cfg.engine, &acl, &cfg.reload)) {
-        free(o.bo);
+    if (setup_engine(&o, &cfg.broker_addr, cfg.broker_len, &cfg.engine, &acl, &cfg.reload)) {
+        free_conf(&o);
         return 2;
     }
     cfg.hup = &g_hup;
@@ -560,10 +672,10 @@ static int cmd_proxy(int argc, char **argv)
                     "unreachable %llu\n",
             (unsigned long long)ps.accepted, (unsigned long long)ps.closed,
             (unsigned long long)ps.broker_connect_failed);
-    print_stats(&es, o.acl_file != NULL);
+    print_stats(&es, acl != NULL);
     mqo_reload_free(cfg.reload);
     mqo_acl_free(acl);
-    free(o.bo);
+    free_conf(&o);
     return rc ? 1 : 0;
 }
 
@@ -593,8 +705,10 @@ static int cmd_monitor(int argc, char **argv)
     mc.frag = (struct mqo_frag_cfg){.max_dgrams = o.frag_max, .max_bytes = o.frag_mem,
                                     .timeout_ns = o.frag_timeout_ns};
     struct mqo_acl *acl = NULL;
-    if (setup_engine(&o, &mc.splice.engine, &acl, &mc.reload))
+    if (setup_engine(&o, &ba, bl, &mc.splice.engine, &acl, &mc.reload)) {
+        free_conf(&o);
         return 2;
+    }
     mc.hup = &g_hup;
     struct mqo_impair_cfg ic[2];
     for (int d = 0; d < 2; d++) {
@@ -682,12 +796,12 @@ static int cmd_monitor(int argc, char **argv)
                     (unsigned long long)fs->malformed, (unsigned long long)fs->timeouts,
                     (unsigned long long)fs->timeout_frags, (unsigned long long)fs->evicted,
                     (unsigned long long)fs->nomem, (unsigned long long)fs->overlaps);
-        print_stats(&st.engine, o.acl_file != NULL);
+        print_stats(&st.engine, acl != NULL);
     }
     free(text);
     mqo_reload_free(mc.reload);
     mqo_acl_free(acl);
-    free(o.bo);
+    free_conf(&o);
     return rc ? 1 : 0;
 }
 

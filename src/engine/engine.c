@@ -76,6 +76,7 @@ static const char *const pt_names[MQO_PT__COUNT] = {
     [MQO_PT_STREAMED] = "streamed",
     [MQO_PT_STREAMING] = "streaming_to_client",
     [MQO_PT_BROKER_LIMIT] = "broker_limit",
+    [MQO_PT_BROKER_CONF] = "broker_config",
     [MQO_PT_NOT_EXCLUSIVE] = "not_exclusive",
     [MQO_PT_ACL_CHANGED] = "acl_changed",
     [MQO_PT_ACL_BROKEN] = "acl_broken",
@@ -101,6 +102,8 @@ void mqo_engine_set_unseen_clients(struct mqo_engine *e, uint64_t n)
         mqo_info("no unseen client connections left: offload resumes");
     e->st.unseen_clients = n;
 }
+
+void mqo_engine_set_conf_hold(struct mqo_engine *e, int on) { e->st.conf_hold = on ? 1 : 0; }
 
 static uint8_t *memdup(const uint8_t *p, size_t n)
 {
@@ -558,6 +561,7 @@ struct mqo_engine *mqo_engine_new(const struct mqo_engine_cfg *cfg)
         e->cfg.max_buffer = 64; /* room for any packet's head */
     e->order_hold_ns = (uint64_t)e->cfg.order_hold_ms * 1000000ull;
     e->mount_len = cfg->mount_point ? strlen(cfg->mount_point) : 0;
+    e->st.conf_hold = cfg->conf_hold ? 1 : 0;
     e->cfg.broker_only = NULL; /* copied into a trie below, not kept */
     e->cfg.n_broker_only = 0;
     e->trie = mqo_trie_new();
@@ -930,6 +934,12 @@ static int c2s_connect(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8
     if (c->has_user) {
         c->user = memdup(pk->u.connect.username.p, pk->u.connect.username.len);
         c->user_len = pk->u.connect.username.len;
+        if (c->eng->cfg.username_as_clientid && c->user) {
+            /* the broker's client id (sessions, ACL %c) is the username */
+            free(c->cid);
+            c->cid = memdup(c->user, c->user_len);
+            c->cid_len = c->user_len;
+        }
     }
     if (!c->cid || (c->has_user && !c->user))
         return -ENOMEM;

@@ -111,6 +111,8 @@ struct mqo_engine_cfg {
     /* The broker's limits for the listener mqoff fronts (from its configuration, see
      * conf/mosqconf.h; all 0 when unknown or unlimited). */
     const char *mount_point;        /* the broker prefixes the clients' topics and filters */
+    uint8_t username_as_clientid;   /* use_username_as_clientid: the username is the id */
+    uint8_t conf_hold;              /* start with mqo_engine_set_conf_hold(e, 1) */
     uint32_t message_size_limit;    /* larger payloads: the broker refuses the PUBLISH */
     uint32_t broker_max_packet;     /* larger packets: the broker drops the client */
     uint8_t max_qos;                /* 1: QoS 2 refused (0 means 2, the default) */
@@ -159,6 +161,7 @@ enum mqo_pt_reason {
     MQO_PT_STREAMED,       /* larger than max_buffer: streamed to the broker */
     MQO_PT_STREAMING,      /* a large packet is streaming to a subscriber (or publisher) */
     MQO_PT_BROKER_LIMIT,   /* over a limit of the broker's configuration: it judges */
+    MQO_PT_BROKER_CONF,    /* the broker's configuration forbids offload, or changed */
     MQO_PT_NOT_EXCLUSIVE,  /* cfg.exclusive not set: clients may reach the broker elsewhere */
     MQO_PT_ACL_CHANGED,    /* the acl_file changed, the broker may use either version, and
                             * they disagree on this message (mqo_engine_acl_changed) */
@@ -187,6 +190,7 @@ struct mqo_engine_stats {
     uint64_t s2c_holds;        /* broker PUBLISHes held for a Receive Maximum slot */
     uint64_t relay_conns;      /* now: connections relayed unedited */
     uint64_t unknown_conns;    /* now: of those, connections whose subscriptions may be unknown */
+    uint64_t conf_hold;        /* now: 1 while the broker's configuration stops all offload */
     uint64_t conns_open;
     uint64_t subscriptions;  /* in the table now */
     uint64_t blind_sessions; /* now */
@@ -234,6 +238,11 @@ const struct mqo_engine_stats *mqo_engine_stats(const struct mqo_engine *e);
  * connections open before mqoff started). Their subscriptions are unknown, so while n > 0
  * every PUBLISH goes to the broker (counted as MQO_PT_UNSEEN). */
 void mqo_engine_set_unseen_clients(struct mqo_engine *e, uint64_t n);
+
+/* on: everything passes through (MQO_PT_BROKER_CONF): the broker's configuration leaves the
+ * offload nothing it may do (a TLS or websockets listener, a plugin deciding), or it changed
+ * in a way the running mqoff does not apply, or no longer parses. */
+void mqo_engine_set_conf_hold(struct mqo_engine *e, int on);
 
 /* Authorization at run time (MQO_ACL_FILE; in the other modes these return -EINVAL).
  *

@@ -141,6 +141,8 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         return MQO_PT_NO_ACL;
     if (!e->cfg.exclusive)
         return MQO_PT_NOT_EXCLUSIVE;
+    if (e->st.conf_hold)
+        return MQO_PT_BROKER_CONF;
     if (e->acl_broken)
         return MQO_PT_ACL_BROKEN;
     if (c->relay)

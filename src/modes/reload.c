@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "acl/acl.h"
+#include "conf/mosqconf.h"
 #include "core/log.h"
 #include "core/watch.h"
 
@@ -15,7 +16,26 @@ struct mqo_reload {
     const char *acl_file;
     int acl_idx;         /* its index in w */
     char last_err[320];  /* the acl_file's last error, logged once */
+    /* the broker's configuration: its files' bits in w, what was started with */
+    struct mqo_reload_cfg cfg; /* its strings copied (conf_files not kept) */
+    char *addr, *summary;
+    uint64_t conf_mask;
+    int conf_held;
+    char conf_err[320];
 };
+
+static int watch_one(struct mqo_reload *r, const char *path)
+{
+    int rc = 0;
+    if (!r->w)
+        rc = mqo_watch_new(&r->w);
+    if (rc == 0)
+        rc = mqo_watch_add(r->w, path);
+    if (rc < 0)
+        mqo_err("cannot watch %s for changes (%s): a change the broker reloads could go "
+                "unnoticed", path, strerror(-rc));
+    return rc;
+}
 
 int mqo_reload_new(const struct mqo_reload_cfg *cfg, struct mqo_reload **out)
 {
@@ -23,22 +43,76 @@ int mqo_reload_new(const struct mqo_reload_cfg *cfg, struct mqo_reload **out)
     if (!r)
         return -ENOMEM;
     r->acl_idx = -1;
-    if (cfg->acl_file) {
-        int rc = mqo_watch_new(&r->w);
-        if (rc == 0) {
-            rc = mqo_watch_add(r->w, cfg->acl_file);
-            r->acl_idx = rc;
+    r->cfg = *cfg;
+    r->cfg.conf_files = NULL;
+    if (cfg->conf_file) {
+        r->addr = strdup(cfg->broker_addr ? cfg->broker_addr : "");
+        r->summary = strdup(cfg->conf_summary ? cfg->conf_summary : "");
+        if (!r->addr || !r->summary) {
+            mqo_reload_free(r);
+            return -ENOMEM;
         }
+        r->cfg.broker_addr = r->addr;
+        r->cfg.conf_summary = r->summary;
+    }
+    if (cfg->acl_file) {
+        int rc = watch_one(r, cfg->acl_file);
         if (rc < 0) {
-            mqo_err("cannot watch %s for changes (%s): a change the broker reloads could go "
-                    "unnoticed", cfg->acl_file, strerror(-rc));
             mqo_reload_free(r);
             return rc;
         }
+        r->acl_idx = rc;
         r->acl_file = cfg->acl_file;
+    }
+    for (size_t i = 0; cfg->conf_file && i < cfg->n_conf_files; i++) {
+        int rc = watch_one(r, cfg->conf_files[i]);
+        if (rc < 0) {
+            mqo_reload_free(r);
+            return rc;
+        }
+        r->conf_mask |= 1ull << rc;
     }
     *out = r;
     return 0;
+}
+
+/* Reads and evaluates the broker's configuration again; all offload stops while it differs
+ * from the one mqoff started with, or would be refused by the broker. */
+static void conf_check(struct mqo_reload *r, struct mqo_engine *e, const char *why)
+{
+    const struct mqo_reload_cfg *cfg = &r->cfg;
+    struct mqo_mosqconf *c = NULL;
+    struct mqo_mosqpolicy *p = NULL;
+    char err[300] = "", sum[4096];
+    int ok = mqo_mosqconf_load(cfg->conf_file, NULL, &c, err, sizeof err) == 0 &&
+             mqo_mosqconf_evaluate(c, cfg->broker_addr, cfg->broker_port, &p, err,
+                                   sizeof err) == 0;
+    int same = 0;
+    if (ok) {
+        mqo_mosqpolicy_describe(p, sum, sizeof sum);
+        same = strcmp(sum, cfg->conf_summary) == 0;
+    }
+    mqo_mosqpolicy_free(p);
+    mqo_mosqconf_free(c);
+    if (ok && same) {
+        if (r->conf_held)
+            mqo_info("the broker's configuration %s is as mqoff started with it again: offload "
+                     "resumes", cfg->conf_file);
+        r->conf_held = 0;
+        r->conf_err[0] = 0;
+        mqo_engine_set_conf_hold(e, 0);
+        return;
+    }
+    if (!ok && strcmp(err, r->conf_err) != 0)
+        mqo_err("the broker's configuration %s: %s: every PUBLISH passes through to the broker "
+                "until it is fixed", why, err);
+    else if (ok && !r->conf_held)
+        mqo_warn("the broker's configuration %s %s: mqoff does not apply a new configuration "
+                 "while it runs, so every PUBLISH passes through to the broker until mqoff is "
+                 "restarted (or the files are as they were)", cfg->conf_file, why);
+    snprintf(r->conf_err, sizeof r->conf_err, "%s", ok ? "" : err);
+    r->conf_held = 1;
+    mqo_engine_set_conf_hold(e, 1);
 }
 
 void mqo_reload_free(struct mqo_reload *r)
@@ -46,6 +120,8 @@ void mqo_reload_free(struct mqo_reload *r)
     if (!r)
         return;
     mqo_watch_free(r->w);
+    free(r->addr);
+    free(r->summary);
     free(r);
 }
 
@@ -76,6 +152,8 @@ void mqo_reload_changed(struct mqo_reload *r, struct mqo_engine *e)
     int rc = mqo_watch_drain(r->w, &m);
     if (rc)
         mqo_err("reading file change events: %s", strerror(-rc));
+    if (m & r->conf_mask)
+        conf_check(r, e, "changed");
     if (r->acl_idx < 0 || !(m & (1ull << r->acl_idx)))
         return;
     uint64_t before = mqo_engine_stats(e)->acl_versions;
@@ -102,6 +180,8 @@ void mqo_reload_changed(struct mqo_reload *r, struct mqo_engine *e)
 
 void mqo_reload_hup(struct mqo_reload *r, struct mqo_engine *e)
 {
+    if (r->cfg.conf_file)
+        conf_check(r, e, "at SIGHUP");
     if (!r->acl_file) {
         mqo_info("SIGHUP: no file to read again (authorization is not from an acl_file)");
         return;

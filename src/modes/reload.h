@@ -1,6 +1,7 @@
 /* Files mqoff reads at start that change while it runs, and the broker's reloads.
  *
- * Today one file: the broker's acl_file (--acl-file). The broker reads it at start and when it
+ * The broker's acl_file (--acl-file, or the acl_file of --mosquitto-conf), and the broker's
+ * mosquitto.conf itself (cfg.conf_file). The broker reads it at start and when it
  * reloads (SIGHUP); mqoff cannot see the broker reload, so:
  *   - a change of the file (core/watch: inotify) is a version the broker MAY be using from now
  *     on: mqo_engine_acl_changed, the engine offloads only what every version allows;
@@ -22,6 +23,18 @@
 
 struct mqo_reload_cfg {
     const char *acl_file; /* the broker's acl_file, as the engine was started with; NULL: none */
+    /* The broker's mosquitto.conf (--mosquitto-conf; NULL: none), the files it read (the main
+     * one first, its include_dir files), the listener it was evaluated for and the summary
+     * of that evaluation (mqo_mosqpolicy_describe) the engine runs with. When the files
+     * change, or at SIGHUP, they are read and evaluated again: a different summary, or a file
+     * the broker would refuse, stops all offload (mqo_engine_set_conf_hold) until they are
+     * back as mqoff started with them; applying a new configuration takes a restart. */
+    const char *conf_file;
+    const char *const *conf_files;
+    size_t n_conf_files;
+    const char *broker_addr;
+    uint16_t broker_port;
+    const char *conf_summary;
 };
 
 struct mqo_reload;
