@@ -6,8 +6,8 @@
 # rawdiff/known_diffs.txt is skipped (and must still be a difference); any other fails.
 # Broker-config groups (message_size_limit, max_packet_size, mount_point, a bridge, a password
 # file, an acl_file, the dynamic-security plugin) run with their own broker config and the
-# mqoff options that describe it (rawdiff/brokerconf.py). The core group runs direct twice:
-# the corpus is deterministic, so the two must be identical.
+# mqoff options that describe it (rawdiff/brokerconf.py). Every group runs direct twice: the
+# corpus is deterministic, so the two must be identical.
 #
 # Environment: RAWDIFF_GROUPS (default: every group), LAB_TARGETS (default: direct proxy
 # monitor), RAWDIFF_MATCH (only cases whose name contains it), RAWDIFF_MQOFF_ARGS (options
@@ -93,7 +93,7 @@ run_group() {
     not_ok "rawdiff $g: direct results" "none; nothing to compare with"
     return
   fi
-  if [ "$g" = core ] && [ "${RAWDIFF_REPEAT:-1}" = 1 ] && [ -z "${RAWDIFF_MATCH:-}" ]; then
+  if [ "${RAWDIFF_REPEAT:-1}" = 1 ] && [ -z "${RAWDIFF_MATCH:-}" ]; then
     play "$g" direct-again direct "$dir"
     run_py "rawdiff $g: direct twice" 120 "$RD/compare.py" "$dir/direct.jsonl" \
       "$dir/direct-again.jsonl" --target direct-again --group "$g" --known /dev/null --quiet-same

@@ -19,7 +19,6 @@ Usage: gen.py [--group G] [--list | --count | --show NAME]
 
 import argparse
 import hashlib
-import struct
 import sys
 
 import mqttb as M
@@ -478,6 +477,7 @@ def fam_publish_topic(out):
         ("deep-200", lambda c: c.topic("/".join(["l"] * 200))),
         ("deep-32000", lambda c: c.topic("/" * 32000)),
         ("deep-65000", lambda c: c.topic("").ljust(65000, "/")),
+        ("levels-65535", lambda c: "/" * 65534),
     ]
     for p in PROTOS:
         for label, fn in topics:
@@ -625,6 +625,19 @@ def publish_to_sub(c, q, payload=b"m1"):
         c.publish("a", c.topic(), payload, q, wait=("pkt", 1, "s"))
 
 
+def ack_case(out, name, p, q, sub_qos=2):
+    """Client s (acknowledging nothing by itself) subscribed at sub_qos; client a has just
+    published at QoS q and s holds the delivery."""
+    c = case_for(out, name)
+    c.client("s", p, autoack=False)
+    c.connect("s")
+    c.subscribe("s", [(c.topic("#"), sub_qos)])
+    c.client("a", p)
+    c.connect("a")
+    publish_to_sub(c, q)
+    return c
+
+
 def fam_sub_acks(out):
     """The subscriber side: how a subscriber answers a QoS 1 or QoS 2 delivery (the right
     acknowledgement, the wrong kind, twice, a wrong identifier, nothing, v5 reason codes)."""
@@ -634,50 +647,24 @@ def fam_sub_acks(out):
     for p in PROTOS:
         for q in (1, 2):
             for label, seq in answers:
-                c = case_for(out, "subacks/q%d-%s/%s" % (q, label, vname(p)))
-                c.client("s", p, autoack=False)
-                c.connect("s")
-                c.subscribe("s", [(c.topic("#"), 2)])
-                c.client("a", p)
-                c.connect("a")
-                publish_to_sub(c, q)
+                c = ack_case(out, "subacks/q%d-%s/%s" % (q, label, vname(p)), p, q)
                 for b0, tail in seq:
                     c.reply("s", b0, tail)
                 c.publish("a", c.topic(), b"m2", q, pid=2, wait="quiet")
                 if q == 2:
                     c.send("a", M.ack(M.PUBREL, 2))
                 c.ping("s")
-            c = case_for(out, "subacks/q%d-wrong-id/%s" % (q, vname(p)))
-            c.client("s", p, autoack=False)
-            c.connect("s")
-            c.subscribe("s", [(c.topic("#"), 2)])
-            c.client("a", p)
-            c.connect("a")
-            publish_to_sub(c, q)
+            c = ack_case(out, "subacks/q%d-wrong-id/%s" % (q, vname(p)), p, q)
             c.send("s", M.ack(4 if q == 1 else 5, 999))
             c.ping("s")
         if p == 5:
-            for rc in (0x10, 0x80, 0x83, 0x87, 0x55):
-                c = case_for(out, "subacks/q1-puback-rc-%02x/v5" % rc)
-                c.client("s", 5, autoack=False)
-                c.connect("s")
-                c.subscribe("s", [(c.topic("#"), 1)])
-                c.client("a", 5)
-                c.connect("a")
-                c.publish("a", c.topic(), b"m1", 1, wait=("pkt", 1, "s"))
-                c.reply("s", 0x40, bytes([rc]))
-                c.ping("s")
-            for label, tail in (("reason-string", b"\x00" + props(prop(0x1F, "r"))),
-                                ("user-property", b"\x00" + props(prop(0x26, ("a", "b")))),
-                                ("bad-prop", b"\x00" + props(prop(0x01, 1))),
-                                ("proplen-past-end", b"\x00\x09")):
-                c = case_for(out, "subacks/q1-puback-%s/v5" % label)
-                c.client("s", 5, autoack=False)
-                c.connect("s")
-                c.subscribe("s", [(c.topic("#"), 1)])
-                c.client("a", 5)
-                c.connect("a")
-                c.publish("a", c.topic(), b"m1", 1, wait=("pkt", 1, "s"))
+            tails = [("rc-%02x" % rc, bytes([rc])) for rc in (0x10, 0x80, 0x83, 0x87, 0x55)]
+            tails += [("reason-string", b"\x00" + props(prop(0x1F, "r"))),
+                      ("user-property", b"\x00" + props(prop(0x26, ("a", "b")))),
+                      ("bad-prop", b"\x00" + props(prop(0x01, 1))),
+                      ("proplen-past-end", b"\x00\x09")]
+            for label, tail in tails:
+                c = ack_case(out, "subacks/q1-puback-%s/v5" % label, 5, 1, sub_qos=1)
                 c.reply("s", 0x40, tail)
                 c.ping("s")
 
@@ -1087,11 +1074,51 @@ def fam_framing(out):
             "a", [bytes([x]) for x in M.subscribe(1, [(c.topic("x"), 1)], proto=p)], "pkt")))
 
 
+def fam_cross_order(out):
+    """Packets from two connections written back to back (no wait between them): the broker
+    takes them in the order they arrive, so a subscription made just before another client's
+    PUBLISH gets it, an unsubscription just before does not."""
+    for p in (4, 5):
+        for q in (0, 1):
+            c = case_for(out, "order/subscribe-then-publish-q%d/%s" % (q, vname(p)))
+            c.client("s", p)
+            c.connect("s")
+            c.client("a", p)
+            c.connect("a")
+            c.subscribe("s", [(c.topic("#"), 1)], wait=None)
+            c.publish("a", c.topic(), b"just-after", q, wait="quiet")
+            c = case_for(out, "order/unsubscribe-then-publish-q%d/%s" % (q, vname(p)))
+            c.client("s", p)
+            c.connect("s")
+            c.subscribe("s", [(c.topic("#"), 1)])
+            c.client("a", p)
+            c.connect("a")
+            c.send("s", M.unsubscribe(2, [c.topic("#")], proto=p), None)
+            c.publish("a", c.topic(), b"just-after", q, wait="quiet")
+            c = case_for(out, "order/publish-then-subscribe-q%d/%s" % (q, vname(p)))
+            c.client("s", p)
+            c.connect("s")
+            c.client("a", p)
+            c.connect("a")
+            c.publish("a", c.topic(), b"just-before", q, wait=None)
+            c.subscribe("s", [(c.topic("#"), 1)], wait="quiet")
+            c = case_for(out, "order/two-publishers-q%d/%s" % (q, vname(p)))
+            c.observer(p)
+            c.client("a", p)
+            c.connect("a")
+            c.client("b", p)
+            c.connect("b")
+            for i in range(5):
+                c.publish("a", c.topic(), b"a%d" % i, q, pid=i + 1, wait=None)
+                c.publish("b", c.topic(), b"b%d" % i, q, pid=i + 1, wait=None)
+            c.settle()
+
+
 FAMILIES = [fam_connect_proto, fam_connect_flags, fam_connect_clientid, fam_connect_keepalive,
             fam_connect_length, fam_connect_props, fam_will, fam_types, fam_publish_header,
             fam_publish_topic, fam_publish_misc, fam_publish_props, fam_qos_flows, fam_sub_acks,
             fam_subscribe, fam_sub_options, fam_unsubscribe, fam_control, fam_takeover,
-            fam_sessions, fam_flow, fam_bridge_level, fam_framing]
+            fam_sessions, fam_flow, fam_bridge_level, fam_framing, fam_cross_order]
 
 
 # =============================================================================================
@@ -1303,19 +1330,20 @@ def group_dynsec(out):
                 c.connect("o", user=sub_user, password=sub_pw)
                 c.subscribe("o", [(c.topic("#"), 2)])
                 c.client("a", p)
-                c.connect("a", user=user, password=pw)
+                c.connect("a", user=user, password=pw, wait="quiet")
                 c.publish("a", c.topic(), b"dyn", q)
                 c.ping("a")
             add("alice-to-alice", "alice", "secret")
             add("anon-to-alice", None, None)
             add("alice-to-anon", "alice", "secret", None, None)
             add("bad-password", "alice", "nope")
-        c = case_for(out, "dynsec/control-get-client/%s" % vname(p), "dynsec")
-        c.client("a", p)
-        c.connect("a", user="admin", password="adminpw")
-        c.subscribe("a", [("$CONTROL/dynamic-security/v1/response", 1)])
-        c.publish("a", "$CONTROL/dynamic-security/v1",
-                  b'{"commands":[{"command":"getClient","username":"alice"}]}', 1, wait=("pkt", 2))
+    # The plugin answers on one fixed topic: a single case may use it.
+    c = case_for(out, "dynsec/control-get-client", "dynsec")
+    c.client("a", 5)
+    c.connect("a", user="admin", password="adminpw")
+    c.subscribe("a", [("$CONTROL/dynamic-security/v1/response", 1)])
+    c.publish("a", "$CONTROL/dynamic-security/v1",
+              b'{"commands":[{"command":"getClient","username":"alice"}]}', 1, wait="quiet")
 
 
 GROUP_FNS = {"msgsize": [group_msgsize], "maxpacket": [group_maxpacket], "mount": [group_mount],

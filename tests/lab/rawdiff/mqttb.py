@@ -272,6 +272,19 @@ def read_props(body, off):
     return out, end
 
 
+def packet_id(pkt):
+    """The packet identifier of a PUBLISH (QoS > 0) or of an acknowledgement, else None."""
+    t, fl, off = header(pkt)
+    if t == PUBLISH:
+        if not (fl >> 1) & 3:
+            return None
+        tl = struct.unpack_from("!H", pkt, off)[0]
+        return struct.unpack_from("!H", pkt, off + 2 + tl)[0]
+    if t in (PUBACK, PUBREC, PUBREL, PUBCOMP) and len(pkt) >= off + 2:
+        return struct.unpack_from("!H", pkt, off)[0]
+    return None
+
+
 def describe(pkt, v5=None):
     """A one-line summary of a packet the broker sent, e.g. 'CONNACK sp=0 rc=0x00'. v5: the
     receiver's protocol is 5 (None: guess from the packet). Falls back to the type name."""

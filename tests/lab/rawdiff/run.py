@@ -22,7 +22,8 @@ acknowledgements are not counted):
   "refused" / "no connection (ERR)"        the TCP connection never came up
 
 Each step waits for what the case says (a packet, the connection's close, or "quiet": no
-byte on any of the case's connections for --quiet seconds) before the next; after the last
+byte on any of the case's connections for --quiet seconds) before the next (after an awaited
+packet also 50 ms without a byte, so that a close right behind it counts for the step); after the last
 step the case waits for its final silence. So the result does not depend on timing as long as
 the target answers within those bounds.
 """
@@ -42,6 +43,7 @@ import gen
 import mqttb as M
 
 PKT_TIMEOUT = 3.0     # longest wait for an expected packet or close
+GRACE = 0.05          # quiet after an awaited packet, for a close right behind it
 
 
 def show_packet(p):
@@ -86,19 +88,6 @@ def normalize(p):
                 n = struct.unpack_from("!H", out, j)[0]
                 j += 2 + n
     return bytes(out)
-
-
-def packet_id(p):
-    """The packet identifier of a PUBLISH (QoS > 0) or an acknowledgement, else None."""
-    t, fl, off = M.header(p)
-    if t == M.PUBLISH:
-        if not (fl >> 1) & 3:
-            return None
-        tl = struct.unpack_from("!H", p, off)[0]
-        return struct.unpack_from("!H", p, off + 2 + tl)[0]
-    if t in (M.PUBACK, M.PUBREC, M.PUBREL, M.PUBCOMP) and len(p) >= off + 2:
-        return struct.unpack_from("!H", p, off)[0]
-    return None
 
 
 class Conn:
@@ -204,7 +193,7 @@ class CaseRun:
     def answer(self, p):
         """The acknowledgement a client owes for p (PUBLISH QoS 1/2, PUBREL), or None."""
         t, fl, _ = M.header(p)
-        pid = packet_id(p)
+        pid = M.packet_id(p)
         if pid is None:
             return None
         if t == M.PUBLISH:
@@ -247,8 +236,8 @@ class CaseRun:
                 c.sends += 1
                 b0, tail, of = d
                 want = M.PUBLISH if of == "publish" else M.PUBREL
-                pid = next((packet_id(p) for p in reversed(c.pkts)
-                            if M.header(p)[0] == want and packet_id(p) is not None), None)
+                pid = next((M.packet_id(p) for p in reversed(c.pkts)
+                            if M.header(p)[0] == want and M.packet_id(p) is not None), None)
                 if pid is not None:
                     await self.write(c, bytes([b0]) + M.varint(2 + len(tail)) + struct.pack("!H", pid) + tail)
         elif op == "mark":
@@ -287,6 +276,10 @@ class CaseRun:
                 who = self.conns[w[2]] if len(w) > 2 else c
             ok = await self.until(lambda: len(who.pkts) >= before[who.letter] + n or who.end is not None,
                                   lambda: now + PKT_TIMEOUT)
+            # A close that follows the awaited packet at once (a CONNACK refusal, a
+            # DISCONNECT) belongs to this step, also when a target passes it on a moment
+            # later: a short quiet before the next step.
+            await self.until(lambda: who.end is not None, lambda: self.last + GRACE)
         if not ok:
             self.slow.append(i)
 
