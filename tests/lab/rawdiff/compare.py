@@ -255,7 +255,7 @@ def tap(direct, target, a, known):
         reason = known.get((name, case))
         if t == d:
             if reason is not None and reason.startswith("[sometimes]"):
-                print("ok - %s # matched this time (listed as a difference that comes and goes)" % label_)
+                print("ok - %s # matched this time (a difference that comes and goes)" % label_)
                 same += 1
             elif reason is not None:
                 print("not ok - %s: matches now, remove it from known_diffs.txt" % label_)
@@ -334,7 +334,8 @@ def show(direct, target, case):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("direct", nargs="?")
     ap.add_argument("target_results", nargs="?")
     ap.add_argument("--target", default="target", help="the target's name (proxy, monitor, ...)")
@@ -352,7 +353,8 @@ def main():
     if not a.direct or not a.target_results:
         ap.error("DIRECT and TARGET_RESULTS are needed")
     if not os.path.exists(a.target_results):
-        print("not ok - rawdiff %s %s: no results from the target (%s)" % (a.target, a.group, a.target_results))
+        print("not ok - rawdiff %s %s: no results from the target (%s)"
+              % (a.target, a.group, a.target_results))
         return 0
     direct, target = load(a.direct), load(a.target_results)
     if a.show:

@@ -522,7 +522,8 @@ def fam_publish_misc(out):
         add("same-pid-twice-q1", lambda c: (
             c.publish("a", c.topic(), b"one", 1, pid=5),
             c.publish("a", c.topic(), b"two", 1, pid=5, dup=True)))
-        add("then-malformed", lambda c: c.send("a", M.publish(c.topic(), b"ok", proto=p) + b"\x30\x02\xff\xff"))
+        add("then-malformed", lambda c: c.send(
+            "a", M.publish(c.topic(), b"ok", proto=p) + b"\x30\x02\xff\xff"))
 
 
 def fam_publish_props(out):
@@ -609,8 +610,9 @@ def fam_qos_flows(out):
         if p == 5:
             add("pubrel-rc-92", lambda c: (c.publish("a", c.topic(), b"x", 2),
                                            c.send("a", M.ack(6, 1, rc=0x92), "pkt")))
-            add("pubrel-props", lambda c: (c.publish("a", c.topic(), b"x", 2),
-                                           c.send("a", M.ack(6, 1, rc=0, v5props=prop(0x1F, "r")), "pkt")))
+            add("pubrel-props", lambda c: (
+                c.publish("a", c.topic(), b"x", 2),
+                c.send("a", M.ack(6, 1, rc=0, v5props=prop(0x1F, "r")), "pkt")))
             add("pubrel-rc-bad", lambda c: (c.publish("a", c.topic(), b"x", 2),
                                             c.send("a", M.ack(6, 1, rc=0x55))))
 
@@ -699,13 +701,15 @@ def fam_subscribe(out):
             fn(c)
             sub_then_publish(c, p, topics)
         for b0 in (0x80, 0x81, 0x83, 0x8A):
-            add("flags-%x" % (b0 & 15), lambda c, b0=b0: c.send("s", M.subscribe(1, [(c.topic("#"), 1)], proto=p, b0=b0)))
+            add("flags-%x" % (b0 & 15), lambda c, b0=b0: c.send(
+                "s", M.subscribe(1, [(c.topic("#"), 1)], proto=p, b0=b0)))
         add("pid0", lambda c: c.subscribe("s", [(c.topic("#"), 1)], pid=0, wait="quiet"))
         add("no-filters", lambda c: c.subscribe("s", [], wait="quiet"))
         for o in range(4):
             add("qos%d" % o, lambda c, o=o: c.subscribe("s", [(c.topic("#"), o)], wait="quiet"))
         for o in (0x04, 0x08, 0x10, 0x20, 0x30, 0x40, 0x80, 0x0C):
-            add("options-%02x" % o, lambda c, o=o: c.subscribe("s", [(c.topic("#"), o | 1)], wait="quiet"))
+            add("options-%02x" % o,
+                lambda c, o=o: c.subscribe("s", [(c.topic("#"), o | 1)], wait="quiet"))
         filters = [
             ("exact", lambda c: c.topic("t")), ("plus", lambda c: c.topic("+")),
             ("plus-mid", lambda c: c.topic("+/x")), ("hash-mid", lambda c: c.topic("#/x")),
@@ -732,12 +736,11 @@ def fam_subscribe(out):
         add("resubscribe-lower", lambda c: (c.subscribe("s", [(c.topic("t"), 2)]),
                                             c.subscribe("s", [(c.topic("t"), 0)], pid=2)))
         add("overlap", lambda c: c.subscribe("s", [(c.topic("#"), 1), (c.topic("t"), 0)]))
-        add("twenty-filters", lambda c: c.subscribe("s", [(c.topic("f%d" % i), i % 3) for i in range(20)]),
-            topics=("f1", "f2"))
-        add("truncated-filter", lambda c: c.send("s", packet(0x82, b"\x00\x01" + (b"\x00" if p == 5 else b"")
-                                                          + b"\x00\x10abc")))
-        add("missing-options", lambda c: c.send("s", packet(0x82, b"\x00\x01" + (b"\x00" if p == 5 else b"")
-                                                         + M.bstr(c.topic("#")))))
+        add("twenty-filters", lambda c: c.subscribe(
+            "s", [(c.topic("f%d" % i), i % 3) for i in range(20)]), topics=("f1", "f2"))
+        head = b"\x00\x01" + (b"\x00" if p == 5 else b"")    # packet id 1 (and no properties)
+        add("truncated-filter", lambda c: c.send("s", packet(0x82, head + b"\x00\x10abc")))
+        add("missing-options", lambda c: c.send("s", packet(0x82, head + M.bstr(c.topic("#")))))
         if p == 5:
             for pid in sorted(M.PROPS):
                 add("props/%02x-%s" % (pid, M.PROPS[pid][0]),
@@ -844,7 +847,8 @@ def fam_unsubscribe(out):
             fn(c)
             sub_then_publish(c, p)
         for b0 in (0xA0, 0xA1, 0xA3, 0xAA):
-            add("flags-%x" % (b0 & 15), lambda c, b0=b0: c.send("s", M.unsubscribe(2, [c.topic("#")], proto=p, b0=b0)))
+            add("flags-%x" % (b0 & 15), lambda c, b0=b0: c.send(
+                "s", M.unsubscribe(2, [c.topic("#")], proto=p, b0=b0)))
         add("subscribed", lambda c: c.send("s", M.unsubscribe(2, [c.topic("#")], proto=p), "pkt"))
         add("not-subscribed", lambda c: c.send("s", M.unsubscribe(2, [c.topic("x")], proto=p), "pkt"))
         add("pid0", lambda c: c.send("s", M.unsubscribe(0, [c.topic("#")], proto=p)))
@@ -884,7 +888,8 @@ def fam_control(out):
         add("disconnect-flags", lambda c: c.send("a", b"\xe1\x00"))
         add("second-connect-same", lambda c: c.send("a", M.connect(c.cid("a"), proto=p)))
         add("second-connect-other-id", lambda c: c.send("a", M.connect(c.cid("b"), proto=p)))
-        add("second-connect-other-version", lambda c: c.send("a", M.connect(c.cid("a"), proto=4 if p == 5 else 5)))
+        add("second-connect-other-version",
+            lambda c: c.send("a", M.connect(c.cid("a"), proto=4 if p == 5 else 5)))
         add("auth", lambda c: c.send("a", M.auth(0x18 if p == 5 else None, b"" if p == 5 else None)))
         add("reserved-type-0", lambda c: c.send("a", b"\x00\x00"))
         add("reserved-type-0-body", lambda c: c.send("a", b"\x00\x02ab"))
@@ -1059,13 +1064,12 @@ def fam_framing(out):
             add("publish-split-%d" % cut, lambda c, cut=cut: (c.connect("a"), c.sendparts(
                 "a", [M.publish(c.topic(), b"split", 1, proto=p)[:cut],
                       M.publish(c.topic(), b"split", 1, proto=p)[cut:]], "pkt")))
-        add("connect-subscribe-publish", lambda c: (c.open("a"), c.send("a", M.connect(c.cid("a"), proto=p)
-                                                                        + M.subscribe(1, [(c.topic("#"), 1)], proto=p)
-                                                                        + M.publish(c.topic(), b"all-in-one", 1, proto=p),
-                                                                        ("pkt", 4))))
-        add("connect-publish-malformed", lambda c: (c.open("a"), c.send("a", M.connect(c.cid("a"), proto=p)
-                                                                        + M.publish(c.topic(), b"ok", proto=p)
-                                                                        + b"\x32\x01\x00")))
+        add("connect-subscribe-publish", lambda c: (c.open("a"), c.send(
+            "a", M.connect(c.cid("a"), proto=p) + M.subscribe(1, [(c.topic("#"), 1)], proto=p)
+            + M.publish(c.topic(), b"all-in-one", 1, proto=p), ("pkt", 4))))
+        add("connect-publish-malformed", lambda c: (c.open("a"), c.send(
+            "a", M.connect(c.cid("a"), proto=p) + M.publish(c.topic(), b"ok", proto=p)
+            + b"\x32\x01\x00")))
         add("publish-then-connect", lambda c: (c.connect("a"), c.send(
             "a", M.publish(c.topic(), b"1", 1, proto=p) + M.connect(c.cid("a"), proto=p))))
         add("connect-rl-nonminimal", lambda c: (c.open("a"), c.send(
@@ -1372,8 +1376,8 @@ def all_cases():
 def show(c):
     print("case %s  group %s  id %s  final silence %.1fs" % (c.name, c.group, c.id, c.final))
     for k, v in c.clients.items():
-        print("  client %s: v%d, %s port%s, client id %s" % (k, v["proto"], v["port"],
-                                                          "" if v["autoack"] else ", no auto-ack", c.cid(k)))
+        print("  client %s: v%d, %s port%s, client id %s" % (
+            k, v["proto"], v["port"], "" if v["autoack"] else ", no auto-ack", c.cid(k)))
     for i, s in enumerate(c.steps, 1):
         d = s["data"]
         if isinstance(d, bytes):
@@ -1385,7 +1389,8 @@ def show(c):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--group", default=None, help="one of %s (default: all)" % ", ".join(GROUPS))
     ap.add_argument("--list", action="store_true", help="print the case names")
     ap.add_argument("--count", action="store_true", help="print the number of cases per group")

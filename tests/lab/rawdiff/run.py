@@ -239,7 +239,8 @@ class CaseRun:
                 pid = next((M.packet_id(p) for p in reversed(c.pkts)
                             if M.header(p)[0] == want and M.packet_id(p) is not None), None)
                 if pid is not None:
-                    await self.write(c, bytes([b0]) + M.varint(2 + len(tail)) + struct.pack("!H", pid) + tail)
+                    await self.write(c, bytes([b0]) + M.varint(2 + len(tail))
+                                     + struct.pack("!H", pid) + tail)
         elif op == "mark":
             c.marks.append((len(c.pkts), "mark %d" % (len(c.marks) + 1)))
         elif op == "ackall":
@@ -290,7 +291,8 @@ class CaseRun:
                 await self.step(i, st)
             self.last = time.monotonic()
             cap = time.monotonic() + self.case.final + 10
-            await self.until(lambda: all(c.end is not None or c.sock is None for c in self.conns.values()),
+            await self.until(lambda: all(c.end is not None or c.sock is None
+                                         for c in self.conns.values()),
                              lambda: min(cap, self.last + self.case.final))
         finally:
             for c in self.conns.values():
@@ -351,7 +353,8 @@ def select(args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", required=True, help="address the case's main clients connect to")
     ap.add_argument("--port", type=int, default=1883)
     ap.add_argument("--remote", default="198.18.0.2:1884",
