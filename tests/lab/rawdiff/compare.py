@@ -97,12 +97,35 @@ def without_id(h):
     return bytes(p).hex()
 
 
+def unmarked(rx):
+    return [h for h in rx if not h.startswith("---")]
+
+
+def marks(rx):
+    """[(marker, number of packets before it)] of a received list."""
+    out, n = [], 0
+    for h in rx:
+        if h.startswith("---"):
+            out.append((h[4:], n))
+        else:
+            n += 1
+    return out
+
+
 def client_diff(dc, tc):
     """Short text of how one client's record differs, or None."""
     if dc == tc:
         return None
     parts = []
     da, ta = [shape(h) for h in dc["rx"]], [shape(h) for h in tc["rx"]]
+    dm, tm = marks(dc["rx"]), marks(tc["rx"])
+    drx, trx = dc["rx"], tc["rx"]
+    if dm != tm and unmarked(da) == unmarked(ta):
+        # the same packets, but not as many arrived before a step of the case
+        for (name, at), (_, at2) in zip(dm, tm):
+            if at != at2:
+                parts.append("%d packets before %s instead of %d" % (at2, name, at))
+        da, ta, drx, trx = unmarked(da), unmarked(ta), unmarked(drx), unmarked(trx)
     if da != ta:
         sm = difflib.SequenceMatcher(a=da, b=ta, autojunk=False)
         for op, i1, i2, j1, j2 in sm.get_opcodes():
@@ -115,8 +138,8 @@ def client_diff(dc, tc):
                 parts.append("no %s" % ", ".join(gone))
             else:
                 parts.append("extra %s" % ", ".join(new))
-    elif dc["rx"] != tc["rx"]:
-        for a, b in zip(dc["rx"], tc["rx"]):
+    elif drx != trx:
+        for a, b in zip(drx, trx):
             if a != b:
                 if without_id(a) == without_id(b):
                     parts.append("%s with packet id %d instead of %d" % (
