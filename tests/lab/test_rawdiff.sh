@@ -6,8 +6,10 @@
 # rawdiff/known_diffs.txt is skipped (and must still be a difference); any other fails.
 # Broker-config groups (message_size_limit, max_packet_size, mount_point, a bridge, a password
 # file, an acl_file, the dynamic-security plugin) run with their own broker config and the
-# mqoff options that describe it (rawdiff/brokerconf.py). Every group runs direct twice: the
-# corpus is deterministic, so the two must be identical.
+# mqoff options that describe it (rawdiff/brokerconf.py); persist31 holds the core cases with
+# an MQTT 3.1 persistent CONNECT, after which mqoff offloads nothing. Every group runs direct
+# twice: the corpus is deterministic, so the two must be identical. mqoff must have offloaded
+# something in the groups where it can (else only the broker's path was compared).
 #
 # Environment: RAWDIFF_GROUPS (default: every group), LAB_TARGETS (default: direct proxy
 # monitor), RAWDIFF_MATCH (only cases whose name contains it), RAWDIFF_MQOFF_ARGS (options
@@ -20,7 +22,8 @@ RD=rawdiff
 # Options every mqoff target gets after its group's own ones: extend this list.
 # shellcheck disable=SC2206
 MQOFF_ARGS=(${RAWDIFF_MQOFF_ARGS:-})
-RD_GROUPS=${RAWDIFF_GROUPS:-core msgsize maxpacket mount bridge auth acl dynsec}
+RD_GROUPS=${RAWDIFF_GROUPS:-core persist31 msgsize maxpacket mount bridge auth acl dynsec}
+OFFLOAD_GROUPS="core msgsize maxpacket mount bridge auth acl"
 REMOTE_PID=
 MATCH=()
 [ -z "${RAWDIFF_MATCH:-}" ] || MATCH=(--match "$RAWDIFF_MATCH")
@@ -61,21 +64,33 @@ bridge_flows() {
 }
 
 # play G T TT DIR ARGS...: the group's cases against target TT (direct, proxy, monitor),
-# results in DIR/T.jsonl.
+# results in DIR/T.jsonl. Once direct's results are there, the cases the broker refused
+# nothing in play first (run.py --waves-from).
 play() {
-  local g=$1 t=$2 tt=$3 dir=$4
+  local g=$1 t=$2 tt=$3 dir=$4 waves=()
   shift 4
+  [ ! -s "$dir/direct.jsonl" ] || waves=(--waves-from "$dir/direct.jsonl")
   [ "$g" != bridge ] || remote_start "$dir" || return 1
   if target_up "$tt" "$@"; then
     if [ "$g" = bridge ] && ! { bridge_flows "$MQTT_PORT" 1884 && bridge_flows 1884 "$MQTT_PORT"; }; then
       not_ok "rawdiff $g: the bridge carries messages both ways [$t]" "nothing arrived in 10 s"
     else
       run_py "rawdiff $g: corpus played [$t]" 300 "$RD/run.py" --host "$(target_addr "$tt")" \
-        --group "$g" --out "$dir/$t.jsonl" "${MATCH[@]}"
+        --group "$g" --out "$dir/$t.jsonl" "${MATCH[@]}" "${waves[@]}"
     fi
   fi
   target_down "$tt"
   remote_stop
+  # The comparison only says something about the offload if mqoff offloaded: in these
+  # groups some PUBLISH must have been taken by it (persist31: mqoff must assume sessions it
+  # cannot see; dynsec: no authorization source).
+  if is_offload "$tt" && [[ " $OFFLOAD_GROUPS " == *" $g "* ]]; then
+    local n
+    n=$(proxy_counter consumed)
+    if [ -n "$n" ] && [ "$n" -gt 0 ]; then ok "rawdiff $g: mqoff offloaded (consumed $n) [$t]"
+    else not_ok "rawdiff $g: mqoff offloaded [$t]" "consumed=${n:-absent}: nothing was compared but the broker's own path"
+    fi
+  fi
 }
 
 run_group() {

@@ -80,7 +80,7 @@ def main():
     g, d = sys.argv[1], sys.argv[2]
     os.makedirs(d, exist_ok=True)
     conf, args = [], ["--acl", "open"]
-    if g == "core":
+    if g in ("core", "persist31"):
         pass
     elif g == "msgsize":
         conf = ["message_size_limit 100"]

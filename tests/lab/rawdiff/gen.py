@@ -10,22 +10,26 @@ Every case has its own id (a hash of its name): its client ids and topics contai
 cases run concurrently without seeing each other. Names are stable: known_diffs.txt refers
 to them.
 
-Groups: "core" needs a broker with the lab's default config; every other group needs the
-broker config that test_rawdiff.sh gives it (message_size_limit, max_packet_size, a
-mount_point, a bridge, a password file, an acl_file, the dynamic-security plugin).
+Groups: "core" needs a broker with the lab's default config, and so does "persist31" (the
+cases of the same families with an MQTT 3.1 persistent CONNECT, played on an mqoff of their
+own: see Case.blinds); every other group needs the broker config that test_rawdiff.sh gives
+it (message_size_limit, max_packet_size, a mount_point, a bridge, a password file, an
+acl_file, the dynamic-security plugin).
 
 Usage: gen.py [--group G] [--list | --count | --show NAME]
 """
 
 import argparse
 import hashlib
+import re
+import struct
 import sys
 
 import mqttb as M
 from mqttb import PINGREQ_PKT, b, packet, prop, props, varint
 
 PROTOS = (3, 4, 5)
-GROUPS = ("core", "msgsize", "maxpacket", "mount", "bridge", "auth", "acl", "dynsec")
+GROUPS = ("core", "persist31", "msgsize", "maxpacket", "mount", "bridge", "auth", "acl", "dynsec")
 
 # Waits after a step (see run.py): "pkt" (a packet on this client, or its close), ("pkt", n)
 # or ("pkt", n, client), "quiet" (nothing on any connection of the case for a while, or this
@@ -40,6 +44,15 @@ class Case:
         self.id = hashlib.sha1(name.encode()).hexdigest()[:8]
         self.clients = {}   # letter -> {"proto", "port", "autoack"}
         self.steps = []     # dicts: c, op, data, wait
+        # An MQTT 3.1 persistent CONNECT: its CONNACK cannot say whether the broker holds a
+        # session, so mqoff must assume one it cannot see and stops offloading for as long as
+        # that client id stays unresumed. Such cases play on an mqoff of their own (group
+        # persist31), so that the others exercise the offload.
+        self.blinds = False
+        # A CONNECT or SUBSCRIBE out of the ordinary (odd flags, properties, filters, raw
+        # bytes): an offload may not follow it and then offloads nothing while the connection
+        # lives. run.py plays such cases after the others (see waves() there).
+        self.odd = False
 
     # names --------------------------------------------------------------------------------
     def cid(self, c):
@@ -60,8 +73,13 @@ class Case:
     def open(self, c):
         self.step(c, "open")
 
-    def send(self, c, data, wait="quiet"):
-        self.step(c, "send", bytes(data), wait)
+    def send(self, c, data, wait="quiet", plain=False):
+        """Client c writes data. A CONNECT or SUBSCRIBE written here rather than by the
+        connect()/subscribe() helpers makes the case odd."""
+        data = bytes(data)
+        if not plain and data and data[0] >> 4 in (M.CONNECT, M.SUBSCRIBE):
+            self.odd = True
+        self.step(c, "send", data, wait)
 
     def sendparts(self, c, parts, wait="quiet"):
         """Several writes, back to back (the last one followed by wait)."""
@@ -71,12 +89,28 @@ class Case:
     def connect(self, c, wait="pkt", **kw):
         """Opens client c and sends its CONNECT (protocol of the client unless given)."""
         kw.setdefault("proto", self.clients[c]["proto"])
+        flags = kw.get("flags")
+        clean = kw.get("clean", True) if flags is None else bool(flags & 0x02)
+        if not clean and (kw.get("name") or ("MQIsdp" if kw["proto"] == 3 else "MQTT")) == "MQIsdp":
+            self.blinds = True
+        cid = kw.pop("cid", self.cid(c))
+        will = kw.get("will")
+        if (any(k in kw for k in ("name", "level", "flags", "extra", "b0"))
+                or not re.fullmatch(r"r[0-9a-f]{8}[a-z]", cid if isinstance(cid, str) else "")
+                or not props_ok(kw.get("v5props", b""), "connect")
+                or will is not None and (not filter_ok(will[0], topic=True) or will[2] > 2
+                                         or not props_ok(will[4] if len(will) > 4 else b"", "will"))):
+            self.odd = True
         self.open(c)
-        self.send(c, M.connect(kw.pop("cid", self.cid(c)), **kw), wait)
+        self.send(c, M.connect(cid, **kw), wait, plain=True)
 
     def subscribe(self, c, filters, pid=1, wait="pkt", **kw):
         kw.setdefault("proto", self.clients[c]["proto"])
-        self.send(c, M.subscribe(pid, filters, **kw), wait)
+        v5 = kw["proto"] == 5
+        if ("b0" in kw or not pid or not filters or not props_ok(kw.get("v5props", b""), "subscribe")
+                or not all(filter_ok(f) and options_ok(o, v5, f) for f, o in filters)):
+            self.odd = True
+        self.send(c, M.subscribe(pid, filters, **kw), wait, plain=True)
 
     def publish(self, c, topic, payload, qos=0, wait=None, **kw):
         kw.setdefault("proto", self.clients[c]["proto"])
@@ -129,6 +163,49 @@ class Case:
         """The case as plain data (what run.py plays)."""
         return {"name": self.name, "group": self.group, "id": self.id, "final": self.final,
                 "clients": self.clients, "steps": self.steps}
+
+
+def filter_ok(f, topic=False):
+    """f is a plain topic filter (topic: a topic name): UTF-8 text without NUL, wildcards
+    only as whole levels ('#' last), a $share with a group and a filter, not very long."""
+    if not isinstance(f, str) or not f or "\0" in f or len(f) > 1000 or f.count("/") > 200:
+        return False
+    if topic:
+        return "+" not in f and "#" not in f and not f.startswith("$")
+    if f.startswith("$share/"):
+        parts = f.split("/", 2)
+        return (len(parts) == 3 and parts[1] != "" and "+" not in parts[1]
+                and "#" not in parts[1] and filter_ok(parts[2]))
+    levels = f.split("/")
+    return all(("#" not in v or (v == "#" and i == len(levels) - 1)) and ("+" not in v or v == "+")
+               for i, v in enumerate(levels))
+
+
+def options_ok(o, v5, f):
+    """Subscription options o are valid (v5: no reserved bits, retain handling < 3, no
+    no-local on a shared subscription)."""
+    if not v5:
+        return o in (0, 1, 2)
+    return (o & 3) != 3 and not o & 0xC0 and (o >> 4) & 3 != 3 and not (
+        o & 0x04 and f.startswith("$share/"))
+
+
+def props_ok(raw, kind):
+    """raw (property bytes) holds only properties valid in a packet of that kind, none
+    repeated but user properties, no value out of range."""
+    if isinstance(raw, tuple):
+        return False
+    try:
+        lst, _ = M.read_props(props(raw), 0)
+    except (ValueError, IndexError, struct.error):
+        return False
+    ids = [k for k, _ in lst]
+    if 0x16 in ids and 0x15 not in ids:     # authentication data without a method
+        return False
+    bad_values = {0x21: (0,), 0x27: (0,), 0x17: range(2, 256), 0x19: range(2, 256), 0x0B: (0,)}
+    return (all(k in VALID_IN[kind] for k in ids)
+            and all(ids.count(k) == 1 for k in ids if k != 0x26)
+            and not any(v in bad_values.get(k, ()) for k, v in lst))
 
 
 def vname(p):
@@ -1352,7 +1429,7 @@ def group_dynsec(out):
 
 GROUP_FNS = {"msgsize": [group_msgsize], "maxpacket": [group_maxpacket], "mount": [group_mount],
              "bridge": [group_bridge], "auth": [group_auth], "acl": [group_acl],
-             "dynsec": [group_dynsec], "core": FAMILIES}
+             "dynsec": [group_dynsec], "core": FAMILIES, "persist31": FAMILIES}
 
 
 def cases(group="core"):
@@ -1360,6 +1437,8 @@ def cases(group="core"):
     out = []
     for fn in GROUP_FNS[group]:
         fn(out)
+    if group in ("core", "persist31"):
+        out = [c for c in out if c.blinds == (group == "persist31")]
     names, ids = set(), set()
     for c in out:
         if c.name in names or c.id in ids:

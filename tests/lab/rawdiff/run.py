@@ -2,7 +2,7 @@
 """Plays the differential corpus (gen.py) against one target and writes one result per case.
 
 Usage: run.py --host ADDR [--port 1883] [--remote ADDR:PORT] [--group G] [--case NAME ...]
-              [--match TEXT] [--jobs N] [--out FILE]
+              [--match TEXT] [--jobs N] [--out FILE] [--waves-from DIRECT.jsonl]
 
 Run it where the target is reachable (the lab's cli namespace). A result is one JSON line:
 
@@ -321,6 +321,38 @@ class CaseRun:
         return {"case": self.case.name, "clients": clients}, secs, self.slow
 
 
+def troubled(r):
+    """True when a direct result shows the broker refusing or closing something in the case
+    (or a client left without its CONNACK, or holding part of a packet)."""
+    for c in r["clients"].values():
+        if c["end"].startswith(("FIN", "RST", "refused", "no connection")):
+            return True
+        rx = [h for h in c["rx"] if not h.startswith("---")]
+        if not rx or not rx[0].startswith("20") or any(h.startswith("partial:") for h in rx):
+            return True
+        for h in rx:
+            p = bytes.fromhex(h.split("...")[0])
+            t, _, off = M.header(p)
+            if ((t == M.CONNACK and p[off + 1:off + 2] != b"\0") or t == M.DISCONNECT
+                    or (t == M.SUBACK and any(x >= 0x80 for x in p[off + 2:]))):
+                return True
+    return False
+
+
+def waves(cases, path):
+    """The cases in two waves: first those where direct's results show the broker refusing
+    or closing nothing and whose CONNECTs and SUBSCRIBEs are ordinary (gen.Case.odd), then
+    the others. An offload may stop offloading for everyone while a connection it could not
+    follow is open (an undecodable CONNECT or SUBSCRIBE): played apart, such cases do not
+    take the offload away from the rest."""
+    if not path:
+        return [cases]
+    with open(path) as f:
+        direct = {r["case"]: r for r in map(json.loads, f)}
+    bad = {n for n, r in direct.items() if troubled(r)} | {c.name for c in cases if c.odd}
+    return [[c for c in cases if c.name not in bad], [c for c in cases if c.name in bad]]
+
+
 async def run_all(cases, args):
     sem = asyncio.Semaphore(args.jobs)
     results, slow, times = {}, {}, {}
@@ -332,7 +364,8 @@ async def run_all(cases, args):
             times[c.name] = secs
             if sl:
                 slow[c.name] = sl
-    await asyncio.gather(*(one(c) for c in cases))
+    for wave in waves(cases, args.waves_from):
+        await asyncio.gather(*(one(c) for c in wave))
     return results, slow, times
 
 
@@ -367,6 +400,8 @@ def main():
     ap.add_argument("--quiet", type=float, default=float(os.environ.get("RAWDIFF_QUIET", "0.4")),
                     help="seconds without a byte that end a 'quiet' wait")
     ap.add_argument("--out", help="write the results here (default: stdout)")
+    ap.add_argument("--waves-from", metavar="DIRECT.jsonl",
+                    help="play the cases where direct saw no refusal first, the others after")
     a = ap.parse_args()
     h, p = a.remote.rsplit(":", 1)
     a.remote = (h, int(p))
