@@ -202,9 +202,9 @@ CAUSES = [
     ("order-across-connections", "bytes of two clients reach the broker in another order "
      "than mqoff received them (a SUBSCRIBE or UNSUBSCRIBE just before another client's "
      "PUBLISH takes effect after it)", r"", r"^order/"),
-    ("flow-control", "the offload's QoS 1 deliveries do not follow the broker's flow control: "
-     "v5 Receive Maximum (halved toward the broker; more or other messages in flight) and the "
-     "broker's max_inflight_messages for v3 clients", r"", r"^flow/"),
+    ("flow-control", "flow control: the offload's QoS 1 deliveries must follow the broker's: "
+     "v5 Receive Maximum, and Mosquitto's max_inflight_messages (default 20) for v3 clients, "
+     "past which it queues until acknowledgements come", r"", r"^flow/"),
     ("bridge-no-local", "bridge protocol levels 0x83/0x84: the broker never sends a bridge its "
      "own messages back (implied no-local), the offload does", r"", r"^bridgelevel/"),
     ("ack-kind", "a subscriber answering an offload QoS 1 delivery with PUBREC or PUBCOMP is "
@@ -213,14 +213,15 @@ CAUSES = [
     ("v31-session", "MQTT 3.1 persistent sessions: a 3.1 CONNACK has no session-present flag, "
      "mqoff takes a resumed session for a new one and offloads a message the broker would "
      "have delivered to the resumed session (lost)", r"", r"^(takeover|session)/.*/v3$"),
-    ("mount-point", "mount_point: the broker prefixes topics of a mounted listener (and "
-     "Mosquitto 2.0.11 does not take the prefix off on delivery); the offload delivers the "
-     "bare topic and misses subscribers on other listeners", r"", r"^mount/"),
-    ("message-size-limit", "message_size_limit: the broker refuses larger payloads (v5 PUBACK "
-     "0x95) and delivers nothing; the offload delivers them", r"", r"^msgsize/"),
-    ("max-packet-size", "max_packet_size: the broker drops a client sending a larger packet "
-     "(RST: it closes with the rest unread); mqoff offloads the PUBLISH or closes with FIN",
-     r"", r"^maxpacket/"),
+    ("mount-point", "mount_point: mqoff is not told the listener's mount point: it offloads "
+     "under the bare topic, where the broker prefixes it (Mosquitto 2.0.11 also delivers it "
+     "with the prefix) and reaches subscribers on other listeners", r"", r"^mount/"),
+    ("message-size-limit", "message_size_limit: mqoff is not told the limit: it offloads "
+     "payloads the broker refuses (and answers a v5 PUBACK 0x00 where the broker says 0x95)",
+     r"", r"^msgsize/"),
+    ("max-packet-size", "max_packet_size: mqoff is not told the limit: a v3 client's PUBLISH "
+     "over it is offloaded, where the broker drops the client (RST: it closes with bytes "
+     "unread); v5 clients learn the limit from the CONNACK", r"", r"^maxpacket/"),
     ("connack-refusal", "a CONNECT the broker refuses with a CONNACK return code (0x01 for a "
      "protocol level it does not speak, [MQTT-3.1.2-2]) is closed by mqoff without an answer",
      r"-\[CONNACK sp=0 rc=0x0[1-5]\] \+\[\]", r""),
@@ -303,10 +304,17 @@ def tap(direct, target, a, known):
           % (name, a.group, len(direct), same, kdiff, new, fixed))
 
 
-def draft(dirs, out=sys.stdout):
+def draft(dirs, known_path, out=sys.stdout):
     """known_diffs.txt from kept results (test_rawdiff.sh RAWDIFF_KEEP=DIR: DIR/GROUP/T.jsonl),
     one directory per run: a case that differs in every run is listed, one that differs in
-    some is listed as [sometimes]. Grouped by cause (CAUSES), in CAUSES order."""
+    some is listed as [sometimes]. Grouped by cause (CAUSES), in CAUSES order, under the
+    comment lines that open the current file."""
+    if os.path.exists(known_path):
+        with open(known_path) as f:
+            for line in f:
+                if line.startswith("# == "):
+                    break
+                out.write(line)
     groups = {}
     runs = len(dirs)
     for g in sorted(os.listdir(dirs[0])):
@@ -371,7 +379,7 @@ def main():
                     help="one ok line for all matching cases instead of one each")
     a = ap.parse_args()
     if a.draft:
-        draft(a.draft)
+        draft(a.draft, a.known)
         return 0
     if not a.direct or not a.target_results:
         ap.error("DIRECT and TARGET_RESULTS are needed")
