@@ -4,6 +4,7 @@
 #   lab_init                      lab up under a prefix of its own (t<pid>), cleanup trap
 #   for_targets FUNC              FUNC direct, then FUNC proxy (skipped while build/mqoff is missing)
 #   target_up T [mqoff args...]   fresh broker; for proxy also `mqoff proxy ARGS` in the nic namespace
+#                                 (an argument @BROKER_CONF@ is the broker's generated config)
 #   target_down T                 stops the proxy (checks it stops on SIGTERM, prints its counters)
 #   run_py NAME SECS SCRIPT ARGS  a python helper in the cli namespace; its ok/not ok lines count
 #   case_py T CASE [ARGS]         run_py of cases.py CASE against target T
@@ -193,14 +194,20 @@ proxy_counter() {
 }
 
 # target_up T [mqoff args...]: fresh broker with $BROKER_EXTRA; for proxy, mqoff in front.
+# An argument @BROKER_CONF@ becomes the path of the broker's generated mosquitto.conf (for
+# mqoff --mosquitto-conf).
 target_up() {
-  local t=$1
+  local t=$1 a args=()
   shift
   broker_start "$BROKER_EXTRA" || return 1
+  for a in "$@"; do
+    [ "$a" != @BROKER_CONF@ ] || a=$(cat "/run/mqoff-lab/$MQO_LAB/broker.conf")
+    args+=("$a")
+  done
   if [ "$t" = proxy ]; then
-    proxy_start "$@" || return 1
+    proxy_start "${args[@]}" || return 1
   elif [ "$t" = monitor ]; then
-    monitor_start "$@" || return 1
+    monitor_start "${args[@]}" || return 1
   fi
 }
 

@@ -19,9 +19,11 @@
 . "$(dirname "$0")/lib.sh"
 
 RD=rawdiff
-# Options every mqoff target gets after its group's own ones: extend this list.
+# Options every mqoff target gets after its group's own ones (rawdiff/brokerconf.py: the
+# broker's config, --mosquitto-conf): extend this list. Every client of the lab broker goes
+# through mqoff: --exclusive.
 # shellcheck disable=SC2206
-MQOFF_ARGS=(${RAWDIFF_MQOFF_ARGS:-})
+MQOFF_ARGS=(--exclusive ${RAWDIFF_MQOFF_ARGS:-})
 RD_GROUPS=${RAWDIFF_GROUPS:-core persist31 msgsize maxpacket mount bridge auth acl dynsec}
 OFFLOAD_GROUPS="core msgsize maxpacket mount bridge auth acl"
 REMOTE_PID=

@@ -3,14 +3,14 @@
 
 Usage: brokerconf.py GROUP DIR   writes into DIR:
   broker.conf   lines appended to the lab broker's config (tools/mqoff-lab broker-start FILE)
-  mqoff.args    the mqoff options that describe that config, one per line (today's flags;
-                the options common to every target are test_rawdiff.sh's MQOFF_ARGS)
+  mqoff.args    the mqoff options that describe that config, one per line (the options
+                common to every target are test_rawdiff.sh's MQOFF_ARGS)
   remote.conf   (bridge group) the config of the second broker, 198.18.0.2:1884
 and the files those configs name (password file, acl_file, dynamic-security JSON).
 
-The lab broker listens on 198.18.0.2:1883 (the listener the targets put mqoff in front of);
-"remote" clients of a case connect to 198.18.0.2:1884, past mqoff: a second listener of the
-same broker (mount group) or the bridge's second broker (bridge group).
+The lab broker listens on 198.18.0.2:1883 (the listener the targets put mqoff in front of, its
+only one: mqoff runs with --exclusive); "remote" clients of the bridge group connect to the
+bridge's second broker, 198.18.0.2:1884.
 """
 
 import base64
@@ -79,7 +79,9 @@ def main():
         sys.exit(__doc__)
     g, d = sys.argv[1], sys.argv[2]
     os.makedirs(d, exist_ok=True)
-    conf, args = [], ["--acl", "open"]
+    # mqoff reads the broker's own config (test_rawdiff.sh's target_up puts the path of the
+    # generated mosquitto.conf for @BROKER_CONF@): authorization, limits, mount point, bridges
+    conf, args = [], ["--mosquitto-conf", "@BROKER_CONF@"]
     if g in ("core", "persist31"):
         pass
     elif g == "msgsize":
@@ -87,15 +89,12 @@ def main():
     elif g == "maxpacket":
         conf = ["max_packet_size 200"]
     elif g == "mount":
-        # mount_point belongs to the listener defined last: the lab's 1883 one. Then a plain
-        # listener for the cases' remote clients.
-        conf = ["mount_point mp/", "listener %d %s" % (REMOTE_PORT, REMOTE_ADDR)]
+        # mount_point belongs to the listener defined last: the lab's 1883 one
+        conf = ["mount_point mp/"]
     elif g == "bridge":
         conf = ["connection rdbridge", "address %s:%d" % (REMOTE_ADDR, REMOTE_PORT),
                 "topic rd/# both 1", "cleansession true", "notifications false",
                 "restart_timeout 1", "start_type automatic"]
-        # mqoff cannot see the bridge: its topics go to the broker.
-        args += ["--broker-only", "rd/#"]
         write(d, "remote.conf", "\n".join([
             "per_listener_settings false", "listener %d %s" % (REMOTE_PORT, REMOTE_ADDR),
             "allow_anonymous true", "persistence false", "user root", "log_dest stderr",
@@ -111,12 +110,9 @@ def main():
             "topic readwrite rd/#",
             "pattern write rd/+/own/%c/#", ""]))
         conf = ["acl_file %s/acl" % d]
-        args = ["--acl-file", "%s/acl" % d]
     elif g == "dynsec":
         write(d, "dynsec.json", json.dumps(dynsec_json(), indent=1) + "\n")
         conf = ["plugin %s" % DYNSEC, "plugin_opt_config_file %s/dynsec.json" % d]
-        # mqoff cannot evaluate the plugin's rules: no authorization source, nothing offloaded.
-        args = []
     else:
         sys.exit("brokerconf.py: unknown group %s" % g)
     write(d, "broker.conf", "".join(line + "\n" for line in conf))
