@@ -312,7 +312,7 @@ def draft(dirs, known_path, out=sys.stdout):
     if os.path.exists(known_path):
         with open(known_path) as f:
             for line in f:
-                if line.startswith("# == "):
+                if line.startswith(("# == ", "# No known")):
                     break
                 out.write(line)
     groups = {}
