@@ -1330,6 +1330,48 @@ void h_send(struct harness *h, int i, const void *p, size_t n)
     mqo_engine_input(h->eng, cl->conn, MQO_C2S, p, n, h->now);
 }
 
+int h_setup_fanout(struct harness *h, int n, uint8_t v, const char *filter, uint8_t sqos,
+                   char *why, size_t whylen)
+{
+    int p = h_open(h);
+    if (p != 0 || !h_connect(h, p, v, "pub", 1, 60)) {
+        snprintf(why, whylen, "publisher: client %d, no CONNACK success", p);
+        return 0;
+    }
+    for (int i = 1; i <= n; i++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "sub%d", i);
+        int c = h_open(h), code;
+        if (c != i || !h_connect(h, i, v, cid, 1, 60) ||
+            (code = h_subscribe(h, i, filter, sqos, 0)) != sqos) {
+            snprintf(why, whylen, "subscriber %d (client %d) not set up", i, c);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int h_tcp_clean(const struct harness *h, char *why, size_t whylen)
+{
+    int reorders = h->net.wire.reorder_pct[0] || h->net.wire.reorder_pct[1] ||
+                   h->net.wire.dup_pct[0] || h->net.wire.dup_pct[1];
+    for (int i = 0; i < H_MAX_CLIENTS; i++) {
+        const struct h_client *cl = &h->cl[i];
+        if (!cl->used || !cl->cep)
+            continue;
+        if (cl->cep->violations || cl->bep->violations ||
+            (!reorders && (cl->cep->paws_drops || cl->bep->paws_drops))) {
+            snprintf(why, whylen, "client %d: violations %llu/%llu, PAWS drops %llu/%llu", i,
+                     (unsigned long long)cl->cep->violations,
+                     (unsigned long long)cl->bep->violations,
+                     (unsigned long long)cl->cep->paws_drops,
+                     (unsigned long long)cl->bep->paws_drops);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 void h_ack(struct harness *h, int i, size_t k)
 {
     const struct h_rx *r = h_pub(h, i, k);

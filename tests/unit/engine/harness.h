@@ -279,6 +279,17 @@ int h_same_as_broker(const struct harness *o, void (*script)(struct harness *, c
                      const void *arg, int from, int to, int npub, char *why, size_t whylen,
                      struct harness **ref);
 
+/* Publisher "pub" (client 0 of a fresh harness) and n subscribers "sub1".."subN" (clients
+ * 1..n), all of protocol level v, each subscribed to filter at sqos. Returns 1 when every
+ * step did what it should (clients at the expected indices, CONNACKs, SUBACKs granting sqos),
+ * else 0 with the failed step in why. */
+int h_setup_fanout(struct harness *h, int n, uint8_t v, const char *filter, uint8_t sqos,
+                   char *why, size_t whylen);
+/* H_SPLICE: 1 when no TCP endpoint saw a segment a correct peer never sends (PAWS drops only
+ * count on a wire that neither reorders nor duplicates: any TCP drops a reordered older
+ * segment), else 0 with the client and counts in why. */
+int h_tcp_clean(const struct harness *h, char *why, size_t whylen);
+
 /* Client i acknowledges the k-th PUBLISH it received (PUBACK, or PUBREC for QoS 2). */
 void h_ack(struct harness *h, int i, size_t k);
 

@@ -31,19 +31,12 @@ static void done(struct harness *h)
 static const struct mqo_engine_stats *st(struct harness *h) { return mqo_engine_stats(h->eng); }
 
 /* publisher 0 + n subscribers on filter, all v */
-static void setup_fanout(struct harness *h, int n, uint8_t v, const char *filter, uint8_t sqos)
-{
-    int p = h_open(h);
-    assert_int_equal(p, 0);
-    assert_true(h_connect(h, p, v, "pub", 1, 60));
-    for (int i = 1; i <= n; i++) {
-        char cid[32];
-        snprintf(cid, sizeof cid, "sub%d", i);
-        assert_int_equal(h_open(h), i);
-        assert_true(h_connect(h, i, v, cid, 1, 60));
-        assert_int_equal(h_subscribe(h, i, filter, sqos, 0), sqos);
-    }
-}
+#define setup_fanout(h, n, v, filter, sqos)                                                       \
+    do {                                                                                          \
+        char why_[128];                                                                           \
+        if (!h_setup_fanout(h, n, v, filter, sqos, why_, sizeof why_))                           \
+            fail_msg("setup_fanout: %s", why_);                                                   \
+    } while (0)
 
 static void test_qos0_fanout_offloaded(void **s)
 {

@@ -28,29 +28,20 @@ static struct harness *mk(const struct mqo_engine_cfg *cfg, uint32_t loss, unsig
 
 static void done(struct harness *h)
 {
-    for (int i = 0; i < H_MAX_CLIENTS; i++) {
-        struct h_client *cl = &h->cl[i];
-        if (cl->used && cl->cep && (cl->cep->violations || cl->bep->violations))
-            fail_msg("client %d: TCP violations %llu/%llu", i,
-                     (unsigned long long)cl->cep->violations,
-                     (unsigned long long)cl->bep->violations);
-    }
+    char why[160];
+    if (!h_tcp_clean(h, why, sizeof why))
+        fail_msg("%s", why);
     h_free(h);
     free(h);
 }
 
-static void setup_fanout(struct harness *h, int n, uint8_t v, const char *filter, uint8_t sqos)
-{
-    int p = h_open(h);
-    assert_true(h_connect(h, p, v, "pub", 1, 60));
-    for (int i = 1; i <= n; i++) {
-        char cid[32];
-        snprintf(cid, sizeof cid, "sub%d", i);
-        assert_int_equal(h_open(h), i);
-        assert_true(h_connect(h, i, v, cid, 1, 60));
-        assert_int_equal(h_subscribe(h, i, filter, sqos, 0), sqos);
-    }
-}
+/* publisher 0 + n subscribers on filter, all v */
+#define setup_fanout(h, n, v, filter, sqos)                                                       \
+    do {                                                                                          \
+        char why_[128];                                                                           \
+        if (!h_setup_fanout(h, n, v, filter, sqos, why_, sizeof why_))                           \
+            fail_msg("setup_fanout: %s", why_);                                                   \
+    } while (0)
 
 /* A malformed PUBLISH: the broker closes that client with a FIN (v5: after DISCONNECT 0x81),
  * mqoff resets nothing, and the others go on being served. */

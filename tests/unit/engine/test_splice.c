@@ -22,24 +22,11 @@ static struct harness *mk(const struct mqo_engine_cfg *cfg)
     return h;
 }
 
-/* Segments a correct peer never sends; PAWS drops only count on a wire that does not reorder
- * (a reordered older segment is dropped by PAWS in any TCP). */
-static void no_violations(struct harness *h)
+static void no_violations(const struct harness *h)
 {
-    int reorders = h->net.wire.reorder_pct[0] || h->net.wire.reorder_pct[1] ||
-                   h->net.wire.dup_pct[0] || h->net.wire.dup_pct[1];
-    for (int i = 0; i < H_MAX_CLIENTS; i++) {
-        struct h_client *cl = &h->cl[i];
-        if (!cl->used || !cl->cep)
-            continue;
-        if (cl->cep->violations || cl->bep->violations ||
-            (!reorders && (cl->cep->paws_drops || cl->bep->paws_drops)))
-            fail_msg("client %d: violations %llu/%llu, PAWS drops %llu/%llu", i,
-                     (unsigned long long)cl->cep->violations,
-                     (unsigned long long)cl->bep->violations,
-                     (unsigned long long)cl->cep->paws_drops,
-                     (unsigned long long)cl->bep->paws_drops);
-    }
+    char why[160];
+    if (!h_tcp_clean(h, why, sizeof why))
+        fail_msg("%s", why);
 }
 
 static void done(struct harness *h)
@@ -49,18 +36,13 @@ static void done(struct harness *h)
     free(h);
 }
 
-static void setup_fanout(struct harness *h, int n, uint8_t v, const char *filter, uint8_t sqos)
-{
-    int p = h_open(h);
-    assert_true(h_connect(h, p, v, "pub", 1, 60));
-    for (int i = 1; i <= n; i++) {
-        char cid[32];
-        snprintf(cid, sizeof cid, "sub%d", i);
-        assert_int_equal(h_open(h), i);
-        assert_true(h_connect(h, i, v, cid, 1, 60));
-        assert_int_equal(h_subscribe(h, i, filter, sqos, 0), sqos);
-    }
-}
+/* publisher 0 + n subscribers on filter, all v */
+#define setup_fanout(h, n, v, filter, sqos)                                                       \
+    do {                                                                                          \
+        char why_[128];                                                                           \
+        if (!h_setup_fanout(h, n, v, filter, sqos, why_, sizeof why_))                           \
+            fail_msg("setup_fanout: %s", why_);                                                   \
+    } while (0)
 
 static void test_handshake_and_connect(void **s)
 {
