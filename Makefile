@@ -14,7 +14,7 @@ CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 B        ?= build
-LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/tcp src/net src/modes src/l2 src/pktio
+LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/tcp src/net src/modes src/l2 src/pktio src/chan
 LIB_SRCS  = $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
@@ -28,9 +28,11 @@ BENCH_TOOL_SRCS = $(sort $(wildcard tools/bench/*.c))
 
 BIN = $(B)/mqoff
 
-.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool test unit demo bench deps clean
+SHIM = $(B)/libmqoff-intercept.so
 
-all: lib bin tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool
+.PHONY: all lib bin shim tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool test unit demo bench deps clean
+
+all: lib bin shim tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool
 
 bin: $(BIN)
 
@@ -39,6 +41,16 @@ $(BIN): src/main.c $(B)/libmqoff.a
 	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
 
 lib: $(B)/libmqoff.a
+
+# libmqoff-intercept.so, the LD_PRELOAD shim the broker runs with in intercept mode: the shim and
+# the channel codec, compiled on their own as position-independent code (nothing of libmqoff.a,
+# which holds no shim: its bind()/accept() would replace libc's in every program linked with it).
+# Only the intercepted calls are exported.
+SHIM_SRCS = src/preload/shim.c src/chan/chan.c src/chan/chan_io.c
+shim: $(SHIM)
+$(SHIM): $(SHIM_SRCS) src/chan/chan.h
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -fPIC -shared -fvisibility=hidden -Wl,-z,defs $(SHIM_SRCS) -ldl -pthread -o $@
 
 $(B)/libmqoff.a: $(LIB_OBJS)
 	@mkdir -p $(@D)

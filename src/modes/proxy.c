@@ -33,9 +33,10 @@
 
 enum { CLIENT = 0, BROKER = 1 };
 
-/* epoll tags: 0 the listener, a pconn pointer | side, this for the watched files (pointers
- * are aligned: never 2) */
+/* epoll tags: 0 the listener, a pconn pointer | side, these for the watched files and the
+ * upstream's descriptor (pointers are aligned: never 2 or 4) */
 #define TAG_RELOAD 2u
+#define TAG_UPSTREAM 4u
 
 /* iovecs of one in-flight io_uring send (must live until its completion) */
 struct uring_send {
@@ -259,7 +260,8 @@ static void broker_failed(struct pconn *pc, int err)
 {
     struct proxy *px = pc->px;
     px->st.broker_connect_failed++;
-    mqo_warn("broker unreachable for a new client: %s", strerror(err));
+    if (!px->cfg->upstream) /* an upstream logs its own reason */
+        mqo_warn("broker unreachable for a new client: %s", strerror(err));
     pc->broker_failed = 1;
     pc->connecting = 0;
     if (pc->s[BROKER].fd >= 0) {
@@ -294,10 +296,27 @@ static void sniff_connect(struct pconn *pc, const uint8_t *p, size_t n)
     mqo_buf_free(&pc->sniff);
 }
 
+/* The upstream's broker side for client cfd. Returns a descriptor or -errno. */
+static int upstream_open(struct proxy *px, int cfd, const struct sockaddr_storage *peer,
+                         socklen_t peer_len)
+{
+    const struct mqo_proxy_upstream *up = px->cfg->upstream;
+    struct sockaddr_storage local;
+    socklen_t ll = sizeof local;
+    if (getsockname(cfd, (struct sockaddr *)&local, &ll) < 0)
+        return -errno;
+    return up->open(up->arg, (const struct sockaddr *)peer, peer_len,
+                    (const struct sockaddr *)&local, ll);
+}
+
 static void accept_clients(struct proxy *px)
 {
+    const struct mqo_proxy_upstream *up = px->cfg->upstream;
     for (;;) {
-        int cfd = accept4(px->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        int cfd = accept4(px->lfd, up ? (struct sockaddr *)&peer : NULL, up ? &pl : NULL,
+                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EINTR)
                 continue;
@@ -312,9 +331,13 @@ static void accept_clients(struct proxy *px)
         }
         set_nodelay(cfd);
         struct pconn *pc = calloc(1, sizeof *pc);
-        int bfd = socket(px->cfg->broker_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                         0);
-        if (!pc || bfd < 0) {
+        int bfd = -1;
+        if (pc && up)
+            bfd = upstream_open(px, cfd, &peer, pl); /* < 0: refused below */
+        else if (pc)
+            bfd = socket(px->cfg->broker_addr.ss_family,
+                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (!pc || (!up && bfd < 0)) {
             mqo_err("cannot set up a broker connection: %s", strerror(errno));
             free(pc);
             close(cfd);
@@ -322,14 +345,16 @@ static void accept_clients(struct proxy *px)
                 close(bfd);
             continue;
         }
-        set_nodelay(bfd);
+        if (!up)
+            set_nodelay(bfd);
         pc->px = px;
         pc->s[CLIENT].fd = cfd;
-        pc->s[BROKER].fd = bfd;
+        pc->s[BROKER].fd = bfd < 0 ? -1 : bfd;
         pc->ec = mqo_engine_conn_open(px->eng, pc, px->now);
         if (!pc->ec) {
             close(cfd);
-            close(bfd);
+            if (bfd >= 0)
+                close(bfd);
             free(pc);
             continue;
         }
@@ -341,7 +366,14 @@ static void accept_clients(struct proxy *px)
         struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag(pc, CLIENT)};
         epoll_ctl(px->ep, EPOLL_CTL_ADD, cfd, &e);
         pc->s[CLIENT].ev = EPOLLIN;
-        int rc = connect(bfd, (const struct sockaddr *)&px->cfg->broker_addr, px->cfg->broker_len);
+        if (up && bfd < 0) {
+            broker_failed(pc, -bfd);
+            continue;
+        }
+        /* an upstream's socket is connected already */
+        int rc = up ? 0
+                    : connect(bfd, (const struct sockaddr *)&px->cfg->broker_addr,
+                              px->cfg->broker_len);
         if (rc < 0 && errno != EINPROGRESS) {
             int err = errno;
             broker_failed(pc, err);
@@ -601,6 +633,10 @@ static void handle_event(struct proxy *px, struct epoll_event *ev)
         mqo_reload_changed(px->cfg->reload, px->eng);
         return;
     }
+    if (ev->data.u64 == TAG_UPSTREAM) {
+        px->cfg->upstream->ready(px->cfg->upstream->arg, px->now);
+        return;
+    }
     struct pconn *pc = (struct pconn *)(uintptr_t)(ev->data.u64 & ~(uint64_t)1);
     int side = (int)(ev->data.u64 & 1);
     if (pc->dead)
@@ -631,6 +667,8 @@ static void timers(struct proxy *px, int slow)
     mqo_engine_tick(px->eng, px->now);
     if (!slow)
         return;
+    if (px->cfg->upstream && px->cfg->upstream->tick)
+        px->cfg->upstream->tick(px->cfg->upstream->arg, px->now);
     if (px->fail_waiting) {
         size_t left = 0;
         for (struct pconn *pc = px->conns; pc; pc = pc->next) {
@@ -726,6 +764,10 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
     if (cfg->reload && mqo_reload_fd(cfg->reload) >= 0) {
         struct epoll_event we = {.events = EPOLLIN, .data.u64 = TAG_RELOAD};
         epoll_ctl(px.ep, EPOLL_CTL_ADD, mqo_reload_fd(cfg->reload), &we);
+    }
+    if (cfg->upstream && cfg->upstream->fd >= 0) {
+        struct epoll_event ue = {.events = EPOLLIN, .data.u64 = TAG_UPSTREAM};
+        epoll_ctl(px.ep, EPOLL_CTL_ADD, cfg->upstream->fd, &ue);
     }
 
     struct epoll_event evs[256];
