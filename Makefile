@@ -68,6 +68,12 @@ $(B)/tests/%: tests/unit/%.c $$(call helpers_of,$$(dir tests/unit/%)) $(B)/libmq
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) -I$(dir $<) $< $(call helpers_of,$(dir $<)) $(B)/libmqoff.a $(LIBS) $(CMOCKA_LIBS) -o $@
 
+# The shim's test links libmqoff-intercept.so: its bind(), accept(), ... replace libc's in the
+# test program, as LD_PRELOAD makes them in the broker.
+$(B)/tests/preload/test_shim: tests/unit/preload/test_shim.c $(SHIM) $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) $< $(B)/libmqoff.a $(SHIM) -Wl,-rpath,$(abspath $(B)) $(LIBS) $(CMOCKA_LIBS) -pthread -o $@
+
 # Fuzz targets may use the helpers of the unit-test dir of the same name.
 $(B)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $$(call helpers_of,tests/unit/$$(dir $$*)) $(B)/libmqoff.a
 	@mkdir -p $(@D)
