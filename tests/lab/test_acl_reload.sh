@@ -18,6 +18,9 @@
 #   exclusive          with --exclusive mqoff offloads as before (consumed > 0).
 # After each case mqoff's closing counters (SIGTERM) must show the reasons it used.
 # ACL_RELOAD_CASES="second_listener exclusive" runs only those cases.
+# Not run through intercept mode by default (LAB_TARGETS=intercept runs it): its loop and
+# reload handling are proxy mode's, and make test's time is counted.
+LAB_DEFAULT_TARGETS="direct proxy monitor"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
