@@ -134,10 +134,10 @@ unit: all
 demo: deps all
 	scripts/demo.sh
 
-# The lab benchmark (root, ~25 min): mqoff proxy and monitor against Mosquitto direct, written
+# The lab benchmark (root, ~35 min): mqoff proxy, monitor and intercept against Mosquitto direct, written
 # to docs/BENCHMARKS.md and docs/bench-latency.png. Arguments: make bench BENCH_ARGS="--quick"
 # or BENCH_ARGS="p2p-1000 saturation" (see bench/run.sh).
-bench: deps bin bench-tool bridge-tool
+bench: deps bin shim bench-tool bridge-tool
 	bench/run.sh $(BENCH_ARGS)
 
 clean:
