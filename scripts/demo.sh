@@ -31,6 +31,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
+# wait_up CMD...: 0 once CMD succeeds (up to 10 s), 1 if mqoff exits first or time runs out.
+wait_up() {
+  for _ in $(seq 100); do
+    "$@" && return 0
+    kill -0 "$PROXY_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+port_open() { "$LAB" exec cli timeout 1 bash -c "exec 3<>/dev/tcp/$1/1883" 2>/dev/null; }
+
 # stop_mqoff MODE: stops the running mqoff and prints its closing summary (its log: TMP/MODE.log).
 stop_mqoff() {
   kill -TERM "$PROXY_PID" 2>/dev/null || true
@@ -66,13 +77,7 @@ if [ -x "$MQOFF" ]; then
   ip netns exec demo-nic "$MQOFF" proxy --listen 198.18.0.3:1883 --broker 198.18.0.2:1883 \
     --acl open --exclusive >"$TMP/proxy.log" 2>&1 </dev/null &
   PROXY_PID=$!
-  up=0
-  for _ in $(seq 100); do
-    if "$LAB" exec cli timeout 1 bash -c 'exec 3<>/dev/tcp/198.18.0.3/1883' 2>/dev/null; then up=1; break; fi
-    kill -0 "$PROXY_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ "$up" -eq 1 ]; then
+  if wait_up port_open 198.18.0.3; then
     if "$LAB" exec cli timeout 120 "$PY" tools/demo_burst.py run --host 198.18.0.3 --label proxy \
         --out "$TMP/proxy.json" "${BURST[@]}"; then
       results+=("$TMP/proxy.json")
@@ -95,13 +100,7 @@ if [ -x "$MQOFF" ]; then
   ip netns exec demo-nic "$MQOFF" monitor --port-a demonc --port-b demonb \
     --broker 198.18.0.2:1883 --acl open --exclusive --startup-hold 0 >"$TMP/monitor.log" 2>&1 </dev/null &
   PROXY_PID=$!
-  up=0
-  for _ in $(seq 100); do
-    if "$LAB" exec cli timeout 1 bash -c 'exec 3<>/dev/tcp/198.18.0.2/1883' 2>/dev/null; then up=1; break; fi
-    kill -0 "$PROXY_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ "$up" -eq 1 ] && "$LAB" exec cli timeout 120 "$PY" tools/demo_burst.py run --host 198.18.0.2 \
+  if wait_up port_open 198.18.0.2 && "$LAB" exec cli timeout 120 "$PY" tools/demo_burst.py run --host 198.18.0.2 \
       --label monitor --out "$TMP/monitor.json" "${BURST[@]}"; then
     results+=("$TMP/monitor.json")
   fi
@@ -120,11 +119,7 @@ if [ -x "$MQOFF" ] && [ -f "$SHIM" ]; then
     --acl open --exclusive >"$TMP/intercept.log" 2>&1 </dev/null &
   PROXY_PID=$!
   up=0
-  for _ in $(seq 100); do
-    if grep -q 'attached: clients on' "$TMP/intercept.log"; then up=1; break; fi
-    kill -0 "$PROXY_PID" 2>/dev/null || break
-    sleep 0.1
-  done
+  wait_up grep -q 'attached: clients on' "$TMP/intercept.log" && up=1
   if [ "$up" -eq 1 ] && "$LAB" exec cli timeout 120 "$PY" tools/demo_burst.py run --host 198.18.0.2 \
       --label intercept --out "$TMP/intercept.json" "${BURST[@]}"; then
     results+=("$TMP/intercept.json")

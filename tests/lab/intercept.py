@@ -72,15 +72,24 @@ def case_refused(a, rep):
         c.close()
 
 
-def case_hold(a, rep):
-    loop = Loop()
-    subs = [Client(loop, a.host, "hold-%d-%d" % (os.getpid(), i), 4, port=a.port)
+def subscribers(a, rep, loop, kind, qos):
+    """--clients subscribers of icpt/KIND, connected and subscribed, --ready touched. Returns
+    them, or None (reported) when not all connected."""
+    subs = [Client(loop, a.host, "%s-%d-%d" % (kind, os.getpid(), i), 4, port=a.port)
             for i in range(a.clients)]
     bad = connect_all(loop, subs, 20)
-    subscribe_all(loop, subs, "icpt/hold", 0)
+    subscribe_all(loop, subs, "icpt/" + kind, qos)
     if not rep.ok("%s: %d clients connected" % (a.label, a.clients), not bad, "%d not" % len(bad)):
-        return
+        return None
     open(a.ready, "w").close()
+    return subs
+
+
+def case_hold(a, rep):
+    loop = Loop()
+    subs = subscribers(a, rep, loop, "hold", 0)
+    if subs is None:
+        return
     t0 = time.monotonic()
     loop.until(lambda: all(c.disconnects for c in subs), a.secs)
     closed = sum(1 for c in subs if c.disconnects)
@@ -92,13 +101,9 @@ def case_hold(a, rep):
 
 def case_survive(a, rep):
     loop = Loop()
-    subs = [Client(loop, a.host, "survive-%d-%d" % (os.getpid(), i), 4, port=a.port)
-            for i in range(a.clients)]
-    bad = connect_all(loop, subs, 20)
-    subscribe_all(loop, subs, "icpt/survive", 1)
-    if not rep.ok("%s: %d clients connected" % (a.label, a.clients), not bad, "%d not" % len(bad)):
+    subs = subscribers(a, rep, loop, "survive", 1)
+    if subs is None:
         return
-    open(a.ready, "w").close()
     end = time.monotonic() + a.secs
     while time.monotonic() < end and not os.path.exists(a.go):
         loop.step(0.05)

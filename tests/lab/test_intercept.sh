@@ -174,33 +174,32 @@ channel_loss() {
   icpt_py "channel loss: new clients served" roundtrip
 }
 
+# exhaust WHO PID LIMIT MIN_OK LOG REGEX: WHO (the broker or mqoff) gets LIMIT descriptors
+# while 80 clients connect at once; at least MIN_OK are served, none hangs, WHO's LOG says why
+# the others were not, and once they are gone both processes hold what they held before.
+exhaust() {
+  local who=$1 pid=$2 limit=$3 min=$4 log=$5 re=$6 lim
+  lim=$(prlimit --pid "$pid" --nofile --raw --noheadings --output SOFT,HARD | tr -s ' ' ':' | sed 's/^://')
+  prlimit --pid "$pid" --nofile="$limit:$limit"
+  icpt_py "descriptors: $who out of them" many --clients 80 --min-ok "$min" --secs 10
+  log_has "descriptors: $who says so" "$log" "$re"
+  fds_back "descriptors, $who out: the broker is back to its descriptors" "$BP" "$B0"
+  fds_back "descriptors, $who out: so is mqoff" "$PROXY_PID" "$M0"
+  prlimit --pid "$pid" --nofile="$lim"
+  icpt_py "descriptors: $who serves again" roundtrip
+}
+
 descriptors() {
-  local bp mq b0 m0 blim mlim
-  bp=$(broker_pid)
-  mq=$PROXY_PID
-  b0=$(nfds "$bp")
-  m0=$(nfds "$mq")
-  blim=$(prlimit --pid "$bp" --nofile --raw --noheadings --output SOFT,HARD | tr -s ' ' ':' | sed 's/^://')
-  mlim=$(prlimit --pid "$mq" --nofile --raw --noheadings --output SOFT,HARD | tr -s ' ' ':' | sed 's/^://')
-  echo "# descriptors: broker $b0, mqoff $m0"
-  prlimit --pid "$bp" --nofile=$((b0 + 30)):$((b0 + 30))
-  icpt_py "descriptors: broker out of them" many --clients 80 --min-ok 20 --secs 10
+  BP=$(broker_pid)
+  B0=$(nfds "$BP")
+  M0=$(nfds "$PROXY_PID")
+  echo "# descriptors: broker $B0, mqoff $M0"
   # Debian's Mosquitto checks tcpd (libwrap) after accept(): without a descriptor for
   # /etc/hosts.allow it denies the client; with none for accept() itself it says so
-  log_has "descriptors: the broker says so" "$BROKER_LOG" \
+  exhaust broker "$BP" $((B0 + 30)) 20 "$BROKER_LOG" \
     "(system socket count has been exceeded|denied access by tcpd)"
-  fds_back "descriptors: the broker is back to its descriptors" "$bp" "$b0"
-  fds_back "descriptors: so is mqoff" "$mq" "$m0"
-  prlimit --pid "$bp" --nofile="$blim"
-  icpt_py "descriptors: broker served again" roundtrip
-  prlimit --pid "$mq" --nofile=$((m0 + 40)):$((m0 + 40))
-  icpt_py "descriptors: mqoff out of them" many --clients 80 --min-ok 10 --secs 10
-  log_has "descriptors: mqoff says so" "$PROXY_LOG" \
+  exhaust mqoff "$PROXY_PID" $((M0 + 40)) 10 "$PROXY_LOG" \
     "(cannot accept more clients|mqoff has no descriptor left)"
-  fds_back "descriptors: mqoff is back to its descriptors" "$mq" "$m0"
-  fds_back "descriptors: so is the broker" "$bp" "$b0"
-  prlimit --pid "$mq" --nofile="$mlim"
-  icpt_py "descriptors: mqoff serves again" roundtrip
 }
 
 flood() {

@@ -85,6 +85,29 @@ static void expect_eof(int fd)
     assert_int_equal(read(fd, b, sizeof b), 0);
 }
 
+/* The client c's CONNECT reaches the broker's end b, whose CONNACK reaches c. */
+static void connect_through(int c, int b)
+{
+    assert_int_equal(write(c, CONNECT311, sizeof CONNECT311), (ssize_t)sizeof CONNECT311);
+    uint8_t buf[sizeof CONNECT311];
+    read_n(b, buf, sizeof buf);
+    assert_memory_equal(buf, CONNECT311, sizeof buf);
+    assert_int_equal(write(b, CONNACK_OK, 4), 4);
+    read_n(c, buf, 4);
+    assert_memory_equal(buf, CONNACK_OK, 4);
+}
+
+/* The client c is answered "server unavailable" and closed. */
+static void refused_client(int c)
+{
+    assert_int_equal(write(c, CONNECT311, sizeof CONNECT311), (ssize_t)sizeof CONNECT311);
+    uint8_t b[4];
+    read_n(c, b, 4);
+    assert_memory_equal(b, CONNACK_UNAVAILABLE, 4);
+    expect_eof(c);
+    close(c);
+}
+
 static int client(void)
 {
     int c = socket(AF_INET, SOCK_STREAM, 0);
@@ -198,13 +221,7 @@ static int setup(void **st)
 
 static void test_no_broker_refuses_clients(void **st)
 {
-    int c = client();
-    assert_int_equal(write(c, CONNECT311, sizeof CONNECT311), (ssize_t)sizeof CONNECT311);
-    uint8_t b[4];
-    read_n(c, b, 4);
-    assert_memory_equal(b, CONNACK_UNAVAILABLE, 4);
-    expect_eof(c);
-    close(c);
+    refused_client(client());
 }
 
 static void test_bad_peers(void **st)
@@ -266,13 +283,7 @@ static void test_attached_broker_gets_clients(void **st)
     assert_int_equal(m.u.conn.peer.port, ntohs(cl.sin_port)); /* the client's real address */
     assert_memory_equal(m.u.conn.peer.a, &cl.sin_addr, 4);
     assert_true(mqo_chan_addr_eq(&m.u.conn.local, &T.listen));
-    assert_int_equal(write(c, CONNECT311, sizeof CONNECT311), (ssize_t)sizeof CONNECT311);
-    uint8_t buf[sizeof CONNECT311];
-    read_n(b, buf, sizeof buf);
-    assert_memory_equal(buf, CONNECT311, sizeof buf);
-    assert_int_equal(write(b, CONNACK_OK, 4), 4);
-    read_n(c, buf, 4);
-    assert_memory_equal(buf, CONNACK_OK, 4);
+    connect_through(c, b);
     /* the broker closes it: the client sees the end */
     close(b);
     expect_eof(c);
@@ -298,8 +309,7 @@ static void test_attached_broker_gets_clients(void **st)
         heartbeat(ctl);
     }
     for (int i = 0; i < 40; i++) {
-        assert_int_equal(write(cs[i], CONNECT311, sizeof CONNECT311), (ssize_t)sizeof CONNECT311);
-        read_n(bs[i], buf, sizeof CONNECT311);
+        connect_through(cs[i], bs[i]);
         close(cs[i]);
         close(bs[i]);
     }
@@ -309,18 +319,9 @@ static void test_attached_broker_gets_clients(void **st)
     c = client();
     b = take(a, &m);
     usleep(1300 * 1000);
-    int r = client();
-    assert_int_equal(write(r, CONNECT311, sizeof CONNECT311), (ssize_t)sizeof CONNECT311);
-    read_n(r, buf, 4);
-    assert_memory_equal(buf, CONNACK_UNAVAILABLE, 4);
-    expect_eof(r);
-    close(r);
+    refused_client(client());
     assert_true(readable(ctl, 100)); /* mqoff closed the control link */
-    assert_int_equal(write(c, CONNECT311, sizeof CONNECT311), (ssize_t)sizeof CONNECT311);
-    read_n(b, buf, sizeof CONNECT311);
-    assert_int_equal(write(b, CONNACK_OK, 4), 4);
-    read_n(c, buf, 4);
-    assert_memory_equal(buf, CONNACK_OK, 4);
+    connect_through(c, b);
     close(ctl);
     close(a);
 

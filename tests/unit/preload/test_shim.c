@@ -102,6 +102,19 @@ static int send_conn(uint16_t port)
     return sp[0];
 }
 
+/* The broker's listener is readable within ms and accept() gives the client from port. */
+static void accept_from(int ms, uint16_t port)
+{
+    struct epoll_event out;
+    assert_int_equal(epoll_wait(T.ep, &out, 1, ms), 1);
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    int fd = accept(T.lsock, (struct sockaddr *)&a, &al);
+    assert_true(fd >= 0);
+    assert_int_equal(ntohs(a.sin_port), port);
+    close(fd);
+}
+
 static void *broker_bind(void *arg)
 {
     int *rc = arg;
@@ -352,14 +365,7 @@ static void test_no_descriptor_left(void **st)
     assert_int_equal(r, -1);
     assert_int_equal(e, EMFILE);
     /* the connection waited, as in a real listen queue */
-    struct epoll_event out;
-    assert_int_equal(epoll_wait(T.ep, &out, 1, 0), 1);
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    int fd = accept(T.lsock, (struct sockaddr *)&a, &al);
-    assert_true(fd >= 0);
-    assert_int_equal(ntohs(a.sin_port), 50004);
-    close(fd);
+    accept_from(0, 50004);
     close(mq);
 }
 
@@ -419,13 +425,7 @@ static void test_heartbeats_mqoff_restart_and_refusals(void **st)
     assert_int_equal(m.type, MQO_CHAN_ATTACH);
     T.link = fd;
     int mq = send_conn(50005);
-    assert_int_equal(epoll_wait(T.ep, &out, 1, 1000), 1);
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    int c = accept(T.lsock, (struct sockaddr *)&a, &al);
-    assert_true(c >= 0);
-    assert_int_equal(ntohs(a.sin_port), 50005);
-    close(c);
+    accept_from(1000, 50005);
     close(mq);
 
     /* a stream in flight when mqoff goes away ends for the broker (mqoff's end is gone) */
@@ -433,7 +433,7 @@ static void test_heartbeats_mqoff_restart_and_refusals(void **st)
     close(mq);
     close(T.ctl);
     close(T.link);
-    c = accept(T.lsock, NULL, NULL);
+    int c = accept(T.lsock, NULL, NULL);
     assert_true(c >= 0);
     char b;
     assert_int_equal(read(c, &b, 1), 0);
