@@ -16,6 +16,9 @@
 #                    hanging, both processes back to the descriptors they had
 #   flood            a client flooding a subscriber that never reads costs the others nothing
 #   valgrind         the broker with the shim under valgrind (memcheck): no error, no leak
+#   nic side         mqoff in the nic namespace on 198.18.0.3 (as a DPU would be, and as make
+#                    bench runs it), the broker's listener for that address (which its namespace
+#                    does not have) served over the channel across the namespaces
 # Every process and file it makes is gone at the end (lib.sh's trap).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -236,6 +239,22 @@ under_valgrind() {
   target_down intercept
 }
 
+nic_side() {
+  local extra=$LAB_TMP/nic.conf
+  echo "listener $MQTT_PORT $PROXY_ADDR" >"$extra"
+  intercept_broker "$extra" || return
+  ICPT_NS=$NS_NIC ICPT_ADDR=$PROXY_ADDR intercept_mqoff "${mqoff_args[@]}"
+  if intercept_attached 1 10; then ok "nic side: the broker attaches across the namespaces"
+  else not_ok "nic side: the broker attaches across the namespaces" "$(tail -3 "$PROXY_LOG" | tr '\n' ' ')"; return
+  fi
+  icpt_py "nic side: served" roundtrip --host "$PROXY_ADDR"
+  icpt_py "nic side: addresses" fromport --host "$PROXY_ADDR" --bind-port 41884
+  log_has "nic side: the broker logs the client's address" "$BROKER_LOG" \
+    "New connection from 198\.18\.0\.1:41884 on port $MQTT_PORT\."
+  icpt_py "nic side: the broker's own listener" roundtrip --host "$BROKER_ADDR"
+  target_down intercept
+}
+
 lab_init
 if ! target_built intercept; then
   skip "intercept: own cases" "build/mqoff or build/libmqoff-intercept.so not built yet"
@@ -257,4 +276,6 @@ fi
 target_down intercept
 echo "# --- $LAB_NAME: valgrind"
 under_valgrind
+echo "# --- $LAB_NAME: nic side"
+nic_side
 lab_finish
