@@ -37,8 +37,7 @@
 
 #define MAX_PEERS 8          /* control links at once: one broker, the rest are told why not */
 #define MAX_PENDING 4096     /* connections waiting for room on the accept link */
-#define HELLO_NS 5000000000ull
-#define MISSED_HEARTBEATS 5
+#define MISSED_HEARTBEATS 5 /* and as many heartbeat intervals for a new peer's HELLO */
 #define REFUSE_LOG_NS 10000000000ull /* refused clients are summed up at most this often */
 
 enum { TAG_CHAN = 1, TAG_LINK = 2, TAG_PEER = 16 };
@@ -129,6 +128,12 @@ static void link_events(struct icpt *ic)
 }
 
 /* ---- peers ---- */
+
+/* How long a peer may say nothing: MISSED_HEARTBEATS intervals (5 s by default). */
+static uint64_t silence_ns(const struct icpt *ic)
+{
+    return (uint64_t)ic->hb_ms * MISSED_HEARTBEATS * 1000000ull;
+}
 
 static void detach(struct icpt *ic, const char *why)
 {
@@ -272,7 +277,7 @@ static void peer_read(struct icpt *ic, struct peer *p)
                 drop_peer(ic, p, strerror(-r));
             return;
         }
-        p->deadline = ic->now + (uint64_t)ic->hb_ms * MISSED_HEARTBEATS * 1000000ull;
+        p->deadline = ic->now + silence_ns(ic);
         if (p->state == P_HELLO) {
             if (fd >= 0)
                 close(fd);
@@ -327,7 +332,7 @@ static void chan_accept(struct icpt *ic)
         }
         struct ucred cr;
         socklen_t cl = sizeof cr;
-        *p = (struct peer){.fd = fd, .state = P_HELLO, .deadline = ic->now + HELLO_NS};
+        *p = (struct peer){.fd = fd, .state = P_HELLO, .deadline = ic->now + silence_ns(ic)};
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
             p->pid = (uint32_t)cr.pid;
         ep_set(ic, EPOLL_CTL_ADD, fd, EPOLLIN, TAG_PEER + (uint64_t)(p - ic->peers));
@@ -455,7 +460,8 @@ static void up_tick(void *arg, uint64_t now)
         if (p->state == P_FREE || now < p->deadline)
             continue;
         if (p->state == P_HELLO) {
-            mqo_warn("intercept: channel peer pid %u said no HELLO within 5 s: closed", p->pid);
+            mqo_warn("intercept: channel peer pid %u said no HELLO within %u ms: closed", p->pid,
+                     ic->hb_ms * MISSED_HEARTBEATS);
             ic->st.bad_peers++;
             drop_peer(ic, p, "no HELLO");
         } else {

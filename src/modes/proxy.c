@@ -82,6 +82,7 @@ struct proxy {
     uint8_t accept_paused;
     size_t fail_waiting; /* connections waiting for a CONNECT to refuse (fail_deadline) */
     size_t max_queue;
+    uint64_t drops_logged, drops_logged_at; /* dropped_qos0 when last logged, and when */
     struct pconn *conns, *dead;
     /* connections touched this iteration, in the order they were first touched */
     struct pconn *dirty, **dirty_tail;
@@ -660,6 +661,22 @@ static void handle_event(struct proxy *px, struct epoll_event *ev)
         mark_dirty(pc);
 }
 
+/* Logs, at most every 10 s, the QoS 0 deliveries dropped for full subscriber queues since the
+ * last line: a subscriber that reads slower than its publishers send (a flood) loses its own
+ * QoS 0 messages, and nothing else waits for it; the operator should know it happens. */
+static void log_drops(struct proxy *px)
+{
+    uint64_t d = mqo_engine_stats(px->eng)->dropped_qos0;
+    if (d == px->drops_logged ||
+        (px->drops_logged_at && px->now - px->drops_logged_at < 10000000000ull))
+        return;
+    mqo_warn("%llu QoS 0 deliveries dropped: subscriber queues full (a subscriber reads slower "
+             "than its publishers send; --max-queue %zu bytes)",
+             (unsigned long long)(d - px->drops_logged), px->max_queue);
+    px->drops_logged = d;
+    px->drops_logged_at = px->now;
+}
+
 /* Every iteration: the engine's timers (a slice of its connections each time). Every 50 ms
  * (slow): the proxy's own, walking the connections only while some wait for a CONNECT. */
 static void timers(struct proxy *px, int slow)
@@ -669,6 +686,7 @@ static void timers(struct proxy *px, int slow)
         return;
     if (px->cfg->upstream && px->cfg->upstream->tick)
         px->cfg->upstream->tick(px->cfg->upstream->arg, px->now);
+    log_drops(px);
     if (px->fail_waiting) {
         size_t left = 0;
         for (struct pconn *pc = px->conns; pc; pc = pc->next) {

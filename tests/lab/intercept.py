@@ -13,6 +13,8 @@ Usage: intercept.py CASE --host ADDR [--port P] --target NAME [options]
   many        --clients raw connections at once: at least --min-ok get CONNACK 0 within --secs;
               once those leave, every other one is answered or closed within --secs (none
               hangs)
+  bridged     --msgs QoS 1 messages published to local/b/ID reach a subscriber of remote/b/#
+              as remote/b/ID, in order (the broker's bridge, topic b/# out, carried them)
   flood       a client floods QoS 0 PUBLISHes at a subscriber that never reads for --secs
               while another pair exchanges messages: each of theirs arrives within 1 s
 """
@@ -45,6 +47,24 @@ def roundtrip(a, rep, loop=None, tag="roundtrip"):
 
 def case_roundtrip(a, rep):
     roundtrip(a, rep)
+
+
+def case_bridged(a, rep):
+    loop = Loop()
+    sub = Client(loop, a.host, "bridged-sub-%d" % os.getpid(), 4, port=a.port)
+    pub = Client(loop, a.host, "bridged-pub-%d" % os.getpid(), 4, port=a.port)
+    bad = connect_all(loop, [sub, pub], 10)
+    if not rep.ok("%s: clients connected" % a.label, not bad, "no CONNACK 0 for %d" % len(bad)):
+        loop.close_all()
+        return
+    subscribe_all(loop, [sub], "remote/b/#", 1)
+    want = [b"b%d" % i for i in range(a.msgs)]
+    for p in want:
+        pub.publish("local/b/%d" % os.getpid(), p, 1)
+    loop.until(lambda: len(sub.msgs) >= len(want), 10)
+    rep.eq("%s: %d messages came back over the bridge, in order" % (a.label, a.msgs),
+           sub.payloads("remote/b/%d" % os.getpid()), want)
+    loop.close_all()
 
 
 def case_fromport(a, rep):
@@ -232,6 +252,7 @@ def case_flood(a, rep):
 
 
 CASES = {"roundtrip": case_roundtrip, "fromport": case_fromport, "refused": case_refused,
+         "bridged": case_bridged,
          "hold": case_hold, "survive": case_survive, "many": case_many, "flood": case_flood}
 
 

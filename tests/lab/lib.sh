@@ -29,8 +29,7 @@ export MQO_LAB=${MQO_TEST_LAB:-t$$}     # never a lab someone else set up by han
 NS_CLI=$MQO_LAB-cli NS_NIC=$MQO_LAB-nic
 export NS_BRK=$MQO_LAB-brk      # for tests that run something beside the broker
 BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 MQTT_PORT=1883
-# A script may name its own default (LAB_DEFAULT_TARGETS, set before sourcing this file).
-LAB_TARGETS=${LAB_TARGETS:-${LAB_DEFAULT_TARGETS:-direct proxy monitor intercept}}
+LAB_TARGETS=${LAB_TARGETS:-direct proxy monitor intercept}
 LAB_NAME=$(basename "$0" .sh)
 
 T_PASS=0 T_FAIL=0 T_SKIP=0

@@ -3,7 +3,7 @@
 #
 # Broker: password_file + acl_file (mqoff reads the same file: --acl-file) and a second listener
 # on port 1884 that mqoff does not carry. Each case runs direct (the broker's own behaviour,
-# the reference), through mqoff proxy and through mqoff monitor, on a fresh broker and mqoff;
+# the reference), through mqoff proxy, monitor and intercept, on a fresh broker and mqoff;
 # tests/lab/acl_reload.py edits the file, sends SIGHUP to the broker and to mqoff, and counts
 # what every subscriber gets in each phase ("# measured ..." lines):
 #   write revoked      alice may no longer write (file rewritten in place), the broker reloads:
@@ -18,9 +18,6 @@
 #   exclusive          with --exclusive mqoff offloads as before (consumed > 0).
 # After each case mqoff's closing counters (SIGTERM) must show the reasons it used.
 # ACL_RELOAD_CASES="second_listener exclusive" runs only those cases.
-# Not run through intercept mode by default (LAB_TARGETS=intercept runs it): its loop and
-# reload handling are proxy mode's, and make test's time is counted.
-LAB_DEFAULT_TARGETS="direct proxy monitor"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 

@@ -12,8 +12,7 @@
 # something in the groups where it can (else only the broker's path was compared).
 #
 # Environment: RAWDIFF_GROUPS (default: every group), LAB_TARGETS (default: direct proxy
-# monitor intercept), RAWDIFF_INTERCEPT_GROUPS (the groups intercept plays, default core: its
-# engine and loop are proxy mode's, and make test's time is counted), RAWDIFF_MATCH (only cases whose name contains it), RAWDIFF_MQOFF_ARGS (options
+# monitor intercept), RAWDIFF_MATCH (only cases whose name contains it), RAWDIFF_MQOFF_ARGS (options
 # for every mqoff target), RAWDIFF_REPEAT=0 (skip the second direct run), RAWDIFF_KEEP=DIR
 # (keep the result files there).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -27,7 +26,6 @@ RD=rawdiff
 MQOFF_ARGS=(--exclusive ${RAWDIFF_MQOFF_ARGS:-})
 RD_GROUPS=${RAWDIFF_GROUPS:-core persist31 msgsize maxpacket mount bridge auth acl dynsec}
 OFFLOAD_GROUPS="core msgsize maxpacket mount bridge auth acl"
-INTERCEPT_GROUPS=${RAWDIFF_INTERCEPT_GROUPS:-core}
 REMOTE_PID=
 MATCH=()
 [ -z "${RAWDIFF_MATCH:-}" ] || MATCH=(--match "$RAWDIFF_MATCH")
@@ -119,7 +117,6 @@ run_group() {
   fi
   for t in $LAB_TARGETS; do
     is_offload "$t" || continue
-    [ "$t" != intercept ] || [[ " $INTERCEPT_GROUPS " == *" $g "* ]] || continue
     if ! target_built "$t"; then
       skip "rawdiff $g [$t]" "build/mqoff not built yet"
       continue
