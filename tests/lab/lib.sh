@@ -177,13 +177,14 @@ intercept_attached() {
 }
 
 # intercept_mqoff ARGS...: mqoff intercept in the brk namespace on the broker's own listener
-# (198.18.0.2:1883), its channel at $CHANNEL; ICPT_NS and ICPT_ADDR place it elsewhere.
+# (198.18.0.2:1883), its channel at $CHANNEL; ICPT_NS, ICPT_ADDR and ICPT_CHANNEL place them
+# elsewhere.
 CHANNEL=
 intercept_mqoff() {
   local ns=${ICPT_NS:-$NS_BRK} addr=${ICPT_ADDR:-$BROKER_ADDR}
   PROXY_N=$((PROXY_N + 1))
   PROXY_LOG=$LAB_TMP/intercept.$PROXY_N.log
-  CHANNEL=$LAB_TMP/chan
+  CHANNEL=${ICPT_CHANNEL:-$LAB_TMP/chan}
   echo "# ($ns) mqoff intercept --listen $addr:$MQTT_PORT --channel $CHANNEL $*"
   ip netns exec "$ns" "$MQOFF" intercept --listen "$addr:$MQTT_PORT" \
     --channel "$CHANNEL" "$@" >"$PROXY_LOG" 2>&1 </dev/null &

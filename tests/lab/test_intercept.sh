@@ -18,6 +18,9 @@
 #   flood            a client flooding a subscriber that never reads costs the others nothing;
 #                    mqoff says it drops QoS 0 deliveries to the full queue
 #   valgrind         the broker with the shim under valgrind (memcheck): no error, no leak
+#   unprivileged     the broker dropping to the mosquitto user before it binds (Mosquitto's
+#                    default when started as root) reaches a channel made in a setgid
+#                    directory of its group, as README says
 #   bridge           the broker's bridge (an outgoing connection to a name, localhost: a lookup
 #                    and a connect of the broker process) works beside the shim; mqoff, given
 #                    the broker's configuration, leaves the bridged topics to the broker and
@@ -270,6 +273,33 @@ nic_side() {
   target_down intercept
 }
 
+unprivileged() {
+  local d=$LAB_TMP/run extra=$LAB_TMP/user.conf who
+  if ! getent group mosquitto >/dev/null || ! getent passwd mosquitto >/dev/null; then
+    skip "unprivileged broker" "no mosquitto user and group"
+    return
+  fi
+  install -d -o root -g mosquitto -m 2770 "$d"
+  echo "user mosquitto" >"$extra"
+  "$LAB_TOOL" broker-stop >/dev/null 2>&1 # the last one holds 198.18.0.2:1883 for real
+  ICPT_CHANNEL=$d/chan intercept_mqoff "${mqoff_args[@]}"
+  wait_file "$CHANNEL" 10
+  if [ "$(stat -c '%G %a' "$CHANNEL" 2>/dev/null)" = "mosquitto 660" ]; then
+    ok "unprivileged: the channel belongs to the broker's group, mode 660"
+  else not_ok "unprivileged: the channel belongs to the broker's group, mode 660" "$(stat -c '%U:%G %a' "$CHANNEL" 2>&1)"
+  fi
+  intercept_broker "$extra" || return
+  if intercept_attached 1 10; then ok "unprivileged: the broker attaches"
+  else not_ok "unprivileged: the broker attaches" "$(tail -2 "$BROKER_LOG" | tr '\n' ' ')"
+  fi
+  who=$(ps -o user= -p "$(broker_pid)")
+  if [ "$who" = mosquitto ]; then ok "unprivileged: the broker runs as mosquitto"
+  else not_ok "unprivileged: the broker runs as mosquitto" "it runs as '$who'"
+  fi
+  icpt_py "unprivileged: served" roundtrip
+  target_down intercept
+}
+
 # bridge: the broker bridges to its own third listener, 127.0.0.1:1885, by the name localhost
 bridge() {
   local extra=$LAB_TMP/bridge.conf
@@ -319,6 +349,8 @@ echo "# --- $LAB_NAME: valgrind"
 under_valgrind
 echo "# --- $LAB_NAME: nic side"
 nic_side
+echo "# --- $LAB_NAME: unprivileged broker"
+unprivileged
 echo "# --- $LAB_NAME: bridge"
 bridge
 lab_finish
