@@ -47,6 +47,9 @@
 #                     99 decoys, mqoff-bench --decoys: exact, + and # filters that match nothing),
 #                     20 publishers on 20 topics (not in --quick)
 #
+# BENCH_TARGETS="proxy intercept" runs only those of each scenario's targets (a comparison of
+# two with more repetitions: --reps N).
+#
 # Traffic stays inside the lab's namespaces (198.18.0.0/15 only). Every run is bounded by
 # timeout; whatever happens (failure, ^C), the EXIT trap stops what it started, gives the
 # bridge its ports back and removes the lab. Needs root.
@@ -82,7 +85,7 @@ QUIET_PCT=${BENCH_QUIET_PCT:-15} QUIET_MAX_S=${BENCH_QUIET_MAX_S:-20} QUIET_TOTA
 ORIG_ARGS="$*"
 REPS=3 QUICK=0 KEEP="" WRITE_DOC=1
 SCEN_ARGS=()
-usage() { sed -n '2,51p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,55p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -516,6 +519,12 @@ log "scenarios: ${SCENARIOS[*]}; $REPS repetitions; results in $RES"
 SKIPPED=0
 for s in "${SCENARIOS[@]}"; do
   scen "$s" || exit 1
+  if [ -n "${BENCH_TARGETS:-}" ]; then
+    keep=""
+    for t in $TARGETS; do [[ " $BENCH_TARGETS " == *" $t "* ]] && keep+=" $t"; done
+    TARGETS=${keep# }
+    [ -n "$TARGETS" ] || { log "$s: none of BENCH_TARGETS ($BENCH_TARGETS) runs it: skipped"; continue; }
+  fi
   read -r -a tl <<<"$TARGETS"
   log "$s: targets ${TARGETS}"
   for ((r = 1; r <= REPS; r++)); do
