@@ -330,7 +330,7 @@ target_up() {
         "${MQ_ARGS[@]}" >"$log" 2>&1 </dev/null &
       MQ_PID=$!
       for ((i = 0; i < 200; i++)); do
-        grep -q 'attached: clients on' "$log" && break
+        grep -qs 'attached: clients on' "$log" && break
         kill -0 "$MQ_PID" 2>/dev/null || break
         sleep 0.05
       done ;;
