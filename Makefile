@@ -10,11 +10,16 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 CPPFLAGS += -Isrc -D_GNU_SOURCE
 XCFLAGS   = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS)
 LIBS     := $(shell $(PKG_CONFIG) --libs liburing 2>/dev/null || echo -luring)
+# ctl/: cJSON (control protocol, mqoffctl) and libmicrohttpd (metrics endpoint)
+CTL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null || echo -I/usr/include/cjson)
+CTL_LIBS   := $(shell $(PKG_CONFIG) --libs libcjson libmicrohttpd 2>/dev/null || echo -lcjson -lmicrohttpd)
+CPPFLAGS += $(CTL_CFLAGS)
+LIBS     += $(CTL_LIBS)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 B        ?= build
-LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/tcp src/net src/modes src/l2 src/pktio
+LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/ctl src/tcp src/net src/modes src/l2 src/pktio
 LIB_SRCS  = $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
