@@ -399,6 +399,15 @@ int mqo_engine_bv_bind(struct mqo_engine *e, const uint8_t *cid, size_t cid_len,
         e->st.bv_bound++;
     }
     c->bv_pconn = pconn;
+    if (c->bv_cid_len != cid_len || (cid_len && memcmp(c->bv_cid, cid, cid_len) != 0)) {
+        uint8_t *d = malloc(cid_len ? cid_len : 1);
+        if (!d)
+            return -ENOMEM;
+        memcpy(d, cid, cid_len);
+        free(c->bv_cid);
+        c->bv_cid = d;
+        c->bv_cid_len = (uint16_t)cid_len;
+    }
     struct bv_sess *x = bv_get(e, cid, cid_len);
     if (!x)
         return -ENOMEM;
@@ -422,7 +431,7 @@ void bv_conn_changed(struct mqo_conn *c)
         e->st.bv_bound--;
         c->bv_pconn = 0;
     }
-    struct bv_sess *x = c->cid ? bv_find(e, c->cid, c->cid_len) : NULL;
+    struct bv_sess *x = c->bv_cid ? bv_find(e, c->bv_cid, c->bv_cid_len) : NULL;
     if (x && bv_update(e, x))
         mqo_warn("broker view: out of memory entering session '%.*s'", (int)x->cid_len, x->cid);
 }

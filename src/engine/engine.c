@@ -534,6 +534,7 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     }
     free(c->exp);
     free(c->cid);
+    free(c->bv_cid);
     free(c->user);
     mqo_map_del(&e->conn_ids, c->id);
     if (e->scan_conn == c)

@@ -142,6 +142,10 @@ struct mqo_conn {
     uint64_t bv_pconn;
     uint32_t bv_gen;
     uint16_t bv_pid;
+    /* the client id the broker reported at binding (the broker's own for a client that sent
+     * none), malloc'd */
+    uint8_t *bv_cid;
+    uint16_t bv_cid_len;
 };
 
 /* The broker's view, as the broker plugin reports it (bview.c). */
