@@ -549,6 +549,10 @@ static int setup_conf(struct opts *o, const struct sockaddr_storage *ba, socklen
         else
             mqo_info("%s:%u: %s", f->at.file, f->at.line, f->why);
     }
+    if (p->mqoff_plugin_control && (!o->ctl.path || strcmp(o->ctl.path, p->mqoff_plugin_control)))
+        mqo_warn("the broker loads mqoff's plugin, which reports to %s, but this mqoff's "
+                 "--control is %s: its reports will not reach this mqoff",
+                 p->mqoff_plugin_control, o->ctl.path ? o->ctl.path : "not set");
     ec->conf_hold = !p->offload;
     ec->mount_point = p->mount_point;
     ec->username_as_clientid = (uint8_t)p->use_username_as_clientid;
@@ -684,7 +688,8 @@ static const struct mqo_ctl_cfg *setup_ctl(struct opts *o, const char *mode)
     KV("overlap", o->overlap == MQO_OVERLAP_ONCE ? "once" : "passthrough");
     KN("order_hold_ms", o->order_hold_ms ? o->order_hold_ms : 2000);
     if (o->monitor)
-        KN("startup_hold_s", o->startup_hold_ms < 0 ? 0 : o->startup_hold_ms ? o->startup_hold_ms / 1000 : 90);
+        KN("startup_hold_s", o->startup_hold_ms < 0 ? 0
+                             : o->startup_hold_ms ? o->startup_hold_ms / 1000 : 90);
     if (o->ctl.path)
         KV("control", o->ctl.path);
     if (o->ctl.metrics)
