@@ -163,6 +163,8 @@ static size_t ctl_counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
     const struct monitor *m = arg;
     const struct mqo_splice_stats *s = mqo_splice_stats(m->sp);
     const struct mqo_bump_stats *b = m->bst;
+    uint64_t held[2];
+    mqo_splice_held(m->sp, held);
     const struct mqo_ctl_counter v[] = {
         {"mqoff_tcp_connections_total", NULL, "connections spliced", s->conns_total, 0},
         {"mqoff_tcp_connections", NULL, "connections spliced now", s->conns_tracked, 1},
@@ -184,6 +186,10 @@ static size_t ctl_counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
          b ? b->q_drops : 0, 0},
         {"mqoff_fragments_reassembled_total", NULL, "IPv4 datagrams reassembled",
          m->fr ? mqo_frag_stats(m->fr)->reassembled : 0, 0},
+        {"mqoff_queued_bytes", "side=\"client\"",
+         "bytes the splice holds unacknowledged toward each side", held[MQO_S2C], 1},
+        {"mqoff_queued_bytes", "side=\"broker\"",
+         "bytes the splice holds unacknowledged toward each side", held[MQO_C2S], 1},
     };
     size_t n = sizeof v / sizeof v[0];
     for (size_t i = 0; i < n && i < cap; i++)

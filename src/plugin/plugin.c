@@ -85,6 +85,7 @@ struct plugin {
     /* what the hello says */
     const char *coverage, *persistence;
     char why[240];
+    int lost; /* a report was lost (no memory): the table no longer matches the broker */
     char instance[17];
     int64_t pce;
 };
@@ -166,7 +167,7 @@ static void send_hello(void)
     cJSON_AddStringToObject(o, "instance", g.instance);
     cJSON_AddNumberToObject(o, "pid", (double)getpid());
     cJSON_AddStringToObject(o, "acl", g.acl_mode);
-    cJSON_AddStringToObject(o, "coverage", g.coverage);
+    cJSON_AddStringToObject(o, "coverage", g.lost ? "partial" : g.coverage);
     cJSON_AddStringToObject(o, "persistence", g.persistence);
     if (g.why[0])
         cJSON_AddStringToObject(o, "why", g.why);
@@ -373,6 +374,19 @@ static int add_bridges(const struct mqo_mosqconf *c)
 
 /* ---- broker events ---- */
 
+/* The table missed a change (no memory): it no longer matches the broker, now or in any later
+ * dump, so mqoff is told to stop using it (the hello says coverage partial from now on). */
+static void table_lost(void)
+{
+    if (!g.lost)
+        mosquitto_log_printf(MOSQ_LOG_ERR, "mqoff plugin: out of memory: a subscription change "
+                             "was lost, mqoff will not use this plugin's reports until the "
+                             "broker restarts");
+    g.lost = 1;
+    snprintf(g.why, sizeof g.why, "out of memory: the plugin lost a change");
+    conn_down("out of memory", 0);
+}
+
 static void client_of(struct mosquitto *cl, struct mqo_ptable_client *pc)
 {
     const char *id = mosquitto_client_id(cl);
@@ -395,8 +409,8 @@ static int on_acl(int event, void *data, void *ud)
     int rc = ev->access == MOSQ_ACL_SUBSCRIBE
                  ? mqo_ptable_subscribe(g.t, &pc, ev->topic, ev->qos)
                  : mqo_ptable_unsubscribe(g.t, &pc, ev->topic);
-    if (rc) /* the table lost a report: mqoff must not trust it until a fresh dump */
-        conn_down("out of memory", 0);
+    if (rc)
+        table_lost();
     return g.answer;
 }
 
@@ -406,7 +420,7 @@ static int on_disconnect(int event, void *data, void *ud)
     struct mqo_ptable_client pc;
     client_of(ev->client, &pc);
     if (mqo_ptable_disconnect(g.t, &pc, mono_ms() / 1000, g.pce))
-        conn_down("out of memory", 0);
+        table_lost();
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -459,11 +473,13 @@ static int parse_opts(const struct mosquitto_opt *o, int n)
     g.retry_ms = 500;
     for (int i = 0; i < n; i++) {
         const char *k = o[i].key, *v = o[i].value;
-        if (!strcmp(k, "control"))
-            free(g.path), g.path = strdup(v);
-        else if (!strcmp(k, "conf"))
-            free(g.conf), g.conf = strdup(v);
-        else if (!strcmp(k, "queue_max"))
+        if (!strcmp(k, "control")) {
+            free(g.path);
+            g.path = strdup(v);
+        } else if (!strcmp(k, "conf")) {
+            free(g.conf);
+            g.conf = strdup(v);
+        } else if (!strcmp(k, "queue_max"))
             g.queue_max = (size_t)strtoull(v, NULL, 10);
         else if (!strcmp(k, "retry_ms"))
             g.retry_ms = atoi(v);

@@ -1663,6 +1663,20 @@ const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *
     return mqo_engine_stats(sp->eng);
 }
 
+static void add_held(void *arg, uint64_t key, uint64_t val)
+{
+    uint64_t *held = arg;
+    const struct sconn *c = (const struct sconn *)(uintptr_t)val;
+    for (int d = 0; d < 2; d++)
+        held[d] += c->h[d].out_end - c->h[d].out_una;
+}
+
+void mqo_splice_held(const struct mqo_splice *sp, uint64_t held[2])
+{
+    held[0] = held[1] = 0;
+    mqo_map_each(&sp->conns, add_held, held);
+}
+
 struct mqo_engine *mqo_splice_engine(struct mqo_splice *sp) { return sp->eng; }
 
 int mqo_splice_tracks(const struct mqo_splice *sp, uint32_t client_ip, uint16_t client_port)

@@ -142,6 +142,9 @@ uint64_t mqo_splice_give_up_ns(unsigned retries);
 const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *s);
 const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *s);
 /* The engine the splice drives, for run-time changes (authorization reloads). */
+/* Bytes the splice holds, sent or not, unacknowledged by their receiver: held[MQO_C2S] toward
+ * the broker, held[MQO_S2C] toward the clients (walks every connection: for metrics). */
+void mqo_splice_held(const struct mqo_splice *sp, uint64_t held[2]);
 struct mqo_engine *mqo_splice_engine(struct mqo_splice *s);
 
 /* Whether the splice tracks the connection of a client (address in network byte order, port
