@@ -28,6 +28,10 @@ struct mqo_ctl_counter {
     uint8_t gauge;
 };
 
+/* For a counters hook: copies v[0..n) to out as far as cap allows and returns n. */
+size_t mqo_ctl_counters_put(struct mqo_ctl_counter *out, size_t cap,
+                            const struct mqo_ctl_counter *v, size_t n);
+
 struct mqo_ctl_cfg {
     const char *path;    /* the control socket; NULL: none */
     const char *group;   /* give the socket to this group (mode 0660); NULL: owner only */

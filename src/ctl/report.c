@@ -20,6 +20,14 @@ static cJSON *str_n(const uint8_t *p, size_t n)
     return j;
 }
 
+size_t mqo_ctl_counters_put(struct mqo_ctl_counter *out, size_t cap,
+                            const struct mqo_ctl_counter *v, size_t n)
+{
+    for (size_t i = 0; i < n && i < cap; i++)
+        out[i] = v[i];
+    return n;
+}
+
 size_t ctl_mode_counters(struct mqo_ctl *c)
 {
     if (!c->hooks.counters)

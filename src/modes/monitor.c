@@ -191,10 +191,7 @@ static size_t ctl_counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
         {"mqoff_queued_bytes", "side=\"broker\"",
          "bytes the splice holds unacknowledged toward each side", held[MQO_C2S], 1},
     };
-    size_t n = sizeof v / sizeof v[0];
-    for (size_t i = 0; i < n && i < cap; i++)
-        out[i] = v[i];
-    return n;
+    return mqo_ctl_counters_put(out, cap, v, sizeof v / sizeof v[0]);
 }
 
 /* The broker plugin says the broker reloaded: as a SIGHUP to mqoff. */

@@ -712,10 +712,7 @@ static size_t ctl_counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
         {"mqoff_queued_bytes", "side=\"client\"", "bytes queued toward sockets", queued[0], 1},
         {"mqoff_queued_bytes", "side=\"broker\"", "bytes queued toward sockets", queued[1], 1},
     };
-    size_t n = sizeof v / sizeof v[0];
-    for (size_t i = 0; i < n && i < cap; i++)
-        out[i] = v[i];
-    return n;
+    return mqo_ctl_counters_put(out, cap, v, sizeof v / sizeof v[0]);
 }
 
 /* The broker plugin says the broker reloaded: as a SIGHUP to mqoff. */

@@ -39,9 +39,7 @@ static size_t counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
         {"mqoff_test_things_total", "kind=\"b\"", "things", 8, 0},
         {"mqoff_test_depth_bytes", NULL, "depth", 9, 1},
     };
-    for (size_t i = 0; i < 3 && i < cap; i++)
-        out[i] = v[i];
-    return 3;
+    return mqo_ctl_counters_put(out, cap, v, 3);
 }
 
 static void reloaded(void *arg) { ((struct fix *)arg)->reloads++; }
