@@ -43,7 +43,8 @@ void ctl_observe(void *ud, uint64_t input_ns, int consumed)
 #define C(n, v, h) out[k++] = (struct mqo_ctl_counter){.name = n, .value = (v), .help = h}
 #define CL(n, l, v, h)                                                                            \
     out[k++] = (struct mqo_ctl_counter){.name = n, .labels = l, .value = (v), .help = h}
-#define G(n, v, h) out[k++] = (struct mqo_ctl_counter){.name = n, .value = (v), .help = h, .gauge = 1}
+#define G(n, v, h)                                                                                \
+    out[k++] = (struct mqo_ctl_counter){.name = n, .value = (v), .help = h, .gauge = 1}
 #define GL(n, l, v, h)                                                                            \
     out[k++] = (struct mqo_ctl_counter){.name = n, .labels = l, .value = (v), .help = h, .gauge = 1}
 
@@ -96,7 +97,8 @@ size_t ctl_engine_counters(const struct mqo_ctl *c, struct mqo_ctl_counter *out,
        "subscriptions in the table, learned from the streams or reported by the broker");
     GL("mqoff_subscriptions", "origin=\"broker\"", s->bv_table,
        "subscriptions in the table, learned from the streams or reported by the broker");
-    G("mqoff_blind_sessions", s->blind_sessions, "resumed sessions whose subscriptions are unknown");
+    G("mqoff_blind_sessions", s->blind_sessions,
+      "resumed sessions whose subscriptions are unknown");
     G("mqoff_unseen_clients", s->unseen_clients, "connections the mode cannot see");
     G("mqoff_broker_config_hold", s->conf_hold,
       "1 while the broker's configuration stops all offload");

@@ -236,7 +236,8 @@ static void bv_reset_filters(struct mqo_engine *e, struct bv_sess *x)
 int mqo_engine_bv_begin(struct mqo_engine *e, const char *token)
 {
     size_t tl = strlen(token);
-    if (tl == 0 || tl >= sizeof e->bv.token || strspn(token, "0123456789abcdefghijklmnopqrstuvwxyz") != tl)
+    if (tl == 0 || tl >= sizeof e->bv.token ||
+        strspn(token, "0123456789abcdefghijklmnopqrstuvwxyz") != tl)
         return -EINVAL;
     bv_clear(e);
     e->bv.state = BV_SYNCING;

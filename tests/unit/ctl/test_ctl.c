@@ -151,8 +151,8 @@ static void test_requests(void **state)
     assert_non_null(cJSON_GetObjectItem(stv, "mqoff_publishes_offloaded_total"));
     cJSON_Delete(r);
     r = ask(f, "config");
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "config"), "broker")->valuestring,
-                        "198.18.0.2:1883");
+    cJSON *conf = cJSON_GetObjectItem(r, "config");
+    assert_string_equal(cJSON_GetObjectItem(conf, "broker")->valuestring, "198.18.0.2:1883");
     cJSON_Delete(r);
     r = ask(f, "conns");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r, "connections")), 0);
