@@ -105,6 +105,7 @@ static int plugin_line(struct mqo_ctl *c, struct ctl_peer *p, const char *line, 
     int rc = mqo_bvproto_line(&p->bvp, c->e, c->token, line, n);
     if (rc == 1) {
         mqo_info("control: the broker reports it reloaded its configuration");
+        c->broker_reloads++;
         if (c->hooks.broker_reloaded)
             c->hooks.broker_reloaded(c->hooks.arg);
         rc = 0;

@@ -45,6 +45,7 @@ struct mqo_ctl {
     struct ctl_peer *plugin; /* the plugin's connection (one at a time), NULL: none */
     uint64_t started_ns, now;
     uint64_t plugin_hellos, plugin_losses, plugin_refused, requests, scrapes;
+    uint64_t broker_reloads; /* reloads the plugin reported */
     struct ctl_hist hist[2]; /* [0] passed through, [1] offloaded */
     struct mqo_ctl_counter *ctrs; /* scratch for the mode's counters */
     size_t cap_ctrs;

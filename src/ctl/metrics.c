@@ -112,6 +112,10 @@ size_t ctl_engine_counters(const struct mqo_ctl *c, struct mqo_ctl_counter *out,
     G("mqoff_broker_view_bound_connections", s->bv_bound,
       "connections bound to the broker's own");
     C("mqoff_bind_markers_total", s->bv_markers, "bind markers sent to the broker");
+    C("mqoff_broker_reloads_total", c->broker_reloads,
+      "configuration reloads the broker plugin reported (each acts as a SIGHUP to mqoff)");
+    G("mqoff_acl_versions", s->acl_versions,
+      "acl_file versions the broker may be using (with an acl_file, 0: none parses, all passes)");
     C("mqoff_control_requests_total", c->requests, "mqoffctl requests served");
     return k;
 }

@@ -91,6 +91,7 @@ static void add_plugin(struct mqo_ctl *c, cJSON *o)
     cJSON_AddNumberToObject(p, "bound_connections", (double)st->bv_bound);
     cJSON_AddNumberToObject(p, "syncs", (double)st->bv_syncs);
     cJSON_AddNumberToObject(p, "disconnects", (double)c->plugin_losses);
+    cJSON_AddNumberToObject(p, "reloads", (double)c->broker_reloads);
 }
 
 static cJSON *status(struct mqo_ctl *c)
@@ -111,15 +112,10 @@ static cJSON *status(struct mqo_ctl *c)
     cJSON_AddNumberToObject(o, "deliveries", (double)st->deliveries);
     /* what stops all offload now, if anything */
     cJSON *h = cJSON_AddArrayToObject(o, "holds");
-    int bv = st->bv_state == 2;
-    if (h && st->conf_hold)
-        cJSON_AddItemToArray(h, cJSON_CreateString("broker_config"));
-    if (h && st->unseen_clients && !bv)
-        cJSON_AddItemToArray(h, cJSON_CreateString("unseen_clients"));
-    if (h && st->blind_sessions && !bv)
-        cJSON_AddItemToArray(h, cJSON_CreateString("unknown_session"));
-    if (h && st->unknown_conns && !bv)
-        cJSON_AddItemToArray(h, cJSON_CreateString("unknown_connection"));
+    enum mqo_pt_reason hr[MQO_PT__COUNT];
+    size_t nh = mqo_engine_holds(c->e, hr, MQO_PT__COUNT);
+    for (size_t i = 0; h && i < nh; i++)
+        cJSON_AddItemToArray(h, cJSON_CreateString(mqo_pt_reason_name(hr[i])));
     add_plugin(c, o);
     if (c->cfg.path)
         cJSON_AddStringToObject(o, "control", c->cfg.path);

@@ -249,6 +249,13 @@ void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns);
 
 const struct mqo_engine_stats *mqo_engine_stats(const struct mqo_engine *e);
 
+/* What stops all offload now: the gates of every PUBLISH's decision that do not depend on the
+ * publisher or the topic (no authorization source, not exclusive without a synced broker view,
+ * the broker's configuration, an acl_file that does not parse, blind sessions, unseen clients,
+ * unknown connections), in the order the decision checks them. Fills out[0..cap) and returns
+ * how many hold (0: none; may exceed cap). */
+size_t mqo_engine_holds(const struct mqo_engine *e, enum mqo_pt_reason *out, size_t cap);
+
 /* The mode knows of n client connections to the broker the engine cannot see (monitor mode:
  * connections open before mqoff started). Their subscriptions are unknown, so while n > 0
  * every PUBLISH goes to the broker (counted as MQO_PT_UNSEEN). */

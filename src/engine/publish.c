@@ -127,6 +127,31 @@ static void spec_for(const struct pubctx *x, uint8_t version, uint8_t qos, const
     }
 }
 
+size_t mqo_engine_holds(const struct mqo_engine *e, enum mqo_pt_reason *out, size_t cap)
+{
+    int bv = eng_bv_synced(e);
+    const struct {
+        int on;
+        enum mqo_pt_reason r;
+    } g[] = {
+        {e->cfg.acl_mode == MQO_ACL_NONE, MQO_PT_NO_ACL},
+        {!e->cfg.exclusive && !bv, MQO_PT_NOT_EXCLUSIVE},
+        {e->st.conf_hold != 0, MQO_PT_BROKER_CONF},
+        {e->acl_broken, MQO_PT_ACL_BROKEN},
+        {e->st.blind_sessions && !bv, MQO_PT_BLIND},
+        {e->st.unseen_clients && !bv, MQO_PT_UNSEEN},
+        {e->st.unknown_conns && !bv, MQO_PT_UNKNOWN_CONN},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
+        if (g[i].on) {
+            if (n < cap)
+                out[n] = g[i].r;
+            n++;
+        }
+    return n;
+}
+
 /* Decides whether c's PUBLISH can be consumed; fills e->plan (n in *np). Returns MQO_PT_NONE
  * or the reason to pass it through. *matched tells whether e->ms holds the match set. */
 static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,

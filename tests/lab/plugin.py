@@ -18,11 +18,19 @@ Cases (each prints ok/not ok lines):
                    restarted): the broker must queue them (they must pass through)
   flood            a foreign client subscribes to many filters at once (the plugin's queue
                    overflows while mqoff is stopped)
+  acl_reload       the broker has an acl_file (mqoff --acl-file, no --exclusive): the plugin
+                   defers to it (a topic it denies is not delivered); the file changes and only
+                   the broker gets SIGHUP: the plugin's reload report makes mqoff drop the old
+                   version; a file that does not parse, reloaded: the broker checks no ACL and
+                   the plugin must then allow (deferring would deny everything)
 """
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 from mqlab import BROKER, Client, Loop, base_args, run_case
 
@@ -85,6 +93,24 @@ def got(c, prefix):
     return [m.payload.decode() for m in c.msgs if m.topic.startswith(prefix)]
 
 
+def mqoffctl_all(a, rep):
+    """Every mqoffctl command, human and --json: the carried client is bound to its broker
+    connection, and with the view synced nothing stops all offload (no --exclusive given)."""
+    for cmd in ("status", "subs", "conns", "stats", "config"):
+        h = subprocess.run([a.mqoffctl, "--control", a.control, cmd], capture_output=True,
+                           text=True, timeout=10)
+        rep.ok("mqoffctl %s: human output" % cmd, h.returncode == 0 and h.stdout.strip(),
+               (h.returncode, h.stderr[-200:]))
+        d = ctl(a, cmd)
+        rep.ok("mqoffctl %s --json: ok" % cmd, d.get("ok") is True and d.get("op") == cmd, d)
+    st = ctl(a, "status")
+    rep.eq("mqoffctl status: no hold while the view is synced", st["holds"], [])
+    rep.eq("mqoffctl config: mode", ctl(a, "config")["config"].get("mode"), a.target)
+    conns = {c["client"]: c for c in ctl(a, "conns")["connections"]}
+    rep.ok("mqoffctl conns: the carried subscriber is bound to its broker connection",
+           conns.get("sl-carried", {}).get("broker_conn", 0) > 0, conns.get("sl-carried"))
+
+
 def second_listener(a, rep):
     loop = Loop()
     f = Client(loop, BROKER, "sl-foreign", port=1884)
@@ -100,6 +126,7 @@ def second_listener(a, rep):
     human = subprocess.run([a.mqoffctl, "--control", a.control, "subs"], capture_output=True,
                            text=True, timeout=10).stdout
     rep.ok("mqoffctl subs (human): lists it", "sl-foreign" in human and "broker" in human, human)
+    mqoffctl_all(a, rep)
     o0, f0 = offloaded(a), foreign_pt(a)
     items = []
     for i in range(40):
@@ -255,8 +282,99 @@ def flood_check(a, rep):
     loop.close_all()
 
 
+def reason(a, r):
+    return stat(a, 'mqoff_publishes_passed_through_total{reason="%s"}' % r)
+
+
+def acl_reload(a, rep):
+    loop = Loop()
+    s = Client(loop, a.host, "ac-sub")
+    p = {"ac/%s/" % k: Client(loop, a.host, "ac-pub-" + k) for k in "abc"}
+    if not connect(loop, rep, [s] + list(p.values()), "acl_file"):
+        return
+    plug = ctl(a, "status")["plugin"]
+    rep.eq("acl_file: the plugin defers to it", plug.get("acl"), "defer")
+    sub(loop, rep, s, "ac/#", 1, "acl_file: subscriber")
+    loop.run(0.3)
+
+    def until_stats(what, cond):
+        """Waits (up to 10 s) for cond(stats): mqoff saw the file change or the reload."""
+        t = time.monotonic() + 10
+        while True:
+            st = ctl(a, "stats")["stats"]
+            if cond(st) or time.monotonic() > t:
+                return rep.ok("%s" % what, cond(st), {k: v for k, v in st.items()
+                                                       if "acl" in k or "reload" in k})
+            loop.run(0.1)
+
+    def write(text):
+        """Renamed over the file, as editors do: no moment with an empty file (an empty
+        acl_file is a version of its own, one that denies everything)."""
+        with open(a.acl + ".new", "w") as f:
+            f.write(text)
+        os.chmod(a.acl + ".new", 0o644)
+        os.rename(a.acl + ".new", a.acl)
+
+    def reloaded(n):
+        return lambda st: st.get("mqoff_broker_reloads_total") == n
+
+    def phase(tag, topics, want):
+        """Publishes 10 messages on each of topics; s must get them when want[topic], else none.
+        Returns (offloaded, passed through, {reason: how many had it as first reason}): after a
+        publisher's first message passed through, the next ones wait for it (ordering)."""
+        r0 = {r: reason(a, r) for r in ("acl_changed", "write_denied", "acl_broken")}
+        o0, f0 = offloaded(a), foreign_pt(a)
+        s.msgs.clear()
+        items = []
+        for i in range(10):
+            items += [("ac/%s/x" % k, "%s-%s%d" % (tag, k, i), i % 2) for k in topics]
+        pub(loop, p, items)
+        n = sum(10 for k in topics if want[k])
+        loop.until(lambda: len(s.msgs) >= n, 10)
+        loop.run(0.3)  # anything not meant for it would arrive by now
+        for k in topics:
+            rep.eq("%s: ac/%s/x %s" % (tag, k, "delivered in order" if want[k] else
+                                         "not delivered"), got(s, "ac/%s/" % k),
+                   ["%s-%s%d" % (tag, k, i) for i in range(10)] if want[k] else [])
+        return (offloaded(a) - o0, foreign_pt(a) - f0,
+                {r: reason(a, r) - v for r, v in r0.items()})
+
+    # acl v1 allows ac/a and ac/b: ac/c is refused by the broker's acl_file (the plugin defers)
+    off, pt, d = phase("v1", "abc", {"a": 1, "b": 1, "c": 0})
+    rep.eq("v1: ac/a and ac/b offloaded", off, 20)
+    rep.ok("v1: ac/c passed to the broker, which refuses it", pt == 10 and d["write_denied"],
+           (pt, d))
+    # v2 drops ac/b: until the broker reloads, it may use either (acl_changed)
+    write("topic readwrite ac/a/#\n")
+    until_stats("v2 written: mqoff holds both versions",
+                lambda st: st.get("mqoff_acl_versions") == 2)
+    off, pt, d = phase("v2 not reloaded", "ab", {"a": 1, "b": 1})
+    rep.eq("v2 not reloaded: ac/a offloaded", off, 10)
+    rep.ok("v2 not reloaded: ac/b to the broker (versions disagree)",
+           pt == 10 and d["acl_changed"], (pt, d))
+    # only the broker gets SIGHUP: its plugin tells mqoff
+    os.kill(a.broker_pid, signal.SIGHUP)
+    until_stats("broker reloaded: the plugin's report makes v2 the only version",
+                lambda st: reloaded(1)(st) and st.get("mqoff_acl_versions") == 1)
+    off, pt, d = phase("v2 reloaded", "ab", {"a": 1, "b": 0})
+    rep.eq("v2 reloaded: ac/a offloaded", off, 10)
+    rep.ok("v2 reloaded: ac/b refused by both (write_denied, not acl_changed)",
+           pt == 10 and d["write_denied"] and not d["acl_changed"], (pt, d))
+    # a file that does not parse, reloaded: Mosquitto 2.0.11 checks no ACL at all; a plugin
+    # that deferred would make it deny everything
+    write("topic readwrite ac/a/#\nbogus line\n")
+    os.kill(a.broker_pid, signal.SIGHUP)
+    until_stats("broken file reloaded: mqoff knows no version",
+                lambda st: reloaded(2)(st) and st.get("mqoff_acl_versions") == 0)
+    off, pt, d = phase("broken reloaded", "abc", {"a": 1, "b": 1, "c": 1})
+    rep.ok("broken reloaded: nothing offloaded, every PUBLISH to the broker (acl_broken)",
+           off == 0 and pt == 30 and d["acl_broken"], (off, pt, d))
+    loop.close_all()
+
+
 CASES = {"second_listener": second_listener, "prepare": prepare, "late": late, "round": round_,
-         "offline_publish": offline_publish, "flood": flood, "flood_check": flood_check}
+         "offline_publish": offline_publish, "flood": flood, "flood_check": flood_check,
+         "acl_reload": acl_reload}
 
 if __name__ == "__main__":
     ap = base_args(__doc__)
@@ -267,4 +385,6 @@ if __name__ == "__main__":
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--expect-queued", type=int, default=0)
     ap.add_argument("--hold", type=float, default=30)
+    ap.add_argument("--acl", help="the broker's acl_file (acl_reload)")
+    ap.add_argument("--broker-pid", type=int, help="the broker's PID (acl_reload)")
     run_case(CASES, ap.parse_args())

@@ -16,6 +16,9 @@
 #                     persistence file holds the foreign session: mqoff passes what is published
 #                     while it is offline, and the session gets it back), and after the plugin's
 #                     queue overflowed while mqoff was stopped (it resyncs)
+#   acl_file          proxy: the broker also has an acl_file (mqoff --acl-file): the plugin
+#                     defers to it, and its reload reports replace mqoff's SIGHUP (a changed
+#                     file, then one that does not parse, reloaded by the broker alone)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -155,13 +158,33 @@ restarts() {
   target_down proxy
 }
 
+acl_file() {
+  T=proxy
+  local acl=$LAB_TMP/etc/acl conf=$LAB_TMP/plugin-acl.conf
+  # in a directory of its own, as /etc/mosquitto: mqoff watches it
+  mkdir -p "$LAB_TMP/etc" && chmod 755 "$LAB_TMP/etc"
+  printf 'topic readwrite ac/a/#\ntopic readwrite ac/b/#\n' >"$acl"
+  { cat "$CONF_BASIC"; echo "acl_file $acl"; } >"$conf"
+  chmod 644 "$acl" "$conf"
+  BROKER_EXTRA=$conf target_up proxy --acl-file "$acl" --control "$CTL" || return 0
+  wait_synced "acl_file" 1 &&
+    plugin_py "acl_file" acl_reload --acl "$acl" \
+      --broker-pid "$(cat "/run/mqoff-lab/$MQO_LAB/broker.pid")"
+  target_down proxy
+}
+
 lab_init
 if [ ! -f "$PLUGIN" ] || [ ! -x "$MQOFFCTL" ]; then
   not_ok "$LAB_NAME" "build/mqoff_mosquitto.so or build/mqoffctl not built"
   lab_finish
 fi
 write_confs
-for_targets second_listener
-LAB_NAME="$LAB_NAME (late start)" for_targets late_start
-case " $LAB_TARGETS " in *" proxy "*) restarts ;; esac
+# PLUGIN_CASES="acl_file" runs only those (second_listener late_start restarts acl_file)
+want() { case " ${PLUGIN_CASES:-second_listener late_start restarts acl_file} " in *" $1 "*) return 0 ;; esac; return 1; }
+want second_listener && for_targets second_listener
+want late_start && LAB_NAME="$LAB_NAME (late start)" for_targets late_start
+case " $LAB_TARGETS " in *" proxy "*)
+  want restarts && restarts
+  want acl_file && acl_file ;;
+esac
 lab_finish

@@ -144,6 +144,10 @@ static void test_requests(void **state)
     assert_string_equal(cJSON_GetObjectItem(r, "mode")->valuestring, "proxy");
     cJSON *pl = cJSON_GetObjectItem(r, "plugin");
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(pl, "connected")));
+    /* no --exclusive and no broker view: that is what stops all offload */
+    cJSON *h = cJSON_GetObjectItem(r, "holds");
+    assert_int_equal(cJSON_GetArraySize(h), 1);
+    assert_string_equal(cJSON_GetArrayItem(h, 0)->valuestring, "not_exclusive");
     cJSON_Delete(r);
     r = ask(f, "stats");
     cJSON *stv = cJSON_GetObjectItem(r, "stats");
@@ -186,6 +190,16 @@ static void test_plugin_connection(void **state)
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 0), "origin")->valuestring,
                         "broker");
     cJSON_Delete(r);
+    /* synced: nothing stops all offload; the reload is counted */
+    r = ask(f, "status");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r, "holds")), 0);
+    cJSON *pl = cJSON_GetObjectItem(r, "plugin");
+    assert_int_equal(cJSON_GetObjectItem(pl, "reloads")->valueint, 1);
+    cJSON_Delete(r);
+    char *page = mqo_ctl_metrics_page(f->ctl);
+    assert_non_null(page);
+    assert_non_null(strstr(page, "\nmqoff_broker_reloads_total 1\n"));
+    free(page);
     /* a second plugin is refused */
     int p2 = dial(f);
     say(p2, "{\"op\":\"hello\",\"proto\":1,\"role\":\"plugin\"}\n");
