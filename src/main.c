@@ -843,8 +843,8 @@ static int cmd_monitor(int argc, char **argv)
                 "out %llu\n"
                 "  retransmits       %llu (fast %llu, timeouts %llu), duplicates in %llu, out of "
                 "order in %llu, bad checksums %llu, zero-window probes %llu, resets %llu "
-                "(give-ups %llu: unacknowledged %llu, probes unanswered %llu), frames waiting for "
-                "the output %llu\n"
+                "(give-ups %llu: unacknowledged %llu, probes unanswered %llu), an end's RST passed "
+                "on %llu, frames waiting for the output %llu\n"
                 "  checksums         payload bytes summed once per fan-out %llu\n",
                 (unsigned long long)s->conns_total, (unsigned long long)s->conns_untracked,
                 (unsigned long long)s->segs_in, (unsigned long long)s->segs_out,
@@ -854,7 +854,7 @@ static int cmd_monitor(int argc, char **argv)
                 (unsigned long long)s->zero_window_probes, (unsigned long long)s->resets,
                 (unsigned long long)(s->rto_give_ups + s->probe_give_ups),
                 (unsigned long long)s->rto_give_ups, (unsigned long long)s->probe_give_ups,
-                (unsigned long long)s->emit_refused,
+                (unsigned long long)s->rsts_relayed, (unsigned long long)s->emit_refused,
                 (unsigned long long)s->csum_reused);
         const struct mqo_frag_stats *fs = &st.frag;
         if (mc.no_reassembly)

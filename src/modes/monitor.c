@@ -178,6 +178,8 @@ static size_t ctl_counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
         {"mqoff_tcp_retransmission_timeouts_total", NULL, "retransmission timer expiries",
          s->rto_expired, 0},
         {"mqoff_tcp_resets_total", NULL, "connections reset by the splice", s->resets, 0},
+        {"mqoff_tcp_resets_relayed_total", NULL, "RSTs an end sent, passed on to the other",
+         s->rsts_relayed, 0},
         {"mqoff_tcp_bad_checksums_total", NULL, "segments dropped for a wrong checksum",
          s->bad_csum, 0},
         {"mqoff_frames_waiting_total", NULL, "frames the output refused (they waited)",

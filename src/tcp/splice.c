@@ -572,7 +572,6 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
 static void send_rst(struct sconn *c, int to)
 {
     int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
-    c->sp->st.resets++;
     (void)send_seg(c, to, c->h[d_out].out_nxt, NULL, 0, TH_RST);
 }
 
@@ -754,6 +753,7 @@ static void reset_both(struct sconn *c)
 {
     if (!c->rst_sent && c->state >= ST_EST) {
         c->rst_sent = 1;
+        c->sp->st.resets++;
         send_rst(c, MQO_SIDE_CLIENT);
         send_rst(c, MQO_SIDE_BROKER);
     }
@@ -1215,6 +1215,7 @@ static void established_segment(struct sconn *c, int from, const struct seg *s)
         int to = from ^ 1;
         if (!c->rst_sent) {
             c->rst_sent = 1;
+            c->sp->st.rsts_relayed++;
             send_rst(c, to);
         }
         kill_conn(c);

@@ -103,7 +103,8 @@ struct mqo_splice_stats {
     uint64_t ooo_segs_in;       /* arrived ahead of a gap, kept */
     uint64_t bad_csum;          /* dropped: TCP checksum wrong */
     uint64_t zero_window_probes;
-    uint64_t resets;            /* connections reset (both ends), for any reason */
+    uint64_t resets;            /* connections the splice reset (both ends), for any reason */
+    uint64_t rsts_relayed;      /* RSTs an end sent, passed on to the other end */
     uint64_t rto_give_ups;      /* ... because a receiver acknowledged nothing (rtx_retries) */
     uint64_t probe_give_ups;    /* ... because a receiver answered no zero-window probe */
     uint64_t emit_refused;      /* frames the output refused: they waited in the splice */
