@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ctl/ctl.h"
 #include "engine/engine.h"
 #include "modes/reload.h"
 
@@ -53,6 +54,8 @@ struct mqo_proxy_cfg {
     volatile int *hup;
     /* Optional: the broker side comes from here instead of a connection to broker_addr. */
     const struct mqo_proxy_upstream *upstream;
+    /* Optional: the control socket and metrics endpoint (ctl/ctl.h); NULL: none. */
+    const struct mqo_ctl_cfg *ctl;
     /* Optional: called with the listening port once listening (tests bind port 0). */
     void (*on_listen)(void *arg, uint16_t port);
     void *on_listen_arg;

@@ -108,7 +108,15 @@ wait_port() {
   return 1
 }
 
-target_addr() { if [ "$1" = proxy ]; then echo "$PROXY_ADDR"; else echo "$BROKER_ADDR"; fi; }
+# ICPT_SIDE=nic: intercept's mqoff runs in the nic namespace on 198.18.0.3 (a DPU's place, as
+# make bench runs it), serving the broker's extra listener for that address across namespaces.
+target_addr() {
+  if [ "$1" = proxy ] || { [ "$1" = intercept ] && [ "${ICPT_SIDE:-}" = nic ]; }; then
+    echo "$PROXY_ADDR"
+  else
+    echo "$BROKER_ADDR"
+  fi
+}
 
 # is_offload T: true for the targets where mqoff runs (proxy, monitor, intercept).
 is_offload() { [ "$1" = proxy ] || [ "$1" = monitor ] || [ "$1" = intercept ]; }
@@ -200,14 +208,19 @@ intercept_broker() {
 # intercept_start [ARGS...]: the broker with the shim (its bind() waits for mqoff), then mqoff
 # intercept with ARGS; ready once the broker attached.
 intercept_start() {
+  local a args=() extra=$BROKER_EXTRA ns=$NS_BRK addr=$BROKER_ADDR
   CHANNEL=$LAB_TMP/chan
-  intercept_broker "$BROKER_EXTRA" || return 1
-  local a args=()
+  if [ "${ICPT_SIDE:-}" = nic ]; then
+    extra=$LAB_TMP/nic-side.conf
+    { [ -z "$BROKER_EXTRA" ] || cat "$BROKER_EXTRA"; echo "listener $MQTT_PORT $PROXY_ADDR"; } >"$extra"
+    ns=$NS_NIC addr=$PROXY_ADDR
+  fi
+  intercept_broker "$extra" || return 1
   for a in "$@"; do
     [ "$a" != @BROKER_CONF@ ] || a=$(cat "/run/mqoff-lab/$MQO_LAB/broker.conf")
     args+=("$a")
   done
-  intercept_mqoff "${args[@]}"
+  ICPT_NS=$ns ICPT_ADDR=$addr intercept_mqoff "${args[@]}"
   if ! intercept_attached 1 10 || ! kill -0 "$PROXY_PID" 2>/dev/null; then
     not_ok "$LAB_NAME: mqoff intercept starts and the broker attaches" \
       "mqoff: $(tail -3 "$PROXY_LOG" | tr '\n' ' '); broker: $(tail -3 "$BROKER_LOG" | tr '\n' ' ')"

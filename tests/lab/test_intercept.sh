@@ -258,13 +258,8 @@ under_valgrind() {
 }
 
 nic_side() {
-  local extra=$LAB_TMP/nic.conf
-  echo "listener $MQTT_PORT $PROXY_ADDR" >"$extra"
-  intercept_broker "$extra" || return
-  ICPT_NS=$NS_NIC ICPT_ADDR=$PROXY_ADDR intercept_mqoff "${mqoff_args[@]}"
-  if intercept_attached 1 10; then ok "nic side: the broker attaches across the namespaces"
-  else not_ok "nic side: the broker attaches across the namespaces" "$(tail -3 "$PROXY_LOG" | tr '\n' ' ')"; return
-  fi
+  ICPT_SIDE=nic intercept_start "${mqoff_args[@]}" || return
+  ok "nic side: the broker attaches across the namespaces"
   icpt_py "nic side: served" roundtrip --host "$PROXY_ADDR"
   icpt_py "nic side: addresses" fromport --host "$PROXY_ADDR" --bind-port 41884
   log_has "nic side: the broker logs the client's address" "$BROKER_LOG" \
