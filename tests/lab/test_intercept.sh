@@ -217,7 +217,7 @@ descriptors() {
 }
 
 flood() {
-  icpt_py "flood" flood --secs 5
+  icpt_py "flood" flood --secs 3
   check "flood: mqoff runs on" proxy_alive
   log_has "flood: mqoff says it drops QoS 0 deliveries to the full queue" "$PROXY_LOG" \
     "QoS 0 deliveries dropped: subscriber queues full"

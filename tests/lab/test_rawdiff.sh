@@ -12,7 +12,10 @@
 # something in the groups where it can (else only the broker's path was compared).
 #
 # Environment: RAWDIFF_GROUPS (default: every group), LAB_TARGETS (default: direct proxy
-# monitor intercept), RAWDIFF_MATCH (only cases whose name contains it), RAWDIFF_MQOFF_ARGS (options
+# monitor intercept), RAWDIFF_INTERCEPT_GROUPS (the groups intercept plays, default core mount
+# bridge: the listener-level configuration and the broker's bridge beside the shim; the others
+# evaluate the same configuration through the same engine as proxy, and make test's time is
+# counted: RAWDIFF_INTERCEPT_GROUPS=all plays every group, all pass), RAWDIFF_MATCH (only cases whose name contains it), RAWDIFF_MQOFF_ARGS (options
 # for every mqoff target), RAWDIFF_REPEAT=0 (skip the second direct run), RAWDIFF_KEEP=DIR
 # (keep the result files there).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -26,6 +29,8 @@ RD=rawdiff
 MQOFF_ARGS=(--exclusive ${RAWDIFF_MQOFF_ARGS:-})
 RD_GROUPS=${RAWDIFF_GROUPS:-core persist31 msgsize maxpacket mount bridge auth acl dynsec}
 OFFLOAD_GROUPS="core msgsize maxpacket mount bridge auth acl"
+INTERCEPT_GROUPS=${RAWDIFF_INTERCEPT_GROUPS:-core mount bridge}
+[ "$INTERCEPT_GROUPS" != all ] || INTERCEPT_GROUPS=$RD_GROUPS
 REMOTE_PID=
 MATCH=()
 [ -z "${RAWDIFF_MATCH:-}" ] || MATCH=(--match "$RAWDIFF_MATCH")
@@ -117,6 +122,7 @@ run_group() {
   fi
   for t in $LAB_TARGETS; do
     is_offload "$t" || continue
+    [ "$t" != intercept ] || [[ " $INTERCEPT_GROUPS " == *" $g "* ]] || continue
     if ! target_built "$t"; then
       skip "rawdiff $g [$t]" "build/mqoff not built yet"
       continue
