@@ -103,7 +103,7 @@ static void usage_proxy(FILE *f)
 static void usage_monitor(FILE *f)
 {
     fprintf(f,
-            "usage: mqoff monitor --port-a IF --port-b IF --broker ADDR:PORT [options]\n"
+            "usage: mqoff monitor --port-a PORT --port-b PORT --broker ADDR:PORT [options]\n"
             "\n"
             "A transparent bump-in-the-wire between two interfaces: clients on port a, the\n"
             "broker host on port b. Every frame is forwarded; TCP connections to the broker's\n"
@@ -126,6 +126,17 @@ static void usage_monitor(FILE *f)
             "  --exclusive            every client of the broker reaches it through port a and\n"
             "                         the broker address and port: no other listener, no other\n"
             "                         path (mqoff cannot see such a subscriber)\n"
+            "\n"
+            "packet I/O:\n"
+            "  --io BACKEND           afpacket (default): AF_PACKET rings, a port is an\n"
+            "                         interface; afxdp: AF_XDP sockets (an XDP program on each\n"
+            "                         interface sends its frames to mqoff), a port is an\n"
+            "                         interface; dpdk: DPDK ethdev ports, with --eal\n"
+            "  --eal \"ARGS\"           dpdk: the EAL arguments; a port is a DPDK port id or\n"
+            "                         device name, e.g. --eal \"--no-huge --no-pci --file-prefix\n"
+            "                         mq1 --vdev=net_af_packet0,iface=eth1 --vdev=\n"
+            "                         net_af_packet1,iface=eth2\" --port-a net_af_packet0\n"
+            "                         --port-b net_af_packet1 (without hugepages: --no-huge)\n"
             "\n"
             "options:\n"
             "  --broker-only FILTER   topics always left to the broker; repeatable\n"
@@ -153,7 +164,9 @@ static void usage_monitor(FILE *f)
             "                         90): clients connected before mqoff started are unseen\n"
             "                         until they send their next keep-alive; 0 when the broker\n"
             "                         started with mqoff in place (no such clients)\n"
-            "  --ring N               RX ring slots per port (default 32768)\n"
+            "  --ring N               RX ring slots per port (default 32768; dpdk: descriptors,\n"
+            "                         at most what the device has; afxdp: rounded up to a power\n"
+            "                         of two, default 4096)\n"
             "  --busy-poll US         after a frame, poll without sleeping for US microseconds\n"
             "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
@@ -251,6 +264,8 @@ struct opts {
     uint32_t order_hold_ms;
     int io_uring;
     /* monitor */
+    enum mqo_pktio_backend pktio;
+    const char *eal;
     const char *port_a, *port_b, *static_file;
     enum mqo_l2_mode l2;
     const char *impair, *impair_dir[2]; /* [0] a2b, [1] b2a */
@@ -284,7 +299,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
-        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF, O_HELP
+        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF, O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -310,6 +325,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"frag-max", required_argument, 0, O_FRAGMAX},
         {"frag-mem", required_argument, 0, O_FRAGMEM},
         {"frag-timeout", required_argument, 0, O_FRAGTIME},
+        {"eal", required_argument, 0, O_EAL},
         {"busy-poll", required_argument, 0, O_BUSY},
         {"max-buffer", required_argument, 0, O_MAXBUF},
         {"exclusive", no_argument, 0, O_EXCL},
@@ -323,8 +339,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     unsigned long long v;
     const char *mode = o->monitor ? "monitor" : "proxy";
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int proxy_only = c == O_LISTEN || c == O_IO;
-        int monitor_only = c >= O_PA && c <= O_FRAGTIME;
+        int proxy_only = c == O_LISTEN;
+        int monitor_only = c >= O_PA && c <= O_EAL;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
@@ -384,7 +400,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         }
         case O_IO:
-            if (!strcmp(optarg, "writev"))
+            if (o->monitor) {
+                if (mqo_pktio_backend_parse(optarg, &o->pktio)) {
+                    fprintf(stderr, "mqoff: --io takes afpacket, dpdk or afxdp in monitor mode\n");
+                    return 2;
+                }
+            } else if (!strcmp(optarg, "writev"))
                 o->io_uring = 0;
             else if (!strcmp(optarg, "uring"))
                 o->io_uring = 1;
@@ -393,6 +414,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 return 2;
             }
             break;
+        case O_EAL: o->eal = optarg; break;
         case O_PA: o->port_a = optarg; break;
         case O_PB: o->port_b = optarg; break;
         case O_L2:
@@ -484,6 +506,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     }
     if (o->monitor && !strcmp(o->port_a, o->port_b)) {
         fprintf(stderr, "mqoff monitor: port a and port b are the same interface\n");
+        return 2;
+    }
+    if (o->monitor && (o->pktio == MQO_PKTIO_DPDK) != (o->eal != NULL)) {
+        fprintf(stderr, "mqoff monitor: --eal \"ARGS\" goes with --io dpdk, and only with it\n");
+        return 2;
+    }
+    if (o->monitor && !mqo_pktio_backend_built(o->pktio)) {
+        fprintf(stderr,
+                "mqoff monitor: --io %s is not in this build (its Debian packages were missing "
+                "when mqoff was built: scripts/deps.sh installs them, then make)\n",
+                mqo_pktio_backend_name(o->pktio));
         return 2;
     }
     if (o->monitor && (o->l2 == MQO_L2_STATIC) != (o->static_file != NULL)) {
@@ -639,8 +672,8 @@ static void install_signals(void)
 static void monitor_ready(void *arg)
 {
     const struct opts *o = arg;
-    mqo_info("monitor: clients on %s, broker host on %s, splicing TCP to %s", o->port_a, o->port_b,
-             o->broker_s);
+    mqo_info("monitor: clients on %s, broker host on %s (%s), splicing TCP to %s", o->port_a,
+             o->port_b, mqo_pktio_backend_name(o->pktio), o->broker_s);
 }
 
 static int cmd_proxy(int argc, char **argv)
@@ -738,6 +771,9 @@ static int cmd_monitor(int argc, char **argv)
         }
     }
     mc.bump = (struct mqo_bump_cfg){.ifname = {o.port_a, o.port_b},
+                                    .io = o.pktio,
+                                    .eal = o.eal,
+                                    .steer_ip = mc.splice.broker_ip,
                                     .l2_mode = o.l2,
                                     .static_text = text,
                                     .static_len = tl,

@@ -39,7 +39,9 @@ struct mqo_bump_hook {
 };
 
 struct mqo_bump_cfg {
-    const char *ifname[2];
+    const char *ifname[2];      /* interfaces; DPDK: port ids or device names */
+    enum mqo_pktio_backend io;  /* how frames are read and written (AF_PACKET: 0) */
+    const char *eal;            /* DPDK: the EAL arguments */
     enum mqo_l2_mode l2_mode;
     unsigned l2_flags;
     uint64_t aging_ns;          /* learn: 0 for the default */
@@ -47,13 +49,17 @@ struct mqo_bump_cfg {
     size_t static_len;
     /* impairment of frames leaving port i (i = 1: a->b); NULL: none */
     const struct mqo_impair_cfg *impair_out[2];
-    uint32_t ring;              /* RX ring slots, 0: default */
+    uint32_t ring;              /* RX ring slots (DPDK: descriptors), 0: default */
     /* After a frame, keep polling without sleeping for this long (microseconds; 0: sleep at
      * once). Trades CPU for the wake-up latency of the next frame. */
     uint32_t busy_poll_us;
     unsigned port_flags;        /* MQO_PORT_* */
     int fix_csum;               /* complete partial checksums before forwarding */
     int promisc;
+    /* Optional (monitor mode): frames to or from this IPv4 address (network order) are the
+     * hook's; a port whose device can steer (DPDK rte_flow) forwards every other frame to
+     * the other port in the device, so they never reach the loop. 0: none. */
+    uint32_t steer_ip;
     struct mqo_bump_hook hook;
     volatile int *stop;         /* set by SIGINT/SIGTERM handlers; SIGHUP wakes the loop too */
     const char *name;           /* for messages ("mqoff-bridge", "mqoff monitor") */
@@ -72,6 +78,8 @@ struct mqo_bump_stats {
     uint64_t iterations;   /* loop iterations */
     uint64_t hooked; /* frames the hook took */
     struct mqo_port_stats port[2];
+    struct mqo_port_info port_info[2];
+    int steered[2];        /* the device forwards what is not the hook's (steer_ip) */
     struct mqo_l2_stats l2;
     struct mqo_impair_stats impair[2]; /* by output port */
     int impair_on[2];
