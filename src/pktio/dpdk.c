@@ -108,6 +108,7 @@ static struct {
     unsigned ports;       /* ports open */
     char *args;           /* the arguments it started with */
     char log[2048];       /* what it said while starting, the lines worth repeating */
+    char dev_log[2048];   /* what a device's start said, the same way */
     char rundir[512];     /* its runtime directory */
     struct rte_mempool *pools[2 * MAX_PORTS];
     unsigned npools;
@@ -168,15 +169,15 @@ static int has_arg(char **av, int ac, const char *const *names)
     return 0;
 }
 
-/* Keeps the lines of the EAL's output that say something went wrong in eal.log, once each
- * ("EAL: FATAL: x" repeats "EAL: x"); its usage text (indented lines) and the telemetry's
- * notes are left out. */
-static void keep_log(const char *out)
+/* Keeps the lines of DPDK's output that say something went wrong in log (2048 bytes), once
+ * each ("EAL: FATAL: x" repeats "EAL: x"); its usage text (indented lines) and the
+ * telemetry's notes are left out. */
+static void keep_log(const char *out, char *log)
 {
     static const char *const bad[] = {"ailed", "annot", "rror", "nvalid", "nrecognized",
                                       "No such", "ermission", "denied", "nable to", "missing",
                                       "requires", "ould not", NULL};
-    eal.log[0] = 0;
+    log[0] = 0;
     for (const char *l = out; *l;) {
         const char *e = strchr(l, '\n');
         size_t n = e ? (size_t)(e - l) : strlen(l);
@@ -188,12 +189,12 @@ static void keep_log(const char *out)
         if (fatal)
             memmove(fatal, fatal + 7, strlen(fatal + 7) + 1);
         if (!line[0] || line[0] == ' ' || line[0] == '\t' || !strncmp(line, "TELEMETRY", 9) ||
-            strstr(eal.log, line))
+            strstr(log, line))
             continue;
         for (const char *const *b = bad; *b; b++)
             if (strstr(line, *b)) {
-                size_t have = strlen(eal.log);
-                snprintf(eal.log + have, sizeof eal.log - have, "%s%s", have ? "; " : "", line);
+                size_t have = strlen(log);
+                snprintf(log + have, 2048 - have, "%s%s", have ? "; " : "", line);
                 break;
             }
     }
@@ -203,6 +204,48 @@ static void keep_log(const char *out)
 static int no_hugepages(void)
 {
     return strstr(eal.log, "hugepage") != NULL;
+}
+
+/* What DPDK and the libraries under it print while a device starts (the EAL's usage text on
+ * stdout, log lines, libbpf's notes on stderr) goes to a memory file instead: only what says
+ * why a start failed is worth a line (keep_log). */
+struct capture {
+    int fd, o1, o2;
+};
+
+static void capture_begin(struct capture *c)
+{
+    fflush(stdout);
+    fflush(stderr);
+    c->fd = memfd_create("mqoff-dpdk", MFD_CLOEXEC);
+    c->o1 = c->fd >= 0 ? dup(1) : -1;
+    c->o2 = c->fd >= 0 ? dup(2) : -1;
+    if (c->fd >= 0 && c->o1 >= 0 && c->o2 >= 0) {
+        dup2(c->fd, 1);
+        dup2(c->fd, 2);
+    }
+}
+
+/* Puts stdout and stderr back and keeps what was said in log (keep_log). */
+static void capture_end(struct capture *c, char *log)
+{
+    fflush(stdout);
+    fflush(stderr);
+    if (c->o1 >= 0 && c->o2 >= 0) {
+        dup2(c->o1, 1);
+        dup2(c->o2, 2);
+    }
+    if (c->o1 >= 0)
+        close(c->o1);
+    if (c->o2 >= 0)
+        close(c->o2);
+    char out[16384] = "";
+    if (c->fd >= 0) {
+        ssize_t n = pread(c->fd, out, sizeof out - 1, 0);
+        out[n > 0 ? n : 0] = 0;
+        close(c->fd);
+    }
+    keep_log(out, log);
 }
 
 /* Removes the EAL's runtime directory unless a process still holds its configuration (the
@@ -271,16 +314,8 @@ static int eal_start(const char *args, char *err, size_t errlen)
     if (sched_getaffinity(0, sizeof cpus, &cpus))
         keep_affinity = 0;
 
-    /* What the EAL prints (usage text on stdout, log lines on stderr) goes to a memory file
-     * while it starts. */
-    fflush(stdout);
-    fflush(stderr);
-    int cap = memfd_create("mqoff-eal", MFD_CLOEXEC);
-    int o1 = cap >= 0 ? dup(1) : -1, o2 = cap >= 0 ? dup(2) : -1;
-    if (cap >= 0 && o1 >= 0 && o2 >= 0) {
-        dup2(cap, 1);
-        dup2(cap, 2);
-    }
+    struct capture cap;
+    capture_begin(&cap);
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
@@ -290,24 +325,8 @@ static int eal_start(const char *args, char *err, size_t errlen)
     int r = rte_eal_init(ac, av);
     int e = rte_errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    fflush(stdout);
-    fflush(stderr);
-    if (o1 >= 0 && o2 >= 0) {
-        dup2(o1, 1);
-        dup2(o2, 2);
-    }
-    if (o1 >= 0)
-        close(o1);
-    if (o2 >= 0)
-        close(o2);
-    char out[16384] = "";
-    if (cap >= 0) {
-        ssize_t n = pread(cap, out, sizeof out - 1, 0);
-        out[n > 0 ? n : 0] = 0;
-        close(cap);
-    }
+    capture_end(&cap, eal.log);
     free(buf);
-    keep_log(out);
     snprintf(eal.rundir, sizeof eal.rundir, "%s", rte_eal_get_runtime_dir());
     if (r < 0) {
         eal.state = -1;
@@ -638,6 +657,8 @@ static int dpdk_steer(struct mqo_port *port, const struct mqo_port_steer *s, cha
 static void dpdk_close(struct mqo_port *port)
 {
     struct dpdk_port *p = (struct dpdk_port *)port;
+    struct capture cap; /* the drivers' notes as they let go of their devices */
+    capture_begin(&cap);
     for (int i = 0; i < 2; i++)
         if (p->flow[i])
             rte_flow_destroy(p->pid, p->flow[i], NULL);
@@ -649,6 +670,7 @@ static void dpdk_close(struct mqo_port *port)
         close(p->promisc_fd);
     if (p->started)
         rte_eth_dev_close(p->pid);
+    capture_end(&cap, eal.dev_log);
     free(p);
     /* the mempools go with the EAL: another port's device may still hold their mbufs */
     eal_put();
@@ -810,23 +832,26 @@ int mqo_dpdk_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *e
     }
     p->base.info.caps |= MQO_PORT_CAP_POLL;
     p->tx_offloads = conf.txmode.offloads;
-    if ((r = rte_eth_dev_configure(p->pid, 1, 1, &conf))) {
-        snprintf(err, errlen, "%s (%s): rte_eth_dev_configure: %s", name, di.driver_name,
-                 rte_strerror(-r));
-        goto fail;
+    struct capture cap;
+    const char *step = "rte_eth_dev_configure";
+    capture_begin(&cap);
+    if (!(r = rte_eth_dev_configure(p->pid, 1, 1, &conf))) {
+        struct rte_eth_rxconf rxc = di.default_rxconf;
+        rxc.offloads = conf.rxmode.offloads;
+        struct rte_eth_txconf txc = di.default_txconf;
+        txc.offloads = conf.txmode.offloads;
+        step = "queue setup";
+        if (!(r = rte_eth_rx_queue_setup(p->pid, 0, nrx, (unsigned)socket, &rxc, p->pool)) &&
+            !(r = rte_eth_tx_queue_setup(p->pid, 0, ntx, (unsigned)socket, &txc))) {
+            step = "rte_eth_dev_start";
+            r = rte_eth_dev_start(p->pid);
+        }
     }
-    struct rte_eth_rxconf rxc = di.default_rxconf;
-    rxc.offloads = conf.rxmode.offloads;
-    struct rte_eth_txconf txc = di.default_txconf;
-    txc.offloads = conf.txmode.offloads;
-    if ((r = rte_eth_rx_queue_setup(p->pid, 0, nrx, (unsigned)socket, &rxc, p->pool)) ||
-        (r = rte_eth_tx_queue_setup(p->pid, 0, ntx, (unsigned)socket, &txc))) {
-        snprintf(err, errlen, "%s (%s): queue setup: %s", name, di.driver_name, rte_strerror(-r));
-        goto fail;
-    }
-    if ((r = rte_eth_dev_start(p->pid))) {
-        snprintf(err, errlen, "%s (%s): rte_eth_dev_start: %s", name, di.driver_name,
-                 rte_strerror(-r));
+    capture_end(&cap, eal.dev_log);
+    if (r) {
+        snprintf(err, errlen, "%s (%s): %s: %s%s%s%s", name, di.driver_name, step,
+                 rte_strerror(-r), eal.dev_log[0] ? " (" : "", eal.dev_log,
+                 eal.dev_log[0] ? ")" : "");
         goto fail;
     }
     p->started = 1;

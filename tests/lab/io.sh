@@ -1,0 +1,60 @@
+# shellcheck shell=bash
+# The packet I/O backend of the lab's userspace forwarders (mqoff monitor, mqoff-bridge), for
+# lib.sh and test_bridge.sh. Set MONITOR_IO to afpacket (the default), afxdp or dpdk; a
+# script calls io_args for the command line of each process it starts. DPDK processes get
+# EAL file prefixes under IO_PREFIX, so a cleanup finds what a killed one left in
+# /var/run/dpdk.
+MONITOR_IO=${MONITOR_IO:-afpacket}
+DPDK_PMD=${DPDK_PMD:-net_af_packet}   # dpdk: the devices on the interfaces (or net_af_xdp)
+IO_PREFIX=${IO_PREFIX:-${MQO_LAB:-io$$}io}
+IO_N=0
+
+# io_args IF_A IF_B: sets IO_ARGS to the port arguments of mqoff monitor (and mqoff-bridge)
+# for $MONITOR_IO. DPDK gets a file prefix of its own per process (so a cleanup finds what a
+# killed process left) and $DPDK_PMD devices on the two interfaces.
+io_args() {
+  local a=$1 b=$2
+  IO_N=$((IO_N + 1))
+  case "$MONITOR_IO" in
+    afpacket) IO_ARGS=(--port-a "$a" --port-b "$b") ;;
+    afxdp) IO_ARGS=(--io afxdp --port-a "$a" --port-b "$b") ;;
+    dpdk) IO_ARGS=(--io dpdk --eal "--no-huge --no-pci --file-prefix $IO_PREFIX$IO_N --vdev=${DPDK_PMD}0,iface=$a --vdev=${DPDK_PMD}1,iface=$b"
+                   --port-a "${DPDK_PMD}0" --port-b "${DPDK_PMD}1") ;;
+    *) echo "lib.sh: MONITOR_IO=$MONITOR_IO: want afpacket, afxdp or dpdk" >&2; return 1 ;;
+  esac
+}
+
+# ports_state NS IF...: what mqoff may change on its ports and must give back: promiscuous
+# mode and an XDP program ("IF:flags" per interface).
+ports_state() {
+  local ns=$1 i
+  shift
+  for i in "$@"; do
+    printf '%s:%s ' "$i" "$(ip -n "$ns" link show "$i" 2>/dev/null | head -1 | grep -oE 'PROMISC|xdp[a-z]*' | tr '\n' ,)"
+  done
+}
+
+# ports_restored NAME BEFORE NS IF...: ok when the ports are as BEFORE (ports_state) and no
+# DPDK runtime directory of the lab is left.
+ports_restored() {
+  local name=$1 before=$2 ns=$3 now left
+  shift 3
+  now=$(ports_state "$ns" "$@")
+  left=$(io_leftovers)
+  if [ "$now" = "$before" ] && [ -z "$left" ]; then ok "$name"
+  else not_ok "$name" "ports before: $before, after: $now; left behind: ${left:-nothing}"
+  fi
+}
+
+# io_leftovers: the EAL runtime directories of this script's DPDK processes still there (root's
+# under /var/run/dpdk, another user's under /tmp/dpdk).
+io_leftovers() {
+  ls -d /var/run/dpdk/"$IO_PREFIX"* /tmp/dpdk/"$IO_PREFIX"* 2>/dev/null | tr '\n' ' '
+}
+
+# io_cleanup: what a DPDK process killed before its own cleanup would leave, its EAL runtime
+# directories (for a script's exit trap).
+io_cleanup() {
+  rm -rf /var/run/dpdk/"$IO_PREFIX"* /tmp/dpdk/"$IO_PREFIX"* 2>/dev/null
+  return 0
+}
