@@ -385,7 +385,7 @@ case "$IO" in
   dpdk)
     refused "dpdk: a port that does not exist is refused" "DPDK port 'nosuch0' does not exist" \
       "$BR" --io dpdk --eal "--no-huge $EAL0" --port-a net_af_packet0 --port-b nosuch0
-    refused "dpdk: a device on a missing interface is refused" "DPDK port 'net_af_packet1' does not exist.*nosuch0" \
+    refused "dpdk: a device on a missing interface is refused" "DPDK port 'net_af_packet1' does not exist.*No such device" \
       "$BR" --io dpdk --eal "--no-huge $EAL0 --vdev=net_af_packet1,iface=nosuch0" --port-a net_af_packet0 --port-b net_af_packet1
     refused "dpdk: EAL arguments DPDK refuses are refused" "EAL refused.*--bogus" \
       "$BR" --io dpdk --eal "--bogus $EAL0" --port-a 0 --port-b 1
