@@ -170,6 +170,10 @@ static void usage_monitor(FILE *f)
             "  --busy-poll US         after a frame, poll without sleeping for US microseconds\n"
             "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
+            "  --shared-payload-min BYTES  a segment ending with at least BYTES of a fan-out's\n"
+            "                         payload sends them from the one shared copy (a chained\n"
+            "                         mbuf, an iovec) instead of a copy per subscriber (default\n"
+            "                         1024; 0: never)\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             "\n"
@@ -266,6 +270,8 @@ struct opts {
     /* monitor */
     enum mqo_pktio_backend pktio;
     const char *eal;
+    int share_set;
+    size_t share_min;
     const char *port_a, *port_b, *static_file;
     enum mqo_l2_mode l2;
     const char *impair, *impair_dir[2]; /* [0] a2b, [1] b2a */
@@ -299,7 +305,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
-        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF, O_HELP
+        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF, O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -326,6 +332,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"frag-mem", required_argument, 0, O_FRAGMEM},
         {"frag-timeout", required_argument, 0, O_FRAGTIME},
         {"eal", required_argument, 0, O_EAL},
+        {"shared-payload-min", required_argument, 0, O_SHARE},
         {"busy-poll", required_argument, 0, O_BUSY},
         {"max-buffer", required_argument, 0, O_MAXBUF},
         {"exclusive", no_argument, 0, O_EXCL},
@@ -340,7 +347,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     const char *mode = o->monitor ? "monitor" : "proxy";
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int proxy_only = c == O_LISTEN;
-        int monitor_only = c >= O_PA && c <= O_EAL;
+        int monitor_only = c >= O_PA && c <= O_SHARE;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
@@ -415,6 +422,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             }
             break;
         case O_EAL: o->eal = optarg; break;
+        case O_SHARE:
+            if (parse_u64("--shared-payload-min", optarg, 0, 1u << 20, &v))
+                return 2;
+            o->share_set = 1;
+            o->share_min = v ? (size_t)v : SIZE_MAX;
+            break;
         case O_PA: o->port_a = optarg; break;
         case O_PB: o->port_b = optarg; break;
         case O_L2:
@@ -735,6 +748,7 @@ static int cmd_monitor(int argc, char **argv)
     mc.splice.max_queue = o.max_queue;
     mc.splice.startup_hold_ms = o.startup_hold_ms;
     mc.no_reassembly = o.frag_max_set && o.frag_max == 0;
+    mc.share_min = o.share_set ? o.share_min : 0;
     mc.frag = (struct mqo_frag_cfg){.max_dgrams = o.frag_max, .max_bytes = o.frag_mem,
                                     .timeout_ns = o.frag_timeout_ns};
     struct mqo_acl *acl = NULL;
@@ -801,7 +815,8 @@ static int cmd_monitor(int argc, char **argv)
                 "order in %llu, bad checksums %llu, zero-window probes %llu, resets %llu "
                 "(give-ups %llu: unacknowledged %llu, probes unanswered %llu), frames waiting for "
                 "the output %llu\n"
-                "  checksums         payload bytes summed once per fan-out %llu\n",
+                "  checksums         payload bytes summed once per fan-out %llu\n"
+                "  shared payload    segments %llu, bytes sent from the fan-out's one copy %llu\n",
                 (unsigned long long)s->conns_total, (unsigned long long)s->conns_untracked,
                 (unsigned long long)s->segs_in, (unsigned long long)s->segs_out,
                 (unsigned long long)s->retransmits, (unsigned long long)s->fast_retransmits,
@@ -811,7 +826,8 @@ static int cmd_monitor(int argc, char **argv)
                 (unsigned long long)(s->rto_give_ups + s->probe_give_ups),
                 (unsigned long long)s->rto_give_ups, (unsigned long long)s->probe_give_ups,
                 (unsigned long long)s->emit_refused,
-                (unsigned long long)s->csum_reused);
+                (unsigned long long)s->csum_reused, (unsigned long long)s->shared_segs,
+                (unsigned long long)s->shared_bytes);
         const struct mqo_frag_stats *fs = &st.frag;
         if (mc.no_reassembly)
             fprintf(stderr, "  fragments         not reassembled (--frag-max 0)\n");

@@ -220,7 +220,9 @@ static int own_room(struct mqo_bump *b, int out)
     return 1;
 }
 
-int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, unsigned flags)
+/* mqo_bump_send and mqo_bump_send_ext: len bytes of data, then ext's block (or none). */
+static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t len,
+                      const struct mqo_frame_ext *ext, unsigned flags)
 {
     int own = (flags & MQO_BUMP_OWN) != 0;
     if (own && !own_room(b, out)) {
@@ -228,7 +230,10 @@ int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, 
         return -EAGAIN;
     }
     struct mqo_rawframe *f = mqo_frame_alloc(b->port[out]);
-    if (!f || len > f->cap) {
+    /* an impairment stage reads and cuts the frame's bytes: they must all be in it */
+    int whole = ext && (b->dir[out].im || b->dir[out].frag);
+    size_t need = len + (whole ? ext->len : 0);
+    if (!f || need > f->cap) {
         if (f)
             mqo_frame_free(f);
         if (own) { /* it waits in the hook like any refused frame */
@@ -241,6 +246,20 @@ int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, 
     memcpy(f->data, data, len);
     f->len = (uint32_t)len;
     f->flags = 0;
+    if (whole) {
+        memcpy(f->data + len, ext->p, ext->len);
+        f->len += ext->len;
+        if (ext->put)
+            ext->put(ext->arg);
+    } else if (ext && mqo_frame_attach(f, ext)) {
+        mqo_frame_free(f);
+        if (own) {
+            b->st->own_deferred++;
+            return -EAGAIN;
+        }
+        b->st->alloc_fail++;
+        return -ENOBUFS;
+    }
     f->port = (uint16_t)(1 - out);
     if (own)
         b->share[out]--;
@@ -249,6 +268,17 @@ int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, 
     if (b->q[out].n >= FLUSH_AT)
         txq_flush(b->port[out], &b->q[out]);
     return 0;
+}
+
+int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, unsigned flags)
+{
+    return send_frame(b, out, data, len, NULL, flags);
+}
+
+int mqo_bump_send_ext(struct mqo_bump *b, int out, const uint8_t *data, size_t hlen,
+                      const struct mqo_frame_ext *ext, unsigned flags)
+{
+    return send_frame(b, out, data, hlen, ext, flags);
 }
 
 /* Returns how many frames it received. */

@@ -107,6 +107,14 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st);
  * buffer was free (forwarded: counted in alloc_fail). */
 int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, unsigned flags);
 
+/* As mqo_bump_send, for a frame of hlen bytes of data followed by a shared block (a fan-out's
+ * payload, pktio.h struct mqo_frame_ext): the output port references the block where it can
+ * (MQO_PORT_CAP_EXT) instead of copying it, and the block's bytes are copied where an
+ * impairment stage must see them. Returns as mqo_bump_send; on 0 the frame took the reference
+ * (ext->put runs once it is sent or dropped), otherwise the caller still holds it. */
+int mqo_bump_send_ext(struct mqo_bump *b, int out, const uint8_t *data, size_t hlen,
+                      const struct mqo_frame_ext *ext, unsigned flags);
+
 /* Prints the counters (ports, l2, impairment, loop) to f. */
 void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_stats *st,
                           void *f);

@@ -47,6 +47,25 @@ static int emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigne
                          (flags & MQO_SPLICE_EMIT_KEPT) ? MQO_BUMP_OWN : 0);
 }
 
+static void msg_put(void *arg) { mqo_msg_unref(arg); }
+
+/* A segment whose payload ends in a fan-out's shared serialization: the output port sends
+ * those bytes from the message (a reference per frame) instead of a copy. */
+static int emit_shared(void *ud, int to_side, const uint8_t *frame, size_t hlen,
+                       struct mqo_msg *msg, size_t ext_off, size_t ext_len, unsigned flags)
+{
+    struct monitor *m = ud;
+    if (!m->b)
+        return -ENOTCONN;
+    struct mqo_frame_ext ext = {.p = msg->data + ext_off, .len = (uint32_t)ext_len,
+                                .put = msg_put, .arg = mqo_msg_ref(msg)};
+    int r = mqo_bump_send_ext(m->b, to_side, frame, hlen, &ext,
+                              (flags & MQO_SPLICE_EMIT_KEPT) ? MQO_BUMP_OWN : 0);
+    if (r)
+        mqo_msg_unref(msg);
+    return r;
+}
+
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 
 /* 1 for an IPv4 fragment of TCP toward the broker's address (from the clients' side) or from it
@@ -179,6 +198,9 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     struct monitor m = {0};
     struct mqo_splice_cfg sc = cfg->splice;
     sc.emit = emit;
+    if (cfg->share_min != SIZE_MAX)
+        sc.emit_shared = emit_shared;
+    sc.share_min = cfg->share_min;
     sc.ud = &m;
     m.sp = mqo_splice_new(&sc);
     if (!m.sp) {

@@ -27,6 +27,10 @@
 #define OOO_MAX (4u << 20) /* out-of-order bytes kept per direction */
 #define FRAME_MAX 9216
 #define CS_MIN 256 /* inserts at least this long get a checksum record (csrec) */
+/* A segment ending with this many bytes of a fan-out's shared serialization sends them from it
+ * (cfg.emit_shared). Below it, copying costs less than the output's extra descriptor (a chained
+ * mbuf, an iovec): measured in docs/BENCHMARKS.md (payload sizes, shared vs copied). */
+#define SHARE_MIN 1024
 #define LINGER_NS (10 * NS) /* a closed connection absorbs late segments this long */
 
 enum { C2S = 0, S2C = 1 };
@@ -39,11 +43,15 @@ struct rec {
 
 /* Output bytes [off, off + len) are an inserted packet whose checksum accumulator is sum: a
  * fan-out's payload is summed once (the shared serialization, mqo_msg.sum) and each
- * subscriber's copy only patched for its own bytes (byte 0, packet identifier). */
+ * subscriber's copy only patched for its own bytes (byte 0, packet identifier). From byte
+ * `from` on they are msg's own bytes (a reference held while the record lives), which a
+ * segment may send from msg instead of a copy (cfg.emit_shared). */
 struct csrec {
     uint64_t off;
     uint32_t len;
     uint32_t sum;
+    struct mqo_msg *msg;
+    uint32_t from;
 };
 
 struct ooo {
@@ -436,7 +444,8 @@ static void cs_push(struct half *h, uint64_t off, const struct mqo_out *o)
         h->cs_head = 0;
     }
     h->cs[(h->cs_head + h->ncs) % h->cap_cs] =
-        (struct csrec){off, (uint32_t)o->msg->len, out_sum(o)};
+        (struct csrec){off, (uint32_t)o->msg->len, out_sum(o), mqo_msg_ref(o->msg),
+                       o->pid_off ? o->pid_off + 2u : 1u};
     h->ncs++;
 }
 
@@ -447,6 +456,7 @@ static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
                             const uint8_t *p, size_t len)
 {
     while (h->ncs && h->cs[h->cs_head].off + h->cs[h->cs_head].len <= h->out_una) {
+        mqo_msg_unref(h->cs[h->cs_head].msg);
         h->cs_head = (h->cs_head + 1) % h->cap_cs;
         h->ncs--;
     }
@@ -480,6 +490,32 @@ static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
         sum = mqo_cksum_block_add(sum, mqo_cksum_partial(p + (cur - off), end - cur, 0),
                                   cur - off);
     return sum;
+}
+
+/* The record whose shared bytes (from `from` on) end output bytes [off, off + len), when at
+ * least min of them are in it: NULL otherwise. *start: where the shared part of the segment
+ * begins. Call after payload_sum (which drops acknowledged records). */
+static const struct csrec *shared_tail(const struct half *h, uint64_t off, size_t len, size_t min,
+                                       uint64_t *start)
+{
+    uint64_t end = off + len;
+    size_t lo = 0, hi = h->ncs;
+    while (lo < hi) { /* the first record ending at or after end */
+        size_t mid = lo + (hi - lo) / 2;
+        const struct csrec *r = &h->cs[(h->cs_head + mid) % h->cap_cs];
+        if (r->off + r->len < end)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == h->ncs)
+        return NULL;
+    const struct csrec *r = &h->cs[(h->cs_head + lo) % h->cap_cs];
+    uint64_t from = r->off + r->from;
+    if (r->off >= end || r->off + r->len < end || from >= end)
+        return NULL;
+    *start = from > off ? from : off;
+    return end - *start >= min ? r : NULL;
 }
 
 /* ---- frames ---- */
@@ -547,17 +583,34 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
         wr32(o + 8, hi->ts_recent); /* echo the receiver's */
     }
     uint32_t sum = mqo_cksum_partial(tcp, 20 + optlen, 0);
+    const struct csrec *sh = NULL;
+    uint64_t sh_at = 0;
     if (len) {
-        memcpy(tcp + 20 + optlen, payload, len);
         /* the header's length is even: the payload's sum adds unrotated */
         sum = mqo_cksum_add(sum, payload_sum(sp, ho, off, payload, len));
+        if (sp->cfg.emit_shared)
+            sh = shared_tail(ho, off, len, sp->cfg.share_min, &sh_at);
+        /* a shared tail is sent from the message: only what comes before it is copied */
+        memcpy(tcp + 20 + optlen, payload, sh ? (size_t)(sh_at - off) : len);
     }
     uint32_t sa, da;
     memcpy(&sa, ip + 12, 4);
     memcpy(&da, ip + 16, 4);
     put_csum(tcp + 16, mqo_cksum_fold(mqo_cksum_pseudo4(sa, da, 6, (uint16_t)tcplen, sum)));
     unsigned ef = (flags & TH_RST) ? 0 : MQO_SPLICE_EMIT_KEPT;
-    if (sp->cfg.emit(sp->cfg.ud, to, f, 14 + 20 + tcplen, ef) < 0 && ef) {
+    int r;
+    if (sh) {
+        size_t ext = (size_t)(off + len - sh_at);
+        r = sp->cfg.emit_shared(sp->cfg.ud, to, f, 14 + 20 + tcplen - ext, sh->msg,
+                                (size_t)(sh_at - sh->off), ext, ef);
+        if (r >= 0) {
+            sp->st.shared_segs++;
+            sp->st.shared_bytes += ext;
+        }
+    } else {
+        r = sp->cfg.emit(sp->cfg.ud, to, f, 14 + 20 + tcplen, ef);
+    }
+    if (r < 0 && ef) {
         sp->st.emit_refused++;
         return -1;
     }
@@ -719,6 +772,8 @@ static void free_half(struct half *h)
 {
     mqo_buf_free(&h->out);
     free(h->recs);
+    for (size_t i = 0; i < h->ncs; i++)
+        mqo_msg_unref(h->cs[(h->cs_head + i) % h->cap_cs].msg);
     free(h->cs);
     for (struct ooo *o = h->ooo, *n; o; o = n) {
         n = o->next;
@@ -1606,6 +1661,8 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
         sp->cfg.max_conns = 65536;
     if (!sp->cfg.rtx_retries)
         sp->cfg.rtx_retries = RETRIES_DEFAULT;
+    if (!sp->cfg.share_min)
+        sp->cfg.share_min = SHARE_MIN;
     sp->give_up_ns = mqo_splice_give_up_ns(sp->cfg.rtx_retries);
     sp->heap = malloc(sp->cfg.max_conns * sizeof *sp->heap);
     if (!sp->heap) {

@@ -70,6 +70,15 @@ struct mqo_splice_cfg {
      * full: the splice sends it again later, see above). Frames without the flag (a SYN or a
      * RST passed on) cannot be sent again: refusing one loses it. */
     int (*emit)(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags);
+    /* Optional: a segment whose payload ends with at least share_min bytes of a fan-out's
+     * shared serialization (an inserted packet past its patched bytes) is emitted as its first
+     * hlen bytes (headers, and the payload before those bytes) plus ext_len bytes at
+     * msg->data + ext_off, for an output that sends them from the shared message instead of
+     * a copy per subscriber. The callee takes a reference on msg (mqo_msg_ref) if it keeps it
+     * past the call. Returns as emit. NULL: every frame goes whole through emit. */
+    int (*emit_shared)(void *ud, int to_side, const uint8_t *frame, size_t hlen,
+                       struct mqo_msg *msg, size_t ext_off, size_t ext_len, unsigned flags);
+    size_t share_min; /* 0: 1024 */
     void *ud;
     /* Bytes held for one receiver (unacknowledged output) above which the engine stops
      * offloading to it (QoS 0 dropped, QoS 1 to the broker). 0: 4 MiB. */
@@ -108,6 +117,8 @@ struct mqo_splice_stats {
     uint64_t probe_give_ups;    /* ... because a receiver answered no zero-window probe */
     uint64_t emit_refused;      /* frames the output refused: they waited in the splice */
     uint64_t csum_reused;       /* payload bytes whose checksum came from the fan-out's sum */
+    uint64_t shared_segs;       /* segments emitted with their payload shared (emit_shared) */
+    uint64_t shared_bytes;      /* ... payload bytes not copied into them */
 };
 
 struct mqo_splice;

@@ -11,14 +11,19 @@ IO_N=0
 
 # io_args IF_A IF_B: sets IO_ARGS to the port arguments of mqoff monitor (and mqoff-bridge)
 # for $MONITOR_IO. DPDK gets a file prefix of its own per process (so a cleanup finds what a
-# killed process left) and $DPDK_PMD devices on the two interfaces.
+# killed process left) and $DPDK_PMD devices on the two interfaces; net_af_packet's rings
+# hold 512 frames unless told otherwise, fewer than a fan-out's acknowledgements arriving at
+# once (the kernel drops the rest, unseen by DPDK's counters): 8192 here.
 io_args() {
   local a=$1 b=$2
   IO_N=$((IO_N + 1))
   case "$MONITOR_IO" in
     afpacket) IO_ARGS=(--port-a "$a" --port-b "$b") ;;
     afxdp) IO_ARGS=(--io afxdp --port-a "$a" --port-b "$b") ;;
-    dpdk) IO_ARGS=(--io dpdk --eal "--no-huge --no-pci --file-prefix $IO_PREFIX$IO_N --vdev=${DPDK_PMD}0,iface=$a --vdev=${DPDK_PMD}1,iface=$b"
+    dpdk)
+      local opt=""
+      [ "$DPDK_PMD" != net_af_packet ] || opt=,framecnt=8192
+      IO_ARGS=(--io dpdk --eal "--no-huge --no-pci --file-prefix $IO_PREFIX$IO_N --vdev=${DPDK_PMD}0,iface=$a$opt --vdev=${DPDK_PMD}1,iface=$b$opt"
                    --port-a "${DPDK_PMD}0" --port-b "${DPDK_PMD}1") ;;
     *) echo "lib.sh: MONITOR_IO=$MONITOR_IO: want afpacket, afxdp or dpdk" >&2; return 1 ;;
   esac

@@ -65,6 +65,8 @@ static uint32_t ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
     return r;
 }
 
+size_t h_share_min;
+
 void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
 {
     memset(h, 0, sizeof *h);
@@ -83,6 +85,8 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
                                     .broker_port = 1883,
                                     .engine = c,
                                     .emit = ts_emit,
+                                    .emit_shared = h_share_min ? ts_emit_shared : NULL,
+                                    .share_min = h_share_min,
                                     .ud = &h->net,
                                     .startup_hold_ms = -1}; /* the broker model starts empty */
         h->splice = mqo_splice_new(&sc);

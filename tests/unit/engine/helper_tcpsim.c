@@ -67,8 +67,17 @@ void ts_net_init(struct ts_net *n, void *splice, uint64_t seed)
     n->delay_ns = 100000; /* 100 us */
 }
 
+static void release_held(struct ts_net *n)
+{
+    for (size_t i = 0; i < n->n_held; i++)
+        mqo_msg_unref(n->held[i]);
+    n->n_held = 0;
+}
+
 void ts_net_free(struct ts_net *n)
 {
+    release_held(n);
+    free(n->held);
     for (size_t i = 0; i < n->n; i++)
         free(n->q[i].data);
     free(n->q);
@@ -555,8 +564,32 @@ static void ep_timers(struct ts_net *n, struct ts_ep *e)
         e->rtx_at = 0;
 }
 
+int ts_emit_shared(void *ud, int to_side, const uint8_t *frame, size_t hlen, struct mqo_msg *msg,
+                   size_t ext_off, size_t ext_len, unsigned flags)
+{
+    struct ts_net *n = ud;
+    static uint8_t f[65536 + 128];
+    if (!msg->refs || ext_off + ext_len > msg->len || hlen + ext_len > sizeof f || ext_len == 0)
+        abort(); /* the splice handed out bytes it does not hold */
+    memcpy(f, frame, hlen);
+    memcpy(f + hlen, msg->data + ext_off, ext_len);
+    int r = ts_emit(ud, to_side, f, hlen + ext_len, flags);
+    if (r)
+        return r;
+    if (n->n_held == n->cap_held) {
+        n->cap_held = n->cap_held ? 2 * n->cap_held : 64;
+        n->held = realloc(n->held, n->cap_held * sizeof *n->held);
+        if (!n->held)
+            abort();
+    }
+    n->held[n->n_held++] = mqo_msg_ref(msg);
+    n->shared_frames++;
+    return 0;
+}
+
 uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns)
 {
+    release_held(n);
     uint64_t start = n->now, end = n->now + max_ns;
     for (int guard = 0; guard < 1000000; guard++) {
         /* earliest event */
