@@ -816,7 +816,8 @@ static int cmd_monitor(int argc, char **argv)
                 "(give-ups %llu: unacknowledged %llu, probes unanswered %llu), frames waiting for "
                 "the output %llu\n"
                 "  checksums         payload bytes summed once per fan-out %llu\n"
-                "  shared payload    segments %llu, bytes sent from the fan-out's one copy %llu\n",
+                "  shared payload    shared_segments %llu, shared_bytes %llu (sent from the fan-out's "
+                "one copy, not copied per subscriber)\n",
                 (unsigned long long)s->conns_total, (unsigned long long)s->conns_untracked,
                 (unsigned long long)s->segs_in, (unsigned long long)s->segs_out,
                 (unsigned long long)s->retransmits, (unsigned long long)s->fast_retransmits,

@@ -526,6 +526,8 @@ static int dpdk_tx_burst(struct mqo_port *port, struct mqo_rawframe **v, int n)
 {
     struct dpdk_port *p = (struct dpdk_port *)port;
     struct rte_mbuf *m[64];
+    uint32_t bytes[64];
+    uint8_t ext[64];
     int done = 0;
     while (done < n) {
         int k = n - done < 64 ? n - done : 64;
@@ -555,14 +557,17 @@ static int dpdk_tx_burst(struct mqo_port *port, struct mqo_rawframe **v, int n)
                 csum_flags(b, f->data, f->len))
                 p->st.csum_offloaded++;
             m[i] = b;
+            /* counted from here: the device may free an mbuf inside tx_burst */
+            bytes[i] = b->pkt_len;
+            ext[i] = b->nb_segs > 1;
         }
         if (!k)
             break;
         uint16_t sent = rte_eth_tx_burst(p->pid, 0, m, (uint16_t)k);
         for (uint16_t i = 0; i < sent; i++) {
             p->st.tx_frames++;
-            p->st.tx_bytes += m[i]->pkt_len;
-            p->st.ext_frames += m[i]->nb_segs > 1;
+            p->st.tx_bytes += bytes[i];
+            p->st.ext_frames += ext[i];
         }
         done += sent;
         if (sent < k) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fan-out through the broker (direct) and through mqoff proxy: QoS 0 and 1 to 1, 10 and 200
-# subscribers, several publishers, wildcard filters, $SYS not matched by '#'.
+# subscribers, several publishers, wildcard filters, $SYS not matched by '#'. Monitor mode sends
+# the large payloads' segments from the fan-out's one shared copy (--shared-payload-min).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -19,6 +20,14 @@ run() {
   fanout_py "$t" --subs 10 --msgs 50 --qos 1 --payload 20000
   case_py "$t" wildcards
   case_py "$t" sys_hash
+  if [ "$t" = monitor ]; then
+    target_down "$t"
+    local v
+    v=$(proxy_counter shared_segments)
+    if [ "${v:-0}" -ge 100 ]; then ok "monitor: 20 kB payloads sent from the shared copy (shared_segments=$v)"
+    else not_ok "monitor: 20 kB payloads sent from the shared copy" "shared_segments=${v:-absent}"
+    fi
+  fi
 }
 
 lab_init
