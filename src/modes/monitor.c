@@ -223,6 +223,8 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         }
     }
     struct mqo_bump_cfg bc = cfg->bump;
+    if (cfg->share_min && cfg->share_min != SIZE_MAX)
+        bc.port_flags |= MQO_PORT_SHARE_SW; /* asked for: wherever a port can reference */
     bc.hook = (struct mqo_bump_hook){.frame = on_frame, .tick = on_tick, .next = on_next,
                                      .pending = on_pending,
                                      .arg = &m};

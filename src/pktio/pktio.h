@@ -76,6 +76,10 @@ struct mqo_port_cfg {
 /* AF_PACKET: send through the device directly (PACKET_QDISC_BYPASS). Frames then skip the
  * qdisc and are not seen by other packet sockets on the interface (tcpdump). */
 #define MQO_PORT_QDISC_BYPASS 0x1
+/* DPDK: reference shared blocks (mqo_frame_attach) on a software device too (net_af_packet,
+ * net_af_xdp...), which copies a chained mbuf's segments into its ring anyway: measured to
+ * cost more than the copy it saves, so off unless asked for (tests, measurements). */
+#define MQO_PORT_SHARE_SW 0x2
 
 struct mqo_port;
 

@@ -7,7 +7,11 @@
 
 run() {
   local t=$1
-  target_up "$t" --acl open --exclusive || return
+  local share=()
+  # monitor mode: large payloads from the shared copy, on every backend (DPDK's software
+  # devices only when asked)
+  [ "$t" = monitor ] && share=(--shared-payload-min 1024)
+  target_up "$t" --acl open --exclusive "${share[@]}" || return
   fanout_py "$t" --subs 1 --msgs 200 --qos 0
   fanout_py "$t" --subs 1 --msgs 200 --qos 1
   fanout_py "$t" --subs 10 --msgs 200 --qos 0
