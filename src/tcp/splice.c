@@ -28,8 +28,9 @@
 #define FRAME_MAX 9216
 #define CS_MIN 256 /* inserts at least this long get a checksum record (csrec) */
 /* A segment ending with this many bytes of a fan-out's shared serialization sends them from it
- * (cfg.emit_shared). Below it, copying costs less than the output's extra descriptor (a chained
- * mbuf, an iovec): measured in docs/BENCHMARKS.md (payload sizes, shared vs copied). */
+ * (cfg.emit_shared): fewer saved bytes would not pay for the output's extra descriptor (an
+ * iovec, a chained mbuf). A round figure, not a measured break-even; what sharing costs and
+ * saves at 16 KiB is in docs/ARCHITECTURE.md, "Packet I/O backends". */
 #define SHARE_MIN 1024
 #define LINGER_NS (10 * NS) /* a closed connection absorbs late segments this long */
 
