@@ -180,7 +180,7 @@ static void keep_log(const char *out, char *log)
 {
     static const char *const bad[] = {"ailed", "annot", "rror", "nvalid", "nrecognized",
                                       "No such", "ermission", "denied", "nable to", "missing",
-                                      "requires", "ould not", NULL};
+                                      "requires", "ould not", "compatible", NULL};
     log[0] = 0;
     for (const char *l = out; *l;) {
         const char *e = strchr(l, '\n');
