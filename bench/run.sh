@@ -427,6 +427,15 @@ scen() {
   esac
 }
 
+# up_or_record SCEN TARGET REP BASE: target_up, or (1) the run recorded as failed to set up.
+up_or_record() {
+  target_up "$2" "$4.mqoff.log" && return 0
+  log "  $1 [$2] rep $3: target did not come up: $(tail -2 "$4.mqoff.log" | tr '\n' ' ')"
+  target_down "$2"
+  printf 'scenario=%s\ntarget=%s\nrep=%s\nsetup_failed=1\n' "$1" "$2" "$3" >"$4.meta"
+  return 1
+}
+
 # run_floor SCEN TARGET REP: floor-pps / floor-bulk. The load (bench/floor.py) runs FLOOR_S
 # seconds from cli to brk through mqoff-bridge; its CPU time over the run and the frames it
 # received (its closing counters) give frames per CPU-second.
@@ -434,12 +443,7 @@ FLOOR_S=5
 run_floor() {
   local s=$1 t=$2 r=$3 base k0 k1 wall0 wall1 rc sink_pid fport=$((5000 + RANDOM % 1000))
   base=$RES/runs/$s.$t.$r
-  if ! target_up "$t" "$base.mqoff.log"; then
-    log "  $s [$t] rep $r: target did not come up: $(tail -2 "$base.mqoff.log" | tr '\n' ' ')"
-    target_down "$t"
-    printf 'scenario=%s\ntarget=%s\nrep=%s\nsetup_failed=1\n' "$s" "$t" "$r" >"$base.meta"
-    return 0
-  fi
+  up_or_record "$s" "$t" "$r" "$base" || return 0
   wait_quiet
   local kind=udp
   [ "$s" = floor-bulk ] && kind=tcp
@@ -495,12 +499,7 @@ run_one() {
       fresh_lab || { log "  $s [$t] rep $r: lab up failed"; return 0; }
     fi
   done
-  if ! target_up "$t" "$base.mqoff.log"; then
-    log "  $s [$t] rep $r: target did not come up: $(tail -2 "$base.mqoff.log" | tr '\n' ' ')"
-    target_down "$t"
-    printf 'scenario=%s\ntarget=%s\nrep=%s\nsetup_failed=1\n' "$s" "$t" "$r" >"$base.meta"
-    return 0
-  fi
+  up_or_record "$s" "$t" "$r" "$base" || return 0
   wait_quiet
   local cmd=("$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${args[@]}" --json "$base.json")
   local tc0 tb0 tn0 tc1 tb1 tn1

@@ -265,15 +265,10 @@ static void afp_close(struct mqo_port *port);
 int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *err, size_t errlen)
 {
     const char *ifname = cfg->ifname ? cfg->ifname : "";
-    if (!*ifname || strlen(ifname) >= IF_NAMESIZE) {
-        snprintf(err, errlen, "'%s': not an interface name", ifname);
-        return -EINVAL;
-    }
-    unsigned ifindex = if_nametoindex(ifname);
-    if (!ifindex) {
-        snprintf(err, errlen, "%s: no such interface", ifname);
-        return -ENODEV;
-    }
+    unsigned ifindex;
+    int r = mqo_pktio_ifindex(ifname, &ifindex, err, errlen);
+    if (r)
+        return r;
     struct afp_port *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "%s: out of memory", ifname);
@@ -284,7 +279,6 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
     snprintf(p->base.info.name, sizeof p->base.info.name, "%s", ifname);
     p->base.info.caps = MQO_PORT_CAP_EXT;
     p->base.info.frame_cap = MQO_FRAME_MAX;
-    int r;
     p->fd = -1;
     p->index = cfg->index;
     p->flags = cfg->flags;

@@ -353,15 +353,10 @@ int mqo_afxdp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *
                    size_t errlen)
 {
     const char *ifname = cfg->ifname ? cfg->ifname : "";
-    if (!*ifname || strlen(ifname) >= IF_NAMESIZE) {
-        snprintf(err, errlen, "'%s': not an interface name", ifname);
-        return -EINVAL;
-    }
-    unsigned ifindex = if_nametoindex(ifname);
-    if (!ifindex) {
-        snprintf(err, errlen, "%s: no such interface", ifname);
-        return -ENODEV;
-    }
+    unsigned ifindex;
+    int r = mqo_pktio_ifindex(ifname, &ifindex, err, errlen);
+    if (r)
+        return r;
     unsigned nq = rx_queues(ifname);
     if (nq > 1) {
         snprintf(err, errlen,
@@ -374,7 +369,6 @@ int mqo_afxdp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *
         snprintf(err, errlen, "%s: out of memory", ifname);
         return -ENOMEM;
     }
-    int r;
     p->map_fd = p->prog_fd = p->link_fd = p->promisc_fd = -1;
     p->index = cfg->index;
     p->ifindex = ifindex;

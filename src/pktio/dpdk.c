@@ -412,16 +412,8 @@ static void ext_done(void *addr, void *opaque)
 static int dpdk_attach(struct mqo_rawframe *f, const struct mqo_frame_ext *ext)
 {
     struct dpdk_port *p = (struct dpdk_port *)f->owner;
-    if (!p->xpool || ext->len > UINT16_MAX) {
-        /* no shared blocks on this device: copied after the head */
-        if ((uint64_t)f->len + ext->len > f->cap)
-            return -EMSGSIZE;
-        memcpy(f->data + f->len, ext->p, ext->len);
-        f->len += ext->len;
-        if (ext->put)
-            ext->put(ext->arg);
-        return 0;
-    }
+    if (!p->xpool || ext->len > UINT16_MAX)
+        return mqo_pktio_attach_copy(f, ext); /* no shared blocks on this device */
     struct rte_mbuf *e = rte_pktmbuf_alloc(p->xpool);
     if (!e)
         return -ENOMEM;

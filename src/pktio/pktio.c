@@ -101,7 +101,11 @@ int mqo_frame_attach(struct mqo_rawframe *f, const struct mqo_frame_ext *ext)
         return -EINVAL;
     if (f->owner->ops->attach)
         return f->owner->ops->attach(f, ext);
-    /* no shared blocks here: the bytes are copied after the head */
+    return mqo_pktio_attach_copy(f, ext);
+}
+
+int mqo_pktio_attach_copy(struct mqo_rawframe *f, const struct mqo_frame_ext *ext)
+{
     if ((uint64_t)f->len + ext->len > f->cap)
         return -EMSGSIZE;
     memcpy(f->data + f->len, ext->p, ext->len);
@@ -119,6 +123,20 @@ int mqo_port_steer(struct mqo_port *p, const struct mqo_port_steer *s, char *msg
         return -ENOTSUP;
     }
     return p->ops->steer(p, s, msg, msglen);
+}
+
+int mqo_pktio_ifindex(const char *ifname, unsigned *ifindex, char *err, size_t errlen)
+{
+    if (!*ifname || strlen(ifname) >= IF_NAMESIZE) {
+        snprintf(err, errlen, "'%s': not an interface name", ifname);
+        return -EINVAL;
+    }
+    *ifindex = if_nametoindex(ifname);
+    if (!*ifindex) {
+        snprintf(err, errlen, "%s: no such interface", ifname);
+        return -ENODEV;
+    }
+    return 0;
 }
 
 unsigned mqo_pktio_if_mtu(const char *ifname)

@@ -35,9 +35,14 @@ int mqo_dpdk_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *e
 int mqo_afxdp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *err,
                    size_t errlen);
 
-/* Shared by the backends: the interface's MTU (0 when unknown), and whether the caller may
- * open raw sockets (for the error message of a refused open). */
+/* Shared by the backends. The index of interface ifname: 0, or -EINVAL / -ENODEV with the
+ * message in err. */
+int mqo_pktio_ifindex(const char *ifname, unsigned *ifindex, char *err, size_t errlen);
+/* The interface's MTU, 0 when unknown. */
 unsigned mqo_pktio_if_mtu(const char *ifname);
+/* mqo_frame_attach where the port cannot reference the block: it is copied after the head
+ * and put at once. 0, or -EMSGSIZE (the frame's buffer is too small) with nothing done. */
+int mqo_pktio_attach_copy(struct mqo_rawframe *f, const struct mqo_frame_ext *ext);
 
 /* Promiscuous mode held by a packet socket membership: the kernel counts it and drops it when
  * the socket closes, also when the process dies, so the interface always gets back the mode
