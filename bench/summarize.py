@@ -244,7 +244,7 @@ w("| direct | the kernel bridge `br0` in the nic namespace | 198.18.0.2:1883 |")
 w("| proxy | `mqoff proxy --listen 198.18.0.3:1883 --broker 198.18.0.2:1883 --acl open --exclusive` in the nic namespace | 198.18.0.3:1883 |")
 w("| monitor | `br0` lets go of its ports (`ip -n NIC link set PORT nomaster`); `mqoff monitor --port-a Pnc --port-b Pnb --broker 198.18.0.2:1883 --acl open --exclusive --startup-hold 0` (the broker is fresh: no client connected before mqoff) | 198.18.0.2:1883 |")
 w("| bridge | as monitor, with `build/mqoff-bridge --port-a Pnc --port-b Pnb` (the null forwarder): the floor of a userspace bump | 198.18.0.2:1883 |")
-w("| monitor-dpdk, bridge-dpdk | the same with `--io dpdk --eal \"--no-huge --no-pci --file-prefix F --vdev=net_af_packet0,iface=Pnc --vdev=net_af_packet1,iface=Pnb\" --port-a net_af_packet0 --port-b net_af_packet1` | 198.18.0.2:1883 |")
+w("| monitor-dpdk, bridge-dpdk | the same with `--io dpdk --eal \"--no-huge --no-pci --file-prefix F --vdev=net_af_packet0,iface=Pnc,framecnt=8192 --vdev=net_af_packet1,iface=Pnb,framecnt=8192\" --port-a net_af_packet0 --port-b net_af_packet1` | 198.18.0.2:1883 |")
 w("| monitor-afxdp, bridge-afxdp | the same with `--io afxdp --port-a Pnc --port-b Pnb` (native veth XDP, copy mode) | 198.18.0.2:1883 |")
 w("")
 w("- Every run: a fresh Mosquitto (and a fresh mqoff), then `mqoff-bench` in the cli namespace; "
@@ -405,7 +405,7 @@ if any(runs_of(s) for s in FLOORS) or any(runs_of(x, t) for x in ("saturation", 
       "src/pktio): AF_PACKET rings (the default), AF_XDP sockets (an XDP program on each port "
       "redirects its frames to a UMEM of mqoff's) and DPDK ethdev ports. In this lab every port is "
       "a veth: DPDK reaches it through its `net_af_packet` driver (an AF_PACKET ring of its own, "
-      "`--no-huge`), AF_XDP through native veth XDP in copy mode. Same loop, same splice and engine above.")
+      "8192 frames, `--no-huge`), AF_XDP through native veth XDP in copy mode. Same loop, same splice and engine above.")
     if any(runs_of(s) for s in FLOORS):
         w("")
         w("### The floor: what forwarding a frame costs")
