@@ -18,8 +18,8 @@ CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmock
 # `make NO_DPDK=1 NO_AFXDP=1` builds without them.
 DPDK_OK  := $(if $(NO_DPDK),,$(shell $(PKG_CONFIG) --exists libdpdk 2>/dev/null && echo 1))
 AFXDP_OK := $(if $(NO_AFXDP),,$(shell $(PKG_CONFIG) --exists libxdp libbpf 2>/dev/null && echo 1))
-PKTIO_OPT = src/pktio/dpdk.c src/pktio/afxdp.c
-PKTIO_ON  = $(if $(DPDK_OK),src/pktio/dpdk.c) $(if $(AFXDP_OK),src/pktio/afxdp.c)
+PKTIO_OPT = src/pktio/dpdk.c src/pktio/afxdp.c src/pktio/xdp_prog.c
+PKTIO_ON  = $(if $(DPDK_OK),src/pktio/dpdk.c) $(if $(AFXDP_OK),src/pktio/afxdp.c src/pktio/xdp_prog.c)
 ifeq ($(DPDK_OK),1)
 # DPDK's headers as system headers: their own warnings are not ours
 DPDK_CFLAGS := $(subst -I,-isystem ,$(shell $(PKG_CONFIG) --cflags libdpdk))
@@ -68,7 +68,9 @@ $(B)/%.o: %.c
 	$(CC) $(XCFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/src/pktio/dpdk.o: XCFLAGS += $(DPDK_CFLAGS)
-$(B)/src/pktio/afxdp.o: XCFLAGS += $(AFXDP_CFLAGS)
+$(B)/src/pktio/afxdp.o $(B)/src/pktio/xdp_prog.o: XCFLAGS += $(AFXDP_CFLAGS)
+# the pktio tests test what the build has
+$(B)/tests/pktio/%: XCFLAGS += $(if $(DPDK_OK),-DMQO_HAVE_DPDK) $(if $(AFXDP_OK),-DMQO_HAVE_AFXDP $(AFXDP_CFLAGS))
 $(B)/src/pktio/pktio.o: XCFLAGS += $(if $(DPDK_OK),-DMQO_HAVE_DPDK) $(if $(AFXDP_OK),-DMQO_HAVE_AFXDP)
 # a backend that appears or goes (packages installed) rebuilds the dispatcher
 $(B)/src/pktio/pktio.o: $(B)/pktio-backends

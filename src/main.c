@@ -130,8 +130,9 @@ static void usage_monitor(FILE *f)
             "packet I/O:\n"
             "  --io BACKEND           afpacket (default): AF_PACKET rings, a port is an\n"
             "                         interface; afxdp: AF_XDP sockets (an XDP program on each\n"
-            "                         interface sends its frames to mqoff), a port is an\n"
-            "                         interface; dpdk: DPDK ethdev ports, with --eal\n"
+            "                         interface sends the broker's TCP to mqoff and the rest\n"
+            "                         to the other port), a port is an interface; dpdk: DPDK\n"
+            "                         ethdev ports, with --eal\n"
             "  --eal \"ARGS\"           dpdk: the EAL arguments; a port is a DPDK port id or\n"
             "                         device name, e.g. --eal \"--no-huge --no-pci --file-prefix\n"
             "                         mq1 --vdev=net_af_packet0,iface=eth1 --vdev=\n"
@@ -789,6 +790,7 @@ static int cmd_monitor(int argc, char **argv)
                                     .io = o.pktio,
                                     .eal = o.eal,
                                     .steer_ip = mc.splice.broker_ip,
+                                    .steer_port = mc.splice.broker_port,
                                     .l2_mode = o.l2,
                                     .static_text = text,
                                     .static_len = tl,

@@ -416,16 +416,17 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
         st->port_info[i] = *mqo_port_info(b->port[i]);
         b->caps[i] = st->port_info[i].caps;
     }
-    if (cfg->steer_ip)
+    if (cfg->steer_ip && cfg->l2_mode != MQO_L2_STATIC)
         for (int i = 0; i < 2; i++) {
             char msg[300];
             /* port a (clients) sends toward the address, port b (its host) from it */
-            struct mqo_port_steer ps = {.ip = cfg->steer_ip, .match_dst = i == 0,
-                                        .peer = b->port[1 - i]};
+            struct mqo_port_steer ps = {.ip = cfg->steer_ip, .port = cfg->steer_port,
+                                        .match_dst = i == 0, .peer = b->port[1 - i]};
             if (mqo_port_steer(b->port[i], &ps, msg, sizeof msg) == 0)
                 st->steered[i] = 1;
             else if (cfg->io != MQO_PKTIO_AFPACKET)
                 fprintf(stderr, "%s: %s: every frame goes through the loop\n", name, msg);
+            st->port_info[i] = *mqo_port_info(b->port[i]); /* steering may change the port */
         }
 
     if (cfg->ready)

@@ -56,10 +56,12 @@ struct mqo_bump_cfg {
     unsigned port_flags;        /* MQO_PORT_* */
     int fix_csum;               /* complete partial checksums before forwarding */
     int promisc;
-    /* Optional (monitor mode): frames to or from this IPv4 address (network order) are the
-     * hook's; a port whose device can steer (DPDK rte_flow) forwards every other frame to
-     * the other port in the device, so they never reach the loop. 0: none. */
+    /* Optional (monitor mode): frames to or from this IPv4 address (network order) and TCP
+     * port (host order) are the hook's; a port whose device can steer (DPDK rte_flow, the
+     * AF_XDP program) forwards every other frame to the other port itself, so they never
+     * reach the loop. Not with a static L2 table (the device would not apply it). 0: none. */
     uint32_t steer_ip;
+    uint16_t steer_port;
     struct mqo_bump_hook hook;
     volatile int *stop;         /* set by SIGINT/SIGTERM handlers; SIGHUP wakes the loop too */
     const char *name;           /* for messages ("mqoff-bridge", "mqoff monitor") */

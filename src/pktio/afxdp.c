@@ -12,13 +12,23 @@
  * never stops reception and detach has nothing to do; the pool has room for the frames the
  * loop's queues hold beyond the rings.
  *
- * The XDP program, a few instructions built here (no BPF compiler at build time), sends
- * every frame of the queue to the socket through an XSKMAP (bpf_redirect_map), and to the
- * kernel (XDP_PASS) when no socket is bound there: a bump port hands its frames to mqoff,
- * an interface without mqoff is left as it was. It is attached with a BPF link, which the
- * kernel removes when the descriptor closes, also when the process dies: no program is left
- * on an interface. Driver mode first, generic (skb) mode when the driver has no XDP; the
- * socket binds zero-copy when the driver supports it, copy mode otherwise (veth: copy).
+ * The XDP program (xdp_prog.c, assembled here: no BPF compiler at build time) first sends
+ * every frame of the queue to the socket through an XSKMAP (bpf_redirect_map), or to the
+ * kernel (XDP_PASS) when no socket is bound there. mqo_port_steer then replaces it (a link
+ * update) with one that sends only what the splice needs to the socket and every other frame
+ * to the peer port through a DEVMAP: the kernel forwards those, port to port, and they never
+ * reach the loop. The program is attached with a BPF link, which the kernel removes when the
+ * descriptor closes, also when the process dies: no program is left on an interface. Driver
+ * mode first, generic (skb) mode when the driver has no XDP; the socket binds zero-copy when
+ * the driver supports it, copy mode otherwise (veth: copy).
+ *
+ * Steering and the XDP mode: in driver mode a redirected frame goes to the target's driver
+ * (ndo_xdp_xmit). A veth hands it to its peer only when that peer runs NAPI (an XDP program
+ * or GRO on it), which mqoff cannot see (the peer is another host's interface, in the lab
+ * another namespace): the frame would be dropped. Generic mode sends it through the target's
+ * transmit path, which every device takes. So a port whose peer is a veth, or a driver
+ * without XDP, is switched to generic mode for steering (measured here: docs/BENCHMARKS.md);
+ * a zero-copy socket cannot take generic mode's frames, and such a port is not steered.
  *
  * Receive queues: the socket reads queue 0; an interface with more receive queues is refused
  * (frames on the others would not reach mqoff): ethtool -L IF combined 1.
@@ -36,15 +46,21 @@
  */
 #include "pktio/pktio_int.h"
 
+#include "pktio/xdp_prog.h"
+
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <linux/bpf.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -84,6 +100,10 @@ struct xsk_port {
     uint32_t npool;
     uint32_t tx_pending; /* descriptors submitted and not completed */
     int map_fd, prog_fd, link_fd, promisc_fd;
+    int dev_map_fd;    /* the peer, for a steering program; -1 none */
+    int native;        /* the program runs in driver mode (else generic) */
+    int zerocopy;      /* the socket is bound zero-copy */
+    char driver[32];   /* the interface's driver (ethtool), "" when unknown */
     struct mqo_port_stats st;
 };
 
@@ -279,29 +299,6 @@ static void xsk_stats(const struct mqo_port *port, struct mqo_port_stats *st)
     }
 }
 
-/* ---- the XDP program --------------------------------------------------------------------- */
-
-/* r2 = ctx->rx_queue_index; r1 = map; r3 = XDP_PASS; return bpf_redirect_map(r1, r2, r3) */
-static int load_prog(int map_fd, char *log, size_t loglen)
-{
-    struct bpf_insn prog[] = {
-        {.code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_1,
-         .off = (short)offsetof(struct xdp_md, rx_queue_index)},
-        {.code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_1, .src_reg = BPF_PSEUDO_MAP_FD,
-         .imm = map_fd},
-        {0}, /* second half of the 64-bit immediate */
-        {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = XDP_PASS},
-        {.code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_redirect_map},
-        {.code = BPF_JMP | BPF_EXIT},
-    };
-    LIBBPF_OPTS(bpf_prog_load_opts, o, .log_buf = log, .log_size = (unsigned)loglen,
-                .log_level = 1);
-    log[0] = 0;
-    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "mqoff_xsk", "Dual BSD/GPL", prog,
-                           sizeof prog / sizeof prog[0], &o);
-    return fd < 0 ? -errno : fd;
-}
-
 /* ---- open / close ------------------------------------------------------------------------ */
 
 static void xsk_close(struct mqo_port *port)
@@ -315,6 +312,8 @@ static void xsk_close(struct mqo_port *port)
         xsk_umem__delete(p->umem);
     if (p->prog_fd >= 0)
         close(p->prog_fd);
+    if (p->dev_map_fd >= 0)
+        close(p->dev_map_fd);
     if (p->map_fd >= 0)
         close(p->map_fd);
     if (p->promisc_fd >= 0)
@@ -324,6 +323,36 @@ static void xsk_close(struct mqo_port *port)
     free(p->frames);
     free(p->pool);
     free(p);
+}
+
+/* The interface's driver name (ethtool's), "" when it does not say. */
+static void driver_of(const char *ifname, char *out, size_t len)
+{
+    struct ethtool_drvinfo di = {.cmd = ETHTOOL_GDRVINFO};
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
+    ifr.ifr_data = (void *)&di;
+    out[0] = 0;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (len && ioctl(fd, SIOCETHTOOL, &ifr) == 0) {
+        size_t n = strnlen((const char *)di.driver, sizeof di.driver);
+        n = n < len ? n : len - 1;
+        memcpy(out, di.driver, n);
+        out[n] = 0;
+    }
+    close(fd);
+}
+
+/* The port's line at start and in the summary (mqo_port_info.detail). */
+static void describe(struct xsk_port *p)
+{
+    snprintf(p->base.info.detail, sizeof p->base.info.detail,
+             "%s%s%s XDP, %s, UMEM of %u chunks of %u bytes, rings %u", p->driver,
+             p->driver[0] ? ", " : "", p->native ? "native" : "generic",
+             p->zerocopy ? "zero-copy" : "copy mode", p->nchunks, p->chunk, p->ring);
 }
 
 static unsigned rx_queues(const char *ifname)
@@ -369,10 +398,11 @@ int mqo_afxdp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *
         snprintf(err, errlen, "%s: out of memory", ifname);
         return -ENOMEM;
     }
-    p->map_fd = p->prog_fd = p->link_fd = p->promisc_fd = -1;
+    p->map_fd = p->prog_fd = p->link_fd = p->promisc_fd = p->dev_map_fd = -1;
     p->index = cfg->index;
     p->ifindex = ifindex;
     strcpy(p->ifname, ifname);
+    driver_of(ifname, p->driver, sizeof p->driver);
     p->base.ops = &xsk_ops;
     p->base.info.backend = "afxdp";
     snprintf(p->base.info.name, sizeof p->base.info.name, "%s", ifname);
@@ -426,11 +456,10 @@ int mqo_afxdp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *
     struct xsk_socket_config sc = {.rx_size = p->ring, .tx_size = TX_RING,
                                    .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
                                    .bind_flags = XDP_ZEROCOPY};
-    const char *copy = "zero-copy";
     r = xsk_socket__create(&p->xsk, ifname, 0, p->umem, &p->rx, &p->tx, &sc);
+    p->zerocopy = r == 0;
     if (r) {
         sc.bind_flags = XDP_COPY;
-        copy = "copy mode";
         r = xsk_socket__create(&p->xsk, ifname, 0, p->umem, &p->rx, &p->tx, &sc);
     }
     if (r) {
@@ -453,19 +482,19 @@ int mqo_afxdp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *
         goto fail;
     }
     char log[2048];
-    p->prog_fd = load_prog(p->map_fd, log, sizeof log);
+    const struct mqo_xdp_filter all = {0};
+    p->prog_fd = mqo_xdp_prog_load(&all, p->map_fd, -1, log, sizeof log);
     if (p->prog_fd < 0) {
         r = p->prog_fd;
         snprintf(err, errlen, "%s: loading the XDP program: %s%s%.300s", ifname, strerror(-r),
                  log[0] ? ": " : "", log);
         goto fail;
     }
-    const char *mode = "native XDP";
     LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = XDP_FLAGS_DRV_MODE);
     p->link_fd = bpf_link_create(p->prog_fd, (int)ifindex, BPF_XDP, &lo);
+    p->native = p->link_fd >= 0;
     if (p->link_fd < 0 && errno != EBUSY && errno != EEXIST) {
         lo.flags = XDP_FLAGS_SKB_MODE;
-        mode = "generic XDP";
         p->link_fd = bpf_link_create(p->prog_fd, (int)ifindex, BPF_XDP, &lo);
     }
     if (p->link_fd < 0) {
@@ -484,14 +513,86 @@ int mqo_afxdp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *
             goto fail;
         }
     }
-    snprintf(p->base.info.detail, sizeof p->base.info.detail,
-             "%s, %s, UMEM of %u chunks of %u bytes, rings %u", mode, copy, p->nchunks,
-             p->chunk, p->ring);
+    describe(p);
     *out = &p->base;
     return 0;
 fail:
     xsk_close(&p->base);
     return r < 0 ? r : -EIO;
+}
+
+/* ---- steering ---------------------------------------------------------------------------- */
+
+/* Replaces the program that sends every frame to the socket with one that sends only the
+ * splice's (xdp_prog.h) and the rest to the peer port, in the mode that can deliver to it
+ * (the header comment). On failure the port keeps the program it had: every frame still
+ * reaches the socket. */
+static int xsk_steer(struct mqo_port *port, const struct mqo_port_steer *s, char *msg,
+                     size_t msglen)
+{
+    struct xsk_port *p = (struct xsk_port *)port;
+    if (!s->peer || s->peer->ops != &xsk_ops) {
+        snprintf(msg, msglen, "%s: XDP steering needs an AF_XDP peer port", p->ifname);
+        return -ENOTSUP;
+    }
+    const struct xsk_port *peer = (const struct xsk_port *)s->peer;
+    int generic = !p->native || !peer->native || !strcmp(peer->driver, "veth");
+    if (generic && p->zerocopy) {
+        snprintf(msg, msglen, "%s: zero-copy, and %s takes no redirected frame in driver mode",
+                 p->ifname, peer->ifname);
+        return -ENOTSUP;
+    }
+    int r = 0, prog = -1, link = -1;
+    int dm = bpf_map_create(BPF_MAP_TYPE_DEVMAP, "mqoff_peer", 4, 4, 1, NULL);
+    unsigned key = 0, to = peer->ifindex;
+    if (dm < 0 || bpf_map_update_elem(dm, &key, &to, 0)) {
+        r = -errno;
+        snprintf(msg, msglen, "%s: DEVMAP for %s: %s", p->ifname, peer->ifname, strerror(-r));
+        goto fail;
+    }
+    char log[2048];
+    const struct mqo_xdp_filter flt = {.ip = s->ip, .port = htons(s->port),
+                                       .match_dst = s->match_dst};
+    if ((prog = mqo_xdp_prog_load(&flt, p->map_fd, dm, log, sizeof log)) < 0) {
+        r = prog;
+        snprintf(msg, msglen, "%s: loading the steering program: %s%s%.300s", p->ifname,
+                 strerror(-r), log[0] ? ": " : "", log);
+        goto fail;
+    }
+    if (generic == !p->native) {
+        if (bpf_link_update(p->link_fd, prog, NULL)) {
+            r = -errno;
+            snprintf(msg, msglen, "%s: replacing the XDP program: %s", p->ifname, strerror(-r));
+            goto fail;
+        }
+    } else {
+        /* driver mode to generic: one program per interface, so the old link goes first (the
+         * frames of that moment reach the kernel, as before mqoff started) */
+        close(p->link_fd);
+        LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = XDP_FLAGS_SKB_MODE);
+        link = bpf_link_create(prog, (int)p->ifindex, BPF_XDP, &lo);
+        if (link < 0) {
+            r = -errno;
+            LIBBPF_OPTS(bpf_link_create_opts, back, .flags = XDP_FLAGS_DRV_MODE);
+            p->link_fd = bpf_link_create(p->prog_fd, (int)p->ifindex, BPF_XDP, &back);
+            snprintf(msg, msglen, "%s: generic XDP: %s%s", p->ifname, strerror(-r),
+                     p->link_fd < 0 ? "; the port lost its program" : "");
+            goto fail;
+        }
+        p->link_fd = link;
+        p->native = 0;
+    }
+    close(p->prog_fd);
+    p->prog_fd = prog;
+    p->dev_map_fd = dm;
+    describe(p);
+    return 0;
+fail:
+    if (prog >= 0)
+        close(prog);
+    if (dm >= 0)
+        close(dm);
+    return r ? r : -ENOTSUP;
 }
 
 static const struct mqo_pktio_ops xsk_ops = {
@@ -504,4 +605,5 @@ static const struct mqo_pktio_ops xsk_ops = {
     .detach = xsk_detach,
     .fd = xsk_fd,
     .stats = xsk_stats,
+    .steer = xsk_steer,
 };

@@ -157,11 +157,14 @@ struct mqo_frame_ext {
  * changed and put not called. A frame with a block must only be sent or freed. */
 int mqo_frame_attach(struct mqo_rawframe *f, const struct mqo_frame_ext *ext);
 
-/* Traffic steering in the device (DPDK rte_flow): frames whose IPv4 destination (match_dst)
- * or source is ip keep coming to rx_burst; every other frame goes straight to `peer` in the
- * device, never reaching the caller. */
+/* Traffic steering in the device: frames of the hook's traffic keep coming to rx_burst; every
+ * other frame goes straight to `peer` in the device (DPDK: rte_flow rules in its switch) or
+ * the kernel (AF_XDP: the XDP program redirects it), never reaching the caller. The hook's
+ * traffic: IPv4 whose destination (match_dst) or source is ip; where the device can tell
+ * (AF_XDP), only TCP with that port, and IPv4 fragments (they carry no port). */
 struct mqo_port_steer {
     uint32_t ip;     /* network order */
+    uint16_t port;   /* host order; 0: any */
     int match_dst;
     struct mqo_port *peer;
 };

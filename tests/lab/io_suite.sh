@@ -6,13 +6,15 @@
 #   test_frag.sh     IPv4 fragments (DPDK: through net_af_xdp, see test_frag.sh)
 #   test_bridge.sh   the null forwarder: transfers, VLAN tags, L2 modes, impairment, the
 #                    backend's bad setups
-#   test_fanout.sh, test_raw.sh   the shared end-to-end cases, monitor target only
-# test_offload.sh, test_protocol.sh and test_retain_unsub.sh pass on both backends too
-# (LAB_TARGETS=monitor MONITOR_IO=dpdk bash tests/lab/test_offload.sh); they are left out here
-# to keep `make test` within its time (80 s more per backend).
+#   test_fanout.sh, test_raw.sh, test_protocol.sh, test_retain_unsub.sh
+#                    the shared end-to-end cases, monitor target only (the keep-alive case
+#                    publishes for 10 s instead of 20: still past the broker's 7.5 s timeout)
+# test_offload.sh is left out: its offload case runs here under loss (test_monitor.sh), and
+# what it adds (nothing offloaded without an authorization source) is decided above the
+# backend; it passes on both (LAB_TARGETS=monitor MONITOR_IO=dpdk bash tests/lab/test_offload.sh).
 # Each check's name gets "[io BACKEND]" in front. Every script cleans up after itself (its own
-# trap); this one only runs them, bounded in time. Called by test_io_dpdk.sh and
-# test_io_afxdp.sh, so that `make test` runs both.
+# trap); this one only runs them, bounded in time, and passes SIGTERM on to the one running.
+# tests/lab/test_io.sh runs it for both backends in `make test`.
 set -u
 IO=${1:?usage: io_suite.sh afxdp|dpdk}
 DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,11 +33,19 @@ if "$MQOFF" monitor --io "$IO" --eal x --port-a a --port-b b --broker 198.18.0.2
   echo "not ok - io $IO: the backend is in build/mqoff: not in this build (scripts/deps.sh, then make)"
   exit 1
 fi
-for t in test_monitor.sh test_frag.sh test_bridge.sh test_fanout.sh test_raw.sh; do
+CHILD='' TMP=$(mktemp /tmp/io_suite.XXXXXX)
+trap '[ -z "$CHILD" ] || kill -TERM "$CHILD" 2>/dev/null; wait; rm -f "$TMP"; exit 130' INT TERM
+trap 'rm -f "$TMP"' EXIT
+for t in test_monitor.sh test_frag.sh test_bridge.sh test_fanout.sh test_raw.sh test_protocol.sh \
+  test_retain_unsub.sh; do
   echo "# --- $t on --io $IO"
-  LAB_TARGETS=monitor MONITOR_IO=$IO timeout -k 10 "${IO_SCRIPT_TIMEOUT:-300}" bash "$DIR/$t" 2>&1 |
-    sed -E "s/^(not )?ok - /&[io $IO] /"
-  s=${PIPESTATUS[0]}
+  LAB_TARGETS=monitor MONITOR_IO=$IO KEEPALIVE_SECS=10 timeout -k 10 "${IO_SCRIPT_TIMEOUT:-300}" \
+    bash "$DIR/$t" >"$TMP" 2>&1 </dev/null &
+  CHILD=$!
+  wait "$CHILD"
+  s=$?
+  CHILD=''
+  sed -E "s/^(not )?ok - /&[io $IO] /" "$TMP"
   if [ "$s" -ne 0 ]; then
     rc=1
     [ "$s" -ne 124 ] || echo "not ok - [io $IO] $t: timed out"
