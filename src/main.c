@@ -820,7 +820,8 @@ static int cmd_monitor(int argc, char **argv)
                 "the output %llu\n"
                 "  checksums         payload bytes summed once per fan-out %llu\n"
                 "  shared payload    shared_segments %llu, shared_bytes %llu (sent from the fan-out's "
-                "one copy, not copied per subscriber)\n",
+                "one copy, not copied per subscriber)\n"
+                "  tso               tso_frames %llu, tso_bytes %llu (segmented by the device)\n",
                 (unsigned long long)s->conns_total, (unsigned long long)s->conns_untracked,
                 (unsigned long long)s->segs_in, (unsigned long long)s->segs_out,
                 (unsigned long long)s->retransmits, (unsigned long long)s->fast_retransmits,
@@ -831,7 +832,8 @@ static int cmd_monitor(int argc, char **argv)
                 (unsigned long long)s->rto_give_ups, (unsigned long long)s->probe_give_ups,
                 (unsigned long long)s->emit_refused,
                 (unsigned long long)s->csum_reused, (unsigned long long)s->shared_segs,
-                (unsigned long long)s->shared_bytes);
+                (unsigned long long)s->shared_bytes, (unsigned long long)s->tso_frames,
+                (unsigned long long)s->tso_bytes);
         const struct mqo_frag_stats *fs = &st.frag;
         if (mc.no_reassembly)
             fprintf(stderr, "  fragments         not reassembled (--frag-max 0)\n");

@@ -233,7 +233,10 @@ static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t l
     /* an impairment stage reads and cuts the frame's bytes: they must all be in it */
     int whole = ext && (b->dir[out].im || b->dir[out].frag);
     size_t need = len + (whole ? ext->len : 0);
-    if (!f || need > f->cap) {
+    uint16_t seg = (uint16_t)(flags >> 16);
+    /* offloads only toward a port that does them (a caller's mistake otherwise: refused) */
+    if (!f || (need > f->cap && !seg) || (seg && !mqo_bump_tso_max(b, out)) ||
+        ((flags & MQO_BUMP_CSUM) && !seg && !mqo_bump_csum_offload(b, out))) {
         if (f)
             mqo_frame_free(f);
         if (own) { /* it waits in the hook like any refused frame */
@@ -243,9 +246,23 @@ static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t l
         b->st->alloc_fail++;
         return -ENOBUFS;
     }
-    memcpy(f->data, data, len);
-    f->len = (uint32_t)len;
-    f->flags = 0;
+    /* a TSO frame goes on past the frame's own buffer, in buffers chained to it */
+    size_t head = len > f->cap ? f->cap : len;
+    memcpy(f->data, data, head);
+    f->len = (uint32_t)head;
+    f->flags = seg ? MQO_FRAME_TSO : 0;
+    f->seg_size = seg;
+    if (flags & MQO_BUMP_CSUM)
+        f->flags |= MQO_FRAME_CSUM_PARTIAL;
+    if (head < len && mqo_frame_append(f, data + head, (uint32_t)(len - head))) {
+        mqo_frame_free(f);
+        if (own) {
+            b->st->own_deferred++;
+            return -EAGAIN;
+        }
+        b->st->alloc_fail++;
+        return -ENOBUFS;
+    }
     if (whole) {
         memcpy(f->data + len, ext->p, ext->len);
         f->len += ext->len;
@@ -268,6 +285,18 @@ static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t l
     if (b->q[out].n >= FLUSH_AT)
         txq_flush(b->port[out], &b->q[out]);
     return 0;
+}
+
+int mqo_bump_csum_offload(const struct mqo_bump *b, int out)
+{
+    return (b->caps[out] & MQO_PORT_CAP_TX_CSUM) && !b->dir[out].im && !b->dir[out].frag;
+}
+
+uint32_t mqo_bump_tso_max(const struct mqo_bump *b, int out)
+{
+    if (!(b->caps[out] & MQO_PORT_CAP_TSO) || b->dir[out].im || b->dir[out].frag)
+        return 0;
+    return mqo_port_info(b->port[out])->tso_max;
 }
 
 int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, unsigned flags)
@@ -540,14 +569,16 @@ void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_
         fprintf(f,
                 "port %s %s: rx %llu frames %llu bytes, tx %llu frames %llu bytes, rx_dropped "
                 "%llu, tx_errors %llu, tx_full %llu, tx_nobufs %llu, rx_stalls %llu, detached "
-                "%llu, rx_nobufs %llu, shared payload frames %llu, checksums offloaded %llu\n",
+                "%llu, rx_nobufs %llu, shared payload frames %llu, checksums offloaded %llu, "
+                "TSO frames %llu\n",
                 nm[i], cfg->ifname[i], (unsigned long long)s->rx_frames,
                 (unsigned long long)s->rx_bytes, (unsigned long long)s->tx_frames,
                 (unsigned long long)s->tx_bytes, (unsigned long long)s->rx_dropped,
                 (unsigned long long)s->tx_errors, (unsigned long long)s->tx_full,
                 (unsigned long long)s->tx_nobufs, (unsigned long long)s->rx_stalls,
                 (unsigned long long)s->detached, (unsigned long long)s->rx_nobufs,
-                (unsigned long long)s->ext_frames, (unsigned long long)s->csum_offloaded);
+                (unsigned long long)s->ext_frames, (unsigned long long)s->csum_offloaded,
+                (unsigned long long)s->tso_frames);
         if (st->port_info[i].backend)
             fprintf(f, "port %s %s: %s, %s%s\n", nm[i], st->port_info[i].name,
                     st->port_info[i].backend, st->port_info[i].detail,

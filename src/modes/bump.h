@@ -100,6 +100,12 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st);
  * queued like any forwarded frame, and dropped and counted (q_drops) only when the queue is
  * full. */
 #define MQO_BUMP_OWN 0x1
+/* The frame's TCP checksum field holds the pseudo-header sum (pktio MQO_FRAME_CSUM_PARTIAL)
+ * for the port to complete: only toward a port whose mqo_bump_csum_offload is 1. */
+#define MQO_BUMP_CSUM 0x2
+/* A TSO frame (the port cuts it into TCP segments of `seg` payload bytes): only toward a port
+ * whose mqo_bump_tso_max is not 0, and at most that much payload. */
+#define MQO_BUMP_TSO(seg) ((unsigned)(seg) << 16)
 
 /* For hooks: sends a frame the hook built toward port `out` (copied; through that direction's
  * impairment stage and send queue). Each loop iteration lets a port take a share of the hook's
@@ -116,6 +122,13 @@ int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, 
  * (ext->put runs once it is sent or dropped), otherwise the caller still holds it. */
 int mqo_bump_send_ext(struct mqo_bump *b, int out, const uint8_t *data, size_t hlen,
                       const struct mqo_frame_ext *ext, unsigned flags);
+
+/* What port `out` does itself for the hook's frames, 0 when nothing: the largest TCP payload
+ * of a TSO frame it takes (MQO_BUMP_TSO; pktio MQO_PORT_CAP_TSO), and whether it completes
+ * TCP checksums (MQO_BUMP_CSUM; MQO_PORT_CAP_TX_CSUM). Neither where an impairment stage reads
+ * that direction's frames: it works on frames as they are on the wire. */
+uint32_t mqo_bump_tso_max(const struct mqo_bump *b, int out);
+int mqo_bump_csum_offload(const struct mqo_bump *b, int out);
 
 /* Prints the counters (ports, l2, impairment, loop) to f. */
 void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_stats *st,

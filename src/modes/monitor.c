@@ -38,13 +38,20 @@ struct monitor {
 /* The splice emits toward a side; side == port (clients on a, the broker host on b). What the
  * splice keeps until acknowledged is the bump's "own" traffic: refused rather than dropped
  * when the port is busy. */
+/* The bump's flags for a frame the splice emits. */
+static unsigned bump_flags(unsigned flags)
+{
+    return ((flags & MQO_SPLICE_EMIT_KEPT) ? MQO_BUMP_OWN : 0) |
+           ((flags & MQO_SPLICE_EMIT_CSUM) ? MQO_BUMP_CSUM : 0) |
+           ((flags & MQO_SPLICE_EMIT_TSO) ? MQO_BUMP_TSO(MQO_SPLICE_EMIT_SEG(flags)) : 0);
+}
+
 static int emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags)
 {
     struct monitor *m = ud;
     if (!m->b)
         return -ENOTCONN;
-    return mqo_bump_send(m->b, to_side, frame, len,
-                         (flags & MQO_SPLICE_EMIT_KEPT) ? MQO_BUMP_OWN : 0);
+    return mqo_bump_send(m->b, to_side, frame, len, bump_flags(flags));
 }
 
 static void msg_put(void *arg) { mqo_msg_unref(arg); }
@@ -59,8 +66,7 @@ static int emit_shared(void *ud, int to_side, const uint8_t *frame, size_t hlen,
         return -ENOTCONN;
     struct mqo_frame_ext ext = {.p = msg->data + ext_off, .len = (uint32_t)ext_len,
                                 .put = msg_put, .arg = mqo_msg_ref(msg)};
-    int r = mqo_bump_send_ext(m->b, to_side, frame, hlen, &ext,
-                              (flags & MQO_SPLICE_EMIT_KEPT) ? MQO_BUMP_OWN : 0);
+    int r = mqo_bump_send_ext(m->b, to_side, frame, hlen, &ext, bump_flags(flags));
     if (r)
         mqo_msg_unref(msg);
     return r;
@@ -147,11 +153,25 @@ static int on_fragment(struct monitor *m, int in, const struct mqo_rawframe *f, 
     return 1;
 }
 
+/* The bump the hook runs in; the first time, the splice learns what each port does itself
+ * (TSO, TCP checksums; the bump's sides are the splice's). */
+static void bind_bump(struct monitor *m, struct mqo_bump *b)
+{
+    if (m->b == b)
+        return;
+    m->b = b;
+    for (int side = 0; side < 2; side++) {
+        struct mqo_splice_offload o = {.tso_max = mqo_bump_tso_max(b, side),
+                                       .csum = mqo_bump_csum_offload(b, side)};
+        mqo_splice_set_offload(m->sp, side, &o);
+    }
+}
+
 static int on_frame(void *arg, struct mqo_bump *b, int in, const struct mqo_rawframe *f,
                     uint64_t now)
 {
     struct monitor *m = arg;
-    m->b = b;
+    bind_bump(m, b);
     if (m->fr && broker_fragment(m, in, f->data, f->len))
         return on_fragment(m, in, f, now);
     int csum_ok = (f->flags & (MQO_FRAME_CSUM_PARTIAL | MQO_FRAME_CSUM_VALID)) != 0;
@@ -168,7 +188,7 @@ static void on_reload_fd(void *arg, uint64_t now)
 static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
 {
     struct monitor *m = arg;
-    m->b = b;
+    bind_bump(m, b);
     if (m->hup && *m->hup) { /* SIGHUP ends the bump loop's wait: at once */
         *m->hup = 0;
         if (m->reload)

@@ -104,6 +104,22 @@ int mqo_frame_attach(struct mqo_rawframe *f, const struct mqo_frame_ext *ext)
     return mqo_pktio_attach_copy(f, ext);
 }
 
+int mqo_frame_append(struct mqo_rawframe *f, const uint8_t *p, uint32_t len)
+{
+    if (f->flags & MQO_FRAME_EXT)
+        return -EINVAL;
+    if (!(f->flags & MQO_FRAME_CHAIN) && (uint64_t)f->len + len <= f->cap) {
+        memcpy(f->data + f->len, p, len);
+        f->len += len;
+        return 0;
+    }
+    /* beyond one buffer only a TSO frame makes sense: the device cuts it to the link's size */
+    if (!(f->flags & MQO_FRAME_TSO) || !(f->owner->info.caps & MQO_PORT_CAP_TSO) ||
+        !f->owner->ops->append)
+        return -EMSGSIZE;
+    return f->owner->ops->append(f, p, len);
+}
+
 int mqo_pktio_attach_copy(struct mqo_rawframe *f, const struct mqo_frame_ext *ext)
 {
     if ((uint64_t)f->len + ext->len > f->cap)

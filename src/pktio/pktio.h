@@ -25,7 +25,8 @@ struct mqo_rawframe {
     uint64_t ts_ns;  /* receive time (CLOCK_MONOTONIC ns), 0 for allocated frames */
     uint16_t port;   /* index of the port it was received on */
     uint16_t flags;
-    uint32_t ext_len; /* MQO_FRAME_EXT: bytes the frame references after data[0..len) */
+    uint32_t ext_len; /* MQO_FRAME_EXT, MQO_FRAME_CHAIN: bytes after data[0..len) */
+    uint16_t seg_size; /* MQO_FRAME_TSO: TCP payload bytes per segment */
     void *priv;      /* backend's */
     struct mqo_port *owner; /* the port whose buffer this is (pktio's) */
 };
@@ -44,6 +45,14 @@ struct mqo_rawframe {
 /* Set by mqo_frame_attach: the frame's bytes go on in a block it references (ext_len bytes):
  * only tx_burst reads them; data[0..len) is the head. */
 #define MQO_FRAME_EXT 0x0008
+/* Set by mqo_frame_append: the frame's bytes go on in buffers chained after its own (counted
+ * in ext_len with a block's): only tx_burst reads them. */
+#define MQO_FRAME_CHAIN 0x0010
+/* Set by the sender: an IPv4 TCP frame the device cuts into segments of seg_size payload
+ * bytes (TSO; the port has MQO_PORT_CAP_TSO). Its TCP checksum field holds the pseudo-header
+ * sum without the length, its IP header the whole frame's length; the device writes every
+ * segment's lengths, sequence numbers, IP ids and checksums. */
+#define MQO_FRAME_TSO 0x0020
 
 enum mqo_pktio_backend {
     MQO_PKTIO_AFPACKET = 0,
@@ -90,7 +99,8 @@ struct mqo_port;
 #define MQO_PORT_CAP_TX_CSUM 0x01
 /* The device verifies received TCP checksums: good ones arrive flagged MQO_FRAME_CSUM_VALID. */
 #define MQO_PORT_CAP_RX_CSUM 0x02
-/* The device segments TCP (TSO); reported, not used by the layers above yet. */
+/* The device segments TCP (TSO): frames flagged MQO_FRAME_TSO of up to tso_max payload bytes,
+ * built with mqo_frame_append beyond the frame's own buffer. */
 #define MQO_PORT_CAP_TSO 0x04
 /* mqo_frame_attach references the block instead of copying it. */
 #define MQO_PORT_CAP_EXT 0x08
@@ -100,9 +110,10 @@ struct mqo_port;
 struct mqo_port_info {
     const char *backend;   /* "afpacket", "dpdk", "afxdp" */
     char name[64];         /* the interface or DPDK device */
-    char detail[96];       /* the PMD, the XDP mode... for the start line */
+    char detail[160];      /* the PMD, the XDP mode... for the start line */
     unsigned caps;         /* MQO_PORT_CAP_* */
     uint32_t frame_cap;    /* cap of the frames mqo_frame_alloc gives: the largest frame */
+    uint32_t tso_max;      /* MQO_PORT_CAP_TSO: the largest TCP payload of a TSO frame */
 };
 
 /* Opens a port. Returns 0, or -errno with a message in err (e.g. "eth9: no such interface"). */
@@ -152,10 +163,17 @@ struct mqo_frame_ext {
 /* Appends ext to an allocated frame: its bytes become data[0..len) then ext. A port with
  * MQO_PORT_CAP_EXT references the block (DPDK: an external-buffer mbuf chained after the
  * frame's own, so every subscriber's frame holds only its headers); the others copy it
- * after data (when it fits cap) and call put at once. Returns 0 (the frame now owns the
+ * after data (when it fits cap, or as mqo_frame_append does for a TSO frame) and call put at
+ * once. Returns 0 (the frame now owns the
  * reference: put is called when it is sent or freed), or -EMSGSIZE / -ENOMEM with nothing
  * changed and put not called. A frame with a block must only be sent or freed. */
 int mqo_frame_attach(struct mqo_rawframe *f, const struct mqo_frame_ext *ext);
+
+/* Appends len bytes to an allocated frame: into its own buffer while it has room (f->len
+ * grows), then, for a frame flagged MQO_FRAME_TSO on a port with MQO_PORT_CAP_TSO, into
+ * buffers chained after it (ext_len grows, MQO_FRAME_CHAIN). Not after mqo_frame_attach.
+ * Returns 0, or -EMSGSIZE (no room) / -ENOMEM with the frame unchanged. */
+int mqo_frame_append(struct mqo_rawframe *f, const uint8_t *p, uint32_t len);
 
 /* Traffic steering in the device: frames of the hook's traffic keep coming to rx_burst; every
  * other frame goes straight to `peer` in the device (DPDK: rte_flow rules in its switch) or
@@ -190,6 +208,7 @@ struct mqo_port_stats {
     uint64_t rx_nobufs;    /* DPDK, AF_XDP: frames the device dropped for want of buffers */
     uint64_t ext_frames;   /* frames sent with a shared block (mqo_frame_attach) */
     uint64_t csum_offloaded; /* frames whose TCP checksum the device completed */
+    uint64_t tso_frames;     /* frames the device cut into TCP segments (TSO) */
 };
 void mqo_port_stats(const struct mqo_port *p, struct mqo_port_stats *st);
 

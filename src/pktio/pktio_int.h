@@ -20,6 +20,7 @@ struct mqo_pktio_ops {
     void (*stats)(const struct mqo_port *p, struct mqo_port_stats *st);
     /* Optional (NULL: -ENOTSUP). */
     int (*attach)(struct mqo_rawframe *f, const struct mqo_frame_ext *ext);
+    int (*append)(struct mqo_rawframe *f, const uint8_t *p, uint32_t len); /* beyond cap */
     int (*steer)(struct mqo_port *p, const struct mqo_port_steer *s, char *msg, size_t msglen);
 };
 

@@ -25,7 +25,8 @@
 #define RTO_MAX (120 * NS) /* Linux's TCP_RTO_MAX */
 #define RETRIES_DEFAULT 15 /* Linux's tcp_retries2 */
 #define OOO_MAX (4u << 20) /* out-of-order bytes kept per direction */
-#define FRAME_MAX 9216
+#define TSO_MAX 64000 /* payload of a TSO frame at most: its IPv4 length fits 16 bits */
+#define FRAME_MAX (14 + 8 + 60 + 60 + TSO_MAX)
 #define CS_MIN 256 /* inserts at least this long get a checksum record (csrec) */
 /* A segment ending with this many bytes of a fan-out's shared serialization sends them from it
  * (cfg.emit_shared): fewer saved bytes would not pay for the output's extra descriptor (an
@@ -159,6 +160,7 @@ struct mqo_splice {
     /* idle expiry: both tables are visited a slice per tick, a whole pass a second */
     uint64_t last_tick, conn_credit, unseen_credit;
     size_t conn_slot, unseen_slot;
+    struct mqo_splice_offload off[2]; /* by side: what the output does itself */
     uint8_t frame[FRAME_MAX];
 };
 
@@ -453,14 +455,19 @@ static void cs_push(struct half *h, uint64_t off, const struct mqo_out *o)
 /* The checksum accumulator of output bytes [off, off + len) of half h, at p: records of
  * inserted packets lying wholly inside stand for their bytes, the rest is summed here.
  * Records the receiver acknowledged are dropped on the way. */
-static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
-                            const uint8_t *p, size_t len)
+static void drop_acked_records(struct half *h)
 {
     while (h->ncs && h->cs[h->cs_head].off + h->cs[h->cs_head].len <= h->out_una) {
         mqo_msg_unref(h->cs[h->cs_head].msg);
         h->cs_head = (h->cs_head + 1) % h->cap_cs;
         h->ncs--;
     }
+}
+
+static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
+                            const uint8_t *p, size_t len)
+{
+    drop_acked_records(h);
     /* the first record ending after off (records are in output order; those of bytes in
      * flight before this segment are skipped by bisection, not walked) */
     size_t lo = 0, hi = h->ncs;
@@ -495,7 +502,7 @@ static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
 
 /* The record whose shared bytes (from `from` on) end output bytes [off, off + len), when at
  * least min of them are in it: NULL otherwise. *start: where the shared part of the segment
- * begins. Call after payload_sum (which drops acknowledged records). */
+ * begins. Call after drop_acked_records. */
 static const struct csrec *shared_tail(const struct half *h, uint64_t off, size_t len, size_t min,
                                        uint64_t *start)
 {
@@ -521,6 +528,15 @@ static const struct csrec *shared_tail(const struct half *h, uint64_t off, size_
 
 /* ---- frames ---- */
 
+/* Largest payload of a segment toward a half's receiver: its MSS less the options we send (the
+ * MSS option counts no options, RFC 6691). */
+static uint64_t seg_payload_max(const struct sconn *c, const struct half *h)
+{
+    uint64_t mss = h->mss_y ? h->mss_y : 536;
+    return c->ts_ok ? mss - 12 : mss;
+}
+
+
 /* Ack number and window of segments toward side `to`: they acknowledge the half whose sender is
  * `to`, and advertise that sender's window. */
 static uint64_t window_for(const struct half *hi)
@@ -531,9 +547,11 @@ static uint64_t window_for(const struct half *hi)
 }
 
 /* Builds and emits one segment toward side `to`: payload from half d_out's output at output
- * offset off (len bytes, may be 0), flags. Returns 0 when the output took it, -1 when it
- * refused it (the output is busy: the caller keeps its state so the segment is built again
- * later). A RST is never refused. */
+ * offset off (len bytes, may be 0), flags. Longer than the receiver's MSS, it is a TSO frame
+ * (mqo_splice_set_tso): the output cuts it into segments of the MSS, and it carries the
+ * pseudo-header sum as its checksum (what TSO devices start from). Returns 0 when the output
+ * took it, -1 when it refused it (the output is busy: the caller keeps its state so the
+ * segment is built again later). A RST is never refused. */
 static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payload, size_t len,
                     uint8_t flags)
 {
@@ -543,6 +561,9 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
     uint8_t *f = sp->frame;
     size_t optlen = c->ts_ok ? 12 : 0;
     size_t tcplen = 20 + optlen + len;
+    uint64_t mss = seg_payload_max(c, ho);
+    int tso = len > mss;
+    int hw = tso || sp->off[to].csum; /* the output sums the payload */
     if (14 + 20 + tcplen > sizeof sp->frame)
         return 0;
     memcpy(f, c->eth[to], 14);
@@ -587,8 +608,12 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
     const struct csrec *sh = NULL;
     uint64_t sh_at = 0;
     if (len) {
-        /* the header's length is even: the payload's sum adds unrotated */
-        sum = mqo_cksum_add(sum, payload_sum(sp, ho, off, payload, len));
+        /* the header's length is even: the payload's sum adds unrotated; the output sums it
+         * itself where it can */
+        if (hw)
+            drop_acked_records(ho);
+        else
+            sum = mqo_cksum_add(sum, payload_sum(sp, ho, off, payload, len));
         if (sp->cfg.emit_shared)
             sh = shared_tail(ho, off, len, sp->cfg.share_min, &sh_at);
         /* a shared tail is sent from the message: only what comes before it is copied */
@@ -597,8 +622,18 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
     uint32_t sa, da;
     memcpy(&sa, ip + 12, 4);
     memcpy(&da, ip + 16, 4);
-    put_csum(tcp + 16, mqo_cksum_fold(mqo_cksum_pseudo4(sa, da, 6, (uint16_t)tcplen, sum)));
+    /* the output's checksum starts from the pseudo-header, uncomplemented: a TSO frame's
+     * without the length (each segment has its own) */
+    if (hw)
+        put_csum(tcp + 16, (uint16_t)~mqo_cksum_fold(
+                               mqo_cksum_pseudo4(sa, da, 6, tso ? 0 : (uint16_t)tcplen, 0)));
+    else
+        put_csum(tcp + 16, mqo_cksum_fold(mqo_cksum_pseudo4(sa, da, 6, (uint16_t)tcplen, sum)));
     unsigned ef = (flags & TH_RST) ? 0 : MQO_SPLICE_EMIT_KEPT;
+    if (tso)
+        ef |= MQO_SPLICE_EMIT_TSO | (unsigned)mss << 16;
+    else if (hw)
+        ef |= MQO_SPLICE_EMIT_CSUM;
     int r;
     if (sh) {
         size_t ext = (size_t)(off + len - sh_at);
@@ -615,9 +650,16 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
         sp->st.emit_refused++;
         return -1;
     }
-    c->ip_id[to]++;
+    /* a TSO frame's segments take an IP id each */
+    c->ip_id[to] = (uint16_t)(c->ip_id[to] + (tso ? (len + mss - 1) / mss : 1));
     c->ack_due[to] = 0;
     sp->st.segs_out++;
+    if (tso) {
+        sp->st.tso_frames++;
+        sp->st.tso_bytes += len;
+    } else if (hw) {
+        sp->st.csum_left++;
+    }
     sp->st.bytes_out[d_out] += len;
     return 0;
 }
@@ -650,14 +692,6 @@ static void rtt_sample(struct half *h, uint64_t now)
         h->rto = RTO_MAX;
 }
 
-/* Largest payload of a segment toward a half's receiver: its MSS less the options we send (the
- * MSS option counts no options, RFC 6691). */
-static uint64_t seg_payload_max(const struct sconn *c, const struct half *h)
-{
-    uint64_t mss = h->mss_y ? h->mss_y : 536;
-    return c->ts_ok ? mss - 12 : mss;
-}
-
 /* Notes that a segment goes out at offset off; the clock of the retransmission stall starts
  * with the first byte sent after everything before was acknowledged. */
 static void sent_at(struct half *h, uint64_t off, uint64_t now)
@@ -676,6 +710,10 @@ static int push_half(struct sconn *c, int d)
     int to = out_side(d);
     uint64_t now = sp->now;
     uint64_t mss = seg_payload_max(c, h);
+    /* new data: up to a TSO frame of whole segments where the output cuts them */
+    uint64_t seg_max = mss;
+    if (sp->off[to].tso_max >= 2 * mss)
+        seg_max = sp->off[to].tso_max - sp->off[to].tso_max % mss;
     if (h->rtx_pend) {
         /* fast retransmit, or a NewReno partial ack: the first unacknowledged segment */
         uint64_t k = h->out_nxt - h->out_una;
@@ -711,8 +749,8 @@ static int push_half(struct sconn *c, int d)
         uint64_t flight = h->out_nxt - h->out_una;
         uint64_t cw_room = h->cwnd > flight ? h->cwnd - flight : 0;
         uint64_t n = h->out_end - h->out_nxt;
-        if (n > mss)
-            n = mss;
+        if (n > seg_max)
+            n = seg_max;
         if (n > wnd_room)
             n = wnd_room;
         if (n > cw_room)
@@ -1722,6 +1760,13 @@ const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *
 }
 
 struct mqo_engine *mqo_splice_engine(struct mqo_splice *sp) { return sp->eng; }
+
+void mqo_splice_set_offload(struct mqo_splice *sp, int side, const struct mqo_splice_offload *o)
+{
+    sp->off[side & 1] = *o;
+    if (o->tso_max > TSO_MAX)
+        sp->off[side & 1].tso_max = TSO_MAX;
+}
 
 int mqo_splice_tracks(const struct mqo_splice *sp, uint32_t client_ip, uint16_t client_port)
 {

@@ -98,6 +98,12 @@ struct mqo_splice_cfg {
 
 /* emit flags */
 #define MQO_SPLICE_EMIT_KEPT 0x1 /* the splice keeps what the frame carries: it may be refused */
+/* A TSO frame (mqo_splice_set_offload): the output cuts it into segments of
+ * MQO_SPLICE_EMIT_SEG(flags) payload bytes, and sums each. */
+#define MQO_SPLICE_EMIT_TSO 0x2
+#define MQO_SPLICE_EMIT_SEG(flags) ((flags) >> 16)
+/* The TCP checksum is the output's to complete (mqo_splice_set_offload). */
+#define MQO_SPLICE_EMIT_CSUM 0x4
 
 struct mqo_splice_stats {
     uint64_t conns_tracked;     /* now */
@@ -119,6 +125,9 @@ struct mqo_splice_stats {
     uint64_t csum_reused;       /* payload bytes whose checksum came from the fan-out's sum */
     uint64_t shared_segs;       /* segments emitted with their payload shared (emit_shared) */
     uint64_t shared_bytes;      /* ... payload bytes not copied into them */
+    uint64_t tso_frames;        /* frames emitted for the output to segment (TSO) */
+    uint64_t tso_bytes;         /* ... their payload bytes */
+    uint64_t csum_left;         /* segments whose TCP checksum the output completes */
 };
 
 struct mqo_splice;
@@ -154,6 +163,23 @@ const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *s);
 const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *s);
 /* The engine the splice drives, for run-time changes (authorization reloads). */
 struct mqo_engine *mqo_splice_engine(struct mqo_splice *s);
+
+/* What the output toward a side does itself (mqo_splice_set_offload). */
+struct mqo_splice_offload {
+    /* TSO: new data toward that side leaves in frames of up to tso_max payload bytes (whole
+     * multiples of the receiver's MSS, within its window and the congestion window), emitted
+     * with MQO_SPLICE_EMIT_TSO and the MSS in MQO_SPLICE_EMIT_SEG(flags). Their TCP checksum
+     * field holds the pseudo-header sum without the length (not complemented), their IPv4
+     * length the whole frame's, and they take one IP id per segment. Retransmissions of one
+     * segment stay one MSS. 0: every segment at most the MSS; at most 64000 is used. */
+    uint32_t tso_max;
+    /* The TCP checksum: every segment toward that side leaves with MQO_SPLICE_EMIT_CSUM and
+     * the pseudo-header sum (with the length, not complemented) in its field; the output
+     * completes it (the payload is not summed here). */
+    int csum;
+};
+/* Sets what the output toward `side` does itself; all zero (the default): nothing. */
+void mqo_splice_set_offload(struct mqo_splice *s, int side, const struct mqo_splice_offload *o);
 
 /* Whether the splice tracks the connection of a client (address in network byte order, port
  * in host order) with the broker: 1 when it saw its SYN and relays its stream (every segment of

@@ -51,4 +51,19 @@ for t in test_monitor.sh test_frag.sh test_bridge.sh test_fanout.sh test_raw.sh 
     [ "$s" -ne 124 ] || echo "not ok - [io $IO] $t: timed out"
   fi
 done
+if [ "$IO" = dpdk ]; then
+  # the offloads a NIC does (TSO, TX checksums): DPDK's net_tap does them in software
+  echo "# --- test_fanout.sh on --io dpdk, net_tap devices"
+  DPDK_PMD=net_tap LAB_TARGETS=monitor MONITOR_IO=dpdk timeout -k 10 "${IO_SCRIPT_TIMEOUT:-300}" \
+    bash "$DIR/test_fanout.sh" >"$TMP" 2>&1 </dev/null &
+  CHILD=$!
+  wait "$CHILD"
+  s=$?
+  CHILD=''
+  sed -E "s/^(not )?ok - /&[io dpdk net_tap] /" "$TMP"
+  if [ "$s" -ne 0 ]; then
+    rc=1
+    [ "$s" -ne 124 ] || echo "not ok - [io dpdk net_tap] test_fanout.sh: timed out"
+  fi
+fi
 exit $rc

@@ -164,6 +164,7 @@ monitor_start() {
     --broker "$BROKER_ADDR:$MQTT_PORT" --startup-hold "${MONITOR_STARTUP_HOLD:-0}" "$@" \
     >"$PROXY_LOG" 2>&1 </dev/null &
   PROXY_PID=$!
+  io_attach "$NS_NIC" "$a" "$b"
   if ! wait_port "$NS_CLI" "$BROKER_ADDR" "$MQTT_PORT" 10 || ! kill -0 "$PROXY_PID" 2>/dev/null; then
     not_ok "$LAB_NAME: mqoff monitor starts" "broker not reachable through it; log: $(tail -5 "$PROXY_LOG" | tr '\n' ' ')"
     proxy_stop >/dev/null
@@ -241,6 +242,7 @@ target_down() {
   fi
   sed -n '/summary/,$p' "$PROXY_LOG" | sed "s/^/# $t: /"
   if [ "$t" = monitor ]; then
+    io_detach "$NS_NIC" "${MQO_LAB}nc" "${MQO_LAB}nb"
     ports_restored "$LAB_NAME: mqoff $t ($MONITOR_IO) left its ports as they were [$t]" \
       "$PORTS_BEFORE" "$NS_NIC" "${MQO_LAB}nc" "${MQO_LAB}nb"
     monitor_restore

@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # Fan-out through the broker (direct) and through mqoff proxy: QoS 0 and 1 to 1, 10 and 200
 # subscribers, several publishers, wildcard filters, $SYS not matched by '#'. Monitor mode sends
-# the large payloads' segments from the fan-out's one shared copy (--shared-payload-min).
+# the large payloads' segments from the fan-out's one shared copy (--shared-payload-min), and
+# where its port segments TCP and sums checksums (DPDK_PMD=net_tap), leaves that to the port.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+
+# port_a_did CAPABILITY COUNTER NAME: when mqoff's port a says it has CAPABILITY, its COUNTER
+# (closing summary) is above 0.
+port_a_did() {
+  local v
+  grep -qE "^port a .*$1" "$PROXY_LOG" || return 0
+  v=$(grep -E '^port a .*: rx ' "$PROXY_LOG" | grep -oE "$2 [0-9]+" | grep -oE '[0-9]+$')
+  if [ "${v:-0}" -gt 0 ]; then ok "monitor ($MONITOR_IO $DPDK_PMD): $3 ($2 $v)"
+  else not_ok "monitor ($MONITOR_IO $DPDK_PMD): $3" "$2 ${v:-absent}"
+  fi
+}
 
 run() {
   local t=$1
@@ -31,6 +43,9 @@ run() {
     if [ "${v:-0}" -ge 100 ]; then ok "monitor: 20 kB payloads sent from the shared copy (shared_segments=$v)"
     else not_ok "monitor: 20 kB payloads sent from the shared copy" "shared_segments=${v:-absent}"
     fi
+    # where the device segments TCP and completes checksums (DPDK's net_tap), it did that work
+    port_a_did ', TSO' 'TSO frames' "the device cut the large deliveries into segments (TSO)"
+    port_a_did ', TX checksum offload' 'checksums offloaded' "the device completed the deliveries' TCP checksums"
   fi
 }
 

@@ -107,6 +107,9 @@ struct ts_net {
     /* ts_emit_shared: frames that came with a shared tail, and the messages they hold a
      * reference to until the next ts_net_run (as a port holds a block until it sent it) */
     uint64_t shared_frames;
+    /* TSO frames (MQO_SPLICE_EMIT_TSO) ts_emit cut into segments, and those segments */
+    uint64_t tso_frames, tso_segs;
+    uint64_t csum_completed; /* frames whose TCP checksum ts_emit completed */
     struct mqo_msg **held;
     size_t n_held, cap_held;
 };
@@ -128,7 +131,8 @@ void ts_write(struct ts_net *n, struct ts_ep *e, const void *p, size_t len);
 void ts_close(struct ts_net *n, struct ts_ep *e);
 
 /* The splice's emit callback: queues the frame toward the right endpoint, or refuses a kept
- * frame when the path is over its capacity (tx_cap). */
+ * frame when the path is over its capacity (tx_cap). A TSO frame is cut into segments first,
+ * as a device does, and each meets the wire on its own. */
 int ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags);
 /* The splice's emit_shared callback: checks the shared tail lies in the message, keeps a
  * reference to it until the next ts_net_run, and sends head and tail as one frame (ts_emit). */

@@ -178,6 +178,30 @@ static void test_shared_block(void **s)
     mqo_port_close(r);
 }
 
+/* Appending: into the frame's own buffer while it has room; beyond it only a TSO frame on a
+ * port that segments TCP (a ring device does not): refused, the frame unchanged. */
+static void test_append(void **s)
+{
+    struct mqo_port *p = open_port("net_ring6", 0, 0);
+    assert_false(mqo_port_info(p)->caps & MQO_PORT_CAP_TSO);
+    struct mqo_rawframe *f = mqo_frame_alloc(p);
+    frame_of(f, 9, 60);
+    static uint8_t more[12000];
+    memset(more, 0x77, sizeof more);
+    assert_int_equal(mqo_frame_append(f, more, 100), 0);
+    assert_int_equal(f->len, 160);
+    assert_int_equal(f->data[159], 0x77);
+    assert_int_equal(mqo_frame_append(f, more, f->cap), -EMSGSIZE);
+    f->flags |= MQO_FRAME_TSO;
+    f->seg_size = 1000;
+    assert_int_equal(mqo_frame_append(f, more, sizeof more), -EMSGSIZE);
+    assert_int_equal(f->len, 160);
+    assert_int_equal(f->ext_len, 0);
+    assert_false(f->flags & MQO_FRAME_CHAIN);
+    mqo_frame_free(f);
+    mqo_port_close(p);
+}
+
 /* Ports by id, unknown ones named with the list; the ports of a process share one EAL. */
 static void test_errors(void **s)
 {
@@ -258,7 +282,7 @@ int main(void)
     snprintf(EAL, sizeof EAL,
              "--no-huge --no-pci --no-telemetry -m 128 --file-prefix mqoutest%d --vdev=net_ring0 "
              "--vdev=net_ring1 --vdev=net_ring2 --vdev=net_ring3 --vdev=net_ring4 "
-             "--vdev=net_ring5", (int)getpid());
+             "--vdev=net_ring5 --vdev=net_ring6", (int)getpid());
     check_refused();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eal_refused),
@@ -266,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_full_device_keeps_the_rest),
         cmocka_unit_test(test_shared_block),
+        cmocka_unit_test(test_append),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
