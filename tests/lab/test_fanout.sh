@@ -10,7 +10,7 @@
 # (closing summary) is above 0.
 port_a_did() {
   local v
-  grep -qE "^port a .*$1" "$PROXY_LOG" || return 0
+  grep -E '^port a ' "$PROXY_LOG" | grep -v ': rx ' | grep -qE "$1(,|\$)" || return 0
   v=$(grep -E '^port a .*: rx ' "$PROXY_LOG" | grep -oE "$2 [0-9]+" | grep -oE '[0-9]+$')
   if [ "${v:-0}" -gt 0 ]; then ok "monitor ($MONITOR_IO $DPDK_PMD): $3 ($2 $v)"
   else not_ok "monitor ($MONITOR_IO $DPDK_PMD): $3" "$2 ${v:-absent}"
