@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the offload against Mosquitto direct, in the lab, and docs/BENCHMARKS.md.
 #
-#   bench/run.sh [--quick] [--reps N] [--keep DIR] [--no-doc] [SCENARIO...]
+#   bench/run.sh [--quick] [--reps N] [--keep DIR] [--no-doc] [--section backends] [SCENARIO...]
 #
 # Brings up a lab of its own (tools/mqoff-lab, prefix bn<pid>): clients in the cli namespace,
 # Mosquitto at 198.18.0.2:1883 in brk, and in nic, per target:
@@ -25,7 +25,9 @@
 # docs/bench-latency.png.
 #
 # fanout-1-1000-1 and saturation also run monitor-dpdk and monitor-afxdp, fanout-1-1000-1-q0
-# bridge-dpdk and bridge-afxdp.
+# bridge-dpdk and bridge-afxdp. --section backends runs floor-pps, floor-bulk, fanout-1-1000-1
+# and saturation (unless scenarios are named) and writes only the page's section "Packet I/O
+# backends" into docs/BENCHMARKS.md, leaving the rest of the page (and the PNG) as it was.
 # Scenarios (default: all; --quick: fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor, shorter):
 #   fanout-1-N-1-qQ   N in 1 10 100 1000, Q in 0 1 (fanout-1-N-1 = both QoS; fanout = all 8)
 #   fanout-1-max-1    QoS 0 to the largest subscriber count RLIMIT_NOFILE's hard limit (HARD)
@@ -80,7 +82,7 @@ DEADLINE_S=${BENCH_DEADLINE_S:-2400}   # past this, remaining runs are skipped (
 QUIET_PCT=${BENCH_QUIET_PCT:-15} QUIET_MAX_S=${BENCH_QUIET_MAX_S:-20} QUIET_TOTAL_S=${BENCH_QUIET_TOTAL_S:-240}  # see wait_quiet
 
 ORIG_ARGS="$*"
-REPS=3 QUICK=0 KEEP="" WRITE_DOC=1
+REPS=3 QUICK=0 KEEP="" WRITE_DOC=1 SECTION=""
 SCEN_ARGS=()
 usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -89,6 +91,12 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2; shift ;;
     --keep) KEEP=$2; shift ;;
     --no-doc) WRITE_DOC=0 ;;
+    --section)
+      case "${2:-}" in
+        backends) SECTION="Packet I/O backends" ;;
+        *) echo "bench/run.sh: --section takes backends" >&2; exit 2 ;;
+      esac
+      shift ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "bench/run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) SCEN_ARGS+=("$1") ;;
@@ -123,6 +131,7 @@ expand() {
 }
 
 SCENARIOS=()
+[ -z "$SECTION" ] || [ ${#SCEN_ARGS[@]} -gt 0 ] || SCEN_ARGS=(floor-pps floor-bulk fanout-1-1000-1 saturation)
 if [ ${#SCEN_ARGS[@]} -eq 0 ]; then
   if [ $QUICK -eq 1 ]; then SCENARIOS=("${QUICK_SCENARIOS[@]}"); else SCENARIOS=("${ALL_SCENARIOS[@]}"); fi
 else
@@ -195,7 +204,7 @@ T_START=$(date +%s)
 log() { printf '[%4ds] %s\n' $(($(date +%s) - T_START)) "$*"; }
 
 # ---- gnuplot (for the PNG) ----------------------------------------------------------------------
-if [ $WRITE_DOC -eq 1 ] && ! command -v gnuplot >/dev/null 2>&1; then
+if [ $WRITE_DOC -eq 1 ] && [ -z "$SECTION" ] && ! command -v gnuplot >/dev/null 2>&1; then
   log "installing gnuplot-nox (for docs/bench-latency.png)"
   export DEBIAN_FRONTEND=noninteractive
   timeout 300 apt-get update -qq >/dev/null 2>&1 || true
@@ -598,7 +607,11 @@ timeout 60 "$LAB" down >/dev/null 2>&1 || true
 LAB_UP=0
 
 # ---- the report ---------------------------------------------------------------------------------
-if [ $WRITE_DOC -eq 1 ]; then
+if [ $WRITE_DOC -eq 1 ] && [ -n "$SECTION" ]; then
+  "$PY" "$ROOT/bench/summarize.py" "$RES" "$DOC" --section "$SECTION" ||
+    { echo "bench/run.sh: summarize failed" >&2; exit 1; }
+  log "wrote the section \"$SECTION\" of $DOC"
+elif [ $WRITE_DOC -eq 1 ]; then
   "$PY" "$ROOT/bench/summarize.py" "$RES" "$DOC" || { echo "bench/run.sh: summarize failed" >&2; exit 1; }
   if command -v gnuplot >/dev/null 2>&1; then
     if timeout 60 gnuplot -e "dir='$RES'; out='$PNG'" "$ROOT/bench/plot.gp" 2>"$RES/gnuplot.err"; then

@@ -1,5 +1,8 @@
 #!/usr/bin/python3
-"""bench/summarize.py RESULTS_DIR OUT.md: docs/BENCHMARKS.md from a bench/run.sh results dir.
+"""bench/summarize.py RESULTS_DIR OUT.md [--section NAME]: docs/BENCHMARKS.md from a bench/run.sh
+results dir. With --section, only the page's section "## NAME" is written, into the page OUT
+already holds (replaced, or added before "## Scenarios"): a run of a few scenarios updates its
+section without dropping the others' figures.
 
 RESULTS_DIR holds machine.txt and runs/SCENARIO.TARGET.REP.{meta,json,mqoff.log,out,err}.
 Figures are medians over the repetitions of each (scenario, target); a ratio compares the
@@ -14,6 +17,7 @@ import statistics
 import sys
 
 RES, OUT = sys.argv[1], sys.argv[2]
+SECTION = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--section" else None
 TARGET_ORDER = ["direct", "proxy", "monitor", "monitor-dpdk", "monitor-afxdp", "bridge", "bridge-dpdk",
                 "bridge-afxdp"]
 IO_NAMES = {"": "AF_PACKET", "-dpdk": "DPDK", "-afxdp": "AF_XDP"}
@@ -245,7 +249,7 @@ w("| proxy | `mqoff proxy --listen 198.18.0.3:1883 --broker 198.18.0.2:1883 --ac
 w("| monitor | `br0` lets go of its ports (`ip -n NIC link set PORT nomaster`); `mqoff monitor --port-a Pnc --port-b Pnb --broker 198.18.0.2:1883 --acl open --exclusive --startup-hold 0` (the broker is fresh: no client connected before mqoff) | 198.18.0.2:1883 |")
 w("| bridge | as monitor, with `build/mqoff-bridge --port-a Pnc --port-b Pnb` (the null forwarder): the floor of a userspace bump | 198.18.0.2:1883 |")
 w("| monitor-dpdk, bridge-dpdk | the same with `--io dpdk --eal \"--no-huge --no-pci --file-prefix F --vdev=net_af_packet0,iface=Pnc,framecnt=8192 --vdev=net_af_packet1,iface=Pnb,framecnt=8192\" --port-a net_af_packet0 --port-b net_af_packet1` | 198.18.0.2:1883 |")
-w("| monitor-afxdp, bridge-afxdp | the same with `--io afxdp --port-a Pnc --port-b Pnb` (native veth XDP, copy mode) | 198.18.0.2:1883 |")
+w("| monitor-afxdp, bridge-afxdp | the same with `--io afxdp --port-a Pnc --port-b Pnb`, copy mode (bridge: native XDP, every frame to the socket; monitor: generic XDP steering the broker's TCP to the socket and the rest to the other port) | 198.18.0.2:1883 |")
 w("")
 w("- Every run: a fresh Mosquitto (and a fresh mqoff), then `mqoff-bench` in the cli namespace; "
   "%d repetitions per scenario, targets alternating, their order rotated each repetition. "
@@ -403,9 +407,14 @@ if any(runs_of(s) for s in FLOORS) or any(runs_of(x, t) for x in ("saturation", 
     w("")
     w("Monitor mode and mqoff-bridge read and write frames through one of three backends (`--io`, "
       "src/pktio): AF_PACKET rings (the default), AF_XDP sockets (an XDP program on each port "
-      "redirects its frames to a UMEM of mqoff's) and DPDK ethdev ports. In this lab every port is "
+      "redirects frames to a UMEM of mqoff's) and DPDK ethdev ports. In this lab every port is "
       "a veth: DPDK reaches it through its `net_af_packet` driver (an AF_PACKET ring of its own, "
-      "8192 frames, `--no-huge`), AF_XDP through native veth XDP in copy mode. Same loop, same splice and engine above.")
+      "8192 frames, `--no-huge`), AF_XDP in copy mode: mqoff-bridge with native veth XDP sending "
+      "every frame to the socket, monitor mode with generic XDP sending the broker's TCP to the "
+      "socket and forwarding the rest port to port in the kernel (docs/ARCHITECTURE.md: a veth "
+      "drops frames redirected to it in native mode unless its far end runs NAPI). Same loop, same "
+      "splice and engine above. In these scenarios nearly every frame is the broker's, so the "
+      "steering changes little here beyond the XDP mode.")
     if any(runs_of(s) for s in FLOORS):
         w("")
         w("### The floor: what forwarding a frame costs")
@@ -452,8 +461,9 @@ if any(runs_of(s) for s in FLOORS) or any(runs_of(x, t) for x in ("saturation", 
                 ge("saturation", t, num(sat_best("saturation", t))),
                 "" if t == "monitor" else ratio(sat_best("saturation", t), base)))
         w("")
-        w("The scenarios' own sections below have every figure (first subscriber, wire times, broker CPU).")
-        w("")
+        if not SECTION:
+            w("The scenarios' own sections below have every figure (first subscriber, wire times, broker CPU).")
+            w("")
     # which is fastest, from the floor's frames per CPU-second (the cleanest per-frame figure)
     fl = {nm: floor_rate("floor-pps", "bridge" + suf)[2] for suf, nm in IO_NAMES.items()}
     fl = {k: v for k, v in fl.items() if v}
@@ -497,15 +507,19 @@ if any(runs_of(s) for s in FLOORS) or any(runs_of(x, t) for x in ("saturation", 
       "skb work) disappears and the loop's own work is what is left; polling then wins clearly. The "
       "backend already turns on what the driver reports: TCP/UDP checksum on transmit (a frame flagged "
       "partial leaves without a software sum) and checksum verification on receive (the splice then "
-      "skips its own); TSO is reported but not used yet (the splice segments to the receiver's MSS "
-      "itself; a super-segment per burst would save a header build per MSS). A fan-out's frames "
+      "skips its own) — the splice then sums no payload at all — and TSO: the splice hands the "
+      "device frames of up to 64 000 bytes, whole multiples of the receiver's MSS, built as mbuf "
+      "chains, instead of building and sending every segment itself. Neither runs in these figures "
+      "(`net_af_packet` reports neither); the lab exercises both through `net_tap`, which does them "
+      "in software (`test_fanout.sh` on DPDK). A fan-out's frames "
       "reference the shared payload (external-buffer mbufs) where the device reads the CPU's memory "
       "(the software drivers here); on a NIC the payload must be registered for DMA "
       "(`rte_extmem_register`), which the engine's allocator does not do yet, so there it is copied. "
       "`rte_flow` rules in the NIC's switch send the broker's traffic to mqoff and forward everything "
       "else port to port in hardware; the drivers here have no flow support and say so at start.")
     w("- **AF_XDP zero-copy** (ice, mlx5, i40e) drops the kernel's two copies; the copy between the "
-      "two ports' UMEMs stays unless both sockets share one UMEM.")
+      "two ports' UMEMs stays unless both sockets share one UMEM. Steering stays in native XDP there "
+      "(the target is no veth): what is not the broker's is forwarded by the driver, never copied.")
     w("- **RSS**: mqoff runs one thread on one queue per port. A multi-queue NIC would spread "
       "connections over queues by a symmetric hash (both directions of a connection on one queue), "
       "one loop and splice per queue, with the subscription table shared: not built.")
@@ -818,6 +832,32 @@ w("")
 w("Saturation rows show the best step. Raw records (mqoff-bench JSON, mqoff logs) are kept with "
   "`bench/run.sh --keep DIR`.")
 
+if SECTION:
+    head = "## " + SECTION
+    if head not in L:
+        sys.exit("summarize: the results make no section %r" % SECTION)
+    i = L.index(head)
+    j = next((k for k in range(i + 1, len(L)) if L[k].startswith("## ")), len(L))
+    block = L[i:j]
+    block[1:1] = ["", "Measured apart from the rest of this page, on %s at commit %s (%s), %d repetitions, with "
+                  "`%s`; the other sections are from the run the top of the page names." % (
+                      MACHINE.get("date", "?"), MACHINE.get("commit", "?"),
+                      "clean tree" if MACHINE.get("dirty", "0") == "0" else "uncommitted changes",
+                      REPS, MACHINE.get("argv", "bench/run.sh"))]
+    try:
+        old = open(OUT).read().split("\n")
+    except OSError:
+        old = []
+    if head in old:
+        a = old.index(head)
+        b = next((k for k in range(a + 1, len(old)) if old[k].startswith("## ")), len(old))
+        old[a:b] = block
+    else:
+        at = old.index("## Scenarios") if "## Scenarios" in old else len(old)
+        old[at:at] = block
+    L = old
+    while L and L[-1] == "":
+        L.pop()
 with open(OUT, "w") as f:
     f.write("\n".join(L) + "\n")
 
