@@ -236,16 +236,8 @@ static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t l
     uint16_t seg = (uint16_t)(flags >> 16);
     /* offloads only toward a port that does them (a caller's mistake otherwise: refused) */
     if (!f || (need > f->cap && !seg) || (seg && !mqo_bump_tso_max(b, out)) ||
-        ((flags & MQO_BUMP_CSUM) && !seg && !mqo_bump_csum_offload(b, out))) {
-        if (f)
-            mqo_frame_free(f);
-        if (own) { /* it waits in the hook like any refused frame */
-            b->st->own_deferred++;
-            return -EAGAIN;
-        }
-        b->st->alloc_fail++;
-        return -ENOBUFS;
-    }
+        ((flags & MQO_BUMP_CSUM) && !seg && !mqo_bump_csum_offload(b, out)))
+        goto refused;
     /* a TSO frame goes on past the frame's own buffer, in buffers chained to it */
     size_t head = len > f->cap ? f->cap : len;
     memcpy(f->data, data, head);
@@ -254,28 +246,15 @@ static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t l
     f->seg_size = seg;
     if (flags & MQO_BUMP_CSUM)
         f->flags |= MQO_FRAME_CSUM_PARTIAL;
-    if (head < len && mqo_frame_append(f, data + head, (uint32_t)(len - head))) {
-        mqo_frame_free(f);
-        if (own) {
-            b->st->own_deferred++;
-            return -EAGAIN;
-        }
-        b->st->alloc_fail++;
-        return -ENOBUFS;
-    }
+    if (head < len && mqo_frame_append(f, data + head, (uint32_t)(len - head)))
+        goto refused;
     if (whole) {
         memcpy(f->data + len, ext->p, ext->len);
         f->len += ext->len;
         if (ext->put)
             ext->put(ext->arg);
     } else if (ext && mqo_frame_attach(f, ext)) {
-        mqo_frame_free(f);
-        if (own) {
-            b->st->own_deferred++;
-            return -EAGAIN;
-        }
-        b->st->alloc_fail++;
-        return -ENOBUFS;
+        goto refused;
     }
     f->port = (uint16_t)(1 - out);
     if (own)
@@ -285,6 +264,15 @@ static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t l
     if (b->q[out].n >= FLUSH_AT)
         txq_flush(b->port[out], &b->q[out]);
     return 0;
+refused:
+    if (f)
+        mqo_frame_free(f);
+    if (own) { /* it waits in the hook like any refused frame */
+        b->st->own_deferred++;
+        return -EAGAIN;
+    }
+    b->st->alloc_fail++;
+    return -ENOBUFS;
 }
 
 int mqo_bump_csum_offload(const struct mqo_bump *b, int out)

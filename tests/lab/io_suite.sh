@@ -36,34 +36,33 @@ fi
 CHILD='' TMP=$(mktemp /tmp/io_suite.XXXXXX)
 trap '[ -z "$CHILD" ] || kill -TERM "$CHILD" 2>/dev/null; wait; rm -f "$TMP"; exit 130' INT TERM
 trap 'rm -f "$TMP"' EXIT
-for t in test_monitor.sh test_frag.sh test_bridge.sh test_fanout.sh test_raw.sh test_protocol.sh \
-  test_retain_unsub.sh; do
-  echo "# --- $t on --io $IO"
-  LAB_TARGETS=monitor MONITOR_IO=$IO KEEPALIVE_SECS=10 timeout -k 10 "${IO_SCRIPT_TIMEOUT:-300}" \
-    bash "$DIR/$t" >"$TMP" 2>&1 </dev/null &
+
+# run_script SCRIPT TAG [VAR=VALUE...]: SCRIPT on the monitor target with the backend (and the
+# settings given), bounded in time; its checks' names get "[TAG]" in front.
+run_script() {
+  local t=$1 tag=$2 s
+  shift 2
+  env "$@" LAB_TARGETS=monitor MONITOR_IO="$IO" KEEPALIVE_SECS=10 \
+    timeout -k 10 "${IO_SCRIPT_TIMEOUT:-300}" bash "$DIR/$t" >"$TMP" 2>&1 </dev/null &
   CHILD=$!
   wait "$CHILD"
   s=$?
   CHILD=''
-  sed -E "s/^(not )?ok - /&[io $IO] /" "$TMP"
+  sed -E "s/^(not )?ok - /&[$tag] /" "$TMP"
   if [ "$s" -ne 0 ]; then
     rc=1
-    [ "$s" -ne 124 ] || echo "not ok - [io $IO] $t: timed out"
+    [ "$s" -ne 124 ] || echo "not ok - [$tag] $t: timed out"
   fi
+}
+
+for t in test_monitor.sh test_frag.sh test_bridge.sh test_fanout.sh test_raw.sh test_protocol.sh \
+  test_retain_unsub.sh; do
+  echo "# --- $t on --io $IO"
+  run_script "$t" "io $IO"
 done
 if [ "$IO" = dpdk ]; then
   # the offloads a NIC does (TSO, TX checksums): DPDK's net_tap does them in software
   echo "# --- test_fanout.sh on --io dpdk, net_tap devices"
-  DPDK_PMD=net_tap LAB_TARGETS=monitor MONITOR_IO=dpdk timeout -k 10 "${IO_SCRIPT_TIMEOUT:-300}" \
-    bash "$DIR/test_fanout.sh" >"$TMP" 2>&1 </dev/null &
-  CHILD=$!
-  wait "$CHILD"
-  s=$?
-  CHILD=''
-  sed -E "s/^(not )?ok - /&[io dpdk net_tap] /" "$TMP"
-  if [ "$s" -ne 0 ]; then
-    rc=1
-    [ "$s" -ne 124 ] || echo "not ok - [io dpdk net_tap] test_fanout.sh: timed out"
-  fi
+  run_script test_fanout.sh "io dpdk net_tap" DPDK_PMD=net_tap
 fi
 exit $rc
