@@ -408,7 +408,7 @@ scen() {
       LIMIT=90 ;;
     saturation)
       TARGETS="direct proxy monitor monitor-dpdk monitor-afxdp"
-      ARGS=(--pubs 1 --subs 1000 --topics 1 --saturation --rate 15 --step-factor 1.5 --max-steps 11
+      ARGS=(--pubs 1 --subs 1000 --topics 1 --saturation --rate 15 --step-factor 1.5 --max-steps 15
             --step 2 --step-warmup 1 --p99-bound-ms 250 --grace 1)
       LIMIT=120 ;;
     p2p-1000)
