@@ -464,21 +464,42 @@ if any(runs_of(s) for s in FLOORS) or any(runs_of(x, t) for x in ("saturation", 
         if not SECTION:
             w("The scenarios' own sections below have every figure (first subscriber, wire times, broker CPU).")
             w("")
-    # which is fastest, from the floor's frames per CPU-second (the cleanest per-frame figure)
-    fl = {nm: floor_rate("floor-pps", "bridge" + suf)[2] for suf, nm in IO_NAMES.items()}
-    fl = {k: v for k, v in fl.items() if v}
-    sat = {nm: sat_best("saturation", t) for t, nm in BACKEND_TARGETS}
-    sat = {k: v for k, v in sat.items() if v}
+    # which is fastest: per frame (the floors' frames per CPU-second, the cleanest per-frame
+    # figures), and monitor mode's own cost (mqoff CPU over fanout-1-1000-1, saturation)
+    def ranked(vals, hi_best=True, fmt="%.0f"):
+        vals = {k: v for k, v in vals.items() if v}
+        if not vals:
+            return None, ""
+        order = sorted(vals, key=vals.get, reverse=hi_best)
+        return order[0], "; ".join("%s %s" % (k, num(vals[k], fmt)) for k in order)
     w("### Which is fastest here, and why")
     w("")
-    if fl:
-        best = max(fl, key=fl.get)
-        w("- **Per frame: %s** (floor-pps: %s frames per CPU-second; %s)." % (
-            best, num(fl[best]), ", ".join("%s %s" % (k, num(v)) for k, v in sorted(fl.items(), key=lambda kv_: -kv_[1]) if k != best)))
-    if sat:
-        best = max(sat, key=sat.get)
-        w("- **Monitor mode's saturation: %s** (%s deliveries/s; %s)." % (
-            best, num(sat[best]), ", ".join("%s %s" % (k, num(v)) for k, v in sorted(sat.items(), key=lambda kv_: -kv_[1]) if k != best)))
+    for sc, what in (("floor-pps", "small frames (floor-pps, frames per CPU-second)"),
+                     ("floor-bulk", "full-size frames (floor-bulk, frames per CPU-second)")):
+        best, txt = ranked({nm: floor_rate(sc, "bridge" + suf)[2] for suf, nm in IO_NAMES.items()})
+        if best:
+            w("- **Forwarding %s: %s** (%s)." % (what, best, txt))
+    for sc, q in ((s1k, "0"), ("fanout-1-1000-1-q1", "1")):
+        best, txt = ranked({nm: cpu(sc, t, "mqoff") for t, nm in BACKEND_TARGETS}, False, "%.2f")
+        if best:
+            w("- **Monitor mode, fanout-1-1000-1 QoS %s, mqoff's CPU (less is better): %s** (%s s)." % (q, best, txt))
+    sat = {nm: sat_best("saturation", t) for t, nm in BACKEND_TARGETS}
+    best, txt = ranked(sat)
+    if best:
+        capped = [nm for t, nm in BACKEND_TARGETS if sat.get(nm) and sat_capped("saturation", t)]
+        top = sorted(v for v in sat.values() if v)
+        if len(capped) == len([v for v in sat.values() if v]):
+            w("- **Monitor mode's saturation: no winner** (%s deliveries/s): every backend passed every "
+              "step of the sweep, whose highest rate does not separate them." % txt)
+        elif len(top) > 1 and top[-1] == top[-2]:
+            w("- **Monitor mode's saturation: no winner** (%s deliveries/s): the best of them reached "
+              "the same step of the ×1.5 sweep (medians of the runs)." % txt)
+        else:
+            w("- **Monitor mode's saturation: %s** (%s deliveries/s%s)." % (
+                best, txt, "; ≥: passed every step" if capped else ""))
+    w("")
+    w("Why, from what each backend does per frame:")
+    w("")
     w("- Every backend ends in the same kernel path here: a frame sent on a veth becomes an skb and "
       "runs the peer's receive path inside the sender's system call (AF_PACKET's `sendmmsg`, the "
       "`net_af_packet` driver's TX-ring kick, AF_XDP's `sendto` in copy mode). That work, charged to "
@@ -486,19 +507,23 @@ if any(runs_of(s) for s in FLOORS) or any(runs_of(x, t) for x in ("saturation", 
       "what they add around it.")
     w("- AF_PACKET (event-driven): the loop sleeps in `ppoll` and is woken for the next frame; with "
       "small frames arriving one by one a wake-up brings one or two (frames per loop iteration "
-      "above), so each pays for a wake-up, a `ppoll` and a `sendmmsg` of its own. TCP bulk arrives "
-      "in bursts and batches by itself: there the three are close. The ring is read in place and "
-      "`sendmmsg` copies once.")
+      "above), so each pays for a wake-up, a `ppoll` and a `sendmmsg` of its own. The ring is read "
+      "in place and `sendmmsg` copies once.")
     w("- DPDK (polled): no descriptor to wait on, so the loop looks again after 16 µs, doubling to "
-      "256 µs while idle (src/modes/bump.c): under load each look finds a larger burst, and the "
-      "driver's TX kick (one `send` per burst) and the loop's bookkeeping are shared by more frames. "
-      "Frames stay in their mbufs from receive to transmit (no copy in mqoff). The price: the "
-      "idle loop wakes a few thousand times a second, and a frame that arrives while it sleeps waits "
-      "up to 256 µs (`--busy-poll US` spins instead).")
+      "256 µs while idle (src/modes/bump.c): under load each look finds a larger burst (frames per "
+      "loop iteration above), and the driver's TX kick and the loop's bookkeeping are shared by more "
+      "frames: that is what wins for small frames. But `net_af_packet` copies every frame twice more "
+      "than mqoff's own AF_PACKET backend (its kernel ring into an mbuf on receive, the mbuf into its "
+      "TX ring on transmit), and allocates and frees an mbuf per frame: with full-size frames, and in "
+      "monitor mode, where the splice builds most frames itself, that costs more than the batching "
+      "saves (the copies and mbufs are what it does more; not profiled further). A frame that arrives while the loop sleeps waits up to 256 µs (`--busy-poll US` spins "
+      "instead).")
     w("- AF_XDP in copy mode: the kernel copies each frame into the UMEM on receive and out of it on "
       "transmit, and mqoff copies a forwarded frame from one port's UMEM into the other's (one UMEM per "
       "port), a `sendto` per 32 frames (the kernel's copy-mode batch); like AF_PACKET it is woken per "
-      "readable event.")
+      "readable event, but its transmit goes straight to the device (no queueing discipline) and its "
+      "receive skips the kernel's packet-socket delivery: the likely source of its gain on full-size "
+      "frames (not profiled further).")
     w("")
     w("### What a real NIC would change")
     w("")
