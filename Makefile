@@ -18,10 +18,29 @@ LIBS     += $(CTL_LIBS)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
+# Packet I/O backends built when pkg-config finds their Debian packages (scripts/deps.sh
+# installs them): DPDK (dpdk-dev) and AF_XDP (libxdp-dev, libbpf-dev). AF_PACKET is always in.
+# `make NO_DPDK=1 NO_AFXDP=1` builds without them.
+DPDK_OK  := $(if $(NO_DPDK),,$(shell $(PKG_CONFIG) --exists libdpdk 2>/dev/null && echo 1))
+AFXDP_OK := $(if $(NO_AFXDP),,$(shell $(PKG_CONFIG) --exists libxdp libbpf 2>/dev/null && echo 1))
+PKTIO_OPT = src/pktio/dpdk.c src/pktio/afxdp.c src/pktio/xdp_prog.c
+PKTIO_ON  = $(if $(DPDK_OK),src/pktio/dpdk.c) $(if $(AFXDP_OK),src/pktio/afxdp.c src/pktio/xdp_prog.c)
+ifeq ($(DPDK_OK),1)
+# DPDK's headers as system headers: their own warnings are not ours
+DPDK_CFLAGS := $(subst -I,-isystem ,$(shell $(PKG_CONFIG) --cflags libdpdk))
+LIBS     += $(shell $(PKG_CONFIG) --libs libdpdk)
+endif
+ifeq ($(AFXDP_OK),1)
+AFXDP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libxdp libbpf)
+LIBS     += $(shell $(PKG_CONFIG) --libs libxdp libbpf)
+endif
+
 B        ?= build
 LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/ctl src/tcp src/net src/modes src/l2 src/pktio src/plugin src/chan
 # the plugin's glue to the broker (src/plugin/plugin.c) is only in mqoff_mosquitto.so
-LIB_SRCS  = $(filter-out src/plugin/plugin.c,$(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))))
+LIB_SRCS  = $(filter-out src/plugin/plugin.c $(PKTIO_OPT),$(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))) $(PKTIO_ON)
+# the libFuzzer builds compile the library from source, without the optional backends
+FUZZ_LIB_SRCS = $(filter-out $(PKTIO_OPT),$(LIB_SRCS))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
 TEST_BINS = $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
@@ -36,7 +55,7 @@ BIN = $(B)/mqoff
 
 SHIM = $(B)/libmqoff-intercept.so
 
-.PHONY: all lib bin shim tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool test unit demo bench deps clean
+.PHONY: FORCE all lib bin shim tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool test unit demo bench deps clean
 
 all: lib bin shim tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool
 
@@ -65,6 +84,18 @@ $(B)/libmqoff.a: $(LIB_OBJS)
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/src/pktio/dpdk.o: XCFLAGS += $(DPDK_CFLAGS)
+$(B)/src/pktio/afxdp.o $(B)/src/pktio/xdp_prog.o: XCFLAGS += $(AFXDP_CFLAGS)
+# the pktio tests test what the build has
+$(B)/tests/pktio/%: XCFLAGS += $(if $(DPDK_OK),-DMQO_HAVE_DPDK) $(if $(AFXDP_OK),-DMQO_HAVE_AFXDP $(AFXDP_CFLAGS))
+$(B)/src/pktio/pktio.o: XCFLAGS += $(if $(DPDK_OK),-DMQO_HAVE_DPDK) $(if $(AFXDP_OK),-DMQO_HAVE_AFXDP)
+# a backend that appears or goes (packages installed) rebuilds the dispatcher
+$(B)/src/pktio/pktio.o: $(B)/pktio-backends
+$(B)/pktio-backends: FORCE
+	@mkdir -p $(@D)
+	@echo "$(DPDK_OK) $(AFXDP_OK)" | cmp -s - $@ || echo "$(DPDK_OK) $(AFXDP_OK)" > $@
+FORCE:
 
 # Test helpers: tests/unit/<dir>/harness*.c and helper*.c are linked into that dir's tests.
 helpers_of = $(wildcard $(1)harness*.c $(1)helper*.c)
@@ -143,10 +174,10 @@ asan: asan-build
 
 # libFuzzer targets (clang). Run one: build-fuzz/mqtt/fuzz_parser fuzz/mqtt/corpus
 fuzz: $(FUZZ_BINS)
-build-fuzz/%: fuzz/%.c $(LIB_SRCS)
+build-fuzz/%: fuzz/%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(@D)
 	$(CLANG) -std=c11 $(WARN) -Wno-unused-command-line-argument -O1 -g $(CPPFLAGS) -Itests/unit/$(notdir $(@D)) \
-	  -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(call helpers_of,tests/unit/$(notdir $(@D))/) $(LIBS) -o $@
+	  -fsanitize=fuzzer,address,undefined $< $(FUZZ_LIB_SRCS) $(call helpers_of,tests/unit/$(notdir $(@D))/) $(LIBS) -o $@
 
 deps:
 	scripts/deps.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the offload against Mosquitto direct, in the lab, and docs/BENCHMARKS.md.
 #
-#   bench/run.sh [--quick] [--reps N] [--keep DIR] [--no-doc] [SCENARIO...]
+#   bench/run.sh [--quick] [--reps N] [--keep DIR] [--no-doc] [--section backends] [SCENARIO...]
 #
 # Brings up a lab of its own (tools/mqoff-lab, prefix bn<pid>): clients in the cli namespace,
 # Mosquitto at 198.18.0.2:1883 in brk, and in nic, per target:
@@ -18,6 +18,9 @@
 #            socket, as a DPU's PCIe channel) instead of proxy's second TCP connection
 #   bridge   as monitor, with build/mqoff-bridge (the null forwarder): the floor of a
 #            userspace bump
+#   monitor-dpdk, monitor-afxdp, bridge-dpdk, bridge-afxdp
+#            the same on the other packet I/O backends (--io dpdk with net_af_packet devices on
+#            the two veths, --no-huge; --io afxdp), as tests/lab/io.sh starts them
 # Each scenario runs build/mqoff-bench in the cli namespace against every target, 3 times,
 # targets alternating (their order rotates each repetition), a fresh broker (and mqoff) per
 # run. Per run it keeps mqoff-bench's JSON, and the CPU time of the broker, of mqoff and of
@@ -26,6 +29,10 @@
 # gnuplot (bench/plot.gp; gnuplot-nox is installed with apt-get when missing) draws
 # docs/bench-latency.png.
 #
+# fanout-1-1000-1 and saturation also run monitor-dpdk and monitor-afxdp, fanout-1-1000-1-q0
+# bridge-dpdk and bridge-afxdp. --section backends runs floor-pps, floor-bulk, fanout-1-1000-1
+# and saturation (unless scenarios are named) and writes only the page's section "Packet I/O
+# backends" into docs/BENCHMARKS.md, leaving the rest of the page (and the PNG) as it was.
 # Scenarios (default: all; --quick: fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor, shorter):
 #   fanout-1-N-1-qQ   N in 1 10 100 1000, Q in 0 1 (fanout-1-N-1 = both QoS; fanout = all 8)
 #   fanout-1-max-1    QoS 0 to the largest subscriber count RLIMIT_NOFILE's hard limit (HARD)
@@ -43,6 +50,9 @@
 #   payload-B         fan-out 1-10-1 with B-byte payloads, B in 32 1024 1460 1461 16384 65536
 #                     (payload = all six)
 #   floor             1-1-1 through the kernel bridge vs mqoff-bridge
+#   floor-pps         the null forwarder's cost per frame, per backend: 64-byte UDP frames
+#                     blasted from cli to brk for 5 s; frames per CPU-second of mqoff-bridge
+#   floor-bulk        the same with a TCP transfer (full-size frames one way, ACKs the other)
 #   wildcard-10k      10 000 filters, a publish matches 5: 100 subscribers x (1 exact filter +
 #                     99 decoys, mqoff-bench --decoys: exact, + and # filters that match nothing),
 #                     20 publishers on 20 topics (not in --quick)
@@ -83,7 +93,7 @@ DEADLINE_S=${BENCH_DEADLINE_S:-3600}   # past this, remaining runs are skipped (
 QUIET_PCT=${BENCH_QUIET_PCT:-15} QUIET_MAX_S=${BENCH_QUIET_MAX_S:-20} QUIET_TOTAL_S=${BENCH_QUIET_TOTAL_S:-240}  # see wait_quiet
 
 ORIG_ARGS="$*"
-REPS=3 QUICK=0 KEEP="" WRITE_DOC=1
+REPS=3 QUICK=0 KEEP="" WRITE_DOC=1 SECTION=""
 SCEN_ARGS=()
 usage() { sed -n '2,55p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -92,6 +102,12 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2; shift ;;
     --keep) KEEP=$2; shift ;;
     --no-doc) WRITE_DOC=0 ;;
+    --section)
+      case "${2:-}" in
+        backends) SECTION="Packet I/O backends" ;;
+        *) echo "bench/run.sh: --section takes backends" >&2; exit 2 ;;
+      esac
+      shift ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "bench/run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) SCEN_ARGS+=("$1") ;;
@@ -105,9 +121,9 @@ ALL_SCENARIOS=(
   fanout-1-100-1-q0 fanout-1-100-1-q1 fanout-1-1000-1-q0 fanout-1-1000-1-q1
   fanout-1-max-1 fanout-5-1000-5 saturation p2p-1000 p2p-1000-pt wildcard-10k
   payload-32 payload-1024 payload-1460 payload-1461 payload-16384 payload-65536
-  floor
+  floor floor-pps floor-bulk
 )
-QUICK_SCENARIOS=(fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor)
+QUICK_SCENARIOS=(fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor floor-pps)
 
 # expand NAME: the scenario ids NAME stands for (itself, a QoS pair, or a group).
 expand() {
@@ -115,6 +131,7 @@ expand() {
   case "$n" in
     fanout|fanout-1-N-1) n='fanout-1-[0-9]*-1-q*' ;;
     payload) n='payload-*' ;;
+    floors) n='floor*' ;;
     all) n='*' ;;
   esac
   for s in "${ALL_SCENARIOS[@]}"; do
@@ -125,6 +142,7 @@ expand() {
 }
 
 SCENARIOS=()
+[ -z "$SECTION" ] || [ ${#SCEN_ARGS[@]} -gt 0 ] || SCEN_ARGS=(floor-pps floor-bulk fanout-1-1000-1 saturation)
 if [ ${#SCEN_ARGS[@]} -eq 0 ]; then
   if [ $QUICK -eq 1 ]; then SCENARIOS=("${QUICK_SCENARIOS[@]}"); else SCENARIOS=("${ALL_SCENARIOS[@]}"); fi
 else
@@ -157,6 +175,13 @@ mq_stop() {   # SIGTERM, up to 10 s, then SIGKILL; sets MQ_RC
   MQ_PID=
 }
 
+IO_PREFIX=${P}io
+# shellcheck source=../tests/lab/io.sh
+. "$ROOT/tests/lab/io.sh"
+# io_of T / kind_of T: a target's packet I/O backend and what it runs (monitor-dpdk: dpdk, monitor)
+io_of() { case "$1" in *-dpdk) echo dpdk ;; *-afxdp) echo afxdp ;; *) echo afpacket ;; esac; }
+kind_of() { echo "${1%%-*}"; }
+
 ports_to_bridge() {
   ip -n "$NS_NIC" link set "${P}nc" master br0 2>/dev/null || true
   ip -n "$NS_NIC" link set "${P}nb" master br0 2>/dev/null || true
@@ -170,6 +195,7 @@ cleanup() {
     ports_to_bridge
     "$LAB" down >/dev/null 2>&1 || true
   fi
+  io_cleanup
   if [ $OWN_RES -eq 1 ] && [ -n "$RES" ]; then rm -rf "$RES"; fi
   exit $rc
 }
@@ -189,7 +215,7 @@ T_START=$(date +%s)
 log() { printf '[%4ds] %s\n' $(($(date +%s) - T_START)) "$*"; }
 
 # ---- gnuplot (for the PNG) ----------------------------------------------------------------------
-if [ $WRITE_DOC -eq 1 ] && ! command -v gnuplot >/dev/null 2>&1; then
+if [ $WRITE_DOC -eq 1 ] && [ -z "$SECTION" ] && ! command -v gnuplot >/dev/null 2>&1; then
   log "installing gnuplot-nox (for docs/bench-latency.png)"
   export DEBIAN_FRONTEND=noninteractive
   timeout 300 apt-get update -qq >/dev/null 2>&1 || true
@@ -296,6 +322,15 @@ target_host() {
 # The exact commands, for the report.
 target_cmd() {
   case "$1" in
+    *-dpdk|*-afxdp)
+      MONITOR_IO=$(io_of "$1") io_args "${P}nc" "${P}nb"
+      local io=${IO_ARGS[*]}
+      io=${io/--eal --no-huge/--eal \"--no-huge}; io=${io/ --port-a/\" --port-a}
+      if [ "$(kind_of "$1")" = monitor ]; then
+        echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff monitor $io --broker $BROKER_ADDR:$PORT ${MQ_ARGS[*]} --startup-hold 0"
+      else
+        echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff-bridge $io --quiet"
+      fi ;;
     direct) echo "(kernel bridge br0 in ${P}-nic; no mqoff)" ;;
     proxy) echo "ip netns exec ${P}-nic build/mqoff proxy --listen $PROXY_ADDR:$PORT --broker $BROKER_ADDR:$PORT ${MQ_ARGS[*]}" ;;
     monitor) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff monitor --port-a ${P}nc --port-b ${P}nb --broker $BROKER_ADDR:$PORT ${MQ_ARGS[*]} --startup-hold 0" ;;
@@ -334,16 +369,17 @@ target_up() {
         kill -0 "$MQ_PID" 2>/dev/null || break
         sleep 0.05
       done ;;
-    monitor|bridge)
+    monitor*|bridge*)
       ip -n "$NS_NIC" link set "${P}nc" nomaster
       ip -n "$NS_NIC" link set "${P}nb" nomaster
-      if [ "$t" = monitor ]; then
+      MONITOR_IO=$(io_of "$t") io_args "${P}nc" "${P}nb"
+      if [ "$(kind_of "$t")" = monitor ]; then
         # --startup-hold 0: the broker is fresh and no client reaches it before mqoff is in place,
         # so there is no connection mqoff could have missed (the default holds offload for 90 s).
-        ip netns exec "$NS_NIC" "$MQOFF" monitor --port-a "${P}nc" --port-b "${P}nb" \
+        ip netns exec "$NS_NIC" "$MQOFF" monitor "${IO_ARGS[@]}" \
           --broker "$BROKER_ADDR:$PORT" "${MQ_ARGS[@]}" --startup-hold 0 >"$log" 2>&1 </dev/null &
       else
-        ip netns exec "$NS_NIC" "$BRIDGE" --port-a "${P}nc" --port-b "${P}nb" --quiet >"$log" 2>&1 </dev/null &
+        ip netns exec "$NS_NIC" "$BRIDGE" "${IO_ARGS[@]}" --quiet >"$log" 2>&1 </dev/null &
       fi
       MQ_PID=$! ;;
   esac
@@ -367,7 +403,7 @@ target_down() {
     gone "$BROKER_PID" || kill -KILL "$BROKER_PID" 2>/dev/null
     BROKER_PID=
   fi
-  { [ "$1" = monitor ] || [ "$1" = bridge ]; } && ports_to_bridge
+  case "$1" in monitor*|bridge*) ports_to_bridge ;; esac
   return 0
 }
 
@@ -393,7 +429,8 @@ scen() {
         1000) rate=20 warm=2 grace=2
               if [ "$q" = 0 ]; then dur=20; else dur=12; fi
               [ $QUICK -eq 1 ] && dur=10
-              [ "$q" = 0 ] && TARGETS="direct proxy monitor intercept bridge" ;;
+              TARGETS="direct proxy monitor intercept monitor-dpdk monitor-afxdp"
+              [ "$q" = 0 ] && TARGETS="$TARGETS bridge bridge-dpdk bridge-afxdp" ;;
       esac
       ARGS=(--pubs 1 --subs "$subs" --topics 1 --qos "$q" --rate "$rate" --duration "$dur" --warmup "$warm" --grace "$grace")
       LIMIT=$((dur + warm + grace + 60)) ;;
@@ -402,7 +439,8 @@ scen() {
             --step 4 --step-warmup 1 --p99-bound-ms 5000 --grace 2)
       LIMIT=90 ;;
     saturation)
-      ARGS=(--pubs 1 --subs 1000 --topics 1 --saturation --rate 15 --step-factor 1.5 --max-steps 11
+      TARGETS="direct proxy monitor intercept monitor-dpdk monitor-afxdp"
+      ARGS=(--pubs 1 --subs 1000 --topics 1 --saturation --rate 15 --step-factor 1.5 --max-steps 15
             --step 2 --step-warmup 1 --p99-bound-ms 250 --grace 1)
       LIMIT=120 ;;
     p2p-1000|p2p-1000-pt)
@@ -424,8 +462,69 @@ scen() {
       TARGETS="direct bridge"
       ARGS=(--pubs 1 --subs 1 --topics 1 --rate 500 --duration 2 --warmup 1 --grace 1)
       LIMIT=60 ;;
+    floor-pps|floor-bulk)
+      TARGETS="bridge bridge-dpdk bridge-afxdp"
+      ARGS=()
+      LIMIT=30 ;;
     *) echo "bench/run.sh: no definition for $n" >&2; return 1 ;;
   esac
+}
+
+# up_or_record SCEN TARGET REP BASE: target_up, or (1) the run recorded as failed to set up.
+up_or_record() {
+  target_up "$2" "$4.mqoff.log" && return 0
+  log "  $1 [$2] rep $3: target did not come up: $(tail -2 "$4.mqoff.log" | tr '\n' ' ')"
+  target_down "$2"
+  printf 'scenario=%s\ntarget=%s\nrep=%s\nsetup_failed=1\n' "$1" "$2" "$3" >"$4.meta"
+  return 1
+}
+
+# run_floor SCEN TARGET REP: floor-pps / floor-bulk. The load (bench/floor.py) runs FLOOR_S
+# seconds from cli to brk through mqoff-bridge; its CPU time over the run and the frames it
+# received (its closing counters) give frames per CPU-second.
+FLOOR_S=5
+run_floor() {
+  local s=$1 t=$2 r=$3 base k0 k1 wall0 wall1 rc sink_pid fport=$((5000 + RANDOM % 1000))
+  base=$RES/runs/$s.$t.$r
+  up_or_record "$s" "$t" "$r" "$base" || return 0
+  wait_quiet
+  local kind=udp
+  [ "$s" = floor-bulk ] && kind=tcp
+  ip netns exec "$P-brk" timeout $((FLOOR_S + 10)) "$PY" "$ROOT/bench/floor.py" "$kind-sink" \
+    "$BROKER_ADDR" "$fport" $((FLOOR_S + 5)) >"$base.sink" 2>&1 &
+  sink_pid=$!
+  sleep 0.5
+  k0=$(ticks "$MQ_PID"); wall0=$(date +%s.%N)
+  if [ "$kind" = udp ]; then
+    ip netns exec "$NS_CLI" timeout $((FLOOR_S + 10)) "$PY" "$ROOT/bench/floor.py" udp-blast \
+      "$BROKER_ADDR" "$fport" "$FLOOR_S" 18 >"$base.out" 2>"$base.err"
+  else
+    ip netns exec "$NS_CLI" timeout $((FLOOR_S + 10)) "$PY" "$ROOT/bench/floor.py" tcp-send \
+      "$BROKER_ADDR" "$fport" "$FLOOR_S" >"$base.out" 2>"$base.err"
+  fi
+  rc=$?
+  sleep 0.2 # what is in flight reaches the bridge
+  k1=$(ticks "$MQ_PID"); wall1=$(date +%s.%N)
+  kill -TERM "$sink_pid" 2>/dev/null
+  wait "$sink_pid" 2>/dev/null
+  target_down "$t"
+  {
+    echo "scenario=$s"
+    echo "target=$t"
+    echo "rep=$r"
+    echo "rc=$rc"
+    echo "clk_tck=$CLK_TCK"
+    echo "mqoff_ticks=$((k1 - k0))"
+    echo "wall_s=$(awk -v a="$wall0" -v b="$wall1" 'BEGIN {printf "%.2f", b - a}')"
+    echo "load_sent=$(tail -1 "$base.out")"
+    echo "quiet=$QUIET"
+    echo "quiet_wait_s=$QUIET_WAIT"
+    echo "cmd=ip netns exec ${P}-cli bench/floor.py $([ "$kind" = udp ] && echo "udp-blast $BROKER_ADDR PORT $FLOOR_S 18" || echo "tcp-send $BROKER_ADDR PORT $FLOOR_S")"
+    echo "target_cmd=$(target_cmd "$t")"
+  } >"$base.meta"
+  local fr
+  fr=$(grep -oE '^port [ab] [^:]*: rx [0-9]+ frames' "$base.mqoff.log" | awk '{s += $(NF-1)} END {print s+0}')
+  log "  $s [$t] rep $r: $fr frames in $(awk -v k=$((k1 - k0)) -v c="$CLK_TCK" 'BEGIN {printf "%.2f", k / c}') CPU s"
 }
 
 # run_one SCEN TARGET REP
@@ -443,12 +542,7 @@ run_one() {
       fresh_lab || { log "  $s [$t] rep $r: lab up failed"; return 0; }
     fi
   done
-  if ! target_up "$t" "$base.mqoff.log"; then
-    log "  $s [$t] rep $r: target did not come up: $(tail -2 "$base.mqoff.log" | tr '\n' ' ')"
-    target_down "$t"
-    printf 'scenario=%s\ntarget=%s\nrep=%s\nsetup_failed=1\n' "$s" "$t" "$r" >"$base.meta"
-    return 0
-  fi
+  up_or_record "$s" "$t" "$r" "$base" || return 0
   wait_quiet
   local cmd=("$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${args[@]}" --json "$base.json")
   local tc0 tb0 tn0 tc1 tb1 tn1
@@ -536,7 +630,10 @@ for s in "${SCENARIOS[@]}"; do
         printf 'scenario=%s\ntarget=%s\nrep=%s\nskipped_deadline=1\n' "$s" "$t" "$r" >"$RES/runs/$s.$t.$r.meta"
         continue
       fi
-      run_one "$s" "$t" "$r"
+      case "$s" in
+        floor-*) run_floor "$s" "$t" "$r" ;;
+        *) run_one "$s" "$t" "$r" ;;
+      esac
     done
   done
 done
@@ -550,7 +647,11 @@ timeout 60 "$LAB" down >/dev/null 2>&1 || true
 LAB_UP=0
 
 # ---- the report ---------------------------------------------------------------------------------
-if [ $WRITE_DOC -eq 1 ]; then
+if [ $WRITE_DOC -eq 1 ] && [ -n "$SECTION" ]; then
+  "$PY" "$ROOT/bench/summarize.py" "$RES" "$DOC" --section "$SECTION" ||
+    { echo "bench/run.sh: summarize failed" >&2; exit 1; }
+  log "wrote the section \"$SECTION\" of $DOC"
+elif [ $WRITE_DOC -eq 1 ]; then
   "$PY" "$ROOT/bench/summarize.py" "$RES" "$DOC" || { echo "bench/run.sh: summarize failed" >&2; exit 1; }
   if command -v gnuplot >/dev/null 2>&1; then
     if timeout 60 gnuplot -e "dir='$RES'; out='$PNG'" "$ROOT/bench/plot.gp" 2>"$RES/gnuplot.err"; then

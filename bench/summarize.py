@@ -1,5 +1,8 @@
 #!/usr/bin/python3
-"""bench/summarize.py RESULTS_DIR OUT.md: docs/BENCHMARKS.md from a bench/run.sh results dir.
+"""bench/summarize.py RESULTS_DIR OUT.md [--section NAME]: docs/BENCHMARKS.md from a bench/run.sh
+results dir. With --section, only the page's section "## NAME" is written, into the page OUT
+already holds (replaced, or added before "## Scenarios"): a run of a few scenarios updates its
+section without dropping the others' figures.
 
 RESULTS_DIR holds machine.txt and runs/SCENARIO.TARGET.REP.{meta,json,mqoff.log,out,err}.
 Figures are medians over the repetitions of each (scenario, target); a ratio compares the
@@ -14,9 +17,14 @@ import statistics
 import sys
 
 RES, OUT = sys.argv[1], sys.argv[2]
-TARGET_ORDER = ["direct", "proxy", "monitor", "intercept", "bridge"]
+SECTION = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--section" else None
+TARGET_ORDER = ["direct", "proxy", "monitor", "monitor-dpdk", "monitor-afxdp", "intercept", "bridge",
+                "bridge-dpdk", "bridge-afxdp"]
+IO_NAMES = {"": "AF_PACKET", "-dpdk": "DPDK", "-afxdp": "AF_XDP"}
+FLOORS = ("floor-pps", "floor-bulk")
 MODES = ["proxy", "monitor", "intercept"]
-MQOFF_TARGETS = ("proxy", "monitor", "intercept", "bridge")
+MQOFF_TARGETS = ("proxy", "monitor", "monitor-dpdk", "monitor-afxdp", "intercept", "bridge", "bridge-dpdk",
+                 "bridge-afxdp")
 PASSTHROUGH_SCENARIOS = ("p2p-1000-pt",)  # mqoff offloads nothing there on purpose
 
 
@@ -245,6 +253,8 @@ w("| proxy | `mqoff proxy --listen 198.18.0.3:1883 --broker 198.18.0.2:1883 --ac
 w("| monitor | `br0` lets go of its ports (`ip -n NIC link set PORT nomaster`); `mqoff monitor --port-a Pnc --port-b Pnb --broker 198.18.0.2:1883 --acl open --exclusive --startup-hold 0` (the broker is fresh: no client connected before mqoff) | 198.18.0.2:1883 |")
 w("| intercept | Mosquitto runs with `LD_PRELOAD=build/libmqoff-intercept.so MQOFF_CHANNEL=RES/chan` and one more line, `listener 1883 198.18.0.3`; `mqoff intercept --listen 198.18.0.3:1883 --channel RES/chan --acl open --exclusive` in the nic namespace serves that listener: the clients' path is proxy's, the broker side of each connection a socketpair handed over the channel (a Unix socket across the namespaces, as a DPU's PCIe channel would be) instead of a second TCP connection | 198.18.0.3:1883 |")
 w("| bridge | as monitor, with `build/mqoff-bridge --port-a Pnc --port-b Pnb` (the null forwarder): the floor of a userspace bump | 198.18.0.2:1883 |")
+w("| monitor-dpdk, bridge-dpdk | the same with `--io dpdk --eal \"--no-huge --no-pci --file-prefix F --vdev=net_af_packet0,iface=Pnc,framecnt=8192 --vdev=net_af_packet1,iface=Pnb,framecnt=8192\" --port-a net_af_packet0 --port-b net_af_packet1` | 198.18.0.2:1883 |")
+w("| monitor-afxdp, bridge-afxdp | the same with `--io afxdp --port-a Pnc --port-b Pnb`, copy mode (bridge: native XDP, every frame to the socket; monitor: generic XDP steering the broker's TCP to the socket and the rest to the other port) | 198.18.0.2:1883 |")
 w("")
 w("- Every run: a fresh Mosquitto (and a fresh mqoff), then `mqoff-bench` in the cli namespace; "
   "%d repetitions per scenario, targets alternating, their order rotated each repetition. "
@@ -462,6 +472,190 @@ def intercept_section():
 
 intercept_section()
 
+
+# ---- packet I/O backends ----------------------------------------------------------------------
+def fmt_s(v):
+    return "n/a" if v is None else "%.2f" % v
+
+
+
+
+def floor_rate(s, t):
+    """(frames, CPU s, frames per CPU-second, frames/s wall, frames per loop iteration): medians
+    over the runs."""
+    fr, cs, per, wall, it = [], [], [], [], []
+    for r in runs_of(s, t):
+        if r["meta"].get("setup_failed") or not r["meta"].get("mqoff_ticks"):
+            continue
+        try:
+            text = open(os.path.join(RES, "runs", "%s.%s.%d.mqoff.log" % (s, t, r["rep"])), errors="replace").read()
+        except OSError:
+            continue
+        n = sum(int(x) for x in re.findall(r"^port [ab] [^:]*: rx (\d+) frames", text, re.M))
+        c = r["mqoff_s"]
+        ws = float(r["meta"].get("wall_s") or 0)
+        if not n or not c:
+            continue
+        fr.append(n)
+        cs.append(c)
+        per.append(n / c)
+        if ws:
+            wall.append(n / ws)
+        m = re.search(r"iterations (\d+)", text)
+        if m and int(m.group(1)):
+            it.append(n / int(m.group(1)))
+    return med(fr), med(cs), med(per), med(wall), med(it)
+
+
+BACKEND_TARGETS = [("monitor" + k, v) for k, v in IO_NAMES.items()]
+if any(runs_of(s) for s in FLOORS) or any(runs_of(x, t) for x in ("saturation", s1k) for t, _ in BACKEND_TARGETS[1:]):
+    w("## Packet I/O backends")
+    w("")
+    w("Monitor mode and mqoff-bridge read and write frames through one of three backends (`--io`, "
+      "src/pktio): AF_PACKET rings (the default), AF_XDP sockets (an XDP program on each port "
+      "redirects frames to a UMEM of mqoff's) and DPDK ethdev ports. In this lab every port is "
+      "a veth: DPDK reaches it through its `net_af_packet` driver (an AF_PACKET ring of its own, "
+      "8192 frames, `--no-huge`), AF_XDP in copy mode: mqoff-bridge with native veth XDP sending "
+      "every frame to the socket, monitor mode with generic XDP sending the broker's TCP to the "
+      "socket and forwarding the rest port to port in the kernel (docs/ARCHITECTURE.md: a veth "
+      "drops frames redirected to it in native mode unless its far end runs NAPI). Same loop, same "
+      "splice and engine above. In these scenarios nearly every frame is the broker's, so the "
+      "steering changes little here beyond the XDP mode.")
+    if any(runs_of(s) for s in FLOORS):
+        w("")
+        w("### The floor: what forwarding a frame costs")
+        w("")
+        w("`mqoff-bridge` between the two veths while `bench/floor.py` sends from cli to brk for 5 s: "
+          "**floor-pps** 64-byte frames (18-byte UDP datagrams into a socket that never reads), "
+          "**floor-bulk** a TCP transfer (1514-byte frames one way, ACKs the other). Frames: both "
+          "ports' receive counters from the bridge's closing summary; CPU: mqoff-bridge's utime+stime "
+          "over the load (the kernel work of a veth transmission, the peer's receive path included, is "
+          "charged to the sending process, so these figures include it). Medians of %d runs." % REPS)
+        w("")
+        w("| scenario | backend | frames | mqoff-bridge CPU s | frames per CPU-second | vs AF_PACKET | frames/s (wall) | "
+          "frames per loop iteration |")
+        w("|---|---|---|---|---|---|---|---|")
+        for s in FLOORS:
+            base = floor_rate(s, "bridge")[2]
+            for suf, nm in IO_NAMES.items():
+                t = "bridge" + suf
+                if not runs_of(s, t):
+                    continue
+                n, c, per, wall, it = floor_rate(s, t)
+                w("| %s | %s | %s | %s | **%s** | %s | %s | %s |" % (s, nm, num(n), fmt_s(c), num(per),
+                                                                "" if not suf else ratio(per, base), num(wall),
+                                                                num(it, "%.1f")))
+        w("")
+    rows = []
+    for t, nm in BACKEND_TARGETS:
+        if not any(runs_of(x, t) for x in (s1k, "fanout-1-1000-1-q1", "saturation")):
+            continue
+        rows.append((t, nm))
+    if rows:
+        w("### Monitor mode on each backend")
+        w("")
+        w("| backend | fanout-1-1000-1 QoS 0: last p50 / p99 ms | mqoff CPU s | QoS 1: last p50 / p99 ms | mqoff CPU s | "
+          "saturation: best deliveries/s | vs AF_PACKET |")
+        w("|---|---|---|---|---|---|---|")
+        base = sat_best("saturation", "monitor")
+        for t, nm in rows:
+            q1 = "fanout-1-1000-1-q1"
+            w("| %s | %s / %s | %s | %s / %s | %s | %s | %s |" % (
+                nm, ms(lat(s1k, t, "last_subscriber", "p50")), ms(lat(s1k, t, "last_subscriber", "p99")),
+                fmt_s(cpu(s1k, t, "mqoff")), ms(lat(q1, t, "last_subscriber", "p50")),
+                ms(lat(q1, t, "last_subscriber", "p99")), fmt_s(cpu(q1, t, "mqoff")),
+                ge("saturation", t, num(sat_best("saturation", t))),
+                "" if t == "monitor" else ratio(sat_best("saturation", t), base)))
+        w("")
+        if not SECTION:
+            w("The scenarios' own sections below have every figure (first subscriber, wire times, broker CPU).")
+            w("")
+    # which is fastest: per frame (the floors' frames per CPU-second, the cleanest per-frame
+    # figures), and monitor mode's own cost (mqoff CPU over fanout-1-1000-1, saturation)
+    def ranked(vals, hi_best=True, fmt="%.0f"):
+        vals = {k: v for k, v in vals.items() if v}
+        if not vals:
+            return None, ""
+        order = sorted(vals, key=vals.get, reverse=hi_best)
+        return order[0], "; ".join("%s %s" % (k, num(vals[k], fmt)) for k in order)
+    w("### Which is fastest here, and why")
+    w("")
+    for sc, what in (("floor-pps", "small frames (floor-pps, frames per CPU-second)"),
+                     ("floor-bulk", "full-size frames (floor-bulk, frames per CPU-second)")):
+        best, txt = ranked({nm: floor_rate(sc, "bridge" + suf)[2] for suf, nm in IO_NAMES.items()})
+        if best:
+            w("- **Forwarding %s: %s** (%s)." % (what, best, txt))
+    for sc, q in ((s1k, "0"), ("fanout-1-1000-1-q1", "1")):
+        best, txt = ranked({nm: cpu(sc, t, "mqoff") for t, nm in BACKEND_TARGETS}, False, "%.2f")
+        if best:
+            w("- **Monitor mode, fanout-1-1000-1 QoS %s, mqoff's CPU (less is better): %s** (%s s)." % (q, best, txt))
+    sat = {nm: sat_best("saturation", t) for t, nm in BACKEND_TARGETS}
+    best, txt = ranked(sat)
+    if best:
+        capped = [nm for t, nm in BACKEND_TARGETS if sat.get(nm) and sat_capped("saturation", t)]
+        top = sorted(v for v in sat.values() if v)
+        if len(capped) == len([v for v in sat.values() if v]):
+            w("- **Monitor mode's saturation: no winner** (%s deliveries/s): every backend passed every "
+              "step of the sweep, whose highest rate does not separate them." % txt)
+        elif len(top) > 1 and top[-1] == top[-2]:
+            w("- **Monitor mode's saturation: no winner** (%s deliveries/s): the best of them reached "
+              "the same step of the ×1.5 sweep (medians of the runs)." % txt)
+        else:
+            w("- **Monitor mode's saturation: %s** (%s deliveries/s%s)." % (
+                best, txt, "; ≥: passed every step" if capped else ""))
+    w("")
+    w("Why, from what each backend does per frame:")
+    w("")
+    w("- Every backend ends in the same kernel path here: a frame sent on a veth becomes an skb and "
+      "runs the peer's receive path inside the sender's system call (AF_PACKET's `sendmmsg`, the "
+      "`net_af_packet` driver's TX-ring kick, AF_XDP's `sendto` in copy mode). That work, charged to "
+      "the forwarder, is most of a frame's cost, and it is the same for the three; they differ in "
+      "what they add around it.")
+    w("- AF_PACKET (event-driven): the loop sleeps in `ppoll` and is woken for the next frame; with "
+      "small frames arriving one by one a wake-up brings one or two (frames per loop iteration "
+      "above), so each pays for a wake-up, a `ppoll` and a `sendmmsg` of its own. The ring is read "
+      "in place and `sendmmsg` copies once.")
+    w("- DPDK (polled): no descriptor to wait on, so the loop looks again after 16 µs, doubling to "
+      "256 µs while idle (src/modes/bump.c): under load each look finds a larger burst (frames per "
+      "loop iteration above), and the driver's TX kick and the loop's bookkeeping are shared by more "
+      "frames: that is what wins for small frames. But `net_af_packet` copies every frame twice more "
+      "than mqoff's own AF_PACKET backend (its kernel ring into an mbuf on receive, the mbuf into its "
+      "TX ring on transmit), and allocates and frees an mbuf per frame: with full-size frames, and in "
+      "monitor mode, where the splice builds most frames itself, that costs more than the batching "
+      "saves (the copies and mbufs are what it does more; not profiled further). A frame that arrives while the loop sleeps waits up to 256 µs (`--busy-poll US` spins "
+      "instead).")
+    w("- AF_XDP in copy mode: the kernel copies each frame into the UMEM on receive and out of it on "
+      "transmit, and mqoff copies a forwarded frame from one port's UMEM into the other's (one UMEM per "
+      "port), a `sendto` per 32 frames (the kernel's copy-mode batch); like AF_PACKET it is woken per "
+      "readable event, but its transmit goes straight to the device (no queueing discipline) and its "
+      "receive skips the kernel's packet-socket delivery: the likely source of its gain on full-size "
+      "frames (not profiled further).")
+    w("")
+    w("### What a real NIC would change")
+    w("")
+    w("- **DPDK with a hardware driver** (mlx5 on a BlueField-2, ice, i40e) takes the kernel out of the "
+      "path: frames are DMA'd into mbufs and out of them, so the per-frame cost above (mostly the veth's "
+      "skb work) disappears and the loop's own work is what is left; polling then wins clearly. The "
+      "backend already turns on what the driver reports: TCP/UDP checksum on transmit (a frame flagged "
+      "partial leaves without a software sum) and checksum verification on receive (the splice then "
+      "skips its own) — the splice then sums no payload at all — and TSO: the splice hands the "
+      "device frames of up to 64 000 bytes, whole multiples of the receiver's MSS, built as mbuf "
+      "chains, instead of building and sending every segment itself. Neither runs in these figures "
+      "(`net_af_packet` reports neither); the lab exercises both through `net_tap`, which does them "
+      "in software (`test_fanout.sh` on DPDK). A fan-out's frames "
+      "reference the shared payload (external-buffer mbufs) where the device reads the CPU's memory "
+      "(the software drivers here); on a NIC the payload must be registered for DMA "
+      "(`rte_extmem_register`), which the engine's allocator does not do yet, so there it is copied. "
+      "`rte_flow` rules in the NIC's switch send the broker's traffic to mqoff and forward everything "
+      "else port to port in hardware; the drivers here have no flow support and say so at start.")
+    w("- **AF_XDP zero-copy** (ice, mlx5, i40e) drops the kernel's two copies; the copy between the "
+      "two ports' UMEMs stays unless both sockets share one UMEM. Steering stays in native XDP there "
+      "(the target is no veth): what is not the broker's is forwarded by the driver, never copied.")
+    w("- **RSS**: mqoff runs one thread on one queue per port. A multi-queue NIC would spread "
+      "connections over queues by a symmetric hash (both directions of a connection on one queue), "
+      "one loop and splice per queue, with the subscription table shared: not built.")
+    w("")
+
 # ---- per-scenario tables ----------------------------------------------------------------------
 DESC = {
     "fanout": "1 publisher, %s subscriber(s) on one topic (exact filter), QoS %s.",
@@ -498,6 +692,8 @@ DESC = {
                       "causes none.",
     "floor": "1 publisher, 1 subscriber: the kernel bridge against `mqoff-bridge`, the null "
              "userspace forwarder (AF_PACKET rings) that monitor mode is built on: the floor of a userspace bump.",
+    "floor-pps": "mqoff-bridge on each backend, 64-byte frames for 5 s (see Packet I/O backends).",
+    "floor-bulk": "mqoff-bridge on each backend, a TCP transfer for 5 s (see Packet I/O backends).",
 }
 
 
@@ -516,10 +712,6 @@ def bench_cmd(s):
         if c:
             return re.sub(r"--host \S+ --label \S+", "--host ADDR --label TARGET", c)
     return None
-
-
-def fmt_s(v):
-    return "n/a" if v is None else "%.2f" % v
 
 
 def run_table(s):
@@ -558,7 +750,7 @@ def max_table(s):
         mq = lambda k: med([r["mq"].get(k, 0) for r in rs]) if t != "direct" else None
         tcp = lambda ns: med([int(r["meta"].get("tcp_" + ns, "0").split()[0]) for r in rs if r["meta"].get("tcp_" + ns)])
         drops = None if t == "direct" else med([r["mq"].get("rx_dropped", 0) + r["mq"].get("queue_drops", 0) for r in rs])
-        rtx = "" if t in ("direct", "bridge") or mq("retransmits") is None else "%s (%s)" % (num(mq("retransmits")), num(mq("rto")))
+        rtx = "" if t == "direct" or t.startswith("bridge") or mq("retransmits") is None else "%s (%s)" % (num(mq("retransmits")), num(mq("rto")))
         cells = [t, num(subs), "%d/%d" % (n_ok(s, t), len(runs_of(s, t))),
                  ms(lat(s, t, "last_subscriber", "p50")), ms(lat(s, t, "last_subscriber", "p99")),
                  ms(lat(s, t, "last_subscriber", "max")), num(win_val(s, t, "deliveries_per_s")), num(tot("lost")),
@@ -643,6 +835,14 @@ for s in SCEN_ORDER:
         steps_table(s)
     elif s == "fanout-1-max-1":
         max_table(s)
+    elif s in FLOORS:
+        w("| backend | runs | frames | mqoff-bridge CPU s | frames per CPU-second | frames/s (wall) |")
+        w("|---|---|---|---|---|---|")
+        for suf, nm in IO_NAMES.items():
+            t = "bridge" + suf
+            if runs_of(s, t):
+                n, c, per, wall, _ = floor_rate(s, t)
+                w("| %s | %d | %s | %s | %s | %s |" % (nm, len(runs_of(s, t)), num(n), fmt_s(c), num(per), num(wall)))
     else:
         run_table(s)
     c = bench_cmd(s)
@@ -661,9 +861,9 @@ if not runs_of("wildcard-10k"):
       "`bench/run.sh wildcard-10k` runs it (a default `make bench` includes it, `--quick` does not).")
 w("- **16-byte payloads**: mqoff-bench stamps each payload with (run, publisher, sequence, scheduled "
   "time) and refuses `--size` below 32; the sweep starts at 32 B.")
-w("- **floor as a raw packet rate**: the floor is reported as mqoff-bench latency through "
-  "`mqoff-bridge` (1-1-1, and 1-1000-1 beside the modes), not as a one-way blast: a blaster on this "
-  "2-core machine would measure the blaster as much as the path.")
+w("- **floor as a packet rate**: floor-pps and floor-bulk report the bridge's frames per CPU-second, "
+  "not its largest rate: the Python sender on this 2-core machine runs out before the bridge does "
+  "(frames/s wall is the sender's rate).")
 sk = [r for r in RUNS if r["meta"].get("skipped_deadline")]
 if sk:
     w("- **%d runs were skipped**: the run's time limit (BENCH_DEADLINE_S) passed: %s." %
@@ -684,7 +884,11 @@ for r in sorted(RUNS, key=lambda r: (SCEN_ORDER.index(r["scenario"]), r["target"
         probs.append("the target did not come up")
     j = r["json"]
     rc = m.get("rc", "")
-    if not j and not m.get("setup_failed"):
+    if r["scenario"] in FLOORS:
+        j = None
+        if not m.get("setup_failed") and m.get("rc") not in ("0", None):
+            probs.append("the load exited %s" % m.get("rc"))
+    elif not j and not m.get("setup_failed"):
         probs.append("no result (mqoff-bench exit %s): %s" % (rc, r["err"].splitlines()[-1] if r["err"] else ""))
     if j:
         t = j["totals"]
@@ -763,6 +967,32 @@ w("")
 w("Saturation rows show the best step. Raw records (mqoff-bench JSON, mqoff logs) are kept with "
   "`bench/run.sh --keep DIR`.")
 
+if SECTION:
+    head = "## " + SECTION
+    if head not in L:
+        sys.exit("summarize: the results make no section %r" % SECTION)
+    i = L.index(head)
+    j = next((k for k in range(i + 1, len(L)) if L[k].startswith("## ")), len(L))
+    block = L[i:j]
+    block[1:1] = ["", "Measured apart from the rest of this page, on %s at commit %s (%s), %d repetitions, with "
+                  "`%s`; the other sections are from the run the top of the page names." % (
+                      MACHINE.get("date", "?"), MACHINE.get("commit", "?"),
+                      "clean tree" if MACHINE.get("dirty", "0") == "0" else "uncommitted changes",
+                      REPS, MACHINE.get("argv", "bench/run.sh"))]
+    try:
+        old = open(OUT).read().split("\n")
+    except OSError:
+        old = []
+    if head in old:
+        a = old.index(head)
+        b = next((k for k in range(a + 1, len(old)) if old[k].startswith("## ")), len(old))
+        old[a:b] = block
+    else:
+        at = old.index("## Scenarios") if "## Scenarios" in old else len(old)
+        old[at:at] = block
+    L = old
+    while L and L[-1] == "":
+        L.pop()
 with open(OUT, "w") as f:
     f.write("\n".join(L) + "\n")
 

@@ -12,6 +12,7 @@ PKGS=(
   python3-paho-mqtt                                      # scripted clients in lab tests
   prometheus                                             # scrapes the metrics endpoint (lab)
   iproute2 nftables ethtool procps                       # the lab: namespaces, veths, loss
+  dpdk-dev libxdp-dev libbpf-dev                         # monitor mode's DPDK and AF_XDP I/O
 )
 
 missing=()

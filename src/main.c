@@ -117,7 +117,7 @@ static void usage_proxy(FILE *f)
 static void usage_monitor(FILE *f)
 {
     fprintf(f,
-            "usage: mqoff monitor --port-a IF --port-b IF --broker ADDR:PORT [options]\n"
+            "usage: mqoff monitor --port-a PORT --port-b PORT --broker ADDR:PORT [options]\n"
             "\n"
             "A transparent bump-in-the-wire between two interfaces: clients on port a, the\n"
             "broker host on port b. Every frame is forwarded; TCP connections to the broker's\n"
@@ -140,6 +140,18 @@ static void usage_monitor(FILE *f)
             "  --exclusive            every client of the broker reaches it through port a and\n"
             "                         the broker address and port: no other listener, no other\n"
             "                         path (mqoff cannot see such a subscriber)\n"
+            "\n"
+            "packet I/O:\n"
+            "  --io BACKEND           afpacket (default): AF_PACKET rings, a port is an\n"
+            "                         interface; afxdp: AF_XDP sockets (an XDP program on each\n"
+            "                         interface sends the broker's TCP to mqoff and the rest\n"
+            "                         to the other port), a port is an interface; dpdk: DPDK\n"
+            "                         ethdev ports, with --eal\n"
+            "  --eal \"ARGS\"           dpdk: the EAL arguments; a port is a DPDK port id or\n"
+            "                         device name, e.g. --eal \"--no-huge --no-pci --file-prefix\n"
+            "                         mq1 --vdev=net_af_packet0,iface=eth1 --vdev=\n"
+            "                         net_af_packet1,iface=eth2\" --port-a net_af_packet0\n"
+            "                         --port-b net_af_packet1 (without hugepages: --no-huge)\n"
             "\n"
             "options:\n"
             "  --broker-only FILTER   topics always left to the broker; repeatable\n"
@@ -167,10 +179,17 @@ static void usage_monitor(FILE *f)
             "                         90): clients connected before mqoff started are unseen\n"
             "                         until they send their next keep-alive; 0 when the broker\n"
             "                         started with mqoff in place (no such clients)\n"
-            "  --ring N               RX ring slots per port (default 32768)\n"
+            "  --ring N               RX ring slots per port (default 32768; dpdk: descriptors,\n"
+            "                         at most what the device has; afxdp: rounded up to a power\n"
+            "                         of two, default 4096)\n"
             "  --busy-poll US         after a frame, poll without sleeping for US microseconds\n"
             "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
+            "  --shared-payload-min BYTES  a segment ending with at least BYTES of a fan-out's\n"
+            "                         payload sends them from the one shared copy (an iovec,\n"
+            "                         a chained mbuf) instead of a copy per subscriber (default\n"
+            "                         1024; 0: never); given, also on DPDK's software devices\n"
+            "                         (net_af_packet...), which copy chained mbufs anyway\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             CONTROL_HELP
@@ -305,6 +324,10 @@ struct opts {
     uint32_t order_hold_ms;
     int io_uring;
     /* monitor */
+    enum mqo_pktio_backend pktio;
+    const char *eal;
+    int share_set;
+    size_t share_min;
     const char *port_a, *port_b, *static_file;
     enum mqo_l2_mode l2;
     const char *impair, *impair_dir[2]; /* [0] a2b, [1] b2a */
@@ -342,8 +365,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
-        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF, O_CONTROL,
-        O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP
+        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
+        O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -369,6 +392,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"frag-max", required_argument, 0, O_FRAGMAX},
         {"frag-mem", required_argument, 0, O_FRAGMEM},
         {"frag-timeout", required_argument, 0, O_FRAGTIME},
+        {"eal", required_argument, 0, O_EAL},
+        {"shared-payload-min", required_argument, 0, O_SHARE},
         {"busy-poll", required_argument, 0, O_BUSY},
         {"max-buffer", required_argument, 0, O_MAXBUF},
         {"exclusive", no_argument, 0, O_EXCL},
@@ -386,8 +411,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     unsigned long long v;
     const char *mode = o->monitor ? "monitor" : o->intercept ? "intercept" : "proxy";
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int proxy_only = c == O_LISTEN || c == O_IO; /* proxy and intercept */
-        int monitor_only = c >= O_PA && c <= O_FRAGTIME;
+        int proxy_only = c == O_LISTEN; /* proxy and intercept; --io is every mode's */
+        int monitor_only = c >= O_PA && c <= O_SHARE;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
             (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
@@ -448,7 +473,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         }
         case O_IO:
-            if (!strcmp(optarg, "writev"))
+            if (o->monitor) {
+                if (mqo_pktio_backend_parse(optarg, &o->pktio)) {
+                    fprintf(stderr, "mqoff: --io takes afpacket, dpdk or afxdp in monitor mode\n");
+                    return 2;
+                }
+            } else if (!strcmp(optarg, "writev"))
                 o->io_uring = 0;
             else if (!strcmp(optarg, "uring"))
                 o->io_uring = 1;
@@ -456,6 +486,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 fprintf(stderr, "mqoff: --io takes 'writev' or 'uring'\n");
                 return 2;
             }
+            break;
+        case O_EAL: o->eal = optarg; break;
+        case O_SHARE:
+            if (parse_u64("--shared-payload-min", optarg, 0, 1u << 20, &v))
+                return 2;
+            o->share_set = 1;
+            o->share_min = v ? (size_t)v : SIZE_MAX;
             break;
         case O_PA: o->port_a = optarg; break;
         case O_PB: o->port_b = optarg; break;
@@ -561,6 +598,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     }
     if (o->monitor && !strcmp(o->port_a, o->port_b)) {
         fprintf(stderr, "mqoff monitor: port a and port b are the same interface\n");
+        return 2;
+    }
+    if (o->monitor && (o->pktio == MQO_PKTIO_DPDK) != (o->eal != NULL)) {
+        fprintf(stderr, "mqoff monitor: --eal \"ARGS\" goes with --io dpdk, and only with it\n");
+        return 2;
+    }
+    if (o->monitor && !mqo_pktio_backend_built(o->pktio)) {
+        fprintf(stderr,
+                "mqoff monitor: --io %s is not in this build (its Debian packages were missing "
+                "when mqoff was built: scripts/deps.sh installs them, then make)\n",
+                mqo_pktio_backend_name(o->pktio));
         return 2;
     }
     if (o->monitor && (o->l2 == MQO_L2_STATIC) != (o->static_file != NULL)) {
@@ -774,8 +822,8 @@ static void install_signals(void)
 static void monitor_ready(void *arg)
 {
     const struct opts *o = arg;
-    mqo_info("monitor: clients on %s, broker host on %s, splicing TCP to %s", o->port_a, o->port_b,
-             o->broker_s);
+    mqo_info("monitor: clients on %s, broker host on %s (%s), splicing TCP to %s", o->port_a,
+             o->port_b, mqo_pktio_backend_name(o->pktio), o->broker_s);
 }
 
 /* proxy mode, or intercept mode (proxy mode's loop with the broker side handed over the
@@ -858,6 +906,7 @@ static int cmd_monitor(int argc, char **argv)
     mc.splice.max_queue = o.max_queue;
     mc.splice.startup_hold_ms = o.startup_hold_ms;
     mc.no_reassembly = o.frag_max_set && o.frag_max == 0;
+    mc.share_min = o.share_set ? o.share_min : 0;
     mc.frag = (struct mqo_frag_cfg){.max_dgrams = o.frag_max, .max_bytes = o.frag_mem,
                                     .timeout_ns = o.frag_timeout_ns};
     struct mqo_acl *acl = NULL;
@@ -895,6 +944,10 @@ static int cmd_monitor(int argc, char **argv)
         }
     }
     mc.bump = (struct mqo_bump_cfg){.ifname = {o.port_a, o.port_b},
+                                    .io = o.pktio,
+                                    .eal = o.eal,
+                                    .steer_ip = mc.splice.broker_ip,
+                                    .steer_port = mc.splice.broker_port,
                                     .l2_mode = o.l2,
                                     .static_text = text,
                                     .static_len = tl,
@@ -922,7 +975,10 @@ static int cmd_monitor(int argc, char **argv)
                 "order in %llu, bad checksums %llu, zero-window probes %llu, resets %llu "
                 "(give-ups %llu: unacknowledged %llu, probes unanswered %llu), an end's RST passed "
                 "on %llu, frames waiting for the output %llu\n"
-                "  checksums         payload bytes summed once per fan-out %llu\n",
+                "  checksums         payload bytes summed once per fan-out %llu\n"
+                "  shared payload    shared_segments %llu, shared_bytes %llu (sent from the fan-out's "
+                "one copy, not copied per subscriber)\n"
+                "  tso               tso_frames %llu, tso_bytes %llu (segmented by the device)\n",
                 (unsigned long long)s->conns_total, (unsigned long long)s->conns_untracked,
                 (unsigned long long)s->segs_in, (unsigned long long)s->segs_out,
                 (unsigned long long)s->retransmits, (unsigned long long)s->fast_retransmits,
@@ -932,7 +988,9 @@ static int cmd_monitor(int argc, char **argv)
                 (unsigned long long)(s->rto_give_ups + s->probe_give_ups),
                 (unsigned long long)s->rto_give_ups, (unsigned long long)s->probe_give_ups,
                 (unsigned long long)s->rsts_relayed, (unsigned long long)s->emit_refused,
-                (unsigned long long)s->csum_reused);
+                (unsigned long long)s->csum_reused, (unsigned long long)s->shared_segs,
+                (unsigned long long)s->shared_bytes, (unsigned long long)s->tso_frames,
+                (unsigned long long)s->tso_bytes);
         const struct mqo_frag_stats *fs = &st.frag;
         if (mc.no_reassembly)
             fprintf(stderr, "  fragments         not reassembled (--frag-max 0)\n");

@@ -22,6 +22,16 @@
  *
  * An impairment stage with frag=SIZE splits IPv4 datagrams longer than that before the stage
  * (l2/frag.h): each fragment is a frame of its own, lost, duplicated or delayed on its own.
+ *
+ * Ports without a descriptor (DPDK: MQO_PORT_CAP_POLL) are polled: after an iteration that
+ * received nothing the loop sleeps POLL_MIN_NS, doubling up to POLL_MAX_NS while the ports stay
+ * idle, and back to the minimum at the next frame; --busy-poll keeps it from sleeping at all
+ * for a while after a frame. The maximum bounds the wake-up latency an idle port adds (plus
+ * the timer's slack); the doubling keeps an idle loop under a few thousand wake-ups a second.
+ * Measured with the null forwarder (docs/BENCHMARKS.md, floor).
+ *
+ * A partial checksum (MQO_FRAME_CSUM_PARTIAL) is completed in software, unless the output
+ * port's device completes it (MQO_PORT_CAP_TX_CSUM): then the frame leaves flagged.
  */
 #include "modes/bump.h"
 
@@ -43,6 +53,8 @@
 #define OWN_SHARE 512     /* the hook's own frames per port per loop iteration */
 #define FLUSH_AT 256      /* a queue this long is handed to its port at once */
 #define RETRY_NS 1000000ull /* a port that returned early is offered its queue again after */
+#define POLL_MIN_NS 16000ull  /* polled ports: sleep after an idle iteration, doubling ... */
+#define POLL_MAX_NS 256000ull /* ... up to this */
 
 struct txq {
     struct mqo_rawframe *f[QCAP];
@@ -66,6 +78,7 @@ struct mqo_bump {
     struct outdir dir[2]; /* by output port */
     struct txq q[2];
     unsigned share[2];    /* own frames the port may still take this iteration */
+    unsigned caps[2];     /* the ports' MQO_PORT_CAP_* */
 };
 
 static uint64_t now_ns(void)
@@ -207,7 +220,9 @@ static int own_room(struct mqo_bump *b, int out)
     return 1;
 }
 
-int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, unsigned flags)
+/* mqo_bump_send and mqo_bump_send_ext: len bytes of data, then ext's block (or none). */
+static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t len,
+                      const struct mqo_frame_ext *ext, unsigned flags)
 {
     int own = (flags & MQO_BUMP_OWN) != 0;
     if (own && !own_room(b, out)) {
@@ -215,19 +230,32 @@ int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, 
         return -EAGAIN;
     }
     struct mqo_rawframe *f = mqo_frame_alloc(b->port[out]);
-    if (!f || len > f->cap) {
-        if (f)
-            mqo_frame_free(f);
-        if (own) { /* it waits in the hook like any refused frame */
-            b->st->own_deferred++;
-            return -EAGAIN;
-        }
-        b->st->alloc_fail++;
-        return -ENOBUFS;
+    /* an impairment stage reads and cuts the frame's bytes: they must all be in it */
+    int whole = ext && (b->dir[out].im || b->dir[out].frag);
+    size_t need = len + (whole ? ext->len : 0);
+    uint16_t seg = (uint16_t)(flags >> 16);
+    /* offloads only toward a port that does them (a caller's mistake otherwise: refused) */
+    if (!f || (need > f->cap && !seg) || (seg && !mqo_bump_tso_max(b, out)) ||
+        ((flags & MQO_BUMP_CSUM) && !seg && !mqo_bump_csum_offload(b, out)))
+        goto refused;
+    /* a TSO frame goes on past the frame's own buffer, in buffers chained to it */
+    size_t head = len > f->cap ? f->cap : len;
+    memcpy(f->data, data, head);
+    f->len = (uint32_t)head;
+    f->flags = seg ? MQO_FRAME_TSO : 0;
+    f->seg_size = seg;
+    if (flags & MQO_BUMP_CSUM)
+        f->flags |= MQO_FRAME_CSUM_PARTIAL;
+    if (head < len && mqo_frame_append(f, data + head, (uint32_t)(len - head)))
+        goto refused;
+    if (whole) {
+        memcpy(f->data + len, ext->p, ext->len);
+        f->len += ext->len;
+        if (ext->put)
+            ext->put(ext->arg);
+    } else if (ext && mqo_frame_attach(f, ext)) {
+        goto refused;
     }
-    memcpy(f->data, data, len);
-    f->len = (uint32_t)len;
-    f->flags = 0;
     f->port = (uint16_t)(1 - out);
     if (own)
         b->share[out]--;
@@ -236,6 +264,38 @@ int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, 
     if (b->q[out].n >= FLUSH_AT)
         txq_flush(b->port[out], &b->q[out]);
     return 0;
+refused:
+    if (f)
+        mqo_frame_free(f);
+    if (own) { /* it waits in the hook like any refused frame */
+        b->st->own_deferred++;
+        return -EAGAIN;
+    }
+    b->st->alloc_fail++;
+    return -ENOBUFS;
+}
+
+int mqo_bump_csum_offload(const struct mqo_bump *b, int out)
+{
+    return (b->caps[out] & MQO_PORT_CAP_TX_CSUM) && !b->dir[out].im && !b->dir[out].frag;
+}
+
+uint32_t mqo_bump_tso_max(const struct mqo_bump *b, int out)
+{
+    if (!(b->caps[out] & MQO_PORT_CAP_TSO) || b->dir[out].im || b->dir[out].frag)
+        return 0;
+    return mqo_port_info(b->port[out])->tso_max;
+}
+
+int mqo_bump_send(struct mqo_bump *b, int out, const uint8_t *data, size_t len, unsigned flags)
+{
+    return send_frame(b, out, data, len, NULL, flags);
+}
+
+int mqo_bump_send_ext(struct mqo_bump *b, int out, const uint8_t *data, size_t hlen,
+                      const struct mqo_frame_ext *ext, unsigned flags)
+{
+    return send_frame(b, out, data, hlen, ext, flags);
 }
 
 /* Returns how many frames it received. */
@@ -264,7 +324,8 @@ static int rx_port(struct mqo_bump *b, int i, uint64_t now)
                 mqo_frame_free(f);
                 continue;
             }
-            if (cfg->fix_csum && (f->flags & MQO_FRAME_CSUM_PARTIAL)) {
+            if (cfg->fix_csum && (f->flags & MQO_FRAME_CSUM_PARTIAL) &&
+                !(b->caps[out] & MQO_PORT_CAP_TX_CSUM)) {
                 int r = mqo_cksum_complete4(f->data, f->len);
                 if (r > 0) {
                     b->st->csum_fixed++;
@@ -357,18 +418,33 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
         }
     }
     for (int i = 0; i < 2; i++) {
-        struct mqo_port_cfg pc = {.ifname = cfg->ifname[i], .backend = MQO_PKTIO_AFPACKET,
+        struct mqo_port_cfg pc = {.ifname = cfg->ifname[i], .backend = cfg->io, .eal = cfg->eal,
                                   .index = (uint16_t)i, .ring_frames = cfg->ring,
                                   .promisc = cfg->promisc, .flags = cfg->port_flags};
-        char err[200];
+        char err[600];
         rc = mqo_port_open(&pc, &b->port[i], err, sizeof err);
         if (rc) {
-            fprintf(stderr, "%s: %s\n", name, err);
-            if (rc == -EPERM)
-                fprintf(stderr, "%s: raw sockets need root (or CAP_NET_RAW)\n", name);
+            if (rc == -EPERM && cfg->io == MQO_PKTIO_AFPACKET)
+                fprintf(stderr, "%s: %s (raw sockets need root or CAP_NET_RAW)\n", name, err);
+            else
+                fprintf(stderr, "%s: %s\n", name, err);
             goto out;
         }
+        st->port_info[i] = *mqo_port_info(b->port[i]);
+        b->caps[i] = st->port_info[i].caps;
     }
+    if (cfg->steer_ip && cfg->l2_mode != MQO_L2_STATIC)
+        for (int i = 0; i < 2; i++) {
+            char msg[300];
+            /* port a (clients) sends toward the address, port b (its host) from it */
+            struct mqo_port_steer ps = {.ip = cfg->steer_ip, .port = cfg->steer_port,
+                                        .match_dst = i == 0, .peer = b->port[1 - i]};
+            if (mqo_port_steer(b->port[i], &ps, msg, sizeof msg) == 0)
+                st->steered[i] = 1;
+            else if (cfg->io != MQO_PKTIO_AFPACKET)
+                fprintf(stderr, "%s: %s: every frame goes through the loop\n", name, msg);
+            st->port_info[i] = *mqo_port_info(b->port[i]); /* steering may change the port */
+        }
 
     if (cfg->ready)
         cfg->ready(cfg->ready_arg);
@@ -387,9 +463,13 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
     sigdelset(&waitmask, SIGHUP);
 
     uint64_t busy_ns = (uint64_t)cfg->busy_poll_us * 1000u, last_rx = 0;
+    int polled = ((b->caps[0] | b->caps[1]) & MQO_PORT_CAP_POLL) != 0;
+    uint64_t idle_ns = POLL_MIN_NS;
     while (!*cfg->stop) {
         uint64_t now = now_ns();
         uint64_t wait = 100000000ull; /* ns: wake up now and then even when idle */
+        if (polled)
+            wait = idle_ns; /* no descriptor says when frames arrive: look again soon */
         if (busy_ns && now - last_rx < busy_ns)
             wait = 0; /* busy polling: look again without sleeping */
         /* a port whose queue is still waiting is blocked: POLLOUT, or a retry soon (a full
@@ -439,8 +519,12 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
         int got = 0;
         for (int i = 0; i < 2; i++)
             got += rx_port(b, i, now);
-        if (got)
+        if (got) {
             last_rx = now;
+            idle_ns = POLL_MIN_NS;
+        } else if (idle_ns < POLL_MAX_NS) {
+            idle_ns *= 2;
+        }
         if (cfg->hook.tick)
             cfg->hook.tick(cfg->hook.arg, b, now);
         for (int d = 0; d < 2; d++)
@@ -478,13 +562,20 @@ void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_
         fprintf(f,
                 "port %s %s: rx %llu frames %llu bytes, tx %llu frames %llu bytes, rx_dropped "
                 "%llu, tx_errors %llu, tx_full %llu, tx_nobufs %llu, rx_stalls %llu, detached "
-                "%llu\n",
+                "%llu, rx_nobufs %llu, shared payload frames %llu, checksums offloaded %llu, "
+                "TSO frames %llu\n",
                 nm[i], cfg->ifname[i], (unsigned long long)s->rx_frames,
                 (unsigned long long)s->rx_bytes, (unsigned long long)s->tx_frames,
                 (unsigned long long)s->tx_bytes, (unsigned long long)s->rx_dropped,
                 (unsigned long long)s->tx_errors, (unsigned long long)s->tx_full,
                 (unsigned long long)s->tx_nobufs, (unsigned long long)s->rx_stalls,
-                (unsigned long long)s->detached);
+                (unsigned long long)s->detached, (unsigned long long)s->rx_nobufs,
+                (unsigned long long)s->ext_frames, (unsigned long long)s->csum_offloaded,
+                (unsigned long long)s->tso_frames);
+        if (st->port_info[i].backend)
+            fprintf(f, "port %s %s: %s, %s%s\n", nm[i], st->port_info[i].name,
+                    st->port_info[i].backend, st->port_info[i].detail,
+                    st->steered[i] ? ", steered in the device" : "");
     }
     const struct mqo_l2_stats *ls = &st->l2;
     fprintf(f,

@@ -41,13 +41,38 @@ struct monitor {
 /* The splice emits toward a side; side == port (clients on a, the broker host on b). What the
  * splice keeps until acknowledged is the bump's "own" traffic: refused rather than dropped
  * when the port is busy. */
+/* The bump's flags for a frame the splice emits. */
+static unsigned bump_flags(unsigned flags)
+{
+    return ((flags & MQO_SPLICE_EMIT_KEPT) ? MQO_BUMP_OWN : 0) |
+           ((flags & MQO_SPLICE_EMIT_CSUM) ? MQO_BUMP_CSUM : 0) |
+           ((flags & MQO_SPLICE_EMIT_TSO) ? MQO_BUMP_TSO(MQO_SPLICE_EMIT_SEG(flags)) : 0);
+}
+
 static int emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags)
 {
     struct monitor *m = ud;
     if (!m->b)
         return -ENOTCONN;
-    return mqo_bump_send(m->b, to_side, frame, len,
-                         (flags & MQO_SPLICE_EMIT_KEPT) ? MQO_BUMP_OWN : 0);
+    return mqo_bump_send(m->b, to_side, frame, len, bump_flags(flags));
+}
+
+static void msg_put(void *arg) { mqo_msg_unref(arg); }
+
+/* A segment whose payload ends in a fan-out's shared serialization: the output port sends
+ * those bytes from the message (a reference per frame) instead of a copy. */
+static int emit_shared(void *ud, int to_side, const uint8_t *frame, size_t hlen,
+                       struct mqo_msg *msg, size_t ext_off, size_t ext_len, unsigned flags)
+{
+    struct monitor *m = ud;
+    if (!m->b)
+        return -ENOTCONN;
+    struct mqo_frame_ext ext = {.p = msg->data + ext_off, .len = (uint32_t)ext_len,
+                                .put = msg_put, .arg = mqo_msg_ref(msg)};
+    int r = mqo_bump_send_ext(m->b, to_side, frame, hlen, &ext, bump_flags(flags));
+    if (r)
+        mqo_msg_unref(msg);
+    return r;
 }
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
@@ -131,11 +156,25 @@ static int on_fragment(struct monitor *m, int in, const struct mqo_rawframe *f, 
     return 1;
 }
 
+/* The bump the hook runs in; the first time, the splice learns what each port does itself
+ * (TSO, TCP checksums; the bump's sides are the splice's). */
+static void bind_bump(struct monitor *m, struct mqo_bump *b)
+{
+    if (m->b == b)
+        return;
+    m->b = b;
+    for (int side = 0; side < 2; side++) {
+        struct mqo_splice_offload o = {.tso_max = mqo_bump_tso_max(b, side),
+                                       .csum = mqo_bump_csum_offload(b, side)};
+        mqo_splice_set_offload(m->sp, side, &o);
+    }
+}
+
 static int on_frame(void *arg, struct mqo_bump *b, int in, const struct mqo_rawframe *f,
                     uint64_t now)
 {
     struct monitor *m = arg;
-    m->b = b;
+    bind_bump(m, b);
     if (m->fr && broker_fragment(m, in, f->data, f->len))
         return on_fragment(m, in, f, now);
     int csum_ok = (f->flags & (MQO_FRAME_CSUM_PARTIAL | MQO_FRAME_CSUM_VALID)) != 0;
@@ -207,7 +246,7 @@ static void ctl_reloaded(void *arg)
 static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
 {
     struct monitor *m = arg;
-    m->b = b;
+    bind_bump(m, b);
     if (m->ctl && now - m->last_ctl >= 100000000ull) { /* the endpoint's timeouts */
         mqo_ctl_run(m->ctl, now);
         m->last_ctl = now;
@@ -241,6 +280,9 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     struct monitor m = {0};
     struct mqo_splice_cfg sc = cfg->splice;
     sc.emit = emit;
+    if (cfg->share_min != SIZE_MAX)
+        sc.emit_shared = emit_shared;
+    sc.share_min = cfg->share_min;
     sc.ud = &m;
     m.sp = mqo_splice_new(&sc);
     if (!m.sp) {
@@ -263,6 +305,8 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         }
     }
     struct mqo_bump_cfg bc = cfg->bump;
+    if (cfg->share_min && cfg->share_min != SIZE_MAX)
+        bc.port_flags |= MQO_PORT_SHARE_SW; /* asked for: wherever a port can reference */
     bc.hook = (struct mqo_bump_hook){.frame = on_frame, .tick = on_tick, .next = on_next,
                                      .pending = on_pending,
                                      .arg = &m};

@@ -20,6 +20,11 @@ struct mqo_monitor_cfg {
     /* the reassembler's limits (0: its defaults; keep is the monitor's) */
     struct mqo_frag_cfg frag;
     int no_reassembly; /* every fragment is forwarded untouched (a spliced one is lost) */
+    /* A segment ending with at least this many bytes of a fan-out's shared payload sends
+     * them from the shared message (tcp/splice.h emit_shared); 0: the splice's default,
+     * SIZE_MAX: never (every frame a copy). Set to anything else, DPDK's software devices
+     * reference the payload too (MQO_PORT_SHARE_SW). */
+    size_t share_min;
     /* Optional: files that change at run time (the acl_file); *hup, set by a SIGHUP handler,
      * says the broker reloaded them (modes/reload.h). The loop clears *hup. */
     struct mqo_reload *reload;

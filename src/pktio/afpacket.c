@@ -37,9 +37,12 @@
  * so the tag is put back in place (MQO_FRAME_VLAN_RESTORED) and the frame is forwarded as it
  * was on the wire.
  *
+ * Shared blocks (mqo_frame_attach): a frame's head and its block are two iovecs of the same
+ * sendmmsg message, so the kernel copies the block straight from the shared buffer.
+ *
  * Not thread-safe: the ports of a process and their frames are used from one thread.
  */
-#include "pktio/pktio.h"
+#include "pktio/pktio_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,14 +72,16 @@
 
 struct afp_frame {
     struct mqo_rawframe f; /* first: f.priv points back to this */
-    struct mqo_port *port;
+    struct afp_port *port;
     struct afp_frame *next; /* free list */
     struct afp_frame *all;  /* every descriptor of the port, for close */
     uint8_t *buf;           /* owned buffer (BUF_HEADROOM + MQO_FRAME_MAX) or NULL */
     int32_t slot;           /* RX ring slot held, -1 none */
+    struct mqo_frame_ext ext; /* MQO_FRAME_EXT: the block */
 };
 
-struct mqo_port {
+struct afp_port {
+    struct mqo_port base; /* first */
     int fd;
     uint16_t index;
     unsigned flags;
@@ -91,14 +96,14 @@ struct mqo_port {
     int ignore_outgoing; /* PACKET_IGNORE_OUTGOING accepted */
     /* sendmmsg */
     struct mmsghdr *mm;
-    struct iovec *iov;
+    struct iovec *iov; /* two per message: head, block */
     /* frame descriptors */
     struct afp_frame *free_nobuf, *free_buf, *all;
     uint32_t ndesc, max_desc;
     struct mqo_port_stats st;
 };
 
-static inline struct tpacket2_hdr *rx_slot(const struct mqo_port *p, uint32_t i)
+static inline struct tpacket2_hdr *rx_slot(const struct afp_port *p, uint32_t i)
 {
     return (struct tpacket2_hdr *)(p->rx + (size_t)i * p->frame_size);
 }
@@ -115,7 +120,7 @@ static inline void status_store(struct tpacket2_hdr *h, uint32_t v)
 
 /* ---- frame descriptors ------------------------------------------------------------------- */
 
-static struct afp_frame *desc_new(struct mqo_port *p)
+static struct afp_frame *desc_new(struct afp_port *p)
 {
     if (p->ndesc >= p->max_desc)
         return NULL;
@@ -125,6 +130,7 @@ static struct afp_frame *desc_new(struct mqo_port *p)
     d->port = p;
     d->slot = -1;
     d->f.priv = d;
+    d->f.owner = &p->base;
     d->all = p->all;
     p->all = d;
     p->ndesc++;
@@ -141,7 +147,7 @@ static int desc_ensure_buf(struct afp_frame *d)
     return 0;
 }
 
-static void slot_release(struct mqo_port *p, int32_t slot)
+static void slot_release(struct afp_port *p, int32_t slot)
 {
     p->rx_held[slot] = 0;
     p->rx_nheld--;
@@ -151,7 +157,13 @@ static void slot_release(struct mqo_port *p, int32_t slot)
 /* Gives a descriptor (and its ring slot) back to its port. */
 static void desc_put(struct afp_frame *d)
 {
-    struct mqo_port *p = d->port;
+    struct afp_port *p = d->port;
+    if (d->f.flags & MQO_FRAME_EXT) {
+        d->f.flags &= (uint16_t)~MQO_FRAME_EXT;
+        d->f.ext_len = 0;
+        if (d->ext.put)
+            d->ext.put(d->ext.arg);
+    }
     if (d->slot >= 0) {
         slot_release(p, d->slot);
         d->slot = -1;
@@ -166,7 +178,7 @@ static void desc_put(struct afp_frame *d)
 }
 
 /* A descriptor for a zero-copy frame: one without a buffer first. */
-static struct afp_frame *desc_get_rx(struct mqo_port *p)
+static struct afp_frame *desc_get_rx(struct afp_port *p)
 {
     struct afp_frame *d = p->free_nobuf;
     if (d) {
@@ -181,8 +193,9 @@ static struct afp_frame *desc_get_rx(struct mqo_port *p)
     return desc_new(p);
 }
 
-struct mqo_rawframe *mqo_frame_alloc(struct mqo_port *p)
+static struct mqo_rawframe *afp_alloc(struct mqo_port *port)
 {
+    struct afp_port *p = (struct afp_port *)port;
     struct afp_frame *d = p->free_buf;
     if (d) {
         p->free_buf = d->next;
@@ -207,13 +220,20 @@ struct mqo_rawframe *mqo_frame_alloc(struct mqo_port *p)
     return &d->f;
 }
 
-void mqo_frame_free(struct mqo_rawframe *f)
+static void afp_free(struct mqo_rawframe *f) { desc_put(f->priv); }
+
+static int afp_attach(struct mqo_rawframe *f, const struct mqo_frame_ext *ext)
 {
-    if (f)
-        desc_put(f->priv);
+    struct afp_frame *d = f->priv;
+    if ((uint64_t)f->len + ext->len > MQO_FRAME_MAX)
+        return -EMSGSIZE;
+    d->ext = *ext;
+    f->ext_len = ext->len;
+    f->flags |= MQO_FRAME_EXT;
+    return 0;
 }
 
-int mqo_frame_detach(struct mqo_rawframe *f)
+static int afp_detach(struct mqo_rawframe *f)
 {
     struct afp_frame *d = f->priv;
     if (d->slot < 0)
@@ -239,29 +259,26 @@ static int fail(char *err, size_t errlen, int e, const char *ifname, const char 
     return -e;
 }
 
-int mqo_port_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *err,
-                  size_t errlen)
+static const struct mqo_pktio_ops afp_ops;
+static void afp_close(struct mqo_port *port);
+
+int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *err, size_t errlen)
 {
     const char *ifname = cfg->ifname ? cfg->ifname : "";
-    if (cfg->backend != MQO_PKTIO_AFPACKET) {
-        snprintf(err, errlen, "%s: backend %d not built in", ifname, (int)cfg->backend);
-        return -ENOTSUP;
-    }
-    if (!*ifname || strlen(ifname) >= IF_NAMESIZE) {
-        snprintf(err, errlen, "'%s': not an interface name", ifname);
-        return -EINVAL;
-    }
-    unsigned ifindex = if_nametoindex(ifname);
-    if (!ifindex) {
-        snprintf(err, errlen, "%s: no such interface", ifname);
-        return -ENODEV;
-    }
-    struct mqo_port *p = calloc(1, sizeof *p);
+    unsigned ifindex;
+    int r = mqo_pktio_ifindex(ifname, &ifindex, err, errlen);
+    if (r)
+        return r;
+    struct afp_port *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "%s: out of memory", ifname);
         return -ENOMEM;
     }
-    int r;
+    p->base.ops = &afp_ops;
+    p->base.info.backend = "afpacket";
+    snprintf(p->base.info.name, sizeof p->base.info.name, "%s", ifname);
+    p->base.info.caps = MQO_PORT_CAP_EXT;
+    p->base.info.frame_cap = MQO_FRAME_MAX;
     p->fd = -1;
     p->index = cfg->index;
     p->flags = cfg->flags;
@@ -326,7 +343,7 @@ int mqo_port_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *e
     p->rx = p->map;
     p->rx_held = calloc(p->rx_n, 1);
     p->mm = calloc(BURST_MAX, sizeof *p->mm);
-    p->iov = calloc(BURST_MAX, sizeof *p->iov);
+    p->iov = calloc(2 * BURST_MAX, sizeof *p->iov);
     if (!p->rx_held || !p->mm || !p->iov) {
         r = fail(err, errlen, ENOMEM, ifname, "allocating the port");
         goto out;
@@ -367,17 +384,18 @@ int mqo_port_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *e
             goto out;
         }
     }
-    *out = p;
+    snprintf(p->base.info.detail, sizeof p->base.info.detail, "TPACKET_V2 ring of %u slots",
+             p->rx_n);
+    *out = &p->base;
     return 0;
 out:
-    mqo_port_close(p);
+    afp_close(&p->base);
     return r;
 }
 
-void mqo_port_close(struct mqo_port *p)
+static void afp_close(struct mqo_port *port)
 {
-    if (!p)
-        return;
+    struct afp_port *p = (struct afp_port *)port;
     struct afp_frame *d = p->all;
     while (d) {
         struct afp_frame *n = d->all;
@@ -395,9 +413,9 @@ void mqo_port_close(struct mqo_port *p)
     free(p);
 }
 
-int mqo_port_fd(const struct mqo_port *p) { return p->fd; }
+static int afp_fd(const struct mqo_port *p) { return ((const struct afp_port *)p)->fd; }
 
-static void read_kernel_drops(struct mqo_port *p)
+static void read_kernel_drops(struct afp_port *p)
 {
     struct tpacket_stats ks;
     socklen_t l = sizeof ks;
@@ -406,10 +424,11 @@ static void read_kernel_drops(struct mqo_port *p)
         p->st.rx_dropped += ks.tp_drops;
 }
 
-void mqo_port_stats(const struct mqo_port *p, struct mqo_port_stats *st)
+static void afp_stats(const struct mqo_port *port, struct mqo_port_stats *st)
 {
     /* The port is never const underneath: the kernel's counters must be folded into it. */
-    read_kernel_drops((struct mqo_port *)p);
+    struct afp_port *p = (struct afp_port *)port;
+    read_kernel_drops(p);
     *st = p->st;
 }
 
@@ -420,8 +439,9 @@ static uint64_t ts_of(const struct timespec *t)
     return (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
 }
 
-int mqo_port_rx_burst(struct mqo_port *p, struct mqo_rawframe **v, int n)
+static int afp_rx_burst(struct mqo_port *port, struct mqo_rawframe **v, int n)
 {
+    struct afp_port *p = (struct afp_port *)port;
     int k = 0;
     uint64_t mono = 0, offset = 0;
     int have_clock = 0;
@@ -526,24 +546,34 @@ int mqo_port_rx_burst(struct mqo_port *p, struct mqo_rawframe **v, int n)
 
 /* ---- TX ---------------------------------------------------------------------------------- */
 
-static int sendmmsg_burst(struct mqo_port *p, struct mqo_rawframe **v, int n)
+static int sendmmsg_burst(struct afp_port *p, struct mqo_rawframe **v, int n)
 {
     int done = 0;
     while (done < n) {
         int m = n - done < BURST_MAX ? n - done : BURST_MAX;
         for (int i = 0; i < m; i++) {
-            p->iov[i].iov_base = v[done + i]->data;
-            p->iov[i].iov_len = v[done + i]->len;
+            const struct mqo_rawframe *f = v[done + i];
+            struct iovec *iov = &p->iov[2 * i];
+            iov[0].iov_base = f->data;
+            iov[0].iov_len = f->len;
             memset(&p->mm[i], 0, sizeof p->mm[i]);
-            p->mm[i].msg_hdr.msg_iov = &p->iov[i];
+            p->mm[i].msg_hdr.msg_iov = iov;
             p->mm[i].msg_hdr.msg_iovlen = 1;
+            if (f->flags & MQO_FRAME_EXT) {
+                const struct afp_frame *d = f->priv;
+                iov[1].iov_base = (void *)d->ext.p;
+                iov[1].iov_len = d->ext.len;
+                p->mm[i].msg_hdr.msg_iovlen = 2;
+            }
         }
         int r = sendmmsg(p->fd, p->mm, (unsigned)m, MSG_DONTWAIT);
         if (r > 0) {
             for (int i = 0; i < r; i++) {
+                struct mqo_rawframe *f = v[done + i];
                 p->st.tx_frames++;
-                p->st.tx_bytes += v[done + i]->len;
-                mqo_frame_free(v[done + i]);
+                p->st.tx_bytes += f->len + f->ext_len;
+                p->st.ext_frames += (f->flags & MQO_FRAME_EXT) != 0;
+                mqo_frame_free(f);
             }
             done += r;
             continue;
@@ -571,9 +601,20 @@ static int sendmmsg_burst(struct mqo_port *p, struct mqo_rawframe **v, int n)
     return done;
 }
 
-int mqo_port_tx_burst(struct mqo_port *p, struct mqo_rawframe **v, int n)
+static int afp_tx_burst(struct mqo_port *port, struct mqo_rawframe **v, int n)
 {
-    if (n <= 0)
-        return 0;
-    return sendmmsg_burst(p, v, n);
+    return sendmmsg_burst((struct afp_port *)port, v, n);
 }
+
+static const struct mqo_pktio_ops afp_ops = {
+    .name = "afpacket",
+    .close = afp_close,
+    .rx_burst = afp_rx_burst,
+    .tx_burst = afp_tx_burst,
+    .alloc = afp_alloc,
+    .free = afp_free,
+    .detach = afp_detach,
+    .fd = afp_fd,
+    .stats = afp_stats,
+    .attach = afp_attach,
+};

@@ -25,8 +25,14 @@
 #define RTO_MAX (120 * NS) /* Linux's TCP_RTO_MAX */
 #define RETRIES_DEFAULT 15 /* Linux's tcp_retries2 */
 #define OOO_MAX (4u << 20) /* out-of-order bytes kept per direction */
-#define FRAME_MAX 9216
+#define TSO_MAX 64000 /* payload of a TSO frame at most: its IPv4 length fits 16 bits */
+#define FRAME_MAX (14 + 8 + 60 + 60 + TSO_MAX)
 #define CS_MIN 256 /* inserts at least this long get a checksum record (csrec) */
+/* A segment ending with this many bytes of a fan-out's shared serialization sends them from it
+ * (cfg.emit_shared): fewer saved bytes would not pay for the output's extra descriptor (an
+ * iovec, a chained mbuf). A round figure, not a measured break-even; what sharing costs and
+ * saves at 16 KiB is in docs/ARCHITECTURE.md, "Packet I/O backends". */
+#define SHARE_MIN 1024
 #define LINGER_NS (10 * NS) /* a closed connection absorbs late segments this long */
 
 enum { C2S = 0, S2C = 1 };
@@ -39,11 +45,15 @@ struct rec {
 
 /* Output bytes [off, off + len) are an inserted packet whose checksum accumulator is sum: a
  * fan-out's payload is summed once (the shared serialization, mqo_msg.sum) and each
- * subscriber's copy only patched for its own bytes (byte 0, packet identifier). */
+ * subscriber's copy only patched for its own bytes (byte 0, packet identifier). From byte
+ * `from` on they are msg's own bytes (a reference held while the record lives), which a
+ * segment may send from msg instead of a copy (cfg.emit_shared). */
 struct csrec {
     uint64_t off;
     uint32_t len;
     uint32_t sum;
+    struct mqo_msg *msg;
+    uint32_t from;
 };
 
 struct ooo {
@@ -150,6 +160,7 @@ struct mqo_splice {
     /* idle expiry: both tables are visited a slice per tick, a whole pass a second */
     uint64_t last_tick, conn_credit, unseen_credit;
     size_t conn_slot, unseen_slot;
+    struct mqo_splice_offload off[2]; /* by side: what the output does itself */
     uint8_t frame[FRAME_MAX];
 };
 
@@ -436,20 +447,27 @@ static void cs_push(struct half *h, uint64_t off, const struct mqo_out *o)
         h->cs_head = 0;
     }
     h->cs[(h->cs_head + h->ncs) % h->cap_cs] =
-        (struct csrec){off, (uint32_t)o->msg->len, out_sum(o)};
+        (struct csrec){off, (uint32_t)o->msg->len, out_sum(o), mqo_msg_ref(o->msg),
+                       o->pid_off ? o->pid_off + 2u : 1u};
     h->ncs++;
 }
 
 /* The checksum accumulator of output bytes [off, off + len) of half h, at p: records of
  * inserted packets lying wholly inside stand for their bytes, the rest is summed here.
  * Records the receiver acknowledged are dropped on the way. */
-static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
-                            const uint8_t *p, size_t len)
+static void drop_acked_records(struct half *h)
 {
     while (h->ncs && h->cs[h->cs_head].off + h->cs[h->cs_head].len <= h->out_una) {
+        mqo_msg_unref(h->cs[h->cs_head].msg);
         h->cs_head = (h->cs_head + 1) % h->cap_cs;
         h->ncs--;
     }
+}
+
+static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
+                            const uint8_t *p, size_t len)
+{
+    drop_acked_records(h);
     /* the first record ending after off (records are in output order; those of bytes in
      * flight before this segment are skipped by bisection, not walked) */
     size_t lo = 0, hi = h->ncs;
@@ -482,7 +500,42 @@ static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
     return sum;
 }
 
+/* The record whose shared bytes (from `from` on) end output bytes [off, off + len), when at
+ * least min of them are in it: NULL otherwise. *start: where the shared part of the segment
+ * begins. Call after drop_acked_records. */
+static const struct csrec *shared_tail(const struct half *h, uint64_t off, size_t len, size_t min,
+                                       uint64_t *start)
+{
+    uint64_t end = off + len;
+    size_t lo = 0, hi = h->ncs;
+    while (lo < hi) { /* the first record ending at or after end */
+        size_t mid = lo + (hi - lo) / 2;
+        const struct csrec *r = &h->cs[(h->cs_head + mid) % h->cap_cs];
+        if (r->off + r->len < end)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == h->ncs)
+        return NULL;
+    const struct csrec *r = &h->cs[(h->cs_head + lo) % h->cap_cs];
+    uint64_t from = r->off + r->from;
+    if (r->off >= end || r->off + r->len < end || from >= end)
+        return NULL;
+    *start = from > off ? from : off;
+    return end - *start >= min ? r : NULL;
+}
+
 /* ---- frames ---- */
+
+/* Largest payload of a segment toward a half's receiver: its MSS less the options we send (the
+ * MSS option counts no options, RFC 6691). */
+static uint64_t seg_payload_max(const struct sconn *c, const struct half *h)
+{
+    uint64_t mss = h->mss_y ? h->mss_y : 536;
+    return c->ts_ok ? mss - 12 : mss;
+}
+
 
 /* Ack number and window of segments toward side `to`: they acknowledge the half whose sender is
  * `to`, and advertise that sender's window. */
@@ -494,9 +547,11 @@ static uint64_t window_for(const struct half *hi)
 }
 
 /* Builds and emits one segment toward side `to`: payload from half d_out's output at output
- * offset off (len bytes, may be 0), flags. Returns 0 when the output took it, -1 when it
- * refused it (the output is busy: the caller keeps its state so the segment is built again
- * later). A RST is never refused. */
+ * offset off (len bytes, may be 0), flags. Longer than the receiver's MSS, it is a TSO frame
+ * (mqo_splice_set_tso): the output cuts it into segments of the MSS, and it carries the
+ * pseudo-header sum as its checksum (what TSO devices start from). Returns 0 when the output
+ * took it, -1 when it refused it (the output is busy: the caller keeps its state so the
+ * segment is built again later). A RST is never refused. */
 static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payload, size_t len,
                     uint8_t flags)
 {
@@ -506,6 +561,9 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
     uint8_t *f = sp->frame;
     size_t optlen = c->ts_ok ? 12 : 0;
     size_t tcplen = 20 + optlen + len;
+    uint64_t mss = seg_payload_max(c, ho);
+    int tso = len > mss;
+    int hw = tso || sp->off[to].csum; /* the output sums the payload */
     if (14 + 20 + tcplen > sizeof sp->frame)
         return 0;
     memcpy(f, c->eth[to], 14);
@@ -547,23 +605,61 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
         wr32(o + 8, hi->ts_recent); /* echo the receiver's */
     }
     uint32_t sum = mqo_cksum_partial(tcp, 20 + optlen, 0);
+    const struct csrec *sh = NULL;
+    uint64_t sh_at = 0;
     if (len) {
-        memcpy(tcp + 20 + optlen, payload, len);
-        /* the header's length is even: the payload's sum adds unrotated */
-        sum = mqo_cksum_add(sum, payload_sum(sp, ho, off, payload, len));
+        /* the header's length is even: the payload's sum adds unrotated; the output sums it
+         * itself where it can */
+        if (hw)
+            drop_acked_records(ho);
+        else
+            sum = mqo_cksum_add(sum, payload_sum(sp, ho, off, payload, len));
+        if (sp->cfg.emit_shared)
+            sh = shared_tail(ho, off, len, sp->cfg.share_min, &sh_at);
+        /* a shared tail is sent from the message: only what comes before it is copied */
+        memcpy(tcp + 20 + optlen, payload, sh ? (size_t)(sh_at - off) : len);
     }
     uint32_t sa, da;
     memcpy(&sa, ip + 12, 4);
     memcpy(&da, ip + 16, 4);
-    put_csum(tcp + 16, mqo_cksum_fold(mqo_cksum_pseudo4(sa, da, 6, (uint16_t)tcplen, sum)));
+    /* the output's checksum starts from the pseudo-header, uncomplemented: a TSO frame's
+     * without the length (each segment has its own) */
+    if (hw)
+        put_csum(tcp + 16, (uint16_t)~mqo_cksum_fold(
+                               mqo_cksum_pseudo4(sa, da, 6, tso ? 0 : (uint16_t)tcplen, 0)));
+    else
+        put_csum(tcp + 16, mqo_cksum_fold(mqo_cksum_pseudo4(sa, da, 6, (uint16_t)tcplen, sum)));
     unsigned ef = (flags & TH_RST) ? 0 : MQO_SPLICE_EMIT_KEPT;
-    if (sp->cfg.emit(sp->cfg.ud, to, f, 14 + 20 + tcplen, ef) < 0 && ef) {
+    if (tso)
+        ef |= MQO_SPLICE_EMIT_TSO | (unsigned)mss << 16;
+    else if (hw)
+        ef |= MQO_SPLICE_EMIT_CSUM;
+    int r;
+    if (sh) {
+        size_t ext = (size_t)(off + len - sh_at);
+        r = sp->cfg.emit_shared(sp->cfg.ud, to, f, 14 + 20 + tcplen - ext, sh->msg,
+                                (size_t)(sh_at - sh->off), ext, ef);
+        if (r >= 0) {
+            sp->st.shared_segs++;
+            sp->st.shared_bytes += ext;
+        }
+    } else {
+        r = sp->cfg.emit(sp->cfg.ud, to, f, 14 + 20 + tcplen, ef);
+    }
+    if (r < 0 && ef) {
         sp->st.emit_refused++;
         return -1;
     }
-    c->ip_id[to]++;
+    /* a TSO frame's segments take an IP id each */
+    c->ip_id[to] = (uint16_t)(c->ip_id[to] + (tso ? (len + mss - 1) / mss : 1));
     c->ack_due[to] = 0;
     sp->st.segs_out++;
+    if (tso) {
+        sp->st.tso_frames++;
+        sp->st.tso_bytes += len;
+    } else if (hw) {
+        sp->st.csum_left++;
+    }
     sp->st.bytes_out[d_out] += len;
     return 0;
 }
@@ -595,14 +691,6 @@ static void rtt_sample(struct half *h, uint64_t now)
         h->rto = RTO_MAX;
 }
 
-/* Largest payload of a segment toward a half's receiver: its MSS less the options we send (the
- * MSS option counts no options, RFC 6691). */
-static uint64_t seg_payload_max(const struct sconn *c, const struct half *h)
-{
-    uint64_t mss = h->mss_y ? h->mss_y : 536;
-    return c->ts_ok ? mss - 12 : mss;
-}
-
 /* Notes that a segment goes out at offset off; the clock of the retransmission stall starts
  * with the first byte sent after everything before was acknowledged. */
 static void sent_at(struct half *h, uint64_t off, uint64_t now)
@@ -621,6 +709,10 @@ static int push_half(struct sconn *c, int d)
     int to = out_side(d);
     uint64_t now = sp->now;
     uint64_t mss = seg_payload_max(c, h);
+    /* new data: up to a TSO frame of whole segments where the output cuts them */
+    uint64_t seg_max = mss;
+    if (sp->off[to].tso_max >= 2 * mss)
+        seg_max = sp->off[to].tso_max - sp->off[to].tso_max % mss;
     if (h->rtx_pend) {
         /* fast retransmit, or a NewReno partial ack: the first unacknowledged segment */
         uint64_t k = h->out_nxt - h->out_una;
@@ -656,8 +748,8 @@ static int push_half(struct sconn *c, int d)
         uint64_t flight = h->out_nxt - h->out_una;
         uint64_t cw_room = h->cwnd > flight ? h->cwnd - flight : 0;
         uint64_t n = h->out_end - h->out_nxt;
-        if (n > mss)
-            n = mss;
+        if (n > seg_max)
+            n = seg_max;
         if (n > wnd_room)
             n = wnd_room;
         if (n > cw_room)
@@ -718,6 +810,8 @@ static void free_half(struct half *h)
 {
     mqo_buf_free(&h->out);
     free(h->recs);
+    for (size_t i = 0; i < h->ncs; i++)
+        mqo_msg_unref(h->cs[(h->cs_head + i) % h->cap_cs].msg);
     free(h->cs);
     for (struct ooo *o = h->ooo, *n; o; o = n) {
         n = o->next;
@@ -1607,6 +1701,8 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
         sp->cfg.max_conns = 65536;
     if (!sp->cfg.rtx_retries)
         sp->cfg.rtx_retries = RETRIES_DEFAULT;
+    if (!sp->cfg.share_min)
+        sp->cfg.share_min = SHARE_MIN;
     sp->give_up_ns = mqo_splice_give_up_ns(sp->cfg.rtx_retries);
     sp->heap = malloc(sp->cfg.max_conns * sizeof *sp->heap);
     if (!sp->heap) {
@@ -1679,6 +1775,13 @@ void mqo_splice_held(const struct mqo_splice *sp, uint64_t held[2])
 }
 
 struct mqo_engine *mqo_splice_engine(struct mqo_splice *sp) { return sp->eng; }
+
+void mqo_splice_set_offload(struct mqo_splice *sp, int side, const struct mqo_splice_offload *o)
+{
+    sp->off[side & 1] = *o;
+    if (o->tso_max > TSO_MAX)
+        sp->off[side & 1].tso_max = TSO_MAX;
+}
 
 int mqo_splice_tracks(const struct mqo_splice *sp, uint32_t client_ip, uint16_t client_port)
 {

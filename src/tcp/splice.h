@@ -70,6 +70,15 @@ struct mqo_splice_cfg {
      * full: the splice sends it again later, see above). Frames without the flag (a SYN or a
      * RST passed on) cannot be sent again: refusing one loses it. */
     int (*emit)(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags);
+    /* Optional: a segment whose payload ends with at least share_min bytes of a fan-out's
+     * shared serialization (an inserted packet past its patched bytes) is emitted as its first
+     * hlen bytes (headers, and the payload before those bytes) plus ext_len bytes at
+     * msg->data + ext_off, for an output that sends them from the shared message instead of
+     * a copy per subscriber. The callee takes a reference on msg (mqo_msg_ref) if it keeps it
+     * past the call. Returns as emit. NULL: every frame goes whole through emit. */
+    int (*emit_shared)(void *ud, int to_side, const uint8_t *frame, size_t hlen,
+                       struct mqo_msg *msg, size_t ext_off, size_t ext_len, unsigned flags);
+    size_t share_min; /* 0: 1024 */
     void *ud;
     /* Bytes held for one receiver (unacknowledged output) above which the engine stops
      * offloading to it (QoS 0 dropped, QoS 1 to the broker). 0: 4 MiB. */
@@ -89,6 +98,12 @@ struct mqo_splice_cfg {
 
 /* emit flags */
 #define MQO_SPLICE_EMIT_KEPT 0x1 /* the splice keeps what the frame carries: it may be refused */
+/* A TSO frame (mqo_splice_set_offload): the output cuts it into segments of
+ * MQO_SPLICE_EMIT_SEG(flags) payload bytes, and sums each. */
+#define MQO_SPLICE_EMIT_TSO 0x2
+#define MQO_SPLICE_EMIT_SEG(flags) ((flags) >> 16)
+/* The TCP checksum is the output's to complete (mqo_splice_set_offload). */
+#define MQO_SPLICE_EMIT_CSUM 0x4
 
 struct mqo_splice_stats {
     uint64_t conns_tracked;     /* now */
@@ -109,6 +124,11 @@ struct mqo_splice_stats {
     uint64_t probe_give_ups;    /* ... because a receiver answered no zero-window probe */
     uint64_t emit_refused;      /* frames the output refused: they waited in the splice */
     uint64_t csum_reused;       /* payload bytes whose checksum came from the fan-out's sum */
+    uint64_t shared_segs;       /* segments emitted with their payload shared (emit_shared) */
+    uint64_t shared_bytes;      /* ... payload bytes not copied into them */
+    uint64_t tso_frames;        /* frames emitted for the output to segment (TSO) */
+    uint64_t tso_bytes;         /* ... their payload bytes */
+    uint64_t csum_left;         /* segments whose TCP checksum the output completes */
 };
 
 struct mqo_splice;
@@ -147,6 +167,23 @@ const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *
  * the broker, held[MQO_S2C] toward the clients (walks every connection: for metrics). */
 void mqo_splice_held(const struct mqo_splice *sp, uint64_t held[2]);
 struct mqo_engine *mqo_splice_engine(struct mqo_splice *s);
+
+/* What the output toward a side does itself (mqo_splice_set_offload). */
+struct mqo_splice_offload {
+    /* TSO: new data toward that side leaves in frames of up to tso_max payload bytes (whole
+     * multiples of the receiver's MSS, within its window and the congestion window), emitted
+     * with MQO_SPLICE_EMIT_TSO and the MSS in MQO_SPLICE_EMIT_SEG(flags). Their TCP checksum
+     * field holds the pseudo-header sum without the length (not complemented), their IPv4
+     * length the whole frame's, and they take one IP id per segment. Retransmissions of one
+     * segment stay one MSS. 0: every segment at most the MSS; at most 64000 is used. */
+    uint32_t tso_max;
+    /* The TCP checksum: every segment toward that side leaves with MQO_SPLICE_EMIT_CSUM and
+     * the pseudo-header sum (with the length, not complemented) in its field; the output
+     * completes it (the payload is not summed here). */
+    int csum;
+};
+/* Sets what the output toward `side` does itself; all zero (the default): nothing. */
+void mqo_splice_set_offload(struct mqo_splice *s, int side, const struct mqo_splice_offload *o);
 
 /* Whether the splice tracks the connection of a client (address in network byte order, port
  * in host order) with the broker: 1 when it saw its SYN and relays its stream (every segment of

@@ -11,6 +11,10 @@
 #   run_py NAME SECS SCRIPT ARGS  a python helper in the cli namespace; its ok/not ok lines count
 #   case_py T CASE [ARGS]         run_py of cases.py CASE against target T
 #   ok NAME | not_ok NAME WHY | skip NAME WHY | check NAME CMD...
+#   io_args IF_A IF_B             IO_ARGS: mqoff's (or mqoff-bridge's) port arguments for the
+#                                 packet I/O backend $MONITOR_IO (afpacket, the default; afxdp;
+#                                 dpdk: net_af_packet vdevs on the two interfaces)
+#   ports_state NS IF_A IF_B      promiscuous mode and XDP program of two interfaces, to compare
 #   lab_finish                    tears down, prints "N passed, N failed", exit 1 if any failed
 #
 # Every check prints "ok - NAME", "not ok - NAME: why" or "ok - NAME # SKIP why". Whatever
@@ -30,6 +34,9 @@ NS_CLI=$MQO_LAB-cli NS_NIC=$MQO_LAB-nic
 export NS_BRK=$MQO_LAB-brk      # for tests that run something beside the broker
 BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 MQTT_PORT=1883
 LAB_TARGETS=${LAB_TARGETS:-direct proxy monitor intercept}
+PORTS_BEFORE=''                # ports_state of monitor mode's ports before it started
+# shellcheck source-path=SCRIPTDIR source=io.sh
+. "$LAB_DIR/io.sh"               # MONITOR_IO: monitor mode's packet I/O (afpacket, afxdp, dpdk)
 LAB_NAME=$(basename "$0" .sh)
 
 T_PASS=0 T_FAIL=0 T_SKIP=0
@@ -58,6 +65,7 @@ lab_summary() {
 _lab_cleanup() {
   proxy_stop >/dev/null 2>&1 || true
   "$LAB_TOOL" down >/dev/null 2>&1 || true
+  io_cleanup
   [ -z "$LAB_TMP" ] || rm -rf "$LAB_TMP"
   LAB_TMP=
 }
@@ -161,12 +169,15 @@ monitor_start() {
   local a=${MQO_LAB}nc b=${MQO_LAB}nb
   ip -n "$NS_NIC" link set "$a" nomaster
   ip -n "$NS_NIC" link set "$b" nomaster
-  echo "# mqoff monitor --port-a $a --port-b $b --broker $BROKER_ADDR:$MQTT_PORT $*"
+  PORTS_BEFORE=$(ports_state "$NS_NIC" "$a" "$b")
+  io_args "$a" "$b" || return 1
+  echo "# mqoff monitor ${IO_ARGS[*]} --broker $BROKER_ADDR:$MQTT_PORT $*"
   # the broker was started fresh for this target: no client predates mqoff
-  ip netns exec "$NS_NIC" "$MQOFF" monitor --port-a "$a" --port-b "$b" \
+  ip netns exec "$NS_NIC" "$MQOFF" monitor "${IO_ARGS[@]}" \
     --broker "$BROKER_ADDR:$MQTT_PORT" --startup-hold "${MONITOR_STARTUP_HOLD:-0}" "$@" \
     >"$PROXY_LOG" 2>&1 </dev/null &
   PROXY_PID=$!
+  io_attach "$NS_NIC" "$a" "$b"
   if ! wait_port "$NS_CLI" "$BROKER_ADDR" "$MQTT_PORT" 10 || ! kill -0 "$PROXY_PID" 2>/dev/null; then
     not_ok "$LAB_NAME: mqoff monitor starts" "broker not reachable through it; log: $(tail -5 "$PROXY_LOG" | tr '\n' ' ')"
     proxy_stop >/dev/null
@@ -302,7 +313,12 @@ target_down() {
       "exit status $PROXY_RC; last lines: $(tail -3 "$PROXY_LOG" | tr '\n' ' ')"
   fi
   sed -n '/summary/,$p' "$PROXY_LOG" | sed "s/^/# $t: /"
-  [ "$t" = monitor ] && monitor_restore
+  if [ "$t" = monitor ]; then
+    io_detach "$NS_NIC" "${MQO_LAB}nc" "${MQO_LAB}nb"
+    ports_restored "$LAB_NAME: mqoff $t ($MONITOR_IO) left its ports as they were [$t]" \
+      "$PORTS_BEFORE" "$NS_NIC" "${MQO_LAB}nc" "${MQO_LAB}nb"
+    monitor_restore
+  fi
   return 0
 }
 

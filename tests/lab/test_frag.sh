@@ -28,6 +28,10 @@ FRAG_SIZE=${FRAG_SIZE:-600}
 IMPAIR="frag=$FRAG_SIZE,reorder=3,seed=5"
 PORT2=1884
 BR_PIDS=()
+# DPDK's net_af_packet reads with PACKET_FANOUT_FLAG_DEFRAG: the kernel reassembles IPv4
+# before mqoff sees it (and a datagram over the device's frame size arrives truncated), so
+# fragments reach a DPDK monitor only through net_af_xdp.
+[ "$MONITOR_IO" != dpdk ] || DPDK_PMD=net_af_xdp
 
 counter_min() { # NAME MIN CHECK
   local v
@@ -81,7 +85,10 @@ chain_up() {
   BR_PIDS+=($!)
   PROXY_N=$((PROXY_N + 1))
   PROXY_LOG=$LAB_TMP/monitor.log
-  ip netns exec "$NS_NIC" "$MQOFF" monitor --port-a "$f2" --port-b "$f3" \
+  PORTS_BEFORE=$(ports_state "$NS_NIC" "$f2" "$f3")
+  io_args "$f2" "$f3" || return 1
+  echo "# mqoff monitor ${IO_ARGS[*]}"
+  ip netns exec "$NS_NIC" "$MQOFF" monitor "${IO_ARGS[@]}" \
     --broker "$BROKER_ADDR:$MQTT_PORT" --acl open --exclusive --startup-hold 0 --broker-only 'bo/#' \
     >"$PROXY_LOG" 2>&1 </dev/null &
   PROXY_PID=$!
@@ -139,6 +146,8 @@ run() {
   else not_ok "frag: mqoff monitor still running at the end" "it exited: $(tail -3 "$PROXY_LOG" | tr '\n' ' ')"
   fi
   proxy_stop
+  ports_restored "frag: mqoff monitor ($MONITOR_IO) left its ports as they were" "$PORTS_BEFORE" \
+    "$NS_NIC" "${MQO_LAB}f2" "${MQO_LAB}f3"
   bridges_stop
   sed -n '/summary/,$p' "$PROXY_LOG" | grep -E "^(impair|  (tcp|fragment|consumed)| +passthrough)" |
     sed 's/^/# monitor: /'

@@ -5,7 +5,9 @@
 #    once, in order, every connection survives, the broker sees none of the offloaded
 #    PUBLISHes, and mqoff retransmitted;
 #  - connections open before mqoff started are left untouched, and since their subscriptions
-#    are unknown, nothing is offloaded while they live (their messages are not lost).
+#    are unknown, nothing is offloaded while they live (their messages are not lost);
+#  - traffic that is not the broker's crosses intact, without reaching the loop where the
+#    device steers it (AF_XDP: the XDP program forwards it port to port).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -51,8 +53,40 @@ preexisting() {
   else
     not_ok "its subscriber got all 3 messages, in order" "got: $(tr '\n' ' ' <"$out")"
   fi
+  bypass_start
   target_down monitor
   counter_min unseen_clients 3 "nothing offloaded while a connection mqoff did not see lived"
+  bypass_check
+}
+
+# bypass_start: a TCP transfer (1 s) to another port of the broker's host, through mqoff.
+# bypass_check (after mqoff stopped): it arrived whole; a port steered in the device (AF_XDP's
+# program, DPDK's rte_flow) never showed its frames to the loop, an unsteered one did.
+BYPASS_SENT=
+bypass_start() {
+  local sink=$LAB_TMP/sink.out sink_pid
+  ip netns exec "$NS_BRK" timeout 20 "$PY" "$LAB_ROOT/bench/floor.py" tcp-sink "$BROKER_ADDR" 5001 15 \
+    >"$sink" 2>&1 &
+  sink_pid=$!
+  sleep 0.3
+  BYPASS_SENT=$(ip netns exec "$NS_CLI" timeout 15 "$PY" "$LAB_ROOT/bench/floor.py" tcp-send "$BROKER_ADDR" 5001 1)
+  wait "$sink_pid"
+}
+bypass_check() {
+  local got rx frames name="a transfer to another port of the broker's host crossed mqoff intact"
+  got=$(cat "$LAB_TMP/sink.out")
+  if [ -n "$BYPASS_SENT" ] && [ "$got" = "$BYPASS_SENT" ]; then ok "$name ($got bytes)"
+  else not_ok "$name" "sent ${BYPASS_SENT:-nothing}, received $got"; return
+  fi
+  frames=$((got / 1448))
+  rx=$(grep -oE '^port a [^:]*: rx [0-9]+ frames' "$PROXY_LOG" | grep -oE '[0-9]+ frames' | grep -oE '[0-9]+')
+  if grep -qE '^port a .*steered in the device' "$PROXY_LOG"; then
+    name="steered ($MONITOR_IO): the loop did not see the transfer (port a rx $rx frames, the transfer $frames)"
+    if [ -n "$rx" ] && [ "$rx" -lt $((frames / 4)) ]; then ok "$name"; else not_ok "$name" "it did"; fi
+  else
+    name="not steered ($MONITOR_IO): the loop forwarded the transfer (port a rx $rx frames, the transfer $frames)"
+    if [ -n "$rx" ] && [ "$rx" -ge "$frames" ]; then ok "$name"; else not_ok "$name" "it did not"; fi
+  fi
 }
 
 lab_init

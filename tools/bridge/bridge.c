@@ -1,6 +1,7 @@
 /* mqoff-bridge: forwards every Ethernet frame between two interfaces (pktio + l2 + impair).
  *
- *   mqoff-bridge --port-a IF --port-b IF [--l2 hub|learn|static] [--static-file F]
+ *   mqoff-bridge --port-a PORT --port-b PORT [--io afpacket|dpdk|afxdp] [--eal "ARGS"]
+ *                [--l2 hub|learn|static] [--static-file F]
  *                [--impair SPEC] [--impair-a2b SPEC] [--impair-b2a SPEC] [options]
  *
  * The null forwarder: the benchmark's floor (what a bump-in-the-wire costs before any TCP or
@@ -37,7 +38,10 @@ static void on_signal(int sig) { stop = sig; }
 static void usage(FILE *o)
 {
     fprintf(o,
-            "usage: mqoff-bridge --port-a IF --port-b IF [options]\n"
+            "usage: mqoff-bridge --port-a PORT --port-b PORT [options]\n"
+            "  --io BACKEND         afpacket (default), afxdp (ports are interfaces) or dpdk\n"
+            "                       (ports are DPDK port ids or device names, with --eal)\n"
+            "  --eal \"ARGS\"         dpdk: the EAL arguments (without hugepages: --no-huge)\n"
             "  --l2 MODE            hub | learn (default) | static\n"
             "  --static-file F      static table: 'MAC PORT' lines, PORT a|b or 0|1\n"
             "  --flood-unknown      static: flood unknown unicast instead of dropping it\n"
@@ -71,7 +75,8 @@ static void print_ready(void *arg)
 int main(int argc, char **argv)
 {
     const char *ifa = NULL, *ifb = NULL, *static_file = NULL;
-    const char *spec_both = NULL, *spec_dir[2] = {NULL, NULL};
+    const char *spec_both = NULL, *spec_dir[2] = {NULL, NULL}, *eal = NULL;
+    enum mqo_pktio_backend io = MQO_PKTIO_AFPACKET;
     enum mqo_l2_mode mode = MQO_L2_LEARN;
     unsigned l2flags = 0, port_flags = 0;
     uint32_t ring = 0, busy_us = 0;
@@ -79,7 +84,7 @@ int main(int argc, char **argv)
     int fix_csum = 1, promisc = 1, quiet = 0;
     enum {
         O_A = 256, O_B, O_L2, O_STATIC, O_FLOOD, O_AGING, O_IMP, O_A2B, O_B2A, O_RING,
-        O_BUSY, O_BYPASS, O_NOFIX, O_NOPROMISC, O_QUIET, O_HELP
+        O_BUSY, O_BYPASS, O_NOFIX, O_NOPROMISC, O_QUIET, O_IO, O_EAL, O_HELP
     };
     static const struct option opts[] = {
         {"port-a", required_argument, 0, O_A},
@@ -97,6 +102,8 @@ int main(int argc, char **argv)
         {"no-fix-csum", no_argument, 0, O_NOFIX},
         {"no-promisc", no_argument, 0, O_NOPROMISC},
         {"quiet", no_argument, 0, O_QUIET},
+        {"io", required_argument, 0, O_IO},
+        {"eal", required_argument, 0, O_EAL},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -149,6 +156,13 @@ int main(int argc, char **argv)
         case O_NOFIX: fix_csum = 0; break;
         case O_NOPROMISC: promisc = 0; break;
         case O_QUIET: quiet = 1; break;
+        case O_IO:
+            if (mqo_pktio_backend_parse(optarg, &io)) {
+                fprintf(stderr, "mqoff-bridge: --io '%s': want afpacket, dpdk or afxdp\n", optarg);
+                return 2;
+            }
+            break;
+        case O_EAL: eal = optarg; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -159,6 +173,17 @@ int main(int argc, char **argv)
     }
     if (!strcmp(ifa, ifb)) {
         fprintf(stderr, "mqoff-bridge: port a and port b are the same interface\n");
+        return 2;
+    }
+    if ((io == MQO_PKTIO_DPDK) != (eal != NULL)) {
+        fprintf(stderr, "mqoff-bridge: --eal \"ARGS\" goes with --io dpdk, and only with it\n");
+        return 2;
+    }
+    if (!mqo_pktio_backend_built(io)) {
+        fprintf(stderr,
+                "mqoff-bridge: --io %s is not in this build (its Debian packages were missing "
+                "when it was built: scripts/deps.sh installs them, then make)\n",
+                mqo_pktio_backend_name(io));
         return 2;
     }
     if ((mode == MQO_L2_STATIC) != (static_file != NULL)) {
@@ -197,6 +222,8 @@ int main(int argc, char **argv)
         }
     }
     struct mqo_bump_cfg bc = {.ifname = {ifa, ifb},
+                              .io = io,
+                              .eal = eal,
                               .l2_mode = mode,
                               .l2_flags = l2flags,
                               .aging_ns = (uint64_t)(aging * 1e9),
@@ -219,8 +246,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     static const char *mn[] = {"hub", "learn", "static"};
     snprintf(g_ready_line, sizeof g_ready_line,
-             "mqoff-bridge: forwarding %s <-> %s, l2 %s, impair a2b %s, b2a %s\n", ifa, ifb,
-             mn[mode], desc[0], desc[1]);
+             "mqoff-bridge: forwarding %s <-> %s (%s), l2 %s, impair a2b %s, b2a %s\n", ifa, ifb,
+             mqo_pktio_backend_name(io), mn[mode], desc[0], desc[1]);
     if (!quiet)
         bc.ready = print_ready;
     struct mqo_bump_stats st;

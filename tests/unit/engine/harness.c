@@ -65,6 +65,10 @@ static uint32_t ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
     return r;
 }
 
+size_t h_share_min;
+uint32_t h_tso_max;
+int h_csum_offload;
+
 void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
 {
     memset(h, 0, sizeof *h);
@@ -83,9 +87,16 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
                                     .broker_port = 1883,
                                     .engine = c,
                                     .emit = ts_emit,
+                                    .emit_shared = h_share_min ? ts_emit_shared : NULL,
+                                    .share_min = h_share_min,
                                     .ud = &h->net,
                                     .startup_hold_ms = -1}; /* the broker model starts empty */
         h->splice = mqo_splice_new(&sc);
+        if (h->splice && (h_tso_max || h_csum_offload)) {
+            struct mqo_splice_offload o = {.tso_max = h_tso_max, .csum = h_csum_offload};
+            mqo_splice_set_offload(h->splice, MQO_SIDE_CLIENT, &o);
+            mqo_splice_set_offload(h->splice, MQO_SIDE_BROKER, &o);
+        }
         ts_net_init(&h->net, h->splice, 42);
         h->net.now = h->now;
         h->net.on_input = trk_input;

@@ -184,6 +184,14 @@ struct harness {
 /* Creates the harness; cfg may be NULL for defaults (ACL open). The ops are the harness's (or
  * the splice's). mode: enum h_mode. */
 void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode);
+/* H_SPLICE: when not 0, the splice sends a fan-out's shared payload through emit_shared
+ * (ts_emit_shared) from segments ending with at least this many of its bytes. */
+extern size_t h_share_min;
+/* Set before h_init (splice): the output cuts TSO frames of up to this many payload bytes
+ * toward both sides, and completes TCP checksums (mqo_splice_set_offload; the wire model
+ * does both as a device does). 0: neither. */
+extern uint32_t h_tso_max;
+extern int h_csum_offload;
 /* The engine's counters (engine or splice mode). */
 const struct mqo_engine_stats *h_stats(const struct harness *h);
 void h_free(struct harness *h);

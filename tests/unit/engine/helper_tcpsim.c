@@ -67,8 +67,17 @@ void ts_net_init(struct ts_net *n, void *splice, uint64_t seed)
     n->delay_ns = 100000; /* 100 us */
 }
 
+static void release_held(struct ts_net *n)
+{
+    for (size_t i = 0; i < n->n_held; i++)
+        mqo_msg_unref(n->held[i]);
+    n->n_held = 0;
+}
+
 void ts_net_free(struct ts_net *n)
 {
+    release_held(n);
+    free(n->held);
     for (size_t i = 0; i < n->n; i++)
         free(n->q[i].data);
     free(n->q);
@@ -154,6 +163,71 @@ static void enqueue(struct ts_net *n, struct ts_ep *ep, int to_splice, const uin
     }
 }
 
+/* A TSO frame cut as a device cuts it: headers copied into every segment, the IP length, id
+ * (one each) and checksum, the sequence number and the TCP checksum written per segment, PSH
+ * and FIN on the last only. Each segment goes on through ts_emit (and the wire's loss) on its
+ * own. A frame that is not what a device takes (its checksum field not the pseudo-header sum
+ * without the length, its IP length not the frame's) aborts the test. */
+static int emit_tso(struct ts_net *n, int to_side, const uint8_t *frame, size_t len, size_t seg)
+{
+    static uint8_t out[14 + 60 + 60 + 9000];
+    const uint8_t *ip = frame + 14;
+    size_t ihl = (size_t)(ip[0] & 15) * 4, thl = (size_t)(ip[ihl + 12] >> 4) * 4;
+    size_t hdr = 14 + ihl + thl, pay = len - hdr;
+    uint32_t sa, da;
+    memcpy(&sa, ip + 12, 4);
+    memcpy(&da, ip + 16, 4);
+    uint16_t want, got;
+    want = (uint16_t)~mqo_cksum_fold(mqo_cksum_pseudo4(sa, da, 6, 0, 0));
+    memcpy(&got, ip + ihl + 16, 2);
+    if (ip[9] != 6 || rd16(ip + 2) != len - 14 || got != want || seg == 0 || seg > 9000 ||
+        pay <= seg)
+        abort();
+    n->tso_frames++;
+    uint32_t seq = rd32(ip + ihl + 4);
+    uint16_t id = rd16(ip + 4);
+    uint8_t fl = ip[ihl + 13];
+    for (size_t o = 0; o < pay; o += seg) {
+        size_t k = pay - o < seg ? pay - o : seg;
+        memcpy(out, frame, hdr);
+        memcpy(out + hdr, frame + hdr + o, k);
+        uint8_t *oip = out + 14, *tcp = oip + ihl;
+        wr16(oip + 2, (uint16_t)(ihl + thl + k));
+        wr16(oip + 4, (uint16_t)(id + o / seg));
+        wr16(oip + 10, 0);
+        put_csum(oip + 10, mqo_cksum_fold(mqo_cksum_partial(oip, ihl, 0)));
+        wr32(tcp + 4, seq + (uint32_t)o);
+        tcp[13] = o + k < pay ? (uint8_t)(fl & ~0x09) : fl; /* PSH, FIN: the last one */
+        wr16(tcp + 16, 0);
+        put_csum(tcp + 16, tcp4_csum(oip, tcp, thl + k));
+        n->tso_segs++;
+        ts_emit(n, to_side, out, hdr + k, 0);
+    }
+    return 0;
+}
+
+/* A frame whose TCP checksum the output completes, completed as a device does; its field
+ * must hold the pseudo-header sum with the length (else the test aborts). */
+static int emit_csum(struct ts_net *n, int to_side, const uint8_t *frame, size_t len)
+{
+    static uint8_t out[14 + 60 + 60 + 9000];
+    const uint8_t *ip = frame + 14;
+    size_t ihl = (size_t)(ip[0] & 15) * 4, tl = len - 14 - ihl;
+    uint32_t sa, da;
+    memcpy(&sa, ip + 12, 4);
+    memcpy(&da, ip + 16, 4);
+    uint16_t want = (uint16_t)~mqo_cksum_fold(mqo_cksum_pseudo4(sa, da, 6, (uint16_t)tl, 0)), got;
+    memcpy(&got, ip + ihl + 16, 2);
+    if (ip[9] != 6 || len > sizeof out || got != want)
+        abort();
+    memcpy(out, frame, len);
+    uint8_t *tcp = out + 14 + ihl;
+    wr16(tcp + 16, 0);
+    put_csum(tcp + 16, tcp4_csum(out + 14, tcp, tl));
+    n->csum_completed++;
+    return ts_emit(n, to_side, out, len, 0);
+}
+
 int ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags)
 {
     struct ts_net *n = ud;
@@ -168,6 +242,10 @@ int ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned fl
         }
         n->tx_room--;
     }
+    if (flags & MQO_SPLICE_EMIT_TSO)
+        return emit_tso(n, to_side, frame, len, MQO_SPLICE_EMIT_SEG(flags));
+    if (flags & MQO_SPLICE_EMIT_CSUM)
+        return emit_csum(n, to_side, frame, len);
     if (len < 14 + 20 + 20)
         return 0;
     const uint8_t *ip = frame + 14;
@@ -555,8 +633,32 @@ static void ep_timers(struct ts_net *n, struct ts_ep *e)
         e->rtx_at = 0;
 }
 
+int ts_emit_shared(void *ud, int to_side, const uint8_t *frame, size_t hlen, struct mqo_msg *msg,
+                   size_t ext_off, size_t ext_len, unsigned flags)
+{
+    struct ts_net *n = ud;
+    static uint8_t f[65536 + 128];
+    if (!msg->refs || ext_off + ext_len > msg->len || hlen + ext_len > sizeof f || ext_len == 0)
+        abort(); /* the splice handed out bytes it does not hold */
+    memcpy(f, frame, hlen);
+    memcpy(f + hlen, msg->data + ext_off, ext_len);
+    int r = ts_emit(ud, to_side, f, hlen + ext_len, flags);
+    if (r)
+        return r;
+    if (n->n_held == n->cap_held) {
+        n->cap_held = n->cap_held ? 2 * n->cap_held : 64;
+        n->held = realloc(n->held, n->cap_held * sizeof *n->held);
+        if (!n->held)
+            abort();
+    }
+    n->held[n->n_held++] = mqo_msg_ref(msg);
+    n->shared_frames++;
+    return 0;
+}
+
 uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns)
 {
+    release_held(n);
     uint64_t start = n->now, end = n->now + max_ns;
     for (int guard = 0; guard < 1000000; guard++) {
         /* earliest event */

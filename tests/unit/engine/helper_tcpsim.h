@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/msg.h"
 
 struct ts_ep {
     int side;          /* MQO_SIDE_CLIENT or MQO_SIDE_BROKER: where it sits */
@@ -103,6 +104,14 @@ struct ts_net {
     unsigned tx_room;
     uint64_t tx_refill_at;
     uint64_t tx_refused;
+    /* ts_emit_shared: frames that came with a shared tail, and the messages they hold a
+     * reference to until the next ts_net_run (as a port holds a block until it sent it) */
+    uint64_t shared_frames;
+    /* TSO frames (MQO_SPLICE_EMIT_TSO) ts_emit cut into segments, and those segments */
+    uint64_t tso_frames, tso_segs;
+    uint64_t csum_completed; /* frames whose TCP checksum ts_emit completed */
+    struct mqo_msg **held;
+    size_t n_held, cap_held;
 };
 
 void ts_net_init(struct ts_net *n, void *splice, uint64_t seed);
@@ -122,8 +131,13 @@ void ts_write(struct ts_net *n, struct ts_ep *e, const void *p, size_t len);
 void ts_close(struct ts_net *n, struct ts_ep *e);
 
 /* The splice's emit callback: queues the frame toward the right endpoint, or refuses a kept
- * frame when the path is over its capacity (tx_cap). */
+ * frame when the path is over its capacity (tx_cap). A TSO frame is cut into segments first,
+ * as a device does, and each meets the wire on its own. */
 int ts_emit(void *ud, int to_side, const uint8_t *frame, size_t len, unsigned flags);
+/* The splice's emit_shared callback: checks the shared tail lies in the message, keeps a
+ * reference to it until the next ts_net_run, and sends head and tail as one frame (ts_emit). */
+int ts_emit_shared(void *ud, int to_side, const uint8_t *frame, size_t hlen, struct mqo_msg *msg,
+                   size_t ext_off, size_t ext_len, unsigned flags);
 
 /* Processes every event (frame arrival, timer) due before now + max_ns; the clock stops at the
  * last event processed. Returns the time advanced. */
