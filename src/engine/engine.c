@@ -543,6 +543,41 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
 
 /* ---- engine ---- */
 
+/* Adds the broker-only filters to t. Returns 0, or -EINVAL (logged), -ENOMEM. */
+static int broker_only_fill(struct mqo_engine *e, struct mqo_trie *t, const char *const *f,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct mqo_sub_opts o = {0};
+        int rc = mqo_trie_add(t, (const uint8_t *)f[i], strlen(f[i]), e, &o);
+        if (rc) {
+            if (rc == -EINVAL)
+                mqo_err("broker-only filter '%s' is not a valid topic filter", f[i]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int mqo_engine_set_broker_only(struct mqo_engine *e, const char *const *filters, size_t n)
+{
+    /* A filter added makes its topics go to the broker from the next PUBLISH on, after what
+     * the offload already delivered; one removed lets them be offloaded again, and what the
+     * broker still carries of them holds the publisher (passthrough_holds), as for any
+     * message that went to the broker. */
+    struct mqo_trie *t = mqo_trie_new();
+    if (!t)
+        return -ENOMEM;
+    int rc = broker_only_fill(e, t, filters, n);
+    if (rc) {
+        mqo_trie_free(t);
+        return rc;
+    }
+    mqo_trie_free(e->broker_only);
+    e->broker_only = t;
+    return 0;
+}
+
 struct mqo_engine *mqo_engine_new(const struct mqo_engine_cfg *cfg)
 {
     struct mqo_engine *e = calloc(1, sizeof *e);
@@ -568,16 +603,11 @@ struct mqo_engine *mqo_engine_new(const struct mqo_engine_cfg *cfg)
     e->broker_only = mqo_trie_new();
     if (!e->trie || !e->broker_only)
         goto nomem;
-    for (size_t i = 0; i < cfg->n_broker_only; i++) {
-        const char *f = cfg->broker_only[i];
-        struct mqo_sub_opts o = {0};
-        int rc = mqo_trie_add(e->broker_only, (const uint8_t *)f, strlen(f), e, &o);
-        if (rc) {
-            mqo_err("broker-only filter '%s' is not a valid topic filter", f);
-            mqo_engine_free(e);
-            errno = -rc;
-            return NULL;
-        }
+    int rc = broker_only_fill(e, e->broker_only, cfg->broker_only, cfg->n_broker_only);
+    if (rc) {
+        mqo_engine_free(e);
+        errno = -rc;
+        return NULL;
     }
     if (e->cfg.acl_mode == MQO_ACL_FILE && !e->cfg.acl)
         e->cfg.acl_mode = MQO_ACL_NONE;

@@ -269,6 +269,16 @@ int mqo_engine_acl_changed(struct mqo_engine *e, struct mqo_acl *acl);
  * the file did not parse at the reload; everything passes through until the next one). */
 int mqo_engine_acl_reloaded(struct mqo_engine *e, struct mqo_acl *acl);
 
+/* Authorization from now on (the operator changed its source at a reload): MQO_ACL_OPEN, or
+ * MQO_ACL_FILE with no version until mqo_engine_acl_reloaded gives one (everything passes
+ * through meanwhile). Only between those two: an engine started without a source kept no
+ * ordering state for what it never offloaded. Returns 0, -EINVAL, -ENOMEM (unchanged). */
+int mqo_engine_set_acl_mode(struct mqo_engine *e, enum mqo_acl_mode mode);
+
+/* The broker-only filters from now on (copied). Returns 0, or -EINVAL for a filter that is not
+ * a valid topic filter (logged), -ENOMEM; the filters are then unchanged. */
+int mqo_engine_set_broker_only(struct mqo_engine *e, const char *const *filters, size_t n);
+
 /* Reason of the last passthrough decision on c (MQO_PT_NONE after a consume); for tests and
  * debugging. */
 enum mqo_pt_reason mqo_conn_last_reason(const struct mqo_conn *c);
