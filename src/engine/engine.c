@@ -88,6 +88,23 @@ const char *mqo_pt_reason_name(enum mqo_pt_reason r)
 }
 
 void *mqo_conn_ud(const struct mqo_conn *c) { return c->ud; }
+
+void mqo_conn_set_peer(struct mqo_conn *c, const char *peer)
+{
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+}
+
+const char *mqo_conn_who(const struct mqo_conn *c, char *buf, size_t len)
+{
+    const char *from = c->peer[0] ? c->peer : "an unknown address";
+    if (c->cid)
+        snprintf(buf, len, "client '%.*s' from %s", (int)(c->cid_len > 128 ? 128 : c->cid_len),
+                 (const char *)c->cid, from);
+    else
+        snprintf(buf, len, "a client from %s (connection %llu)", from,
+                 (unsigned long long)c->id);
+    return buf;
+}
 uint64_t mqo_conn_id(const struct mqo_conn *c) { return c->id; }
 enum mqo_pt_reason mqo_conn_last_reason(const struct mqo_conn *c) { return c->last_reason; }
 const struct mqo_engine_stats *mqo_engine_stats(const struct mqo_engine *e) { return &e->st; }
@@ -209,7 +226,8 @@ static void fail_conn(struct mqo_conn *c, int rc)
         return;
     c->dead = 1;
     c->live = 0;
-    mqo_warn("conn %llu: %s: closing the connection", (unsigned long long)c->id,
+    char who[200];
+    mqo_warn("%s: %s: closing the connection", mqo_conn_who(c, who, sizeof who),
              rc == -ENOMEM ? "out of memory" : "no packet identifier left");
     e->cfg.ops.close(e->cfg.ud, c, rc);
 }
@@ -217,18 +235,19 @@ static void fail_conn(struct mqo_conn *c, int rc)
 void eng_relay(struct mqo_conn *c, int unknown, const char *why)
 {
     struct mqo_engine *e = c->eng;
+    char who[200];
     if (!c->relay) {
         c->relay = 1;
         e->st.relay_conns++;
-        mqo_info("conn %llu: %s: passed to the broker, which judges it; the connection is "
-                 "relayed unedited from now on", (unsigned long long)c->id, why);
+        mqo_info("%s: %s: passed to the broker, which judges it; the connection is relayed "
+                 "unedited from now on", mqo_conn_who(c, who, sizeof who), why);
     }
     if (unknown && !c->unknown) {
         c->unknown = 1;
         e->st.unknown_conns++;
-        mqo_warn("conn %llu: the broker may now hold subscriptions or a session the offload "
-                 "does not know: every PUBLISH goes to the broker while it lives",
-                 (unsigned long long)c->id);
+        mqo_warn("%s: the broker may now hold subscriptions or a session the offload does not "
+                 "know: every PUBLISH goes to the broker while it lives",
+                 mqo_conn_who(c, who, sizeof who));
     }
 }
 
@@ -453,9 +472,10 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     mqo_map_each(&c->cpid, count_engine_pid, &lost);
     if (lost) {
         e->st.inflight_lost += lost;
-        mqo_info("conn %llu closed with %llu offload QoS 1 deliveries unacknowledged; its "
-                 "session ends with the connection, so the broker would drop them too",
-                 (unsigned long long)c->id, (unsigned long long)lost);
+        char who[200];
+        mqo_info("%s: closed with %llu offload QoS 1 deliveries unacknowledged; its session "
+                 "ends with the connection, so the broker would drop them too",
+                 mqo_conn_who(c, who, sizeof who), (unsigned long long)lost);
     }
 
     struct session *s = c->sess;
@@ -1051,9 +1071,10 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
             }
             if (present) {
                 session_set_known(e, s, 0);
-                mqo_warn("client '%.*s' resumed a broker session the offload has not seen; "
-                         "its subscriptions are unknown, so every PUBLISH goes to the broker "
-                         "until that session ends", (int)c->cid_len, c->cid);
+                char who[200];
+                mqo_warn("%s resumed a broker session the offload has not seen; its "
+                         "subscriptions are unknown, so every PUBLISH goes to the broker until "
+                         "that session ends", mqo_conn_who(c, who, sizeof who));
             }
         } else if (!present) {
             /* the broker has no old session: whatever we held for it is gone */
