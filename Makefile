@@ -28,6 +28,7 @@ BENCH_TOOL_SRCS = $(sort $(wildcard tools/bench/*.c))
 
 BIN = $(B)/mqoff
 
+.PHONY: install install-bins deb
 .PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool test unit demo bench deps clean
 
 all: lib bin tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool
@@ -36,7 +37,7 @@ bin: $(BIN)
 
 $(BIN): src/main.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) $(LDFLAGS) -o $@
 
 lib: $(B)/libmqoff.a
 
@@ -85,7 +86,7 @@ $(B)/mqoff-bridge: tools/bridge/bridge.c $(B)/libmqoff.a
 mosqconf-tool: $(B)/mqoff-mosqconf
 $(B)/mqoff-mosqconf: tools/mosqconf/mosqconf.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) $(LDFLAGS) -o $@
 
 # ASan+UBSan build of the library, unit tests and corpus replays, in its own tree.
 ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -103,6 +104,17 @@ build-fuzz/%: fuzz/%.c $(LIB_SRCS)
 
 deps:
 	scripts/deps.sh
+
+# What `make install` installs (PREFIX=/usr/local, DESTDIR; see scripts/install.sh for the
+# other directories): mqoff, its tools, the shim and plugin when built, man pages, the systemd
+# unit, the example configuration. `make deb`: the Debian package, in build/deb/.
+PREFIX  ?= /usr/local
+INSTALL_BINS = bin mosqconf-tool
+install-bins: $(INSTALL_BINS)
+install: install-bins
+	B=$(B) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh
+deb:
+	scripts/deb.sh
 
 # Everything: deps, build, unit tests, sanitizer build, corpus replays, lab tests.
 test: deps
