@@ -10,6 +10,7 @@ PKGS=(
   mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev   # reference broker, clients, plugin API
   python3-paho-mqtt                                      # scripted clients in lab tests
   iproute2 nftables ethtool procps                       # the lab: namespaces, veths, loss
+  debhelper dpkg-dev lintian man-db systemd              # make deb, its checks, man pages, units
 )
 
 missing=()
