@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "acl/acl.h"
 #include "conf/mosqconf.h"
@@ -45,6 +46,7 @@ static void usage_main(FILE *f)
             "                      options from FILE, one a line ('acl-file PATH', '#'\n"
             "                      comments); the command line's replace the file's\n"
             "  mqoff -c FILE [options]   the same, the mode from FILE's 'mode' line\n"
+            "  mqoff                     mqoff -c /etc/mqoff/mqoff.conf, when it exists\n"
             "  mqoff --version\n");
 }
 
@@ -1083,8 +1085,15 @@ static int cmd_from_file(int argc, char **argv)
     return rc;
 }
 
+/* The configuration `mqoff` without arguments runs with, where the package installs it. */
+#define MQOFF_DEFAULT_CONF "/etc/mqoff/mqoff.conf"
+
 int main(int argc, char **argv)
 {
+    if (argc < 2 && access(MQOFF_DEFAULT_CONF, F_OK) == 0) {
+        char *av[] = {argv[0], "-c", MQOFF_DEFAULT_CONF, NULL};
+        return cmd_from_file(3, av);
+    }
     if (argc < 2) {
         usage_main(stderr);
         return 2;
