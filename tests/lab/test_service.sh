@@ -210,6 +210,33 @@ if target_up proxy -c "$CONF"; then
   fi
 fi
 
+# The unit's capabilities are enough: monitor mode as an unprivileged user (as DynamicUser)
+# with only the unit's ambient capabilities splices and offloads.
+caps=$(sed -n 's/^AmbientCapabilities=//p' dist/mqoff@.service.in | tr 'A-Z' 'a-z' | sed 's/cap_//g; s/ /,+/g; s/^/+/')
+cat >"$LAB_TMP/mqoff-caps" <<EOF
+#!/bin/sh
+exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all,$caps \
+  --ambient-caps=-all,$caps --bounding-set=-all,$caps "$MQOFF" "\$@"
+EOF
+chmod 755 "$LAB_TMP/mqoff-caps"
+MQOFF_REAL=$MQOFF MQOFF=$LAB_TMP/mqoff-caps
+if target_up monitor --acl open --exclusive; then
+  ip netns exec "$NS_CLI" timeout 20 mosquitto_sub -h "$BROKER_ADDR" -t 'cap/#' -C 3 >"$LAB_TMP/cap.out" 2>&1 &
+  SUB_PID=$!
+  sleep 0.5
+  for i in 1 2 3; do ip netns exec "$NS_CLI" timeout 10 mosquitto_pub -h "$BROKER_ADDR" -t cap/a -m "c$i"; done
+  wait "$SUB_PID"
+  target_down monitor
+  if [ "$(tr '\n' ' ' <"$LAB_TMP/cap.out")" = "c1 c2 c3 " ] && [ "$(proxy_counter consumed)" = 3 ]; then
+    ok "monitor mode runs as an unprivileged user with the unit's capabilities ($caps) and offloads"
+  else
+    not_ok "monitor mode runs as an unprivileged user with the unit's capabilities" "got '$(tr '\n' ' ' <"$LAB_TMP/cap.out")', consumed $(proxy_counter consumed)"
+  fi
+else
+  monitor_restore
+fi
+MQOFF=$MQOFF_REAL
+
 # mqoff -c FILE: the mode from the file; a flood of events (the broker unreachable: nothing
 # listens on its port) is limited, and says how many it dropped
 FILE2=$LAB_TMP/flood.conf
