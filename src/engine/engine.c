@@ -97,10 +97,16 @@ void mqo_conn_set_peer(struct mqo_conn *c, const char *peer)
 const char *mqo_conn_who(const struct mqo_conn *c, char *buf, size_t len)
 {
     const char *from = c->peer[0] ? c->peer : "an unknown address";
-    if (c->cid)
-        snprintf(buf, len, "client '%.*s' from %s", (int)(c->cid_len > 128 ? 128 : c->cid_len),
-                 (const char *)c->cid, from);
-    else
+    if (c->cid) {
+        /* the codec and the broker refuse control characters in an id; should one get
+         * through, it still cannot split or forge a log line */
+        char id[129];
+        size_t n = c->cid_len < sizeof id - 1 ? c->cid_len : sizeof id - 1;
+        for (size_t i = 0; i < n; i++)
+            id[i] = c->cid[i] < 0x20 || c->cid[i] == 0x7f ? '?' : (char)c->cid[i];
+        id[n] = 0;
+        snprintf(buf, len, "client '%s' from %s", id, from);
+    } else
         snprintf(buf, len, "a client from %s (connection %llu)", from,
                  (unsigned long long)c->id);
     return buf;

@@ -1025,6 +1025,21 @@ static void test_broker_only_filter(void **s)
     done(h);
 }
 
+/* Log lines name the client by id (once its CONNECT is read) and address. */
+static void test_conn_who(void **s)
+{
+    struct harness *h = mk(NULL);
+    int i = h_open(h);
+    char who[200];
+    mqo_conn_set_peer(h->cl[i].conn, "198.18.0.1:40001");
+    assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
+                        "a client from 198.18.0.1:40001 (connection 1)");
+    assert_true(h_connect(h, i, MQO_MQTT_V311, "pub-1", 1, 60));
+    assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
+                        "client 'pub-1' from 198.18.0.1:40001");
+    done(h);
+}
+
 /* Broker-only filters replaced while the engine runs (SIGHUP with a changed configuration):
  * from the next PUBLISH on, what they match goes to the broker, what they no longer match is
  * offloaded again, and the subscriber gets everything once, in order. */
@@ -1168,6 +1183,7 @@ int main(void)
         cmocka_unit_test(test_dollar_and_qos2_passthrough),
         cmocka_unit_test(test_broker_only_filter),
         cmocka_unit_test(test_broker_only_at_run_time),
+        cmocka_unit_test(test_conn_who),
         cmocka_unit_test(test_passthrough_in_flight_then_subscribe),
         cmocka_unit_test(test_differential_vs_direct),
     };
