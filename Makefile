@@ -10,12 +10,18 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 CPPFLAGS += -Isrc -D_GNU_SOURCE
 XCFLAGS   = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS)
 LIBS     := $(shell $(PKG_CONFIG) --libs liburing 2>/dev/null || echo -luring)
+# ctl/: cJSON (control protocol, mqoffctl) and libmicrohttpd (metrics endpoint)
+CTL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null || echo -I/usr/include/cjson)
+CTL_LIBS   := $(shell $(PKG_CONFIG) --libs libcjson libmicrohttpd 2>/dev/null || echo -lcjson -lmicrohttpd)
+CPPFLAGS += $(CTL_CFLAGS)
+LIBS     += $(CTL_LIBS)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 B        ?= build
-LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/tcp src/net src/modes src/l2 src/pktio
-LIB_SRCS  = $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/ctl src/tcp src/net src/modes src/l2 src/pktio src/plugin
+# the plugin's glue to the broker (src/plugin/plugin.c) is only in mqoff_mosquitto.so
+LIB_SRCS  = $(filter-out src/plugin/plugin.c,$(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
 TEST_BINS = $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
@@ -29,9 +35,9 @@ BENCH_TOOL_SRCS = $(sort $(wildcard tools/bench/*.c))
 BIN = $(B)/mqoff
 
 .PHONY: install install-bins deb
-.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool test unit demo bench deps clean
+.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool test unit demo bench deps clean
 
-all: lib bin tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool
+all: lib bin tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool
 
 bin: $(BIN)
 
@@ -88,6 +94,29 @@ $(B)/mqoff-mosqconf: tools/mosqconf/mosqconf.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) $(LDFLAGS) -o $@
 
+# mqoff_mosquitto.so, the Mosquitto 2.0 broker plugin (src/plugin): its own objects and the
+# parts of the library it uses, position-independent, every symbol hidden but the plugin API.
+PLUGIN_SRCS = $(sort $(wildcard src/plugin/*.c)) src/conf/mosqconf.c src/conf/mosqpolicy.c src/acl/acl.c \
+              src/topic/topic.c src/core/file.c src/core/buf.c src/core/map.c
+PLUGIN_OBJS = $(PLUGIN_SRCS:%.c=$(B)/pic/%.o)
+plugin: $(B)/mqoff_mosquitto.so
+$(B)/mqoff_mosquitto.so: $(PLUGIN_OBJS)
+	$(CC) -shared $(PLUGIN_OBJS) \
+	  $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null || echo -lcjson) -o $@.tmp
+	@# the broker provides mosquitto_*; anything else unresolved is a missing source
+	@if nm -D --undefined-only $@.tmp | grep -vE ' (w|U) (mosquitto_|cJSON_)|@|^ +w ' | grep .; then \
+	  echo "$@: unresolved symbols above"; rm -f $@.tmp; exit 1; fi
+	mv $@.tmp $@
+$(B)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+
+# mqoffctl: asks a running mqoff over its control socket (tools/ctl).
+ctl-tool: $(B)/mqoffctl
+$(B)/mqoffctl: tools/ctl/mqoffctl.c $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
+
 # ASan+UBSan build of the library, unit tests and corpus replays, in its own tree.
 ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 asan-build:
@@ -137,4 +166,4 @@ bench: deps bin bench-tool bridge-tool
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(PLUGIN_OBJS:.o=.d)

@@ -8,7 +8,9 @@ PKGS=(
   libcmocka-dev                                          # unit-test framework
   liburing-dev                                           # batched I/O (proxy mode)
   mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev   # reference broker, clients, plugin API
+  libcjson-dev libmicrohttpd-dev                         # control protocol, metrics endpoint
   python3-paho-mqtt                                      # scripted clients in lab tests
+  prometheus                                             # scrapes the metrics endpoint (lab)
   iproute2 nftables ethtool procps                       # the lab: namespaces, veths, loss
   debhelper dpkg-dev lintian man-db systemd              # make deb, its checks, man pages, units
 )
@@ -29,6 +31,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Debian starts the packaged broker as a service; the project runs its own instances only.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
-fi
+# So does its Prometheus server.
+for svc in mosquitto prometheus; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done

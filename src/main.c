@@ -13,6 +13,7 @@
 #include "conf/mosqconf.h"
 #include "core/log.h"
 #include "core/optfile.h"
+#include "ctl/ctl.h"
 #include "engine/engine.h"
 #include "core/file.h"
 #include "l2/impair.h"
@@ -49,6 +50,16 @@ static void usage_main(FILE *f)
             "  mqoff                     mqoff -c /etc/mqoff/mqoff.conf, when it exists\n"
             "  mqoff --version\n");
 }
+
+#define CONTROL_HELP                                                                          \
+    "\n"                                                                                      \
+    "control plane:\n"                                                                        \
+    "  --control PATH         Unix socket for the broker plugin (build/mqoff_mosquitto.so,\n" \
+    "                         plugin_opt_control PATH in mosquitto.conf) and mqoffctl; while\n" \
+    "                         the plugin is connected and synced, mqoff knows every client of\n"\
+    "                         the broker: --exclusive and --startup-hold are not needed\n"    \
+    "  --control-group GROUP  the socket's group (mode 0660), e.g. the broker's user's\n"     \
+    "  --metrics ADDR:PORT    Prometheus text format at http://ADDR:PORT/metrics\n"
 
 static void usage_proxy(FILE *f)
 {
@@ -101,6 +112,7 @@ static void usage_proxy(FILE *f)
             "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
+            CONTROL_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff gracefully and print its counters. SIGHUP says the\n"
             "broker has reloaded its configuration: send it after the broker's own SIGHUP;\n"
@@ -166,6 +178,7 @@ static void usage_monitor(FILE *f)
             "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
+            CONTROL_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff and print its counters. SIGHUP: the broker reloaded\n"
             "(as for proxy mode).\n");
@@ -280,6 +293,10 @@ struct opts {
     struct opts *pristine; /* as the mode set it up before any option: SIGHUP parses again */
     struct opts *hups;     /* what each SIGHUP read (its strings stay in use), newest first */
     int log_syslog;
+    /* --control, --control-group, --metrics; config: what `mqoffctl config` shows */
+    struct mqo_ctl_cfg ctl;
+    const char *config[2 * 24];
+    char config_buf[8][32];
 };
 
 static int parse_u64(const char *opt, const char *v, unsigned long long lo, unsigned long long hi,
@@ -502,8 +519,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
-        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF, O_HELP,
-        O_LOGDEST
+        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF, O_CONTROL,
+        O_CTLGROUP, O_METRICS, O_HELP, O_LOGDEST
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -533,6 +550,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"max-buffer", required_argument, 0, O_MAXBUF},
         {"exclusive", no_argument, 0, O_EXCL},
         {"mosquitto-conf", required_argument, 0, O_MOSQCONF},
+        {"control", required_argument, 0, O_CONTROL},
+        {"control-group", required_argument, 0, O_CTLGROUP},
+        {"metrics", required_argument, 0, O_METRICS},
         {"help", no_argument, 0, O_HELP},
         {"log", required_argument, 0, O_LOGDEST},
         {0, 0, 0, 0}};
@@ -641,6 +661,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 return 2;
             }
             break;
+        case O_CONTROL: o->ctl.path = optarg; break;
+        case O_CTLGROUP: o->ctl.group = optarg; break;
+        case O_METRICS: o->ctl.metrics = optarg; break;
         case O_BUSY:
             if (parse_u64("--busy-poll", optarg, 0, 1000000, &v))
                 return 2;
@@ -753,6 +776,10 @@ static int setup_conf(struct opts *o, const struct sockaddr_storage *ba, socklen
         else
             mqo_info("%s:%u: %s", f->at.file, f->at.line, f->why);
     }
+    if (p->mqoff_plugin_control && (!o->ctl.path || strcmp(o->ctl.path, p->mqoff_plugin_control)))
+        mqo_warn("the broker loads mqoff's plugin, which reports to %s, but this mqoff's "
+                 "--control is %s: its reports will not reach this mqoff",
+                 p->mqoff_plugin_control, o->ctl.path ? o->ctl.path : "not set");
     ec->conf_hold = !p->offload;
     ec->mount_point = p->mount_point;
     ec->username_as_clientid = (uint8_t)p->use_username_as_clientid;
@@ -783,6 +810,7 @@ static int setup_engine(struct opts *o, const struct sockaddr_storage *ba, sockl
 {
     memset(ec, 0, sizeof *ec);
     ec->exclusive = o->exclusive;
+    ec->broker_view = o->ctl.path != NULL;
     ec->overlap = o->overlap;
     ec->order_hold_ms = o->order_hold_ms;
     ec->max_buffer = o->max_buffer;
@@ -818,6 +846,9 @@ static int setup_engine(struct opts *o, const struct sockaddr_storage *ba, sockl
     }
     if (o->exclusive)
         mqo_info("exclusive: every client reaches the broker through this mqoff (--exclusive)");
+    else if (o->ctl.path)
+        mqo_info("not --exclusive: nothing is offloaded until the broker plugin is connected and "
+                 "synced on %s (it reports every client of the broker)", o->ctl.path);
     else
         mqo_warn("not --exclusive: a client may reach the broker some other way (another "
                  "listener, directly), whose subscriptions mqoff cannot see, so every PUBLISH "
@@ -868,6 +899,52 @@ static void free_conf(struct opts *o)
     free(o->bo);
 }
 
+/* What the control socket and metrics endpoint need (NULL when neither is asked for); the
+ * configuration `mqoffctl config` shows. */
+static const struct mqo_ctl_cfg *setup_ctl(struct opts *o, const char *mode)
+{
+    if (!o->ctl.path && !o->ctl.metrics)
+        return NULL;
+    size_t n = 0, nb = 0;
+#define KV(k, v) (o->config[n++] = (k), o->config[n++] = (v))
+#define KN(k, x) (snprintf(o->config_buf[nb], sizeof o->config_buf[nb], "%llu",                  \
+                           (unsigned long long)(x)),                                            \
+                  KV(k, o->config_buf[nb++]))
+    KV("mode", mode);
+    KV("broker", o->broker_s);
+    if (o->listen_s)
+        KV("listen", o->listen_s);
+    if (o->port_a) {
+        KV("port_a", o->port_a);
+        KV("port_b", o->port_b);
+    }
+    if (o->mosq_conf)
+        KV("mosquitto_conf", o->mosq_conf);
+    KV("authorization", o->acl_file ? o->acl_file : o->acl_open ? "open"
+                                                  : o->mosq_conf ? "from mosquitto_conf" : "none");
+    KV("exclusive", o->exclusive ? "yes" : "no");
+    for (size_t i = 0; i < o->n_bo && n + 2 < sizeof o->config / sizeof o->config[0] - 14; i++)
+        KV("broker_only", o->bo[i]);
+    KN("max_queue", o->max_queue ? o->max_queue : 4194304);
+    KN("max_buffer", o->max_buffer ? o->max_buffer : 1048576);
+    KV("overlap", o->overlap == MQO_OVERLAP_ONCE ? "once" : "passthrough");
+    KN("order_hold_ms", o->order_hold_ms ? o->order_hold_ms : 2000);
+    if (o->monitor)
+        KN("startup_hold_s", o->startup_hold_ms < 0 ? 0
+                             : o->startup_hold_ms ? o->startup_hold_ms / 1000 : 90);
+    if (o->ctl.path)
+        KV("control", o->ctl.path);
+    if (o->ctl.metrics)
+        KV("metrics", o->ctl.metrics);
+#undef KV
+#undef KN
+    o->ctl.mode = mode;
+    o->ctl.version = MQOFF_VERSION;
+    o->ctl.config = o->config;
+    o->ctl.n_config = n / 2;
+    return &o->ctl;
+}
+
 static void install_signals(void)
 {
     struct sigaction sa = {.sa_handler = on_signal};
@@ -906,6 +983,7 @@ static int cmd_proxy(int argc, char **argv)
         return 2;
     }
     cfg.hup = &g_hup;
+    cfg.ctl = setup_ctl(&o, "proxy");
     install_signals();
     mqo_info("proxy listening on %s, broker %s", o.listen_s, o.broker_s);
     struct mqo_engine_stats es = {0};
@@ -953,6 +1031,7 @@ static int cmd_monitor(int argc, char **argv)
         return 2;
     }
     mc.hup = &g_hup;
+    mc.ctl = setup_ctl(&o, "monitor");
     struct mqo_impair_cfg ic[2];
     for (int d = 0; d < 2; d++) {
         /* d = 0: a2b leaves on port b (1); d = 1: b2a leaves on port a (0) */
@@ -1006,8 +1085,8 @@ static int cmd_monitor(int argc, char **argv)
                 "out %llu\n"
                 "  retransmits       %llu (fast %llu, timeouts %llu), duplicates in %llu, out of "
                 "order in %llu, bad checksums %llu, zero-window probes %llu, resets %llu "
-                "(give-ups %llu: unacknowledged %llu, probes unanswered %llu), frames waiting for "
-                "the output %llu\n"
+                "(give-ups %llu: unacknowledged %llu, probes unanswered %llu), an end's RST passed "
+                "on %llu, frames waiting for the output %llu\n"
                 "  checksums         payload bytes summed once per fan-out %llu\n",
                 (unsigned long long)s->conns_total, (unsigned long long)s->conns_untracked,
                 (unsigned long long)s->segs_in, (unsigned long long)s->segs_out,
@@ -1017,7 +1096,7 @@ static int cmd_monitor(int argc, char **argv)
                 (unsigned long long)s->zero_window_probes, (unsigned long long)s->resets,
                 (unsigned long long)(s->rto_give_ups + s->probe_give_ups),
                 (unsigned long long)s->rto_give_ups, (unsigned long long)s->probe_give_ups,
-                (unsigned long long)s->emit_refused,
+                (unsigned long long)s->rsts_relayed, (unsigned long long)s->emit_refused,
                 (unsigned long long)s->csum_reused);
         const struct mqo_frag_stats *fs = &st.frag;
         if (mc.no_reassembly)

@@ -494,6 +494,22 @@ static void bridge_free(struct mqo_mosqconf_bridge *b)
         free(strs[i]);
 }
 
+int mqo_mosqconf_is_mqoff_plugin(const struct mqo_mosqconf_plugin *pl)
+{
+    const char *b = strrchr(pl->path, '/');
+    return strcmp(b ? b + 1 : pl->path, "mqoff_mosquitto.so") == 0;
+}
+
+const char *mqo_mosqconf_plugin_opt(const struct mqo_mosqconf_plugin *pl, const char *key)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < pl->n_opts; i++) /* the broker hands the plugin all of them; the
+                                              * plugin takes the last */
+        if (!strcmp(pl->opts[i].key, key))
+            v = pl->opts[i].value;
+    return v;
+}
+
 void mqo_mosqconf_free(struct mqo_mosqconf *c)
 {
     if (!c)

@@ -195,6 +195,12 @@ int mqo_mosqconf_load(const char *path, const struct mqo_mosqconf_opts *opts,
 
 void mqo_mosqconf_free(struct mqo_mosqconf *c);
 
+/* 1 when pl is mqoff's broker plugin (a file named mqoff_mosquitto.so), which only reports
+ * sessions and subscriptions: it decides nothing the offload must evaluate. */
+int mqo_mosqconf_is_mqoff_plugin(const struct mqo_mosqconf_plugin *pl);
+/* The value of option key (without its plugin_opt_ prefix) of pl, NULL when not set. */
+const char *mqo_mosqconf_plugin_opt(const struct mqo_mosqconf_plugin *pl, const char *key);
+
 /* What the offload must respect for clients reaching the broker through one listener. */
 struct mqo_mosqpolicy {
     const struct mqo_mosqconf_listener *listener; /* the fronted one (points into the conf) */
@@ -222,6 +228,9 @@ struct mqo_mosqpolicy {
      * is refused whatever allow_anonymous says. */
     int use_username_as_clientid;
     size_t n_plugins;             /* plugins deciding for these clients (offload is then 0) */
+    /* mqoff's own broker plugin (mqo_mosqconf_is_mqoff_plugin) in effect for these clients:
+     * its plugin_opt_control value (NULL: not loaded for them). It decides nothing. */
+    const char *mqoff_plugin_control;
 
     /* Limits (0 = none where the broker has none). */
     uint32_t message_size_limit, max_packet_size;

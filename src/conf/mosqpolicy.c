@@ -377,7 +377,12 @@ static int evaluate(const struct mqo_mosqconf *c, struct mqo_mosqpolicy *p, size
     p->allow_zero_length_clientid = s->allow_zero_length_clientid;
     p->auto_id_prefix = s->auto_id_prefix ? s->auto_id_prefix : "";
     p->use_username_as_clientid = l->use_username_as_clientid;
-    p->n_plugins = s->n_plugins;
+    for (size_t i = 0; i < s->n_plugins; i++) {
+        if (!mqo_mosqconf_is_mqoff_plugin(&s->plugins[i]))
+            p->n_plugins++;
+        else if (!p->mqoff_plugin_control)
+            p->mqoff_plugin_control = mqo_mosqconf_plugin_opt(&s->plugins[i], "control");
+    }
     p->message_size_limit = c->message_size_limit;
     p->max_packet_size = c->max_packet_size;
     p->max_qos = l->max_qos;
@@ -403,10 +408,16 @@ static int evaluate(const struct mqo_mosqconf *c, struct mqo_mosqpolicy *p, size
         rc = FIND(p, 1, l->at, "the listener uses TLS (%s): mqoff sees ciphertext",
                   l->psk_hint && !(l->certfile && l->keyfile) ? "psk_hint" : "certfile, keyfile");
     for (size_t i = 0; !rc && i < s->n_plugins; i++)
-        rc = FIND(p, 1, s->plugins[i].at,
-                  "plugin %s decides authentication and authorization for these clients (and "
-                  "may act on every message): mqoff cannot evaluate it",
-                  s->plugins[i].path);
+        if (mqo_mosqconf_is_mqoff_plugin(&s->plugins[i]))
+            rc = FIND(p, 0, s->plugins[i].at,
+                      "plugin %s is mqoff's broker plugin: it reports the broker's sessions "
+                      "and subscriptions on %s and decides nothing", s->plugins[i].path,
+                      p->mqoff_plugin_control ? p->mqoff_plugin_control : "(no control socket)");
+        else
+            rc = FIND(p, 1, s->plugins[i].at,
+                      "plugin %s decides authentication and authorization for these clients "
+                      "(and may act on every message): mqoff cannot evaluate it",
+                      s->plugins[i].path);
     /* notes */
     if (!rc && !p->tls && (l->cafile || l->capath || l->certfile || l->keyfile))
         rc = FIND(p, 0, l->at, "TLS options without both certfile and keyfile: the broker "

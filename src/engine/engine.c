@@ -80,6 +80,7 @@ static const char *const pt_names[MQO_PT__COUNT] = {
     [MQO_PT_NOT_EXCLUSIVE] = "not_exclusive",
     [MQO_PT_ACL_CHANGED] = "acl_changed",
     [MQO_PT_ACL_BROKEN] = "acl_broken",
+    [MQO_PT_FOREIGN] = "broker_subscriber",
 };
 
 const char *mqo_pt_reason_name(enum mqo_pt_reason r)
@@ -252,8 +253,11 @@ void eng_relay(struct mqo_conn *c, int unknown, const char *why)
         c->unknown = 1;
         e->st.unknown_conns++;
         mqo_warn("%s: the broker may now hold subscriptions or a session the offload does not "
-                 "know: every PUBLISH goes to the broker while it lives",
-                 mqo_conn_who(c, who, sizeof who));
+                 "know: every PUBLISH goes to the broker while it lives%s",
+                 mqo_conn_who(c, who, sizeof who),
+                 eng_bv_synced(e) ? " (or, while the broker's view is synced, those that "
+                                    "match its subscriptions)" : "");
+        bv_conn_changed(c);
     }
 }
 
@@ -336,8 +340,7 @@ static ssize_t session_sub_index(const struct session *s, const uint8_t *f, size
     return -1;
 }
 
-/* Records that the session holds filter f in the trie. Returns 0 or -ENOMEM. */
-static int session_sub_add(struct session *s, const uint8_t *f, size_t len)
+int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len)
 {
     if (session_sub_index(s, f, len) >= 0)
         return 0;
@@ -468,6 +471,10 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
 {
     if (!c)
         return;
+    if (c->bv_pconn) {
+        c->dead = 1; /* no longer the engine's: the broker's view of it enters the table */
+        bv_conn_changed(c);
+    }
     order_conn_closed(e, c);
     if (c->relay)
         e->st.relay_conns--;
@@ -495,7 +502,7 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
                 if (mqo_trie_add(e->trie, p->e[i].filt.f, p->e[i].filt.len, s, &o) == 0 &&
                     !p->e[i].had_old)
                     e->st.subscriptions++;
-                session_sub_add(s, p->e[i].filt.f, p->e[i].filt.len);
+                eng_session_sub_add(s, p->e[i].filt.f, p->e[i].filt.len);
             }
         }
         pending_free(p);
@@ -532,7 +539,7 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
                 int existed = mqo_trie_get(e->trie, f->f, f->len, hs, NULL);
                 if (mqo_trie_add(e->trie, f->f, f->len, hs, &o) == 0) {
                     e->st.subscriptions += !existed;
-                    session_sub_add(hs, f->f, f->len);
+                    eng_session_sub_add(hs, f->f, f->len);
                 }
                 hs->held = 1;
             }
@@ -553,6 +560,7 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     }
     free(c->exp);
     free(c->cid);
+    free(c->bv_cid);
     free(c->user);
     mqo_map_del(&e->conn_ids, c->id);
     if (e->scan_conn == c)
@@ -656,6 +664,7 @@ void mqo_engine_free(struct mqo_engine *e)
         while (e->sbuckets[i])
             session_free(e, e->sbuckets[i]);
     free(e->sbuckets);
+    bv_free(e);
     mqo_trie_free(e->trie);
     mqo_trie_free(e->broker_only);
     mqo_match_set_free(&e->ms);
@@ -913,7 +922,7 @@ static int c2s_subscribe(struct mqo_conn *c, const struct mqo_pkt *pk)
         o.flags |= SUBF_PENDING;
         if (mqo_trie_add(e->trie, pe->filt.f, pe->filt.len, s, &o) == 0 && !pe->had_old)
             e->st.subscriptions++;
-        session_sub_add(s, pe->filt.f, pe->filt.len);
+        eng_session_sub_add(s, pe->filt.f, pe->filt.len);
     }
     pd->next = c->pend;
     c->pend = pd;
@@ -957,7 +966,7 @@ static void s2c_suback(struct mqo_conn *c, const struct mqo_pkt *pk)
             int existed = mqo_trie_get(e->trie, pe->filt.f, pe->filt.len, s, NULL);
             if (mqo_trie_add(e->trie, pe->filt.f, pe->filt.len, s, &o) == 0 && !existed)
                 e->st.subscriptions++;
-            session_sub_add(s, pe->filt.f, pe->filt.len);
+            eng_session_sub_add(s, pe->filt.f, pe->filt.len);
         } else if (pe->had_old && pe->owner == s) {
             struct mqo_sub_opts o = pe->old;
             o.flags &= ~SUBF_PENDING;
@@ -1064,9 +1073,11 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
         s = session_find(e, c->cid, c->cid_len);
         if (s && s->conn && s->conn != c) {
             /* session taken over: the broker disconnects the old connection */
-            s->conn->live = 0;
-            s->conn->sess = NULL;
+            struct mqo_conn *old = s->conn;
+            old->live = 0;
+            old->sess = NULL;
             s->conn = NULL;
+            bv_conn_changed(old);
         }
         if (!s) {
             s = session_new(c->cid, c->cid_len);
@@ -1094,6 +1105,7 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
     s->conn = c;
     c->sess = s;
     c->live = 1;
+    bv_mark(c); /* after this CONNACK, in the client's stream toward the broker */
     return 0;
 }
 
@@ -1122,9 +1134,12 @@ static int handle_c2s(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_
         break;
     case MQO_DISCONNECT:
         if (c->version == MQO_MQTT_V5 && MQO_PROP_HAS(&pk->props, MQO_PROP_SESSION_EXPIRY)) {
+            int changed = c->session_expiry != pk->props.session_expiry;
             c->session_expiry = pk->props.session_expiry;
             if (c->sess)
                 c->sess->persistent = c->session_expiry > 0;
+            if (changed)
+                bv_expiry_changed(c); /* before the DISCONNECT: the broker reads it first */
         }
         c->live = 0;
         break;
@@ -1217,8 +1232,14 @@ static int handle_s2c(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_
     case MQO_PUBCOMP:
         order_ack_seen(c, pk);
         break;
-    case MQO_SUBACK:
     case MQO_UNSUBACK:
+        if (bv_unsuback(c, pk->pid)) {
+            eng_consume(c, MQO_S2C, n); /* the answer to the bind marker */
+            return 0;
+        }
+        s2c_suback(c, pk);
+        break;
+    case MQO_SUBACK:
         s2c_suback(c, pk);
         break;
     case MQO_PINGRESP:
@@ -1612,6 +1633,7 @@ static void tick_conn(struct mqo_engine *e, struct mqo_conn *c, uint64_t now)
         }
     }
     order_tick(e, c, now);
+    bv_mark(c); /* one that could not be sent at its CONNACK, or the view synced since */
 }
 
 /* Every connection (keep-alive, ordering holds) and every held session (expiry) is visited

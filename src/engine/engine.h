@@ -98,6 +98,9 @@ struct mqo_engine_cfg {
      * listener, or connected to the broker directly) would miss every offloaded message, so
      * nothing is offloaded (MQO_PT_NOT_EXCLUSIVE). */
     int exclusive;
+    /* A broker plugin may report the broker's view (mqo_engine_bv_*): ordering holds are
+     * kept even without exclusive, since offload may begin when the view syncs. */
+    int broker_view;
     enum mqo_overlap overlap;
     /* Topic filters whose messages always go to the broker (bridges, clusters, plugins). */
     const char *const *broker_only;
@@ -166,6 +169,8 @@ enum mqo_pt_reason {
     MQO_PT_ACL_CHANGED,    /* the acl_file changed, the broker may use either version, and
                             * they disagree on this message (mqo_engine_acl_changed) */
     MQO_PT_ACL_BROKEN,     /* the acl_file does not parse: the broker's rules are unknown */
+    MQO_PT_FOREIGN,        /* a subscriber the broker reports that the offload does not carry
+                            * (another listener, a bridge, ...): the broker delivers */
     MQO_PT__COUNT
 };
 const char *mqo_pt_reason_name(enum mqo_pt_reason r);
@@ -197,6 +202,16 @@ struct mqo_engine_stats {
     uint64_t unseen_clients; /* now: connections the mode says the engine cannot see */
     uint64_t acl_versions;   /* now: acl_file versions the broker may be using (MQO_ACL_FILE;
                               * 0: its rules are unknown, everything passes through) */
+    /* the broker's view (mqo_engine_bv_*) */
+    uint64_t bv_state;         /* now: 0 none, 1 syncing, 2 synced */
+    uint64_t bv_sessions;      /* now: sessions the broker reports */
+    uint64_t bv_subscriptions; /* now: their filters */
+    uint64_t bv_table;         /* now: of those, in the table as clients the offload does not
+                                * carry (a matching PUBLISH goes to the broker) */
+    uint64_t bv_bound;         /* now: connections bound to the broker's */
+    uint64_t bv_markers;       /* bind markers sent */
+    uint64_t bv_syncs;         /* times the view became synced */
+    uint64_t bv_imported;      /* filters of resumed sessions learned from the broker's view */
 };
 
 /* Returns a new engine, NULL with errno set (EINVAL for a bad broker_only filter). */
@@ -238,6 +253,13 @@ size_t mqo_engine_input_room(const struct mqo_conn *c, enum mqo_dir in);
 void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns);
 
 const struct mqo_engine_stats *mqo_engine_stats(const struct mqo_engine *e);
+
+/* What stops all offload now: the gates of every PUBLISH's decision that do not depend on the
+ * publisher or the topic (no authorization source, not exclusive without a synced broker view,
+ * the broker's configuration, an acl_file that does not parse, blind sessions, unseen clients,
+ * unknown connections), in the order the decision checks them. Fills out[0..cap) and returns
+ * how many hold (0: none; may exceed cap). */
+size_t mqo_engine_holds(const struct mqo_engine *e, enum mqo_pt_reason *out, size_t cap);
 
 /* The mode knows of n client connections to the broker the engine cannot see (monitor mode:
  * connections open before mqoff started). Their subscriptions are unknown, so while n > 0
@@ -283,6 +305,82 @@ int mqo_engine_set_acl_mode(struct mqo_engine *e, enum mqo_acl_mode mode);
 /* The broker-only filters from now on (copied). Returns 0, or -EINVAL for a filter that is not
  * a valid topic filter (logged), -ENOMEM; the filters are then unchanged. */
 int mqo_engine_set_broker_only(struct mqo_engine *e, const char *const *filters, size_t n);
+/* ---- The broker's view ----
+ *
+ * A broker plugin (src/plugin, the Mosquitto plugin) reports every session the broker holds,
+ * with its subscriptions, as they change; src/ctl drives these calls. While the view is
+ * synced it replaces what the engine cannot see by itself: a subscription of a client the
+ * engine does not carry (another listener, a bridge, a connection open before the offload
+ * started, a session the broker restored) is entered into the table as another client's, so a
+ * matching PUBLISH goes to the broker; and cfg.exclusive, unseen clients, blind sessions and
+ * unknown connections no longer stop all offload. While it is not synced (no plugin, or
+ * resyncing) the engine behaves exactly as without it.
+ *
+ * Binding: the broker's client and the engine's connection are the same one when the broker
+ * reports the bind marker the engine sent on that connection: an UNSUBSCRIBE of
+ * "$mqoff/bind/TOKEN/ID/EXPIRY" (TOKEN the view's, ID the connection's, EXPIRY its session
+ * expiry interval), sent after the CONNACK; its UNSUBACK is taken out of the stream. The
+ * broker unsubscribes nothing for it (no client subscribes to that filter). A session whose
+ * connection is bound, and whose subscriptions the engine knows from the stream, is the
+ * engine's: the broker's report of it is kept aside. A resumed session the engine has not
+ * seen (blind) of an MQTT 3.x client is completed from the broker's view at binding.
+ *
+ * Client ids and filters are the broker's (mount point included). Functions return 0,
+ * -ENOMEM, or -EINVAL for arguments the broker cannot have sent (an invalid filter). */
+
+/* The plugin connected: the view starts empty and syncing (everything as without it);
+ * token is this offload's bind token (at most 32 characters of [0-9a-z]). */
+int mqo_engine_bv_begin(struct mqo_engine *e, const char *token);
+/* The plugin sent its whole table: the view is synced. */
+void mqo_engine_bv_synced(struct mqo_engine *e);
+/* The plugin is gone (or must resync): the view is dropped, everything as without it. */
+void mqo_engine_bv_lost(struct mqo_engine *e);
+/* Session cid is held by the broker; pconn is its current broker connection (online) or last
+ * one (offline), 0 when none; reset: the broker dropped its old subscriptions (clean start). */
+int mqo_engine_bv_session(struct mqo_engine *e, const uint8_t *cid, size_t cid_len,
+                          uint64_t pconn, int online, int reset);
+/* Session cid subscribes to filter at QoS qos (granted, or requested when another plugin of
+ * the broker may still refuse it), or unsubscribes. */
+int mqo_engine_bv_sub(struct mqo_engine *e, const uint8_t *cid, size_t cid_len,
+                      const uint8_t *filter, size_t len, uint8_t qos);
+int mqo_engine_bv_unsub(struct mqo_engine *e, const uint8_t *cid, size_t cid_len,
+                        const uint8_t *filter, size_t len);
+/* Session cid ended: the broker forgot it with its subscriptions. */
+void mqo_engine_bv_end(struct mqo_engine *e, const uint8_t *cid, size_t cid_len);
+/* The broker's connection pconn of session cid sent the bind marker token/conn_id. Returns 0
+ * (bound), -ESRCH when it names no live connection of this engine (another offload's token,
+ * a connection gone, another client id). */
+int mqo_engine_bv_bind(struct mqo_engine *e, const uint8_t *cid, size_t cid_len,
+                       uint64_t pconn, const char *token, uint64_t conn_id);
+
+/* After every PUBLISH decision fn(ud, input_ns, consumed) is called, input_ns being the time
+ * given with the input that completed it (the mode measures its own processing time). */
+void mqo_engine_set_observer(struct mqo_engine *e, void (*fn)(void *ud, uint64_t input_ns,
+                                                              int consumed), void *ud);
+
+/* ---- Listing (mqoffctl) ---- */
+struct mqo_sub_info {
+    const uint8_t *cid, *filter; /* the owner's client id ("" before its CONNACK), the filter */
+    size_t cid_len, len;
+    uint8_t qos;
+    uint8_t broker; /* reported by the broker for a client the offload does not carry */
+    uint8_t held, pending, shared;
+};
+/* Calls fn for every subscription in the table; stops at fn's first non-zero and returns it. */
+int mqo_engine_each_sub(const struct mqo_engine *e,
+                        int (*fn)(void *arg, const struct mqo_sub_info *s), void *arg);
+
+struct mqo_conn_info {
+    uint64_t id;
+    const uint8_t *cid;
+    size_t cid_len;
+    uint8_t version, live, relay, unknown, persistent, bridge;
+    uint64_t bound; /* the broker's connection it is bound to, 0: none */
+    uint16_t inflight, broker_inflight, recv_max;
+    enum mqo_pt_reason last_reason;
+};
+int mqo_engine_each_conn(const struct mqo_engine *e,
+                         int (*fn)(void *arg, const struct mqo_conn_info *c), void *arg);
 
 /* Reason of the last passthrough decision on c (MQO_PT_NONE after a consume); for tests and
  * debugging. */

@@ -25,6 +25,8 @@ struct session {
     uint8_t known;      /* 0: the broker holds it and its subscriptions are unknown (blind) */
     uint8_t persistent; /* clean-session 0 / session expiry > 0 */
     uint8_t held;       /* went offline: its subscriptions are the broker's until clean */
+    uint8_t foreign;    /* owner of what the broker reports for a client the offload does not
+                         * carry (bview.c): a matching PUBLISH goes to the broker */
     uint64_t expire_ns; /* held session forgotten after this (UINT64_MAX: never) */
     struct mqo_conn *conn;
     struct sfilter *subs;
@@ -134,6 +136,31 @@ struct mqo_conn {
     /* a QoS 0 PUBLISH went to the broker leaving nothing to wait for (no delivery expected):
      * before the next one is offloaded, a barrier ping must come back */
     uint8_t barrier_due;
+
+    /* the broker's view (bview.c): the broker connection this one is bound to (0: none), the
+     * view's generation its bind marker was sent in, the marker's UNSUBSCRIBE identifier
+     * awaiting its UNSUBACK (0: none) */
+    uint64_t bv_pconn;
+    uint32_t bv_gen;
+    uint16_t bv_pid;
+    /* the client id the broker reported at binding (the broker's own for a client that sent
+     * none), malloc'd */
+    uint8_t *bv_cid;
+    uint16_t bv_cid_len;
+};
+
+/* The broker's view, as the broker plugin reports it (bview.c). */
+enum { BV_OFF = 0, BV_SYNCING, BV_SYNCED };
+struct bv_sess;
+struct bview {
+    int state;
+    uint32_t gen;        /* +1 at every mqo_engine_bv_begin */
+    char token[33];      /* this offload's bind token (markers of another instance differ) */
+    struct bv_sess **b;  /* sessions by client id */
+    size_t nb, n;
+    struct mqo_map bind; /* broker connection -> engine connection id */
+    void (*observe)(void *ud, uint64_t input_ns, int consumed);
+    void *observe_ud;
 };
 
 struct mqo_engine {
@@ -162,6 +189,7 @@ struct mqo_engine {
     struct acl_ver *acl_v;
     size_t n_acl;
     uint8_t acl_broken;
+    struct bview bv;
 };
 
 /* One version of the broker's acl_file. */
@@ -207,9 +235,27 @@ int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk
 int eng_mounted(const struct mqo_engine *e, struct mqo_str t, struct mqo_str *out, uint8_t *buf,
                 size_t cap, uint8_t **heap);
 
+/* Records that the session holds filter f in the trie. Returns 0 or -ENOMEM. */
+int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len);
+
 /* The connection is relayed from now on; unknown: it may also hold subscriptions or a session
  * the engine does not know. */
 void eng_relay(struct mqo_conn *c, int unknown, const char *why);
+
+/* bview.c */
+/* 1 when the broker's view is synced: its subscriptions replace the gates for clients the
+ * engine cannot see (not exclusive, unseen, blind sessions, unknown connections). */
+static inline int eng_bv_synced(const struct mqo_engine *e) { return e->bv.state == BV_SYNCED; }
+/* c's knowledge changed (closed, relayed, its session taken over): the broker's view of its
+ * client id is entered into or taken out of the table accordingly. Call before c is freed. */
+void bv_conn_changed(struct mqo_conn *c);
+/* c's CONNACK was seen (or the view just synced): sends the bind marker when due. */
+void bv_mark(struct mqo_conn *c);
+/* c's v5 DISCONNECT changes its session expiry: tells the broker's view (a marker). */
+void bv_expiry_changed(struct mqo_conn *c);
+/* An UNSUBACK with identifier pid on c's S2C stream answers the bind marker: 1 (taken). */
+int bv_unsuback(struct mqo_conn *c, uint16_t pid);
+void bv_free(struct mqo_engine *e);
 
 /* authz.c */
 /* What the ACL versions say about c's access to topic t. */

@@ -127,6 +127,31 @@ static void spec_for(const struct pubctx *x, uint8_t version, uint8_t qos, const
     }
 }
 
+size_t mqo_engine_holds(const struct mqo_engine *e, enum mqo_pt_reason *out, size_t cap)
+{
+    int bv = eng_bv_synced(e);
+    const struct {
+        int on;
+        enum mqo_pt_reason r;
+    } g[] = {
+        {e->cfg.acl_mode == MQO_ACL_NONE, MQO_PT_NO_ACL},
+        {!e->cfg.exclusive && !bv, MQO_PT_NOT_EXCLUSIVE},
+        {e->st.conf_hold != 0, MQO_PT_BROKER_CONF},
+        {e->acl_broken, MQO_PT_ACL_BROKEN},
+        {e->st.blind_sessions && !bv, MQO_PT_BLIND},
+        {e->st.unseen_clients && !bv, MQO_PT_UNSEEN},
+        {e->st.unknown_conns && !bv, MQO_PT_UNKNOWN_CONN},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
+        if (g[i].on) {
+            if (n < cap)
+                out[n] = g[i].r;
+            n++;
+        }
+    return n;
+}
+
 /* Decides whether c's PUBLISH can be consumed; fills e->plan (n in *np). Returns MQO_PT_NONE
  * or the reason to pass it through. *matched tells whether e->ms holds the match set. */
 static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
@@ -139,7 +164,9 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
     *matched = 0;
     if (e->cfg.acl_mode == MQO_ACL_NONE)
         return MQO_PT_NO_ACL;
-    if (!e->cfg.exclusive)
+    /* the broker's view, while synced, reports every client the engine cannot see */
+    int bv = eng_bv_synced(e);
+    if (!e->cfg.exclusive && !bv)
         return MQO_PT_NOT_EXCLUSIVE;
     if (e->st.conf_hold)
         return MQO_PT_BROKER_CONF;
@@ -149,11 +176,11 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         return MQO_PT_RELAY;
     if (!c->live || !c->sess)
         return MQO_PT_NOT_LIVE;
-    if (e->st.blind_sessions)
+    if (e->st.blind_sessions && !bv)
         return MQO_PT_BLIND;
-    if (e->st.unseen_clients)
+    if (e->st.unseen_clients && !bv)
         return MQO_PT_UNSEEN;
-    if (e->st.unknown_conns)
+    if (e->st.unknown_conns && !bv)
         return MQO_PT_UNKNOWN_CONN;
     if (qos > 1 || qos > c->broker_max_qos || (e->cfg.max_qos && qos > e->cfg.max_qos))
         return MQO_PT_QOS2;
@@ -210,6 +237,8 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
             return MQO_PT_SHARED;
         if (m->flags & MQO_SUB_HELD)
             return MQO_PT_HELD;
+        if (s->foreign)
+            return MQO_PT_FOREIGN;
         if (m->flags & SUBF_PENDING)
             return MQO_PT_PENDING_SUB;
         if (m->n_subs > 1 && e->cfg.overlap == MQO_OVERLAP_PASSTHROUGH)
@@ -387,7 +416,7 @@ static int expect_add(struct mqo_conn *sc, uint64_t pub_id, uint64_t hash, uint6
 void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, struct mqo_str topic,
                        uint8_t qos, uint16_t pid, uint64_t h, int matched, uint64_t now)
 {
-    if (e->cfg.acl_mode == MQO_ACL_NONE || !e->cfg.exclusive)
+    if (e->cfg.acl_mode == MQO_ACL_NONE || (!e->cfg.exclusive && !e->cfg.broker_view))
         return; /* nothing is ever offloaded: no order to keep across a switch */
     uint32_t held = c->order_pending;
     if (qos && !mqo_map_get(&c->pt_acks, pid, NULL)) {
@@ -463,6 +492,8 @@ int eng_publish(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t *p, 
         r = MQO_PT_NOMEM;
     if (x.props != x.props_stack)
         free(x.props);
+    if (e->bv.observe)
+        e->bv.observe(e->bv.observe_ud, now, r == MQO_PT_NONE);
     if (r != MQO_PT_NONE) {
         /* passthrough: the broker does it */
         e->st.passthrough++;

@@ -411,17 +411,18 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
         }
         if (cfg->hook.pending && (cfg->hook.pending(cfg->hook.arg) & ~blocked & 3u))
             wait = 0; /* the hook has frames for a port that can take them */
-        struct pollfd pfd[3];
+        struct pollfd pfd[4];
         for (int i = 0; i < 2; i++) {
             pfd[i].fd = mqo_port_fd(b->port[i]);
             pfd[i].events = POLLIN | (b->q[i].n && !b->q[i].stuck ? POLLOUT : 0);
             pfd[i].revents = 0;
         }
         pfd[2] = (struct pollfd){.fd = cfg->hook.fd_ready ? cfg->hook.fd : -1, .events = POLLIN};
+        pfd[3] = (struct pollfd){.fd = cfg->hook.fd2_ready ? cfg->hook.fd2 : -1, .events = POLLIN};
         /* ppoll: nanosecond timeout, so an impairment delay is kept to the timer's precision */
         struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull),
                               .tv_nsec = (long)(wait % 1000000000ull)};
-        int pr = ppoll(pfd, 3, &ts, &waitmask);
+        int pr = ppoll(pfd, 4, &ts, &waitmask);
         if (pr < 0 && errno != EINTR) {
             fprintf(stderr, "%s: ppoll: %s\n", name, strerror(errno));
             break;
@@ -429,13 +430,17 @@ int mqo_bump_run(const struct mqo_bump_cfg *cfg, struct mqo_bump_stats *st)
         now = now_ns();
         st->iterations++;
         b->share[0] = b->share[1] = OWN_SHARE;
+        /* what these say (a file changed, the broker's view) applies to the frames that
+         * arrived with it */
+        if (pr > 0 && (pfd[2].revents & POLLIN))
+            cfg->hook.fd_ready(cfg->hook.arg, now);
+        if (pr > 0 && (pfd[3].revents & POLLIN))
+            cfg->hook.fd2_ready(cfg->hook.arg, now);
         int got = 0;
         for (int i = 0; i < 2; i++)
             got += rx_port(b, i, now);
         if (got)
             last_rx = now;
-        if (pr > 0 && (pfd[2].revents & POLLIN))
-            cfg->hook.fd_ready(cfg->hook.arg, now);
         if (cfg->hook.tick)
             cfg->hook.tick(cfg->hook.arg, b, now);
         for (int d = 0; d < 2; d++)

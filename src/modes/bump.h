@@ -31,10 +31,11 @@ struct mqo_bump_hook {
      * (the output was busy). While such a port can take frames the loop does not sleep and
      * calls tick again, so they go out as soon as the output drains. NULL: none ever. */
     unsigned (*pending)(void *arg);
-    /* Optional: a descriptor the loop also waits on, and what to call when it is readable
-     * (used when fd_ready is set). */
-    int fd;
+    /* Optional: descriptors the loop also waits on, and what to call when one is readable
+     * (used when its fd_ready is set), before the frames that arrived with it are read. */
+    int fd, fd2;
     void (*fd_ready)(void *arg, uint64_t now);
+    void (*fd2_ready)(void *arg, uint64_t now);
     void *arg;
 };
 

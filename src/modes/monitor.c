@@ -33,6 +33,9 @@ struct monitor {
     uint64_t to_splice, declined;
     struct mqo_reload *reload; /* NULL: none */
     volatile int *hup;
+    struct mqo_ctl *ctl;       /* NULL: none */
+    struct mqo_bump_stats *bst;
+    uint64_t last_ctl;
 };
 
 /* The splice emits toward a side; side == port (clients on a, the broker host on b). What the
@@ -146,10 +149,69 @@ static void on_reload_fd(void *arg, uint64_t now)
     mqo_reload_changed(m->reload, mqo_splice_engine(m->sp));
 }
 
+/* The control socket is readable. */
+static void on_ctl_fd(void *arg, uint64_t now)
+{
+    struct monitor *m = arg;
+    mqo_ctl_run(m->ctl, now);
+    m->last_ctl = now;
+}
+
+/* The monitor's counters for the control socket and the metrics endpoint. */
+static size_t ctl_counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
+{
+    const struct monitor *m = arg;
+    const struct mqo_splice_stats *s = mqo_splice_stats(m->sp);
+    const struct mqo_bump_stats *b = m->bst;
+    uint64_t held[2];
+    mqo_splice_held(m->sp, held);
+    const struct mqo_ctl_counter v[] = {
+        {"mqoff_tcp_connections_total", NULL, "connections spliced", s->conns_total, 0},
+        {"mqoff_tcp_connections", NULL, "connections spliced now", s->conns_tracked, 1},
+        {"mqoff_tcp_segments_received_total", NULL, "TCP segments of spliced connections",
+         s->segs_in, 0},
+        {"mqoff_tcp_segments_sent_total", NULL, "TCP segments the splice sent", s->segs_out, 0},
+        {"mqoff_tcp_retransmissions_total", NULL, "segments the splice sent again",
+         s->retransmits, 0},
+        {"mqoff_tcp_fast_retransmissions_total", NULL, "of those, after duplicate ACKs",
+         s->fast_retransmits, 0},
+        {"mqoff_tcp_retransmission_timeouts_total", NULL, "retransmission timer expiries",
+         s->rto_expired, 0},
+        {"mqoff_tcp_resets_total", NULL, "connections reset by the splice", s->resets, 0},
+        {"mqoff_tcp_resets_relayed_total", NULL, "RSTs an end sent, passed on to the other",
+         s->rsts_relayed, 0},
+        {"mqoff_tcp_bad_checksums_total", NULL, "segments dropped for a wrong checksum",
+         s->bad_csum, 0},
+        {"mqoff_frames_waiting_total", NULL, "frames the output refused (they waited)",
+         s->emit_refused, 0},
+        {"mqoff_frames_dropped_total", NULL, "forwarded frames dropped for a full output queue",
+         b ? b->q_drops : 0, 0},
+        {"mqoff_fragments_reassembled_total", NULL, "IPv4 datagrams reassembled",
+         m->fr ? mqo_frag_stats(m->fr)->reassembled : 0, 0},
+        {"mqoff_queued_bytes", "side=\"client\"",
+         "bytes the splice holds unacknowledged toward each side", held[MQO_S2C], 1},
+        {"mqoff_queued_bytes", "side=\"broker\"",
+         "bytes the splice holds unacknowledged toward each side", held[MQO_C2S], 1},
+    };
+    return mqo_ctl_counters_put(out, cap, v, sizeof v / sizeof v[0]);
+}
+
+/* The broker plugin says the broker reloaded: as a SIGHUP to mqoff. */
+static void ctl_reloaded(void *arg)
+{
+    struct monitor *m = arg;
+    if (m->reload)
+        mqo_reload_hup(m->reload, mqo_splice_engine(m->sp));
+}
+
 static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
 {
     struct monitor *m = arg;
     m->b = b;
+    if (m->ctl && now - m->last_ctl >= 100000000ull) { /* the endpoint's timeouts */
+        mqo_ctl_run(m->ctl, now);
+        m->last_ctl = now;
+    }
     if (m->hup && *m->hup) { /* SIGHUP ends the bump loop's wait: at once */
         *m->hup = 0;
         if (m->reload)
@@ -208,7 +270,21 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         bc.hook.fd = mqo_reload_fd(m.reload);
         bc.hook.fd_ready = on_reload_fd;
     }
+    m.bst = &st->bump;
+    struct mqo_ctl_hooks hooks = {.counters = ctl_counters, .broker_reloaded = ctl_reloaded,
+                                  .arg = &m};
+    if (cfg->ctl) {
+        int crc = mqo_ctl_new(cfg->ctl, mqo_splice_engine(m.sp), &hooks, &m.ctl);
+        if (crc) {
+            mqo_frag_free(m.fr);
+            mqo_splice_free(m.sp);
+            return crc;
+        }
+        bc.hook.fd2 = mqo_ctl_fd(m.ctl);
+        bc.hook.fd2_ready = on_ctl_fd;
+    }
     int rc = mqo_bump_run(&bc, &st->bump);
+    mqo_ctl_free(m.ctl);
     m.b = NULL;
     st->splice = *mqo_splice_stats(m.sp);
     st->engine = *mqo_splice_engine_stats(m.sp);

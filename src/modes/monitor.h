@@ -7,6 +7,7 @@
 #ifndef MQO_MODES_MONITOR_H
 #define MQO_MODES_MONITOR_H
 
+#include "ctl/ctl.h"
 #include "engine/engine.h"
 #include "l2/frag.h"
 #include "modes/bump.h"
@@ -23,6 +24,8 @@ struct mqo_monitor_cfg {
      * says the broker reloaded them (modes/reload.h). The loop clears *hup. */
     struct mqo_reload *reload;
     volatile int *hup;
+    /* Optional: the control socket and metrics endpoint (ctl/ctl.h); NULL: none. */
+    const struct mqo_ctl_cfg *ctl;
 };
 
 struct mqo_monitor_stats {

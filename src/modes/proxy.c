@@ -38,6 +38,7 @@ enum { CLIENT = 0, BROKER = 1 };
 /* epoll tags: 0 the listener, a pconn pointer | side, this for the watched files (pointers
  * are aligned: never 2) */
 #define TAG_RELOAD 2u
+#define TAG_CTL 4u
 
 /* iovecs of one in-flight io_uring send (must live until its completion) */
 struct uring_send {
@@ -94,6 +95,7 @@ struct proxy {
     int use_uring;
     struct io_uring ring;
     unsigned ring_entries;
+    struct mqo_ctl *ctl; /* NULL: none */
 };
 
 static uint64_t mono_ns(void)
@@ -618,6 +620,8 @@ static void handle_event(struct proxy *px, struct epoll_event *ev)
         mqo_reload_changed(px->cfg->reload, px->eng);
         return;
     }
+    if (ev->data.u64 == TAG_CTL)
+        return; /* served first, in mqo_proxy_run */
     struct pconn *pc = (struct pconn *)(uintptr_t)(ev->data.u64 & ~(uint64_t)1);
     int side = (int)(ev->data.u64 & 1);
     if (pc->dead)
@@ -648,6 +652,8 @@ static void timers(struct proxy *px, int slow)
     mqo_engine_tick(px->eng, px->now);
     if (!slow)
         return;
+    if (px->ctl)
+        mqo_ctl_run(px->ctl, px->now);
     if (px->fail_waiting) {
         size_t left = 0;
         for (struct pconn *pc = px->conns; pc; pc = pc->next) {
@@ -691,6 +697,47 @@ static int open_listener(struct proxy *px)
         cfg->on_listen(cfg->on_listen_arg, ntohs(port));
     }
     return 0;
+}
+
+/* The proxy's counters for the control socket and the metrics endpoint. */
+static size_t ctl_counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
+{
+    const struct proxy *px = arg;
+    const struct mqo_proxy_stats *st = &px->st;
+    uint64_t queued[2] = {0, 0};
+    for (const struct pconn *pc = px->conns; pc; pc = pc->next)
+        for (int s = 0; s < 2; s++)
+            queued[s] += pc->s[s].q.bytes;
+    const struct mqo_ctl_counter v[] = {
+        {"mqoff_proxy_connections_accepted_total", NULL, "client connections accepted",
+         st->accepted, 0},
+        {"mqoff_proxy_connections_closed_total", NULL, "client connections closed", st->closed, 0},
+        {"mqoff_proxy_broker_connect_failures_total", NULL, "broker connections that failed",
+         st->broker_connect_failed, 0},
+        {"mqoff_proxy_received_bytes_total", "side=\"client\"", "bytes read from sockets",
+         st->bytes_from_clients, 0},
+        {"mqoff_proxy_received_bytes_total", "side=\"broker\"", "bytes read from sockets",
+         st->bytes_from_broker, 0},
+        {"mqoff_proxy_sent_bytes_total", "side=\"client\"", "bytes written to sockets",
+         st->bytes_to_clients, 0},
+        {"mqoff_proxy_sent_bytes_total", "side=\"broker\"", "bytes written to sockets",
+         st->bytes_to_broker, 0},
+        {"mqoff_proxy_socket_writes_total", NULL, "socket writes (writev or io_uring sends)",
+         st->writev_calls, 0},
+        {"mqoff_proxy_broker_reads_paused_total", NULL,
+         "times a broker socket was paused for a slow client", st->paused_broker_reads, 0},
+        {"mqoff_queued_bytes", "side=\"client\"", "bytes queued toward sockets", queued[0], 1},
+        {"mqoff_queued_bytes", "side=\"broker\"", "bytes queued toward sockets", queued[1], 1},
+    };
+    return mqo_ctl_counters_put(out, cap, v, sizeof v / sizeof v[0]);
+}
+
+/* The broker plugin says the broker reloaded: as a SIGHUP to mqoff. */
+static void ctl_reloaded(void *arg)
+{
+    struct proxy *px = arg;
+    if (px->cfg->reload)
+        mqo_reload_hup(px->cfg->reload, px->eng);
 }
 
 /* More descriptors for thousands of clients: two per client. */
@@ -737,12 +784,23 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
         mqo_engine_free(px.eng);
         return rc;
     }
+    struct mqo_ctl_hooks hooks = {.counters = ctl_counters, .broker_reloaded = ctl_reloaded,
+                                  .arg = &px};
+    if (cfg->ctl && (rc = mqo_ctl_new(cfg->ctl, px.eng, &hooks, &px.ctl)) != 0) {
+        close(px.lfd);
+        mqo_engine_free(px.eng);
+        return rc;
+    }
     px.ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event le = {.events = EPOLLIN, .data.u64 = 0};
     epoll_ctl(px.ep, EPOLL_CTL_ADD, px.lfd, &le);
     if (cfg->reload && mqo_reload_fd(cfg->reload) >= 0) {
         struct epoll_event we = {.events = EPOLLIN, .data.u64 = TAG_RELOAD};
         epoll_ctl(px.ep, EPOLL_CTL_ADD, mqo_reload_fd(cfg->reload), &we);
+    }
+    if (px.ctl) {
+        struct epoll_event ce = {.events = EPOLLIN, .data.u64 = TAG_CTL};
+        epoll_ctl(px.ep, EPOLL_CTL_ADD, mqo_ctl_fd(px.ctl), &ce);
     }
 
     struct epoll_event evs[256];
@@ -763,6 +821,11 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
             if (cfg->reload)
                 mqo_reload_hup(cfg->reload, px.eng);
         }
+        /* the broker plugin's reports first: what it wrote before the broker answered a
+         * client is applied before anything that client's answer may have caused */
+        for (int i = 0; px.ctl && i < n; i++)
+            if (evs[i].data.u64 == TAG_CTL || (i == 0 && n == 256))
+                mqo_ctl_run(px.ctl, px.now);
         for (int i = 0; i < n; i++)
             handle_event(&px, &evs[i]);
         int slow = px.now - last_timer >= 50000000ull;
@@ -784,6 +847,7 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
         *pst = px.st;
     while (px.conns)
         free_conn(&px, px.conns);
+    mqo_ctl_free(px.ctl);
     close(px.lfd);
     close(px.ep);
     mqo_engine_free(px.eng);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ctl/ctl.h"
 #include "engine/engine.h"
 #include "modes/reload.h"
 
@@ -34,6 +35,8 @@ struct mqo_proxy_cfg {
      * says the broker reloaded them (modes/reload.h). The loop clears *hup. */
     struct mqo_reload *reload;
     volatile int *hup;
+    /* Optional: the control socket and metrics endpoint (ctl/ctl.h); NULL: none. */
+    const struct mqo_ctl_cfg *ctl;
     /* Optional: called with the listening port once listening (tests bind port 0). */
     void (*on_listen)(void *arg, uint16_t port);
     void *on_listen_arg;

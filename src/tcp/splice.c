@@ -573,7 +573,6 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
 static void send_rst(struct sconn *c, int to)
 {
     int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
-    c->sp->st.resets++;
     (void)send_seg(c, to, c->h[d_out].out_nxt, NULL, 0, TH_RST);
 }
 
@@ -755,6 +754,7 @@ static void reset_both(struct sconn *c)
 {
     if (!c->rst_sent && c->state >= ST_EST) {
         c->rst_sent = 1;
+        c->sp->st.resets++;
         send_rst(c, MQO_SIDE_CLIENT);
         send_rst(c, MQO_SIDE_BROKER);
     }
@@ -1220,6 +1220,7 @@ static void established_segment(struct sconn *c, int from, const struct seg *s)
         int to = from ^ 1;
         if (!c->rst_sent) {
             c->rst_sent = 1;
+            c->sp->st.rsts_relayed++;
             send_rst(c, to);
         }
         kill_conn(c);
@@ -1666,6 +1667,20 @@ const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *sp) { r
 const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *sp)
 {
     return mqo_engine_stats(sp->eng);
+}
+
+static void add_held(void *arg, uint64_t key, uint64_t val)
+{
+    uint64_t *held = arg;
+    const struct sconn *c = (const struct sconn *)(uintptr_t)val;
+    for (int d = 0; d < 2; d++)
+        held[d] += c->h[d].out_end - c->h[d].out_una;
+}
+
+void mqo_splice_held(const struct mqo_splice *sp, uint64_t held[2])
+{
+    held[0] = held[1] = 0;
+    mqo_map_each(&sp->conns, add_held, held);
 }
 
 struct mqo_engine *mqo_splice_engine(struct mqo_splice *sp) { return sp->eng; }

@@ -103,7 +103,8 @@ struct mqo_splice_stats {
     uint64_t ooo_segs_in;       /* arrived ahead of a gap, kept */
     uint64_t bad_csum;          /* dropped: TCP checksum wrong */
     uint64_t zero_window_probes;
-    uint64_t resets;            /* connections reset (both ends), for any reason */
+    uint64_t resets;            /* connections the splice reset (both ends), for any reason */
+    uint64_t rsts_relayed;      /* RSTs an end sent, passed on to the other end */
     uint64_t rto_give_ups;      /* ... because a receiver acknowledged nothing (rtx_retries) */
     uint64_t probe_give_ups;    /* ... because a receiver answered no zero-window probe */
     uint64_t emit_refused;      /* frames the output refused: they waited in the splice */
@@ -142,6 +143,9 @@ uint64_t mqo_splice_give_up_ns(unsigned retries);
 const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *s);
 const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *s);
 /* The engine the splice drives, for run-time changes (authorization reloads). */
+/* Bytes the splice holds, sent or not, unacknowledged by their receiver: held[MQO_C2S] toward
+ * the broker, held[MQO_S2C] toward the clients (walks every connection: for metrics). */
+void mqo_splice_held(const struct mqo_splice *sp, uint64_t held[2]);
 struct mqo_engine *mqo_splice_engine(struct mqo_splice *s);
 
 /* Whether the splice tracks the connection of a client (address in network byte order, port
