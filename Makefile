@@ -138,7 +138,7 @@ deps:
 # other directories): mqoff, its tools, the shim and plugin when built, man pages, the systemd
 # unit, the example configuration. `make deb`: the Debian package, in build/deb/.
 PREFIX  ?= /usr/local
-INSTALL_BINS = bin mosqconf-tool
+INSTALL_BINS = bin mosqconf-tool plugin ctl-tool
 install-bins: $(INSTALL_BINS)
 install: install-bins
 	B=$(B) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh

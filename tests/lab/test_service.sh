@@ -70,10 +70,15 @@ cfg_err "command line error still plain" "mqoff: --max-queue takes 4096..1717986
 # ---- make install -----------------------------------------------------------------------
 if out=$(make -s install DESTDIR="$SVC/dest" PREFIX=/usr UNITDIR=/lib/systemd/system 2>&1); then
   bad=
-  for f in usr/sbin/mqoff usr/bin/mqoff-mosqconf usr/share/man/man8/mqoff.8.gz \
+  for f in usr/sbin/mqoff usr/sbin/mqoffctl usr/bin/mqoff-mosqconf usr/lib/mqoff/mqoff_mosquitto.so \
+           usr/share/man/man8/mqoff.8.gz usr/share/man/man8/mqoffctl.8.gz \
            usr/share/man/man1/mqoff-mosqconf.1.gz lib/systemd/system/mqoff@.service \
            etc/mqoff/mqoff.conf usr/share/doc/mqoff/examples/monitor-before-mosquitto.conf; do
     [ -s "$SVC/dest/$f" ] || bad="$bad $f"
+  done
+  # every program installed has its man page
+  for f in "$SVC"/dest/usr/bin/* "$SVC"/dest/usr/sbin/*; do
+    ls "$SVC"/dest/usr/share/man/man[18]/"$(basename "$f")".[18].gz >/dev/null 2>&1 || bad="$bad man:$(basename "$f")"
   done
   grep -qx 'ExecStart=/usr/sbin/mqoff -c /etc/mqoff/%i.conf' "$SVC/dest/lib/systemd/system/mqoff@.service" ||
     bad="$bad ExecStart"
@@ -129,6 +134,7 @@ if out=$(make -s deb 2>&1) && deb=$(printf '%s\n' "$out" | grep '\.deb$' | tail 
   if out=$(dpkg --root="$R" --force-depends -i "$deb" 2>&1) &&
      dpkg --root="$R" -s mqoff 2>/dev/null | grep -q 'Status: install ok installed' &&
      [ "$("$R/usr/sbin/mqoff" --version)" = "mqoff 0.1.0" ] &&
+     "$R/usr/sbin/mqoffctl" --help >/dev/null 2>&1 && [ -f "$R/usr/lib/mqoff/mqoff_mosquitto.so" ] &&
      [ -f "$R/lib/systemd/system/mqoff@.service" ] && [ -f "$R/etc/mqoff/mqoff.conf" ]; then
     ok "the package installs into a scratch root (dpkg --root), mqoff runs from it"
   else
