@@ -200,6 +200,13 @@ if target_up proxy -c "$CONF"; then
   kill -HUP "$PROXY_PID"
   log_has "SIGHUP: a file with an error changes nothing and names its line" \
     "SIGHUP: .*mqoff-proxy.conf:9: unknown option 'bogus': nothing changed"
+  # the authorization source changes with the file: acl open -> the broker's acl_file
+  printf 'topic readwrite #\n' >"$LAB_TMP/svc.acl"
+  sed -i -e '/^bogus/d' -e "s|^acl open|acl-file $LAB_TMP/svc.acl|" "$CONF"
+  kill -HUP "$PROXY_PID"
+  log_has "SIGHUP: acl open -> acl-file applied" "SIGHUP: .*read again: applied acl-file, acl"
+  log_has "SIGHUP: the new acl_file read as the broker's only version" \
+    "SIGHUP: the broker reloaded $LAB_TMP/svc.acl \(1 rules\)"
   # an event about a client: the broker holds a session mqoff never saw
   ip netns exec "$NS_CLI" timeout 10 mosquitto_sub -h "$BROKER_ADDR" -p "$MQTT_PORT" -i svc-persist \
     -c -q 1 -t svc/p -W 1 >/dev/null 2>&1
