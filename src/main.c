@@ -61,6 +61,14 @@ static void usage_main(FILE *f)
     "  --control-group GROUP  the socket's group (mode 0660), e.g. the broker's user's\n"     \
     "  --metrics ADDR:PORT    Prometheus text format at http://ADDR:PORT/metrics\n"
 
+#define SERVICE_HELP                                                                          \
+    "\n"                                                                                      \
+    "as a service:\n"                                                                         \
+    "  -c, --config FILE      options from FILE, one a line without its '--' ('acl-file\n"   \
+    "                         PATH', 'exclusive'; '#' comment lines); the command line's\n"   \
+    "                         replace the file's; SIGHUP reads it again (man 8 mqoff)\n"     \
+    "  --log stderr|syslog    where log lines go (default stderr)\n"
+
 static void usage_proxy(FILE *f)
 {
     fprintf(f,
@@ -113,6 +121,7 @@ static void usage_proxy(FILE *f)
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             CONTROL_HELP
+            SERVICE_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff gracefully and print its counters. SIGHUP says the\n"
             "broker has reloaded its configuration: send it after the broker's own SIGHUP;\n"
@@ -179,6 +188,7 @@ static void usage_monitor(FILE *f)
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             CONTROL_HELP
+            SERVICE_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff and print its counters. SIGHUP: the broker reloaded\n"
             "(as for proxy mode).\n");
