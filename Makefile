@@ -19,7 +19,7 @@ CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 B        ?= build
-LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/ctl src/tcp src/net src/modes src/l2 src/pktio src/plugin
+LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/ctl src/tcp src/net src/modes src/l2 src/pktio src/plugin src/chan
 # the plugin's glue to the broker (src/plugin/plugin.c) is only in mqoff_mosquitto.so
 LIB_SRCS  = $(filter-out src/plugin/plugin.c,$(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
@@ -34,10 +34,13 @@ BENCH_TOOL_SRCS = $(sort $(wildcard tools/bench/*.c))
 
 BIN = $(B)/mqoff
 
-.PHONY: install install-bins deb
-.PHONY: all lib bin tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool test unit demo bench deps clean
+SHIM = $(B)/libmqoff-intercept.so
 
-all: lib bin tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool
+.PHONY: install install-bins deb
+
+.PHONY: all lib bin shim tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool test unit demo bench deps clean
+
+all: lib bin shim tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool
 
 bin: $(BIN)
 
@@ -46,6 +49,16 @@ $(BIN): src/main.c $(B)/libmqoff.a
 	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) $(LDFLAGS) -o $@
 
 lib: $(B)/libmqoff.a
+
+# libmqoff-intercept.so, the LD_PRELOAD shim the broker runs with in intercept mode: the shim and
+# the channel codec, compiled on their own as position-independent code (nothing of libmqoff.a,
+# which holds no shim: its bind()/accept() would replace libc's in every program linked with it).
+# Only the intercepted calls are exported.
+SHIM_SRCS = src/preload/shim.c src/chan/chan.c src/chan/chan_io.c
+shim: $(SHIM)
+$(SHIM): $(SHIM_SRCS) src/chan/chan.h
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -fPIC -shared -fvisibility=hidden -Wl,-z,defs $(SHIM_SRCS) -ldl -pthread -o $@
 
 $(B)/libmqoff.a: $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -62,6 +75,12 @@ helpers_of = $(wildcard $(1)harness*.c $(1)helper*.c)
 $(B)/tests/%: tests/unit/%.c $$(call helpers_of,$$(dir tests/unit/%)) $(B)/libmqoff.a
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) -I$(dir $<) $< $(call helpers_of,$(dir $<)) $(B)/libmqoff.a $(LIBS) $(CMOCKA_LIBS) -o $@
+
+# The shim's test links libmqoff-intercept.so: its bind(), accept(), ... replace libc's in the
+# test program, as LD_PRELOAD makes them in the broker.
+$(B)/tests/preload/test_shim: tests/unit/preload/test_shim.c $(SHIM) $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) $(CMOCKA_CFLAGS) $< $(B)/libmqoff.a $(SHIM) -Wl,-rpath,$(abspath $(B)) $(LIBS) $(CMOCKA_LIBS) -pthread -o $@
 
 # Fuzz targets may use the helpers of the unit-test dir of the same name.
 $(B)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $$(call helpers_of,tests/unit/$$(dir $$*)) $(B)/libmqoff.a
@@ -138,7 +157,7 @@ deps:
 # other directories): mqoff, its tools, the shim and plugin when built, man pages, the systemd
 # unit, the example configuration. `make deb`: the Debian package, in build/deb/.
 PREFIX  ?= /usr/local
-INSTALL_BINS = bin mosqconf-tool plugin ctl-tool
+INSTALL_BINS = bin mosqconf-tool plugin ctl-tool shim
 install-bins: $(INSTALL_BINS)
 install: install-bins
 	B=$(B) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh
@@ -157,10 +176,10 @@ unit: all
 demo: deps all
 	scripts/demo.sh
 
-# The lab benchmark (root, ~25 min): mqoff proxy and monitor against Mosquitto direct, written
+# The lab benchmark (root, ~35 min): mqoff proxy, monitor and intercept against Mosquitto direct, written
 # to docs/BENCHMARKS.md and docs/bench-latency.png. Arguments: make bench BENCH_ARGS="--quick"
 # or BENCH_ARGS="p2p-1000 saturation" (see bench/run.sh).
-bench: deps bin bench-tool bridge-tool
+bench: deps bin shim bench-tool bridge-tool
 	bench/run.sh $(BENCH_ARGS)
 
 clean:

@@ -9,7 +9,7 @@ set output out
 set datafile missing 'NaN'
 set grid
 set key top left
-c_direct = '#555555'; c_proxy = '#1f77b4'; c_monitor = '#d62728'
+c_direct = '#555555'; c_proxy = '#1f77b4'; c_monitor = '#d62728'; c_intercept = '#2ca02c'
 if (have_sat) { set multiplot layout 1,2 }
 
 lat = dir.'/plot_latency.dat'
@@ -28,16 +28,21 @@ plot lat u 1:3  w lp lw 2 pt 7 lc rgb c_direct  t 'direct p99', \
      lat u 1:5  w lp lw 1 dt 2 pt 6 lc rgb c_proxy   t 'proxy p50', \
      lat u 1:9  w lp lw 2 pt 7 lc rgb c_monitor t 'monitor p99', \
      lat u 1:8  w lp lw 1 dt 2 pt 6 lc rgb c_monitor t 'monitor p50', \
+     lat u 1:12 w lp lw 2 pt 7 lc rgb c_intercept t 'intercept p99', \
+     lat u 1:11 w lp lw 1 dt 2 pt 6 lc rgb c_intercept t 'intercept p50', \
      lat u 1:4  w lp lw 1 dt 3 pt 4 lc rgb c_direct  t 'direct wire p99', \
      lat u 1:7  w lp lw 1 dt 3 pt 4 lc rgb c_proxy   t 'proxy wire p99', \
-     lat u 1:10 w lp lw 1 dt 3 pt 4 lc rgb c_monitor t 'monitor wire p99'
+     lat u 1:10 w lp lw 1 dt 3 pt 4 lc rgb c_monitor t 'monitor wire p99', \
+     lat u 1:13 w lp lw 1 dt 3 pt 4 lc rgb c_intercept t 'intercept wire p99'
 } else {
 plot lat u 1:3  w lp lw 2 pt 7 lc rgb c_direct  t 'direct p99', \
      lat u 1:2  w lp lw 1 dt 2 pt 6 lc rgb c_direct  t 'direct p50', \
      lat u 1:6  w lp lw 2 pt 7 lc rgb c_proxy   t 'proxy p99', \
      lat u 1:5  w lp lw 1 dt 2 pt 6 lc rgb c_proxy   t 'proxy p50', \
      lat u 1:9  w lp lw 2 pt 7 lc rgb c_monitor t 'monitor p99', \
-     lat u 1:8  w lp lw 1 dt 2 pt 6 lc rgb c_monitor t 'monitor p50'
+     lat u 1:8  w lp lw 1 dt 2 pt 6 lc rgb c_monitor t 'monitor p50', \
+     lat u 1:12 w lp lw 2 pt 7 lc rgb c_intercept t 'intercept p99', \
+     lat u 1:11 w lp lw 1 dt 2 pt 6 lc rgb c_intercept t 'intercept p50'
 }
 
 if (have_sat) {
@@ -53,6 +58,7 @@ if (have_sat) {
   plot dir.'/plot_sat_direct.dat'  u 2:3 w lp lw 2 pt 7 lc rgb c_direct  t 'direct', \
        dir.'/plot_sat_proxy.dat'   u 2:3 w lp lw 2 pt 7 lc rgb c_proxy   t 'proxy', \
        dir.'/plot_sat_monitor.dat' u 2:3 w lp lw 2 pt 7 lc rgb c_monitor t 'monitor', \
+       dir.'/plot_sat_intercept.dat' u 2:3 w lp lw 2 pt 7 lc rgb c_intercept t 'intercept', \
        x w l lw 1 dt 2 lc rgb '#999999' t 'offered'
   unset multiplot
 }

@@ -11,6 +11,11 @@
 #   monitor  br0 lets go of its two ports; `mqoff monitor --port-a Pnc --port-b Pnb
 #            --broker 198.18.0.2:1883 --acl open --exclusive --startup-hold 0` forwards
 #            between them (clients still use 198.18.0.2); the ports go back to br0 afterwards
+#   intercept  the broker runs with build/libmqoff-intercept.so (MQOFF_CHANNEL=RES/chan) and one
+#            more listener line, `listener 1883 198.18.0.3`; `mqoff intercept --listen
+#            198.18.0.3:1883 --channel RES/chan --acl open --exclusive` in nic serves it: the
+#            clients' path is proxy's, the broker side a socketpair over the channel (a Unix
+#            socket, as a DPU's PCIe channel) instead of proxy's second TCP connection
 #   bridge   as monitor, with build/mqoff-bridge (the null forwarder): the floor of a
 #            userspace bump
 # Each scenario runs build/mqoff-bench in the cli namespace against every target, 3 times,
@@ -26,19 +31,24 @@
 #   fanout-1-max-1    QoS 0 to the largest subscriber count RLIMIT_NOFILE's hard limit (HARD)
 #                     allows each target: HARD - 100 for direct, monitor and bridge (Mosquitto
 #                     and mqoff-bench hold a descriptor per client), (HARD - 100) / 2 - 1 for
-#                     proxy (two per client); each run in a lab of its own (what is left of
-#                     20 000 connections in the kernels would meet the next run's); mqoff's
-#                     drop and retransmission counters and the kernels' TCP retransmissions
-#                     beside the latencies
+#                     proxy and intercept (two per client); each run in a lab of its own
+#                     (what is left of 20 000 connections in the kernels would meet the next
+#                     run's); mqoff's drop and retransmission counters and the kernels' TCP
+#                     retransmissions beside the latencies
 #   fanout-5-1000-5   5 publishers, 1000 subscribers (STR/+), 5 topics, two rate steps
 #   saturation        1 -> 1000, rate stepped up by mqoff-bench --saturation
 #   p2p-1000          1000 publisher/subscriber pairs on 1000 topics (exact filters)
+#   p2p-1000-pt       the same with mqoff offloading nothing (no --exclusive): every message
+#                     through the broker, the path where intercept saves proxy's TCP hop
 #   payload-B         fan-out 1-10-1 with B-byte payloads, B in 32 1024 1460 1461 16384 65536
 #                     (payload = all six)
 #   floor             1-1-1 through the kernel bridge vs mqoff-bridge
 #   wildcard-10k      10 000 filters, a publish matches 5: 100 subscribers x (1 exact filter +
 #                     99 decoys, mqoff-bench --decoys: exact, + and # filters that match nothing),
 #                     20 publishers on 20 topics (not in --quick)
+#
+# BENCH_TARGETS="proxy intercept" runs only those of each scenario's targets (a comparison of
+# two with more repetitions: --reps N).
 #
 # Traffic stays inside the lab's namespaces (198.18.0.0/15 only). Every run is bounded by
 # timeout; whatever happens (failure, ^C), the EXIT trap stops what it started, gives the
@@ -61,6 +71,7 @@ LAB=$ROOT/tools/mqoff-lab
 MQOFF=${MQOFF:-$ROOT/build/mqoff}
 BENCH=${MQOFF_BENCH:-$ROOT/build/mqoff-bench}
 BRIDGE=${MQOFF_BRIDGE:-$ROOT/build/mqoff-bridge}
+SHIM=${MQOFF_SHIM:-$ROOT/build/libmqoff-intercept.so}
 PY=/usr/bin/python3
 export MQO_LAB=bn$$
 P=$MQO_LAB
@@ -68,13 +79,13 @@ NS_CLI=$P-cli NS_NIC=$P-nic
 BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 PORT=1883
 DOC=$ROOT/docs/BENCHMARKS.md
 PNG=$ROOT/docs/bench-latency.png
-DEADLINE_S=${BENCH_DEADLINE_S:-2400}   # past this, remaining runs are skipped (reported)
+DEADLINE_S=${BENCH_DEADLINE_S:-3600}   # past this, remaining runs are skipped (reported)
 QUIET_PCT=${BENCH_QUIET_PCT:-15} QUIET_MAX_S=${BENCH_QUIET_MAX_S:-20} QUIET_TOTAL_S=${BENCH_QUIET_TOTAL_S:-240}  # see wait_quiet
 
 ORIG_ARGS="$*"
 REPS=3 QUICK=0 KEEP="" WRITE_DOC=1
 SCEN_ARGS=()
-usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,55p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -92,7 +103,7 @@ done
 ALL_SCENARIOS=(
   fanout-1-1-1-q0 fanout-1-1-1-q1 fanout-1-10-1-q0 fanout-1-10-1-q1
   fanout-1-100-1-q0 fanout-1-100-1-q1 fanout-1-1000-1-q0 fanout-1-1000-1-q1
-  fanout-1-max-1 fanout-5-1000-5 saturation p2p-1000 wildcard-10k
+  fanout-1-max-1 fanout-5-1000-5 saturation p2p-1000 p2p-1000-pt wildcard-10k
   payload-32 payload-1024 payload-1460 payload-1461 payload-16384 payload-65536
   floor
 )
@@ -127,7 +138,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "bench/run.sh: the lab needs root (network namespaces, raw sockets)" >&2
   exit 1
 fi
-for f in "$MQOFF" "$BENCH" "$BRIDGE"; do
+for f in "$MQOFF" "$BENCH" "$BRIDGE" "$SHIM"; do
   [ -x "$f" ] || { echo "bench/run.sh: $f is not built (make all)" >&2; exit 1; }
 done
 
@@ -278,22 +289,32 @@ wait_quiet() {
   QUIET_SUM=$(awk -v a="$QUIET_SUM" -v b="$QUIET_WAIT" 'BEGIN {printf "%.1f", a + b}')
 }
 
-target_host() { if [ "$1" = proxy ]; then echo "$PROXY_ADDR"; else echo "$BROKER_ADDR"; fi; }
+target_host() {
+  if [ "$1" = proxy ] || [ "$1" = intercept ]; then echo "$PROXY_ADDR"; else echo "$BROKER_ADDR"; fi
+}
 
 # The exact commands, for the report.
 target_cmd() {
   case "$1" in
     direct) echo "(kernel bridge br0 in ${P}-nic; no mqoff)" ;;
-    proxy) echo "ip netns exec ${P}-nic build/mqoff proxy --listen $PROXY_ADDR:$PORT --broker $BROKER_ADDR:$PORT --acl open --exclusive" ;;
-    monitor) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff monitor --port-a ${P}nc --port-b ${P}nb --broker $BROKER_ADDR:$PORT --acl open --exclusive --startup-hold 0" ;;
+    proxy) echo "ip netns exec ${P}-nic build/mqoff proxy --listen $PROXY_ADDR:$PORT --broker $BROKER_ADDR:$PORT ${MQ_ARGS[*]}" ;;
+    monitor) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff monitor --port-a ${P}nc --port-b ${P}nb --broker $BROKER_ADDR:$PORT ${MQ_ARGS[*]} --startup-hold 0" ;;
+    intercept) echo "MOSQUITTO_PRELOAD=build/libmqoff-intercept.so MQOFF_CHANNEL=RES/chan tools/mqoff-lab broker-start RES/intercept.conf (listener 1883 $PROXY_ADDR); ip netns exec ${P}-nic build/mqoff intercept --listen $PROXY_ADDR:$PORT --channel RES/chan ${MQ_ARGS[*]}" ;;
     bridge) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff-bridge --port-a ${P}nc --port-b ${P}nb --quiet" ;;
   esac
 }
 
 # target_up T LOG: fresh broker, then mqoff (or the bridge) for T. Sets MQ_PID, BROKER_PID.
 target_up() {
-  local t=$1 log=$2 out
-  if ! out=$(timeout 30 "$LAB" broker-start 2>&1); then
+  local t=$1 log=$2 out i pre=() extra=()
+  # intercept: the broker runs with the shim and a listener on mqoff's address; its bind()
+  # waits for mqoff, started below
+  if [ "$t" = intercept ]; then
+    pre=(env MOSQUITTO_PRELOAD="$SHIM" MQOFF_CHANNEL="$RES/chan")
+    echo "listener $PORT $PROXY_ADDR" >"$RES/intercept.conf"
+    extra=("$RES/intercept.conf")
+  fi
+  if ! out=$(timeout 30 "${pre[@]}" "$LAB" broker-start "${extra[@]}" 2>&1); then
     echo "broker start failed: $out" >"$log"
     return 1
   fi
@@ -302,8 +323,17 @@ target_up() {
     direct) : >"$log"; return 0 ;;
     proxy)
       ip netns exec "$NS_NIC" "$MQOFF" proxy --listen "$PROXY_ADDR:$PORT" --broker "$BROKER_ADDR:$PORT" \
-        --acl open --exclusive >"$log" 2>&1 </dev/null &
+        "${MQ_ARGS[@]}" >"$log" 2>&1 </dev/null &
       MQ_PID=$! ;;
+    intercept)
+      ip netns exec "$NS_NIC" "$MQOFF" intercept --listen "$PROXY_ADDR:$PORT" --channel "$RES/chan" \
+        "${MQ_ARGS[@]}" >"$log" 2>&1 </dev/null &
+      MQ_PID=$!
+      for ((i = 0; i < 200; i++)); do
+        grep -qs 'attached: clients on' "$log" && break
+        kill -0 "$MQ_PID" 2>/dev/null || break
+        sleep 0.05
+      done ;;
     monitor|bridge)
       ip -n "$NS_NIC" link set "${P}nc" nomaster
       ip -n "$NS_NIC" link set "${P}nb" nomaster
@@ -311,7 +341,7 @@ target_up() {
         # --startup-hold 0: the broker is fresh and no client reaches it before mqoff is in place,
         # so there is no connection mqoff could have missed (the default holds offload for 90 s).
         ip netns exec "$NS_NIC" "$MQOFF" monitor --port-a "${P}nc" --port-b "${P}nb" \
-          --broker "$BROKER_ADDR:$PORT" --acl open --exclusive --startup-hold 0 >"$log" 2>&1 </dev/null &
+          --broker "$BROKER_ADDR:$PORT" "${MQ_ARGS[@]}" --startup-hold 0 >"$log" 2>&1 </dev/null &
       else
         ip netns exec "$NS_NIC" "$BRIDGE" --port-a "${P}nc" --port-b "${P}nb" --quiet >"$log" 2>&1 </dev/null &
       fi
@@ -342,10 +372,12 @@ target_down() {
 }
 
 # ---- scenarios ----------------------------------------------------------------------------------
-# scen NAME: sets TARGETS, ARGS (mqoff-bench options besides host/label/json/tap), LIMIT (s).
+# scen NAME: sets TARGETS, ARGS (mqoff-bench options besides host/label/json/tap), LIMIT (s),
+# MQ_ARGS (mqoff's options).
 scen() {
   local n=$1 subs q rate dur warm grace
-  TARGETS="direct proxy monitor"
+  TARGETS="direct proxy monitor intercept"
+  MQ_ARGS=(--acl open --exclusive)
   case "$n" in
     fanout-1-max-1)
       # --subs MAX: each target's own largest count (run_one)
@@ -361,7 +393,7 @@ scen() {
         1000) rate=20 warm=2 grace=2
               if [ "$q" = 0 ]; then dur=20; else dur=12; fi
               [ $QUICK -eq 1 ] && dur=10
-              [ "$q" = 0 ] && TARGETS="direct proxy monitor bridge" ;;
+              [ "$q" = 0 ] && TARGETS="direct proxy monitor intercept bridge" ;;
       esac
       ARGS=(--pubs 1 --subs "$subs" --topics 1 --qos "$q" --rate "$rate" --duration "$dur" --warmup "$warm" --grace "$grace")
       LIMIT=$((dur + warm + grace + 60)) ;;
@@ -373,7 +405,9 @@ scen() {
       ARGS=(--pubs 1 --subs 1000 --topics 1 --saturation --rate 15 --step-factor 1.5 --max-steps 11
             --step 2 --step-warmup 1 --p99-bound-ms 250 --grace 1)
       LIMIT=120 ;;
-    p2p-1000)
+    p2p-1000|p2p-1000-pt)
+      # -pt: without --exclusive mqoff offloads nothing, every message goes through the broker
+      [ "$n" = p2p-1000 ] || MQ_ARGS=(--acl open)
       dur=5; [ $QUICK -eq 1 ] && dur=3
       ARGS=(--pubs 1000 --subs 1000 --topics 1000 --rate 5 --duration "$dur" --warmup 2 --grace 1)
       LIMIT=90 ;;
@@ -404,7 +438,7 @@ run_one() {
   for i in "${!args[@]}"; do
     if [ "${args[$i]}" = MAX ]; then
       subs_max=$MAX_ONE
-      [ "$t" = proxy ] && subs_max=$MAX_PROXY
+      { [ "$t" = proxy ] || [ "$t" = intercept ]; } && subs_max=$MAX_PROXY
       args[$i]=$subs_max
       fresh_lab || { log "  $s [$t] rep $r: lab up failed"; return 0; }
     fi
@@ -485,6 +519,12 @@ log "scenarios: ${SCENARIOS[*]}; $REPS repetitions; results in $RES"
 SKIPPED=0
 for s in "${SCENARIOS[@]}"; do
   scen "$s" || exit 1
+  if [ -n "${BENCH_TARGETS:-}" ]; then
+    keep=""
+    for t in $TARGETS; do [[ " $BENCH_TARGETS " == *" $t "* ]] && keep+=" $t"; done
+    TARGETS=${keep# }
+    [ -n "$TARGETS" ] || { log "$s: none of BENCH_TARGETS ($BENCH_TARGETS) runs it: skipped"; continue; }
+  fi
   read -r -a tl <<<"$TARGETS"
   log "$s: targets ${TARGETS}"
   for ((r = 1; r <= REPS; r++)); do

@@ -53,7 +53,7 @@ suite_fuzz() {
 # counted (skips count as neither). A script that fails without a "not ok" line counts as one
 # failure, and its last lines are shown.
 suite_lab() {
-  local t out rc p f s
+  local t out rc p f s t0
   if [ "$(id -u)" -ne 0 ]; then
     echo "== lab: needs root (network namespaces); not run"
     failed=$((failed + 1)); failures+=("lab (not root)")
@@ -62,6 +62,7 @@ suite_lab() {
   for t in tests/lab/test_*.sh; do
     [ -f "$t" ] || continue
     echo "== lab: $t"
+    t0=$SECONDS
     out=$(timeout -k 10 "${LAB_SCRIPT_TIMEOUT:-600}" bash "$t" 2>&1); rc=$?
     p=$(printf '%s\n' "$out" | grep -E '^ok - ' | grep -vcE '# SKIP')
     s=$(printf '%s\n' "$out" | grep -E '^ok - ' | grep -cE '# SKIP')
@@ -72,7 +73,7 @@ suite_lab() {
       echo "  $t exited with status $rc without a failed check; last lines:"
       printf '%s\n' "$out" | tail -15 | sed 's/^/    /'
     fi
-    echo "  $(basename "$t"): $p passed, $f failed, $s skipped"
+    echo "  $(basename "$t"): $p passed, $f failed, $s skipped ($((SECONDS - t0)) s)"
     passed=$((passed + p)); failed=$((failed + f))
     [ "$f" -eq 0 ] || failures+=("$t")
   done

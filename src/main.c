@@ -18,6 +18,7 @@
 #include "core/file.h"
 #include "l2/impair.h"
 #include "l2/l2.h"
+#include "modes/intercept.h"
 #include "modes/monitor.h"
 #include "modes/proxy.h"
 #include "modes/reload.h"
@@ -40,7 +41,8 @@ static void usage_main(FILE *f)
             "modes:\n"
             "  proxy      TCP endpoint: clients connect to mqoff, mqoff connects to the broker\n"
             "  monitor    transparent bump-in-the-wire between two interfaces (raw frames)\n"
-            "  intercept  LD_PRELOAD shim inside the broker (not built yet)\n"
+            "  intercept  mqoff owns the broker's listener; the broker, run with the\n"
+            "             LD_PRELOAD shim libmqoff-intercept.so, gets each client from it\n"
             "\n"
             "  mqoff MODE --help   options of a mode\n"
             "  mqoff MODE -c FILE [options]\n"
@@ -194,6 +196,44 @@ static void usage_monitor(FILE *f)
             "(as for proxy mode).\n");
 }
 
+static void usage_intercept(FILE *f)
+{
+    fprintf(f,
+            "usage: mqoff intercept --listen ADDR:PORT --channel PATH [options]\n"
+            "       MQOFF_CHANNEL=PATH LD_PRELOAD=.../libmqoff-intercept.so mosquitto -c FILE\n"
+            "\n"
+            "mqoff listens on ADDR:PORT in place of the broker. The broker keeps its own\n"
+            "'listener PORT ADDR' line and runs with the shim, which finds mqoff at PATH (a\n"
+            "Unix socket mqoff creates, read-write for its owner and group), does not bind\n"
+            "that listener and gets every client connection from mqoff instead, as a local\n"
+            "stream its accept() returns, with the client's real address. Both byte streams\n"
+            "run through mqoff's MQTT engine as in proxy mode; the broker's TCP stack is off\n"
+            "the client path. Either may start first: the broker's bind() waits for mqoff\n"
+            "(MQOFF_CHANNEL_WAIT=S gives up after S seconds), and while no broker is attached\n"
+            "mqoff answers clients CONNACK \"server unavailable\" and closes them. Every other\n"
+            "socket of the broker (other listeners, bridges) is untouched.\n"
+            "\n"
+            "the broker's configuration (recommended): --mosquitto-conf FILE, evaluated for\n"
+            "its listener on --listen's address (as --broker is for proxy mode); or\n"
+            "authorization: --acl-file PATH | --acl open\n"
+            "\n"
+            "reach (without it every PUBLISH passes through to the broker):\n"
+            "  --exclusive            every client of the broker comes through this listener:\n"
+            "                         the broker has no other way in (listener, bridge in)\n"
+            "                         for a subscriber mqoff cannot see\n"
+            "\n"
+            "options: --broker-only FILTER, --max-queue BYTES, --max-buffer BYTES,\n"
+            "  --overlap MODE, --order-hold-ms MS, --io writev|uring, --busy-poll US,\n"
+            "  --log-level LEVEL: as for proxy mode (mqoff proxy --help)\n"
+            "  -h, --help             this text\n"
+            CONTROL_HELP
+            SERVICE_HELP
+            "\n"
+            "SIGINT/SIGTERM stop mqoff and print its counters (the broker goes on serving its\n"
+            "other listeners and takes clients again from the next mqoff). SIGHUP: the broker\n"
+            "reloaded (as for proxy mode).\n");
+}
+
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or -1 with a message. */
 static int parse_addr(const char *what, const char *s, struct sockaddr_storage *out,
                       socklen_t *len, int passive)
@@ -264,6 +304,8 @@ static void print_stats(const struct mqo_engine_stats *e, int acl_file)
 /* Everything the command line can set, for every mode. */
 struct opts {
     int monitor;
+    int intercept;
+    const char *channel;
     const char *listen_s, *broker_s, *acl_file;
     int acl_open;
     int exclusive;
@@ -530,7 +572,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
         O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF, O_CONTROL,
-        O_CTLGROUP, O_METRICS, O_HELP, O_LOGDEST
+        O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -563,6 +605,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"control", required_argument, 0, O_CONTROL},
         {"control-group", required_argument, 0, O_CTLGROUP},
         {"metrics", required_argument, 0, O_METRICS},
+        {"channel", required_argument, 0, O_CHANNEL},
         {"help", no_argument, 0, O_HELP},
         {"log", required_argument, 0, O_LOGDEST},
         {0, 0, 0, 0}};
@@ -573,11 +616,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     optind = 1;
     int c;
     unsigned long long v;
-    const char *mode = o->monitor ? "monitor" : "proxy";
+    const char *mode = o->monitor ? "monitor" : o->intercept ? "intercept" : "proxy";
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int proxy_only = c == O_LISTEN || c == O_IO;
+        int proxy_only = c == O_LISTEN || c == O_IO; /* proxy and intercept */
         int monitor_only = c >= O_PA && c <= O_FRAGTIME;
-        if ((proxy_only && o->monitor) || (monitor_only && !o->monitor)) {
+        if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
+            (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
             return 2;
@@ -674,6 +718,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case O_CONTROL: o->ctl.path = optarg; break;
         case O_CTLGROUP: o->ctl.group = optarg; break;
         case O_METRICS: o->ctl.metrics = optarg; break;
+        case O_CHANNEL: o->channel = optarg; break;
         case O_BUSY:
             if (parse_u64("--busy-poll", optarg, 0, 1000000, &v))
                 return 2;
@@ -704,12 +749,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'h':
             if (o->monitor)
                 usage_monitor(stdout);
+            else if (o->intercept)
+                usage_intercept(stdout);
             else
                 usage_proxy(stdout);
             return 1;
         default:
             if (o->monitor)
                 usage_monitor(stderr);
+            else if (o->intercept)
+                usage_intercept(stderr);
             else
                 usage_proxy(stderr);
             return 2;
@@ -728,12 +777,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                         "acl_file, or none); --acl-file and --acl open exclude it\n");
         return 2;
     }
-    if (!o->broker_s) {
+    if (o->intercept && (!o->listen_s || !o->channel)) {
+        fprintf(stderr, "mqoff intercept: --listen ADDR:PORT and --channel PATH are required (see "
+                        "mqoff intercept --help)\n");
+        return 2;
+    }
+    if (!o->broker_s && !o->intercept) {
         fprintf(stderr, "mqoff %s: --broker ADDR:PORT is required (see mqoff %s --help)\n", mode,
                 mode);
         return 2;
     }
-    if (!o->monitor && !o->listen_s) {
+    if (!o->monitor && !o->intercept && !o->listen_s) {
         fprintf(stderr, "mqoff proxy: --listen ADDR:PORT is required (see mqoff proxy --help)\n");
         return 2;
     }
@@ -769,8 +823,9 @@ static int setup_conf(struct opts *o, const struct sockaddr_storage *ba, socklen
     if (getnameinfo((const struct sockaddr *)ba, bl, host, sizeof host, port, sizeof port,
                     NI_NUMERICHOST | NI_NUMERICSERV) ||
         mqo_mosqconf_evaluate(o->conf, host, (uint16_t)atoi(port), &o->pol, err, sizeof err)) {
-        fprintf(stderr, "mqoff: --mosquitto-conf %s: --broker %s: %s\n", o->mosq_conf,
-                o->broker_s, err);
+        fprintf(stderr, "mqoff: --mosquitto-conf %s: %s %s: %s\n", o->mosq_conf,
+                o->intercept ? "--listen" : "--broker", o->intercept ? o->listen_s : o->broker_s,
+                err);
         return 2;
     }
     const struct mqo_mosqpolicy *p = o->pol;
@@ -921,7 +976,10 @@ static const struct mqo_ctl_cfg *setup_ctl(struct opts *o, const char *mode)
                            (unsigned long long)(x)),                                            \
                   KV(k, o->config_buf[nb++]))
     KV("mode", mode);
-    KV("broker", o->broker_s);
+    if (o->broker_s)
+        KV("broker", o->broker_s);
+    if (o->channel)
+        KV("channel", o->channel);
     if (o->listen_s)
         KV("listen", o->listen_s);
     if (o->port_a) {
@@ -973,38 +1031,58 @@ static void monitor_ready(void *arg)
              o->broker_s);
 }
 
-static int cmd_proxy(int argc, char **argv)
+/* proxy mode, or intercept mode (proxy mode's loop with the broker side handed over the
+ * channel: the broker's listener on --listen is the one the configuration is evaluated for). */
+static int cmd_proxy(int argc, char **argv, int intercept)
 {
-    struct opts o = {0};
+    struct opts o = {.intercept = intercept};
     int rc = parse_opts(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    struct mqo_proxy_cfg cfg = {.stop = &g_stop, .max_queue = o.max_queue,
-                                .busy_poll_us = o.busy_poll_us,
-                                .io = o.io_uring ? MQO_PROXY_IO_URING : MQO_PROXY_IO_WRITEV};
-    if (parse_addr("--listen", o.listen_s, &cfg.listen_addr, &cfg.listen_len, 1) ||
-        parse_addr("--broker", o.broker_s, &cfg.broker_addr, &cfg.broker_len, 0)) {
+    struct mqo_intercept_cfg icfg = {.channel = o.channel};
+    struct mqo_proxy_cfg *cfg = &icfg.proxy;
+    *cfg = (struct mqo_proxy_cfg){.stop = &g_stop, .max_queue = o.max_queue,
+                                  .busy_poll_us = o.busy_poll_us,
+                                  .io = o.io_uring ? MQO_PROXY_IO_URING : MQO_PROXY_IO_WRITEV};
+    if (parse_addr("--listen", o.listen_s, &cfg->listen_addr, &cfg->listen_len, 1) ||
+        (!intercept &&
+         parse_addr("--broker", o.broker_s, &cfg->broker_addr, &cfg->broker_len, 0))) {
         free(o.bo);
         return 2;
     }
+    const struct sockaddr_storage *ba = intercept ? &cfg->listen_addr : &cfg->broker_addr;
     struct mqo_acl *acl = NULL;
-    if (setup_engine(&o, &cfg.broker_addr, cfg.broker_len, &cfg.engine, &acl, &cfg.reload)) {
+    if (setup_engine(&o, ba, intercept ? cfg->listen_len : cfg->broker_len, &cfg->engine, &acl,
+                     &cfg->reload)) {
         free_conf(&o);
         return 2;
     }
-    cfg.hup = &g_hup;
-    cfg.ctl = setup_ctl(&o, "proxy");
+    cfg->hup = &g_hup;
+    cfg->ctl = setup_ctl(&o, intercept ? "intercept" : "proxy");
     install_signals();
-    mqo_info("proxy listening on %s, broker %s", o.listen_s, o.broker_s);
     struct mqo_engine_stats es = {0};
     struct mqo_proxy_stats ps = {0};
-    rc = mqo_proxy_run(&cfg, &es, &ps);
-    fprintf(stderr, "mqoff summary:\n  connections       accepted %llu, closed %llu, broker "
-                    "unreachable %llu\n",
+    struct mqo_intercept_stats is = {0};
+    if (intercept) {
+        mqo_info("intercept listening on %s, channel %s", o.listen_s, o.channel);
+        rc = mqo_intercept_run(&icfg, &es, &ps, &is);
+    } else {
+        mqo_info("proxy listening on %s, broker %s", o.listen_s, o.broker_s);
+        rc = mqo_proxy_run(cfg, &es, &ps);
+    }
+    fprintf(stderr, "mqoff summary:\n  connections       accepted %llu, closed %llu, %s %llu\n",
             (unsigned long long)ps.accepted, (unsigned long long)ps.closed,
+            intercept ? "refused" : "broker unreachable",
             (unsigned long long)ps.broker_connect_failed);
+    if (intercept)
+        fprintf(stderr,
+                "  channel           attaches %llu, detaches %llu, handed %llu, handoff_lost "
+                "%llu, bad_peers %llu\n",
+                (unsigned long long)is.attaches, (unsigned long long)is.detaches,
+                (unsigned long long)is.handed, (unsigned long long)is.handoff_lost,
+                (unsigned long long)is.bad_peers);
     print_stats(&es, acl != NULL);
-    mqo_reload_free(cfg.reload);
+    mqo_reload_free(cfg->reload);
     mqo_acl_free(acl);
     free_conf(&o);
     return rc ? 1 : 0;
@@ -1199,13 +1277,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(mode, "proxy"))
-        return cmd_proxy(argc - 1, argv + 1);
+        return cmd_proxy(argc - 1, argv + 1, 0);
     if (!strcmp(mode, "monitor"))
         return cmd_monitor(argc - 1, argv + 1);
-    if (!strcmp(mode, "intercept")) {
-        fprintf(stderr, "mqoff: mode '%s' is not built yet\n", mode);
-        return 2;
-    }
+    if (!strcmp(mode, "intercept"))
+        return cmd_proxy(argc - 1, argv + 1, 1);
     fprintf(stderr, "mqoff: unknown mode '%s'\n\n", mode);
     usage_main(stderr);
     return 2;

@@ -35,10 +35,11 @@
 
 enum { CLIENT = 0, BROKER = 1 };
 
-/* epoll tags: 0 the listener, a pconn pointer | side, this for the watched files (pointers
- * are aligned: never 2) */
+/* epoll tags: 0 the listener, a pconn pointer | side, these for the watched files, the control
+ * socket and the upstream's descriptor (pointers are aligned: never 2, 4 or 6) */
 #define TAG_RELOAD 2u
 #define TAG_CTL 4u
+#define TAG_UPSTREAM 6u
 
 /* iovecs of one in-flight io_uring send (must live until its completion) */
 struct uring_send {
@@ -84,6 +85,7 @@ struct proxy {
     uint8_t accept_paused;
     size_t fail_waiting; /* connections waiting for a CONNECT to refuse (fail_deadline) */
     size_t max_queue;
+    uint64_t drops_logged, drops_logged_at; /* dropped_qos0 when last logged, and when */
     struct pconn *conns, *dead;
     /* connections touched this iteration, in the order they were first touched */
     struct pconn *dirty, **dirty_tail;
@@ -263,9 +265,11 @@ static void broker_failed(struct pconn *pc, int err)
 {
     struct proxy *px = pc->px;
     px->st.broker_connect_failed++;
-    char who[200];
-    mqo_warn("broker unreachable for %s: %s", mqo_conn_who(pc->ec, who, sizeof who),
-             strerror(err));
+    if (!px->cfg->upstream) { /* an upstream logs its own reason */
+        char who[200];
+        mqo_warn("broker unreachable for %s: %s", mqo_conn_who(pc->ec, who, sizeof who),
+                 strerror(err));
+    }
     pc->broker_failed = 1;
     pc->connecting = 0;
     if (pc->s[BROKER].fd >= 0) {
@@ -310,8 +314,22 @@ static void set_peer(struct mqo_conn *c, const struct sockaddr_storage *a, sockl
     mqo_conn_set_peer(c, s);
 }
 
+/* The upstream's broker side for client cfd. Returns a descriptor or -errno. */
+static int upstream_open(struct proxy *px, int cfd, const struct sockaddr_storage *peer,
+                         socklen_t peer_len)
+{
+    const struct mqo_proxy_upstream *up = px->cfg->upstream;
+    struct sockaddr_storage local;
+    socklen_t ll = sizeof local;
+    if (getsockname(cfd, (struct sockaddr *)&local, &ll) < 0)
+        return -errno;
+    return up->open(up->arg, (const struct sockaddr *)peer, peer_len,
+                    (const struct sockaddr *)&local, ll);
+}
+
 static void accept_clients(struct proxy *px)
 {
+    const struct mqo_proxy_upstream *up = px->cfg->upstream;
     for (;;) {
         struct sockaddr_storage peer;
         socklen_t pl = sizeof peer;
@@ -330,9 +348,13 @@ static void accept_clients(struct proxy *px)
         }
         set_nodelay(cfd);
         struct pconn *pc = calloc(1, sizeof *pc);
-        int bfd = socket(px->cfg->broker_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                         0);
-        if (!pc || bfd < 0) {
+        int bfd = -1;
+        if (pc && up)
+            bfd = upstream_open(px, cfd, &peer, pl); /* < 0: refused below */
+        else if (pc)
+            bfd = socket(px->cfg->broker_addr.ss_family,
+                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (!pc || (!up && bfd < 0)) {
             mqo_err("cannot set up a broker connection: %s", strerror(errno));
             free(pc);
             close(cfd);
@@ -340,14 +362,16 @@ static void accept_clients(struct proxy *px)
                 close(bfd);
             continue;
         }
-        set_nodelay(bfd);
+        if (!up)
+            set_nodelay(bfd);
         pc->px = px;
         pc->s[CLIENT].fd = cfd;
-        pc->s[BROKER].fd = bfd;
+        pc->s[BROKER].fd = bfd < 0 ? -1 : bfd;
         pc->ec = mqo_engine_conn_open(px->eng, pc, px->now);
         if (!pc->ec) {
             close(cfd);
-            close(bfd);
+            if (bfd >= 0)
+                close(bfd);
             free(pc);
             continue;
         }
@@ -360,7 +384,14 @@ static void accept_clients(struct proxy *px)
         struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag(pc, CLIENT)};
         epoll_ctl(px->ep, EPOLL_CTL_ADD, cfd, &e);
         pc->s[CLIENT].ev = EPOLLIN;
-        int rc = connect(bfd, (const struct sockaddr *)&px->cfg->broker_addr, px->cfg->broker_len);
+        if (up && bfd < 0) {
+            broker_failed(pc, -bfd);
+            continue;
+        }
+        /* an upstream's socket is connected already */
+        int rc = up ? 0
+                    : connect(bfd, (const struct sockaddr *)&px->cfg->broker_addr,
+                              px->cfg->broker_len);
         if (rc < 0 && errno != EINPROGRESS) {
             int err = errno;
             broker_failed(pc, err);
@@ -620,6 +651,10 @@ static void handle_event(struct proxy *px, struct epoll_event *ev)
         mqo_reload_changed(px->cfg->reload, px->eng);
         return;
     }
+    if (ev->data.u64 == TAG_UPSTREAM) {
+        px->cfg->upstream->ready(px->cfg->upstream->arg, px->now);
+        return;
+    }
     if (ev->data.u64 == TAG_CTL)
         return; /* served first, in mqo_proxy_run */
     struct pconn *pc = (struct pconn *)(uintptr_t)(ev->data.u64 & ~(uint64_t)1);
@@ -645,6 +680,22 @@ static void handle_event(struct proxy *px, struct epoll_event *ev)
         mark_dirty(pc);
 }
 
+/* Logs, at most every 10 s, the QoS 0 deliveries dropped for full subscriber queues since the
+ * last line: a subscriber that reads slower than its publishers send (a flood) loses its own
+ * QoS 0 messages, and nothing else waits for it; the operator should know it happens. */
+static void log_drops(struct proxy *px)
+{
+    uint64_t d = mqo_engine_stats(px->eng)->dropped_qos0;
+    if (d == px->drops_logged ||
+        (px->drops_logged_at && px->now - px->drops_logged_at < 10000000000ull))
+        return;
+    mqo_warn("%llu QoS 0 deliveries dropped: subscriber queues full (a subscriber reads slower "
+             "than its publishers send; --max-queue %zu bytes)",
+             (unsigned long long)(d - px->drops_logged), px->max_queue);
+    px->drops_logged = d;
+    px->drops_logged_at = px->now;
+}
+
 /* Every iteration: the engine's timers (a slice of its connections each time). Every 50 ms
  * (slow): the proxy's own, walking the connections only while some wait for a CONNECT. */
 static void timers(struct proxy *px, int slow)
@@ -652,6 +703,9 @@ static void timers(struct proxy *px, int slow)
     mqo_engine_tick(px->eng, px->now);
     if (!slow)
         return;
+    if (px->cfg->upstream && px->cfg->upstream->tick)
+        px->cfg->upstream->tick(px->cfg->upstream->arg, px->now);
+    log_drops(px);
     if (px->ctl)
         mqo_ctl_run(px->ctl, px->now);
     if (px->fail_waiting) {
@@ -797,6 +851,10 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
     if (cfg->reload && mqo_reload_fd(cfg->reload) >= 0) {
         struct epoll_event we = {.events = EPOLLIN, .data.u64 = TAG_RELOAD};
         epoll_ctl(px.ep, EPOLL_CTL_ADD, mqo_reload_fd(cfg->reload), &we);
+    }
+    if (cfg->upstream && cfg->upstream->fd >= 0) {
+        struct epoll_event ue = {.events = EPOLLIN, .data.u64 = TAG_UPSTREAM};
+        epoll_ctl(px.ep, EPOLL_CTL_ADD, cfg->upstream->fd, &ue);
     }
     if (px.ctl) {
         struct epoll_event ce = {.events = EPOLLIN, .data.u64 = TAG_CTL};

@@ -12,6 +12,23 @@
 #include "engine/engine.h"
 #include "modes/reload.h"
 
+/* Where the broker side of each client connection comes from when it is not a TCP connection
+ * to broker_addr (intercept mode hands each client to the broker over a local channel). */
+struct mqo_proxy_upstream {
+    /* Opens the broker side for a client that connected from peer to local (its address on the
+     * listener). Returns a connected non-blocking stream socket the proxy owns, or -errno when
+     * no broker can take the client now (open says why in the log): the client's CONNECT is
+     * then answered "server unavailable" and the connection closed. */
+    int (*open)(void *arg, const struct sockaddr *peer, socklen_t peer_len,
+                const struct sockaddr *local, socklen_t local_len);
+    /* A descriptor the loop waits on (readable) with the function it calls then; -1: none. */
+    int fd;
+    void (*ready)(void *arg, uint64_t now_ns);
+    /* Called every 50 ms (may be NULL). */
+    void (*tick)(void *arg, uint64_t now_ns);
+    void *arg;
+};
+
 struct mqo_proxy_cfg {
     struct sockaddr_storage listen_addr;
     socklen_t listen_len;
@@ -35,6 +52,8 @@ struct mqo_proxy_cfg {
      * says the broker reloaded them (modes/reload.h). The loop clears *hup. */
     struct mqo_reload *reload;
     volatile int *hup;
+    /* Optional: the broker side comes from here instead of a connection to broker_addr. */
+    const struct mqo_proxy_upstream *upstream;
     /* Optional: the control socket and metrics endpoint (ctl/ctl.h); NULL: none. */
     const struct mqo_ctl_cfg *ctl;
     /* Optional: called with the listening port once listening (tests bind port 0). */
@@ -45,7 +64,7 @@ struct mqo_proxy_cfg {
 struct mqo_proxy_stats {
     uint64_t accepted;
     uint64_t closed;
-    uint64_t broker_connect_failed;
+    uint64_t broker_connect_failed; /* upstream: clients refused, no broker to take them */
     uint64_t bytes_from_clients;
     uint64_t bytes_to_clients;
     uint64_t bytes_from_broker;

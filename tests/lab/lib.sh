@@ -2,9 +2,11 @@
 # Shared helpers for the lab tests (tests/lab/test_*.sh). Source it, then:
 #
 #   lab_init                      lab up under a prefix of its own (t<pid>), cleanup trap
-#   for_targets FUNC              FUNC direct, then FUNC proxy (skipped while build/mqoff is missing)
-#   target_up T [mqoff args...]   fresh broker; for proxy also `mqoff proxy ARGS` in the nic namespace
-#                                 (an argument @BROKER_CONF@ is the broker's generated config)
+#   for_targets FUNC              FUNC for each target of $LAB_TARGETS (direct proxy monitor
+#                                 intercept; mqoff's targets skipped while build/ lacks them)
+#   target_up T [mqoff args...]   fresh broker; for proxy also `mqoff proxy ARGS` in the nic namespace,
+#                                 for intercept `mqoff intercept ARGS` beside the broker, which runs
+#                                 with the shim (an argument @BROKER_CONF@ is the broker's config)
 #   target_down T                 stops the proxy (checks it stops on SIGTERM, prints its counters)
 #   run_py NAME SECS SCRIPT ARGS  a python helper in the cli namespace; its ok/not ok lines count
 #   case_py T CASE [ARGS]         run_py of cases.py CASE against target T
@@ -21,12 +23,13 @@ LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_ROOT=$(cd "$LAB_DIR/../.." && pwd)
 LAB_TOOL=$LAB_ROOT/tools/mqoff-lab
 MQOFF=${MQOFF:-$LAB_ROOT/build/mqoff}
+SHIM=${SHIM:-$LAB_ROOT/build/libmqoff-intercept.so}
 PY=/usr/bin/python3            # Debian's interpreter: the one with python3-paho-mqtt
 export MQO_LAB=${MQO_TEST_LAB:-t$$}     # never a lab someone else set up by hand
 NS_CLI=$MQO_LAB-cli NS_NIC=$MQO_LAB-nic
 export NS_BRK=$MQO_LAB-brk      # for tests that run something beside the broker
 BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 MQTT_PORT=1883
-LAB_TARGETS=${LAB_TARGETS:-direct proxy monitor}
+LAB_TARGETS=${LAB_TARGETS:-direct proxy monitor intercept}
 LAB_NAME=$(basename "$0" .sh)
 
 T_PASS=0 T_FAIL=0 T_SKIP=0
@@ -105,12 +108,22 @@ wait_port() {
   return 1
 }
 
-target_addr() { if [ "$1" = proxy ]; then echo "$PROXY_ADDR"; else echo "$BROKER_ADDR"; fi; }
+# ICPT_SIDE=nic: intercept's mqoff runs in the nic namespace on 198.18.0.3 (a DPU's place, as
+# make bench runs it), serving the broker's extra listener for that address across namespaces.
+target_addr() {
+  if [ "$1" = proxy ] || { [ "$1" = intercept ] && [ "${ICPT_SIDE:-}" = nic ]; }; then
+    echo "$PROXY_ADDR"
+  else
+    echo "$BROKER_ADDR"
+  fi
+}
 
-# is_offload T: true for the targets where mqoff runs (proxy, monitor).
-is_offload() { [ "$1" = proxy ] || [ "$1" = monitor ]; }
+# is_offload T: true for the targets where mqoff runs (proxy, monitor, intercept).
+is_offload() { [ "$1" = proxy ] || [ "$1" = monitor ] || [ "$1" = intercept ]; }
 
 proxy_built() { [ -x "$MQOFF" ]; }
+# target_built T: mqoff (and for intercept the shim) is there.
+target_built() { proxy_built && { [ "$1" != intercept ] || [ -f "$SHIM" ]; }; }
 
 # broker_start [EXTRA]: a fresh broker (persistence off: no state from before).
 broker_start() {
@@ -161,6 +174,61 @@ monitor_start() {
   fi
 }
 
+# intercept_attached N SECS: 0 once mqoff's log says a broker attached N times.
+intercept_attached() {
+  local n=$1 secs=$2 i
+  for ((i = 0; i < secs * 20; i++)); do
+    [ "$(grep -c 'attached: clients on' "$PROXY_LOG" 2>/dev/null)" -ge "$n" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# intercept_mqoff ARGS...: mqoff intercept in the brk namespace on the broker's own listener
+# (198.18.0.2:1883), its channel at $CHANNEL; ICPT_NS, ICPT_ADDR and ICPT_CHANNEL place them
+# elsewhere.
+CHANNEL=
+intercept_mqoff() {
+  local ns=${ICPT_NS:-$NS_BRK} addr=${ICPT_ADDR:-$BROKER_ADDR}
+  PROXY_N=$((PROXY_N + 1))
+  PROXY_LOG=$LAB_TMP/intercept.$PROXY_N.log
+  CHANNEL=${ICPT_CHANNEL:-$LAB_TMP/chan}
+  echo "# ($ns) mqoff intercept --listen $addr:$MQTT_PORT --channel $CHANNEL $*"
+  ip netns exec "$ns" "$MQOFF" intercept --listen "$addr:$MQTT_PORT" \
+    --channel "$CHANNEL" "$@" >"$PROXY_LOG" 2>&1 </dev/null &
+  PROXY_PID=$!
+}
+
+# intercept_broker [EXTRA]: a fresh broker with the shim (it waits for mqoff at $CHANNEL).
+intercept_broker() {
+  CHANNEL=${CHANNEL:-$LAB_TMP/chan}
+  MOSQUITTO_PRELOAD=$SHIM MQOFF_CHANNEL=$CHANNEL broker_start "${1:-}"
+}
+
+# intercept_start [ARGS...]: the broker with the shim (its bind() waits for mqoff), then mqoff
+# intercept with ARGS; ready once the broker attached.
+intercept_start() {
+  local a args=() extra=$BROKER_EXTRA ns=$NS_BRK addr=$BROKER_ADDR
+  CHANNEL=$LAB_TMP/chan
+  if [ "${ICPT_SIDE:-}" = nic ]; then
+    extra=$LAB_TMP/nic-side.conf
+    { [ -z "$BROKER_EXTRA" ] || cat "$BROKER_EXTRA"; echo "listener $MQTT_PORT $PROXY_ADDR"; } >"$extra"
+    ns=$NS_NIC addr=$PROXY_ADDR
+  fi
+  intercept_broker "$extra" || return 1
+  for a in "$@"; do
+    [ "$a" != @BROKER_CONF@ ] || a=$(cat "/run/mqoff-lab/$MQO_LAB/broker.conf")
+    args+=("$a")
+  done
+  ICPT_NS=$ns ICPT_ADDR=$addr intercept_mqoff "${args[@]}"
+  if ! intercept_attached 1 10 || ! kill -0 "$PROXY_PID" 2>/dev/null; then
+    not_ok "$LAB_NAME: mqoff intercept starts and the broker attaches" \
+      "mqoff: $(tail -3 "$PROXY_LOG" | tr '\n' ' '); broker: $(tail -3 "$BROKER_LOG" | tr '\n' ' ')"
+    proxy_stop >/dev/null
+    return 1
+  fi
+}
+
 # monitor_restore: the kernel bridge takes its ports back (for the next target).
 monitor_restore() {
   ip -n "$NS_NIC" link set "${MQO_LAB}nc" master br0 2>/dev/null || true
@@ -199,6 +267,10 @@ proxy_counter() {
 target_up() {
   local t=$1 a args=()
   shift
+  if [ "$t" = intercept ]; then
+    intercept_start "$@"
+    return
+  fi
   broker_start "$BROKER_EXTRA" || return 1
   for a in "$@"; do
     [ "$a" != @BROKER_CONF@ ] || a=$(cat "/run/mqoff-lab/$MQO_LAB/broker.conf")
@@ -238,8 +310,8 @@ target_down() {
 for_targets() {
   local fn=$1 t
   for t in $LAB_TARGETS; do
-    if is_offload "$t" && ! proxy_built; then
-      skip "$LAB_NAME: $fn [$t]" "build/mqoff not built yet"
+    if is_offload "$t" && ! target_built "$t"; then
+      skip "$LAB_NAME: $fn [$t]" "build/mqoff (or the shim) not built yet"
       continue
     fi
     echo "# --- $LAB_NAME: target $t"

@@ -8,7 +8,7 @@ Cases (each prints ok/not ok lines):
                    it gets nothing more and those messages are offloaded too; `mqoffctl subs`
                    shows its filter as the broker's, `--json` parses
   prepare          before mqoff starts: a persistent session (clean session 0) subscribes and
-                   goes offline
+                   goes offline, straight at the broker on --port
   late             after mqoff started: mqoff offloads at once (no startup hold), the foreign
                    subscriber connected before mqoff gets its messages, the persistent session
                    gets what was published while it was offline when it comes back
@@ -161,7 +161,7 @@ def second_listener(a, rep):
 
 def prepare(a, rep):
     loop = Loop()
-    ps = Client(loop, BROKER, "late-ps", clean=False)
+    ps = Client(loop, BROKER, "late-ps", clean=False, port=a.port)
     if not connect(loop, rep, [ps], "prepare"):
         return
     sub(loop, rep, ps, "late/p/#", 1, "persistent session")

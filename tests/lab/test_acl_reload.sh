@@ -3,7 +3,7 @@
 #
 # Broker: password_file + acl_file (mqoff reads the same file: --acl-file) and a second listener
 # on port 1884 that mqoff does not carry. Each case runs direct (the broker's own behaviour,
-# the reference), through mqoff proxy and through mqoff monitor, on a fresh broker and mqoff;
+# the reference), through mqoff proxy, monitor and intercept, on a fresh broker and mqoff;
 # tests/lab/acl_reload.py edits the file, sends SIGHUP to the broker and to mqoff, and counts
 # what every subscriber gets in each phase ("# measured ..." lines):
 #   write revoked      alice may no longer write (file rewritten in place), the broker reloads:

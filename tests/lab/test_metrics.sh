@@ -2,13 +2,14 @@
 # mqoff's metrics endpoint (--metrics) scraped by Debian's Prometheus server.
 #
 # A Prometheus server runs in the nic namespace beside mqoff and scrapes 127.0.0.1:9464 every
-# second. For proxy and monitor: mqoff-bench sends its load through mqoff; then Prometheus'
+# second (intercept: mqoff on the nic side, ICPT_SIDE=nic in lib.sh). For each mqoff target: mqoff-bench sends its load through mqoff; then Prometheus'
 # query API must show up == 1, the offloaded-publish counter equal to what the bench sent,
 # the delivery counter equal to what it received and the processing-time histogram counting
 # every offloaded message; `promtool check metrics` must pass on the page, and mqoffctl stats
 # must agree with it.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+ICPT_SIDE=nic
 
 BENCH=$LAB_ROOT/build/mqoff-bench
 MQOFFCTL=$LAB_ROOT/build/mqoffctl

@@ -10,13 +10,15 @@
 #                     broker's filter, --json parses (proxy and monitor)
 #   late start        mqoff started after the broker, with a foreign subscriber connected and a
 #                     persistent session offline: it offloads at once, the foreign subscriber
-#                     and the persistent session (back through mqoff) get theirs (proxy, monitor)
-#   restarts          proxy: a round of checks (a foreign persistent subscriber on 1884, a
+#                     and the persistent session (back through mqoff) get theirs (proxy,
+#                     monitor; intercept: the broker's bind() waits for mqoff, so the late
+#                     mqoff is a restarted one, the two clients on the broker's port 1884)
+#   restarts          proxy and intercept: a round of checks (a foreign persistent subscriber on 1884, a
 #                     carried one) after mqoff restarts, after the broker restarts (its
 #                     persistence file holds the foreign session: mqoff passes what is published
 #                     while it is offline, and the session gets it back), and after the plugin's
 #                     queue overflowed while mqoff was stopped (it resyncs)
-#   acl_file          proxy: the broker also has an acl_file (mqoff --acl-file): the plugin
+#   acl_file          proxy and intercept: the broker also has an acl_file (mqoff --acl-file): the plugin
 #                     defers to it, and its reload reports replace mqoff's SIGHUP (a changed
 #                     file, then one that does not parse, reloaded by the broker alone)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -82,23 +84,51 @@ second_listener() {
   wait_synced "second listener" 1 && plugin_py "second listener" second_listener
 }
 
+# mqoff_again: mqoff T (proxy or intercept) stopped and started again on the running broker.
+mqoff_again() {
+  proxy_stop
+  if [ "$T" = proxy ]; then
+    proxy_start --acl open --control "$CTL"
+  else
+    intercept_mqoff --acl open --control "$CTL"
+    intercept_attached 1 10 || { not_ok "mqoff intercept again: the broker attaches [$T]" "$(tail -2 "$PROXY_LOG" | tr '\n' ' ')"; return 1; }
+  fi
+}
+
+# broker_again CONF: a new broker (for intercept: with the shim, attached to the running mqoff).
+broker_again() {
+  if [ "$T" = proxy ]; then
+    broker_start "$1"
+  else
+    intercept_broker "$1" || return 1
+    intercept_attached 2 10 || { not_ok "new broker: attaches [$T]" "$(tail -2 "$PROXY_LOG" | tr '\n' ' ')"; return 1; }
+  fi
+}
+
 late_start() {
   T=$1
   is_offload "$T" || return 0
-  broker_start "$CONF_BASIC" || return 0
-  plugin_py "late start: before mqoff" prepare
+  local port=1883
+  if [ "$T" = intercept ]; then
+    BROKER_EXTRA=$CONF_BASIC target_up intercept --acl open --control "$CTL" || return 0
+    proxy_stop
+    port=1884
+  else
+    broker_start "$CONF_BASIC" || return 0
+  fi
+  plugin_py "late start: before mqoff" prepare --port "$port"
   # a subscriber connected before mqoff: unseen by it (monitor: its SYN passed before)
-  ip netns exec "$NS_CLI" timeout 30 mosquitto_sub -h "$BROKER_ADDR" -t 'late/f/#' -q 1 -C 10 \
-    -i late-foreign >"$LAB_TMP/late_f.out" 2>&1 </dev/null &
+  ip netns exec "$NS_CLI" timeout 30 mosquitto_sub -h "$BROKER_ADDR" -p "$port" -t 'late/f/#' \
+    -q 1 -C 10 -i late-foreign >"$LAB_TMP/late_f.out" 2>&1 </dev/null &
   local fpid=$! i
   for ((i = 0; i < 50; i++)); do
     grep -q 'late-foreign' "$BROKER_LOG" && break
     sleep 0.1
   done
-  if [ "$T" = proxy ]; then
-    proxy_start --acl open --control "$CTL" || return 0
-  else
+  if [ "$T" = monitor ]; then
     MONITOR_STARTUP_HOLD=90 monitor_start --acl open --control "$CTL" || return 0
+  else
+    mqoff_again || return 0
   fi
   wait_synced "late start" 1 && plugin_py "late start" late
   wait "$fpid" 2>/dev/null
@@ -111,16 +141,15 @@ late_start() {
 }
 
 restarts() {
-  T=proxy
-  BROKER_EXTRA=$CONF_PERSIST target_up proxy --acl open --control "$CTL" || return 0
+  T=$1
+  BROKER_EXTRA=$CONF_PERSIST target_up "$T" --acl open --control "$CTL" || return 0
   wait_synced "restarts" 1 || return 0
   plugin_py "restarts: first round" round --tag first
 
-  proxy_stop
-  proxy_start --acl open --control "$CTL" || return 0
+  mqoff_again || return 0
   wait_synced "mqoff restarted" 1 && plugin_py "mqoff restarted" round --tag mqoff-restart
 
-  broker_start "$CONF_PERSIST" || return 0
+  broker_again "$CONF_PERSIST" || return 0
   if grep -q 'mqoff plugin: reporting.*persistence read: [1-9]' "$BROKER_LOG"; then
     ok "broker restarted: the plugin read the sessions of its persistence file [$T]"
   else
@@ -155,22 +184,20 @@ restarts() {
     plugin_py "overflow: resynced" round --tag after-overflow
   kill -TERM "$fpid" 2>/dev/null
   wait "$fpid" 2>/dev/null
-  target_down proxy
 }
 
 acl_file() {
-  T=proxy
+  T=$1
   local acl=$LAB_TMP/etc/acl conf=$LAB_TMP/plugin-acl.conf
   # in a directory of its own, as /etc/mosquitto: mqoff watches it
   mkdir -p "$LAB_TMP/etc" && chmod 755 "$LAB_TMP/etc"
   printf 'topic readwrite ac/a/#\ntopic readwrite ac/b/#\n' >"$acl"
   { cat "$CONF_BASIC"; echo "acl_file $acl"; } >"$conf"
   chmod 644 "$acl" "$conf"
-  BROKER_EXTRA=$conf target_up proxy --acl-file "$acl" --control "$CTL" || return 0
+  BROKER_EXTRA=$conf target_up "$T" --acl-file "$acl" --control "$CTL" || return 0
   wait_synced "acl_file" 1 &&
     plugin_py "acl_file" acl_reload --acl "$acl" \
       --broker-pid "$(cat "/run/mqoff-lab/$MQO_LAB/broker.pid")"
-  target_down proxy
 }
 
 lab_init
@@ -183,8 +210,9 @@ write_confs
 want() { case " ${PLUGIN_CASES:-second_listener late_start restarts acl_file} " in *" $1 "*) return 0 ;; esac; return 1; }
 want second_listener && for_targets second_listener
 want late_start && LAB_NAME="$LAB_NAME (late start)" for_targets late_start
-case " $LAB_TARGETS " in *" proxy "*)
-  want restarts && restarts
-  want acl_file && acl_file ;;
-esac
+# restarts and acl_file: the targets with their own listener (monitor has its own tests of both)
+# shellcheck disable=SC2034
+LAB_TARGETS=$(for t in $LAB_TARGETS; do [ "$t" = proxy ] || [ "$t" = intercept ] && echo "$t"; done)
+want restarts && LAB_NAME="$LAB_NAME (restarts)" for_targets restarts
+want acl_file && LAB_NAME="$LAB_NAME (acl_file)" for_targets acl_file
 lab_finish

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The differential corpus (tests/lab/rawdiff/README.md): about two thousand byte sequences
 # (every packet type, malformed variants, v5 properties; MQTT 3.1, 3.1.1 and 5) played against
-# Mosquitto direct and through mqoff proxy and monitor. Every client's received bytes and the
-# way its connection ended are compared with direct's, case by case. A difference listed in
+# Mosquitto direct and through mqoff proxy, monitor and intercept. Every client's received bytes
+# and the way its connection ended are compared with direct's, case by case. A difference listed in
 # rawdiff/known_diffs.txt is skipped (and must still be a difference); any other fails.
 # Broker-config groups (message_size_limit, max_packet_size, mount_point, a bridge, a password
 # file, an acl_file, the dynamic-security plugin) run with their own broker config and the
@@ -12,7 +12,7 @@
 # something in the groups where it can (else only the broker's path was compared).
 #
 # Environment: RAWDIFF_GROUPS (default: every group), LAB_TARGETS (default: direct proxy
-# monitor), RAWDIFF_MATCH (only cases whose name contains it), RAWDIFF_MQOFF_ARGS (options
+# monitor intercept), RAWDIFF_MATCH (only cases whose name contains it), RAWDIFF_MQOFF_ARGS (options
 # for every mqoff target), RAWDIFF_REPEAT=0 (skip the second direct run), RAWDIFF_KEEP=DIR
 # (keep the result files there).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -65,9 +65,9 @@ bridge_flows() {
   wait "$sp"
 }
 
-# play G T TT DIR ARGS...: the group's cases against target TT (direct, proxy, monitor),
-# results in DIR/T.jsonl. Once direct's results are there, the cases the broker refused
-# nothing in play first (run.py --waves-from).
+# play G T TT DIR ARGS...: the group's cases against target TT (direct, proxy, monitor,
+# intercept), results in DIR/T.jsonl. Once direct's results are there, the cases the broker
+# refused nothing in play first (run.py --waves-from).
 play() {
   local g=$1 t=$2 tt=$3 dir=$4 waves=()
   shift 4
@@ -117,7 +117,7 @@ run_group() {
   fi
   for t in $LAB_TARGETS; do
     is_offload "$t" || continue
-    if ! proxy_built; then
+    if ! target_built "$t"; then
       skip "rawdiff $g [$t]" "build/mqoff not built yet"
       continue
     fi

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fan-out at the largest subscriber count this machine allows, through the broker (direct, the
 # reference), mqoff monitor (also with the impairment stage losing frames toward the clients)
-# and mqoff proxy: one publisher, SCALE_MSGS QoS 0 messages, every subscriber on the topic.
+# and mqoff proxy and intercept: one publisher, SCALE_MSGS QoS 0 messages, every subscriber on the topic.
 #
 # The limit is RLIMIT_NOFILE's hard limit (HARD): Mosquitto and mqoff-bench hold one descriptor
-# per client, mqoff proxy two (client and broker side). So N = HARD - 100 subscribers for direct
-# and monitor, (HARD - 100) / 2 - 1 for proxy (the publisher is a client too); the 100 are the
+# per client, mqoff proxy and intercept two (client and broker side). So N = HARD - 100
+# subscribers for direct and monitor, (HARD - 100) / 2 - 1 for proxy and intercept (the
+# publisher is a client too); the 100 are the
 # processes' other descriptors, with room to spare. One mqoff-bench holds them all (N + a few
 # descriptors fit under HARD), so no second process is needed.
 #
@@ -91,7 +92,7 @@ fresh_lab() {
 
 scale() {
   local t=$1 n=$N_ONE
-  [ "$t" = proxy ] && n=$N_PROXY
+  [ "$t" = proxy ] || [ "$t" = intercept ] && n=$N_PROXY
   fresh_lab || return
   target_up "$t" --acl open --exclusive || return
   bench_run "$t" "$n" "scale"
@@ -115,7 +116,7 @@ lossy() {
 }
 
 lab_init
-echo "# RLIMIT_NOFILE hard limit $HARD: $N_ONE subscribers direct and monitor, $N_PROXY proxy"
+echo "# RLIMIT_NOFILE hard limit $HARD: $N_ONE subscribers direct and monitor, $N_PROXY proxy and intercept"
 for_targets scale
 if proxy_built && [[ " $LAB_TARGETS " == *" monitor "* ]]; then
   lossy

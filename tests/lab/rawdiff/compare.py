@@ -319,7 +319,7 @@ def draft(dirs, known_path, out=sys.stdout):
     runs = len(dirs)
     for g in sorted(os.listdir(dirs[0])):
         direct = load(os.path.join(dirs[0], g, "direct.jsonl"))
-        for t in ("proxy", "monitor"):
+        for t in ("proxy", "monitor", "intercept"):
             found = {}
             for d in dirs:
                 p = os.path.join(d, g, t + ".jsonl")
