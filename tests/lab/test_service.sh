@@ -70,7 +70,7 @@ cfg_err "command line error still plain" "mqoff: --max-queue takes 4096..1717986
 # ---- make install -----------------------------------------------------------------------
 if out=$(make -s install DESTDIR="$SVC/dest" PREFIX=/usr UNITDIR=/lib/systemd/system 2>&1); then
   bad=
-  for f in usr/sbin/mqoff usr/sbin/mqoffctl usr/bin/mqoff-mosqconf usr/lib/mqoff/mqoff_mosquitto.so \
+  for f in usr/sbin/mqoff usr/sbin/mqoffctl usr/bin/mqoff-mosqconf usr/lib/mqoff/mqoff_mosquitto.so usr/lib/mqoff/libmqoff-intercept.so \
            usr/share/man/man8/mqoff.8.gz usr/share/man/man8/mqoffctl.8.gz \
            usr/share/man/man1/mqoff-mosqconf.1.gz lib/systemd/system/mqoff@.service \
            etc/mqoff/mqoff.conf usr/share/doc/mqoff/examples/monitor-before-mosquitto.conf; do
