@@ -55,6 +55,8 @@ BIN = $(B)/mqoff
 
 SHIM = $(B)/libmqoff-intercept.so
 
+.PHONY: install install-bins deb
+
 .PHONY: FORCE all lib bin shim tests asan asan-build fuzz fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool test unit demo bench deps clean
 
 all: lib bin shim tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool
@@ -63,7 +65,7 @@ bin: $(BIN)
 
 $(BIN): src/main.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) $(LDFLAGS) -o $@
 
 lib: $(B)/libmqoff.a
 
@@ -140,7 +142,7 @@ $(B)/mqoff-bridge: tools/bridge/bridge.c $(B)/libmqoff.a
 mosqconf-tool: $(B)/mqoff-mosqconf
 $(B)/mqoff-mosqconf: tools/mosqconf/mosqconf.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) -o $@
+	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) $(LDFLAGS) -o $@
 
 # mqoff_mosquitto.so, the Mosquitto 2.0 broker plugin (src/plugin): its own objects and the
 # parts of the library it uses, position-independent, every symbol hidden but the plugin API.
@@ -181,6 +183,17 @@ build-fuzz/%: fuzz/%.c $(FUZZ_LIB_SRCS)
 
 deps:
 	scripts/deps.sh
+
+# What `make install` installs (PREFIX=/usr/local, DESTDIR; see scripts/install.sh for the
+# other directories): mqoff, its tools, the shim and plugin when built, man pages, the systemd
+# unit, the example configuration. `make deb`: the Debian package, in build/deb/.
+PREFIX  ?= /usr/local
+INSTALL_BINS = bin mosqconf-tool plugin ctl-tool shim
+install-bins: $(INSTALL_BINS)
+install: install-bins
+	B=$(B) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) scripts/install.sh
+deb:
+	scripts/deb.sh
 
 # Everything: deps, build, unit tests, sanitizer build, corpus replays, lab tests.
 test: deps

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "acl/acl.h"
 #include "conf/mosqconf.h"
 #include "core/log.h"
+#include "core/optfile.h"
 #include "ctl/ctl.h"
 #include "engine/engine.h"
 #include "core/file.h"
@@ -43,6 +45,11 @@ static void usage_main(FILE *f)
             "             LD_PRELOAD shim libmqoff-intercept.so, gets each client from it\n"
             "\n"
             "  mqoff MODE --help   options of a mode\n"
+            "  mqoff MODE -c FILE [options]\n"
+            "                      options from FILE, one a line ('acl-file PATH', '#'\n"
+            "                      comments); the command line's replace the file's\n"
+            "  mqoff -c FILE [options]   the same, the mode from FILE's 'mode' line\n"
+            "  mqoff                     mqoff -c /etc/mqoff/mqoff.conf, when it exists\n"
             "  mqoff --version\n");
 }
 
@@ -55,6 +62,14 @@ static void usage_main(FILE *f)
     "                         the broker: --exclusive and --startup-hold are not needed\n"    \
     "  --control-group GROUP  the socket's group (mode 0660), e.g. the broker's user's\n"     \
     "  --metrics ADDR:PORT    Prometheus text format at http://ADDR:PORT/metrics\n"
+
+#define SERVICE_HELP                                                                          \
+    "\n"                                                                                      \
+    "as a service:\n"                                                                         \
+    "  -c, --config FILE      options from FILE, one a line without its '--' ('acl-file\n"   \
+    "                         PATH', 'exclusive'; '#' comment lines); the command line's\n"   \
+    "                         replace the file's; SIGHUP reads it again (man 8 mqoff)\n"     \
+    "  --log stderr|syslog    where log lines go (default stderr)\n"
 
 static void usage_proxy(FILE *f)
 {
@@ -108,6 +123,7 @@ static void usage_proxy(FILE *f)
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             CONTROL_HELP
+            SERVICE_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff gracefully and print its counters. SIGHUP says the\n"
             "broker has reloaded its configuration: send it after the broker's own SIGHUP;\n"
@@ -193,6 +209,7 @@ static void usage_monitor(FILE *f)
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             CONTROL_HELP
+            SERVICE_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff and print its counters. SIGHUP: the broker reloaded\n"
             "(as for proxy mode).\n");
@@ -229,6 +246,7 @@ static void usage_intercept(FILE *f)
             "  --log-level LEVEL: as for proxy mode (mqoff proxy --help)\n"
             "  -h, --help             this text\n"
             CONTROL_HELP
+            SERVICE_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff and print its counters (the broker goes on serving its\n"
             "other listeners and takes clients again from the next mqoff). SIGHUP: the broker\n"
@@ -339,6 +357,17 @@ struct opts {
     uint32_t frag_max;
     size_t frag_mem;
     uint64_t frag_timeout_ns;
+    /* -c FILE (the file, the arguments read: the file's then the command line's, the command
+     * line, each option's values as they are in effect: SIGHUP compares), --log */
+    struct mqo_optfile file;
+    struct mqo_optargs args;
+    const struct option *table;
+    int cli_argc;
+    char **cli_argv;
+    char **vals;
+    struct opts *pristine; /* as the mode set it up before any option: SIGHUP parses again */
+    struct opts *hups;     /* what each SIGHUP read (its strings stay in use), newest first */
+    int log_syslog;
     /* --control, --control-group, --metrics; config: what `mqoffctl config` shows */
     struct mqo_ctl_cfg ctl;
     const char *config[2 * 24];
@@ -359,6 +388,206 @@ static int parse_u64(const char *opt, const char *v, unsigned long long lo, unsi
     return 0;
 }
 
+static int parse_opts(int argc, char **argv, struct opts *o);
+
+/* Runs parse_opts over args with its messages captured into *msgs (malloc'd, NUL-terminated;
+ * an error at an argument that came from the file names the file and line). Returns what
+ * parse_opts returns. */
+static int parse_captured(struct opts *o, char **msgs)
+{
+    size_t len = 0;
+    *msgs = NULL;
+    FILE *real = stderr, *cap = open_memstream(msgs, &len);
+    if (!cap)
+        return 2;
+    stderr = cap;
+    int rc = parse_opts(o->args.argc, o->args.argv, o);
+    /* the loop stopped before the closing "--" only at an error: optind - 1 is its argument */
+    int at = optind - 1;
+    unsigned line = rc == 2 && optind < o->args.argc && at > 0 ? o->args.line[at] : 0;
+    stderr = real;
+    fclose(cap);
+    if (line && *msgs) {
+        const char *m = strncmp(*msgs, "mqoff: ", 7) == 0 ? *msgs + 7 : *msgs;
+        char *n = NULL;
+        if (asprintf(&n, "mqoff: %s:%u: %s", o->file.path, line, m) >= 0) {
+            free(*msgs);
+            *msgs = n;
+        }
+    }
+    return rc;
+}
+
+/* The options of a mode: those of the configuration file (-c FILE) and the command line's,
+ * which replace the file's of the same name; parse_opts reads them in that order, so every
+ * option of every mode is a key of the file with no code of its own (core/optfile.h). argv[0]
+ * is the mode's name. Returns what parse_opts returns. */
+static int config_parse(int argc, char **argv, struct opts *o, const struct option *table)
+{
+    const char *path;
+    int at, n;
+    char err[512];
+    if (!o->pristine && (o->pristine = malloc(sizeof *o)) != NULL)
+        *o->pristine = *o;
+    if (!o->pristine)
+        return 2;
+    if (mqo_optfile_find(argc, argv, table, &path, &at, &n)) {
+        fprintf(stderr, "mqoff: -c needs the configuration file's path\n");
+        return 2;
+    }
+    if (path && mqo_optfile_load(path, table, &o->file, err, sizeof err)) {
+        fprintf(stderr, "mqoff: %s\n", err);
+        return 2;
+    }
+    if (o->file.mode && strcmp(o->file.mode, argv[0]) != 0) {
+        fprintf(stderr, "mqoff: %s:%u: the file is for %s mode, not %s\n", path,
+                o->file.mode_line, o->file.mode, argv[0]);
+        return 2;
+    }
+    if (mqo_optfile_merge(path ? &o->file : NULL, table, argc, argv, &o->args))
+        return 2;
+    o->table = table;
+    o->cli_argc = argc;
+    o->cli_argv = argv;
+    char *msgs;
+    int rc = parse_captured(o, &msgs);
+    if (msgs)
+        fputs(msgs, stderr);
+    free(msgs);
+    if (rc == 0 && mqo_optargs_values(table, "h", &o->args, &o->vals))
+        rc = 2;
+    if (rc == 0)
+        mqo_log_use_syslog(o->log_syslog);
+    return rc;
+}
+
+/* What SIGHUP applies of a changed configuration file while mqoff runs; the rest waits for a
+ * restart (the listeners, ports, rings and limits are set up once). */
+static int config_live(const char *name)
+{
+    static const char *const live[] = {"log-level", "log", "broker-only", "acl-file", "acl"};
+    for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
+        if (strcmp(name, live[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int same_vals(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Appends ", name" (or "name") to a list of names. */
+static void name_add(char *list, size_t cap, const char *name)
+{
+    size_t l = strlen(list);
+    snprintf(list + l, cap - l, "%s%s", l ? ", " : "", name);
+}
+
+/* SIGHUP (mqo_reload_cfg.hup_hook): reads the configuration file again with the command line
+ * mqoff started with; applies the log level and destination, the broker-only filters and the
+ * authorization source (acl-file PATH <-> acl open), says which other changes it ignored, and
+ * changes nothing when the file has an error. */
+static void config_hup(void *arg, struct mqo_reload *r, struct mqo_engine *e)
+{
+    struct opts *o = arg, *n = malloc(sizeof *n);
+    if (!n)
+        return;
+    *n = *o->pristine;
+    enum mqo_log_level level = mqo_log_get_level();
+    char *msgs = NULL, err[512];
+    int rc = mqo_optfile_load(o->file.path, o->table, &n->file, err, sizeof err);
+    if (rc) {
+        mqo_err("SIGHUP: %s: nothing changed", err);
+        goto out;
+    }
+    if (n->file.mode && strcmp(n->file.mode, o->cli_argv[0]) != 0) {
+        mqo_err("SIGHUP: %s:%u: the file is for %s mode, not %s: nothing changed",
+                n->file.path, n->file.mode_line, n->file.mode, o->cli_argv[0]);
+        goto out;
+    }
+    char **vals = NULL;
+    if (mqo_optfile_merge(&n->file, o->table, o->cli_argc, o->cli_argv, &n->args) ||
+        (rc = parse_captured(n, &msgs)) != 0 ||
+        mqo_optargs_values(o->table, "h", &n->args, &vals)) {
+        char *nl = msgs ? strchr(msgs, '\n') : NULL;
+        if (nl)
+            *nl = 0;
+        const char *m = msgs && *msgs ? msgs : "out of memory";
+        mqo_err("SIGHUP: %s: nothing changed", strncmp(m, "mqoff: ", 7) ? m : m + 7);
+        mqo_log_set_level(level);
+        goto out;
+    }
+    char applied[512] = "", ignored[512] = "";
+    int authz = 0, bo = 0;
+    for (size_t i = 0; o->table[i].name; i++) {
+        const char *name = o->table[i].name;
+        if (same_vals(o->vals[i], vals[i]))
+            continue;
+        if (!config_live(name)) {
+            name_add(ignored, sizeof ignored, name);
+            continue;
+        }
+        if (!strcmp(name, "acl-file") || !strcmp(name, "acl"))
+            authz = 1;
+        else if (!strcmp(name, "broker-only"))
+            bo = 1;
+        else if (!strcmp(name, "log-level") && !vals[i])
+            mqo_log_set_level(MQO_LOG_INFO);
+        else if (!strcmp(name, "log"))
+            mqo_log_use_syslog(n->log_syslog);
+        name_add(applied, sizeof applied, name);
+    }
+    int had = o->acl_open || o->acl_file, has = n->acl_open || n->acl_file;
+    if (authz && (!had || !has)) {
+        name_add(ignored, sizeof ignored, "authorization (to or from none)");
+        authz = 0;
+    }
+    if (authz && mqo_reload_set_acl(r, e, n->acl_file) == 0) {
+        o->acl_open = n->acl_open;
+        o->acl_file = n->acl_file;
+    }
+    if (bo) {
+        /* the bridges' topics of --mosquitto-conf stay broker-only */
+        size_t nb = o->pol ? o->pol->n_broker_only : 0;
+        const char **all = calloc(n->n_bo + nb + 1, sizeof *all);
+        if (all) {
+            for (size_t i = 0; i < n->n_bo; i++)
+                all[i] = n->bo[i];
+            for (size_t i = 0; i < nb; i++)
+                all[n->n_bo + i] = o->pol->broker_only[i];
+            if (mqo_engine_set_broker_only(e, all, n->n_bo + nb))
+                mqo_err("SIGHUP: broker-only unchanged");
+        }
+        free(all);
+    }
+    for (size_t i = 0; o->table[i].name; i++)
+        if (config_live(o->table[i].name) && !same_vals(o->vals[i], vals[i])) {
+            free(o->vals[i]);
+            o->vals[i] = vals[i];
+            vals[i] = NULL;
+        }
+    mqo_optvals_free(vals, o->table);
+    mqo_info("SIGHUP: %s read again: %s%s", o->file.path, applied[0] ? "applied " : "",
+             applied[0] ? applied : "nothing to apply");
+    if (ignored[0])
+        mqo_warn("SIGHUP: %s: changed but ignored until mqoff restarts: %s", o->file.path,
+                 ignored);
+    /* the strings of n stay in use (o->acl_file): kept until mqoff ends */
+    free(n->bo);
+    n->bo = NULL;
+    n->hups = o->hups;
+    o->hups = n;
+    free(msgs);
+    return;
+out:
+    free(msgs);
+    mqo_optargs_dispose(&n->args);
+    mqo_optfile_dispose(&n->file);
+    free(n->bo);
+    free(n);
+}
+
 /* Parses the options of `mode`. Returns 0, 1 when --help was printed, or 2 on a usage error. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -366,7 +595,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
         O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
-        O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP
+        O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -403,7 +632,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"metrics", required_argument, 0, O_METRICS},
         {"channel", required_argument, 0, O_CHANNEL},
         {"help", no_argument, 0, O_HELP},
+        {"log", required_argument, 0, O_LOGDEST},
         {0, 0, 0, 0}};
+    if (!o->args.argv) /* first: -c FILE's options, then the command line's */
+        return config_parse(argc, argv, o, opts);
     o->l2 = MQO_L2_LEARN;
     o->promisc = 1;
     optind = 1;
@@ -514,6 +746,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case O_NOPROMISC: o->promisc = 0; break;
         case O_EXCL: o->exclusive = 1; break;
         case O_MOSQCONF: o->mosq_conf = optarg; break;
+        case O_LOGDEST:
+            if (mqo_log_parse_dest(optarg, &o->log_syslog)) {
+                fprintf(stderr, "mqoff: --log takes stderr or syslog\n");
+                return 2;
+            }
+            break;
         case O_CONTROL: o->ctl.path = optarg; break;
         case O_CTLGROUP: o->ctl.group = optarg; break;
         case O_METRICS: o->ctl.metrics = optarg; break;
@@ -729,6 +967,10 @@ static int setup_engine(struct opts *o, const struct sockaddr_storage *ba, sockl
                  "listener, directly), whose subscriptions mqoff cannot see, so every PUBLISH "
                  "passes through to the broker, nothing is offloaded");
     struct mqo_reload_cfg rc = {.acl_file = acl_file};
+    if (o->file.path) { /* -c FILE: read again at SIGHUP */
+        rc.hup_hook = config_hup;
+        rc.hup_arg = o;
+    }
     if (o->mosq_conf) {
         rc.conf_file = o->mosq_conf;
         rc.conf_files = (const char *const *)o->conf->files;
@@ -750,9 +992,20 @@ static int setup_engine(struct opts *o, const struct sockaddr_storage *ba, sockl
     return 0;
 }
 
-/* What --mosquitto-conf kept for the engine. */
+/* What --mosquitto-conf and -c kept for the engine. */
 static void free_conf(struct opts *o)
 {
+    while (o->hups) {
+        struct opts *n = o->hups;
+        o->hups = n->hups;
+        mqo_optargs_dispose(&n->args);
+        mqo_optfile_dispose(&n->file);
+        free(n);
+    }
+    mqo_optvals_free(o->vals, o->table);
+    mqo_optargs_dispose(&o->args);
+    mqo_optfile_dispose(&o->file);
+    free(o->pristine);
     mqo_mosqpolicy_free(o->pol);
     mqo_mosqconf_free(o->conf);
     free(o->bo_all);
@@ -1020,8 +1273,52 @@ static int cmd_monitor(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+int main(int argc, char **argv);
+
+/* mqoff -c FILE [options]: the mode is the file's "mode" line. Returns the mode's exit
+ * status. */
+static int cmd_from_file(int argc, char **argv)
+{
+    static const struct option none[] = {{0, 0, 0, 0}};
+    const char *path;
+    int at, n;
+    struct mqo_optfile f = {0};
+    char err[512];
+    if (mqo_optfile_find(argc, argv, none, &path, &at, &n) || !path || at != 1) {
+        usage_main(stderr);
+        return 2;
+    }
+    if (mqo_optfile_load(path, NULL, &f, err, sizeof err)) {
+        fprintf(stderr, "mqoff: %s\n", err);
+        return 2;
+    }
+    char mode[32] = "";
+    snprintf(mode, sizeof mode, "%s", f.mode ? f.mode : "");
+    mqo_optfile_dispose(&f);
+    if (!mode[0]) {
+        fprintf(stderr, "mqoff: %s: no 'mode' line: give the mode (mqoff MODE -c FILE)\n", path);
+        return 2;
+    }
+    char **av = calloc((size_t)argc + 1, sizeof *av);
+    if (!av)
+        return 2;
+    av[0] = argv[0];
+    av[1] = mode;
+    memcpy(av + 2, argv + 1, (size_t)(argc - 1) * sizeof *av);
+    int rc = main(argc + 1, av);
+    free(av);
+    return rc;
+}
+
+/* The configuration `mqoff` without arguments runs with, where the package installs it. */
+#define MQOFF_DEFAULT_CONF "/etc/mqoff/mqoff.conf"
+
 int main(int argc, char **argv)
 {
+    if (argc < 2 && access(MQOFF_DEFAULT_CONF, F_OK) == 0) {
+        char *av[] = {argv[0], "-c", MQOFF_DEFAULT_CONF, NULL};
+        return cmd_from_file(3, av);
+    }
     if (argc < 2) {
         usage_main(stderr);
         return 2;
@@ -1031,6 +1328,8 @@ int main(int argc, char **argv)
         usage_main(stdout);
         return 0;
     }
+    if (!strncmp(mode, "-c", 2) || !strncmp(mode, "--config", 8))
+        return cmd_from_file(argc, argv);
     if (!strcmp(mode, "--version")) {
         printf("mqoff %s\n", MQOFF_VERSION);
         return 0;

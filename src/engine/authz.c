@@ -128,3 +128,18 @@ int mqo_engine_acl_reloaded(struct mqo_engine *e, struct mqo_acl *acl)
     publish_count(e);
     return 0;
 }
+
+int mqo_engine_set_acl_mode(struct mqo_engine *e, enum mqo_acl_mode mode)
+{
+    if ((mode != MQO_ACL_OPEN && mode != MQO_ACL_FILE) || e->cfg.acl_mode == MQO_ACL_NONE)
+        return -EINVAL;
+    if (mode == e->cfg.acl_mode)
+        return 0;
+    if (mode == MQO_ACL_FILE && !e->acl_v && !(e->acl_v = calloc(ACL_VERSIONS_MAX, sizeof *e->acl_v)))
+        return -ENOMEM;
+    drop_all(e);
+    e->cfg.acl_mode = mode;
+    e->acl_broken = mode == MQO_ACL_FILE; /* until a reload gives the rules */
+    publish_count(e);
+    return 0;
+}

@@ -89,6 +89,29 @@ const char *mqo_pt_reason_name(enum mqo_pt_reason r)
 }
 
 void *mqo_conn_ud(const struct mqo_conn *c) { return c->ud; }
+
+void mqo_conn_set_peer(struct mqo_conn *c, const char *peer)
+{
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+}
+
+const char *mqo_conn_who(const struct mqo_conn *c, char *buf, size_t len)
+{
+    const char *from = c->peer[0] ? c->peer : "an unknown address";
+    if (c->cid) {
+        /* the codec and the broker refuse control characters in an id; should one get
+         * through, it still cannot split or forge a log line */
+        char id[129];
+        size_t n = c->cid_len < sizeof id - 1 ? c->cid_len : sizeof id - 1;
+        for (size_t i = 0; i < n; i++)
+            id[i] = c->cid[i] < 0x20 || c->cid[i] == 0x7f ? '?' : (char)c->cid[i];
+        id[n] = 0;
+        snprintf(buf, len, "client '%s' from %s", id, from);
+    } else
+        snprintf(buf, len, "a client from %s (connection %llu)", from,
+                 (unsigned long long)c->id);
+    return buf;
+}
 uint64_t mqo_conn_id(const struct mqo_conn *c) { return c->id; }
 enum mqo_pt_reason mqo_conn_last_reason(const struct mqo_conn *c) { return c->last_reason; }
 const struct mqo_engine_stats *mqo_engine_stats(const struct mqo_engine *e) { return &e->st; }
@@ -210,7 +233,8 @@ static void fail_conn(struct mqo_conn *c, int rc)
         return;
     c->dead = 1;
     c->live = 0;
-    mqo_warn("conn %llu: %s: closing the connection", (unsigned long long)c->id,
+    char who[200];
+    mqo_warn("%s: %s: closing the connection", mqo_conn_who(c, who, sizeof who),
              rc == -ENOMEM ? "out of memory" : "no packet identifier left");
     e->cfg.ops.close(e->cfg.ud, c, rc);
 }
@@ -218,18 +242,19 @@ static void fail_conn(struct mqo_conn *c, int rc)
 void eng_relay(struct mqo_conn *c, int unknown, const char *why)
 {
     struct mqo_engine *e = c->eng;
+    char who[200];
     if (!c->relay) {
         c->relay = 1;
         e->st.relay_conns++;
-        mqo_info("conn %llu: %s: passed to the broker, which judges it; the connection is "
-                 "relayed unedited from now on", (unsigned long long)c->id, why);
+        mqo_info("%s: %s: passed to the broker, which judges it; the connection is relayed "
+                 "unedited from now on", mqo_conn_who(c, who, sizeof who), why);
     }
     if (unknown && !c->unknown) {
         c->unknown = 1;
         e->st.unknown_conns++;
-        mqo_warn("conn %llu: the broker may now hold subscriptions or a session the offload "
-                 "does not know: every PUBLISH goes to the broker while it lives%s",
-                 (unsigned long long)c->id,
+        mqo_warn("%s: the broker may now hold subscriptions or a session the offload does not "
+                 "know: every PUBLISH goes to the broker while it lives%s",
+                 mqo_conn_who(c, who, sizeof who),
                  eng_bv_synced(e) ? " (or, while the broker's view is synced, those that "
                                     "match its subscriptions)" : "");
         bv_conn_changed(c);
@@ -460,9 +485,10 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     mqo_map_each(&c->cpid, count_engine_pid, &lost);
     if (lost) {
         e->st.inflight_lost += lost;
-        mqo_info("conn %llu closed with %llu offload QoS 1 deliveries unacknowledged; its "
-                 "session ends with the connection, so the broker would drop them too",
-                 (unsigned long long)c->id, (unsigned long long)lost);
+        char who[200];
+        mqo_info("%s: closed with %llu offload QoS 1 deliveries unacknowledged; its session "
+                 "ends with the connection, so the broker would drop them too",
+                 mqo_conn_who(c, who, sizeof who), (unsigned long long)lost);
     }
 
     struct session *s = c->sess;
@@ -551,6 +577,41 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
 
 /* ---- engine ---- */
 
+/* Adds the broker-only filters to t. Returns 0, or -EINVAL (logged), -ENOMEM. */
+static int broker_only_fill(struct mqo_engine *e, struct mqo_trie *t, const char *const *f,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct mqo_sub_opts o = {0};
+        int rc = mqo_trie_add(t, (const uint8_t *)f[i], strlen(f[i]), e, &o);
+        if (rc) {
+            if (rc == -EINVAL)
+                mqo_err("broker-only filter '%s' is not a valid topic filter", f[i]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int mqo_engine_set_broker_only(struct mqo_engine *e, const char *const *filters, size_t n)
+{
+    /* A filter added makes its topics go to the broker from the next PUBLISH on, after what
+     * the offload already delivered; one removed lets them be offloaded again, and what the
+     * broker still carries of them holds the publisher (passthrough_holds), as for any
+     * message that went to the broker. */
+    struct mqo_trie *t = mqo_trie_new();
+    if (!t)
+        return -ENOMEM;
+    int rc = broker_only_fill(e, t, filters, n);
+    if (rc) {
+        mqo_trie_free(t);
+        return rc;
+    }
+    mqo_trie_free(e->broker_only);
+    e->broker_only = t;
+    return 0;
+}
+
 struct mqo_engine *mqo_engine_new(const struct mqo_engine_cfg *cfg)
 {
     struct mqo_engine *e = calloc(1, sizeof *e);
@@ -576,16 +637,11 @@ struct mqo_engine *mqo_engine_new(const struct mqo_engine_cfg *cfg)
     e->broker_only = mqo_trie_new();
     if (!e->trie || !e->broker_only)
         goto nomem;
-    for (size_t i = 0; i < cfg->n_broker_only; i++) {
-        const char *f = cfg->broker_only[i];
-        struct mqo_sub_opts o = {0};
-        int rc = mqo_trie_add(e->broker_only, (const uint8_t *)f, strlen(f), e, &o);
-        if (rc) {
-            mqo_err("broker-only filter '%s' is not a valid topic filter", f);
-            mqo_engine_free(e);
-            errno = -rc;
-            return NULL;
-        }
+    int rc = broker_only_fill(e, e->broker_only, cfg->broker_only, cfg->n_broker_only);
+    if (rc) {
+        mqo_engine_free(e);
+        errno = -rc;
+        return NULL;
     }
     if (e->cfg.acl_mode == MQO_ACL_FILE && !e->cfg.acl)
         e->cfg.acl_mode = MQO_ACL_NONE;
@@ -1032,9 +1088,10 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
             }
             if (present) {
                 session_set_known(e, s, 0);
-                mqo_warn("client '%.*s' resumed a broker session the offload has not seen; "
-                         "its subscriptions are unknown, so every PUBLISH goes to the broker "
-                         "until that session ends", (int)c->cid_len, c->cid);
+                char who[200];
+                mqo_warn("%s resumed a broker session the offload has not seen; its "
+                         "subscriptions are unknown, so every PUBLISH goes to the broker until "
+                         "that session ends", mqo_conn_who(c, who, sizeof who));
             }
         } else if (!present) {
             /* the broker has no old session: whatever we held for it is gone */

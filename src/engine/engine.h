@@ -224,6 +224,11 @@ struct mqo_conn *mqo_engine_conn_open(struct mqo_engine *e, void *ud, uint64_t n
 /* The connection is gone (either side closed, or the mode closed it). Frees it. */
 void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t now_ns);
 void *mqo_conn_ud(const struct mqo_conn *c);
+/* The client's address as the mode knows it ("198.18.0.1:40001"), for the log lines about c
+ * (copied, truncated to 47 bytes). */
+void mqo_conn_set_peer(struct mqo_conn *c, const char *peer);
+/* "client 'ID' from ADDR" (or "a client from ADDR" before its CONNECT) into buf. Returns buf. */
+const char *mqo_conn_who(const struct mqo_conn *c, char *buf, size_t len);
 uint64_t mqo_conn_id(const struct mqo_conn *c);
 
 /* Feeds bytes that arrived on stream `in` of connection c. Edits come through the ops, during
@@ -291,6 +296,15 @@ int mqo_engine_acl_changed(struct mqo_engine *e, struct mqo_acl *acl);
  * the file did not parse at the reload; everything passes through until the next one). */
 int mqo_engine_acl_reloaded(struct mqo_engine *e, struct mqo_acl *acl);
 
+/* Authorization from now on (the operator changed its source at a reload): MQO_ACL_OPEN, or
+ * MQO_ACL_FILE with no version until mqo_engine_acl_reloaded gives one (everything passes
+ * through meanwhile). Only between those two: an engine started without a source kept no
+ * ordering state for what it never offloaded. Returns 0, -EINVAL, -ENOMEM (unchanged). */
+int mqo_engine_set_acl_mode(struct mqo_engine *e, enum mqo_acl_mode mode);
+
+/* The broker-only filters from now on (copied). Returns 0, or -EINVAL for a filter that is not
+ * a valid topic filter (logged), -ENOMEM; the filters are then unchanged. */
+int mqo_engine_set_broker_only(struct mqo_engine *e, const char *const *filters, size_t n);
 /* ---- The broker's view ----
  *
  * A broker plugin (src/plugin, the Mosquitto plugin) reports every session the broker holds,

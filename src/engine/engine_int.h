@@ -107,6 +107,7 @@ struct mqo_conn {
     enum mqo_pt_reason last_reason;
     uint8_t *cid;
     uint16_t cid_len;
+    char peer[48]; /* the client's address, for log lines (mqo_conn_set_peer) */
     uint8_t *user;
     uint16_t user_len;
     struct session *sess;

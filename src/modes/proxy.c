@@ -16,8 +16,10 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -263,8 +265,11 @@ static void broker_failed(struct pconn *pc, int err)
 {
     struct proxy *px = pc->px;
     px->st.broker_connect_failed++;
-    if (!px->cfg->upstream) /* an upstream logs its own reason */
-        mqo_warn("broker unreachable for a new client: %s", strerror(err));
+    if (!px->cfg->upstream) { /* an upstream logs its own reason */
+        char who[200];
+        mqo_warn("broker unreachable for %s: %s", mqo_conn_who(pc->ec, who, sizeof who),
+                 strerror(err));
+    }
     pc->broker_failed = 1;
     pc->connecting = 0;
     if (pc->s[BROKER].fd >= 0) {
@@ -299,6 +304,16 @@ static void sniff_connect(struct pconn *pc, const uint8_t *p, size_t n)
     mqo_buf_free(&pc->sniff);
 }
 
+/* Names the client of c by its address in the engine's log lines. */
+static void set_peer(struct mqo_conn *c, const struct sockaddr_storage *a, socklen_t len)
+{
+    char host[64] = "?", port[16] = "?", s[96];
+    getnameinfo((const struct sockaddr *)a, len, host, sizeof host, port, sizeof port,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(s, sizeof s, a->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+    mqo_conn_set_peer(c, s);
+}
+
 /* The upstream's broker side for client cfd. Returns a descriptor or -errno. */
 static int upstream_open(struct proxy *px, int cfd, const struct sockaddr_storage *peer,
                          socklen_t peer_len)
@@ -318,8 +333,7 @@ static void accept_clients(struct proxy *px)
     for (;;) {
         struct sockaddr_storage peer;
         socklen_t pl = sizeof peer;
-        int cfd = accept4(px->lfd, up ? (struct sockaddr *)&peer : NULL, up ? &pl : NULL,
-                          SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int cfd = accept4(px->lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EINTR)
                 continue;
@@ -361,6 +375,7 @@ static void accept_clients(struct proxy *px)
             free(pc);
             continue;
         }
+        set_peer(pc->ec, &peer, pl);
         pc->next = px->conns;
         if (px->conns)
             px->conns->prev = pc;

@@ -14,6 +14,7 @@
 struct mqo_reload {
     struct mqo_watch *w; /* NULL: nothing watched */
     const char *acl_file;
+    char *acl_own;       /* acl_file when set at run time (mqo_reload_set_acl) */
     int acl_idx;         /* its index in w */
     char last_err[320];  /* the acl_file's last error, logged once */
     /* the broker's configuration: its files' bits in w, what was started with */
@@ -55,6 +56,10 @@ int mqo_reload_new(const struct mqo_reload_cfg *cfg, struct mqo_reload **out)
         r->cfg.broker_addr = r->addr;
         r->cfg.conf_summary = r->summary;
     }
+    /* a configuration file read again at SIGHUP may name an acl_file to watch: the loops
+     * poll the descriptor only if it exists from the start */
+    if (cfg->hup_hook && mqo_watch_new(&r->w) < 0)
+        r->w = NULL;
     if (cfg->acl_file) {
         int rc = watch_one(r, cfg->acl_file);
         if (rc < 0) {
@@ -120,6 +125,7 @@ void mqo_reload_free(struct mqo_reload *r)
     if (!r)
         return;
     mqo_watch_free(r->w);
+    free(r->acl_own);
     free(r->addr);
     free(r->summary);
     free(r);
@@ -178,8 +184,37 @@ void mqo_reload_changed(struct mqo_reload *r, struct mqo_engine *e)
         mqo_dbg("acl_file %s changed to rules already known", r->acl_file);
 }
 
+int mqo_reload_set_acl(struct mqo_reload *r, struct mqo_engine *e, const char *path)
+{
+    char *own = NULL;
+    int idx = -1, rc;
+    if (path) {
+        if (!(own = strdup(path)))
+            return -ENOMEM;
+        if ((rc = watch_one(r, own)) < 0) {
+            free(own);
+            return rc;
+        }
+        idx = rc;
+    }
+    rc = mqo_engine_set_acl_mode(e, path ? MQO_ACL_FILE : MQO_ACL_OPEN);
+    if (rc) {
+        mqo_err("cannot change the authorization source: %s", strerror(-rc));
+        free(own);
+        return rc;
+    }
+    free(r->acl_own);
+    r->acl_own = own;
+    r->acl_file = own;
+    r->acl_idx = idx;
+    r->last_err[0] = 0;
+    return 0;
+}
+
 void mqo_reload_hup(struct mqo_reload *r, struct mqo_engine *e)
 {
+    if (r->cfg.hup_hook)
+        r->cfg.hup_hook(r->cfg.hup_arg, r, e);
     if (r->cfg.conf_file)
         conf_check(r, e, "at SIGHUP");
     if (!r->acl_file) {

@@ -21,6 +21,8 @@
 
 #include "engine/engine.h"
 
+struct mqo_reload;
+
 struct mqo_reload_cfg {
     const char *acl_file; /* the broker's acl_file, as the engine was started with; NULL: none */
     /* The broker's mosquitto.conf (--mosquitto-conf; NULL: none), the files it read (the main
@@ -35,9 +37,12 @@ struct mqo_reload_cfg {
     const char *broker_addr;
     uint16_t broker_port;
     const char *conf_summary;
+    /* Called first at each SIGHUP, before the files are read again: mqoff's own configuration
+     * file (mqoff MODE -c FILE) is read again there, and what can change while mqoff runs is
+     * applied (mqo_reload_set_acl, mqo_engine_set_broker_only, the log). NULL: none. */
+    void (*hup_hook)(void *arg, struct mqo_reload *r, struct mqo_engine *e);
+    void *hup_arg;
 };
-
-struct mqo_reload;
 
 /* Starts watching the files of cfg. Returns 0 and *out, or -errno with the reason logged (no
  * inotify, the file's directory cannot be watched): a file mqoff cannot watch is a change it
@@ -54,5 +59,11 @@ void mqo_reload_changed(struct mqo_reload *r, struct mqo_engine *e);
 /* mqoff got SIGHUP, the operator's statement that the broker has reloaded its configuration:
  * reads every file again and tells the engine. */
 void mqo_reload_hup(struct mqo_reload *r, struct mqo_engine *e);
+
+/* From a hup_hook: authorization comes from now on from the acl_file at path (copied; watched
+ * from now on and read at this SIGHUP as the broker's only version), or is open (path NULL).
+ * Only between these two sources: the engine must have been started with one of them.
+ * Returns 0, or -errno with the reason logged (the engine is then as before). */
+int mqo_reload_set_acl(struct mqo_reload *r, struct mqo_engine *e, const char *path);
 
 #endif

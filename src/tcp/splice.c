@@ -2,6 +2,7 @@
 #include "tcp/splice.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1072,6 +1073,10 @@ static struct sconn *new_conn(struct mqo_splice *sp, const struct seg *s)
         free(c);
         return NULL;
     }
+    char peer[24];
+    const uint8_t *ip = (const uint8_t *)&c->cip;
+    snprintf(peer, sizeof peer, "%u.%u.%u.%u:%u", ip[0], ip[1], ip[2], ip[3], c->cport);
+    mqo_conn_set_peer(c->ec, peer);
     sp->st.conns_tracked++;
     sp->st.conns_total++;
     return c;

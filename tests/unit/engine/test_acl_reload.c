@@ -480,11 +480,60 @@ static void test_random_reloads_match_broker(void **s)
     assert_true(broken > 300);
 }
 
+/* The authorization source changed at a reload (mqoff -c FILE, SIGHUP): open -> acl_file ->
+ * open. Between the switch and the reload that gives the rules nothing is offloaded; after it
+ * the file's rules bind the offload (bob may no longer read: he gets nothing the broker would
+ * not send him). An engine started without a source cannot switch. */
+static void test_acl_source_switch(void **s)
+{
+    struct keep k = {0};
+    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN, .exclusive = 1};
+    struct harness *h = malloc(sizeof *h);
+    h_init(h, &cfg, H_ENGINE);
+    int alice = connect_user(h, MQO_MQTT_V311, "alice");
+    int bob = connect_user(h, MQO_MQTT_V311, "bob");
+    int dave = connect_user(h, MQO_MQTT_V311, "dave");
+    h_subscribe(h, bob, "s/#", 1, 0);
+    h_subscribe(h, dave, "s/#", 1, 0);
+    int seq = 0;
+    pub_n(h, alice, 4, &seq);
+    assert_int_equal(st(h)->consumed, 4);
+
+    assert_int_equal(mqo_engine_set_acl_mode(h->eng, MQO_ACL_FILE), 0);
+    pub_n(h, alice, 2, &seq);
+    assert_int_equal(st(h)->consumed, 4);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_ACL_BROKEN], 2);
+    h->acl = kept(&k, NO_BOB); /* the broker reloads with its new acl_file */
+    assert_int_equal(mqo_engine_acl_reloaded(h->eng, parse(NO_BOB)), 0);
+    h_advance(h, 3000);
+    pub_n(h, alice, 4, &seq);
+    assert_int_equal(st(h)->consumed, 8);
+    assert_int_equal(h_count_pub(h, bob, "s/t"), 6);
+    assert_int_equal(h_count_pub(h, dave, "s/t"), 10);
+
+    h->acl = NULL;
+    assert_int_equal(mqo_engine_set_acl_mode(h->eng, MQO_ACL_OPEN), 0);
+    assert_int_equal(st(h)->acl_versions, 0);
+    pub_n(h, alice, 4, &seq);
+    assert_int_equal(st(h)->consumed, 12);
+    assert_int_equal(h_count_pub(h, bob, "s/t"), 10);
+    assert_int_equal(mqo_engine_set_acl_mode(h->eng, MQO_ACL_NONE), -EINVAL);
+    done(h);
+
+    struct mqo_engine_cfg none = {.exclusive = 1};
+    h = malloc(sizeof *h);
+    h_init(h, &none, H_ENGINE);
+    assert_int_equal(mqo_engine_set_acl_mode(h->eng, MQO_ACL_OPEN), -EINVAL);
+    done(h);
+    keep_free(&k);
+}
+
 int main(void)
 {
     mqo_log_set_level(MQO_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_revoked),
+        cmocka_unit_test(test_acl_source_switch),
         cmocka_unit_test(test_read_revoked),
         cmocka_unit_test(test_split_holds_order),
         cmocka_unit_test(test_versions_broken_and_limit),

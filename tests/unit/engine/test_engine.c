@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1024,6 +1025,58 @@ static void test_broker_only_filter(void **s)
     done(h);
 }
 
+/* Log lines name the client by id (once its CONNECT is read) and address. */
+static void test_conn_who(void **s)
+{
+    struct harness *h = mk(NULL);
+    int i = h_open(h);
+    char who[200];
+    mqo_conn_set_peer(h->cl[i].conn, "198.18.0.1:40001");
+    assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
+                        "a client from 198.18.0.1:40001 (connection 1)");
+    assert_true(h_connect(h, i, MQO_MQTT_V311, "pub-1", 1, 60));
+    assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
+                        "client 'pub-1' from 198.18.0.1:40001");
+    done(h);
+}
+
+/* Broker-only filters replaced while the engine runs (SIGHUP with a changed configuration):
+ * from the next PUBLISH on, what they match goes to the broker, what they no longer match is
+ * offloaded again, and the subscriber gets everything once, in order. */
+static void test_broker_only_at_run_time(void **s)
+{
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN};
+    struct harness *h = mk(&cfg);
+    setup_fanout(h, 1, MQO_MQTT_V311, "#", 1);
+    h_publish(h, 0, "b/a", "1", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->consumed, 1);
+    const char *bo[] = {"b/#", "x"};
+    assert_int_equal(mqo_engine_set_broker_only(h->eng, bo, 2), 0);
+    h_publish(h, 0, "b/a", "2", 1, 0);
+    h_publish(h, 0, "c", "3", 1, 0); /* waits for "2" in the broker (ordering), then offloaded */
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_BROKER_ONLY], 1);
+    const char *bad[] = {"ok/#", "a/#/b"};
+    assert_int_equal(mqo_engine_set_broker_only(h->eng, bad, 2), -EINVAL);
+    h_publish(h, 0, "b/a", "4", 1, 0); /* the filters are as before the refused change */
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_BROKER_ONLY], 2);
+    assert_int_equal(mqo_engine_set_broker_only(h->eng, NULL, 0), 0);
+    h_advance(h, 3000);
+    h_publish(h, 0, "b/a", "5", 1, 0);
+    h_run(h);
+    assert_int_equal(st(h)->pt_reason[MQO_PT_BROKER_ONLY], 2);
+    assert_int_equal(h_count_pub(h, 1, NULL), 5);
+    for (int k = 0; k < 5; k++) {
+        const struct h_rx *r = h_pub(h, 1, (size_t)k);
+        assert_int_equal(r->plen, 1);
+        assert_int_equal(r->payload[0], '1' + k);
+    }
+    assert_true(st(h)->consumed >= 2);
+    done(h);
+}
+
 /* Differential: the same random script direct to the broker and through the engine gives every
  * subscriber the same messages in the same order per publisher. */
 static void test_differential_vs_direct(void **s)
@@ -1129,6 +1182,8 @@ int main(void)
         cmocka_unit_test(test_streaming_large_packets),
         cmocka_unit_test(test_dollar_and_qos2_passthrough),
         cmocka_unit_test(test_broker_only_filter),
+        cmocka_unit_test(test_broker_only_at_run_time),
+        cmocka_unit_test(test_conn_who),
         cmocka_unit_test(test_passthrough_in_flight_then_subscribe),
         cmocka_unit_test(test_differential_vs_direct),
     };
