@@ -473,14 +473,20 @@ static void fuzz_gso(const uint8_t *data, size_t size)
         uint32_t hdr = sp.hdr_len, got = 0, payload = sp.payload;
         uint8_t *out = malloc((size_t)hdr + seg);
         CHECK(out != NULL);
+        /* headers the parsers take (the IPv4 sum aside: each segment gets its own) give
+         * segments they take whole */
+        struct mqo_hdrs in;
+        int parses = mqo_parse_frame(f, len, MQO_PARSE_NO_CSUM, &in) == 0;
         for (int k = 0; k < n; k++) {
             uint32_t ol = mqo_tso_split_next(&sp, out, hdr + seg);
             CHECK(ol > hdr && ol - hdr <= seg);
-            struct mqo_hdrs pk;
-            CHECK(mqo_parse_frame(out, ol, 0, &pk) == 0);
-            CHECK(pk.payload_off == hdr);
-            uint32_t s = mqo_cksum_pseudo4(pk.ip.saddr, pk.ip.daddr, 6, pk.ip.l4_len, 0);
-            CHECK(mqo_cksum_fold(mqo_cksum_partial(out + pk.l4_off, pk.ip.l4_len, s)) == 0);
+            if (parses) {
+                struct mqo_hdrs pk;
+                CHECK(mqo_parse_frame(out, ol, 0, &pk) == 0);
+                CHECK(pk.payload_off == hdr);
+                uint32_t s = mqo_cksum_pseudo4(pk.ip.saddr, pk.ip.daddr, 6, pk.ip.l4_len, 0);
+                CHECK(mqo_cksum_fold(mqo_cksum_partial(out + pk.l4_off, pk.ip.l4_len, s)) == 0);
+            }
             CHECK(memcmp(out + hdr, f + hdr + got, ol - hdr) == 0);
             got += ol - hdr;
         }
