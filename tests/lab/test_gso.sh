@@ -9,7 +9,9 @@
 #   2. the impairment stage toward the clients loses and reorders wire segments: the bump cuts
 #      the splice's super-segments in software before it, and the splice retransmits the byte
 #      ranges lost out of a super-segment; toward the broker it loses frames too.
-# Monitor mode only (the target that does segmentation itself); backend afpacket.
+# Monitor mode only (the target that does segmentation itself); backend afpacket. With
+# --gso off (MQOFF set to a wrapper adding it) 9 checks fail: the endpoints' super-segments are
+# dropped as longer than a ring slot and messages are lost.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -64,7 +66,9 @@ run() {
     not_ok "monitor: the publishers' super-segments arrived whole on port a" "$fr frames, $by bytes"
   fi
   v=$(counter_of 'rx_dropped')
-  above "monitor: no frame dropped on receive (port a rx_dropped 0)" "$((1 - ${v:-1}))" 1
+  if [ "${v:-1}" -eq 0 ]; then ok "monitor: no frame dropped on receive (port a rx_dropped 0)"
+  else not_ok "monitor: no frame dropped on receive" "port a rx_dropped ${v:-absent}"
+  fi
   # 2. impairment: loss and reordering both ways, super-segments cut before the stage
   target_up "$t" --acl open --exclusive \
     --impair-b2a loss=2,reorder=5,seed=7 --impair-a2b loss=1,seed=9 || return
