@@ -59,6 +59,7 @@
 #
 # BENCH_TARGETS="proxy intercept" runs only those of each scenario's targets (a comparison of
 # two with more repetitions: --reps N).
+# BENCH_MONITOR_ARGS="--gso off" adds options to monitor mode's command line (comparisons).
 #
 # Traffic stays inside the lab's namespaces (198.18.0.0/15 only). Every run is bounded by
 # timeout; whatever happens (failure, ^C), the EXIT trap stops what it started, gives the
@@ -376,8 +377,10 @@ target_up() {
       if [ "$(kind_of "$t")" = monitor ]; then
         # --startup-hold 0: the broker is fresh and no client reaches it before mqoff is in place,
         # so there is no connection mqoff could have missed (the default holds offload for 90 s).
+        # BENCH_MONITOR_ARGS: more options for monitor mode (a comparison: "--gso off")
+        # shellcheck disable=SC2086
         ip netns exec "$NS_NIC" "$MQOFF" monitor "${IO_ARGS[@]}" \
-          --broker "$BROKER_ADDR:$PORT" "${MQ_ARGS[@]}" --startup-hold 0 >"$log" 2>&1 </dev/null &
+          --broker "$BROKER_ADDR:$PORT" "${MQ_ARGS[@]}" --startup-hold 0 ${BENCH_MONITOR_ARGS:-} >"$log" 2>&1 </dev/null &
       else
         ip netns exec "$NS_NIC" "$BRIDGE" "${IO_ARGS[@]}" --quiet >"$log" 2>&1 </dev/null &
       fi

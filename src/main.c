@@ -206,6 +206,11 @@ static void usage_monitor(FILE *f)
             "                         a chained mbuf) instead of a copy per subscriber (default\n"
             "                         1024; 0: never); given, also on DPDK's software devices\n"
             "                         (net_af_packet...), which copy chained mbufs anyway\n"
+            "  --gso on|off           afpacket: segmentation and checksum offload through the\n"
+            "                         virtio-net header (default on): a delivery leaves as one\n"
+            "                         super-segment the kernel cuts (or a veth peer takes\n"
+            "                         whole), super-segments (GRO, local GSO) are received\n"
+            "                         whole; off: a frame per MSS, summed here\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
             CONTROL_HELP
@@ -346,6 +351,7 @@ struct opts {
     const char *eal;
     int share_set;
     size_t share_min;
+    int no_gso; /* --gso off */
     const char *port_a, *port_b, *static_file;
     enum mqo_l2_mode l2;
     const char *impair, *impair_dir[2]; /* [0] a2b, [1] b2a */
@@ -594,7 +600,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
-        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
+        O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_GSO, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
         O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST
     };
     static const struct option opts[] = {
@@ -623,6 +629,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"frag-timeout", required_argument, 0, O_FRAGTIME},
         {"eal", required_argument, 0, O_EAL},
         {"shared-payload-min", required_argument, 0, O_SHARE},
+        {"gso", required_argument, 0, O_GSO},
         {"busy-poll", required_argument, 0, O_BUSY},
         {"max-buffer", required_argument, 0, O_MAXBUF},
         {"exclusive", no_argument, 0, O_EXCL},
@@ -720,6 +727,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             }
             break;
         case O_EAL: o->eal = optarg; break;
+        case O_GSO:
+            if (!strcmp(optarg, "on"))
+                o->no_gso = 0;
+            else if (!strcmp(optarg, "off"))
+                o->no_gso = 1;
+            else {
+                fprintf(stderr, "mqoff: --gso takes 'on' or 'off'\n");
+                return 2;
+            }
+            break;
         case O_SHARE:
             if (parse_u64("--shared-payload-min", optarg, 0, 1u << 20, &v))
                 return 2;
@@ -1209,6 +1226,7 @@ static int cmd_monitor(int argc, char **argv)
                                     .busy_poll_us = o.busy_poll_us,
                                     .fix_csum = 1,
                                     .promisc = o.promisc,
+                                    .port_flags = o.no_gso ? MQO_PORT_NO_VNET : 0,
                                     .stop = &g_stop,
                                     .name = "mqoff monitor",
                                     .ready = monitor_ready,

@@ -4,15 +4,21 @@
  * table parsers with the input read as text, the IPv4 splitter (its pieces reassemble to the
  * input) and the reassembler driven by a fragment program read from the input (no crash, no
  * leak, memory within its limit, every datagram it returns whole and, when no fragment of it
- * was altered, equal to the original). Also built as a plain replay binary (make). */
+ * was altered, equal to the original), and the virtio-net header (l2/gso.h) read from the
+ * input's first 10 bytes in front of the frame after them: on receive (a super-segment it
+ * accepts cuts in software into valid wire segments carrying its payload whole), on send
+ * (offsets inside the frame, the same header and bytes when built twice). Also built as a
+ * plain replay binary (make). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "l2/frag.h"
+#include "l2/gso.h"
 #include "l2/impair.h"
 #include "l2/l2.h"
 #include "l2/parse.h"
+#include "pktio/pktio.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -445,6 +451,69 @@ static void fuzz_reasm(const uint8_t *data, size_t size)
     mqo_frag_free(r);
 }
 
+static void fuzz_gso(const uint8_t *data, size_t size)
+{
+    if (size < MQO_VNET_HDR_LEN)
+        return;
+    struct mqo_vnet_hdr h;
+    mqo_vnet_load(&h, data);
+    uint8_t raw[MQO_VNET_HDR_LEN];
+    mqo_vnet_store(&h, raw);
+    CHECK(memcmp(raw, data, sizeof raw) == 0);
+    uint32_t len = (uint32_t)(size - MQO_VNET_HDR_LEN);
+    uint8_t *f = malloc(len ? len : 1);
+    CHECK(f != NULL);
+    memcpy(f, data + MQO_VNET_HDR_LEN, len);
+    uint16_t fl = 0, seg = 0;
+    if (mqo_vnet_rx(&h, f, len, &fl, &seg) == 0 && (fl & MQO_FRAME_TSO)) {
+        CHECK(seg > 0 && (fl & MQO_FRAME_CSUM_PARTIAL));
+        struct mqo_tso_split sp;
+        int n = mqo_tso_split_init(&sp, f, len, seg);
+        CHECK(n >= 2);
+        uint32_t hdr = sp.hdr_len, got = 0, payload = sp.payload;
+        uint8_t *out = malloc((size_t)hdr + seg);
+        CHECK(out != NULL);
+        /* headers the parsers take (the IPv4 sum aside: each segment gets its own) give
+         * segments they take whole */
+        struct mqo_hdrs in;
+        int parses = mqo_parse_frame(f, len, MQO_PARSE_NO_CSUM, &in) == 0;
+        for (int k = 0; k < n; k++) {
+            uint32_t ol = mqo_tso_split_next(&sp, out, hdr + seg);
+            CHECK(ol > hdr && ol - hdr <= seg);
+            if (parses) {
+                struct mqo_hdrs pk;
+                CHECK(mqo_parse_frame(out, ol, 0, &pk) == 0);
+                CHECK(pk.payload_off == hdr);
+                uint32_t s = mqo_cksum_pseudo4(pk.ip.saddr, pk.ip.daddr, 6, pk.ip.l4_len, 0);
+                CHECK(mqo_cksum_fold(mqo_cksum_partial(out + pk.l4_off, pk.ip.l4_len, s)) == 0);
+            }
+            CHECK(memcmp(out + hdr, f + hdr + got, ol - hdr) == 0);
+            got += ol - hdr;
+        }
+        CHECK(got == payload);
+        CHECK(mqo_tso_split_next(&sp, out, hdr + seg) == 0);
+        free(out);
+    }
+    /* on send, with flags and a segment size from the header's bytes */
+    uint16_t tfl = (uint16_t)((data[0] & 1 ? MQO_FRAME_CSUM_PARTIAL : 0) |
+                              (data[0] & 2 ? MQO_FRAME_TSO : 0));
+    uint32_t head = len > 0 ? (uint32_t)(data[1] * (uint64_t)len / 255) : 0;
+    struct mqo_vnet_hdr a, b;
+    int r = mqo_vnet_tx(&a, f, head, len, tfl, h.gso_size);
+    CHECK(r >= -1 && r <= 1);
+    if (r == 1) {
+        CHECK((uint32_t)a.csum_start + a.csum_offset + 2 <= head);
+        CHECK(a.hdr_len <= head && a.flags == MQO_VNET_F_NEEDS_CSUM);
+        uint8_t *c = malloc(head ? head : 1);
+        CHECK(c != NULL);
+        memcpy(c, f, head);
+        CHECK(mqo_vnet_tx(&b, f, head, len, tfl, h.gso_size) == 1);
+        CHECK(memcmp(&a, &b, sizeof a) == 0 && memcmp(c, f, head) == 0);
+        free(c);
+    }
+    free(f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct mqo_hdrs pk;
@@ -470,5 +539,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_impair(data, size);
     fuzz_split(data, size);
     fuzz_reasm(data, size);
+    fuzz_gso(data, size);
     return 0;
 }

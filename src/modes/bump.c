@@ -32,6 +32,13 @@
  *
  * A partial checksum (MQO_FRAME_CSUM_PARTIAL) is completed in software, unless the output
  * port's device completes it (MQO_PORT_CAP_TX_CSUM): then the frame leaves flagged.
+ *
+ * Super-segments (MQO_FRAME_TSO: the hook's TSO frames, or a GRO'd frame a port received) go
+ * out whole toward a port that segments them; toward an impairment stage or a fragmenting
+ * direction, or a port without segmentation offload, they are cut in software first (l2/gso.h)
+ * into wire segments with complete checksums, each lost, reordered or fragmented on its own,
+ * as the device would have sent them. The hook may send TSO frames toward such a direction
+ * when the port keeps a frame in one buffer (MQO_PORT_CAP_LARGE).
  */
 #include "modes/bump.h"
 
@@ -44,6 +51,7 @@
 #include <time.h>
 
 #include "l2/frag.h"
+#include "l2/gso.h"
 #include "l2/parse.h"
 
 #define BURST 64
@@ -143,6 +151,10 @@ static void output_one(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint
     struct mqo_rawframe *copy[2] = {f, NULL};
     if (fate == 2) {
         copy[1] = mqo_frame_alloc(b->port[out]);
+        if (copy[1] && copy[1]->cap < f->len) {
+            mqo_frame_free(copy[1]);
+            copy[1] = NULL;
+        }
         if (copy[1]) {
             memcpy(copy[1]->data, f->data, f->len);
             copy[1]->len = f->len;
@@ -194,11 +206,56 @@ static int split_out(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64
     return 1;
 }
 
-static void output(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t now)
+static void output_seg(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t now)
 {
     if (b->dir[out].frag && split_out(b, out, f, now))
         return;
     output_one(b, out, f, now);
+}
+
+/* A super-segment toward an output that takes wire segments only: cut here. Returns 1 when it
+ * took the frame. */
+static int tso_out(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t now)
+{
+    struct mqo_tso_split sp;
+    int n = (f->flags & (MQO_FRAME_EXT | MQO_FRAME_CHAIN))
+                ? -1
+                : mqo_tso_split_init(&sp, f->data, f->len, f->seg_size);
+    if (n < 0) {
+        /* not all in one buffer (cannot happen: such frames go only where the device cuts
+         * them) or not TCP/IPv4: not sendable as it is */
+        b->st->csum_bad++;
+        mqo_frame_free(f);
+        return 1;
+    }
+    b->st->tso_split++;
+    for (int k = 0; k < n; k++) {
+        struct mqo_rawframe *g = mqo_frame_alloc(b->port[out]);
+        if (!g) {
+            b->st->alloc_fail++; /* the rest is lost: the sender retransmits */
+            break;
+        }
+        g->len = mqo_tso_split_next(&sp, g->data, g->cap);
+        if (!g->len) {
+            mqo_frame_free(g);
+            break;
+        }
+        g->flags = 0;
+        g->ts_ns = f->ts_ns;
+        g->port = f->port;
+        output_seg(b, out, g, now);
+    }
+    mqo_frame_free(f);
+    return 1;
+}
+
+static void output(struct mqo_bump *b, int out, struct mqo_rawframe *f, uint64_t now)
+{
+    if ((f->flags & MQO_FRAME_TSO) &&
+        (b->dir[out].im || b->dir[out].frag || !(b->caps[out] & MQO_PORT_CAP_TSO)) &&
+        tso_out(b, out, f, now))
+        return;
+    output_seg(b, out, f, now);
 }
 
 /* Frames waiting toward port `out` in the bump: its queue and its impairment stage. */
@@ -249,8 +306,9 @@ static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t l
     if (head < len && mqo_frame_append(f, data + head, (uint32_t)(len - head)))
         goto refused;
     if (whole) {
-        memcpy(f->data + len, ext->p, ext->len);
-        f->len += ext->len;
+        /* a TSO frame may need to go past the frame's buffer (MQO_PORT_CAP_LARGE) */
+        if (mqo_frame_append(f, ext->p, ext->len))
+            goto refused;
         if (ext->put)
             ext->put(ext->arg);
     } else if (ext && mqo_frame_attach(f, ext)) {
@@ -282,7 +340,10 @@ int mqo_bump_csum_offload(const struct mqo_bump *b, int out)
 
 uint32_t mqo_bump_tso_max(const struct mqo_bump *b, int out)
 {
-    if (!(b->caps[out] & MQO_PORT_CAP_TSO) || b->dir[out].im || b->dir[out].frag)
+    /* toward an impairment stage or fragmentation the bump cuts TSO frames itself, which needs
+     * them in one buffer */
+    if (!(b->caps[out] & MQO_PORT_CAP_TSO) ||
+        ((b->dir[out].im || b->dir[out].frag) && !(b->caps[out] & MQO_PORT_CAP_LARGE)))
         return 0;
     return mqo_port_info(b->port[out])->tso_max;
 }
@@ -325,7 +386,7 @@ static int rx_port(struct mqo_bump *b, int i, uint64_t now)
                 continue;
             }
             if (cfg->fix_csum && (f->flags & MQO_FRAME_CSUM_PARTIAL) &&
-                !(b->caps[out] & MQO_PORT_CAP_TX_CSUM)) {
+                !(f->flags & MQO_FRAME_TSO) && !(b->caps[out] & MQO_PORT_CAP_TX_CSUM)) {
                 int r = mqo_cksum_complete4(f->data, f->len);
                 if (r > 0) {
                     b->st->csum_fixed++;
@@ -605,10 +666,11 @@ void mqo_bump_print_stats(const struct mqo_bump_cfg *cfg, const struct mqo_bump_
     fprintf(f,
             "loop: checksums completed %llu, malformed %llu, queue drops %llu, alloc failures "
             "%llu, impair no memory %llu, frames taken by the hook %llu, own frames deferred "
-            "%llu, iterations %llu\n",
+            "%llu, super-segments cut %llu, iterations %llu\n",
             (unsigned long long)st->csum_fixed, (unsigned long long)st->csum_bad,
             (unsigned long long)st->q_drops, (unsigned long long)st->alloc_fail,
             (unsigned long long)st->impair_nomem, (unsigned long long)st->hooked,
-            (unsigned long long)st->own_deferred, (unsigned long long)st->iterations);
+            (unsigned long long)st->own_deferred, (unsigned long long)st->tso_split,
+            (unsigned long long)st->iterations);
     fflush(f);
 }

@@ -74,6 +74,7 @@ struct mqo_bump_cfg {
 
 struct mqo_bump_stats {
     uint64_t csum_fixed, csum_bad, alloc_fail, impair_nomem;
+    uint64_t tso_split; /* super-segments cut in software (toward an impairment stage...) */
     /* forwarded frames dropped because their output queue was full (never a frame of the
      * hook's own: those are refused, MQO_BUMP_OWN, and wait in the hook) */
     uint64_t q_drops;

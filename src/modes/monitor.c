@@ -177,6 +177,17 @@ static int on_frame(void *arg, struct mqo_bump *b, int in, const struct mqo_rawf
     bind_bump(m, b);
     if (m->fr && broker_fragment(m, in, f->data, f->len))
         return on_fragment(m, in, f, now);
+    if ((f->flags & (MQO_FRAME_CSUM_PARTIAL | MQO_FRAME_TSO)) == MQO_FRAME_CSUM_PARTIAL) {
+        /* A sender's stack left the checksum to its device (offloads on the endpoint's veth):
+         * the splice edits some frames in place (a SYN's options) with incremental updates,
+         * which need a complete sum. The frame is the bump's to change (the hook's const is
+         * for the splice); completed, it is forwarded as it is if the splice leaves it. A
+         * super-segment is never edited in place: the splice sends its bytes in segments of
+         * its own. */
+        struct mqo_rawframe *w = (struct mqo_rawframe *)f;
+        if (mqo_cksum_complete4(w->data, w->len) > 0)
+            w->flags &= (uint16_t)~MQO_FRAME_CSUM_PARTIAL;
+    }
     int csum_ok = (f->flags & (MQO_FRAME_CSUM_PARTIAL | MQO_FRAME_CSUM_VALID)) != 0;
     return mqo_splice_input(m->sp, in, f->data, f->len, csum_ok, now);
 }

@@ -40,9 +40,26 @@
  * Shared blocks (mqo_frame_attach): a frame's head and its block are two iovecs of the same
  * sendmmsg message, so the kernel copies the block straight from the shared buffer.
  *
+ * Segmentation offload (unless MQO_PORT_NO_VNET): the socket reads and writes every frame
+ * after a virtio-net header (PACKET_VNET_HDR, l2/gso.h). On send, a frame flagged
+ * MQO_FRAME_TSO leaves as one super-segment the kernel cuts (GSO: on a veth it reaches the
+ * peer's stack whole, which takes it as GRO would have made it; toward a device with TSO the
+ * device cuts it; otherwise the kernel does, in software, after the qdisc) and a partial
+ * checksum is left to the kernel (NEEDS_CSUM): on a veth nobody ever sums it, the receiving
+ * stack trusts a partial checksum of its own host. TSO frames are built in a buffer of
+ * MQO_FRAME_LARGE bytes (mqo_frame_append moves the frame there: MQO_PORT_CAP_LARGE), from a
+ * pool of such buffers kept by the port. On receive, the header says what the frame is: a
+ * partial or verified checksum, a super-segment (GRO on the port, or a local sender's GSO).
+ * Ring slots are sized for the MTU (32 768 slots of 64 KiB would be 2 GiB); a frame longer
+ * than its slot is copied by the kernel into the socket's receive queue as well
+ * (PACKET_COPY_THRESH, the slot says TP_STATUS_COPY), from where rx_burst reads it whole into
+ * a large buffer, in the ring's order.
+ *
  * Not thread-safe: the ports of a process and their frames are used from one thread.
  */
 #include "pktio/pktio_int.h"
+
+#include "l2/gso.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,6 +82,8 @@
 #define DEFAULT_EXTRA 8192
 #define BURST_MAX 256        /* frames per sendmmsg call */
 #define SNDBUF (4 << 20)
+#define RCVBUF (32 << 20)    /* the receive queue of super-segments longer than a slot */
+#define BIG_POOL 256         /* large buffers kept for reuse */
 
 /* Where the V2 header ends and the sockaddr_ll the kernel writes after it. */
 #define V2_HDR TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
@@ -76,6 +95,7 @@ struct afp_frame {
     struct afp_frame *next; /* free list */
     struct afp_frame *all;  /* every descriptor of the port, for close */
     uint8_t *buf;           /* owned buffer (BUF_HEADROOM + MQO_FRAME_MAX) or NULL */
+    uint8_t *big;           /* large buffer (BUF_HEADROOM + MQO_FRAME_LARGE) in use, or NULL */
     int32_t slot;           /* RX ring slot held, -1 none */
     struct mqo_frame_ext ext; /* MQO_FRAME_EXT: the block */
 };
@@ -96,7 +116,11 @@ struct afp_port {
     int ignore_outgoing; /* PACKET_IGNORE_OUTGOING accepted */
     /* sendmmsg */
     struct mmsghdr *mm;
-    struct iovec *iov; /* two per message: head, block */
+    struct iovec *iov; /* three per message: virtio-net header, head, block */
+    uint8_t (*vh)[MQO_VNET_HDR_LEN]; /* a header per message */
+    int vnet;          /* PACKET_VNET_HDR on */
+    void *big_free;    /* pool of large buffers (a link in their first bytes) */
+    unsigned nbig_free;
     /* frame descriptors */
     struct afp_frame *free_nobuf, *free_buf, *all;
     uint32_t ndesc, max_desc;
@@ -147,6 +171,28 @@ static int desc_ensure_buf(struct afp_frame *d)
     return 0;
 }
 
+static uint8_t *big_get(struct afp_port *p)
+{
+    uint8_t *b = p->big_free;
+    if (b) {
+        memcpy(&p->big_free, b, sizeof(void *));
+        p->nbig_free--;
+        return b;
+    }
+    return malloc(BUF_HEADROOM + MQO_FRAME_LARGE);
+}
+
+static void big_put(struct afp_port *p, uint8_t *b)
+{
+    if (p->nbig_free >= BIG_POOL) {
+        free(b);
+        return;
+    }
+    memcpy(b, &p->big_free, sizeof(void *));
+    p->big_free = b;
+    p->nbig_free++;
+}
+
 static void slot_release(struct afp_port *p, int32_t slot)
 {
     p->rx_held[slot] = 0;
@@ -167,6 +213,10 @@ static void desc_put(struct afp_frame *d)
     if (d->slot >= 0) {
         slot_release(p, d->slot);
         d->slot = -1;
+    }
+    if (d->big) {
+        big_put(p, d->big);
+        d->big = NULL;
     }
     if (d->buf) {
         d->next = p->free_buf;
@@ -225,11 +275,37 @@ static void afp_free(struct mqo_rawframe *f) { desc_put(f->priv); }
 static int afp_attach(struct mqo_rawframe *f, const struct mqo_frame_ext *ext)
 {
     struct afp_frame *d = f->priv;
-    if ((uint64_t)f->len + ext->len > MQO_FRAME_MAX)
+    uint32_t max = d->port->vnet && (f->flags & MQO_FRAME_TSO) ? MQO_FRAME_LARGE : MQO_FRAME_MAX;
+    if ((uint64_t)f->len + ext->len > max)
         return -EMSGSIZE;
     d->ext = *ext;
     f->ext_len = ext->len;
     f->flags |= MQO_FRAME_EXT;
+    return 0;
+}
+
+/* A TSO frame past its buffer: it moves to a large one (MQO_PORT_CAP_LARGE). */
+static int afp_append(struct mqo_rawframe *f, const uint8_t *src, uint32_t len)
+{
+    struct afp_frame *d = f->priv;
+    struct afp_port *p = d->port;
+    if (!p->vnet || (uint64_t)f->len + len > MQO_FRAME_LARGE)
+        return -EMSGSIZE;
+    if (!d->big) {
+        uint8_t *b = big_get(p);
+        if (!b)
+            return -ENOMEM;
+        memcpy(b + BUF_HEADROOM, f->data, f->len);
+        if (d->slot >= 0) {
+            slot_release(p, d->slot);
+            d->slot = -1;
+        }
+        d->big = b;
+        f->data = b + BUF_HEADROOM;
+        f->cap = MQO_FRAME_LARGE;
+    }
+    memcpy(f->data + f->len, src, len);
+    f->len += len;
     return 0;
 }
 
@@ -238,6 +314,19 @@ static int afp_detach(struct mqo_rawframe *f)
     struct afp_frame *d = f->priv;
     if (d->slot < 0)
         return 0;
+    if (f->len > MQO_FRAME_MAX) { /* a super-segment in a slot (jumbo MTU): a large buffer */
+        uint8_t *b = big_get(d->port);
+        if (!b)
+            return -ENOMEM;
+        memcpy(b + BUF_HEADROOM, f->data, f->len);
+        f->data = b + BUF_HEADROOM;
+        f->cap = MQO_FRAME_LARGE;
+        d->big = b;
+        slot_release(d->port, d->slot);
+        d->slot = -1;
+        d->port->st.detached++;
+        return 0;
+    }
     if (desc_ensure_buf(d))
         return -ENOMEM;
     uint32_t len = f->len <= MQO_FRAME_MAX ? f->len : MQO_FRAME_MAX;
@@ -296,6 +385,11 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
         r = fail(err, errlen, errno, ifname, "PACKET_VERSION");
         goto out;
     }
+    /* the virtio-net header must be asked for before the ring exists; a kernel without it
+     * (or a socket that refuses it) runs without offloads */
+    v = 1;
+    p->vnet = !(cfg->flags & MQO_PORT_NO_VNET) &&
+              setsockopt(p->fd, SOL_PACKET, PACKET_VNET_HDR, &v, sizeof v) == 0;
     v = RX_RESERVE;
     if (setsockopt(p->fd, SOL_PACKET, PACKET_RESERVE, &v, sizeof v)) {
         r = fail(err, errlen, errno, ifname, "PACKET_RESERVE");
@@ -311,7 +405,8 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
         mtu = (unsigned)ifr.ifr_mtu;
     if (mtu > MQO_FRAME_MAX - 18)
         mtu = MQO_FRAME_MAX - 18;
-    unsigned need = (unsigned)TPACKET_ALIGN(V2_HDRLEN + 16) + RX_RESERVE + mtu + 18;
+    unsigned need = (unsigned)TPACKET_ALIGN(V2_HDRLEN + 16) + RX_RESERVE +
+                    (p->vnet ? MQO_VNET_HDR_LEN : 0) + mtu + 18;
     p->frame_size = 2048;
     while (p->frame_size < need)
         p->frame_size <<= 1;
@@ -343,8 +438,9 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
     p->rx = p->map;
     p->rx_held = calloc(p->rx_n, 1);
     p->mm = calloc(BURST_MAX, sizeof *p->mm);
-    p->iov = calloc(2 * BURST_MAX, sizeof *p->iov);
-    if (!p->rx_held || !p->mm || !p->iov) {
+    p->iov = calloc(3 * BURST_MAX, sizeof *p->iov);
+    p->vh = calloc(BURST_MAX, sizeof *p->vh);
+    if (!p->rx_held || !p->mm || !p->iov || !p->vh) {
         r = fail(err, errlen, ENOMEM, ifname, "allocating the port");
         goto out;
     }
@@ -366,6 +462,17 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
     v = SNDBUF;
     if (setsockopt(p->fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v))
         (void)setsockopt(p->fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    if (p->vnet) {
+        /* frames longer than a slot: also queued on the socket, read whole by rx_burst */
+        v = 1;
+        if (setsockopt(p->fd, SOL_PACKET, PACKET_COPY_THRESH, &v, sizeof v) == 0) {
+            v = RCVBUF;
+            if (setsockopt(p->fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v))
+                (void)setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+        }
+        p->base.info.caps |= MQO_PORT_CAP_TX_CSUM | MQO_PORT_CAP_TSO | MQO_PORT_CAP_LARGE;
+        p->base.info.tso_max = 64000;
+    }
 
     struct sockaddr_ll sll = {
         .sll_family = AF_PACKET,
@@ -384,8 +491,8 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
             goto out;
         }
     }
-    snprintf(p->base.info.detail, sizeof p->base.info.detail, "TPACKET_V2 ring of %u slots",
-             p->rx_n);
+    snprintf(p->base.info.detail, sizeof p->base.info.detail, "TPACKET_V2 ring of %u slots, %s",
+             p->rx_n, p->vnet ? "GSO and checksum offload (virtio-net header)" : "no offloads");
     *out = &p->base;
     return 0;
 out:
@@ -400,6 +507,7 @@ static void afp_close(struct mqo_port *port)
     while (d) {
         struct afp_frame *n = d->all;
         free(d->buf);
+        free(d->big);
         free(d);
         d = n;
     }
@@ -410,6 +518,12 @@ static void afp_close(struct mqo_port *port)
     free(p->rx_held);
     free(p->mm);
     free(p->iov);
+    free(p->vh);
+    while (p->big_free) {
+        void *b = p->big_free;
+        memcpy(&p->big_free, b, sizeof(void *));
+        free(b);
+    }
     free(p);
 }
 
@@ -439,6 +553,69 @@ static uint64_t ts_of(const struct timespec *t)
     return (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
 }
 
+/* The virtio-net header the kernel wrote before a frame: its flags (l2/gso.h). 0, or -1 when
+ * the header contradicts the frame (dropped). */
+static int vnet_flags(struct afp_frame *d, const uint8_t *vhp)
+{
+    struct mqo_vnet_hdr vh;
+    uint16_t fl, seg;
+    mqo_vnet_load(&vh, vhp);
+    if (mqo_vnet_rx(&vh, d->f.data, d->f.len, &fl, &seg))
+        return -1;
+    d->f.flags = (uint16_t)((d->f.flags & ~(MQO_FRAME_CSUM_PARTIAL | MQO_FRAME_CSUM_VALID)) | fl);
+    d->f.seg_size = seg;
+    return 0;
+}
+
+/* A frame longer than its slot, which the kernel also queued whole on the socket
+ * (TP_STATUS_COPY): read into a large buffer of d. The queue holds these frames in the ring's
+ * order, one per such slot. Returns 0, or -1 when the frame is lost (counted). */
+static int rx_copy(struct afp_port *p, struct afp_frame *d, const struct tpacket2_hdr *h,
+                   uint32_t status)
+{
+    uint8_t vh[MQO_VNET_HDR_LEN], scratch[1];
+    uint8_t *b = big_get(p);
+    struct iovec iov[2] = {{vh, sizeof vh},
+                           {b ? b + BUF_HEADROOM : scratch, b ? MQO_FRAME_LARGE - 4 : 1}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t r;
+    do
+        r = recvmsg(p->fd, &mh, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (!b || r < (ssize_t)sizeof vh + 14 || (mh.msg_flags & MSG_TRUNC)) {
+        if (b)
+            big_put(p, b);
+        p->st.rx_truncated++;
+        p->st.rx_dropped++;
+        return -1;
+    }
+    d->big = b;
+    uint8_t *data = b + BUF_HEADROOM;
+    uint32_t len = (uint32_t)(r - (ssize_t)sizeof vh);
+    d->f.flags = 0;
+    if (status & TP_STATUS_VLAN_VALID) {
+        uint16_t tpid = (status & TP_STATUS_VLAN_TPID_VALID) && h->tp_vlan_tpid ? h->tp_vlan_tpid
+                                                                               : ETH_P_8021Q;
+        memmove(data - 4, data, 12);
+        data -= 4;
+        uint8_t tag[4] = {(uint8_t)(tpid >> 8), (uint8_t)tpid, (uint8_t)(h->tp_vlan_tci >> 8),
+                          (uint8_t)h->tp_vlan_tci};
+        memcpy(data + 12, tag, 4);
+        len += 4;
+        d->f.flags |= MQO_FRAME_VLAN_RESTORED;
+    }
+    d->f.data = data;
+    d->f.len = len;
+    d->f.cap = MQO_FRAME_LARGE;
+    if (vnet_flags(d, vh)) {
+        big_put(p, b);
+        d->big = NULL;
+        p->st.rx_dropped++;
+        return -1;
+    }
+    return 0;
+}
+
 static int afp_rx_burst(struct mqo_port *port, struct mqo_rawframe **v, int n)
 {
     struct afp_port *p = (struct afp_port *)port;
@@ -464,20 +641,39 @@ static int afp_rx_burst(struct mqo_port *port, struct mqo_rawframe **v, int n)
             status_store(h, TP_STATUS_KERNEL);
             continue;
         }
+        int copied = 0;
+        struct afp_frame *d = NULL;
         if (h->tp_snaplen < h->tp_len || h->tp_mac + h->tp_snaplen > p->frame_size) {
-            p->rx_head = (i + 1 == p->rx_n) ? 0 : i + 1;
-            status_store(h, TP_STATUS_KERNEL);
-            p->st.rx_truncated++;
-            p->st.rx_dropped++;
-            continue;
+            if ((status & TP_STATUS_COPY) && p->vnet) {
+                d = desc_get_rx(p);
+                if (!d)
+                    break; /* every descriptor is out: the frame waits in the ring */
+                copied = rx_copy(p, d, h, status) == 0;
+            } else {
+                p->st.rx_truncated++;
+                p->st.rx_dropped++;
+            }
+            if (!copied) {
+                if (d)
+                    desc_put(d);
+                p->rx_head = (i + 1 == p->rx_n) ? 0 : i + 1;
+                status_store(h, TP_STATUS_KERNEL);
+                continue;
+            }
         }
-        struct afp_frame *d = desc_get_rx(p);
+        if (!d)
+            d = desc_get_rx(p);
         if (!d)
             break; /* every descriptor is out: the frame waits in the ring */
         p->rx_head = (i + 1 == p->rx_n) ? 0 : i + 1;
+        if (copied)
+            goto stamp; /* the slot holds only the head: it goes back once its time is read */
         uint8_t *data = (uint8_t *)h + h->tp_mac;
         uint32_t len = h->tp_snaplen;
         uint16_t flags = 0;
+        uint8_t vh[MQO_VNET_HDR_LEN];
+        if (p->vnet) /* before the frame: read before a VLAN tag is put back over it */
+            memcpy(vh, data - MQO_VNET_HDR_LEN, sizeof vh);
         if (status & TP_STATUS_CSUMNOTREADY)
             flags |= MQO_FRAME_CSUM_PARTIAL;
         if (status & TP_STATUS_CSUM_VALID)
@@ -524,8 +720,16 @@ static int afp_rx_burst(struct mqo_port *port, struct mqo_rawframe **v, int n)
         f->len = len;
         f->cap = d->slot >= 0 ? (uint32_t)(p->frame_size - (uint32_t)(data - (uint8_t *)h))
                               : MQO_FRAME_MAX;
-        f->port = p->index;
         f->flags = flags;
+        f->seg_size = 0;
+        if (p->vnet && vnet_flags(d, vh)) {
+            p->st.rx_dropped++;
+            desc_put(d);
+            continue;
+        }
+    stamp:
+        f = &d->f;
+        f->port = p->index;
         if (!have_clock) {
             struct timespec m, r;
             clock_gettime(CLOCK_MONOTONIC, &m);
@@ -537,8 +741,10 @@ static int afp_rx_burst(struct mqo_port *port, struct mqo_rawframe **v, int n)
         uint64_t real = (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec;
         uint64_t ts = h->tp_sec ? real + offset : mono;
         f->ts_ns = (int64_t)(ts - mono) > 0 ? mono : ts;
+        if (copied)
+            status_store(h, TP_STATUS_KERNEL);
         p->st.rx_frames++;
-        p->st.rx_bytes += len;
+        p->st.rx_bytes += f->len;
         v[k++] = f;
     }
     return k;
@@ -552,19 +758,29 @@ static int sendmmsg_burst(struct afp_port *p, struct mqo_rawframe **v, int n)
     while (done < n) {
         int m = n - done < BURST_MAX ? n - done : BURST_MAX;
         for (int i = 0; i < m; i++) {
-            const struct mqo_rawframe *f = v[done + i];
-            struct iovec *iov = &p->iov[2 * i];
-            iov[0].iov_base = f->data;
-            iov[0].iov_len = f->len;
+            struct mqo_rawframe *f = v[done + i];
+            struct iovec *iov = &p->iov[3 * i];
+            size_t k = 0;
             memset(&p->mm[i], 0, sizeof p->mm[i]);
-            p->mm[i].msg_hdr.msg_iov = iov;
-            p->mm[i].msg_hdr.msg_iovlen = 1;
+            if (p->vnet) {
+                /* what the kernel is left to do (built again, the same, if the frame waits) */
+                struct mqo_vnet_hdr vh;
+                if (mqo_vnet_tx(&vh, f->data, f->len, f->len + f->ext_len, f->flags,
+                                f->seg_size) < 0)
+                    memset(&vh, 0, sizeof vh); /* longer than the MTU: refused, dropped */
+                mqo_vnet_store(&vh, p->vh[i]);
+                iov[k].iov_base = p->vh[i];
+                iov[k++].iov_len = MQO_VNET_HDR_LEN;
+            }
+            iov[k].iov_base = f->data;
+            iov[k++].iov_len = f->len;
             if (f->flags & MQO_FRAME_EXT) {
                 const struct afp_frame *d = f->priv;
-                iov[1].iov_base = (void *)d->ext.p;
-                iov[1].iov_len = d->ext.len;
-                p->mm[i].msg_hdr.msg_iovlen = 2;
+                iov[k].iov_base = (void *)d->ext.p;
+                iov[k++].iov_len = d->ext.len;
             }
+            p->mm[i].msg_hdr.msg_iov = iov;
+            p->mm[i].msg_hdr.msg_iovlen = k;
         }
         int r = sendmmsg(p->fd, p->mm, (unsigned)m, MSG_DONTWAIT);
         if (r > 0) {
@@ -573,6 +789,10 @@ static int sendmmsg_burst(struct afp_port *p, struct mqo_rawframe **v, int n)
                 p->st.tx_frames++;
                 p->st.tx_bytes += f->len + f->ext_len;
                 p->st.ext_frames += (f->flags & MQO_FRAME_EXT) != 0;
+                if (p->vnet) {
+                    p->st.csum_offloaded += p->vh[i][0] != 0;
+                    p->st.tso_frames += p->vh[i][1] != 0;
+                }
                 mqo_frame_free(f);
             }
             done += r;
@@ -617,4 +837,5 @@ static const struct mqo_pktio_ops afp_ops = {
     .fd = afp_fd,
     .stats = afp_stats,
     .attach = afp_attach,
+    .append = afp_append,
 };

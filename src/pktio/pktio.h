@@ -17,6 +17,8 @@
 #include <stdint.h>
 
 #define MQO_FRAME_MAX 9216 /* largest frame handled (jumbo) */
+/* largest super-segment (MQO_PORT_CAP_LARGE): a 64 KiB IPv4 datagram, Ethernet and 2 tags */
+#define MQO_FRAME_LARGE (65536 + 32)
 
 struct mqo_rawframe {
     uint8_t *data;   /* frame bytes, starting with the Ethernet header */
@@ -51,7 +53,9 @@ struct mqo_rawframe {
 /* Set by the sender: an IPv4 TCP frame the device cuts into segments of seg_size payload
  * bytes (TSO; the port has MQO_PORT_CAP_TSO). Its TCP checksum field holds the pseudo-header
  * sum without the length, its IP header the whole frame's length; the device writes every
- * segment's lengths, sequence numbers, IP ids and checksums. */
+ * segment's lengths, sequence numbers, IP ids and checksums. Also set on receive (with
+ * MQO_FRAME_CSUM_PARTIAL, the field rewritten to the same convention) for a super-segment
+ * the kernel delivered (MQO_PORT_CAP_LARGE: GRO, or a local sender's GSO). */
 #define MQO_FRAME_TSO 0x0020
 
 enum mqo_pktio_backend {
@@ -85,6 +89,10 @@ struct mqo_port_cfg {
 /* AF_PACKET: send through the device directly (PACKET_QDISC_BYPASS). Frames then skip the
  * qdisc and are not seen by other packet sockets on the interface (tcpdump). */
 #define MQO_PORT_QDISC_BYPASS 0x1
+/* AF_PACKET: no virtio-net header (PACKET_VNET_HDR): no segmentation or checksum offload,
+ * frames of at most the ring slot's size (super-segments the kernel delivers are dropped as
+ * truncated; endpoints must then not send any). */
+#define MQO_PORT_NO_VNET 0x4
 /* DPDK: reference shared blocks (mqo_frame_attach) on a software device too (net_af_packet,
  * net_af_xdp...), which copies a chained mbuf's segments into its ring anyway: measured to
  * cost more than the copy it saves, so off unless asked for (tests, measurements). */
@@ -106,6 +114,11 @@ struct mqo_port;
 #define MQO_PORT_CAP_EXT 0x08
 /* mqo_port_fd has no descriptor: the caller polls rx_burst (DPDK). */
 #define MQO_PORT_CAP_POLL 0x10
+/* Frames up to MQO_FRAME_LARGE bytes in one buffer (AF_PACKET with the virtio-net header):
+ * super-segments received (GRO, a local sender's GSO: MQO_FRAME_TSO with seg_size) and TSO
+ * frames built with mqo_frame_append hold all their bytes in data[0..len), so they can also be
+ * cut in software (l2/gso.h) for an output that needs wire segments. */
+#define MQO_PORT_CAP_LARGE 0x20
 
 struct mqo_port_info {
     const char *backend;   /* "afpacket", "dpdk", "afxdp" */

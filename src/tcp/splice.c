@@ -1265,9 +1265,17 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
                 h->rtx_pend = 1;
             }
         } else if (h->cwnd < h->ssthresh) {
-            h->cwnd += n < mss ? n : mss; /* slow start */
+            /* slow start, counting the bytes acknowledged (RFC 3465 without its per-ACK limit,
+             * as Linux counts segments): a receiver that acknowledges a super-segment (TSO,
+             * GSO on a veth, GRO) or every other one sends one ACK for many MSS, and growing by
+             * one MSS per ACK would leave the window at a few segments, a 64 KiB delivery
+             * waiting several round trips for it */
+            h->cwnd += n;
+            if (h->cwnd > h->ssthresh)
+                h->cwnd = h->ssthresh;
         } else {
-            h->cwnd += mss * mss / h->cwnd + 1; /* congestion avoidance */
+            /* congestion avoidance: one MSS per window of bytes acknowledged */
+            h->cwnd += mss * n / h->cwnd + 1;
         }
         h->dupacks = 0;
         arm(c, &h->rtx_deadline,

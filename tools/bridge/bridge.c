@@ -58,7 +58,10 @@ static void usage(FILE *o)
             "  --busy-poll US       after a frame, poll without sleeping for US microseconds\n"
             "                       (default 0)\n"
             "  --qdisc-bypass       PACKET_QDISC_BYPASS (faster; tcpdump no longer sees TX)\n"
-            "  --no-fix-csum        forward partial checksums as they are\n"
+            "  --no-fix-csum        forward partial checksums as they are (afpacket: with\n"
+            "                       the virtio-net header the kernel completes them anyway)\n"
+            "  --no-gso             afpacket: no virtio-net header (no segmentation or checksum\n"
+            "                       offload; frames longer than a ring slot are dropped)\n"
             "  --no-promisc         leave the interfaces' promiscuous mode alone\n"
             "  --quiet              no start line\n");
 }
@@ -84,7 +87,7 @@ int main(int argc, char **argv)
     int fix_csum = 1, promisc = 1, quiet = 0;
     enum {
         O_A = 256, O_B, O_L2, O_STATIC, O_FLOOD, O_AGING, O_IMP, O_A2B, O_B2A, O_RING,
-        O_BUSY, O_BYPASS, O_NOFIX, O_NOPROMISC, O_QUIET, O_IO, O_EAL, O_HELP
+        O_BUSY, O_BYPASS, O_NOGSO, O_NOFIX, O_NOPROMISC, O_QUIET, O_IO, O_EAL, O_HELP
     };
     static const struct option opts[] = {
         {"port-a", required_argument, 0, O_A},
@@ -99,6 +102,7 @@ int main(int argc, char **argv)
         {"ring", required_argument, 0, O_RING},
         {"busy-poll", required_argument, 0, O_BUSY},
         {"qdisc-bypass", no_argument, 0, O_BYPASS},
+        {"no-gso", no_argument, 0, O_NOGSO},
         {"no-fix-csum", no_argument, 0, O_NOFIX},
         {"no-promisc", no_argument, 0, O_NOPROMISC},
         {"quiet", no_argument, 0, O_QUIET},
@@ -153,6 +157,7 @@ int main(int argc, char **argv)
             break;
         }
         case O_BYPASS: port_flags |= MQO_PORT_QDISC_BYPASS; break;
+        case O_NOGSO: port_flags |= MQO_PORT_NO_VNET; break;
         case O_NOFIX: fix_csum = 0; break;
         case O_NOPROMISC: promisc = 0; break;
         case O_QUIET: quiet = 1; break;

@@ -583,7 +583,8 @@ static void ep_receive(struct ts_net *n, struct ts_ep *e, const uint8_t *f, size
             if (fin && skip + take == plen)
                 e->fin_rcvd = 1;
             e->unacked_segs++;
-            if (!e->delayed_ack || e->unacked_segs >= 2 || fin)
+            if (!e->delayed_ack || e->unacked_segs >= (int)(e->ack_every ? e->ack_every : 2) ||
+                fin)
                 ack_now(n, e);
             else if (!e->ack_at)
                 e->ack_at = n->now + 40 * MS;

@@ -42,6 +42,8 @@ struct ts_ep {
     uint32_t ts_recent;        /* peer's last TSval accepted */
     uint64_t rtx_at;
     int delayed_ack;           /* 1: ack every second segment or after 40 ms */
+    unsigned ack_every;        /* delayed_ack: ack every this many segments instead of 2 (a
+                                * stack that gets super-segments: GSO on a veth, GRO) */
     int unacked_segs;
     uint64_t ack_at;
     int fin_sent, fin_rcvd;

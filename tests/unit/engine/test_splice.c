@@ -709,6 +709,60 @@ static void test_fanout_tso(void **s)
     }
 }
 
+/* When the last data frame toward a subscriber left the splice. */
+struct last_data {
+    const struct harness *h;
+    uint16_t port;
+    uint64_t at;
+};
+
+static int note_data(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *f,
+                     size_t len)
+{
+    struct last_data *l = arg;
+    if (to_splice || ep->side != MQO_SIDE_CLIENT || ep->port != l->port)
+        return 0;
+    size_t hl = (size_t)(f[14 + 20 + 12] >> 4) * 4;
+    if (len > 14 + 20 + hl)
+        l->at = l->h->net.now;
+    return 0;
+}
+
+/* A subscriber that acknowledges 40 segments at once (or after 40 ms), as a stack does that
+ * receives super-segments (GSO on a veth, GRO): the congestion window grows by the bytes each
+ * ACK covers, so 12 payloads of 30 kB reach it within a few delayed-ACK rounds. Growing one
+ * MSS per ACK instead, each round waits for the receiver's 40 ms timer with a window one MSS
+ * larger than the last. */
+static void test_stretch_acks(void **s)
+{
+    h_tso_max = 64000;
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "big", 0);
+    h->cl[1].cep->delayed_ack = 1;
+    h->cl[1].cep->ack_every = 40;
+    h->cl[1].cep->rcv_wnd = 4 << 20;
+    struct last_data l = {.h = h, .port = h->cl[1].cep->port};
+    h->net.wire.drop = note_data;
+    h->net.wire.drop_arg = &l;
+    static char pl[30001];
+    memset(pl, 'x', sizeof pl - 1);
+    uint64_t t0 = h->net.now;
+    for (int k = 0; k < 12; k++)
+        h_publish(h, 0, "big", pl, 0, 0);
+    h_run(h);
+    assert_int_equal(h_count_pub(h, 1, "big"), 12);
+    uint64_t took_ms = (l.at - t0) / 1000000;
+    if (getenv("STRETCH_DEBUG"))
+        fprintf(stderr, "stretch: %llu ms\n", (unsigned long long)took_ms);
+    if (took_ms > 250)
+        fail_msg("12 x 30 kB to a stretch-ACK receiver: last data after %llu ms",
+                 (unsigned long long)took_ms);
+    h->net.wire.drop = NULL;
+    no_violations(h);
+    done(h);
+    h_tso_max = 0;
+}
+
 /* The random scripts of the differential test with TSO and checksums left to the output
  * toward both sides, impaired wire. */
 static void test_differential_tso(void **s)
@@ -770,6 +824,7 @@ int main(void)
         cmocka_unit_test(test_fanout_shared_payload),
         cmocka_unit_test(test_differential_shared),
         cmocka_unit_test(test_fanout_tso),
+        cmocka_unit_test(test_stretch_acks),
         cmocka_unit_test(test_differential_tso),
     };
     return cmocka_run_group_tests_name("splice", tests, NULL, NULL);
