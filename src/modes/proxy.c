@@ -551,7 +551,7 @@ void mqo_px_broker_failed(struct pconn *pc, int err)
 
 void mqo_px_writable(struct pconn *pc, int side)
 {
-    if (!pc->dead && (pc->s[side].q.bytes || pc->s[side].want_shut))
+    if (!pc->dead && (pc->s[side].q.bytes || (pc->s[side].want_shut && !pc->s[side].wr_shut)))
         mark_dirty(pc);
 }
 

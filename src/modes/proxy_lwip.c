@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -28,6 +29,16 @@
 #include "modes/proxy_int.h"
 #include "stack/lwip.h"
 
+/* Memory exhaustion. Debian's lwIP allocates with malloc (MEMP_MEM_MALLOC), also for its own
+ * timers, and aborts when such an allocation fails (an assertion in sys_timeout): it must not
+ * run out. So a new connection is accepted only while PROBE_BLOCKS allocations of PROBE bytes
+ * succeed (headroom), and RESERVE_BLOCKS such blocks taken at start are given back the first time an
+ * allocation failed anyway, for the existing connections (taken again once memory is back; new
+ * connections wait for that). */
+#define PROBE (4u << 10) /* small: freed memory between live allocations counts */
+#define PROBE_BLOCKS 64     /* the probe: this many blocks of PROBE bytes */
+#define RESERVE_BLOCKS 256 /* of PROBE bytes: the reserve, in the heap as lwIP's allocations */
+
 struct lw {
     const struct mqo_proxy_cfg *cfg;
     const struct mqo_proxy_lwip_cfg *lc;
@@ -38,7 +49,40 @@ struct lw {
     uint64_t refused_limit, refused_nomem, broker_nomem;
     uint64_t logged_limit, logged_nomem; /* counts when last logged */
     time_t logged_at_limit, logged_at_nomem;
+    void *reserve[RESERVE_BLOCKS]; /* given back when an allocation failed; [0]: held */
 };
+
+static int memory_ok(struct lw *l)
+{
+    if (!l->reserve[0])
+        return 0;
+    void *p[PROBE_BLOCKS];
+    int n = 0;
+    while (n < PROBE_BLOCKS && (p[n] = malloc(PROBE)))
+        n++;
+    for (int i = 0; i < n; i++)
+        free(p[i]);
+    return n == PROBE_BLOCKS;
+}
+
+static void memory_failed(struct lw *l)
+{
+    for (int i = 0; i < RESERVE_BLOCKS; i++) {
+        free(l->reserve[i]);
+        l->reserve[i] = NULL;
+    }
+}
+
+static void reserve_take(struct lw *l)
+{
+    for (int i = 0; i < RESERVE_BLOCKS; i++)
+        if (!(l->reserve[i] = malloc(PROBE))) {
+            memory_failed(l);
+            return;
+        }
+    if (!memory_ok(l))
+        memory_failed(l);
+}
 
 static void *tagp(struct pconn *pc, int side) { return (void *)((uintptr_t)pc | (uintptr_t)side); }
 static struct pconn *tag_pc(void *arg) { return (struct pconn *)((uintptr_t)arg & ~(uintptr_t)1); }
@@ -98,6 +142,15 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
     return ERR_OK;
 }
 
+/* Every second or so: what a write refused for want of memory (nothing in flight, so no
+ * on_sent comes) is tried again. */
+static err_t on_poll(void *arg, struct tcp_pcb *pcb)
+{
+    if (arg)
+        mqo_px_writable(tag_pc(arg), tag_side(arg));
+    return ERR_OK;
+}
+
 /* The pcb is gone (lwIP freed it): a reset, or lwIP gave up. */
 static void on_err(void *arg, err_t err)
 {
@@ -118,6 +171,7 @@ static void own(struct tcp_pcb *pcb, struct pconn *pc, int side)
     tcp_recv(pcb, on_recv);
     tcp_sent(pcb, on_sent);
     tcp_err(pcb, on_err);
+    tcp_poll(pcb, on_poll, 2);
     tcp_nagle_disable(pcb);
 }
 
@@ -132,10 +186,16 @@ static void to_sockaddr(const ip_addr_t *a, u16_t port, struct sockaddr_in *sa)
 static err_t on_accept(void *arg, struct tcp_pcb *npcb, err_t err)
 {
     struct lw *l = arg;
-    if (err != ERR_OK || !npcb) { /* lwIP could not allocate the connection */
+    if (err != ERR_OK || !npcb || !memory_ok(l)) { /* no memory for another connection */
+        if (err != ERR_OK || !npcb)
+            memory_failed(l);
         l->refused_nomem++;
         log_refusal(l->refused_nomem, &l->logged_nomem, &l->logged_at_nomem,
                     "lwIP out of memory");
+        if (npcb) {
+            tcp_abort(npcb);
+            return ERR_ABRT;
+        }
         return ERR_VAL;
     }
     uint32_t max = l->lc->max_conns ? l->lc->max_conns : 100000;
@@ -152,6 +212,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *npcb, err_t err)
     struct pconn *pc = mqo_px_accepted(l->px, npcb, (struct sockaddr *)&peer, sizeof peer,
                                        (struct sockaddr *)&local, sizeof local);
     if (!pc) {
+        memory_failed(l);
         l->refused_nomem++;
         tcp_abort(npcb);
         return ERR_ABRT;
@@ -209,6 +270,8 @@ static void op_tick(void *arg, uint64_t now_ns)
 {
     struct lw *l = arg;
     mqo_lwip_tick(l->s);
+    if (!l->reserve[0]) /* taken again once there is room for it and a probe */
+        reserve_take(l);
     log_refusal(l->refused_limit, &l->logged_limit, &l->logged_at_limit,
                 "connection limit (--max-conns) reached");
     log_refusal(l->refused_nomem, &l->logged_nomem, &l->logged_at_nomem, "lwIP out of memory");
@@ -310,6 +373,7 @@ static void op_close(void *arg, void *h, int abort)
     tcp_recv(p, NULL);
     tcp_sent(p, NULL);
     tcp_err(p, NULL);
+    tcp_poll(p, NULL, 0);
     if (abort) {
         tcp_output(p); /* what it is owed goes before the reset */
         tcp_abort(p);
@@ -414,6 +478,7 @@ int mqo_proxy_lwip_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats 
                               .resume = op_resume,
                               .close = op_close,
                               .counters = op_counters};
+    reserve_take(&l);
     rc = mqo_px_run(cfg, &st, est, pst);
     if (l.lpcb)
         tcp_close(l.lpcb);
@@ -429,5 +494,6 @@ int mqo_proxy_lwip_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats 
             (unsigned long long)l.refused_limit, (unsigned long long)l.refused_nomem);
     mqo_lwip_close(l.s);
     mqo_port_close(sc.port);
+    memory_failed(&l);
     return rc;
 }

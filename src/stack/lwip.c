@@ -26,6 +26,7 @@
 #define RX_BURST 64
 #define RX_PER_POLL 1024 /* frames per poll at most: the loop's other work goes on */
 #define TXQ_MAX 8192     /* frames waiting for room in the port at most */
+#define TX_RESERVE 512   /* frame buffers allocated at start */
 
 struct mqo_lwip {
     struct mqo_lwip_cfg cfg;
@@ -53,7 +54,14 @@ static err_t linkoutput(struct netif *nif, struct pbuf *p)
         s->st.tx_dropped++;
         return ERR_OK; /* lost on the wire, as far as TCP knows: it sends again */
     }
+    /* the port's buffers come back as it sends: send what waits before taking more */
+    if (s->txn >= TX_RESERVE / 2)
+        mqo_lwip_flush(s);
     struct mqo_rawframe *f = mqo_frame_alloc(s->cfg.port);
+    if (!f && s->txn) {
+        mqo_lwip_flush(s);
+        f = mqo_frame_alloc(s->cfg.port);
+    }
     if (!f || p->tot_len > f->cap) {
         if (f)
             mqo_frame_free(f);
@@ -104,6 +112,14 @@ int mqo_lwip_open(const struct mqo_lwip_cfg *cfg, struct mqo_lwip **out, char *e
     uint32_t cap = mqo_port_info(cfg->port)->frame_cap;
     if (cap && cap < (uint32_t)s->cfg.mtu + 18u)
         s->cfg.mtu = (uint16_t)(cap - 18u);
+    /* Frame buffers for sending, taken now: a port recycles its buffers, so the stack sends
+     * (ACKs, FINs, resets, data) without allocating once warm, even when memory runs out. */
+    struct mqo_rawframe *warm[TX_RESERVE];
+    int nw = 0;
+    while (nw < TX_RESERVE && (warm[nw] = mqo_frame_alloc(cfg->port)))
+        nw++;
+    while (nw)
+        mqo_frame_free(warm[--nw]);
     srand((unsigned)ms_now() ^ (unsigned)getpid()); /* lwIP's ISNs and local ports: rand() */
     lwip_init();
     g_inited = 1;

@@ -170,9 +170,41 @@ def states(a, rep):
     rep.ok("after resets and half-closes in every state, a new client works", ok, why)
 
 
+def memflood(a, rep):
+    """Connections (no CONNECT) until mqoff, its address space capped by the test, runs out of
+    memory; then they close and the connection opened before is checked."""
+    keep = mqtt_conn(a.host, "mem-keep")
+    conns, failed = [], 0
+    for i in range(a.count):
+        s = socket.socket()
+        s.settimeout(0.3)
+        try:
+            s.connect((a.host, PORT))
+            conns.append(s)
+        except Exception:  # noqa: BLE001
+            failed += 1
+            s.close()
+            if failed >= 20:
+                break
+    rep.note("%d connections open, %d failed" % (len(conns), failed))
+    rep.ok("memory exhaustion: new connections are refused", failed > 0,
+           "all %d connected" % len(conns))
+    for s in conns:
+        s.close()
+    time.sleep(1.0)
+    keep.settimeout(15)  # frames lost meanwhile come again with TCP's backed-off timers
+    ok, why = try_(lambda: roundtrip(keep, "mem/t"))
+    rep.ok("memory exhaustion: the connection opened before still works", ok, why)
+    keep.close()
+    # A new client is not asserted: the broker side of each closed connection stays in
+    # TIME_WAIT (lwIP: 2 MSL, 2 minutes), holding memory until then.
+    ok, why = try_(lambda: roundtrip(mqtt_conn(a.host, "mem-after"), "mem/after"))
+    rep.note("a new client right after: %s" % ("works" if ok else why))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["synflood", "maxconns", "states"])
+    ap.add_argument("what", choices=["synflood", "maxconns", "states", "memflood"])
     ap.add_argument("--host", required=True)
     ap.add_argument("--iface")
     ap.add_argument("--mac")
@@ -180,7 +212,8 @@ def main():
     ap.add_argument("--limit", type=int, default=5)
     a = ap.parse_args()
     rep = Reporter("lwip")
-    {"synflood": synflood, "maxconns": maxconns, "states": states}[a.what](a, rep)
+    {"synflood": synflood, "maxconns": maxconns, "states": states,
+     "memflood": memflood}[a.what](a, rep)
     sys.exit(1 if rep.failed else 0)
 
 

@@ -5,7 +5,9 @@
 #    (mqoff-bridge: loss, duplication, reordering) between the clients and mqoff;
 #  - faults: ARP for another address and frames for another address reach nobody; a SYN flood
 #    stays within --syn-backlog and an established connection keeps working; --max-conns
-#    refuses the excess with a log line; RST and FIN in every state leave mqoff serving.
+#    refuses the excess with a log line; RST and FIN in every state leave mqoff serving; with
+#    its memory exhausted mqoff refuses new connections with a log line and the existing ones
+#    keep working.
 # LWIP_IO=afxdp|dpdk runs the same over those backends; LWIP_TEST_IMPAIR sets the impairment.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -64,6 +66,21 @@ faults() {
   fi
 }
 
+# Memory exhaustion, for real: mqoff's address space is capped (prlimit) a little above what
+# it uses, then connections come until allocations fail.
+memory() {
+  local t=lwip vm
+  target_up "$t" --acl open --exclusive || return
+  vm=$(awk '/VmSize/ {print $2}' "/proc/$PROXY_PID/status")
+  prlimit --pid "$PROXY_PID" --as=$(((vm + 4096) * 1024)) || { not_ok "memory: prlimit" "failed"; return; }
+  run_py "lwip faults: memflood" 90 lwip_faults.py memflood --host "$LWIP_ADDR" --count 6000
+  target_down "$t"
+  if grep -q "lwIP out of memory: refused" "$PROXY_LOG"; then
+    ok "memory exhaustion: a log line says new connections were refused"
+  else not_ok "memory exhaustion: a log line says new connections were refused" "$(grep -E 'warn|err' "$PROXY_LOG" | tail -3 | tr '\n' ' ')"
+  fi
+}
+
 lab_init
 if ! target_built lwip; then
   skip "$LAB_NAME" "build/mqoff not built yet"
@@ -73,4 +90,6 @@ echo "# --- $LAB_NAME: proxy cases on --stack lwip (io $LWIP_IO), impaired clien
 cases
 echo "# --- $LAB_NAME: faults"
 faults
+echo "# --- $LAB_NAME: memory exhaustion"
+memory
 lab_finish
