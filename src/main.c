@@ -265,6 +265,11 @@ static void usage_intercept(FILE *f)
             "options: --broker-only FILTER, --max-queue BYTES, --max-buffer BYTES,\n"
             "  --overlap MODE, --order-hold-ms MS, --io writev|uring, --busy-poll US,\n"
             "  --log-level LEVEL: as for proxy mode (mqoff proxy --help)\n"
+            "  --stack lwip --iface IF [--io afpacket|afxdp|dpdk] [--eal ARGS] [--netmask\n"
+            "  MASK] [--gateway ADDR] [--mac MAC] [--max-conns N] [--syn-backlog N]: the\n"
+            "                         clients' side on lwIP over raw frames of IF, owning\n"
+            "                         --listen's address there, as for proxy mode; the broker\n"
+            "                         runs its listener for that address with the shim\n"
             "  -h, --help             this text\n"
             CONTROL_HELP
             SERVICE_HELP
@@ -680,7 +685,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         int monitor_only = c >= O_PA && c <= O_SHARE && c != O_EAL;
         proxy_only |= c >= O_STACK && c <= O_SYNBL;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
-            (c == O_EAL && o->intercept) ||
             (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
@@ -745,15 +749,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                     fprintf(stderr, "mqoff: --io takes afpacket, dpdk or afxdp in monitor mode\n");
                     return 2;
                 }
-            } else if (!o->intercept && !mqo_pktio_backend_parse(optarg, &o->pktio)) {
+            } else if (!mqo_pktio_backend_parse(optarg, &o->pktio)) {
                 o->pktio_set = 1; /* --stack lwip's packet I/O */
             } else if (!strcmp(optarg, "writev"))
                 o->io_uring = 0;
             else if (!strcmp(optarg, "uring"))
                 o->io_uring = 1;
             else {
-                fprintf(stderr, "mqoff: --io takes 'writev' or 'uring'%s\n",
-                        o->intercept ? "" : " (--stack lwip: afpacket, afxdp or dpdk)");
+                fprintf(stderr, "mqoff: --io takes 'writev' or 'uring' (--stack lwip: afpacket, "
+                                "afxdp or dpdk)\n");
                 return 2;
             }
             break;

@@ -175,14 +175,29 @@ proxy_start() {
 # LWIP_IMPAIR=SPEC the clients' veth leaves the bridge and mqoff-bridge --impair SPEC forwards
 # between it and another veth of the bridge: loss, duplication, reordering between the clients
 # and mqoff (and the broker, for direct traffic).
-lwip_start() {
-  local la=${MQO_LAB}la lb=${MQO_LAB}lb lc=${MQO_LAB}lc ld=${MQO_LAB}ld iface io=()
-  PROXY_N=$((PROXY_N + 1))
-  PROXY_LOG=$LAB_TMP/lwip.$PROXY_N.log
+# lwip_links: the veth pair of the lwip target (Pla on br0, Plb for mqoff); sets LWIP_IF_ARGS,
+# mqoff's --iface (and --io, --eal, --mac) for $LWIP_IO.
+lwip_links() {
+  local la=${MQO_LAB}la lb=${MQO_LAB}lb
   ip -n "$NS_NIC" link add "$la" type veth peer name "$lb" || return 1
   ip -n "$NS_NIC" link set "$la" master br0
   ip -n "$NS_NIC" link set "$la" up
   ip -n "$NS_NIC" link set "$lb" up
+  case "$LWIP_IO" in
+    afpacket) LWIP_IF_ARGS=(--iface "$lb") ;;
+    afxdp) LWIP_IF_ARGS=(--io afxdp --iface "$lb") ;;
+    dpdk) IO_N=$((IO_N + 1))   # DPDK's device has no kernel name to read the MAC from
+          LWIP_IF_ARGS=(--io dpdk --iface net_af_packet0 --mac "$(ip -n "$NS_NIC" -br link show "$lb" | awk '{print $3}')"
+                        --eal "--no-huge --no-pci --file-prefix $IO_PREFIX$IO_N --vdev=net_af_packet0,iface=$lb,framecnt=8192") ;;
+    *) echo "lib.sh: LWIP_IO=$LWIP_IO: want afpacket, afxdp or dpdk" >&2; return 1 ;;
+  esac
+}
+
+lwip_start() {
+  local lc=${MQO_LAB}lc ld=${MQO_LAB}ld
+  PROXY_N=$((PROXY_N + 1))
+  PROXY_LOG=$LAB_TMP/lwip.$PROXY_N.log
+  lwip_links || return 1
   if [ -n "${LWIP_IMPAIR:-}" ]; then
     ip -n "$NS_NIC" link add "$lc" type veth peer name "$ld" || return 1
     ip -n "$NS_NIC" link set "$lc" master br0
@@ -194,14 +209,8 @@ lwip_start() {
       >"$LAB_TMP/lwip-bridge.$PROXY_N.log" 2>&1 </dev/null &
     LWIP_BR_PID=$!
   fi
-  iface=$lb
-  case "$LWIP_IO" in
-    afxdp) io=(--io afxdp) ;;
-    dpdk) io=(--io dpdk --eal "--no-huge --no-pci -m 256 --file-prefix $MQO_LAB-lw --vdev=net_af_packet0,iface=$lb")
-          iface=net_af_packet0 ;;
-  esac
-  echo "# mqoff proxy --stack lwip --iface $iface ${io[*]} --listen $LWIP_ADDR:$MQTT_PORT --broker $BROKER_ADDR:$MQTT_PORT $*"
-  ip netns exec "$NS_NIC" "$MQOFF" proxy --stack lwip --iface "$iface" "${io[@]}" \
+  echo "# mqoff proxy --stack lwip ${LWIP_IF_ARGS[*]} --listen $LWIP_ADDR:$MQTT_PORT --broker $BROKER_ADDR:$MQTT_PORT $*"
+  ip netns exec "$NS_NIC" "$MQOFF" proxy --stack lwip "${LWIP_IF_ARGS[@]}" \
     --listen "$LWIP_ADDR:$MQTT_PORT" --broker "$BROKER_ADDR:$MQTT_PORT" "$@" \
     >"$PROXY_LOG" 2>&1 </dev/null &
   PROXY_PID=$!

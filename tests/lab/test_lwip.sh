@@ -8,7 +8,10 @@
 #    refuses the excess with a log line; RST and FIN in every state leave mqoff serving; with
 #    its memory exhausted mqoff refuses new connections with a log line and the existing ones
 #    keep working.
-# LWIP_IO=afxdp|dpdk runs the same over those backends; LWIP_TEST_IMPAIR sets the impairment.
+#  - one fan-out over each of the other packet I/O backends (afxdp, dpdk), and intercept mode
+#    with --stack lwip (the clients' side on lwIP, the broker's over the channel).
+# LWIP_IO=afxdp|dpdk runs all of it over those backends; LWIP_TEST_IMPAIR sets the impairment;
+# LWIP_PARTS="faults memory" runs only those parts.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -81,15 +84,44 @@ memory() {
   fi
 }
 
+# The other packet I/O backends, one fan-out each (the cases above run on AF_PACKET).
+backends() {
+  local io
+  for io in afxdp dpdk; do
+    [ "$io" != "$LWIP_IO" ] || continue
+    if ! "$MQOFF" monitor --help 2>&1 | grep -q "$io"; then skip "--io $io" "not in this build"; continue; fi
+    LWIP_IO=$io target_up lwip --acl open --exclusive || continue
+    fanout_py lwip --subs 10 --msgs 50 --qos 1 --name "--io $io: fan-out QoS 1 to 10"
+    target_down lwip
+  done
+}
+
+# intercept mode with --stack lwip: the clients' side on lwIP (198.18.0.4 in the nic namespace),
+# the broker side handed to the broker (with the shim, in brk) over the channel.
+intercept_lwip() {
+  local conf=$LAB_TMP/icpt-lwip.conf
+  echo "listener $MQTT_PORT $LWIP_ADDR" >"$conf"
+  intercept_broker "$conf" || return
+  lwip_links || return
+  ICPT_NS=$NS_NIC ICPT_ADDR=$LWIP_ADDR intercept_mqoff --stack lwip "${LWIP_IF_ARGS[@]}" --acl open --exclusive
+  if ! intercept_attached 1 10 || ! wait_port "$NS_CLI" "$LWIP_ADDR" "$MQTT_PORT" 10; then
+    not_ok "intercept --stack lwip: the broker attaches, clients reach it" "$(tail -3 "$PROXY_LOG" | tr '\n' ' ')"
+    proxy_stop
+    lwip_restore
+    return
+  fi
+  fanout_py lwip --subs 10 --msgs 50 --qos 1 --name "intercept --stack lwip: fan-out QoS 1 to 10"
+  case_py lwip offload --subs 3 --msgs 50 --expect-offload
+  target_down lwip
+}
+
 lab_init
 if ! target_built lwip; then
   skip "$LAB_NAME" "build/mqoff not built yet"
   lab_finish
 fi
-echo "# --- $LAB_NAME: proxy cases on --stack lwip (io $LWIP_IO), impaired clients' link"
-cases
-echo "# --- $LAB_NAME: faults"
-faults
-echo "# --- $LAB_NAME: memory exhaustion"
-memory
+for part in ${LWIP_PARTS:-cases faults memory backends intercept_lwip}; do
+  echo "# --- $LAB_NAME: $part (io $LWIP_IO)"
+  "$part"
+done
 lab_finish
