@@ -22,6 +22,7 @@
 
 #include "core/log.h"
 #include "l2/parse.h"
+#include "stack/filter.h"
 
 #define RX_BURST 64
 #define RX_PER_POLL 1024 /* frames per poll at most: the loop's other work goes on */
@@ -156,14 +157,6 @@ void mqo_lwip_close(struct mqo_lwip *s)
     free(s);
 }
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32n(const uint8_t *p) /* network order as stored */
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 /* Half-open connections now (SYN_RCVD PCBs). */
 static uint32_t half_open(void)
 {
@@ -173,51 +166,28 @@ static uint32_t half_open(void)
     return n;
 }
 
-/* 1 when the frame is the stack's to see. */
+/* 1 when the frame is the stack's to see (counted otherwise). */
 static int wanted(struct mqo_lwip *s, const uint8_t *d, size_t len, uint32_t *syn_budget,
                   int *have_budget)
 {
-    if (len < 14)
-        return 0;
-    if (memcmp(d, s->cfg.mac, 6) != 0 && !mqo_mac_is_broadcast(d)) {
-        s->st.rx_other_mac++;
-        return 0;
+    switch (mqo_lwip_classify(d, len, s->cfg.mac, s->cfg.addr, s->listen_port)) {
+    case MQO_LWIP_PASS: return 1;
+    case MQO_LWIP_OTHER_MAC: s->st.rx_other_mac++; return 0;
+    case MQO_LWIP_OTHER_ADDR: s->st.rx_other_addr++; return 0;
+    case MQO_LWIP_OTHER_PROTO: s->st.rx_other_proto++; return 0;
+    case MQO_LWIP_SYN: break;
     }
-    uint16_t et = rd16(d + 12);
-    const uint8_t *l3 = d + 14;
-    size_t l3len = len - 14;
-    if (et == 0x0806) { /* ARP: only about our address (requests for it, answers to us) */
-        if (l3len < 28 || rd32n(l3 + 24) != s->cfg.addr) {
-            s->st.rx_other_addr++;
-            return 0;
-        }
-        return 1;
+    /* a SYN to the listening port: bounded by the SYN backlog */
+    if (!*have_budget) {
+        uint32_t h = half_open();
+        *syn_budget = h < s->cfg.syn_backlog ? s->cfg.syn_backlog - h : 0;
+        *have_budget = 1;
     }
-    if (et != 0x0800 || l3len < 20) {
-        s->st.rx_other_proto++;
+    if (!*syn_budget) {
+        s->st.syn_dropped++;
         return 0;
     }
-    if (rd32n(l3 + 16) != s->cfg.addr) {
-        s->st.rx_other_addr++;
-        return 0;
-    }
-    /* a SYN (no ACK) to the listening port: bounded by the SYN backlog */
-    size_t ihl = (size_t)(l3[0] & 15) * 4;
-    if (l3[9] == 6 && s->listen_port && l3len >= ihl + 20 && !(rd16(l3 + 6) & 0x1fff)) {
-        const uint8_t *t = l3 + ihl;
-        if ((t[13] & 0x12) == 0x02 && rd16(t + 2) == s->listen_port) {
-            if (!*have_budget) {
-                uint32_t h = half_open();
-                *syn_budget = h < s->cfg.syn_backlog ? s->cfg.syn_backlog - h : 0;
-                *have_budget = 1;
-            }
-            if (!*syn_budget) {
-                s->st.syn_dropped++;
-                return 0;
-            }
-            (*syn_budget)--;
-        }
-    }
+    (*syn_budget)--;
     return 1;
 }
 
@@ -283,20 +253,6 @@ int mqo_lwip_fd(const struct mqo_lwip *s) { return mqo_port_fd(s->cfg.port); }
 void mqo_lwip_set_listen_port(struct mqo_lwip *s, uint16_t port) { s->listen_port = port; }
 
 const struct mqo_lwip_stats *mqo_lwip_stats(const struct mqo_lwip *s) { return &s->st; }
-
-int mqo_lwip_parse_mac(const char *str, uint8_t mac[6])
-{
-    unsigned v[6];
-    char tail;
-    if (sscanf(str, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-               &tail) != 6)
-        return -EINVAL;
-    for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)v[i];
-    if ((mac[0] & 1) || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
-        return -EINVAL; /* multicast or zero: not an interface's address */
-    return 0;
-}
 
 int mqo_lwip_if_info(const char *ifname, uint8_t mac[6], uint16_t *mtu)
 {

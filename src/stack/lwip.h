@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "pktio/pktio.h"
+#include "stack/filter.h"
 
 struct mqo_lwip;
 
@@ -63,8 +64,6 @@ int mqo_lwip_fd(const struct mqo_lwip *s);
 void mqo_lwip_set_listen_port(struct mqo_lwip *s, uint16_t port);
 const struct mqo_lwip_stats *mqo_lwip_stats(const struct mqo_lwip *s);
 
-/* "aa:bb:cc:dd:ee:ff" to mac: 0 or -EINVAL. */
-int mqo_lwip_parse_mac(const char *s, uint8_t mac[6]);
 /* The MAC address and MTU of a kernel interface: 0 or -errno. */
 int mqo_lwip_if_info(const char *ifname, uint8_t mac[6], uint16_t *mtu);
 
