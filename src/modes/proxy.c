@@ -11,6 +11,10 @@
  * broker's own bytes push the queue past 2 x max_queue the proxy stops reading that broker
  * socket until the client drains, so the broker applies its own queueing policy to it. Nothing
  * ever blocks: a slow subscriber never stalls the publisher or the others.
+ *
+ * The connection layer (everything above) does not depend on sockets: with a stack of
+ * modes/proxy_int.h (lwIP, modes/proxy_lwip.c) a side is a handle of that stack instead of a
+ * descriptor, and the stack's receive, send and timer work runs in this loop.
  */
 #include "modes/proxy.h"
 #include "modes/proxy_int.h"
