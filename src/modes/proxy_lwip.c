@@ -50,23 +50,35 @@ struct lw {
     uint64_t logged_limit, logged_nomem; /* counts when last logged */
     time_t logged_at_limit, logged_at_nomem;
     void *reserve[RESERVE_BLOCKS]; /* given back when an allocation failed; [0]: held */
+    uint64_t probed_at;            /* CLOCK_MONOTONIC ns of the last probe */
+    int probe_ok;
 };
 
 static int memory_ok(struct lw *l)
 {
     if (!l->reserve[0])
         return 0;
+    /* the probe's blocks grow the heap and free trims it again (page faults): at most one
+     * probe per 10 ms, its verdict holds meanwhile (an accept storm probes 100 times a s) */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    if (l->probed_at && now - l->probed_at < 10000000ull)
+        return l->probe_ok;
+    l->probed_at = now;
     void *p[PROBE_BLOCKS];
     int n = 0;
     while (n < PROBE_BLOCKS && (p[n] = malloc(PROBE)))
         n++;
     for (int i = 0; i < n; i++)
         free(p[i]);
-    return n == PROBE_BLOCKS;
+    l->probe_ok = n == PROBE_BLOCKS;
+    return l->probe_ok;
 }
 
 static void memory_failed(struct lw *l)
 {
+    l->probe_ok = 0;
     for (int i = 0; i < RESERVE_BLOCKS; i++) {
         free(l->reserve[i]);
         l->reserve[i] = NULL;
