@@ -121,6 +121,10 @@ static void usage_proxy(FILE *f)
             "                         to reach subscribers before offload resumes (default 2000)\n"
             "  --io writev|uring      how queued bytes are written: a writev per socket per loop\n"
             "                         iteration (default), or one io_uring submission for all\n"
+            "  --busy-poll US         after an event, poll without sleeping for US microseconds\n"
+            "                         (default 0: sleep at once); lower latency, more CPU\n"
+            "  --log-level LEVEL      error, warn, info (default), debug\n"
+            "  -h, --help             this text\n"
             "\n"
             "TCP/IP stack (default: the kernel's sockets):\n"
             "  --stack kernel|lwip    lwip: mqoff is the TCP endpoint itself, on lwIP over raw\n"
@@ -139,10 +143,6 @@ static void usage_proxy(FILE *f)
             "                         are reset, with a log line\n"
             "  --syn-backlog N        lwip: half-open connections at most (default 256); SYNs\n"
             "                         beyond it are dropped (a SYN flood stays bounded)\n"
-            "  --busy-poll US         after an event, poll without sleeping for US microseconds\n"
-            "                         (default 0: sleep at once); lower latency, more CPU\n"
-            "  --log-level LEVEL      error, warn, info (default), debug\n"
-            "  -h, --help             this text\n"
             CONTROL_HELP
             SERVICE_HELP
             "\n"
