@@ -35,12 +35,18 @@ AFXDP_CFLAGS := $(shell $(PKG_CONFIG) --cflags libxdp libbpf)
 LIBS     += $(shell $(PKG_CONFIG) --libs libxdp libbpf)
 endif
 
+# lwIP (liblwip-dev), proxy mode's --stack lwip: its headers as system headers (their own
+# warnings are not ours), only for the files that use it.
+LWIP_CFLAGS := $(subst -I,-isystem ,$(shell $(PKG_CONFIG) --cflags lwip 2>/dev/null || echo -I/usr/include/lwip))
+LIBS     += $(shell $(PKG_CONFIG) --libs lwip 2>/dev/null || echo -llwip)
+LWIP_SRCS = src/stack/lwip.c src/modes/proxy_lwip.c
+
 B        ?= build
-LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/ctl src/tcp src/net src/modes src/l2 src/pktio src/plugin src/chan
+LIB_DIRS ?= src/core src/topic src/mqtt src/acl src/conf src/engine src/ctl src/tcp src/net src/modes src/l2 src/pktio src/plugin src/chan src/stack
 # the plugin's glue to the broker (src/plugin/plugin.c) is only in mqoff_mosquitto.so
 LIB_SRCS  = $(filter-out src/plugin/plugin.c $(PKTIO_OPT),$(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))) $(PKTIO_ON)
 # the libFuzzer builds compile the library from source, without the optional backends
-FUZZ_LIB_SRCS = $(filter-out $(PKTIO_OPT),$(LIB_SRCS))
+FUZZ_LIB_SRCS = $(filter-out $(PKTIO_OPT) $(LWIP_SRCS),$(LIB_SRCS))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(B)/%.o)
 TEST_SRCS = $(sort $(wildcard tests/unit/*/test_*.c))
 TEST_BINS = $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
@@ -88,6 +94,7 @@ $(B)/%.o: %.c
 	$(CC) $(XCFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/src/pktio/dpdk.o: XCFLAGS += $(DPDK_CFLAGS)
+$(LWIP_SRCS:%.c=$(B)/%.o): XCFLAGS += $(LWIP_CFLAGS)
 $(B)/src/pktio/afxdp.o $(B)/src/pktio/xdp_prog.o: XCFLAGS += $(AFXDP_CFLAGS)
 # the pktio tests test what the build has
 $(B)/tests/pktio/%: XCFLAGS += $(if $(DPDK_OK),-DMQO_HAVE_DPDK) $(if $(AFXDP_OK),-DMQO_HAVE_AFXDP $(AFXDP_CFLAGS))

@@ -11,6 +11,9 @@
 #   monitor  br0 lets go of its two ports; `mqoff monitor --port-a Pnc --port-b Pnb
 #            --broker 198.18.0.2:1883 --acl open --exclusive --startup-hold 0` forwards
 #            between them (clients still use 198.18.0.2); the ports go back to br0 afterwards
+#   lwip     `mqoff proxy --stack lwip --iface Plb --listen 198.18.0.4:1883 --broker
+#            198.18.0.2:1883 --acl open --exclusive`: proxy mode on lwIP over AF_PACKET, on a
+#            veth of its own (Pla on br0, Plb without a kernel address), not the kernel's TCP
 #   intercept  the broker runs with build/libmqoff-intercept.so (MQOFF_CHANNEL=RES/chan) and one
 #            more listener line, `listener 1883 198.18.0.3`; `mqoff intercept --listen
 #            198.18.0.3:1883 --channel RES/chan --acl open --exclusive` in nic serves it: the
@@ -87,7 +90,7 @@ PY=/usr/bin/python3
 export MQO_LAB=bn$$
 P=$MQO_LAB
 NS_CLI=$P-cli NS_NIC=$P-nic
-BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 PORT=1883
+BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 LWIP_ADDR=198.18.0.4 PORT=1883
 DOC=$ROOT/docs/BENCHMARKS.md
 PNG=$ROOT/docs/bench-latency.png
 DEADLINE_S=${BENCH_DEADLINE_S:-3600}   # past this, remaining runs are skipped (reported)
@@ -317,6 +320,7 @@ wait_quiet() {
 }
 
 target_host() {
+  if [ "$1" = lwip ]; then echo "$LWIP_ADDR"; return; fi
   if [ "$1" = proxy ] || [ "$1" = intercept ]; then echo "$PROXY_ADDR"; else echo "$BROKER_ADDR"; fi
 }
 
@@ -334,6 +338,7 @@ target_cmd() {
       fi ;;
     direct) echo "(kernel bridge br0 in ${P}-nic; no mqoff)" ;;
     proxy) echo "ip netns exec ${P}-nic build/mqoff proxy --listen $PROXY_ADDR:$PORT --broker $BROKER_ADDR:$PORT ${MQ_ARGS[*]}" ;;
+    lwip) echo "ip -n ${P}-nic link add ${P}la type veth peer name ${P}lb; ip -n ${P}-nic link set ${P}la master br0; (both up); ip netns exec ${P}-nic build/mqoff proxy --stack lwip --iface ${P}lb --listen $LWIP_ADDR:$PORT --broker $BROKER_ADDR:$PORT ${MQ_ARGS[*]}" ;;
     monitor) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff monitor --port-a ${P}nc --port-b ${P}nb --broker $BROKER_ADDR:$PORT ${MQ_ARGS[*]} --startup-hold 0" ;;
     intercept) echo "MOSQUITTO_PRELOAD=build/libmqoff-intercept.so MQOFF_CHANNEL=RES/chan tools/mqoff-lab broker-start RES/intercept.conf (listener 1883 $PROXY_ADDR); ip netns exec ${P}-nic build/mqoff intercept --listen $PROXY_ADDR:$PORT --channel RES/chan ${MQ_ARGS[*]}" ;;
     bridge) echo "ip -n ${P}-nic link set ${P}nc nomaster; ip -n ${P}-nic link set ${P}nb nomaster; ip netns exec ${P}-nic build/mqoff-bridge --port-a ${P}nc --port-b ${P}nb --quiet" ;;
@@ -360,6 +365,15 @@ target_up() {
     proxy)
       ip netns exec "$NS_NIC" "$MQOFF" proxy --listen "$PROXY_ADDR:$PORT" --broker "$BROKER_ADDR:$PORT" \
         "${MQ_ARGS[@]}" >"$log" 2>&1 </dev/null &
+      MQ_PID=$! ;;
+    lwip)
+      # an interface of its own on the bridge, without a kernel address: mqoff owns 198.18.0.4
+      ip -n "$NS_NIC" link add "${P}la" type veth peer name "${P}lb"
+      ip -n "$NS_NIC" link set "${P}la" master br0
+      ip -n "$NS_NIC" link set "${P}la" up
+      ip -n "$NS_NIC" link set "${P}lb" up
+      ip netns exec "$NS_NIC" "$MQOFF" proxy --stack lwip --iface "${P}lb" --listen "$LWIP_ADDR:$PORT" \
+        --broker "$BROKER_ADDR:$PORT" "${MQ_ARGS[@]}" >"$log" 2>&1 </dev/null &
       MQ_PID=$! ;;
     intercept)
       ip netns exec "$NS_NIC" "$MQOFF" intercept --listen "$PROXY_ADDR:$PORT" --channel "$RES/chan" \
@@ -406,7 +420,7 @@ target_down() {
     gone "$BROKER_PID" || kill -KILL "$BROKER_PID" 2>/dev/null
     BROKER_PID=
   fi
-  case "$1" in monitor*|bridge*) ports_to_bridge ;; esac
+  case "$1" in monitor*|bridge*) ports_to_bridge ;; lwip) ip -n "$NS_NIC" link del "${P}la" 2>/dev/null ;; esac
   return 0
 }
 
@@ -432,7 +446,7 @@ scen() {
         1000) rate=20 warm=2 grace=2
               if [ "$q" = 0 ]; then dur=20; else dur=12; fi
               [ $QUICK -eq 1 ] && dur=10
-              TARGETS="direct proxy monitor intercept monitor-dpdk monitor-afxdp"
+              TARGETS="direct proxy monitor intercept lwip monitor-dpdk monitor-afxdp"
               [ "$q" = 0 ] && TARGETS="$TARGETS bridge bridge-dpdk bridge-afxdp" ;;
       esac
       ARGS=(--pubs 1 --subs "$subs" --topics 1 --qos "$q" --rate "$rate" --duration "$dur" --warmup "$warm" --grace "$grace")
@@ -442,13 +456,14 @@ scen() {
             --step 4 --step-warmup 1 --p99-bound-ms 5000 --grace 2)
       LIMIT=90 ;;
     saturation)
-      TARGETS="direct proxy monitor intercept monitor-dpdk monitor-afxdp"
+      TARGETS="direct proxy monitor intercept lwip monitor-dpdk monitor-afxdp"
       ARGS=(--pubs 1 --subs 1000 --topics 1 --saturation --rate 15 --step-factor 1.5 --max-steps 15
             --step 2 --step-warmup 1 --p99-bound-ms 250 --grace 1)
       LIMIT=120 ;;
     p2p-1000|p2p-1000-pt)
       # -pt: without --exclusive mqoff offloads nothing, every message goes through the broker
       [ "$n" = p2p-1000 ] || MQ_ARGS=(--acl open)
+      TARGETS="$TARGETS lwip"
       dur=5; [ $QUICK -eq 1 ] && dur=3
       ARGS=(--pubs 1000 --subs 1000 --topics 1000 --rate 5 --duration "$dur" --warmup 2 --grace 1)
       LIMIT=90 ;;
@@ -540,7 +555,7 @@ run_one() {
   for i in "${!args[@]}"; do
     if [ "${args[$i]}" = MAX ]; then
       subs_max=$MAX_ONE
-      { [ "$t" = proxy ] || [ "$t" = intercept ]; } && subs_max=$MAX_PROXY
+      { [ "$t" = proxy ] || [ "$t" = intercept ] || [ "$t" = lwip ]; } && subs_max=$MAX_PROXY
       args[$i]=$subs_max
       fresh_lab || { log "  $s [$t] rep $r: lab up failed"; return 0; }
     fi

@@ -18,12 +18,12 @@ import sys
 
 RES, OUT = sys.argv[1], sys.argv[2]
 SECTION = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--section" else None
-TARGET_ORDER = ["direct", "proxy", "monitor", "monitor-dpdk", "monitor-afxdp", "intercept", "bridge",
-                "bridge-dpdk", "bridge-afxdp"]
+TARGET_ORDER = ["direct", "proxy", "lwip", "monitor", "monitor-dpdk", "monitor-afxdp", "intercept",
+                "bridge", "bridge-dpdk", "bridge-afxdp"]
 IO_NAMES = {"": "AF_PACKET", "-dpdk": "DPDK", "-afxdp": "AF_XDP"}
 FLOORS = ("floor-pps", "floor-bulk")
 MODES = ["proxy", "monitor", "intercept"]
-MQOFF_TARGETS = ("proxy", "monitor", "monitor-dpdk", "monitor-afxdp", "intercept", "bridge", "bridge-dpdk",
+MQOFF_TARGETS = ("proxy", "lwip", "monitor", "monitor-dpdk", "monitor-afxdp", "intercept", "bridge", "bridge-dpdk",
                  "bridge-afxdp")
 PASSTHROUGH_SCENARIOS = ("p2p-1000-pt",)  # mqoff offloads nothing there on purpose
 

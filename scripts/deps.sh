@@ -13,6 +13,7 @@ PKGS=(
   prometheus                                             # scrapes the metrics endpoint (lab)
   iproute2 nftables ethtool procps                       # the lab: namespaces, veths, loss
   dpdk-dev libxdp-dev libbpf-dev                         # monitor mode's DPDK and AF_XDP I/O
+  liblwip-dev                                            # proxy mode's --stack lwip
   debhelper dpkg-dev lintian man-db systemd              # make deb, its checks, man pages, units
 )
 

@@ -21,6 +21,7 @@
 #include "modes/intercept.h"
 #include "modes/monitor.h"
 #include "modes/proxy.h"
+#include "modes/proxy_lwip.h"
 #include "modes/reload.h"
 
 #define MQOFF_VERSION "0.1.0"
@@ -75,6 +76,8 @@ static void usage_proxy(FILE *f)
 {
     fprintf(f,
             "usage: mqoff proxy --listen ADDR:PORT --broker ADDR:PORT [options]\n"
+            "       mqoff proxy --stack lwip --iface IF --listen ADDR:PORT --broker ADDR:PORT\n"
+            "                   [--io afpacket|afxdp|dpdk] [--gateway ADDR] [--mac MAC] [options]\n"
             "\n"
             "Clients connect to ADDR:PORT of --listen; for each one mqoff opens a connection to\n"
             "the broker and runs both byte streams through its MQTT engine. PUBLISH packets it\n"
@@ -122,6 +125,24 @@ static void usage_proxy(FILE *f)
             "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --log-level LEVEL      error, warn, info (default), debug\n"
             "  -h, --help             this text\n"
+            "\n"
+            "TCP/IP stack (default: the kernel's sockets):\n"
+            "  --stack kernel|lwip    lwip: mqoff is the TCP endpoint itself, on lwIP over raw\n"
+            "                         frames of --iface: it owns --listen's address there (the\n"
+            "                         interface must not have it), answers ARP for it, and opens\n"
+            "                         each client's broker connection from that address too\n"
+            "  --iface IF             lwip: the interface (dpdk: a DPDK port id or device name)\n"
+            "  --io BACKEND           lwip: afpacket (default), afxdp or dpdk (with --eal, as for\n"
+            "                         monitor mode)\n"
+            "  --eal \"ARGS\"           lwip with --io dpdk: the EAL arguments\n"
+            "  --netmask MASK         lwip: the address's network (default 255.255.255.0)\n"
+            "  --gateway ADDR         lwip: the router toward a broker off that network\n"
+            "  --mac MAC              lwip: the stack's MAC address (default: the interface's;\n"
+            "                         another one puts the interface in promiscuous mode)\n"
+            "  --max-conns N          lwip: client connections at most (default 100000); more\n"
+            "                         are reset, with a log line\n"
+            "  --syn-backlog N        lwip: half-open connections at most (default 256); SYNs\n"
+            "                         beyond it are dropped (a SYN flood stays bounded)\n"
             CONTROL_HELP
             SERVICE_HELP
             "\n"
@@ -249,6 +270,11 @@ static void usage_intercept(FILE *f)
             "options: --broker-only FILTER, --max-queue BYTES, --max-buffer BYTES,\n"
             "  --overlap MODE, --order-hold-ms MS, --io writev|uring, --busy-poll US,\n"
             "  --log-level LEVEL: as for proxy mode (mqoff proxy --help)\n"
+            "  --stack lwip --iface IF [--io afpacket|afxdp|dpdk] [--eal ARGS] [--netmask\n"
+            "  MASK] [--gateway ADDR] [--mac MAC] [--max-conns N] [--syn-backlog N]: the\n"
+            "                         clients' side on lwIP over raw frames of IF, owning\n"
+            "                         --listen's address there, as for proxy mode; the broker\n"
+            "                         runs its listener for that address with the shim\n"
             "  -h, --help             this text\n"
             CONTROL_HELP
             SERVICE_HELP
@@ -357,6 +383,10 @@ struct opts {
     const char *impair, *impair_dir[2]; /* [0] a2b, [1] b2a */
     uint32_t ring;
     uint32_t busy_poll_us;
+    /* proxy --stack lwip */
+    int stack_lwip, pktio_set;
+    const char *iface, *mac, *netmask_s, *gateway_s;
+    uint32_t max_conns, syn_backlog;
     int promisc;
     int32_t startup_hold_ms; /* 0: default, -1: none */
     int frag_max_set;
@@ -601,7 +631,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
         O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_GSO, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
-        O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST
+        O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST, O_STACK, O_IFACE,
+        O_NETMASK, O_GATEWAY, O_MAC, O_MAXCONNS, O_SYNBL
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -640,6 +671,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"channel", required_argument, 0, O_CHANNEL},
         {"help", no_argument, 0, O_HELP},
         {"log", required_argument, 0, O_LOGDEST},
+        {"stack", required_argument, 0, O_STACK},
+        {"iface", required_argument, 0, O_IFACE},
+        {"netmask", required_argument, 0, O_NETMASK},
+        {"gateway", required_argument, 0, O_GATEWAY},
+        {"mac", required_argument, 0, O_MAC},
+        {"max-conns", required_argument, 0, O_MAXCONNS},
+        {"syn-backlog", required_argument, 0, O_SYNBL},
         {0, 0, 0, 0}};
     if (!o->args.argv) /* first: -c FILE's options, then the command line's */
         return config_parse(argc, argv, o, opts);
@@ -651,7 +689,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     const char *mode = o->monitor ? "monitor" : o->intercept ? "intercept" : "proxy";
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int proxy_only = c == O_LISTEN; /* proxy and intercept; --io is every mode's */
-        int monitor_only = c >= O_PA && c <= O_SHARE;
+        int monitor_only = c >= O_PA && c <= O_SHARE && c != O_EAL;
+        proxy_only |= c >= O_STACK && c <= O_SYNBL;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
             (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
@@ -717,12 +756,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                     fprintf(stderr, "mqoff: --io takes afpacket, dpdk or afxdp in monitor mode\n");
                     return 2;
                 }
+            } else if (!mqo_pktio_backend_parse(optarg, &o->pktio)) {
+                o->pktio_set = 1; /* --stack lwip's packet I/O */
             } else if (!strcmp(optarg, "writev"))
                 o->io_uring = 0;
             else if (!strcmp(optarg, "uring"))
                 o->io_uring = 1;
             else {
-                fprintf(stderr, "mqoff: --io takes 'writev' or 'uring'\n");
+                fprintf(stderr, "mqoff: --io takes 'writev' or 'uring' (--stack lwip: afpacket, "
+                                "afxdp or dpdk)\n");
                 return 2;
             }
             break;
@@ -799,6 +841,27 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 return 2;
             o->frag_timeout_ns = v * 1000000000ull;
             break;
+        case O_STACK:
+            if (strcmp(optarg, "lwip") && strcmp(optarg, "kernel")) {
+                fprintf(stderr, "mqoff: --stack takes 'kernel' or 'lwip'\n");
+                return 2;
+            }
+            o->stack_lwip = !strcmp(optarg, "lwip");
+            break;
+        case O_IFACE: o->iface = optarg; break;
+        case O_NETMASK: o->netmask_s = optarg; break;
+        case O_GATEWAY: o->gateway_s = optarg; break;
+        case O_MAC: o->mac = optarg; break;
+        case O_MAXCONNS:
+            if (parse_u64("--max-conns", optarg, 1, 10000000, &v))
+                return 2;
+            o->max_conns = (uint32_t)v;
+            break;
+        case O_SYNBL:
+            if (parse_u64("--syn-backlog", optarg, 1, 1000000, &v))
+                return 2;
+            o->syn_backlog = (uint32_t)v;
+            break;
         case O_HELP:
         case 'h':
             if (o->monitor)
@@ -839,6 +902,23 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     if (!o->broker_s && !o->intercept) {
         fprintf(stderr, "mqoff %s: --broker ADDR:PORT is required (see mqoff %s --help)\n", mode,
                 mode);
+        return 2;
+    }
+    if (!o->monitor && o->stack_lwip && !o->iface) {
+        fprintf(stderr, "mqoff %s: --stack lwip needs --iface IF\n", mode);
+        return 2;
+    }
+    if (!o->monitor && !o->stack_lwip &&
+        (o->iface || o->mac || o->netmask_s || o->gateway_s || o->max_conns || o->syn_backlog ||
+         o->pktio_set || o->eal)) {
+        fprintf(stderr, "mqoff %s: --iface, --io %s, --eal, --netmask, --gateway, --mac, "
+                        "--max-conns and --syn-backlog are --stack lwip's\n",
+                mode, o->pktio_set ? mqo_pktio_backend_name(o->pktio) : "BACKEND");
+        return 2;
+    }
+    if (!o->monitor && o->stack_lwip && o->io_uring) {
+        fprintf(stderr, "mqoff %s: --io uring is the kernel stack's (--stack lwip: --io "
+                        "afpacket, afxdp or dpdk)\n", mode);
         return 2;
     }
     if (!o->monitor && !o->intercept && !o->listen_s) {
@@ -1096,6 +1176,48 @@ static void monitor_ready(void *arg)
              o->port_b, mqo_pktio_backend_name(o->pktio), o->broker_s);
 }
 
+/* An IPv4 address (or a netmask) to network order: 0, or -1 with the message printed. */
+static int parse_ip4(const char *opt, const char *v, uint32_t *out)
+{
+    struct in_addr a;
+    if (inet_pton(AF_INET, v, &a) != 1) {
+        fprintf(stderr, "mqoff: %s takes an IPv4 address, not '%s'\n", opt, v);
+        return -1;
+    }
+    *out = a.s_addr;
+    return 0;
+}
+
+/* --stack lwip's configuration from the options: 0, or -1 with the message printed. */
+static int setup_lwip(const struct opts *o, struct mqo_proxy_lwip_cfg *lc)
+{
+    *lc = (struct mqo_proxy_lwip_cfg){.mac = o->mac, .max_conns = o->max_conns,
+                                      .syn_backlog = o->syn_backlog};
+    lc->port = (struct mqo_port_cfg){.ifname = o->iface, .backend = o->pktio, .eal = o->eal,
+                                     .ring_frames = o->ring};
+    if (o->netmask_s) {
+        if (parse_ip4("--netmask", o->netmask_s, &lc->netmask))
+            return -1;
+        uint32_t m = ntohl(lc->netmask);
+        if (!m || (~m & (~m + 1))) {
+            fprintf(stderr, "mqoff: --netmask '%s' is not a netmask\n", o->netmask_s);
+            return -1;
+        }
+    }
+    if (o->gateway_s && parse_ip4("--gateway", o->gateway_s, &lc->gateway))
+        return -1;
+    if (!mqo_pktio_backend_built(o->pktio)) {
+        fprintf(stderr, "mqoff: --io %s: not in this build (its packages were missing)\n",
+                mqo_pktio_backend_name(o->pktio));
+        return -1;
+    }
+    if ((o->pktio == MQO_PKTIO_DPDK) != (o->eal != NULL)) {
+        fprintf(stderr, "mqoff: --io dpdk and --eal go together\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* proxy mode, or intercept mode (proxy mode's loop with the broker side handed over the
  * channel: the broker's listener on --listen is the one the configuration is evaluated for). */
 static int cmd_proxy(int argc, char **argv, int intercept)
@@ -1122,6 +1244,17 @@ static int cmd_proxy(int argc, char **argv, int intercept)
         free_conf(&o);
         return 2;
     }
+    struct mqo_proxy_lwip_cfg lc;
+    if (o.stack_lwip) {
+        if (setup_lwip(&o, &lc)) {
+            mqo_reload_free(cfg->reload);
+            mqo_acl_free(acl);
+            free_conf(&o);
+            return 2;
+        }
+        cfg->stack_run = mqo_proxy_lwip_run;
+        cfg->stack_cfg = &lc;
+    }
     cfg->hup = &g_hup;
     cfg->ctl = setup_ctl(&o, intercept ? "intercept" : "proxy");
     install_signals();
@@ -1132,7 +1265,8 @@ static int cmd_proxy(int argc, char **argv, int intercept)
         mqo_info("intercept listening on %s, channel %s", o.listen_s, o.channel);
         rc = mqo_intercept_run(&icfg, &es, &ps, &is);
     } else {
-        mqo_info("proxy listening on %s, broker %s", o.listen_s, o.broker_s);
+        mqo_info("proxy listening on %s, broker %s%s", o.listen_s, o.broker_s,
+                 o.stack_lwip ? " (lwIP)" : "");
         rc = mqo_proxy_run(cfg, &es, &ps);
     }
     fprintf(stderr, "mqoff summary:\n  connections       accepted %llu, closed %llu, %s %llu\n",

@@ -11,8 +11,13 @@
  * broker's own bytes push the queue past 2 x max_queue the proxy stops reading that broker
  * socket until the client drains, so the broker applies its own queueing policy to it. Nothing
  * ever blocks: a slow subscriber never stalls the publisher or the others.
+ *
+ * The connection layer (everything above) does not depend on sockets: with a stack of
+ * modes/proxy_int.h (lwIP, modes/proxy_lwip.c) a side is a handle of that stack instead of a
+ * descriptor, and the stack's receive, send and timer work runs in this loop.
  */
 #include "modes/proxy.h"
+#include "modes/proxy_int.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -33,13 +38,14 @@
 #include "mqtt/mqtt.h"
 #include "net/outq.h"
 
-enum { CLIENT = 0, BROKER = 1 };
+enum { CLIENT = MQO_PX_CLIENT, BROKER = MQO_PX_BROKER };
 
 /* epoll tags: 0 the listener, a pconn pointer | side, these for the watched files, the control
  * socket and the upstream's descriptor (pointers are aligned: never 2, 4 or 6) */
 #define TAG_RELOAD 2u
 #define TAG_CTL 4u
 #define TAG_UPSTREAM 6u
+#define TAG_STACK 8u
 
 /* iovecs of one in-flight io_uring send (must live until its completion) */
 struct uring_send {
@@ -50,6 +56,7 @@ struct uring_send {
 
 struct side {
     int fd;
+    void *h; /* the stack's handle (mqo_px_stack) instead of a socket; NULL: none */
     struct mqo_outq q;
     struct uring_send *us; /* io_uring mode, allocated on first use */
     uint32_t ev;      /* epoll mask registered */
@@ -57,6 +64,7 @@ struct side {
     uint8_t want_shut; /* shutdown(SHUT_WR) once the queue is empty */
     uint8_t wr_shut;
     uint8_t paused;    /* reads paused for back-pressure */
+    uint8_t resume;    /* the stack's handle: unpaused, its refused input is due again */
 };
 
 struct pconn {
@@ -73,7 +81,8 @@ struct pconn {
     uint8_t connect_version; /* protocol level of the client's CONNECT, 0 until seen */
     struct mqo_buf sniff;    /* client bytes until its CONNECT is whole */
     uint64_t fail_deadline;
-    struct pconn *dirty_next, *dead_next, *border_next;
+    struct pconn *dirty_next, *dead_next, *border_next, *resume_next;
+    uint8_t in_resume;
     struct pconn *prev, *next;
 };
 
@@ -98,7 +107,12 @@ struct proxy {
     struct io_uring ring;
     unsigned ring_entries;
     struct mqo_ctl *ctl; /* NULL: none */
+    const struct mqo_px_stack *stk; /* NULL: kernel sockets */
+    struct pconn *resumes;          /* connections with a side to resume (stack) */
+    size_t nconns;
 };
+
+static int side_open(const struct side *sd) { return sd->fd >= 0 || sd->h; }
 
 static uint64_t mono_ns(void)
 {
@@ -222,17 +236,23 @@ static int set_nodelay(int fd)
 
 static void free_conn(struct proxy *px, struct pconn *pc)
 {
+    int abort_side = -1;
     if (pc->reset) {
         struct side *o = &pc->s[2 - pc->reset];
         if (o->fd >= 0) {
             (void)mqo_outq_flush(&o->q, o->fd); /* what it is owed, as far as it takes it */
             struct linger lg = {.l_onoff = 1, .l_linger = 0};
             setsockopt(o->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        } else if (o->h) {
+            (void)px->stk->send(px->stk->arg, o->h, &o->q);
+            abort_side = 2 - pc->reset;
         }
     }
     for (int i = 0; i < 2; i++) {
         if (pc->s[i].fd >= 0)
             close(pc->s[i].fd); /* also removes it from the epoll set */
+        if (pc->s[i].h)
+            px->stk->close(px->stk->arg, pc->s[i].h, i == abort_side);
         mqo_outq_free(&pc->s[i].q);
         free(pc->s[i].us);
     }
@@ -246,6 +266,7 @@ static void free_conn(struct proxy *px, struct pconn *pc)
     if (pc->next)
         pc->next->prev = pc->prev;
     px->st.closed++;
+    px->nconns--;
     free(pc);
 }
 
@@ -254,7 +275,11 @@ static void refuse_connect(struct pconn *pc)
 {
     uint8_t v5[] = {0x20, 0x03, 0x00, MQO_RC_SERVER_UNAVAILABLE, 0x00};
     uint8_t v3[] = {0x20, 0x02, 0x00, 0x03};
-    if (pc->connect_version == MQO_MQTT_V5)
+    int v5c = pc->connect_version == MQO_MQTT_V5;
+    if (pc->s[CLIENT].h)
+        pc->px->stk->send_raw(pc->px->stk->arg, pc->s[CLIENT].h, v5c ? v5 : v3,
+                              v5c ? sizeof v5 : sizeof v3);
+    else if (v5c)
         (void)!write(pc->s[CLIENT].fd, v5, sizeof v5);
     else
         (void)!write(pc->s[CLIENT].fd, v3, sizeof v3);
@@ -275,6 +300,10 @@ static void broker_failed(struct pconn *pc, int err)
     if (pc->s[BROKER].fd >= 0) {
         close(pc->s[BROKER].fd);
         pc->s[BROKER].fd = -1;
+    }
+    if (pc->s[BROKER].h) {
+        px->stk->close(px->stk->arg, pc->s[BROKER].h, 1);
+        pc->s[BROKER].h = NULL;
     }
     if (pc->connect_version) {
         refuse_connect(pc);
@@ -314,25 +343,87 @@ static void set_peer(struct mqo_conn *c, const struct sockaddr_storage *a, sockl
     mqo_conn_set_peer(c, s);
 }
 
-/* The upstream's broker side for client cfd. Returns a descriptor or -errno. */
-static int upstream_open(struct proxy *px, int cfd, const struct sockaddr_storage *peer,
-                         socklen_t peer_len)
+/* The broker side of a new client: the upstream's socket, a socket connecting to the broker,
+ * or the stack's connection. Sets pc->s[BROKER] and pc->connecting; returns 0, or -errno when
+ * the broker cannot be reached (the client is then refused). */
+static int broker_open(struct proxy *px, struct pconn *pc, const struct sockaddr *peer,
+                       socklen_t pl, const struct sockaddr *local, socklen_t ll)
 {
-    const struct mqo_proxy_upstream *up = px->cfg->upstream;
-    struct sockaddr_storage local;
-    socklen_t ll = sizeof local;
-    if (getsockname(cfd, (struct sockaddr *)&local, &ll) < 0)
-        return -errno;
-    return up->open(up->arg, (const struct sockaddr *)peer, peer_len,
-                    (const struct sockaddr *)&local, ll);
+    const struct mqo_proxy_cfg *cfg = px->cfg;
+    if (cfg->upstream) { /* an upstream's socket is connected already */
+        int bfd = cfg->upstream->open(cfg->upstream->arg, peer, pl, local, ll);
+        if (bfd < 0)
+            return bfd;
+        pc->s[BROKER].fd = bfd;
+    } else if (px->stk) {
+        int err = 0;
+        pc->s[BROKER].h = px->stk->connect(px->stk->arg, pc, &err);
+        if (!pc->s[BROKER].h)
+            return -(err ? err : ENOMEM);
+        pc->connecting = 1;
+        return 0;
+    } else {
+        int bfd = socket(cfg->broker_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                         0);
+        if (bfd < 0)
+            return -errno;
+        set_nodelay(bfd);
+        pc->s[BROKER].fd = bfd;
+        if (connect(bfd, (const struct sockaddr *)&cfg->broker_addr, cfg->broker_len) < 0) {
+            if (errno != EINPROGRESS)
+                return -errno; /* bfd closed by broker_failed */
+            pc->connecting = 1;
+        }
+    }
+    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT, .data.u64 = tag(pc, BROKER)};
+    epoll_ctl(px->ep, EPOLL_CTL_ADD, pc->s[BROKER].fd, &e);
+    pc->s[BROKER].ev = EPOLLIN | EPOLLOUT;
+    return 0;
+}
+
+/* A new client connection on socket cfd or the stack's handle ch: the engine's connection and
+ * the broker side. Returns it, or NULL (no memory: logged, cfd closed, ch left to the caller). */
+static struct pconn *conn_new(struct proxy *px, int cfd, void *ch, const struct sockaddr *peer,
+                              socklen_t pl, const struct sockaddr *local, socklen_t ll)
+{
+    struct pconn *pc = calloc(1, sizeof *pc);
+    if (pc) {
+        pc->px = px;
+        pc->s[CLIENT].fd = cfd;
+        pc->s[CLIENT].h = ch;
+        pc->s[BROKER].fd = -1;
+        pc->ec = mqo_engine_conn_open(px->eng, pc, px->now);
+    }
+    if (!pc || !pc->ec) {
+        mqo_err("cannot set up a client connection: out of memory");
+        free(pc);
+        if (cfd >= 0)
+            close(cfd);
+        return NULL;
+    }
+    set_peer(pc->ec, (const struct sockaddr_storage *)peer, pl);
+    pc->next = px->conns;
+    if (px->conns)
+        px->conns->prev = pc;
+    px->conns = pc;
+    px->nconns++;
+    px->st.accepted++;
+    if (cfd >= 0) {
+        struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag(pc, CLIENT)};
+        epoll_ctl(px->ep, EPOLL_CTL_ADD, cfd, &e);
+        pc->s[CLIENT].ev = EPOLLIN;
+    }
+    int rc = broker_open(px, pc, peer, pl, local, ll);
+    if (rc < 0)
+        broker_failed(pc, -rc);
+    return pc;
 }
 
 static void accept_clients(struct proxy *px)
 {
-    const struct mqo_proxy_upstream *up = px->cfg->upstream;
     for (;;) {
-        struct sockaddr_storage peer;
-        socklen_t pl = sizeof peer;
+        struct sockaddr_storage peer, local;
+        socklen_t pl = sizeof peer, ll = sizeof local;
         int cfd = accept4(px->lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EINTR)
@@ -347,61 +438,54 @@ static void accept_clients(struct proxy *px)
             return;
         }
         set_nodelay(cfd);
-        struct pconn *pc = calloc(1, sizeof *pc);
-        int bfd = -1;
-        if (pc && up)
-            bfd = upstream_open(px, cfd, &peer, pl); /* < 0: refused below */
-        else if (pc)
-            bfd = socket(px->cfg->broker_addr.ss_family,
-                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (!pc || (!up && bfd < 0)) {
-            mqo_err("cannot set up a broker connection: %s", strerror(errno));
-            free(pc);
-            close(cfd);
-            if (bfd >= 0)
-                close(bfd);
-            continue;
-        }
-        if (!up)
-            set_nodelay(bfd);
-        pc->px = px;
-        pc->s[CLIENT].fd = cfd;
-        pc->s[BROKER].fd = bfd < 0 ? -1 : bfd;
-        pc->ec = mqo_engine_conn_open(px->eng, pc, px->now);
-        if (!pc->ec) {
-            close(cfd);
-            if (bfd >= 0)
-                close(bfd);
-            free(pc);
-            continue;
-        }
-        set_peer(pc->ec, &peer, pl);
-        pc->next = px->conns;
-        if (px->conns)
-            px->conns->prev = pc;
-        px->conns = pc;
-        px->st.accepted++;
-        struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag(pc, CLIENT)};
-        epoll_ctl(px->ep, EPOLL_CTL_ADD, cfd, &e);
-        pc->s[CLIENT].ev = EPOLLIN;
-        if (up && bfd < 0) {
-            broker_failed(pc, -bfd);
-            continue;
-        }
-        /* an upstream's socket is connected already */
-        int rc = up ? 0
-                    : connect(bfd, (const struct sockaddr *)&px->cfg->broker_addr,
-                              px->cfg->broker_len);
-        if (rc < 0 && errno != EINPROGRESS) {
-            int err = errno;
-            broker_failed(pc, err);
-            continue;
-        }
-        pc->connecting = rc < 0;
-        e = (struct epoll_event){.events = EPOLLIN | EPOLLOUT, .data.u64 = tag(pc, BROKER)};
-        epoll_ctl(px->ep, EPOLL_CTL_ADD, bfd, &e);
-        pc->s[BROKER].ev = EPOLLIN | EPOLLOUT;
+        if (getsockname(cfd, (struct sockaddr *)&local, &ll) < 0)
+            ll = 0;
+        conn_new(px, cfd, NULL, (struct sockaddr *)&peer, pl, (struct sockaddr *)&local, ll);
     }
+}
+
+struct pconn *mqo_px_accepted(struct proxy *px, void *h, const struct sockaddr *peer,
+                              socklen_t peer_len, const struct sockaddr *local,
+                              socklen_t local_len)
+{
+    return conn_new(px, -1, h, peer, peer_len, local, local_len);
+}
+
+/* The side's peer sent its FIN: passed on once everything before it is written. */
+static void side_eof(struct pconn *pc, int side)
+{
+    struct side *sd = &pc->s[side];
+    sd->rd_closed = 1;
+    pc->s[side ^ 1].want_shut = 1;
+    mark_dirty(pc);
+    if (side == CLIENT && pc->broker_failed)
+        kill_conn(pc);
+}
+
+/* A side was reset: the other side is reset too (after what it is owed), as it would have been
+ * without mqoff in between. */
+static void side_reset(struct pconn *pc, int side)
+{
+    if (!pc->reset)
+        pc->reset = (uint8_t)(1 + side);
+    kill_conn(pc);
+}
+
+/* n bytes arrived on a side. */
+static void side_input(struct proxy *px, struct pconn *pc, int side, const uint8_t *p, size_t n)
+{
+    if (side == CLIENT) {
+        px->st.bytes_from_clients += n;
+        sniff_connect(pc, p, n);
+        if (pc->broker_failed) {
+            if (pc->connect_version)
+                refuse_connect(pc);
+            return;
+        }
+    } else {
+        px->st.bytes_from_broker += n;
+    }
+    mqo_engine_input(px->eng, pc->ec, side == CLIENT ? MQO_C2S : MQO_S2C, p, n, px->now);
 }
 
 /* Reads what the socket has (bounded per event, epoll is level-triggered). */
@@ -416,40 +500,67 @@ static void read_side(struct proxy *px, struct pconn *pc, int side)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            /* reset: the other side is reset too (after what it is owed), as it would
-             * have been without mqoff in between */
-            if (!pc->reset)
-                pc->reset = (uint8_t)(1 + side);
-            kill_conn(pc);
+            side_reset(pc, side);
             return;
         }
         if (r == 0) {
-            sd->rd_closed = 1;
-            /* half-close: pass the FIN on once everything before it is written */
-            struct side *other = &pc->s[side ^ 1];
-            other->want_shut = 1;
-            mark_dirty(pc);
-            if (side == CLIENT && pc->broker_failed)
-                kill_conn(pc);
+            side_eof(pc, side);
             return;
         }
-        if (side == CLIENT) {
-            px->st.bytes_from_clients += (uint64_t)r;
-            sniff_connect(pc, buf, (size_t)r);
-            if (pc->broker_failed) {
-                if (pc->connect_version)
-                    refuse_connect(pc);
-                continue;
-            }
-        } else {
-            px->st.bytes_from_broker += (uint64_t)r;
-        }
-        mqo_engine_input(px->eng, pc->ec, side == CLIENT ? MQO_C2S : MQO_S2C, buf, (size_t)r,
-                         px->now);
+        side_input(px, pc, side, buf, (size_t)r);
         if ((size_t)r < sizeof buf)
             return;
     }
 }
+
+void mqo_px_input(struct pconn *pc, int side, const uint8_t *p, size_t n)
+{
+    if (!pc->dead)
+        side_input(pc->px, pc, side, p, n);
+}
+
+int mqo_px_reading(const struct pconn *pc, int side)
+{
+    return !pc->dead && !pc->s[side].paused;
+}
+
+void mqo_px_eof(struct pconn *pc, int side)
+{
+    if (!pc->dead)
+        side_eof(pc, side);
+}
+
+void mqo_px_gone(struct pconn *pc, int side, int err)
+{
+    pc->s[side].h = NULL;
+    if (side == BROKER && pc->connecting) {
+        mqo_px_broker_failed(pc, err);
+        return;
+    }
+    side_reset(pc, side);
+}
+
+void mqo_px_connected(struct pconn *pc)
+{
+    pc->connecting = 0;
+    mark_dirty(pc);
+}
+
+void mqo_px_broker_failed(struct pconn *pc, int err)
+{
+    pc->s[BROKER].h = NULL;
+    if (!pc->dead && !pc->broker_failed)
+        broker_failed(pc, err);
+}
+
+void mqo_px_writable(struct pconn *pc, int side)
+{
+    if (!pc->dead && (pc->s[side].q.bytes || (pc->s[side].want_shut && !pc->s[side].wr_shut)))
+        mark_dirty(pc);
+}
+
+size_t mqo_px_conns(const struct proxy *px) { return px->nconns; }
+const struct mqo_proxy_cfg *mqo_px_cfg(const struct proxy *px) { return px->cfg; }
 
 /* Accounts for n bytes written to a side (by writev or io_uring). */
 static void wrote(struct proxy *px, struct pconn *pc, int side, size_t n)
@@ -464,7 +575,7 @@ static void wrote(struct proxy *px, struct pconn *pc, int side, size_t n)
 static void flush_side(struct proxy *px, struct pconn *pc, int side)
 {
     struct side *sd = &pc->s[side];
-    ssize_t w = mqo_outq_flush(&sd->q, sd->fd);
+    ssize_t w = sd->h ? px->stk->send(px->stk->arg, sd->h, &sd->q) : mqo_outq_flush(&sd->q, sd->fd);
     if (w < 0) {
         kill_conn(pc);
         return;
@@ -486,6 +597,14 @@ static void pressure(struct proxy *px, struct pconn *pc)
         int pause = full || engine_full;
         if (pause && !rd->paused && side == BROKER)
             px->st.paused_broker_reads++;
+        if (!pause && rd->paused && rd->h) {
+            rd->resume = 1; /* after this flush (its input edits other connections) */
+            if (!pc->in_resume) {
+                pc->in_resume = 1;
+                pc->resume_next = px->resumes;
+                px->resumes = pc;
+            }
+        }
         rd->paused = (uint8_t)pause;
     }
 }
@@ -493,7 +612,7 @@ static void pressure(struct proxy *px, struct pconn *pc)
 static int can_flush(const struct pconn *pc, int side)
 {
     const struct side *sd = &pc->s[side];
-    return !pc->dead && sd->fd >= 0 && sd->q.bytes && !(side == BROKER && pc->connecting);
+    return !pc->dead && side_open(sd) && sd->q.bytes && !(side == BROKER && pc->connecting);
 }
 
 /* After the flush: half-close, close, back-pressure, epoll mask. */
@@ -503,8 +622,12 @@ static void settle(struct proxy *px, struct pconn *pc)
         return;
     for (int side = 0; side < 2; side++) {
         struct side *sd = &pc->s[side];
-        if (sd->fd >= 0 && !sd->q.bytes && sd->want_shut && !sd->wr_shut) {
-            shutdown(sd->fd, SHUT_WR);
+        if (side_open(sd) && !sd->q.bytes && sd->want_shut && !sd->wr_shut &&
+            !(side == BROKER && pc->connecting)) {
+            if (sd->h)
+                px->stk->shut(px->stk->arg, sd->h);
+            else
+                shutdown(sd->fd, SHUT_WR);
             sd->wr_shut = 1;
         }
     }
@@ -562,7 +685,7 @@ static void flush_uring(struct proxy *px, const struct wr *w, size_t n)
         if (!can_flush(pc, side))
             continue;
         struct side *sd = &pc->s[side];
-        if (!sd->us && !(sd->us = calloc(1, sizeof *sd->us))) {
+        if (sd->h || (!sd->us && !(sd->us = calloc(1, sizeof *sd->us)))) {
             flush_side(px, pc, side);
             continue;
         }
@@ -639,6 +762,18 @@ static void flush_dirty(struct proxy *px)
             px->border_tail = &pc->border_next;
         }
     }
+    /* unpaused stack sides: their refused input comes now (the next flush writes its edits) */
+    while (px->resumes) {
+        struct pconn *pc = px->resumes;
+        px->resumes = pc->resume_next;
+        pc->in_resume = 0;
+        for (int side = 0; side < 2; side++)
+            if (pc->s[side].resume) {
+                pc->s[side].resume = 0;
+                if (!pc->dead && pc->s[side].h && !pc->s[side].paused)
+                    px->stk->resume(px->stk->arg, pc->s[side].h);
+            }
+    }
 }
 
 static void handle_event(struct proxy *px, struct epoll_event *ev)
@@ -655,8 +790,8 @@ static void handle_event(struct proxy *px, struct epoll_event *ev)
         px->cfg->upstream->ready(px->cfg->upstream->arg, px->now);
         return;
     }
-    if (ev->data.u64 == TAG_CTL)
-        return; /* served first, in mqo_proxy_run */
+    if (ev->data.u64 == TAG_CTL || ev->data.u64 == TAG_STACK)
+        return; /* served first, in mqo_px_run */
     struct pconn *pc = (struct pconn *)(uintptr_t)(ev->data.u64 & ~(uint64_t)1);
     int side = (int)(ev->data.u64 & 1);
     if (pc->dead)
@@ -720,7 +855,7 @@ static void timers(struct proxy *px, int slow)
         }
         px->fail_waiting = left;
     }
-    if (px->accept_paused) {
+    if (px->accept_paused && px->lfd >= 0) {
         struct epoll_event e = {.events = EPOLLIN, .data.u64 = 0};
         epoll_ctl(px->ep, EPOLL_CTL_MOD, px->lfd, &e);
         px->accept_paused = 0;
@@ -783,7 +918,10 @@ static size_t ctl_counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
         {"mqoff_queued_bytes", "side=\"client\"", "bytes queued toward sockets", queued[0], 1},
         {"mqoff_queued_bytes", "side=\"broker\"", "bytes queued toward sockets", queued[1], 1},
     };
-    return mqo_ctl_counters_put(out, cap, v, sizeof v / sizeof v[0]);
+    size_t n = mqo_ctl_counters_put(out, cap, v, sizeof v / sizeof v[0]);
+    if (px->stk && px->stk->counters)
+        n += px->stk->counters(px->stk->arg, n < cap ? out + n : out, n < cap ? cap - n : 0);
+    return n;
 }
 
 /* The broker plugin says the broker reloaded: as a SIGHUP to mqoff. */
@@ -807,7 +945,15 @@ static void raise_nofile(void)
 int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
                   struct mqo_proxy_stats *pst)
 {
-    struct proxy px = {.cfg = cfg, .lfd = -1, .ep = -1};
+    if (cfg->stack_run)
+        return cfg->stack_run(cfg, est, pst);
+    return mqo_px_run(cfg, NULL, est, pst);
+}
+
+int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
+               struct mqo_engine_stats *est, struct mqo_proxy_stats *pst)
+{
+    struct proxy px = {.cfg = cfg, .lfd = -1, .ep = -1, .stk = stk};
     px.dirty_tail = &px.dirty;
     px.border_tail = &px.border;
     px.max_queue = cfg->max_queue ? cfg->max_queue : 4u << 20;
@@ -832,8 +978,10 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
     px.eng = mqo_engine_new(&ec);
     if (!px.eng)
         return -errno;
-    int rc = open_listener(&px);
+    px.ep = epoll_create1(EPOLL_CLOEXEC);
+    int rc = stk ? stk->start(stk->arg, &px) : open_listener(&px);
     if (rc) {
+        close(px.ep);
         mqo_err("cannot listen: %s", strerror(-rc));
         mqo_engine_free(px.eng);
         return rc;
@@ -845,9 +993,14 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
         mqo_engine_free(px.eng);
         return rc;
     }
-    px.ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event le = {.events = EPOLLIN, .data.u64 = 0};
-    epoll_ctl(px.ep, EPOLL_CTL_ADD, px.lfd, &le);
+    if (px.lfd >= 0) {
+        struct epoll_event le = {.events = EPOLLIN, .data.u64 = 0};
+        epoll_ctl(px.ep, EPOLL_CTL_ADD, px.lfd, &le);
+    }
+    if (stk && stk->fd >= 0) {
+        struct epoll_event se = {.events = EPOLLIN, .data.u64 = TAG_STACK};
+        epoll_ctl(px.ep, EPOLL_CTL_ADD, stk->fd, &se);
+    }
     if (cfg->reload && mqo_reload_fd(cfg->reload) >= 0) {
         struct epoll_event we = {.events = EPOLLIN, .data.u64 = TAG_RELOAD};
         epoll_ctl(px.ep, EPOLL_CTL_ADD, mqo_reload_fd(cfg->reload), &we);
@@ -864,7 +1017,8 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
     struct epoll_event evs[256];
     uint64_t last_timer = 0, last_event = 0, busy_ns = (uint64_t)cfg->busy_poll_us * 1000u;
     while (!*cfg->stop) {
-        int busy = busy_ns && px.now - last_event < busy_ns;
+        int busy = (busy_ns && px.now - last_event < busy_ns) || px.dirty || px.resumes ||
+                   (stk && stk->fd < 0);
         int n = epoll_wait(px.ep, evs, 256, busy ? 0 : 50);
         if (n < 0 && errno != EINTR) {
             rc = -errno;
@@ -884,10 +1038,14 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
         for (int i = 0; px.ctl && i < n; i++)
             if (evs[i].data.u64 == TAG_CTL || (i == 0 && n == 256))
                 mqo_ctl_run(px.ctl, px.now);
+        if (stk)
+            stk->poll(stk->arg); /* the stack's input, its callbacks */
         for (int i = 0; i < n; i++)
             handle_event(&px, &evs[i]);
         int slow = px.now - last_timer >= 50000000ull;
         timers(&px, slow);
+        if (stk)
+            stk->tick(stk->arg, px.now);
         if (slow)
             last_timer = px.now;
         /* flush everything this iteration queued: one write per socket, or one io_uring
@@ -898,6 +1056,8 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
             px.dead = pc->dead_next;
             free_conn(&px, pc);
         }
+        if (stk)
+            stk->flush(stk->arg); /* what this iteration sent, in bursts */
     }
     if (est)
         *est = *mqo_engine_stats(px.eng);
@@ -905,8 +1065,11 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
         *pst = px.st;
     while (px.conns)
         free_conn(&px, px.conns);
+    if (stk)
+        stk->flush(stk->arg);
     mqo_ctl_free(px.ctl);
-    close(px.lfd);
+    if (px.lfd >= 0)
+        close(px.lfd);
     close(px.ep);
     mqo_engine_free(px.eng);
     if (px.use_uring)

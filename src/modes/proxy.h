@@ -29,6 +29,8 @@ struct mqo_proxy_upstream {
     void *arg;
 };
 
+struct mqo_proxy_stats;
+
 struct mqo_proxy_cfg {
     struct sockaddr_storage listen_addr;
     socklen_t listen_len;
@@ -56,6 +58,11 @@ struct mqo_proxy_cfg {
     const struct mqo_proxy_upstream *upstream;
     /* Optional: the control socket and metrics endpoint (ctl/ctl.h); NULL: none. */
     const struct mqo_ctl_cfg *ctl;
+    /* Optional: another TCP/IP stack than the kernel's sockets runs the loop (proxy_lwip.h:
+     * mqo_proxy_lwip_run, its configuration in stack_cfg); mqo_proxy_run calls it. */
+    int (*stack_run)(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
+                     struct mqo_proxy_stats *pst);
+    const void *stack_cfg;
     /* Optional: called with the listening port once listening (tests bind port 0). */
     void (*on_listen)(void *arg, uint16_t port);
     void *on_listen_arg;

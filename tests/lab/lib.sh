@@ -3,10 +3,13 @@
 #
 #   lab_init                      lab up under a prefix of its own (t<pid>), cleanup trap
 #   for_targets FUNC              FUNC for each target of $LAB_TARGETS (direct proxy monitor
-#                                 intercept; mqoff's targets skipped while build/ lacks them)
+#                                 intercept lwip; mqoff's targets skipped while build/ lacks them)
 #   target_up T [mqoff args...]   fresh broker; for proxy also `mqoff proxy ARGS` in the nic namespace,
 #                                 for intercept `mqoff intercept ARGS` beside the broker, which runs
-#                                 with the shim (an argument @BROKER_CONF@ is the broker's config)
+#                                 with the shim (an argument @BROKER_CONF@ is the broker's config);
+#                                 for lwip `mqoff proxy --stack lwip ARGS` on an interface of its
+#                                 own in the nic namespace, owning 198.18.0.4 (LWIP_IMPAIR=SPEC:
+#                                 mqoff-bridge impairs the clients' link, between them and mqoff)
 #   target_down T                 stops the proxy (checks it stops on SIGTERM, prints its counters)
 #   run_py NAME SECS SCRIPT ARGS  a python helper in the cli namespace; its ok/not ok lines count
 #   case_py T CASE [ARGS]         run_py of cases.py CASE against target T
@@ -32,7 +35,10 @@ PY=/usr/bin/python3            # Debian's interpreter: the one with python3-paho
 export MQO_LAB=${MQO_TEST_LAB:-t$$}     # never a lab someone else set up by hand
 NS_CLI=$MQO_LAB-cli NS_NIC=$MQO_LAB-nic
 export NS_BRK=$MQO_LAB-brk      # for tests that run something beside the broker
-BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 MQTT_PORT=1883
+BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 LWIP_ADDR=198.18.0.4 MQTT_PORT=1883
+BRIDGE=${BRIDGE:-$LAB_ROOT/build/mqoff-bridge}
+LWIP_IO=${LWIP_IO:-afpacket}     # --stack lwip's packet I/O: afpacket, afxdp, dpdk
+LWIP_BR_PID=''                   # the impairing mqoff-bridge of the lwip target
 LAB_TARGETS=${LAB_TARGETS:-direct proxy monitor intercept}
 PORTS_BEFORE=''                # ports_state of monitor mode's ports before it started
 # shellcheck source-path=SCRIPTDIR source=io.sh
@@ -64,6 +70,7 @@ lab_summary() {
 
 _lab_cleanup() {
   proxy_stop >/dev/null 2>&1 || true
+  lwip_restore >/dev/null 2>&1 || true
   "$LAB_TOOL" down >/dev/null 2>&1 || true
   io_cleanup
   [ -z "$LAB_TMP" ] || rm -rf "$LAB_TMP"
@@ -119,7 +126,9 @@ wait_port() {
 # ICPT_SIDE=nic: intercept's mqoff runs in the nic namespace on 198.18.0.3 (a DPU's place, as
 # make bench runs it), serving the broker's extra listener for that address across namespaces.
 target_addr() {
-  if [ "$1" = proxy ] || { [ "$1" = intercept ] && [ "${ICPT_SIDE:-}" = nic ]; }; then
+  if [ "$1" = lwip ]; then
+    echo "$LWIP_ADDR"
+  elif [ "$1" = proxy ] || { [ "$1" = intercept ] && [ "${ICPT_SIDE:-}" = nic ]; }; then
     echo "$PROXY_ADDR"
   else
     echo "$BROKER_ADDR"
@@ -127,7 +136,7 @@ target_addr() {
 }
 
 # is_offload T: true for the targets where mqoff runs (proxy, monitor, intercept).
-is_offload() { [ "$1" = proxy ] || [ "$1" = monitor ] || [ "$1" = intercept ]; }
+is_offload() { [ "$1" = proxy ] || [ "$1" = monitor ] || [ "$1" = intercept ] || [ "$1" = lwip ]; }
 
 proxy_built() { [ -x "$MQOFF" ]; }
 # target_built T: mqoff (and for intercept the shim) is there.
@@ -159,6 +168,72 @@ proxy_start() {
     proxy_stop >/dev/null
     return 1
   fi
+}
+
+# lwip_start ARGS...: mqoff proxy --stack lwip on ${MQO_LAB}lb, a veth whose peer is a port of
+# the nic namespace's bridge (no address on it: mqoff owns 198.18.0.4 there). With
+# LWIP_IMPAIR=SPEC the clients' veth leaves the bridge and mqoff-bridge --impair SPEC forwards
+# between it and another veth of the bridge: loss, duplication, reordering between the clients
+# and mqoff (and the broker, for direct traffic).
+# lwip_links: the veth pair of the lwip target (Pla on br0, Plb for mqoff); sets LWIP_IF_ARGS,
+# mqoff's --iface (and --io, --eal, --mac) for $LWIP_IO.
+lwip_links() {
+  local la=${MQO_LAB}la lb=${MQO_LAB}lb
+  ip -n "$NS_NIC" link add "$la" type veth peer name "$lb" || return 1
+  ip -n "$NS_NIC" link set "$la" master br0
+  ip -n "$NS_NIC" link set "$la" up
+  ip -n "$NS_NIC" link set "$lb" up
+  case "$LWIP_IO" in
+    afpacket) LWIP_IF_ARGS=(--iface "$lb") ;;
+    afxdp) LWIP_IF_ARGS=(--io afxdp --iface "$lb") ;;
+    dpdk) IO_N=$((IO_N + 1))   # DPDK's device has no kernel name to read the MAC from
+          LWIP_IF_ARGS=(--io dpdk --iface net_af_packet0 --mac "$(ip -n "$NS_NIC" -br link show "$lb" | awk '{print $3}')"
+                        --eal "--no-huge --no-pci --file-prefix $IO_PREFIX$IO_N --vdev=net_af_packet0,iface=$lb,framecnt=8192") ;;
+    *) echo "lib.sh: LWIP_IO=$LWIP_IO: want afpacket, afxdp or dpdk" >&2; return 1 ;;
+  esac
+}
+
+lwip_start() {
+  local lc=${MQO_LAB}lc ld=${MQO_LAB}ld
+  PROXY_N=$((PROXY_N + 1))
+  PROXY_LOG=$LAB_TMP/lwip.$PROXY_N.log
+  lwip_links || return 1
+  if [ -n "${LWIP_IMPAIR:-}" ]; then
+    ip -n "$NS_NIC" link add "$lc" type veth peer name "$ld" || return 1
+    ip -n "$NS_NIC" link set "$lc" master br0
+    ip -n "$NS_NIC" link set "$lc" up
+    ip -n "$NS_NIC" link set "$ld" up
+    ip -n "$NS_NIC" link set "${MQO_LAB}nc" nomaster
+    echo "# clients: ${MQO_LAB}nc [mqoff-bridge --impair $LWIP_IMPAIR] $ld == $lc (br0)"
+    ip netns exec "$NS_NIC" "$BRIDGE" --port-a "${MQO_LAB}nc" --port-b "$ld" --impair "$LWIP_IMPAIR" \
+      >"$LAB_TMP/lwip-bridge.$PROXY_N.log" 2>&1 </dev/null &
+    LWIP_BR_PID=$!
+  fi
+  echo "# mqoff proxy --stack lwip ${LWIP_IF_ARGS[*]} --listen $LWIP_ADDR:$MQTT_PORT --broker $BROKER_ADDR:$MQTT_PORT $*"
+  ip netns exec "$NS_NIC" "$MQOFF" proxy --stack lwip "${LWIP_IF_ARGS[@]}" \
+    --listen "$LWIP_ADDR:$MQTT_PORT" --broker "$BROKER_ADDR:$MQTT_PORT" "$@" \
+    >"$PROXY_LOG" 2>&1 </dev/null &
+  PROXY_PID=$!
+  if ! wait_port "$NS_CLI" "$LWIP_ADDR" "$MQTT_PORT" 10 || ! kill -0 "$PROXY_PID" 2>/dev/null; then
+    not_ok "$LAB_NAME: mqoff proxy --stack lwip starts" "not listening on $LWIP_ADDR:$MQTT_PORT; log: $(tail -5 "$PROXY_LOG" | tr '\n' ' ')"
+    proxy_stop >/dev/null
+    lwip_restore
+    return 1
+  fi
+}
+
+# lwip_restore: the impairing bridge stopped, the clients' veth back on the bridge, the lwip
+# target's veths removed (for the next target).
+lwip_restore() {
+  if [ -n "$LWIP_BR_PID" ]; then
+    kill -TERM "$LWIP_BR_PID" 2>/dev/null || true
+    wait "$LWIP_BR_PID" 2>/dev/null || true
+    grep -h "^impair" "$LAB_TMP"/lwip-bridge.*.log 2>/dev/null | tail -2 | sed 's/^/# bridge: /'
+    LWIP_BR_PID=
+  fi
+  ip -n "$NS_NIC" link set "${MQO_LAB}nc" master br0 2>/dev/null || true
+  ip -n "$NS_NIC" link del "${MQO_LAB}la" 2>/dev/null || true
+  ip -n "$NS_NIC" link del "${MQO_LAB}lc" 2>/dev/null || true
 }
 
 # monitor_start ARGS...: the kernel bridge in the nic namespace lets go of its two ports and
@@ -289,6 +364,8 @@ target_up() {
   done
   if [ "$t" = proxy ]; then
     proxy_start "${args[@]}" || return 1
+  elif [ "$t" = lwip ]; then
+    lwip_start "${args[@]}" || return 1
   elif [ "$t" = monitor ]; then
     monitor_start "${args[@]}" || return 1
   fi
@@ -300,6 +377,7 @@ target_down() {
   is_offload "$t" || return 0
   if [ -z "$PROXY_PID" ]; then
     [ "$t" = monitor ] && monitor_restore
+    [ "$t" = lwip ] && lwip_restore
     return 0
   fi
   if proxy_alive; then ok "$LAB_NAME: mqoff $t still running at the end [$t]"
@@ -319,6 +397,7 @@ target_down() {
       "$PORTS_BEFORE" "$NS_NIC" "${MQO_LAB}nc" "${MQO_LAB}nb"
     monitor_restore
   fi
+  [ "$t" = lwip ] && lwip_restore
   return 0
 }
 
