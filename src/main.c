@@ -22,6 +22,7 @@
 #include "modes/monitor.h"
 #include "modes/proxy.h"
 #include "modes/reload.h"
+#include "net/takeover.h"
 
 #define MQOFF_VERSION "0.1.0"
 
@@ -70,6 +71,15 @@ static void usage_main(FILE *f)
     "                         PATH', 'exclusive'; '#' comment lines); the command line's\n"   \
     "                         replace the file's; SIGHUP reads it again (man 8 mqoff)\n"     \
     "  --log stderr|syslog    where log lines go (default stderr)\n"
+
+#define TAKEOVER_HELP                                                                         \
+    "\n"                                                                                      \
+    "restarts:\n"                                                                             \
+    "  --takeover PATH        Unix socket of planned restarts: a process started with it\n"  \
+    "                         takes the listener, every connection and the engine's state\n" \
+    "                         from the one serving there (same format version), which then\n" \
+    "                         exits; no client notices. Nobody there: a fresh start. Either\n" \
+    "                         way it listens there for the next (man 8 mqoff)\n"
 
 static void usage_proxy(FILE *f)
 {
@@ -124,6 +134,7 @@ static void usage_proxy(FILE *f)
             "  -h, --help             this text\n"
             CONTROL_HELP
             SERVICE_HELP
+            TAKEOVER_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff gracefully and print its counters. SIGHUP says the\n"
             "broker has reloaded its configuration: send it after the broker's own SIGHUP;\n"
@@ -322,6 +333,7 @@ static void print_stats(const struct mqo_engine_stats *e, int acl_file)
 
 /* Everything the command line can set, for every mode. */
 struct opts {
+    const char *takeover; /* --takeover PATH */
     int monitor;
     int intercept;
     const char *channel;
@@ -595,7 +607,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
         O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
-        O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST
+        O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST, O_TAKEOVER
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -633,6 +645,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"channel", required_argument, 0, O_CHANNEL},
         {"help", no_argument, 0, O_HELP},
         {"log", required_argument, 0, O_LOGDEST},
+        {"takeover", required_argument, 0, O_TAKEOVER},
         {0, 0, 0, 0}};
     if (!o->args.argv) /* first: -c FILE's options, then the command line's */
         return config_parse(argc, argv, o, opts);
@@ -646,7 +659,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         int proxy_only = c == O_LISTEN; /* proxy and intercept; --io is every mode's */
         int monitor_only = c >= O_PA && c <= O_SHARE;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
-            (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept)) {
+            (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept) ||
+            (c == O_TAKEOVER && o->intercept)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
             return 2;
@@ -756,6 +770,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case O_CTLGROUP: o->ctl.group = optarg; break;
         case O_METRICS: o->ctl.metrics = optarg; break;
         case O_CHANNEL: o->channel = optarg; break;
+        case O_TAKEOVER: o->takeover = optarg; break;
         case O_BUSY:
             if (parse_u64("--busy-poll", optarg, 0, 1000000, &v))
                 return 2;
@@ -1106,6 +1121,8 @@ static int cmd_proxy(int argc, char **argv, int intercept)
         return 2;
     }
     cfg->hup = &g_hup;
+    cfg->takeover = o.takeover;
+    mqo_tko_set_build(MQOFF_VERSION);
     cfg->ctl = setup_ctl(&o, intercept ? "intercept" : "proxy");
     install_signals();
     struct mqo_engine_stats es = {0};

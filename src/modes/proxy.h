@@ -56,6 +56,12 @@ struct mqo_proxy_cfg {
     const struct mqo_proxy_upstream *upstream;
     /* Optional: the control socket and metrics endpoint (ctl/ctl.h); NULL: none. */
     const struct mqo_ctl_cfg *ctl;
+    /* Optional: takeover socket (net/takeover.h): a process listening there hands this one its
+     * listener, connections and engine state; this one then listens there for the next. */
+    const char *takeover;
+    /* Optional: a takeover request is refused with this reason (a mode that cannot hand over
+     * yet). */
+    const char *takeover_refuse;
     /* Optional: called with the listening port once listening (tests bind port 0). */
     void (*on_listen)(void *arg, uint16_t port);
     void *on_listen_arg;
@@ -78,5 +84,36 @@ struct mqo_proxy_stats {
  * counters are written to *est and *pst when not NULL. */
 int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
                   struct mqo_proxy_stats *pst);
+
+/* ---- takeover state (for the fuzz target) ----
+ * The proxy's part of a takeover's state: one record per connection, with its engine
+ * connection's id, its sockets as indexes into the descriptors handed over (0 is the
+ * listener), its queues and flags; then the engine's snapshot (mqo_engine_load). */
+struct mqo_proxy_rec_side {
+    uint32_t fd; /* index, UINT32_MAX: none */
+    uint8_t rd_closed, want_shut, wr_shut, paused;
+    const uint8_t *q; /* queued bytes (into the state) */
+    size_t qlen;
+};
+struct mqo_proxy_rec {
+    uint64_t id;
+    struct mqo_proxy_rec_side s[2];
+    uint8_t connecting, broker_failed, closing, reset, connect_version;
+    const uint8_t *sniff;
+    size_t sniff_len;
+    uint64_t fail_deadline;
+};
+struct mqo_proxy_snap {
+    uint32_t nfds;
+    struct mqo_proxy_stats st;
+    struct mqo_proxy_rec *v; /* malloc'd */
+    size_t n;
+    const uint8_t *engine; /* the engine's snapshot */
+    size_t engine_len;
+};
+/* Parses a proxy takeover state of n bytes handed with nfds descriptors. Returns 0 (free
+ * out->v) or -EINVAL (nothing to free), -EPROTO for another format version, -ENOMEM. Every
+ * descriptor index is checked (< nfds, each used once, 0 the listener's). */
+int mqo_proxy_snap_parse(const uint8_t *p, size_t n, size_t nfds, struct mqo_proxy_snap *out);
 
 #endif

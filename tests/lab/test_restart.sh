@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Restarts without losing clients (README "Restarts"): under steady QoS 0 and QoS 1 load from
+# real paho clients through mqoff in front of the real Mosquitto,
+#  - proxy mode: a planned takeover (--takeover PATH), then a second one at once: every message
+#    exactly once and in order, no client disconnected, offload goes on in the new process;
+#  - a takeover attempted by a process of another version: refused with a clear message, the
+#    running process serves on.
+# Printed per case: the outage (the longest silence a subscriber saw), the loss, the order.
+# RESTART_SECS (default 8): seconds of load per run.
+. "$(dirname "$0")/lib.sh"
+
+SECS=${RESTART_SECS:-8}
+OTHER=$LAB_ROOT/build/mqoff-otherversion
+TKO_PIDS=
+
+# every mqoff this script started besides lib.sh's PROXY_PID is stopped, also on failure
+tko_cleanup() {
+  local p
+  for p in $TKO_PIDS; do kill -KILL "$p" 2>/dev/null || true; done
+  TKO_PIDS=
+}
+LAB_CLEANUP_EXTRA=tko_cleanup
+
+# takeover N ARGS...: starts mqoff proxy #N with --takeover (in the background); its PID goes
+# to $LAB_TMP/tko.N.pid, its log to $LAB_TMP/tko.N.log. Returns at once.
+takeover_start() {
+  local n=$1
+  shift
+  ip netns exec "$NS_NIC" "$MQOFF" proxy --listen "$PROXY_ADDR:$MQTT_PORT" \
+    --broker "$BROKER_ADDR:$MQTT_PORT" "$@" >"$LAB_TMP/tko.$n.log" 2>&1 </dev/null &
+  echo $! >"$LAB_TMP/tko.$n.pid"
+}
+
+# wait_log FILE REGEX SECS: 0 once FILE has a line matching REGEX.
+wait_log() {
+  local i
+  for ((i = 0; i < $3 * 20; i++)); do
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+now_ms() { date +%s%3N; }
+
+# The restarts, in the background while restart.py runs: #1 at 3 s, #2 as soon as #1 serves.
+# Writes the time each took (new process started -> serving) to $LAB_TMP/tko.N.ms.
+restarts() {
+  local n t0 args=("$@")
+  sleep 3
+  for n in 1 2; do
+    t0=$(now_ms)
+    takeover_start "$n" "${args[@]}"
+    if wait_log "$LAB_TMP/tko.$n.log" 'takeover: serving' 15; then
+      echo $(($(now_ms) - t0)) >"$LAB_TMP/tko.$n.ms"
+    else
+      echo fail >"$LAB_TMP/tko.$n.ms"
+      return
+    fi
+  done
+}
+
+counter() { grep -oE "(^|[^a-z_])$2[=: ]+[0-9]+" "$1" 2>/dev/null | tail -1 | grep -oE '[0-9]+$'; }
+
+case_proxy() {
+  local t=proxy tko=$LAB_TMP/tko.sock args n
+  args=(--acl open --exclusive --takeover "$tko")
+  broker_start "" || return
+  proxy_start "${args[@]}" || return
+  local first=$PROXY_PID first_log=$PROXY_LOG
+  restarts "${args[@]}" &
+  local bg=$!
+  run_py "restart: two takeovers in a row under load [$t]" $((SECS + 30)) restart.py \
+    --host "$PROXY_ADDR" --target "$t" --secs "$SECS" --tag "two takeovers"
+  wait "$bg"
+  for n in 1 2; do
+    [ -f "$LAB_TMP/tko.$n.pid" ] && TKO_PIDS="$TKO_PIDS $(cat "$LAB_TMP/tko.$n.pid")"
+  done
+  if [ "$(cat "$LAB_TMP/tko.1.ms" 2>/dev/null)" != fail ] && [ -f "$LAB_TMP/tko.2.ms" ] &&
+     [ "$(cat "$LAB_TMP/tko.2.ms")" != fail ]; then
+    ok "restart: both takeovers done [$t]"
+    echo "# takeover 1: $(cat "$LAB_TMP/tko.1.ms") ms from start to serving; takeover 2: $(cat "$LAB_TMP/tko.2.ms") ms"
+  else
+    not_ok "restart: both takeovers done [$t]" "$(tail -3 "$LAB_TMP/tko.1.log" "$LAB_TMP/tko.2.log" 2>/dev/null | tr '\n' ' ')"
+    return
+  fi
+  # the old processes exited on their own, after handing over (status 0, their summary)
+  if ! kill -0 "$first" 2>/dev/null && grep -q 'takeover: the new process has the connections' "$first_log" &&
+     ! kill -0 "$(cat "$LAB_TMP/tko.1.pid")" 2>/dev/null; then
+    ok "restart: each old process exited after the new one confirmed [$t]"
+  else
+    not_ok "restart: each old process exited after the new one confirmed [$t]" "$(tail -2 "$first_log" | tr '\n' ' ')"
+  fi
+  wait "$first" 2>/dev/null
+  # the new process carried the subscriptions: it kept offloading after the takeover
+  local c0 c1 c2
+  c0=$(counter "$first_log" consumed)
+  c1=$(counter "$LAB_TMP/tko.1.log" consumed)
+  PROXY_PID=$(cat "$LAB_TMP/tko.2.pid")
+  PROXY_LOG=$LAB_TMP/tko.2.log
+  TKO_PIDS=$(echo "$TKO_PIDS" | tr ' ' '\n' | grep -vx "$PROXY_PID" | tr '\n' ' ')
+  # the last process's own counters come at its stop (target_down); check the first two now
+  if [ -n "$c0" ] && [ -n "$c1" ] && [ "$c0" -gt 0 ] && [ "$c1" -gt "$c0" ]; then
+    ok "restart: offload went on after the takeover (consumed $c0, then $c1) [$t]"
+  else
+    not_ok "restart: offload went on after the takeover [$t]" "consumed before '$c0', after '$c1'"
+  fi
+
+  # another version: refused, and the running process serves on
+  if [ -x "$OTHER" ]; then
+    local out rc
+    out=$(ip netns exec "$NS_NIC" timeout 20 "$OTHER" proxy --listen "$PROXY_ADDR:$MQTT_PORT" \
+      --broker "$BROKER_ADDR:$MQTT_PORT" "${args[@]}" 2>&1); rc=$?
+    if [ "$rc" -ne 0 ] && printf '%s' "$out" | grep -q 'takeover refused.*another version'; then
+      ok "restart: a takeover by another version is refused with a clear message [$t]"
+      echo "# $(printf '%s' "$out" | grep 'takeover refused' | head -1)"
+    else
+      not_ok "restart: a takeover by another version is refused with a clear message [$t]" \
+        "status $rc: $(printf '%s' "$out" | tail -2 | tr '\n' ' ')"
+    fi
+    check "restart: the running process says it refused and serves on [$t]" \
+      wait_log "$PROXY_LOG" 'takeover refused: another version.*serving on' 5
+    run_py "restart: serving after the refused takeover [$t]" 20 restart.py \
+      --host "$PROXY_ADDR" --target "$t" --secs 2 --tag "after refusal"
+  else
+    skip "restart: a takeover by another version is refused [$t]" "build/mqoff-otherversion not built"
+  fi
+  target_down "$t"
+}
+
+lab_init
+if ! proxy_built; then
+  skip "restart" "build/mqoff not built"
+else
+  echo "# --- $LAB_NAME: target proxy"
+  case_proxy
+fi
+lab_finish
