@@ -369,7 +369,7 @@ static int conn_load(struct load_ctx *x)
         struct stream *st = &c->in[d];
         size_t n;
         const uint8_t *p = mqo_rd_blob(r, (size_t)e->cfg.max_buffer + 65536, &n);
-        if (r->err || mqo_buf_append(&st->partial, p, n))
+        if (r->err || (n && mqo_buf_append(&st->partial, p, n)))
             return -EINVAL;
         st->pass_left = mqo_rd_u32(r);
         st->pass_consume = mqo_rd_u8(r);
@@ -492,7 +492,10 @@ int mqo_engine_load(struct mqo_engine *e, const uint8_t *p, size_t n)
     const uint8_t *m = mqo_rd_raw(r, sizeof MAGIC);
     if (!m || memcmp(m, MAGIC, sizeof MAGIC) != 0)
         return -EINVAL;
-    if (mqo_rd_u32(r) != MQO_SNAP_VERSION)
+    uint32_t ver = mqo_rd_u32(r);
+    if (r->err)
+        return -EINVAL;
+    if (ver != MQO_SNAP_VERSION)
         return -EPROTO;
     uint64_t next_id = mqo_rd_u64(r);
     uint32_t nst = mqo_rd_count(r, 8);
@@ -538,7 +541,7 @@ int mqo_engine_load(struct mqo_engine *e, const uint8_t *p, size_t n)
         for (uint32_t k = 0; k < nsub && !r->err; k++) {
             size_t fl;
             const uint8_t *f = mqo_rd_blob(r, 65535, &fl);
-            if (!r->err && eng_session_sub_add(s, f, fl))
+            if (!r->err && (!fl || eng_session_sub_add(s, f, fl)))
                 goto out;
         }
         if (r->err)

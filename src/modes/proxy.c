@@ -912,7 +912,10 @@ int mqo_proxy_snap_parse(const uint8_t *p, size_t n, size_t nfds, struct mqo_pro
     const uint8_t *m = mqo_rd_raw(&r, sizeof PX_MAGIC);
     if (!m || memcmp(m, PX_MAGIC, sizeof PX_MAGIC) != 0)
         return -EINVAL;
-    if (mqo_rd_u32(&r) != PROXY_SNAP_VERSION)
+    uint32_t ver = mqo_rd_u32(&r);
+    if (r.err)
+        return -EINVAL;
+    if (ver != PROXY_SNAP_VERSION)
         return -EPROTO;
     out->nfds = mqo_rd_u32(&r);
     if (r.err || out->nfds != nfds || nfds < 1)
