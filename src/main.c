@@ -221,6 +221,7 @@ static void usage_monitor(FILE *f)
             "  -h, --help             this text\n"
             CONTROL_HELP
             SERVICE_HELP
+            TAKEOVER_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff and print its counters. SIGHUP: the broker reloaded\n"
             "(as for proxy mode).\n");
@@ -1185,6 +1186,8 @@ static int cmd_monitor(int argc, char **argv)
         return 2;
     }
     mc.hup = &g_hup;
+    mc.takeover = o.takeover;
+    mqo_tko_set_build(MQOFF_VERSION);
     mc.ctl = setup_ctl(&o, "monitor");
     struct mqo_impair_cfg ic[2];
     for (int d = 0; d < 2; d++) {

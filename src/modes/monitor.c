@@ -18,10 +18,14 @@
 #include "modes/monitor.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
+#include "net/takeover.h"
 #include "l2/parse.h"
 
 struct monitor {
@@ -36,6 +40,10 @@ struct monitor {
     struct mqo_ctl *ctl;       /* NULL: none */
     struct mqo_bump_stats *bst;
     uint64_t last_ctl;
+    int tko_fd;          /* takeover listener, -1: none */
+    uint64_t last_tko;   /* when it was last looked at */
+    volatile int *stop;
+    uint8_t handed;      /* handed over: stop, leaving the connections to the new process */
 };
 
 /* The splice emits toward a side; side == port (clients on a, the broker host on b). What the
@@ -243,10 +251,39 @@ static void ctl_reloaded(void *arg)
         mqo_reload_hup(m->reload, mqo_splice_engine(m->sp));
 }
 
+/* A new process knocked at the takeover socket (looked at every 50 ms): the splice's state
+ * goes to it, and this one stops without a frame more. The ports close as this process exits;
+ * the new one opens them then (two processes on one port would both forward every frame).
+ * Frames that arrive in between are lost on the wire and sent again by the TCP ends, or by the
+ * new splice for what it holds. */
+static void takeover_poll(struct monitor *m, uint64_t now)
+{
+    if (m->tko_fd < 0 || now - m->last_tko < 50000000ull)
+        return;
+    m->last_tko = now;
+    struct pollfd p = {.fd = m->tko_fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0)
+        return;
+    int fd = mqo_tko_accept(m->tko_fd, "monitor", NULL);
+    if (fd < 0)
+        return;
+    struct mqo_buf st = {0};
+    int rc = mqo_splice_save(m->sp, &st);
+    if (rc) {
+        mqo_warn("takeover: cannot write the state (%s); serving on", strerror(-rc));
+        close(fd);
+    } else if (mqo_tko_handover(fd, NULL, 0, st.data, st.len)) {
+        m->handed = 1;
+        *m->stop = 1;
+    }
+    mqo_buf_free(&st);
+}
+
 static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
 {
     struct monitor *m = arg;
     bind_bump(m, b);
+    takeover_poll(m, now);
     if (m->ctl && now - m->last_ctl >= 100000000ull) { /* the endpoint's timeouts */
         mqo_ctl_run(m->ctl, now);
         m->last_ctl = now;
@@ -289,6 +326,43 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         int err = errno;
         mqo_err("cannot start the splice: %s", strerror(err));
         return -err;
+    }
+    m.tko_fd = -1;
+    m.stop = cfg->bump.stop;
+    if (cfg->takeover) {
+        int tfd = -1;
+        int trc = mqo_tko_connect(cfg->takeover, "monitor", &tfd);
+        if (trc == 1) {
+            int *fds = NULL;
+            size_t nfds = 0;
+            struct mqo_buf tb = {0};
+            const char *why = NULL;
+            trc = mqo_tko_receive(tfd, &fds, &nfds, &tb);
+            if (trc)
+                why = "the state did not arrive whole";
+            else if (nfds)
+                why = "descriptors came with a monitor mode state", trc = -EINVAL;
+            else if ((trc = mqo_splice_load(m.sp, tb.data, tb.len)) != 0)
+                why = trc == -EPROTO ? "the splice state's format is another version"
+                                     : "the splice state does not load";
+            for (size_t i = 0; i < nfds; i++)
+                close(fds[i]);
+            free(fds);
+            mqo_buf_free(&tb);
+            if (mqo_tko_finish(tfd, why) != 0)
+                trc = trc ? trc : -EPROTO;
+            else
+                mqo_info("takeover: %llu spliced connections handed over; opening the ports",
+                         (unsigned long long)mqo_splice_stats(m.sp)->conns_tracked);
+        }
+        if (trc < 0) {
+            mqo_splice_free(m.sp);
+            return trc;
+        }
+        m.tko_fd = mqo_tko_listen(cfg->takeover);
+        if (m.tko_fd < 0)
+            mqo_warn("takeover socket %s: %s: no process can take over from this one",
+                     cfg->takeover, strerror(-m.tko_fd));
     }
     m.reload = cfg->reload;
     m.hup = cfg->hup;
@@ -337,6 +411,9 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     st->frag_to_splice = m.to_splice;
     st->frag_declined = m.declined;
     mqo_frag_free(m.fr);
-    mqo_splice_free(m.sp);
+    if (m.tko_fd >= 0)
+        close(m.tko_fd);
+    if (!m.handed) /* handed: the state lives on in the new process; nothing is torn down */
+        mqo_splice_free(m.sp);
     return rc;
 }

@@ -31,6 +31,9 @@ struct mqo_monitor_cfg {
     volatile int *hup;
     /* Optional: the control socket and metrics endpoint (ctl/ctl.h); NULL: none. */
     const struct mqo_ctl_cfg *ctl;
+    /* Optional: takeover socket (net/takeover.h): a monitor listening there hands this one its
+     * spliced connections' and the engine's state; this one then listens there. */
+    const char *takeover;
 };
 
 struct mqo_monitor_stats {

@@ -193,4 +193,12 @@ void mqo_splice_set_offload(struct mqo_splice *s, int side, const struct mqo_spl
  * mqo_splice_input. */
 int mqo_splice_tracks(const struct mqo_splice *s, uint32_t client_ip, uint16_t client_port);
 
+/* Takeover: the splice's state (every tracked connection's sequence spaces, held output,
+ * records, timers, and the engine's snapshot) appended to out (after settling what can go
+ * now). Returns 0, -ENOMEM, -ENOTSUP (engine, mqo_engine_save). */
+int mqo_splice_save(struct mqo_splice *sp, struct mqo_buf *out);
+/* Fills a new splice (same configuration kind, no connection yet) from a save. Returns 0,
+ * -EPROTO (another format version), -EINVAL, -ENOMEM, -EBUSY; on failure free the splice. */
+int mqo_splice_load(struct mqo_splice *sp, const uint8_t *p, size_t n);
+
 #endif
