@@ -1,5 +1,7 @@
-/* libFuzzer target for the takeover state (engine/snap.c, modes/proxy.c): the first byte picks
- *  even: the rest as an engine snapshot (mqo_engine_load into a new engine);
+/* libFuzzer target for the takeover state (engine/snap.c, modes/proxy.c, tcp/splice.c): the
+ * first byte picks
+ *  0 mod 4: the rest as an engine snapshot (mqo_engine_load into a new engine);
+ *  2 mod 4: the rest as a splice snapshot (mqo_splice_load into a new splice; then ticks);
  *  odd:  the rest as the proxy's state handed over with (first byte >> 1) descriptors
  *        (mqo_proxy_snap_parse), then its engine snapshot as above.
  *
@@ -15,6 +17,7 @@
 #include "core/log.h"
 #include "engine/engine.h"
 #include "modes/proxy.h"
+#include "tcp/splice.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -57,6 +60,32 @@ static void engine_case(const uint8_t *p, size_t n)
     mqo_engine_free(e);
 }
 
+static int emit(void *ud, int to, const uint8_t *f, size_t len, unsigned flags) { return 0; }
+
+static void splice_case(const uint8_t *p, size_t n)
+{
+    struct mqo_splice_cfg sc = {.broker_ip = 0x020012c6u, .broker_port = 1883, .emit = emit,
+                                .max_conns = 64, .startup_hold_ms = -1,
+                                .engine = {.acl_mode = MQO_ACL_OPEN, .exclusive = 1}};
+    struct mqo_splice *sp = mqo_splice_new(&sc);
+    if (!sp)
+        return;
+    if (mqo_splice_load(sp, p, n) == 0) {
+        struct mqo_buf b = {0};
+        if (mqo_splice_save(sp, &b) == 0) {
+            struct mqo_splice *s2 = mqo_splice_new(&sc);
+            if (s2 && mqo_splice_load(s2, b.data, b.len) != 0)
+                abort(); /* what was saved must load */
+            if (s2)
+                mqo_splice_tick(s2, 3000000000ull);
+            mqo_splice_free(s2);
+        }
+        mqo_buf_free(&b);
+        mqo_splice_tick(sp, 3000000000ull);
+    }
+    mqo_splice_free(sp);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int quiet;
@@ -66,8 +95,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
-    if (!(data[0] & 1)) {
+    if ((data[0] & 3) == 0) {
         engine_case(data + 1, size - 1);
+        return 0;
+    }
+    if ((data[0] & 3) == 2) {
+        splice_case(data + 1, size - 1);
         return 0;
     }
     size_t nfds = data[0] >> 1;

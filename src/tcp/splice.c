@@ -1961,7 +1961,7 @@ static int half_load(struct mqo_rd *r, struct half *h, size_t max_bytes)
         return -EINVAL;
     /* the held output is exactly [out_una, out_end), and the offsets are ordered */
     if (h->out_una > h->out_end || h->out_end - h->out_una != ol || h->out_nxt < h->out_una ||
-        h->out_nxt > h->out_end || h->rto == 0)
+        h->out_nxt > h->out_end || h->rto == 0 || h->wscale_x > 14 || h->mss_y == 0)
         return -EINVAL;
     return 0;
 }
@@ -2060,7 +2060,10 @@ int mqo_splice_load(struct mqo_splice *sp, const uint8_t *p, size_t n)
     if ((rc = mqo_engine_load(sp->eng, eb, el)) != 0)
         goto out;
     rc = -EINVAL;
-    if (mqo_engine_conn_count(sp->eng) > nc)
+    size_t bound = 0;
+    for (uint32_t i = 0; i < nc; i++)
+        bound += ids[i] != 0;
+    if (mqo_engine_conn_count(sp->eng) != bound) /* each engine connection is a splice's */
         goto out;
     for (uint32_t i = 0; i < nc; i++) {
         struct sconn *c = cv[i];

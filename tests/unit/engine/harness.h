@@ -180,9 +180,12 @@ struct harness {
     struct h_order *follow;
     size_t n_follow, follow_pos;
     struct mqo_engine_cfg cfg; /* the engine's (H_ENGINE), for h_takeover */
+    struct mqo_splice_cfg scfg; /* the splice's (H_SPLICE), for h_takeover */
 };
 
-/* H_ENGINE: a takeover. The engine's state is saved (mqo_engine_save), loaded into a new
+/* H_SPLICE: the same with the splice's state (mqo_splice_save/load): the TCP endpoints and
+ * the wire go on with the new splice.
+ * H_ENGINE: a takeover. The engine's state is saved (mqo_engine_save), loaded into a new
  * engine of the same configuration and the old one freed; the clients' connections continue on
  * the new one, with what was queued toward either side still queued. Returns 0, or the failing
  * call's -errno. With snap != NULL the snapshot is appended there. */
