@@ -76,10 +76,17 @@ static void usage_main(FILE *f)
     "\n"                                                                                      \
     "restarts:\n"                                                                             \
     "  --takeover PATH        Unix socket of planned restarts: a process started with it\n"  \
-    "                         takes the listener, every connection and the engine's state\n" \
-    "                         from the one serving there (same format version), which then\n" \
-    "                         exits; no client notices. Nobody there: a fresh start. Either\n" \
+    "                         takes every connection (proxy: the sockets; monitor: the\n"    \
+    "                         splice's state) and the engine's state from the one serving\n" \
+    "                         there (same format version), which then exits; no client\n"   \
+    "                         notices. Nobody there: a fresh start. Either\n"               \
     "                         way it listens there for the next (man 8 mqoff)\n"
+
+#define CONNTABLE_HELP                                                                        \
+    "  --conn-table PATH      the spliced connections' table, in shared memory (e.g.\n"      \
+    "                         /dev/shm/mqoff-NAME.conns): after a crash, the next monitor\n" \
+    "                         started on it resets both ends of each, so clients reconnect\n" \
+    "                         at once instead of after their keep-alive\n"
 
 static void usage_proxy(FILE *f)
 {
@@ -222,6 +229,7 @@ static void usage_monitor(FILE *f)
             CONTROL_HELP
             SERVICE_HELP
             TAKEOVER_HELP
+            CONNTABLE_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff and print its counters. SIGHUP: the broker reloaded\n"
             "(as for proxy mode).\n");
@@ -334,7 +342,8 @@ static void print_stats(const struct mqo_engine_stats *e, int acl_file)
 
 /* Everything the command line can set, for every mode. */
 struct opts {
-    const char *takeover; /* --takeover PATH */
+    const char *takeover;   /* --takeover PATH */
+    const char *conn_table; /* --conn-table PATH */
     int monitor;
     int intercept;
     const char *channel;
@@ -608,7 +617,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
         O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
-        O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST, O_TAKEOVER
+        O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST, O_TAKEOVER,
+        O_CTAB
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -647,6 +657,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"help", no_argument, 0, O_HELP},
         {"log", required_argument, 0, O_LOGDEST},
         {"takeover", required_argument, 0, O_TAKEOVER},
+        {"conn-table", required_argument, 0, O_CTAB},
         {0, 0, 0, 0}};
     if (!o->args.argv) /* first: -c FILE's options, then the command line's */
         return config_parse(argc, argv, o, opts);
@@ -661,7 +672,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         int monitor_only = c >= O_PA && c <= O_SHARE;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
             (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept) ||
-            (c == O_TAKEOVER && o->intercept)) {
+            (c == O_TAKEOVER && o->intercept) || (c == O_CTAB && !o->monitor)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
             return 2;
@@ -772,6 +783,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case O_METRICS: o->ctl.metrics = optarg; break;
         case O_CHANNEL: o->channel = optarg; break;
         case O_TAKEOVER: o->takeover = optarg; break;
+        case O_CTAB: o->conn_table = optarg; break;
         case O_BUSY:
             if (parse_u64("--busy-poll", optarg, 0, 1000000, &v))
                 return 2;
@@ -1187,6 +1199,7 @@ static int cmd_monitor(int argc, char **argv)
     }
     mc.hup = &g_hup;
     mc.takeover = o.takeover;
+    mc.conn_table = o.conn_table;
     mqo_tko_set_build(MQOFF_VERSION);
     mc.ctl = setup_ctl(&o, "monitor");
     struct mqo_impair_cfg ic[2];

@@ -44,7 +44,45 @@ struct monitor {
     uint64_t last_tko;   /* when it was last looked at */
     volatile int *stop;
     uint8_t handed;      /* handed over: stop, leaving the connections to the new process */
+    struct mqo_ctab *ctab;        /* NULL: none */
+    struct mqo_ctab_reset *reset; /* a dead predecessor's connections being reset */
+    uint64_t reset_started;
 };
+
+/* The splice established (up) or forgot a connection: the shared table follows. */
+static void on_track(void *ud, const struct mqo_ctab_ent *e, int up)
+{
+    struct monitor *m = ud;
+    if (!m->ctab)
+        return;
+    if (!up)
+        mqo_ctab_del(m->ctab, e->cip, e->cport);
+    else if (mqo_ctab_put(m->ctab, e))
+        mqo_warn("connection table full: a crash would leave a connection unreset");
+}
+
+static int reset_send(void *arg, int to_side, const uint8_t *frame, size_t len)
+{
+    struct monitor *m = arg;
+    return m->b ? mqo_bump_send(m->b, to_side, frame, len, 0) : -ENOTCONN;
+}
+
+static void reset_tick(struct monitor *m, uint64_t now)
+{
+    if (!m->reset)
+        return;
+    if (!m->reset_started)
+        m->reset_started = now;
+    if (mqo_ctab_reset_tick(m->reset, now, reset_send, m))
+        return;
+    size_t done, gave_up;
+    mqo_ctab_reset_counts(m->reset, &done, &gave_up);
+    mqo_info("connections of the previous mqoff: %zu reset at both ends, %zu gave no sign "
+             "(gone already) in %llu ms", done, gave_up,
+             (unsigned long long)((now - m->reset_started) / 1000000ull));
+    mqo_ctab_reset_free(m->reset);
+    m->reset = NULL;
+}
 
 /* The splice emits toward a side; side == port (clients on a, the broker host on b). What the
  * splice keeps until acknowledged is the bump's "own" traffic: refused rather than dropped
@@ -183,6 +221,10 @@ static int on_frame(void *arg, struct mqo_bump *b, int in, const struct mqo_rawf
 {
     struct monitor *m = arg;
     bind_bump(m, b);
+    if (m->reset && !m->reset_started)
+        m->reset_started = now;
+    if (m->reset && mqo_ctab_reset_frame(m->reset, in, f->data, f->len, reset_send, m))
+        return 1; /* a dead predecessor's connection: reset, not forwarded */
     if (m->fr && broker_fragment(m, in, f->data, f->len))
         return on_fragment(m, in, f, now);
     int csum_ok = (f->flags & (MQO_FRAME_CSUM_PARTIAL | MQO_FRAME_CSUM_VALID)) != 0;
@@ -284,6 +326,7 @@ static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
     struct monitor *m = arg;
     bind_bump(m, b);
     takeover_poll(m, now);
+    reset_tick(m, now);
     if (m->ctl && now - m->last_ctl >= 100000000ull) { /* the endpoint's timeouts */
         mqo_ctl_run(m->ctl, now);
         m->last_ctl = now;
@@ -321,6 +364,8 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         sc.emit_shared = emit_shared;
     sc.share_min = cfg->share_min;
     sc.ud = &m;
+    if (cfg->conn_table)
+        sc.track = on_track;
     m.sp = mqo_splice_new(&sc);
     if (!m.sp) {
         int err = errno;
@@ -363,6 +408,33 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         if (m.tko_fd < 0)
             mqo_warn("takeover socket %s: %s: no process can take over from this one",
                      cfg->takeover, strerror(-m.tko_fd));
+    }
+    if (cfg->conn_table) {
+        size_t stale = 0;
+        m.ctab = mqo_ctab_open(cfg->conn_table, cfg->splice.max_conns, cfg->splice.broker_ip,
+                               cfg->splice.broker_port, &stale);
+        if (!m.ctab) {
+            int err = errno;
+            mqo_err("connection table %s: %s", cfg->conn_table,
+                    err == EBUSY ? "another mqoff monitor uses it" : strerror(err));
+            mqo_splice_free(m.sp);
+            return -err;
+        }
+        struct mqo_ctab_ent *v = NULL;
+        size_t n = 0;
+        if (mqo_ctab_take_stale(m.ctab, &v, &n) == 0 && n) {
+            if (mqo_splice_stats(m.sp)->conns_tracked) {
+                /* a takeover: they are this process's now (rewritten below) */
+            } else {
+                m.reset = mqo_ctab_reset_new(v, n, cfg->splice.broker_ip,
+                                             cfg->splice.broker_port);
+                mqo_warn("connection table %s: %zu spliced connections of a previous mqoff that "
+                         "did not hand them over: resetting both ends of each, so their clients "
+                         "reconnect now", cfg->conn_table, n);
+            }
+        }
+        free(v);
+        mqo_splice_retrack(m.sp);
     }
     m.reload = cfg->reload;
     m.hup = cfg->hup;
@@ -413,6 +485,10 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     mqo_frag_free(m.fr);
     if (m.tko_fd >= 0)
         close(m.tko_fd);
+    mqo_ctab_reset_free(m.reset);
+    /* the table keeps its entries: connections this process spliced break when it stops, and
+     * the next one resets them (a takeover rewrites them as its own) */
+    mqo_ctab_close(m.ctab);
     if (!m.handed) /* handed: the state lives on in the new process; nothing is torn down */
         mqo_splice_free(m.sp);
     return rc;

@@ -34,6 +34,9 @@ struct mqo_monitor_cfg {
     /* Optional: takeover socket (net/takeover.h): a monitor listening there hands this one its
      * spliced connections' and the engine's state; this one then listens there. */
     const char *takeover;
+    /* Optional: the spliced connections' table in shared memory (tcp/ctab.h): after a crash,
+     * the next monitor started on it resets both ends of every connection it lists. */
+    const char *conn_table;
 };
 
 struct mqo_monitor_stats {

@@ -118,6 +118,7 @@ struct sconn {
     uint8_t ack_due[2]; /* an ACK is owed toward side */
     uint8_t rst_sent;
     uint8_t syn_ws; /* the client's SYN offered window scaling */
+    uint8_t tracked; /* cfg.track told it is up */
     struct half h[2];
     struct mqo_conn *ec;
     uint8_t eth[2][14]; /* Ethernet header of frames toward side */
@@ -830,8 +831,38 @@ static void kill_conn(struct sconn *c)
     c->sp->dead = c;
 }
 
+/* Tells cfg.track that c is established (what resets both ends) or gone. */
+static void track(struct sconn *c, int up)
+{
+    struct mqo_splice *sp = c->sp;
+    if (!sp->cfg.track || c->tracked == up)
+        return;
+    c->tracked = (uint8_t)up;
+    struct mqo_ctab_ent e = {.cip = c->cip, .cport = c->cport};
+    if (up) {
+        e.isn[0] = c->h[C2S].isn;
+        e.isn[1] = c->h[S2C].isn;
+        memcpy(e.eth, c->eth, sizeof e.eth);
+        memcpy(e.ttl, c->ttl, sizeof e.ttl);
+        memcpy(e.tos, c->tos, sizeof e.tos);
+    }
+    sp->cfg.track(sp->cfg.ud, &e, up);
+}
+
+void mqo_splice_retrack(struct mqo_splice *sp)
+{
+    for (size_t i = 0; i < sp->conns.cap; i++)
+        if (sp->conns.slots[i].used) {
+            struct sconn *c = (struct sconn *)(uintptr_t)sp->conns.slots[i].val;
+            c->tracked = 0;
+            if (c->state == ST_EST && !c->dead)
+                track(c, 1);
+        }
+}
+
 static void free_conn(struct mqo_splice *sp, struct sconn *c)
 {
+    track(c, 0);
     heap_del(sp, c);
     q_del(sp, c, 0);
     q_del(sp, c, 1);
@@ -1341,6 +1372,7 @@ static void established_segment(struct sconn *c, int from, const struct seg *s)
          * streams as it knows them, so it completes its handshake the same way) */
         c->state = ST_EST;
         c->ack_due[MQO_SIDE_BROKER] = 1;
+        track(c, 1);
     }
     mark_dirty(c);
     if (c->h[C2S].fin_resolved && c->h[S2C].fin_resolved && c->h[C2S].fin_out_acked &&

@@ -6,6 +6,9 @@
 #    new process;
 #  - a takeover attempted by a process of another version: refused with a clear message, the
 #    running process serves on.
+#  - monitor mode, kill -9 and a new start with the same --conn-table: the connections the
+#    dead process spliced are reset at both ends and every client is connected again within
+#    2 s of the kill; from then on every message arrives once, in order.
 # Printed per case: the outage (the longest silence a subscriber saw), the loss, the order.
 # RESTART_SECS (default 8): seconds of load per run.
 . "$(dirname "$0")/lib.sh"
@@ -138,6 +141,40 @@ case_takeover() {
   target_down "$t"
 }
 
+# kill -9 of monitor mode under load, and a new mqoff on the same --conn-table at once: the
+# previous one's connections are reset at both ends, the clients reconnect within 2 s.
+crash() {
+  sleep "$1"
+  kill -KILL "$PROXY_PID" 2>/dev/null
+  echo $(($(now_ms))) >"$LAB_TMP/crash.ms"
+  sleep 0.3
+  shift
+  takeover_start monitor 9 "$@"
+}
+
+case_crash() {
+  local t=monitor args
+  rm -f "$LAB_TMP"/tko.*
+  args=(--acl open --exclusive --conn-table "$LAB_TMP/conns")
+  target_up "$t" "${args[@]}" || return
+  local first=$PROXY_PID first_log=$PROXY_LOG
+  crash 3 "${args[@]}" &
+  local bg=$!
+  run_py "restart: kill -9 and a new start under load [$t]" $((SECS + 30)) restart.py \
+    --host "$(target_addr "$t")" --target "$t" --secs "$SECS" --tag "kill -9" --reconnect \
+    --max-reconnect 2 --event-at 3
+  wait "$bg"
+  wait "$first" 2>/dev/null
+  [ -f "$LAB_TMP/tko.9.pid" ] && TKO_PIDS="$TKO_PIDS $(cat "$LAB_TMP/tko.9.pid")"
+  PROXY_PID=$(cat "$LAB_TMP/tko.9.pid" 2>/dev/null)
+  PROXY_LOG=$LAB_TMP/tko.9.log
+  TKO_PIDS=$(echo "$TKO_PIDS" | tr ' ' '\n' | grep -vx "$PROXY_PID" | tr '\n' ' ')
+  check "restart: the new mqoff reset the previous one's connections [$t]" \
+    grep -E 'connections of the previous mqoff: [1-9][0-9]* reset at both ends' "$PROXY_LOG"
+  grep -E 'previous mqoff' "$PROXY_LOG" | sed 's/^/# /'
+  target_down "$t"
+}
+
 lab_init
 LAB_TARGETS=${RESTART_TARGETS:-proxy monitor}
 for t in $LAB_TARGETS; do
@@ -148,6 +185,7 @@ for t in $LAB_TARGETS; do
   else
     echo "# --- $LAB_NAME: target $t"
     case_takeover "$t"
+    [ "$t" != monitor ] || case_crash
   fi
 done
 lab_finish
