@@ -26,11 +26,13 @@
 
 #define MQOFF_VERSION "0.1.0"
 
-static volatile int g_stop, g_hup;
+static volatile int g_stop, g_hup, g_upgrade;
 
 static void on_signal(int sig) { g_stop = 1; }
 /* SIGHUP: the operator says the broker reloaded its configuration (after sending it SIGHUP). */
 static void on_hup(int sig) { g_hup = 1; }
+/* SIGUSR2: start the successor, which takes over (--takeover). */
+static void on_usr2(int sig) { g_upgrade = 1; }
 
 static void usage_main(FILE *f)
 {
@@ -1096,6 +1098,8 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     struct sigaction sh = {.sa_handler = on_hup};
     sigaction(SIGHUP, &sh, NULL);
+    struct sigaction su = {.sa_handler = on_usr2};
+    sigaction(SIGUSR2, &su, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -1135,6 +1139,7 @@ static int cmd_proxy(int argc, char **argv, int intercept)
     }
     cfg->hup = &g_hup;
     cfg->takeover = o.takeover;
+    cfg->upgrade = &g_upgrade;
     mqo_tko_set_build(MQOFF_VERSION);
     cfg->ctl = setup_ctl(&o, intercept ? "intercept" : "proxy");
     install_signals();
@@ -1199,6 +1204,7 @@ static int cmd_monitor(int argc, char **argv)
     }
     mc.hup = &g_hup;
     mc.takeover = o.takeover;
+    mc.upgrade = &g_upgrade;
     mc.conn_table = o.conn_table;
     mqo_tko_set_build(MQOFF_VERSION);
     mc.ctl = setup_ctl(&o, "monitor");
@@ -1348,6 +1354,7 @@ static int cmd_from_file(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    mqo_tko_set_exec(argv); /* SIGUSR2 starts the same path with the same arguments */
     if (argc < 2 && access(MQOFF_DEFAULT_CONF, F_OK) == 0) {
         char *av[] = {argv[0], "-c", MQOFF_DEFAULT_CONF, NULL};
         return cmd_from_file(3, av);

@@ -46,6 +46,7 @@ struct monitor {
     uint8_t handed;      /* handed over: stop, leaving the connections to the new process */
     struct mqo_ctab *ctab;        /* NULL: none */
     struct mqo_ctab_reset *reset; /* a dead predecessor's connections being reset */
+    volatile int *upgrade;
     uint64_t reset_started;
 };
 
@@ -325,6 +326,13 @@ static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
 {
     struct monitor *m = arg;
     bind_bump(m, b);
+    if (m->upgrade && *m->upgrade) {
+        *m->upgrade = 0;
+        int src = m->tko_fd >= 0 ? mqo_tko_spawn() : -ENOTCONN;
+        if (src)
+            mqo_warn("SIGUSR2: no successor started: %s",
+                     src == -ENOTCONN ? "no takeover socket (--takeover)" : strerror(-src));
+    }
     takeover_poll(m, now);
     reset_tick(m, now);
     if (m->ctl && now - m->last_ctl >= 100000000ull) { /* the endpoint's timeouts */
@@ -374,6 +382,7 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     }
     m.tko_fd = -1;
     m.stop = cfg->bump.stop;
+    m.upgrade = cfg->upgrade;
     if (cfg->takeover) {
         int tfd = -1;
         int trc = mqo_tko_connect(cfg->takeover, "monitor", &tfd);
@@ -397,8 +406,9 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
             if (mqo_tko_finish(tfd, why) != 0)
                 trc = trc ? trc : -EPROTO;
             else
-                mqo_info("takeover: %llu spliced connections handed over; opening the ports",
-                         (unsigned long long)mqo_splice_stats(m.sp)->conns_tracked);
+                mqo_info("takeover: %llu spliced connections handed over (pid %d); opening the "
+                         "ports", (unsigned long long)mqo_splice_stats(m.sp)->conns_tracked,
+                         (int)getpid());
         }
         if (trc < 0) {
             mqo_splice_free(m.sp);
@@ -483,8 +493,11 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     st->frag_to_splice = m.to_splice;
     st->frag_declined = m.declined;
     mqo_frag_free(m.fr);
-    if (m.tko_fd >= 0)
+    if (m.tko_fd >= 0) {
         close(m.tko_fd);
+        if (!m.handed) /* handed: the path is the new process's to take */
+            unlink(cfg->takeover);
+    }
     mqo_ctab_reset_free(m.reset);
     /* the table keeps its entries: connections this process spliced break when it stops, and
      * the next one resets them (a takeover rewrites them as its own) */

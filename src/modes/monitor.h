@@ -37,6 +37,8 @@ struct mqo_monitor_cfg {
     /* Optional: the spliced connections' table in shared memory (tcp/ctab.h): after a crash,
      * the next monitor started on it resets both ends of every connection it lists. */
     const char *conn_table;
+    /* Optional: set by a SIGUSR2 handler: start the successor (mqo_tko_spawn). Cleared. */
+    volatile int *upgrade;
 };
 
 struct mqo_monitor_stats {

@@ -1138,7 +1138,7 @@ static void proxy_adopt(struct proxy *px)
     size_t n = 0;
     for (struct pconn *pc = px->conns; pc; pc = pc->next)
         n++;
-    mqo_info("takeover: serving %zu connections handed over", n);
+    mqo_info("takeover: serving %zu connections handed over (pid %d)", n, (int)getpid());
 }
 
 int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
@@ -1260,6 +1260,13 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
             px.dead = pc->dead_next;
             free_conn(&px, pc);
         }
+        if (cfg->upgrade && *cfg->upgrade) {
+            *cfg->upgrade = 0;
+            int src = px.tko_fd >= 0 ? mqo_tko_spawn() : -ENOTCONN;
+            if (src)
+                mqo_warn("SIGUSR2: no successor started: %s",
+                         src == -ENOTCONN ? "no takeover socket (--takeover)" : strerror(-src));
+        }
         if (px.tko_pending) {
             px.tko_pending = 0;
             if (proxy_handover(&px))
@@ -1291,8 +1298,11 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
     mqo_ctl_free(px.ctl);
     close(px.lfd);
     close(px.ep);
-    if (px.tko_fd >= 0)
+    if (px.tko_fd >= 0) {
         close(px.tko_fd);
+        if (!px.handed) /* handed: the path is the new process's to take */
+            unlink(cfg->takeover);
+    }
     if (!px.handed)
         mqo_engine_free(px.eng);
     if (px.use_uring)

@@ -62,6 +62,8 @@ struct mqo_proxy_cfg {
     /* Optional: a takeover request is refused with this reason (a mode that cannot hand over
      * yet). */
     const char *takeover_refuse;
+    /* Optional: set by a SIGUSR2 handler: start the successor (mqo_tko_spawn). Cleared. */
+    volatile int *upgrade;
     /* Optional: called with the listening port once listening (tests bind port 0). */
     void (*on_listen)(void *arg, uint16_t port);
     void *on_listen_arg;

@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -23,6 +25,8 @@ enum { T_HELLO = 1, T_ACCEPT, T_REFUSE, T_FDS, T_STATE, T_END, T_LOADED, T_FAIL,
 #define TIMEOUT_S 10
 
 static const char HELLO_MAGIC[8] = "MQOFFTKO";
+
+static void notify_mainpid(void);
 
 static const char *g_build = "unknown";
 void mqo_tko_set_build(const char *v) { g_build = v; }
@@ -337,6 +341,7 @@ int mqo_tko_finish(int fd, const char *why)
         mqo_err("takeover failed: %s; the running process serves on", why);
         return -1;
     }
+    notify_mainpid(); /* before the old process exits: systemd keeps the service */
     int rc = send_rec(fd, T_LOADED, NULL, 0, NULL, 0);
     if (rc) {
         close(fd);
@@ -355,4 +360,62 @@ int mqo_tko_finish(int fd, const char *why)
     }
     close(fd);
     return 0;
+}
+
+/* ---- starting the successor (SIGUSR2) and telling systemd ---- */
+
+static char g_exe[4096];
+static char *const *g_argv;
+
+void mqo_tko_set_exec(char *const *argv)
+{
+    g_argv = argv;
+    ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
+    g_exe[n > 0 ? n : 0] = 0;
+}
+
+int mqo_tko_spawn(void)
+{
+    if (!g_argv || !g_exe[0])
+        return -ENOEXEC;
+    /* twice forked: the new process is nobody's child here (this one exits once it took
+     * over, and a refused one leaves no zombie behind) */
+    pid_t p = fork();
+    if (p < 0)
+        return -errno;
+    if (p == 0) {
+        pid_t q = fork();
+        if (q == 0) {
+            execv(g_exe, g_argv);
+            _exit(127);
+        }
+        _exit(q < 0 ? 1 : 0);
+    }
+    int st = 0;
+    while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return -ECHILD;
+    mqo_info("takeover: SIGUSR2: started %s to take over from this process", g_exe);
+    return 0;
+}
+
+/* NOTIFY_SOCKET (systemd): the new process is the service's main process from now on. */
+static void notify_mainpid(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (!path || !path[0] || strlen(path) >= sizeof a.sun_path)
+        return;
+    strcpy(a.sun_path, path);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    if (a.sun_path[0] == '@')
+        a.sun_path[0] = 0; /* abstract */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "MAINPID=%d", (int)getpid());
+    (void)sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&a, len);
+    close(fd);
 }

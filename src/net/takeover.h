@@ -30,6 +30,13 @@
 /* Version of this exchange; a process of another one is refused. */
 #ifndef MQO_TKO_PROTO
 #define MQO_TKO_PROTO 1
+/* SIGUSR2: the running process starts its successor itself, the same executable path (an
+ * upgraded binary there is the new version) with the same arguments, which takes over through
+ * the takeover socket the arguments name. set_exec records them (argv NULL-terminated, kept);
+ * spawn returns 0 once started (what follows is logged by both), -errno. */
+void mqo_tko_set_exec(char *const *argv);
+int mqo_tko_spawn(void);
+
 #endif
 
 /* The build's version string, carried in HELLO for the log lines (default "unknown"). */
@@ -62,5 +69,12 @@ int mqo_tko_receive(int fd, int **fds, size_t *nfds, struct mqo_buf *state);
  * old process to exit (its socket closes), returns 0. Not: sends FAIL why, returns -1. Closes
  * fd. */
 int mqo_tko_finish(int fd, const char *why);
+
+/* SIGUSR2: the running process starts its successor itself, the same executable path (an
+ * upgraded binary there is the new version) with the same arguments, which takes over through
+ * the takeover socket the arguments name. set_exec records them (argv NULL-terminated, kept);
+ * spawn returns 0 once started (what follows is logged by both), -errno. */
+void mqo_tko_set_exec(char *const *argv);
+int mqo_tko_spawn(void);
 
 #endif
