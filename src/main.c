@@ -81,8 +81,8 @@ static void usage_main(FILE *f)
     "                         takes every connection (proxy: the sockets; monitor: the\n"    \
     "                         splice's state) and the engine's state from the one serving\n" \
     "                         there (same format version), which then exits; no client\n"   \
-    "                         notices. Nobody there: a fresh start. Either\n"               \
-    "                         way it listens there for the next (man 8 mqoff)\n"
+    "                         notices. Nobody there: a fresh start. Either way it listens\n" \
+    "                         there for the next. SIGUSR2: start the successor (man 8 mqoff)\n"
 
 #define CONNTABLE_HELP                                                                        \
     "  --conn-table PATH      the spliced connections' table, in shared memory (e.g.\n"      \
