@@ -78,8 +78,9 @@ static void usage_main(FILE *f)
     "\n"                                                                                      \
     "restarts:\n"                                                                             \
     "  --takeover PATH        Unix socket of planned restarts: a process started with it\n"  \
-    "                         takes every connection (proxy: the sockets; monitor: the\n"    \
-    "                         splice's state) and the engine's state from the one serving\n" \
+    "                         takes every connection (proxy, intercept: the sockets and\n"  \
+    "                         the channel; monitor: the splice's state) and the engine's\n"  \
+    "                         state from the one serving\n"                                 \
     "                         there (same format version), which then exits; no client\n"   \
     "                         notices. Nobody there: a fresh start. Either way it listens\n" \
     "                         there for the next. SIGUSR2: start the successor (man 8 mqoff)\n"
@@ -269,6 +270,7 @@ static void usage_intercept(FILE *f)
             "  -h, --help             this text\n"
             CONTROL_HELP
             SERVICE_HELP
+            TAKEOVER_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff and print its counters (the broker goes on serving its\n"
             "other listeners and takes clients again from the next mqoff). SIGHUP: the broker\n"
@@ -674,7 +676,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         int monitor_only = c >= O_PA && c <= O_SHARE;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
             (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept) ||
-            (c == O_TAKEOVER && o->intercept) || (c == O_CTAB && !o->monitor)) {
+            (c == O_CTAB && !o->monitor)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
             return 2;

@@ -891,7 +891,28 @@ static int proxy_save(struct proxy *px, struct mqo_buf *out, int **fdsp, size_t 
     tmp.len = 0;
     int rc = mqo_engine_save(px->eng, &tmp);
     mqo_wr_blob(&w, tmp.data, tmp.len);
+    /* the upstream's (intercept mode's channel): its descriptors after the connections' */
+    const struct mqo_proxy_upstream *up = px->cfg->upstream;
+    int *ufds = NULL;
+    size_t nu = 0;
+    tmp.len = 0;
+    if (!rc && up)
+        rc = up->save(up->arg, &tmp, &ufds, &nu);
+    mqo_wr_u32(&w, (uint32_t)nu);
+    mqo_wr_blob(&w, tmp.data, tmp.len);
     mqo_buf_free(&tmp);
+    if (!rc && nu) {
+        int *nv = realloc(fds, (nf + nu) * sizeof *nv);
+        if (!nv) {
+            rc = -ENOMEM;
+        } else {
+            fds = nv;
+            memcpy(fds + nf, ufds, nu * sizeof *ufds);
+            nf += nu;
+            nfd += nu;
+        }
+    }
+    free(ufds);
     if (!rc)
         rc = w.err;
     if (!rc && nf != nfd)
@@ -917,8 +938,8 @@ int mqo_proxy_snap_parse(const uint8_t *p, size_t n, size_t nfds, struct mqo_pro
         return -EINVAL;
     if (ver != PROXY_SNAP_VERSION)
         return -EPROTO;
-    out->nfds = mqo_rd_u32(&r);
-    if (r.err || out->nfds != nfds || nfds < 1)
+    out->nfds = mqo_rd_u32(&r); /* the listener's and the connections' (the upstream's follow) */
+    if (r.err || out->nfds > nfds || out->nfds < 1)
         return -EINVAL;
     uint32_t nst = mqo_rd_count(&r, 8);
     for (uint32_t i = 0; i < nst; i++) {
@@ -946,7 +967,7 @@ int mqo_proxy_snap_parse(const uint8_t *p, size_t n, size_t nfds, struct mqo_pro
             struct mqo_proxy_rec_side *sd = &x->s[k];
             sd->fd = mqo_rd_u32(&r);
             if (sd->fd != UINT32_MAX) {
-                if (sd->fd >= nfds || used[sd->fd])
+                if (sd->fd >= out->nfds || used[sd->fd])
                     r.err = 1;
                 else {
                     used[sd->fd] = 1;
@@ -971,8 +992,11 @@ int mqo_proxy_snap_parse(const uint8_t *p, size_t n, size_t nfds, struct mqo_pro
     }
     out->n = npc;
     out->engine = mqo_rd_blob(&r, SIZE_MAX, &out->engine_len);
+    out->up_fds = mqo_rd_u32(&r);
+    out->up = mqo_rd_blob(&r, SIZE_MAX, &out->up_len);
     free(used);
-    if (r.err || r.off != r.n || nused != nfds) {
+    /* every descriptor below nfds is the listener or one connection's; the upstream's follow */
+    if (r.err || r.off != r.n || nused != out->nfds || (size_t)out->nfds + out->up_fds != nfds) {
         free(out->v);
         out->v = NULL;
         return -EINVAL;
@@ -983,8 +1007,10 @@ int mqo_proxy_snap_parse(const uint8_t *p, size_t n, size_t nfds, struct mqo_pro
 /* The old process: a new one knocked. Returns 1 when it took over (exit now), else 0. */
 static int proxy_handover(struct proxy *px)
 {
-    int fd = mqo_tko_accept(px->tko_fd, px->cfg->upstream ? "intercept" : "proxy",
-                            px->cfg->takeover_refuse);
+    const struct mqo_proxy_upstream *up = px->cfg->upstream;
+    int fd = mqo_tko_accept(px->tko_fd, up ? "intercept" : "proxy",
+                            up && !up->save ? "this upstream cannot hand over"
+                                            : px->cfg->takeover_refuse);
     if (fd < 0)
         return 0;
     /* quiesce: nothing is read from here on; what the sockets take now is not handed over */
@@ -1010,8 +1036,11 @@ static int proxy_handover(struct proxy *px)
     }
     free(fds);
     mqo_buf_free(&st);
-    if (done)
+    if (done) {
         px->handed = 1;
+        if (up && up->handed)
+            up->handed(up->arg);
+    }
     return done;
 }
 
@@ -1035,6 +1064,15 @@ static int proxy_takeover(struct proxy *px, int tfd)
                             : "the engine state does not load";
     else if (mqo_engine_conn_count(px->eng) != sn.n)
         why = "the engine's connections and the proxy's differ", rc = -EINVAL;
+    else if (!px->cfg->upstream && sn.up_fds)
+        why = "an upstream's state came to a process without one", rc = -EINVAL;
+    else if (px->cfg->upstream) {
+        rc = px->cfg->upstream->load(px->cfg->upstream->arg, sn.up, sn.up_len,
+                                     fds + nfds - sn.up_fds, sn.up_fds);
+        nfds -= sn.up_fds; /* the upstream's from here on, whatever it said */
+        if (rc)
+            why = "the upstream's state does not load";
+    }
     int acc = 0;
     socklen_t al = sizeof acc;
     if (!why && (getsockopt(fds[0], SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 || !acc))
@@ -1103,6 +1141,7 @@ static int proxy_takeover(struct proxy *px, int tfd)
     free(fds);
     return 0;
 }
+/* (descriptors the upstream took are its own from its load on, also when it failed) */
 
 /* The new process, once the old one is gone: the sockets into the epoll set, the queued
  * bytes due for writing. */
@@ -1180,6 +1219,11 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
             return rc;
         }
         taken = px.lfd >= 0;
+    }
+    if (!taken && cfg->upstream && cfg->upstream->start &&
+        (rc = cfg->upstream->start(cfg->upstream->arg)) != 0) {
+        mqo_engine_free(px.eng);
+        return rc;
     }
     if (!taken)
         rc = open_listener(&px);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/buf.h"
 #include "ctl/ctl.h"
 #include "engine/engine.h"
 #include "modes/reload.h"
@@ -26,6 +27,15 @@ struct mqo_proxy_upstream {
     void (*ready)(void *arg, uint64_t now_ns);
     /* Called every 50 ms (may be NULL). */
     void (*tick)(void *arg, uint64_t now_ns);
+    /* Takeover (may be NULL: then a takeover is refused). start: no takeover happened, set up
+     * afresh (0 or -errno); save: appends the upstream's state to out and its descriptors to
+     * *fds, *nfds (malloc'd), 0 or -errno; load: the new process gets them back (the
+     * descriptors are its own then, also on failure), 0 or -errno; handed: the old process
+     * handed everything over (it exits, keeping what the new one uses). */
+    int (*start)(void *arg);
+    int (*save)(void *arg, struct mqo_buf *out, int **fds, size_t *nfds);
+    int (*load)(void *arg, const uint8_t *p, size_t n, const int *fds, size_t nfds);
+    void (*handed)(void *arg);
     void *arg;
 };
 
@@ -107,6 +117,9 @@ struct mqo_proxy_rec {
 };
 struct mqo_proxy_snap {
     uint32_t nfds;
+    uint32_t up_fds; /* the upstream's descriptors: the last up_fds of them */
+    const uint8_t *up; /* the upstream's state */
+    size_t up_len;
     struct mqo_proxy_stats st;
     struct mqo_proxy_rec *v; /* malloc'd */
     size_t n;

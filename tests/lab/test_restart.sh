@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Restarts without losing clients (README "Restarts"): under steady QoS 0 and QoS 1 load from
 # real paho clients through mqoff in front of the real Mosquitto,
-#  - proxy and monitor mode: a planned takeover (--takeover PATH), then a second one at once:
+#  - proxy, monitor and intercept mode: a planned takeover (--takeover PATH), then a second one at once:
 #    every message exactly once and in order, no client disconnected, offload goes on in the
 #    new process;
 #  - a takeover attempted by a process of another version: refused with a clear message, the
@@ -25,7 +25,7 @@ tko_cleanup() {
 }
 LAB_CLEANUP_EXTRA=tko_cleanup
 
-# takeover_start T N ARGS...: starts mqoff T (proxy, monitor) #N with ARGS (--takeover) in the
+# takeover_start T N ARGS...: starts mqoff T (proxy, monitor, intercept) #N with ARGS (--takeover) in the
 # background; its PID goes to $LAB_TMP/tko.N.pid, its log to $LAB_TMP/tko.N.log.
 takeover_start() {
   local t=$1 n=$2
@@ -33,6 +33,9 @@ takeover_start() {
   if [ "$t" = proxy ]; then
     ip netns exec "$NS_NIC" "$MQOFF" proxy --listen "$PROXY_ADDR:$MQTT_PORT" \
       --broker "$BROKER_ADDR:$MQTT_PORT" "$@" >"$LAB_TMP/tko.$n.log" 2>&1 </dev/null &
+  elif [ "$t" = intercept ]; then
+    ip netns exec "$NS_BRK" "$MQOFF" intercept --listen "$BROKER_ADDR:$MQTT_PORT" \
+      --channel "$CHANNEL" "$@" >"$LAB_TMP/tko.$n.log" 2>&1 </dev/null &
   else
     ip netns exec "$NS_NIC" "$MQOFF" monitor "${IO_ARGS[@]}" --broker "$BROKER_ADDR:$MQTT_PORT" \
       --startup-hold 0 "$@" >"$LAB_TMP/tko.$n.log" 2>&1 </dev/null &
@@ -117,7 +120,7 @@ case_takeover() {
     ok "restart: both takeovers done [$t]"
     echo "# takeover 1: $(cat "$LAB_TMP/tko.1.ms") ms from start to serving; takeover 2: $(cat "$LAB_TMP/tko.2.ms") ms"
   else
-    not_ok "restart: both takeovers done [$t]" "$(tail -3 "$LAB_TMP/tko.1.log" "$LAB_TMP/tko.2.log" 2>/dev/null | tr '\n' ' ')"
+    not_ok "restart: both takeovers done [$t]" "$({ cat "$LAB_TMP"/tko.*.ms; tail -n 3 "$LAB_TMP/tko.1.log" "$LAB_TMP/tko.2.log" "$first_log"; } 2>&1 | tr '\n' ' ')"
     return
   fi
   # the old processes exited on their own, after handing over (status 0, their summary)
@@ -153,11 +156,12 @@ case_takeover() {
     fi
     check "restart: the running process says it refused and serves on [$t]" \
       wait_log "$PROXY_LOG" 'takeover refused: another version.*serving on' 5
-    run_py "restart: serving after the refused takeover [$t]" 20 restart.py \
-      --host "$(target_addr "$t")" --target "$t" --secs 2 --tag "after refusal"
   else
     skip "restart: a takeover by another version is refused [$t]" "build/mqoff-otherversion not built"
   fi
+  # new clients connect and are served by the last process (its listener, its accept link)
+  run_py "restart: new clients after the takeovers [$t]" 20 restart.py \
+    --host "$(target_addr "$t")" --target "$t" --secs 2 --tag "new clients after the takeovers"
   target_down "$t"
   local c2
   c2=$(counter "$PROXY_LOG" consumed)
@@ -203,9 +207,9 @@ case_crash() {
 }
 
 lab_init
-LAB_TARGETS=${RESTART_TARGETS:-proxy monitor}
+LAB_TARGETS=${RESTART_TARGETS:-proxy monitor intercept}
 for t in $LAB_TARGETS; do
-  if ! proxy_built; then
+  if ! target_built "$t"; then
     skip "restart [$t]" "build/mqoff not built"
   elif [ "$t" = monitor ] && [ "$MONITOR_IO" != afpacket ]; then
     skip "restart [$t]" "the takeover test runs with afpacket"
