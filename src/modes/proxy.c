@@ -1141,7 +1141,6 @@ static int proxy_takeover(struct proxy *px, int tfd)
     free(fds);
     return 0;
 }
-/* (descriptors the upstream took are its own from its load on, also when it failed) */
 
 /* The new process, once the old one is gone: the sockets into the epoll set, the queued
  * bytes due for writing. */
