@@ -67,11 +67,17 @@ SHIM = $(B)/libmqoff-intercept.so
 
 all: lib bin shim tests fuzz-replay bench-bins bench-tool bridge-tool mosqconf-tool plugin ctl-tool
 
-bin: $(BIN)
+bin: $(BIN) $(B)/mqoff-otherversion
 
 $(BIN): src/main.c $(B)/libmqoff.a
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) $< $(B)/libmqoff.a $(LIBS) $(LDFLAGS) -o $@
+
+# mqoff speaking another takeover protocol version, for tests/lab/test_restart.sh (a takeover
+# between versions is refused): its own takeover.c replaces the library's
+$(B)/mqoff-otherversion: src/main.c src/net/takeover.c $(B)/libmqoff.a
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -DMQO_TKO_PROTO=999 src/main.c src/net/takeover.c $(B)/libmqoff.a $(LIBS) $(LDFLAGS) -o $@
 
 lib: $(B)/libmqoff.a
 

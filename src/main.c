@@ -23,14 +23,17 @@
 #include "modes/proxy.h"
 #include "modes/proxy_lwip.h"
 #include "modes/reload.h"
+#include "net/takeover.h"
 
 #define MQOFF_VERSION "0.1.0"
 
-static volatile int g_stop, g_hup;
+static volatile int g_stop, g_hup, g_upgrade;
 
 static void on_signal(int sig) { g_stop = 1; }
 /* SIGHUP: the operator says the broker reloaded its configuration (after sending it SIGHUP). */
 static void on_hup(int sig) { g_hup = 1; }
+/* SIGUSR2: start the successor, which takes over (--takeover). */
+static void on_usr2(int sig) { g_upgrade = 1; }
 
 static void usage_main(FILE *f)
 {
@@ -71,6 +74,23 @@ static void usage_main(FILE *f)
     "                         PATH', 'exclusive'; '#' comment lines); the command line's\n"   \
     "                         replace the file's; SIGHUP reads it again (man 8 mqoff)\n"     \
     "  --log stderr|syslog    where log lines go (default stderr)\n"
+
+#define TAKEOVER_HELP                                                                         \
+    "\n"                                                                                      \
+    "restarts:\n"                                                                             \
+    "  --takeover PATH        Unix socket of planned restarts: a process started with it\n"  \
+    "                         takes every connection (proxy, intercept: the sockets and\n"  \
+    "                         the channel; monitor: the splice's state) and the engine's\n"  \
+    "                         state from the one serving\n"                                 \
+    "                         there (same format version), which then exits; no client\n"   \
+    "                         notices. Nobody there: a fresh start. Either way it listens\n" \
+    "                         there for the next. SIGUSR2: start the successor (man 8 mqoff)\n"
+
+#define CONNTABLE_HELP                                                                        \
+    "  --conn-table PATH      the spliced connections' table, in shared memory (e.g.\n"      \
+    "                         /dev/shm/mqoff-NAME.conns): after a crash, the next monitor\n" \
+    "                         started on it resets both ends of each, so clients reconnect\n" \
+    "                         at once instead of after their keep-alive\n"
 
 static void usage_proxy(FILE *f)
 {
@@ -145,6 +165,7 @@ static void usage_proxy(FILE *f)
             "                         beyond it are dropped (a SYN flood stays bounded)\n"
             CONTROL_HELP
             SERVICE_HELP
+            TAKEOVER_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff gracefully and print its counters. SIGHUP says the\n"
             "broker has reloaded its configuration: send it after the broker's own SIGHUP;\n"
@@ -236,6 +257,8 @@ static void usage_monitor(FILE *f)
             "  -h, --help             this text\n"
             CONTROL_HELP
             SERVICE_HELP
+            TAKEOVER_HELP
+            CONNTABLE_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff and print its counters. SIGHUP: the broker reloaded\n"
             "(as for proxy mode).\n");
@@ -278,6 +301,7 @@ static void usage_intercept(FILE *f)
             "  -h, --help             this text\n"
             CONTROL_HELP
             SERVICE_HELP
+            TAKEOVER_HELP
             "\n"
             "SIGINT/SIGTERM stop mqoff and print its counters (the broker goes on serving its\n"
             "other listeners and takes clients again from the next mqoff). SIGHUP: the broker\n"
@@ -353,6 +377,8 @@ static void print_stats(const struct mqo_engine_stats *e, int acl_file)
 
 /* Everything the command line can set, for every mode. */
 struct opts {
+    const char *takeover;   /* --takeover PATH */
+    const char *conn_table; /* --conn-table PATH */
     int monitor;
     int intercept;
     const char *channel;
@@ -632,7 +658,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
         O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_GSO, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
         O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST, O_STACK, O_IFACE,
-        O_NETMASK, O_GATEWAY, O_MAC, O_MAXCONNS, O_SYNBL
+        O_NETMASK, O_GATEWAY, O_MAC, O_MAXCONNS, O_SYNBL,
+        O_TAKEOVER, O_CTAB
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -678,6 +705,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"mac", required_argument, 0, O_MAC},
         {"max-conns", required_argument, 0, O_MAXCONNS},
         {"syn-backlog", required_argument, 0, O_SYNBL},
+        {"takeover", required_argument, 0, O_TAKEOVER},
+        {"conn-table", required_argument, 0, O_CTAB},
         {0, 0, 0, 0}};
     if (!o->args.argv) /* first: -c FILE's options, then the command line's */
         return config_parse(argc, argv, o, opts);
@@ -692,7 +721,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         int monitor_only = c >= O_PA && c <= O_SHARE && c != O_EAL;
         proxy_only |= c >= O_STACK && c <= O_SYNBL;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
-            (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept)) {
+            (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept) ||
+            (c == O_CTAB && !o->monitor)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
             return 2;
@@ -815,6 +845,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case O_CTLGROUP: o->ctl.group = optarg; break;
         case O_METRICS: o->ctl.metrics = optarg; break;
         case O_CHANNEL: o->channel = optarg; break;
+        case O_TAKEOVER: o->takeover = optarg; break;
+        case O_CTAB: o->conn_table = optarg; break;
         case O_BUSY:
             if (parse_u64("--busy-poll", optarg, 0, 1000000, &v))
                 return 2;
@@ -914,6 +946,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         fprintf(stderr, "mqoff %s: --iface, --io %s, --eal, --netmask, --gateway, --mac, "
                         "--max-conns and --syn-backlog are --stack lwip's\n",
                 mode, o->pktio_set ? mqo_pktio_backend_name(o->pktio) : "BACKEND");
+        return 2;
+    }
+    if (!o->monitor && o->stack_lwip && o->takeover) {
+        /* lwIP's connections are its PCBs in this process's memory: no descriptor to hand on */
+        fprintf(stderr, "mqoff %s: --takeover is the kernel stack's: --stack lwip's connections "
+                        "cannot be handed to another process (restart it instead)\n", mode);
         return 2;
     }
     if (!o->monitor && o->stack_lwip && o->io_uring) {
@@ -1165,6 +1203,8 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     struct sigaction sh = {.sa_handler = on_hup};
     sigaction(SIGHUP, &sh, NULL);
+    struct sigaction su = {.sa_handler = on_usr2};
+    sigaction(SIGUSR2, &su, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -1256,6 +1296,9 @@ static int cmd_proxy(int argc, char **argv, int intercept)
         cfg->stack_cfg = &lc;
     }
     cfg->hup = &g_hup;
+    cfg->takeover = o.takeover;
+    cfg->upgrade = &g_upgrade;
+    mqo_tko_set_build(MQOFF_VERSION);
     cfg->ctl = setup_ctl(&o, intercept ? "intercept" : "proxy");
     install_signals();
     struct mqo_engine_stats es = {0};
@@ -1319,6 +1362,10 @@ static int cmd_monitor(int argc, char **argv)
         return 2;
     }
     mc.hup = &g_hup;
+    mc.takeover = o.takeover;
+    mc.upgrade = &g_upgrade;
+    mc.conn_table = o.conn_table;
+    mqo_tko_set_build(MQOFF_VERSION);
     mc.ctl = setup_ctl(&o, "monitor");
     struct mqo_impair_cfg ic[2];
     for (int d = 0; d < 2; d++) {
@@ -1467,6 +1514,7 @@ static int cmd_from_file(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    mqo_tko_set_exec(argv); /* SIGUSR2 starts the same path with the same arguments */
     if (argc < 2 && access(MQOFF_DEFAULT_CONF, F_OK) == 0) {
         char *av[] = {argv[0], "-c", MQOFF_DEFAULT_CONF, NULL};
         return cmd_from_file(3, av);

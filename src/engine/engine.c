@@ -1674,3 +1674,21 @@ void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns)
         }
     }
 }
+
+/* ---- takeover (snap.c) ---- */
+
+int eng_session_register(struct mqo_engine *e, struct session *s) { return session_register(e, s); }
+void eng_session_free(struct mqo_engine *e, struct session *s) { session_free(e, s); }
+
+struct mqo_conn *mqo_engine_conn_find(struct mqo_engine *e, uint64_t id)
+{
+    return eng_conn_by_id(e, id);
+}
+void mqo_conn_set_ud(struct mqo_conn *c, void *ud) { c->ud = ud; }
+size_t mqo_engine_conn_count(const struct mqo_engine *e)
+{
+    size_t n = 0;
+    for (const struct mqo_conn *c = e->conns; c; c = c->next)
+        n++;
+    return n;
+}

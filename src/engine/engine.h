@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "core/buf.h"
 #include "core/msg.h"
 #include "mqtt/mqtt.h"
 
@@ -357,6 +358,26 @@ int mqo_engine_bv_bind(struct mqo_engine *e, const uint8_t *cid, size_t cid_len,
  * given with the input that completed it (the mode measures its own processing time). */
 void mqo_engine_set_observer(struct mqo_engine *e, void (*fn)(void *ud, uint64_t input_ns,
                                                               int consumed), void *ud);
+
+/* ---- Takeover: the engine's state handed to a new process (snap.c) ----
+ *
+ * mqo_engine_save appends everything the engine holds about its connections and sessions
+ * (subscriptions, packet-identifier maps, pending SUBSCRIBEs, partial packets, ordering holds,
+ * aliases, counters) to out, in a versioned format. mqo_engine_load fills a new engine (created
+ * with the new process's configuration, no connection yet) from it: the connections come back
+ * with their ids and a NULL ud, which the mode sets (mqo_engine_conn_find, mqo_conn_set_ud).
+ * Not carried: the broker's view (its plugin reconnects and resyncs), the broker-only filters
+ * and ACL versions (the new process's configuration gives them). */
+#define MQO_SNAP_VERSION 1
+/* Returns 0, -ENOMEM, or -ENOTSUP when a connection refers to a session the format cannot
+ * carry (one of the broker's view). out may hold a partial record on failure. */
+int mqo_engine_save(const struct mqo_engine *e, struct mqo_buf *out);
+/* Returns 0, -EPROTO (another MQO_SNAP_VERSION), -EINVAL (not a valid snapshot), -EBUSY (the
+ * engine is not new), -ENOMEM. On failure the engine holds part of the state: free it. */
+int mqo_engine_load(struct mqo_engine *e, const uint8_t *p, size_t n);
+struct mqo_conn *mqo_engine_conn_find(struct mqo_engine *e, uint64_t id);
+void mqo_conn_set_ud(struct mqo_conn *c, void *ud);
+size_t mqo_engine_conn_count(const struct mqo_engine *e);
 
 /* ---- Listing (mqoffctl) ---- */
 struct mqo_sub_info {

@@ -238,6 +238,10 @@ int eng_mounted(const struct mqo_engine *e, struct mqo_str t, struct mqo_str *ou
 /* Records that the session holds filter f in the trie. Returns 0 or -ENOMEM. */
 int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len);
 
+/* snap.c's access to the session table. */
+int eng_session_register(struct mqo_engine *e, struct session *s);
+void eng_session_free(struct mqo_engine *e, struct session *s);
+
 /* The connection is relayed from now on; unknown: it may also hold subscriptions or a session
  * the engine does not know. */
 void eng_relay(struct mqo_conn *c, int unknown, const char *why);

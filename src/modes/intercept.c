@@ -34,6 +34,7 @@
 
 #include "chan/chan.h"
 #include "core/log.h"
+#include "core/ser.h"
 
 #define MAX_PEERS 8          /* control links at once: one broker, the rest are told why not */
 #define MAX_PENDING 4096     /* connections waiting for room on the accept link */
@@ -76,6 +77,7 @@ struct icpt {
     /* the caller's on_listen, called after learning the port */
     void (*user_on_listen)(void *arg, uint16_t port);
     void *user_on_listen_arg;
+    uint8_t handed; /* a takeover took the channel: this process only drops its descriptors */
 };
 
 static void ep_set(struct icpt *ic, int op, int fd, uint32_t ev, uint64_t tag)
@@ -543,6 +545,136 @@ static void chan_unlink(struct icpt *ic, const char *path)
         unlink(path);
 }
 
+/* ---- takeover (the proxy loop's upstream hooks) ----
+ *
+ * Handed over: the channel's listening socket, the attached broker's control link and accept
+ * link, and the connections waiting for the accept link (their broker ends with their CONN
+ * messages). The shim notices nothing: its links stay open (the same sockets), and what it sends
+ * meanwhile waits in them. Peers that have not said HELLO yet are not handed over (they see the
+ * old process close them and come again). */
+
+#define ICPT_SNAP_VERSION 1
+
+static int up_start(void *arg)
+{
+    struct icpt *ic = arg;
+    int rc = chan_listen(ic, ic->cfg->channel);
+    if (rc < 0)
+        return rc;
+    ic->chan = rc;
+    ep_set(ic, EPOLL_CTL_ADD, ic->chan, EPOLLIN, TAG_CHAN);
+    return 0;
+}
+
+static int up_save(void *arg, struct mqo_buf *out, int **fdsp, size_t *nfdsp)
+{
+    struct icpt *ic = arg;
+    size_t n = 0;
+    int *fds = malloc((3 + ic->qn) * sizeof *fds);
+    if (!fds)
+        return -ENOMEM;
+    struct mqo_wr w = {.b = out};
+    mqo_wr_u32(&w, ICPT_SNAP_VERSION);
+    fds[n++] = ic->chan;
+    mqo_wr_u64(&w, (uint64_t)ic->chan_dev);
+    mqo_wr_u64(&w, (uint64_t)ic->chan_ino);
+    mqo_wr_u8(&w, ic->att != NULL);
+    if (ic->att) {
+        fds[n++] = ic->att->fd;
+        mqo_wr_u32(&w, ic->att->pid);
+        mqo_wr_u64(&w, ic->att->deadline);
+        mqo_wr_u8(&w, (uint8_t)ic->att->state);
+    }
+    mqo_wr_u8(&w, ic->link >= 0);
+    if (ic->link >= 0)
+        fds[n++] = ic->link;
+    mqo_wr_u32(&w, (uint32_t)ic->qn);
+    for (size_t i = 0; i < ic->qn; i++) {
+        struct handoff *h = q_at(ic, i);
+        uint8_t m[MQO_CHAN_MAX];
+        size_t ml = mqo_chan_encode(&h->m, m, sizeof m);
+        mqo_wr_blob(&w, m, ml);
+        fds[n++] = h->fd;
+    }
+    mqo_wr_u64(&w, ic->next_id);
+    size_t nst = sizeof ic->st / sizeof(uint64_t);
+    mqo_wr_u32(&w, (uint32_t)nst);
+    for (size_t i = 0; i < nst; i++)
+        mqo_wr_u64(&w, ((const uint64_t *)&ic->st)[i]);
+    if (w.err) {
+        free(fds);
+        return w.err;
+    }
+    *fdsp = fds;
+    *nfdsp = n;
+    return 0;
+}
+
+static int up_load(void *arg, const uint8_t *p, size_t len, const int *fds, size_t nfds)
+{
+    struct icpt *ic = arg;
+    struct mqo_rd r = {.p = p, .n = len};
+    size_t k = 0;
+    int rc = -EINVAL;
+    if (mqo_rd_u32(&r) != ICPT_SNAP_VERSION || nfds < 1)
+        goto fail;
+    ic->chan = fds[k++];
+    ic->chan_dev = (dev_t)mqo_rd_u64(&r);
+    ic->chan_ino = (ino_t)mqo_rd_u64(&r);
+    ep_set(ic, EPOLL_CTL_ADD, ic->chan, EPOLLIN, TAG_CHAN);
+    if (mqo_rd_u8(&r)) {
+        if (k >= nfds)
+            goto fail;
+        struct peer *pe = &ic->peers[0];
+        pe->fd = fds[k++];
+        pe->pid = mqo_rd_u32(&r);
+        pe->deadline = mqo_rd_u64(&r);
+        pe->state = mqo_rd_u8(&r) == P_WELCOMED ? P_WELCOMED : P_HELLO;
+        ic->att = pe->state == P_WELCOMED ? pe : NULL;
+        ep_set(ic, EPOLL_CTL_ADD, pe->fd, EPOLLIN, TAG_PEER);
+    }
+    if (mqo_rd_u8(&r)) {
+        if (k >= nfds || !ic->att)
+            goto fail;
+        ic->link = fds[k++];
+        ic->link_ev = 0;
+        ep_set(ic, EPOLL_CTL_ADD, ic->link, 0, TAG_LINK);
+    }
+    uint32_t nq = mqo_rd_count(&r, 4);
+    for (uint32_t i = 0; i < nq && !r.err; i++) {
+        size_t ml;
+        const uint8_t *m = mqo_rd_blob(&r, MQO_CHAN_MAX, &ml);
+        struct mqo_chan_msg msg;
+        if (r.err || k >= nfds || mqo_chan_decode(m, ml, &msg) != (ssize_t)ml ||
+            q_push(ic, fds[k], &msg))
+            goto fail;
+        k++;
+    }
+    ic->next_id = mqo_rd_u64(&r);
+    uint32_t nst = mqo_rd_count(&r, 8);
+    for (uint32_t i = 0; i < nst; i++) {
+        uint64_t v = mqo_rd_u64(&r);
+        if (i < sizeof ic->st / sizeof(uint64_t))
+            ((uint64_t *)&ic->st)[i] = v;
+    }
+    if (r.err || r.off != r.n || k != nfds)
+        goto fail;
+    link_events(ic);
+    return 0;
+fail:
+    /* what was not taken yet is closed here; what was is closed with the rest at the end */
+    for (size_t i = k; i < nfds; i++)
+        close(fds[i]);
+    return rc;
+}
+
+static void up_handed(void *arg)
+{
+    struct icpt *ic = arg;
+    ic->handed = 1;
+}
+
+
 int mqo_intercept_run(const struct mqo_intercept_cfg *cfg, struct mqo_engine_stats *est,
                       struct mqo_proxy_stats *pst, struct mqo_intercept_stats *ist)
 {
@@ -558,15 +690,11 @@ int mqo_intercept_run(const struct mqo_intercept_cfg *cfg, struct mqo_engine_sta
     ic.ep = epoll_create1(EPOLL_CLOEXEC);
     if (ic.ep < 0)
         return -errno;
-    int rc = chan_listen(&ic, cfg->channel);
-    if (rc < 0) {
-        close(ic.ep);
-        return rc;
-    }
-    ic.chan = rc;
-    ep_set(&ic, EPOLL_CTL_ADD, ic.chan, EPOLLIN, TAG_CHAN);
+    int rc;
+    /* the channel's socket: made by up_start, or handed over by a takeover (up_load) */
     struct mqo_proxy_upstream up = {.open = up_open, .fd = ic.ep, .ready = up_ready,
-                                    .tick = up_tick, .arg = &ic};
+                                    .tick = up_tick, .start = up_start, .save = up_save,
+                                    .load = up_load, .handed = up_handed, .arg = &ic};
     struct mqo_proxy_cfg pc = cfg->proxy;
     pc.upstream = &up;
     ic.user_on_listen = pc.on_listen;
@@ -574,6 +702,24 @@ int mqo_intercept_run(const struct mqo_intercept_cfg *cfg, struct mqo_engine_sta
     pc.on_listen = on_listen;
     pc.on_listen_arg = &ic;
     rc = mqo_proxy_run(&pc, est, pst);
+    if (ic.handed) {
+        /* the new process has the channel, the links and the waiting connections: only the
+         * descriptors go (the socket file stays, it is the new process's) */
+        for (int i = 0; i < MAX_PEERS; i++)
+            if (ic.peers[i].fd >= 0)
+                close(ic.peers[i].fd);
+        if (ic.link >= 0)
+            close(ic.link);
+        for (size_t i = 0; i < ic.qn; i++)
+            close(q_at(&ic, i)->fd);
+        free(ic.q);
+        if (ic.chan >= 0)
+            close(ic.chan);
+        close(ic.ep);
+        if (ist)
+            *ist = ic.st;
+        return rc;
+    }
     /* stopping: the broker's shim sees the channel close and waits for the next mqoff */
     if (ic.att && ic.link >= 0) {
         close(ic.link);
@@ -586,8 +732,10 @@ int mqo_intercept_run(const struct mqo_intercept_cfg *cfg, struct mqo_engine_sta
             drop_peer(&ic, &ic.peers[i], "mqoff stops");
     q_drop(&ic);
     free(ic.q);
-    close(ic.chan);
-    chan_unlink(&ic, cfg->channel);
+    if (ic.chan >= 0) {
+        close(ic.chan);
+        chan_unlink(&ic, cfg->channel);
+    }
     close(ic.ep);
     if (ist)
         *ist = ic.st;

@@ -18,10 +18,14 @@
 #include "modes/monitor.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
+#include "net/takeover.h"
 #include "l2/parse.h"
 
 struct monitor {
@@ -36,7 +40,50 @@ struct monitor {
     struct mqo_ctl *ctl;       /* NULL: none */
     struct mqo_bump_stats *bst;
     uint64_t last_ctl;
+    int tko_fd;          /* takeover listener, -1: none */
+    uint64_t last_tko;   /* when it was last looked at */
+    volatile int *stop;
+    uint8_t handed;      /* handed over: stop, leaving the connections to the new process */
+    struct mqo_ctab *ctab;        /* NULL: none */
+    struct mqo_ctab_reset *reset; /* a dead predecessor's connections being reset */
+    volatile int *upgrade;
+    uint64_t reset_started;
 };
+
+/* The splice established (up) or forgot a connection: the shared table follows. */
+static void on_track(void *ud, const struct mqo_ctab_ent *e, int up)
+{
+    struct monitor *m = ud;
+    if (!m->ctab)
+        return;
+    if (!up)
+        mqo_ctab_del(m->ctab, e->cip, e->cport);
+    else if (mqo_ctab_put(m->ctab, e))
+        mqo_warn("connection table full: a crash would leave a connection unreset");
+}
+
+static int reset_send(void *arg, int to_side, const uint8_t *frame, size_t len)
+{
+    struct monitor *m = arg;
+    return m->b ? mqo_bump_send(m->b, to_side, frame, len, 0) : -ENOTCONN;
+}
+
+static void reset_tick(struct monitor *m, uint64_t now)
+{
+    if (!m->reset)
+        return;
+    if (!m->reset_started)
+        m->reset_started = now;
+    if (mqo_ctab_reset_tick(m->reset, now, reset_send, m))
+        return;
+    size_t done, gave_up;
+    mqo_ctab_reset_counts(m->reset, &done, &gave_up);
+    mqo_info("connections of the previous mqoff: %zu reset at both ends, %zu gave no sign "
+             "(gone already) in %llu ms", done, gave_up,
+             (unsigned long long)((now - m->reset_started) / 1000000ull));
+    mqo_ctab_reset_free(m->reset);
+    m->reset = NULL;
+}
 
 /* The splice emits toward a side; side == port (clients on a, the broker host on b). What the
  * splice keeps until acknowledged is the bump's "own" traffic: refused rather than dropped
@@ -175,6 +222,10 @@ static int on_frame(void *arg, struct mqo_bump *b, int in, const struct mqo_rawf
 {
     struct monitor *m = arg;
     bind_bump(m, b);
+    if (m->reset && !m->reset_started)
+        m->reset_started = now;
+    if (m->reset && mqo_ctab_reset_frame(m->reset, in, f->data, f->len, reset_send, m))
+        return 1; /* a dead predecessor's connection: reset, not forwarded */
     if (m->fr && broker_fragment(m, in, f->data, f->len))
         return on_fragment(m, in, f, now);
     if ((f->flags & (MQO_FRAME_CSUM_PARTIAL | MQO_FRAME_TSO)) == MQO_FRAME_CSUM_PARTIAL) {
@@ -254,10 +305,47 @@ static void ctl_reloaded(void *arg)
         mqo_reload_hup(m->reload, mqo_splice_engine(m->sp));
 }
 
+/* A new process knocked at the takeover socket (looked at every 50 ms): the splice's state
+ * goes to it, and this one stops without a frame more. The ports close as this process exits;
+ * the new one opens them then (two processes on one port would both forward every frame).
+ * Frames that arrive in between are lost on the wire and sent again by the TCP ends, or by the
+ * new splice for what it holds. */
+static void takeover_poll(struct monitor *m, uint64_t now)
+{
+    if (m->tko_fd < 0 || now - m->last_tko < 50000000ull)
+        return;
+    m->last_tko = now;
+    struct pollfd p = {.fd = m->tko_fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0)
+        return;
+    int fd = mqo_tko_accept(m->tko_fd, "monitor", NULL);
+    if (fd < 0)
+        return;
+    struct mqo_buf st = {0};
+    int rc = mqo_splice_save(m->sp, &st);
+    if (rc) {
+        mqo_warn("takeover: cannot write the state (%s); serving on", strerror(-rc));
+        close(fd);
+    } else if (mqo_tko_handover(fd, NULL, 0, st.data, st.len)) {
+        m->handed = 1;
+        *m->stop = 1;
+    }
+    mqo_buf_free(&st);
+}
+
 static void on_tick(void *arg, struct mqo_bump *b, uint64_t now)
 {
     struct monitor *m = arg;
     bind_bump(m, b);
+    if (m->upgrade && *m->upgrade) {
+        *m->upgrade = 0;
+        int src = m->tko_fd >= 0 ? mqo_tko_spawn() : -ENOTCONN;
+        if (src)
+            mqo_warn("SIGUSR2: no successor started: %s",
+                     src == -ENOTCONN ? "no takeover socket (--takeover)" : strerror(-src));
+    }
+    takeover_poll(m, now);
+    reset_tick(m, now);
     if (m->ctl && now - m->last_ctl >= 100000000ull) { /* the endpoint's timeouts */
         mqo_ctl_run(m->ctl, now);
         m->last_ctl = now;
@@ -295,11 +383,79 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         sc.emit_shared = emit_shared;
     sc.share_min = cfg->share_min;
     sc.ud = &m;
+    if (cfg->conn_table)
+        sc.track = on_track;
     m.sp = mqo_splice_new(&sc);
     if (!m.sp) {
         int err = errno;
         mqo_err("cannot start the splice: %s", strerror(err));
         return -err;
+    }
+    m.tko_fd = -1;
+    m.stop = cfg->bump.stop;
+    m.upgrade = cfg->upgrade;
+    if (cfg->takeover) {
+        int tfd = -1;
+        int trc = mqo_tko_connect(cfg->takeover, "monitor", &tfd);
+        if (trc == 1) {
+            int *fds = NULL;
+            size_t nfds = 0;
+            struct mqo_buf tb = {0};
+            const char *why = NULL;
+            trc = mqo_tko_receive(tfd, &fds, &nfds, &tb);
+            if (trc)
+                why = "the state did not arrive whole";
+            else if (nfds)
+                why = "descriptors came with a monitor mode state", trc = -EINVAL;
+            else if ((trc = mqo_splice_load(m.sp, tb.data, tb.len)) != 0)
+                why = trc == -EPROTO ? "the splice state's format is another version"
+                                     : "the splice state does not load";
+            for (size_t i = 0; i < nfds; i++)
+                close(fds[i]);
+            free(fds);
+            mqo_buf_free(&tb);
+            if (mqo_tko_finish(tfd, why) != 0)
+                trc = trc ? trc : -EPROTO;
+            else
+                mqo_info("takeover: %llu spliced connections handed over (pid %d); opening the "
+                         "ports", (unsigned long long)mqo_splice_stats(m.sp)->conns_tracked,
+                         (int)getpid());
+        }
+        if (trc < 0) {
+            mqo_splice_free(m.sp);
+            return trc;
+        }
+        m.tko_fd = mqo_tko_listen(cfg->takeover);
+        if (m.tko_fd < 0)
+            mqo_warn("takeover socket %s: %s: no process can take over from this one",
+                     cfg->takeover, strerror(-m.tko_fd));
+    }
+    if (cfg->conn_table) {
+        size_t stale = 0;
+        m.ctab = mqo_ctab_open(cfg->conn_table, cfg->splice.max_conns, cfg->splice.broker_ip,
+                               cfg->splice.broker_port, &stale);
+        if (!m.ctab) {
+            int err = errno;
+            mqo_err("connection table %s: %s", cfg->conn_table,
+                    err == EBUSY ? "another mqoff monitor uses it" : strerror(err));
+            mqo_splice_free(m.sp);
+            return -err;
+        }
+        struct mqo_ctab_ent *v = NULL;
+        size_t n = 0;
+        if (mqo_ctab_take_stale(m.ctab, &v, &n) == 0 && n) {
+            if (mqo_splice_stats(m.sp)->conns_tracked) {
+                /* a takeover: they are this process's now (rewritten below) */
+            } else {
+                m.reset = mqo_ctab_reset_new(v, n, cfg->splice.broker_ip,
+                                             cfg->splice.broker_port);
+                mqo_warn("connection table %s: %zu spliced connections of a previous mqoff that "
+                         "did not hand them over: resetting both ends of each, so their clients "
+                         "reconnect now", cfg->conn_table, n);
+            }
+        }
+        free(v);
+        mqo_splice_retrack(m.sp);
     }
     m.reload = cfg->reload;
     m.hup = cfg->hup;
@@ -348,6 +504,16 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     st->frag_to_splice = m.to_splice;
     st->frag_declined = m.declined;
     mqo_frag_free(m.fr);
-    mqo_splice_free(m.sp);
+    if (m.tko_fd >= 0) {
+        close(m.tko_fd);
+        if (!m.handed) /* handed: the path is the new process's to take */
+            unlink(cfg->takeover);
+    }
+    mqo_ctab_reset_free(m.reset);
+    /* the table keeps its entries: connections this process spliced break when it stops, and
+     * the next one resets them (a takeover rewrites them as its own) */
+    mqo_ctab_close(m.ctab);
+    if (!m.handed) /* handed: the state lives on in the new process; nothing is torn down */
+        mqo_splice_free(m.sp);
     return rc;
 }

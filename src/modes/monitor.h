@@ -31,6 +31,14 @@ struct mqo_monitor_cfg {
     volatile int *hup;
     /* Optional: the control socket and metrics endpoint (ctl/ctl.h); NULL: none. */
     const struct mqo_ctl_cfg *ctl;
+    /* Optional: takeover socket (net/takeover.h): a monitor listening there hands this one its
+     * spliced connections' and the engine's state; this one then listens there. */
+    const char *takeover;
+    /* Optional: the spliced connections' table in shared memory (tcp/ctab.h): after a crash,
+     * the next monitor started on it resets both ends of every connection it lists. */
+    const char *conn_table;
+    /* Optional: set by a SIGUSR2 handler: start the successor (mqo_tko_spawn). Cleared. */
+    volatile int *upgrade;
 };
 
 struct mqo_monitor_stats {

@@ -35,8 +35,10 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/ser.h"
 #include "mqtt/mqtt.h"
 #include "net/outq.h"
+#include "net/takeover.h"
 
 enum { CLIENT = MQO_PX_CLIENT, BROKER = MQO_PX_BROKER };
 
@@ -46,6 +48,7 @@ enum { CLIENT = MQO_PX_CLIENT, BROKER = MQO_PX_BROKER };
 #define TAG_CTL 4u
 #define TAG_UPSTREAM 6u
 #define TAG_STACK 8u
+#define TAG_TAKEOVER 10u
 
 /* iovecs of one in-flight io_uring send (must live until its completion) */
 struct uring_send {
@@ -110,6 +113,9 @@ struct proxy {
     const struct mqo_px_stack *stk; /* NULL: kernel sockets */
     struct pconn *resumes;          /* connections with a side to resume (stack) */
     size_t nconns;
+    int tko_fd;          /* takeover listener, -1: none */
+    uint8_t tko_pending; /* a new process knocked: hand over after this iteration */
+    uint8_t handed;      /* handed over: exit, touching no socket */
 };
 
 static int side_open(const struct side *sd) { return sd->fd >= 0 || sd->h; }
@@ -792,6 +798,10 @@ static void handle_event(struct proxy *px, struct epoll_event *ev)
     }
     if (ev->data.u64 == TAG_CTL || ev->data.u64 == TAG_STACK)
         return; /* served first, in mqo_px_run */
+    if (ev->data.u64 == TAG_TAKEOVER) {
+        px->tko_pending = 1; /* once this iteration's work is flushed */
+        return;
+    }
     struct pconn *pc = (struct pconn *)(uintptr_t)(ev->data.u64 & ~(uint64_t)1);
     int side = (int)(ev->data.u64 & 1);
     if (pc->dead)
@@ -942,6 +952,371 @@ static void raise_nofile(void)
     }
 }
 
+/* ---- takeover (net/takeover.h) ----
+ *
+ * The old process, once a new one knocked and the iteration's work is flushed, stops: it
+ * writes what its queues can still write, then hands over the listener and every connection's
+ * two sockets, with its records (mqo_proxy_snap) and the engine's snapshot. The new process
+ * rebuilds the same connections around the same sockets; bytes clients sent meanwhile wait in
+ * the kernel, so none is lost, duplicated or reordered, and no connection closes. */
+
+#define PROXY_SNAP_VERSION 1
+static const uint8_t PX_MAGIC[8] = {'M', 'Q', 'O', 'P', 'R', 'X', 'Y', 0};
+
+static void save_side(struct mqo_wr *w, const struct side *sd, int *fds, size_t *nf,
+                      struct mqo_buf *tmp)
+{
+    if (sd->fd >= 0) {
+        mqo_wr_u32(w, (uint32_t)*nf);
+        fds[(*nf)++] = sd->fd;
+    } else {
+        mqo_wr_u32(w, UINT32_MAX);
+    }
+    mqo_wr_u8(w, sd->rd_closed);
+    mqo_wr_u8(w, sd->want_shut);
+    mqo_wr_u8(w, sd->wr_shut);
+    mqo_wr_u8(w, sd->paused);
+    tmp->len = 0;
+    if (mqo_outq_copy(&sd->q, tmp))
+        w->err = -ENOMEM;
+    mqo_wr_blob(w, tmp->data, tmp->len);
+}
+
+static void save_conn(struct mqo_wr *w, const struct pconn *pc, int *fds, size_t *nf,
+                      struct mqo_buf *tmp)
+{
+    mqo_wr_u64(w, mqo_conn_id(pc->ec));
+    for (int i = 0; i < 2; i++)
+        save_side(w, &pc->s[i], fds, nf, tmp);
+    mqo_wr_u8(w, pc->connecting);
+    mqo_wr_u8(w, pc->broker_failed);
+    mqo_wr_u8(w, pc->closing);
+    mqo_wr_u8(w, pc->reset);
+    mqo_wr_u8(w, pc->connect_version);
+    mqo_wr_blob(w, pc->sniff.data, pc->sniff.len);
+    mqo_wr_u64(w, pc->fail_deadline);
+}
+
+/* The proxy's state into out, the descriptors into *fds (malloc'd). Returns 0 or -errno. */
+static int proxy_save(struct proxy *px, struct mqo_buf *out, int **fdsp, size_t *nfdsp)
+{
+    size_t npc = 0, nfd = 1;
+    for (struct pconn *pc = px->conns; pc; pc = pc->next) {
+        npc++;
+        nfd += (pc->s[0].fd >= 0) + (pc->s[1].fd >= 0);
+    }
+    int *fds = malloc(nfd * sizeof *fds);
+    if (!fds)
+        return -ENOMEM;
+    size_t nf = 0;
+    fds[nf++] = px->lfd;
+    struct mqo_wr w = {.b = out};
+    struct mqo_buf tmp = {0};
+    mqo_wr_bytes_raw(&w, PX_MAGIC, sizeof PX_MAGIC);
+    mqo_wr_u32(&w, PROXY_SNAP_VERSION);
+    mqo_wr_u32(&w, (uint32_t)nfd);
+    size_t nst = sizeof px->st / sizeof(uint64_t);
+    mqo_wr_u32(&w, (uint32_t)nst);
+    for (size_t i = 0; i < nst; i++)
+        mqo_wr_u64(&w, ((const uint64_t *)&px->st)[i]);
+    mqo_wr_u32(&w, (uint32_t)npc);
+    /* the ones with bytes for the broker first, in the order those arrived (flush_dirty) */
+    for (struct pconn *pc = px->border; pc; pc = pc->border_next)
+        save_conn(&w, pc, fds, &nf, &tmp);
+    for (struct pconn *pc = px->conns; pc; pc = pc->next)
+        if (!pc->in_border)
+            save_conn(&w, pc, fds, &nf, &tmp);
+    tmp.len = 0;
+    int rc = mqo_engine_save(px->eng, &tmp);
+    mqo_wr_blob(&w, tmp.data, tmp.len);
+    /* the upstream's (intercept mode's channel): its descriptors after the connections' */
+    const struct mqo_proxy_upstream *up = px->cfg->upstream;
+    int *ufds = NULL;
+    size_t nu = 0;
+    tmp.len = 0;
+    if (!rc && up)
+        rc = up->save(up->arg, &tmp, &ufds, &nu);
+    mqo_wr_u32(&w, (uint32_t)nu);
+    mqo_wr_blob(&w, tmp.data, tmp.len);
+    mqo_buf_free(&tmp);
+    if (!rc && nu) {
+        int *nv = realloc(fds, (nf + nu) * sizeof *nv);
+        if (!nv) {
+            rc = -ENOMEM;
+        } else {
+            fds = nv;
+            memcpy(fds + nf, ufds, nu * sizeof *ufds);
+            nf += nu;
+            nfd += nu;
+        }
+    }
+    free(ufds);
+    if (!rc)
+        rc = w.err;
+    if (!rc && nf != nfd)
+        rc = -EINVAL;
+    if (rc) {
+        free(fds);
+        return rc;
+    }
+    *fdsp = fds;
+    *nfdsp = nf;
+    return 0;
+}
+
+int mqo_proxy_snap_parse(const uint8_t *p, size_t n, size_t nfds, struct mqo_proxy_snap *out)
+{
+    struct mqo_rd r = {.p = p, .n = n};
+    memset(out, 0, sizeof *out);
+    const uint8_t *m = mqo_rd_raw(&r, sizeof PX_MAGIC);
+    if (!m || memcmp(m, PX_MAGIC, sizeof PX_MAGIC) != 0)
+        return -EINVAL;
+    uint32_t ver = mqo_rd_u32(&r);
+    if (r.err)
+        return -EINVAL;
+    if (ver != PROXY_SNAP_VERSION)
+        return -EPROTO;
+    out->nfds = mqo_rd_u32(&r); /* the listener's and the connections' (the upstream's follow) */
+    if (r.err || out->nfds > nfds || out->nfds < 1)
+        return -EINVAL;
+    uint32_t nst = mqo_rd_count(&r, 8);
+    for (uint32_t i = 0; i < nst; i++) {
+        uint64_t v = mqo_rd_u64(&r);
+        if (i < sizeof out->st / sizeof(uint64_t))
+            ((uint64_t *)&out->st)[i] = v;
+    }
+    uint32_t npc = mqo_rd_count(&r, 8 + 2 * 12 + 5 + 4 + 8);
+    if (r.err)
+        return -EINVAL;
+    uint8_t *used = calloc(nfds, 1);
+    out->v = calloc(npc ? npc : 1, sizeof *out->v);
+    if (!used || !out->v) {
+        free(used);
+        free(out->v);
+        out->v = NULL;
+        return -ENOMEM;
+    }
+    used[0] = 1; /* the listener */
+    size_t nused = 1;
+    for (uint32_t i = 0; i < npc && !r.err; i++) {
+        struct mqo_proxy_rec *x = &out->v[i];
+        x->id = mqo_rd_u64(&r);
+        for (int k = 0; k < 2; k++) {
+            struct mqo_proxy_rec_side *sd = &x->s[k];
+            sd->fd = mqo_rd_u32(&r);
+            if (sd->fd != UINT32_MAX) {
+                if (sd->fd >= out->nfds || used[sd->fd])
+                    r.err = 1;
+                else {
+                    used[sd->fd] = 1;
+                    nused++;
+                }
+            }
+            sd->rd_closed = mqo_rd_u8(&r);
+            sd->want_shut = mqo_rd_u8(&r);
+            sd->wr_shut = mqo_rd_u8(&r);
+            sd->paused = mqo_rd_u8(&r);
+            sd->q = mqo_rd_blob(&r, SIZE_MAX, &sd->qlen);
+        }
+        x->connecting = mqo_rd_u8(&r);
+        x->broker_failed = mqo_rd_u8(&r);
+        x->closing = mqo_rd_u8(&r);
+        x->reset = mqo_rd_u8(&r);
+        x->connect_version = mqo_rd_u8(&r);
+        x->sniff = mqo_rd_blob(&r, 65536 + 8 + 65536, &x->sniff_len);
+        x->fail_deadline = mqo_rd_u64(&r);
+        if (x->reset > 2 || x->s[CLIENT].fd == UINT32_MAX)
+            r.err = 1;
+    }
+    out->n = npc;
+    out->engine = mqo_rd_blob(&r, SIZE_MAX, &out->engine_len);
+    out->up_fds = mqo_rd_u32(&r);
+    out->up = mqo_rd_blob(&r, SIZE_MAX, &out->up_len);
+    free(used);
+    /* every descriptor below nfds is the listener or one connection's; the upstream's follow */
+    if (r.err || r.off != r.n || nused != out->nfds || (size_t)out->nfds + out->up_fds != nfds) {
+        free(out->v);
+        out->v = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The old process: a new one knocked. Returns 1 when it took over (exit now), else 0. */
+static int proxy_handover(struct proxy *px)
+{
+    const struct mqo_proxy_upstream *up = px->cfg->upstream;
+    int fd = mqo_tko_accept(px->tko_fd, up ? "intercept" : "proxy",
+                            up && !up->save ? "this upstream cannot hand over"
+                                            : px->cfg->takeover_refuse);
+    if (fd < 0)
+        return 0;
+    /* quiesce: nothing is read from here on; what the sockets take now is not handed over */
+    for (struct pconn *pc = px->conns; pc; pc = pc->next)
+        for (int side = 0; side < 2; side++)
+            if (can_flush(pc, side))
+                flush_side(px, pc, side);
+    while (px->dead) {
+        struct pconn *pc = px->dead;
+        px->dead = pc->dead_next;
+        free_conn(px, pc);
+    }
+    struct mqo_buf st = {0};
+    int *fds = NULL;
+    size_t nfds = 0;
+    int rc = proxy_save(px, &st, &fds, &nfds);
+    int done = 0;
+    if (rc) {
+        mqo_warn("takeover: cannot write the state (%s); serving on", strerror(-rc));
+        close(fd);
+    } else {
+        done = mqo_tko_handover(fd, fds, nfds, st.data, st.len);
+    }
+    free(fds);
+    mqo_buf_free(&st);
+    if (done) {
+        px->handed = 1;
+        if (up && up->handed)
+            up->handed(up->arg);
+    }
+    return done;
+}
+
+/* The new process: builds the connections from what the old one handed over. Returns 0, or
+ * -errno (told to the old process, which serves on). */
+static int proxy_takeover(struct proxy *px, int tfd)
+{
+    int *fds = NULL;
+    size_t nfds = 0;
+    struct mqo_buf st = {0};
+    struct mqo_proxy_snap sn = {0};
+    const char *why = NULL;
+    int rc = mqo_tko_receive(tfd, &fds, &nfds, &st);
+    if (rc)
+        why = "the state did not arrive whole";
+    else if ((rc = mqo_proxy_snap_parse(st.data, st.len, nfds, &sn)) != 0)
+        why = rc == -EPROTO ? "the proxy state's format is another version"
+                            : "the proxy state does not parse";
+    else if ((rc = mqo_engine_load(px->eng, sn.engine, sn.engine_len)) != 0)
+        why = rc == -EPROTO ? "the engine state's format is another version"
+                            : "the engine state does not load";
+    else if (mqo_engine_conn_count(px->eng) != sn.n)
+        why = "the engine's connections and the proxy's differ", rc = -EINVAL;
+    else if (!px->cfg->upstream && sn.up_fds)
+        why = "an upstream's state came to a process without one", rc = -EINVAL;
+    else if (px->cfg->upstream) {
+        rc = px->cfg->upstream->load(px->cfg->upstream->arg, sn.up, sn.up_len,
+                                     fds + nfds - sn.up_fds, sn.up_fds);
+        nfds -= sn.up_fds; /* the upstream's from here on, whatever it said */
+        if (rc)
+            why = "the upstream's state does not load";
+    }
+    int acc = 0;
+    socklen_t al = sizeof acc;
+    if (!why && (getsockopt(fds[0], SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 || !acc))
+        why = "the first descriptor is not a listening socket", rc = -EINVAL;
+    struct pconn **tail = &px->conns, *prev = NULL;
+    for (size_t i = 0; !why && i < sn.n; i++) {
+        const struct mqo_proxy_rec *x = &sn.v[i];
+        struct mqo_conn *ec = mqo_engine_conn_find(px->eng, x->id);
+        struct pconn *pc = calloc(1, sizeof *pc);
+        if (!ec || mqo_conn_ud(ec) || !pc) {
+            free(pc);
+            why = pc ? "a connection's engine state is missing" : "out of memory";
+            rc = pc ? -EINVAL : -ENOMEM;
+            break;
+        }
+        pc->px = px;
+        pc->ec = ec;
+        mqo_conn_set_ud(ec, pc);
+        for (int k = 0; k < 2; k++) {
+            const struct mqo_proxy_rec_side *rs = &x->s[k];
+            struct side *sd = &pc->s[k];
+            sd->fd = rs->fd == UINT32_MAX ? -1 : fds[rs->fd];
+            sd->rd_closed = rs->rd_closed;
+            sd->want_shut = rs->want_shut;
+            sd->wr_shut = rs->wr_shut;
+            sd->paused = rs->paused;
+            if (rs->qlen && mqo_outq_push_bytes(&sd->q, rs->q, rs->qlen))
+                rc = -ENOMEM, why = "out of memory";
+        }
+        pc->connecting = x->connecting;
+        pc->broker_failed = x->broker_failed;
+        pc->closing = x->closing;
+        pc->reset = x->reset;
+        pc->connect_version = x->connect_version;
+        if (x->sniff_len && mqo_buf_append(&pc->sniff, x->sniff, x->sniff_len))
+            rc = -ENOMEM, why = "out of memory";
+        pc->fail_deadline = x->fail_deadline;
+        if (pc->broker_failed && pc->fail_deadline)
+            px->fail_waiting++;
+        pc->prev = prev;
+        *tail = pc;
+        tail = &pc->next;
+        prev = pc;
+    }
+    if (!why)
+        px->st = sn.st;
+    free(sn.v);
+    mqo_buf_free(&st);
+    if (mqo_tko_finish(tfd, why) != 0) {
+        /* the old process keeps everything: drop the copies (closing a descriptor here closes
+         * no connection, the old process holds the same ones) */
+        for (struct pconn *pc = px->conns, *nx; pc; pc = nx) {
+            nx = pc->next;
+            for (int k = 0; k < 2; k++)
+                mqo_outq_free(&pc->s[k].q);
+            mqo_buf_free(&pc->sniff);
+            free(pc);
+        }
+        px->conns = NULL;
+        for (size_t i = 0; i < nfds; i++)
+            close(fds[i]);
+        free(fds);
+        return rc ? rc : -EPROTO;
+    }
+    px->lfd = fds[0];
+    free(fds);
+    return 0;
+}
+
+/* The new process, once the old one is gone: the sockets into the epoll set, the queued
+ * bytes due for writing. */
+static void proxy_adopt(struct proxy *px)
+{
+    for (struct pconn *pc = px->conns; pc; pc = pc->next) {
+        for (int side = 0; side < 2; side++) {
+            struct side *sd = &pc->s[side];
+            if (sd->fd < 0)
+                continue;
+            struct epoll_event e = {.events = 0, .data.u64 = tag(pc, side)};
+            epoll_ctl(px->ep, EPOLL_CTL_ADD, sd->fd, &e);
+            sd->ev = 0;
+            update_events(pc, side);
+        }
+        if (pc->s[BROKER].q.bytes)
+            mark_broker(pc);
+        else
+            mark_dirty(pc);
+    }
+    struct sockaddr_storage a;
+    socklen_t l = sizeof a;
+    if (getsockname(px->lfd, (struct sockaddr *)&a, &l) == 0 &&
+        (l != px->cfg->listen_len || memcmp(&a, &px->cfg->listen_addr, l) != 0) &&
+        !px->cfg->on_listen)
+        mqo_warn("takeover: serving on the listener handed over, not --listen's address (a "
+                 "restart without --takeover moves it)");
+    if (px->cfg->on_listen) {
+        uint16_t port = a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+                                                : ((struct sockaddr_in *)&a)->sin_port;
+        px->cfg->on_listen(px->cfg->on_listen_arg, ntohs(port));
+    }
+    size_t n = 0;
+    for (struct pconn *pc = px->conns; pc; pc = pc->next)
+        n++;
+    mqo_info("takeover: serving %zu connections handed over (pid %d)", n, (int)getpid());
+}
+
 int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
                   struct mqo_proxy_stats *pst)
 {
@@ -953,7 +1328,7 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
 int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
                struct mqo_engine_stats *est, struct mqo_proxy_stats *pst)
 {
-    struct proxy px = {.cfg = cfg, .lfd = -1, .ep = -1, .stk = stk};
+    struct proxy px = {.cfg = cfg, .lfd = -1, .ep = -1, .stk = stk, .tko_fd = -1};
     px.dirty_tail = &px.dirty;
     px.border_tail = &px.border;
     px.max_queue = cfg->max_queue ? cfg->max_queue : 4u << 20;
@@ -979,7 +1354,27 @@ int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
     if (!px.eng)
         return -errno;
     px.ep = epoll_create1(EPOLL_CLOEXEC);
-    int rc = stk ? stk->start(stk->arg, &px) : open_listener(&px);
+    int rc = 0, taken = 0;
+    if (cfg->takeover && !cfg->takeover_refuse) {
+        int tfd = -1;
+        rc = mqo_tko_connect(cfg->takeover, cfg->upstream ? "intercept" : "proxy", &tfd);
+        if (rc == 1)
+            rc = proxy_takeover(&px, tfd);
+        if (rc < 0) {
+            close(px.ep);
+            mqo_engine_free(px.eng);
+            return rc;
+        }
+        taken = px.lfd >= 0;
+    }
+    if (!taken && cfg->upstream && cfg->upstream->start &&
+        (rc = cfg->upstream->start(cfg->upstream->arg)) != 0) {
+        close(px.ep);
+        mqo_engine_free(px.eng);
+        return rc;
+    }
+    if (!taken)
+        rc = stk ? stk->start(stk->arg, &px) : open_listener(&px);
     if (rc) {
         close(px.ep);
         mqo_err("cannot listen: %s", strerror(-rc));
@@ -1012,6 +1407,18 @@ int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
     if (px.ctl) {
         struct epoll_event ce = {.events = EPOLLIN, .data.u64 = TAG_CTL};
         epoll_ctl(px.ep, EPOLL_CTL_ADD, mqo_ctl_fd(px.ctl), &ce);
+    }
+    if (taken)
+        proxy_adopt(&px);
+    if (cfg->takeover) {
+        px.tko_fd = mqo_tko_listen(cfg->takeover);
+        if (px.tko_fd < 0) {
+            mqo_warn("takeover socket %s: %s: no process can take over from this one",
+                     cfg->takeover, strerror(-px.tko_fd));
+        } else {
+            struct epoll_event te = {.events = EPOLLIN, .data.u64 = TAG_TAKEOVER};
+            epoll_ctl(px.ep, EPOLL_CTL_ADD, px.tko_fd, &te);
+        }
     }
 
     struct epoll_event evs[256];
@@ -1058,11 +1465,39 @@ int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
         }
         if (stk)
             stk->flush(stk->arg); /* what this iteration sent, in bursts */
+        if (cfg->upgrade && *cfg->upgrade) {
+            *cfg->upgrade = 0;
+            int src = px.tko_fd >= 0 ? mqo_tko_spawn() : -ENOTCONN;
+            if (src)
+                mqo_warn("SIGUSR2: no successor started: %s",
+                         src == -ENOTCONN ? "no takeover socket (--takeover)" : strerror(-src));
+        }
+        if (px.tko_pending) {
+            px.tko_pending = 0;
+            if (proxy_handover(&px))
+                break;
+        }
     }
     if (est)
         *est = *mqo_engine_stats(px.eng);
     if (pst)
         *pst = px.st;
+    if (px.handed) {
+        /* the connections live on in the new process: only the descriptors go, and the
+         * engine's state is not torn down (its closing would log deliveries as lost) */
+        for (struct pconn *pc = px.conns, *nx; pc; pc = nx) {
+            nx = pc->next;
+            for (int i = 0; i < 2; i++) {
+                if (pc->s[i].fd >= 0)
+                    close(pc->s[i].fd);
+                mqo_outq_free(&pc->s[i].q);
+                free(pc->s[i].us);
+            }
+            mqo_buf_free(&pc->sniff);
+            free(pc);
+        }
+        px.conns = NULL;
+    }
     while (px.conns)
         free_conn(&px, px.conns);
     if (stk)
@@ -1071,7 +1506,13 @@ int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
     if (px.lfd >= 0)
         close(px.lfd);
     close(px.ep);
-    mqo_engine_free(px.eng);
+    if (px.tko_fd >= 0) {
+        close(px.tko_fd);
+        if (!px.handed) /* handed: the path is the new process's to take */
+            unlink(cfg->takeover);
+    }
+    if (!px.handed)
+        mqo_engine_free(px.eng);
     if (px.use_uring)
         io_uring_queue_exit(&px.ring);
     return rc;

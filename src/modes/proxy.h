@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/buf.h"
 #include "ctl/ctl.h"
 #include "engine/engine.h"
 #include "modes/reload.h"
@@ -26,6 +27,15 @@ struct mqo_proxy_upstream {
     void (*ready)(void *arg, uint64_t now_ns);
     /* Called every 50 ms (may be NULL). */
     void (*tick)(void *arg, uint64_t now_ns);
+    /* Takeover (may be NULL: then a takeover is refused). start: no takeover happened, set up
+     * afresh (0 or -errno); save: appends the upstream's state to out and its descriptors to
+     * *fds, *nfds (malloc'd), 0 or -errno; load: the new process gets them back (the
+     * descriptors are its own then, also on failure), 0 or -errno; handed: the old process
+     * handed everything over (it exits, keeping what the new one uses). */
+    int (*start)(void *arg);
+    int (*save)(void *arg, struct mqo_buf *out, int **fds, size_t *nfds);
+    int (*load)(void *arg, const uint8_t *p, size_t n, const int *fds, size_t nfds);
+    void (*handed)(void *arg);
     void *arg;
 };
 
@@ -63,6 +73,14 @@ struct mqo_proxy_cfg {
     int (*stack_run)(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
                      struct mqo_proxy_stats *pst);
     const void *stack_cfg;
+    /* Optional: takeover socket (net/takeover.h): a process listening there hands this one its
+     * listener, connections and engine state; this one then listens there for the next. */
+    const char *takeover;
+    /* Optional: a takeover request is refused with this reason (a mode that cannot hand over
+     * yet). */
+    const char *takeover_refuse;
+    /* Optional: set by a SIGUSR2 handler: start the successor (mqo_tko_spawn). Cleared. */
+    volatile int *upgrade;
     /* Optional: called with the listening port once listening (tests bind port 0). */
     void (*on_listen)(void *arg, uint16_t port);
     void *on_listen_arg;
@@ -85,5 +103,39 @@ struct mqo_proxy_stats {
  * counters are written to *est and *pst when not NULL. */
 int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
                   struct mqo_proxy_stats *pst);
+
+/* ---- takeover state (for the fuzz target) ----
+ * The proxy's part of a takeover's state: one record per connection, with its engine
+ * connection's id, its sockets as indexes into the descriptors handed over (0 is the
+ * listener), its queues and flags; then the engine's snapshot (mqo_engine_load). */
+struct mqo_proxy_rec_side {
+    uint32_t fd; /* index, UINT32_MAX: none */
+    uint8_t rd_closed, want_shut, wr_shut, paused;
+    const uint8_t *q; /* queued bytes (into the state) */
+    size_t qlen;
+};
+struct mqo_proxy_rec {
+    uint64_t id;
+    struct mqo_proxy_rec_side s[2];
+    uint8_t connecting, broker_failed, closing, reset, connect_version;
+    const uint8_t *sniff;
+    size_t sniff_len;
+    uint64_t fail_deadline;
+};
+struct mqo_proxy_snap {
+    uint32_t nfds;
+    uint32_t up_fds; /* the upstream's descriptors: the last up_fds of them */
+    const uint8_t *up; /* the upstream's state */
+    size_t up_len;
+    struct mqo_proxy_stats st;
+    struct mqo_proxy_rec *v; /* malloc'd */
+    size_t n;
+    const uint8_t *engine; /* the engine's snapshot */
+    size_t engine_len;
+};
+/* Parses a proxy takeover state of n bytes handed with nfds descriptors. Returns 0 (free
+ * out->v) or -EINVAL (nothing to free), -EPROTO for another format version, -ENOMEM. Every
+ * descriptor index is checked (< nfds, each used once, 0 the listener's). */
+int mqo_proxy_snap_parse(const uint8_t *p, size_t n, size_t nfds, struct mqo_proxy_snap *out);
 
 #endif

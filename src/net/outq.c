@@ -155,3 +155,18 @@ void mqo_outq_free(struct mqo_outq *q)
     free(q->v);
     memset(q, 0, sizeof *q);
 }
+
+int mqo_outq_copy(const struct mqo_outq *q, struct mqo_buf *out)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        const struct mqo_outq_ent *e = at(q, i);
+        struct mqo_outq one = {.v = (struct mqo_outq_ent *)e, .head = 0, .n = 1, .cap = 1};
+        struct iovec iov[4];
+        uint8_t scratch[12];
+        int k = mqo_outq_iov(&one, iov, 4, scratch);
+        for (int j = 0; j < k; j++)
+            if (mqo_buf_append(out, iov[j].iov_base, iov[j].iov_len))
+                return -ENOMEM;
+    }
+    return 0;
+}

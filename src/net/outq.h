@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "core/buf.h"
 #include "engine/engine.h"
 
 struct mqo_outq_ent {
@@ -42,5 +43,8 @@ void mqo_outq_advance(struct mqo_outq *q, size_t n);
  * was written). */
 ssize_t mqo_outq_flush(struct mqo_outq *q, int fd);
 void mqo_outq_free(struct mqo_outq *q);
+/* Appends every queued byte, as it would be written, to out (a takeover hands them on).
+ * Returns 0 or -ENOMEM. */
+int mqo_outq_copy(const struct mqo_outq *q, struct mqo_buf *out);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/ser.h"
 #include "core/map.h"
 #include "core/slice.h"
 #include "l2/parse.h"
@@ -117,6 +118,7 @@ struct sconn {
     uint8_t ack_due[2]; /* an ACK is owed toward side */
     uint8_t rst_sent;
     uint8_t syn_ws; /* the client's SYN offered window scaling */
+    uint8_t tracked; /* cfg.track told it is up */
     struct half h[2];
     struct mqo_conn *ec;
     uint8_t eth[2][14]; /* Ethernet header of frames toward side */
@@ -829,8 +831,38 @@ static void kill_conn(struct sconn *c)
     c->sp->dead = c;
 }
 
+/* Tells cfg.track that c is established (what resets both ends) or gone. */
+static void track(struct sconn *c, int up)
+{
+    struct mqo_splice *sp = c->sp;
+    if (!sp->cfg.track || c->tracked == up)
+        return;
+    c->tracked = (uint8_t)up;
+    struct mqo_ctab_ent e = {.cip = c->cip, .cport = c->cport};
+    if (up) {
+        e.isn[0] = c->h[C2S].isn;
+        e.isn[1] = c->h[S2C].isn;
+        memcpy(e.eth, c->eth, sizeof e.eth);
+        memcpy(e.ttl, c->ttl, sizeof e.ttl);
+        memcpy(e.tos, c->tos, sizeof e.tos);
+    }
+    sp->cfg.track(sp->cfg.ud, &e, up);
+}
+
+void mqo_splice_retrack(struct mqo_splice *sp)
+{
+    for (size_t i = 0; i < sp->conns.cap; i++)
+        if (sp->conns.slots[i].used) {
+            struct sconn *c = (struct sconn *)(uintptr_t)sp->conns.slots[i].val;
+            c->tracked = 0;
+            if (c->state == ST_EST && !c->dead)
+                track(c, 1);
+        }
+}
+
 static void free_conn(struct mqo_splice *sp, struct sconn *c)
 {
+    track(c, 0);
     heap_del(sp, c);
     q_del(sp, c, 0);
     q_del(sp, c, 1);
@@ -1348,6 +1380,7 @@ static void established_segment(struct sconn *c, int from, const struct seg *s)
          * streams as it knows them, so it completes its handshake the same way) */
         c->state = ST_EST;
         c->ack_due[MQO_SIDE_BROKER] = 1;
+        track(c, 1);
     }
     mark_dirty(c);
     if (c->h[C2S].fin_resolved && c->h[S2C].fin_resolved && c->h[C2S].fin_out_acked &&
@@ -1799,4 +1832,306 @@ void mqo_splice_set_offload(struct mqo_splice *sp, int side, const struct mqo_sp
 int mqo_splice_tracks(const struct mqo_splice *sp, uint32_t client_ip, uint16_t client_port)
 {
     return mqo_map_get(&sp->conns, conn_key(client_ip, client_port), NULL);
+}
+
+/* ---- takeover (mqo_splice_save / mqo_splice_load) ----
+ *
+ * Every tracked connection with both halves: sequence spaces, what is held for each receiver
+ * (unacknowledged output), the resolution records, out-of-order input, congestion state and
+ * timers (CLOCK_MONOTONIC, the same in every process); then the table of connections whose SYN
+ * was not seen, and the engine's snapshot. The checksum records (csrec) are not carried: a
+ * segment of those bytes is summed from its bytes. */
+
+#define SPLICE_SNAP_VERSION 1
+static const uint8_t SP_MAGIC[8] = {'M', 'Q', 'O', 'S', 'P', 'L', 'C', 0};
+
+static void half_save(struct mqo_wr *w, const struct half *h)
+{
+    mqo_wr_u32(w, h->isn);
+    mqo_wr_u8(w, h->wscale_x);
+    mqo_wr_u16(w, h->mss_y);
+    mqo_wr_u64(w, h->rcv_nxt);
+    uint32_t no = 0;
+    for (const struct ooo *o = h->ooo; o; o = o->next)
+        no++;
+    mqo_wr_u32(w, no);
+    for (const struct ooo *o = h->ooo; o; o = o->next) {
+        mqo_wr_u64(w, o->off);
+        mqo_wr_u8(w, o->fin);
+        mqo_wr_blob(w, o->data, o->len);
+    }
+    mqo_wr_u64(w, h->in_acct);
+    mqo_wr_u32(w, (uint32_t)h->nrec);
+    for (size_t i = 0; i < h->nrec; i++) {
+        const struct rec *r = &h->recs[(h->rec_head + i) % h->cap_rec];
+        mqo_wr_u64(w, r->in_end);
+        mqo_wr_u64(w, r->out_end);
+    }
+    const uint64_t v[] = {h->ack_in, h->fin_off, h->out_una, h->out_nxt, h->out_end, h->out_max,
+                          h->y_wnd, h->cwnd, h->ssthresh, h->recover, h->rto, h->srtt,
+                          h->rttvar, h->rtx_deadline, h->persist_deadline, h->una_since,
+                          h->ack_at, h->rtt_off, h->rtt_sent, h->probe_end};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        mqo_wr_u64(w, v[i]);
+    const uint8_t f[] = {h->fin_in, h->fin_resolved, h->fin_out_sent, h->fin_out_acked,
+                         h->dupacks, h->in_recovery, h->backoff, h->rtx_pend, h->probe_pend,
+                         h->probes, h->pbackoff, h->rtt_on};
+    mqo_wr_blob(w, f, sizeof f);
+    mqo_wr_u32(w, h->ts_recent);
+    mqo_wr_blob(w, h->out.data, h->out.len);
+}
+
+static void unseen_save(void *arg, uint64_t k, uint64_t v)
+{
+    mqo_wr_u64(arg, k);
+    mqo_wr_u64(arg, v);
+}
+
+int mqo_splice_save(struct mqo_splice *sp, struct mqo_buf *out)
+{
+    settle(sp); /* what can go now goes; dead connections are freed */
+    struct mqo_wr w = {.b = out};
+    mqo_wr_bytes_raw(&w, SP_MAGIC, sizeof SP_MAGIC);
+    mqo_wr_u32(&w, SPLICE_SNAP_VERSION);
+    mqo_wr_u64(&w, sp->started);
+    mqo_wr_u8(&w, sp->in_startup);
+    mqo_wr_u64(&w, sp->unseen_open);
+    size_t nst = sizeof sp->st / sizeof(uint64_t);
+    mqo_wr_u32(&w, (uint32_t)nst);
+    for (size_t i = 0; i < nst; i++)
+        mqo_wr_u64(&w, ((const uint64_t *)&sp->st)[i]);
+    mqo_wr_u32(&w, (uint32_t)sp->unseen.n);
+    mqo_map_each(&sp->unseen, unseen_save, &w);
+    mqo_wr_u32(&w, (uint32_t)sp->conns.n);
+    for (size_t i = 0; i < sp->conns.cap; i++) {
+        if (!sp->conns.slots[i].used)
+            continue;
+        const struct sconn *c = (const struct sconn *)(uintptr_t)sp->conns.slots[i].val;
+        mqo_wr_u32(&w, c->cip);
+        mqo_wr_u16(&w, c->cport);
+        const uint8_t f[] = {c->state,     c->ts_ok,      c->dead,       c->queued[0],
+                             c->queued[1], c->ack_due[0], c->ack_due[1], c->rst_sent,
+                             c->syn_ws,    c->ttl[0],     c->ttl[1],     c->tos[0],
+                             c->tos[1]};
+        mqo_wr_blob(&w, f, sizeof f);
+        mqo_wr_bytes_raw(&w, c->eth, sizeof c->eth);
+        mqo_wr_u16(&w, c->ip_id[0]);
+        mqo_wr_u16(&w, c->ip_id[1]);
+        mqo_wr_u64(&w, c->last_seen);
+        mqo_wr_u64(&w, c->closed_at);
+        mqo_wr_u64(&w, c->ec ? mqo_conn_id(c->ec) : 0);
+        half_save(&w, &c->h[0]);
+        half_save(&w, &c->h[1]);
+    }
+    struct mqo_buf eb = {0};
+    int rc = mqo_engine_save(sp->eng, &eb);
+    mqo_wr_blob(&w, eb.data, eb.len);
+    mqo_buf_free(&eb);
+    return rc ? rc : w.err;
+}
+
+static int half_load(struct mqo_rd *r, struct half *h, size_t max_bytes)
+{
+    h->isn = mqo_rd_u32(r);
+    h->wscale_x = mqo_rd_u8(r);
+    h->mss_y = mqo_rd_u16(r);
+    h->rcv_nxt = mqo_rd_u64(r);
+    uint32_t no = mqo_rd_count(r, 13);
+    struct ooo **tail = &h->ooo;
+    for (uint32_t i = 0; i < no && !r->err; i++) {
+        uint64_t off = mqo_rd_u64(r);
+        uint8_t fin = mqo_rd_u8(r);
+        size_t len;
+        const uint8_t *p = mqo_rd_blob(r, max_bytes, &len);
+        if (r->err)
+            return -EINVAL;
+        struct ooo *o = malloc(sizeof *o + len);
+        if (!o)
+            return -ENOMEM;
+        o->next = NULL;
+        o->off = off;
+        o->len = (uint32_t)len;
+        o->fin = fin;
+        if (len)
+            memcpy(o->data, p, len);
+        *tail = o;
+        tail = &o->next;
+        h->ooo_bytes += len;
+    }
+    h->in_acct = mqo_rd_u64(r);
+    uint32_t nr = mqo_rd_count(r, 16);
+    if (r->err)
+        return -EINVAL;
+    if (nr) {
+        h->recs = malloc(nr * sizeof *h->recs);
+        if (!h->recs)
+            return -ENOMEM;
+        h->cap_rec = h->nrec = nr;
+        for (uint32_t i = 0; i < nr; i++) {
+            h->recs[i].in_end = mqo_rd_u64(r);
+            h->recs[i].out_end = mqo_rd_u64(r);
+        }
+    }
+    uint64_t *v[] = {&h->ack_in, &h->fin_off, &h->out_una, &h->out_nxt, &h->out_end,
+                     &h->out_max, &h->y_wnd, &h->cwnd, &h->ssthresh, &h->recover, &h->rto,
+                     &h->srtt, &h->rttvar, &h->rtx_deadline, &h->persist_deadline,
+                     &h->una_since, &h->ack_at, &h->rtt_off, &h->rtt_sent, &h->probe_end};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        *v[i] = mqo_rd_u64(r);
+    size_t nf;
+    const uint8_t *f = mqo_rd_blob(r, 64, &nf);
+    if (r->err || nf < 12)
+        return -EINVAL;
+    h->fin_in = f[0];
+    h->fin_resolved = f[1];
+    h->fin_out_sent = f[2];
+    h->fin_out_acked = f[3];
+    h->dupacks = f[4];
+    h->in_recovery = f[5];
+    h->backoff = f[6];
+    h->rtx_pend = f[7];
+    h->probe_pend = f[8];
+    h->probes = f[9];
+    h->pbackoff = f[10];
+    h->rtt_on = f[11];
+    h->ts_recent = mqo_rd_u32(r);
+    size_t ol;
+    const uint8_t *o = mqo_rd_blob(r, max_bytes, &ol);
+    if (r->err || (ol && mqo_buf_append(&h->out, o, ol)))
+        return -EINVAL;
+    /* the held output is exactly [out_una, out_end), and the offsets are ordered */
+    if (h->out_una > h->out_end || h->out_end - h->out_una != ol || h->out_nxt < h->out_una ||
+        h->out_nxt > h->out_end || h->rto == 0 || h->wscale_x > 14 || h->mss_y == 0)
+        return -EINVAL;
+    return 0;
+}
+
+int mqo_splice_load(struct mqo_splice *sp, const uint8_t *p, size_t n)
+{
+    if (sp->conns.n)
+        return -EBUSY;
+    struct mqo_rd r = {.p = p, .n = n};
+    const uint8_t *m = mqo_rd_raw(&r, sizeof SP_MAGIC);
+    if (!m || memcmp(m, SP_MAGIC, sizeof SP_MAGIC) != 0)
+        return -EINVAL;
+    uint32_t ver = mqo_rd_u32(&r);
+    if (r.err)
+        return -EINVAL;
+    if (ver != SPLICE_SNAP_VERSION)
+        return -EPROTO;
+    sp->started = mqo_rd_u64(&r);
+    sp->in_startup = mqo_rd_u8(&r);
+    sp->unseen_open = mqo_rd_u64(&r);
+    uint32_t nst = mqo_rd_count(&r, 8);
+    struct mqo_splice_stats st = {0};
+    for (uint32_t i = 0; i < nst; i++) {
+        uint64_t v = mqo_rd_u64(&r);
+        if (i < sizeof st / sizeof(uint64_t))
+            ((uint64_t *)&st)[i] = v;
+    }
+    uint32_t nu = mqo_rd_count(&r, 16);
+    for (uint32_t i = 0; i < nu && !r.err; i++) {
+        uint64_t k = mqo_rd_u64(&r), v = mqo_rd_u64(&r);
+        if (mqo_map_put(&sp->unseen, k, v))
+            return -ENOMEM;
+    }
+    uint32_t nc = mqo_rd_count(&r, 64);
+    if (r.err || nc > sp->cfg.max_conns)
+        return -EINVAL;
+    /* the connections' engine ids, to bind after the engine loaded */
+    uint64_t *ids = calloc(nc ? nc : 1, sizeof *ids);
+    struct sconn **cv = calloc(nc ? nc : 1, sizeof *cv);
+    int rc = -ENOMEM;
+    if (!ids || !cv)
+        goto out;
+    rc = -EINVAL;
+    size_t max_bytes = sp->cfg.max_queue * 4 + (64u << 20);
+    for (uint32_t i = 0; i < nc; i++) {
+        struct sconn *c = calloc(1, sizeof *c);
+        if (!c) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        c->sp = sp;
+        c->cip = mqo_rd_u32(&r);
+        c->cport = mqo_rd_u16(&r);
+        if (r.err || mqo_map_get(&sp->conns, conn_key(c->cip, c->cport), NULL) ||
+            mqo_map_put(&sp->conns, conn_key(c->cip, c->cport), (uint64_t)(uintptr_t)c)) {
+            free(c);
+            goto out;
+        }
+        cv[i] = c; /* in the table: freed with the splice from here on */
+        sp->st.conns_tracked++;
+        size_t nf;
+        const uint8_t *f = mqo_rd_blob(&r, 64, &nf);
+        if (r.err || nf < 13)
+            goto out;
+        c->state = f[0] <= ST_CLOSED ? f[0] : ST_CLOSED;
+        c->ts_ok = f[1];
+        c->dead = 0; /* settled before the save: none is dead */
+        c->ack_due[0] = f[5];
+        c->ack_due[1] = f[6];
+        c->rst_sent = f[7];
+        c->syn_ws = f[8];
+        c->ttl[0] = f[9];
+        c->ttl[1] = f[10];
+        c->tos[0] = f[11];
+        c->tos[1] = f[12];
+        const uint8_t *eth = mqo_rd_raw(&r, sizeof c->eth);
+        if (!eth)
+            goto out;
+        memcpy(c->eth, eth, sizeof c->eth);
+        c->ip_id[0] = mqo_rd_u16(&r);
+        c->ip_id[1] = mqo_rd_u16(&r);
+        c->last_seen = mqo_rd_u64(&r);
+        c->closed_at = mqo_rd_u64(&r);
+        ids[i] = mqo_rd_u64(&r);
+        if (r.err || (rc = half_load(&r, &c->h[0], max_bytes)) != 0 ||
+            (rc = half_load(&r, &c->h[1], max_bytes)) != 0) {
+            rc = rc ? rc : -EINVAL;
+            goto out;
+        }
+        rc = -EINVAL;
+    }
+    size_t el;
+    const uint8_t *eb = mqo_rd_blob(&r, SIZE_MAX, &el);
+    if (r.err || r.off != r.n)
+        goto out;
+    if ((rc = mqo_engine_load(sp->eng, eb, el)) != 0)
+        goto out;
+    rc = -EINVAL;
+    size_t bound = 0;
+    for (uint32_t i = 0; i < nc; i++)
+        bound += ids[i] != 0;
+    if (mqo_engine_conn_count(sp->eng) != bound) /* each engine connection is a splice's */
+        goto out;
+    for (uint32_t i = 0; i < nc; i++) {
+        struct sconn *c = cv[i];
+        if (!ids[i])
+            continue;
+        struct mqo_conn *ec = mqo_engine_conn_find(sp->eng, ids[i]);
+        if (!ec || mqo_conn_ud(ec))
+            goto out;
+        c->ec = ec;
+        mqo_conn_set_ud(ec, c);
+    }
+    for (uint32_t i = 0; i < nc; i++) {
+        uint64_t t = conn_deadline(cv[i]);
+        if (t)
+            heap_arm(cv[i], t);
+        mark_dirty(cv[i]); /* what is owed goes out at the next settle */
+    }
+    sp->st = st;
+    sp->st.conns_tracked = nc;
+    rc = 0;
+out:
+    if (rc) {
+        /* engine connections no splice connection took are closed with the engine */
+        for (uint32_t i = 0; cv && i < nc; i++)
+            if (cv[i] && cv[i]->ec && mqo_conn_ud(cv[i]->ec) != cv[i])
+                cv[i]->ec = NULL;
+    }
+    free(ids);
+    free(cv);
+    return rc;
 }

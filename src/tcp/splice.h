@@ -54,6 +54,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "tcp/ctab.h"
 
 /* Port sides of the bump. */
 #define MQO_SIDE_CLIENT 0 /* the port toward the clients */
@@ -94,6 +95,9 @@ struct mqo_splice_cfg {
      * is reset (mqo_splice_give_up_ns), and how many zero-window probes it may leave
      * unanswered. 0: 15. */
     uint32_t rtx_retries;
+    /* Optional: a connection was established (up = 1; *e says what resets both ends, see
+     * tcp/ctab.h) or forgotten (up = 0). Called with ud. */
+    void (*track)(void *ud, const struct mqo_ctab_ent *e, int up);
 };
 
 /* emit flags */
@@ -192,5 +196,15 @@ void mqo_splice_set_offload(struct mqo_splice *s, int side, const struct mqo_spl
  * IPv4 reassembly). A client SYN of a connection not tracked yet opens one in
  * mqo_splice_input. */
 int mqo_splice_tracks(const struct mqo_splice *s, uint32_t client_ip, uint16_t client_port);
+
+/* Takeover: the splice's state (every tracked connection's sequence spaces, held output,
+ * records, timers, and the engine's snapshot) appended to out (after settling what can go
+ * now). Returns 0, -ENOMEM, -ENOTSUP (engine, mqo_engine_save). */
+int mqo_splice_save(struct mqo_splice *sp, struct mqo_buf *out);
+/* Calls cfg.track(up) for every established connection (a table written afresh). */
+void mqo_splice_retrack(struct mqo_splice *sp);
+/* Fills a new splice (same configuration kind, no connection yet) from a save. Returns 0,
+ * -EPROTO (another format version), -EINVAL, -ENOMEM, -EBUSY; on failure free the splice. */
+int mqo_splice_load(struct mqo_splice *sp, const uint8_t *p, size_t n);
 
 #endif

@@ -68,7 +68,9 @@ lab_summary() {
   echo "$T_PASS passed, $T_FAIL failed"
 }
 
+LAB_CLEANUP_EXTRA=             # a test's own cleanup function, run first (processes it started)
 _lab_cleanup() {
+  [ -z "$LAB_CLEANUP_EXTRA" ] || "$LAB_CLEANUP_EXTRA" >/dev/null 2>&1 || true
   proxy_stop >/dev/null 2>&1 || true
   lwip_restore >/dev/null 2>&1 || true
   "$LAB_TOOL" down >/dev/null 2>&1 || true

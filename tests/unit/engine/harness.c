@@ -1,12 +1,14 @@
 /* In-memory harness: scripted clients, the engine and a small reference broker. */
 #include "harness.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "acl/acl.h"
+#include "core/log.h"
 #include "mqtt/mqtt.h"
 #include "topic/topic.h"
 
@@ -92,6 +94,7 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
                                     .ud = &h->net,
                                     .startup_hold_ms = -1}; /* the broker model starts empty */
         h->splice = mqo_splice_new(&sc);
+        h->scfg = sc;
         if (h->splice && (h_tso_max || h_csum_offload)) {
             struct mqo_splice_offload o = {.tso_max = h_tso_max, .csum = h_csum_offload};
             mqo_splice_set_offload(h->splice, MQO_SIDE_CLIENT, &o);
@@ -109,7 +112,85 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
                                     .room = op_room,
                                     .close = op_close};
     c.ud = h;
+    h->cfg = c;
     h->eng = mqo_engine_new(&c);
+}
+
+static int splice_takeover(struct harness *h, struct mqo_buf *snap)
+{
+    struct mqo_buf b = {0};
+    int rc = mqo_splice_save(h->splice, &b);
+    struct mqo_splice *ns = rc ? NULL : mqo_splice_new(&h->scfg);
+    if (!rc && !ns)
+        rc = -ENOMEM;
+    if (!rc)
+        rc = mqo_splice_load(ns, b.data, b.len);
+    if (!rc && (h_tso_max || h_csum_offload)) {
+        struct mqo_splice_offload o = {.tso_max = h_tso_max, .csum = h_csum_offload};
+        mqo_splice_set_offload(ns, MQO_SIDE_CLIENT, &o);
+        mqo_splice_set_offload(ns, MQO_SIDE_BROKER, &o);
+    }
+    if (rc) {
+        mqo_splice_free(ns);
+        mqo_buf_free(&b);
+        return rc;
+    }
+    if (snap)
+        mqo_buf_append(snap, b.data, b.len);
+    mqo_buf_free(&b);
+    struct mqo_splice *old = h->splice;
+    h->splice = ns;
+    h->net.splice = ns;
+    enum mqo_log_level lvl = mqo_log_get_level();
+    mqo_log_set_level(MQO_LOG_ERROR);
+    mqo_splice_free(old);
+    mqo_log_set_level(lvl);
+    return 0;
+}
+
+int h_takeover(struct harness *h, struct mqo_buf *snap)
+{
+    if (h->splice)
+        return splice_takeover(h, snap);
+    struct mqo_buf b = {0};
+    int rc = mqo_engine_save(h->eng, &b);
+    struct mqo_engine *ne = rc ? NULL : mqo_engine_new(&h->cfg);
+    if (!rc && !ne)
+        rc = -ENOMEM;
+    if (!rc)
+        rc = mqo_engine_load(ne, b.data, b.len);
+    for (int i = 0; !rc && i < H_MAX_CLIENTS; i++) {
+        struct h_client *cl = &h->cl[i];
+        if (!cl->used || !cl->conn)
+            continue;
+        struct mqo_conn *c = mqo_engine_conn_find(ne, mqo_conn_id(cl->conn));
+        if (!c || mqo_conn_ud(c)) {
+            rc = -ENOENT;
+            break;
+        }
+        mqo_conn_set_ud(c, (void *)(intptr_t)(i + 1));
+    }
+    if (rc) {
+        mqo_engine_free(ne);
+        mqo_buf_free(&b);
+        return rc;
+    }
+    for (int i = 0; i < H_MAX_CLIENTS; i++) {
+        struct h_client *cl = &h->cl[i];
+        if (cl->used && cl->conn)
+            cl->conn = mqo_engine_conn_find(ne, mqo_conn_id(cl->conn));
+    }
+    if (snap)
+        mqo_buf_append(snap, b.data, b.len);
+    mqo_buf_free(&b);
+    /* the old engine goes without telling the mode anything (the process exits) */
+    struct mqo_engine *old = h->eng;
+    h->eng = ne;
+    enum mqo_log_level lvl = mqo_log_get_level();
+    mqo_log_set_level(MQO_LOG_ERROR);
+    mqo_engine_free(old);
+    mqo_log_set_level(lvl);
+    return 0;
 }
 
 static void client_free(struct h_client *cl)

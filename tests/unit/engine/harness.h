@@ -179,7 +179,17 @@ struct harness {
     /* H_DIRECT: the order the broker takes the clients' packets in (h_follow) */
     struct h_order *follow;
     size_t n_follow, follow_pos;
+    struct mqo_engine_cfg cfg; /* the engine's (H_ENGINE), for h_takeover */
+    struct mqo_splice_cfg scfg; /* the splice's (H_SPLICE), for h_takeover */
 };
+
+/* H_SPLICE: the same with the splice's state (mqo_splice_save/load): the TCP endpoints and
+ * the wire go on with the new splice.
+ * H_ENGINE: a takeover. The engine's state is saved (mqo_engine_save), loaded into a new
+ * engine of the same configuration and the old one freed; the clients' connections continue on
+ * the new one, with what was queued toward either side still queued. Returns 0, or the failing
+ * call's -errno. With snap != NULL the snapshot is appended there. */
+int h_takeover(struct harness *h, struct mqo_buf *snap);
 
 /* Creates the harness; cfg may be NULL for defaults (ACL open). The ops are the harness's (or
  * the splice's). mode: enum h_mode. */
