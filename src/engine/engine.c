@@ -345,7 +345,7 @@ int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len)
     if (session_sub_index(s, f, len) >= 0)
         return 0;
     if (s->n_subs == s->cap_subs) {
-        size_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
+        size_t cap = s->cap_subs ? s->cap_subs * 2 : 1; /* most hold one filter */
         struct sfilter *v = realloc(s->subs, cap * sizeof *v);
         if (!v)
             return -ENOMEM;
@@ -556,7 +556,9 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     mqo_map_free(&c->pt_acks);
     for (int d = 0; d < 2; d++) {
         mqo_buf_free(&c->in[d].partial);
-        free(c->in[d].topic.f);
+        if (c->in[d].hs)
+            free(c->in[d].hs->topic.f);
+        free(c->in[d].hs);
     }
     free(c->exp);
     free(c->cid);
@@ -1339,8 +1341,8 @@ static int handle_packet(struct mqo_conn *c, enum mqo_dir in, const struct mqo_f
 static void pass_bytes(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, size_t n)
 {
     struct stream *st = &c->in[in];
-    if (st->hashing)
-        st->hstate = order_hash_update(st->hstate, p, n);
+    if (st->hs)
+        st->hs->hstate = order_hash_update(st->hs->hstate, p, n);
     if (st->pass_consume)
         eng_consume(c, in, n);
     else
@@ -1351,18 +1353,18 @@ static void pass_bytes(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, si
 static void stream_end(struct mqo_conn *c, enum mqo_dir in)
 {
     struct stream *st = &c->in[in];
-    if (st->hashing) {
-        uint64_t h = order_hash_end(st->hstate);
-        struct mqo_str t = {st->topic.f, st->topic.len};
+    if (st->hs) {
+        uint64_t h = order_hash_end(st->hs->hstate);
+        struct mqo_str t = {st->hs->topic.f, st->hs->topic.len};
         if (in == MQO_C2S)
             passthrough_holds(c->eng, c, t, st->qos, st->pid, h, 0, c->eng->now);
         else
             order_seen_hash(c, h);
+        free(st->hs->topic.f);
+        free(st->hs);
+        st->hs = NULL;
     }
-    st->hashing = 0;
     st->pass_consume = 0;
-    free(st->topic.f);
-    st->topic = (struct sfilter){0};
 }
 
 /* The framing of stream `in` is lost (a remaining length that is not a varint): everything
@@ -1420,12 +1422,17 @@ static size_t stream_begin(struct mqo_conn *c, enum mqo_dir in, const struct mqo
             uint8_t *heap = NULL;
             if (in == MQO_C2S && t.len && eng_mounted(e, t, &mt, NULL, 0, &heap) != 0)
                 mt.len = 0;
-            if (mt.len && (in == MQO_C2S || c->n_exp) &&
-                (st->topic.f = heap ? heap : memdup(mt.p, mt.len))) {
+            struct stream_hash *hs = NULL;
+            if (mt.len && (in == MQO_C2S || c->n_exp) && (hs = malloc(sizeof *hs)) != NULL &&
+                !(hs->topic.f = heap ? heap : memdup(mt.p, mt.len))) {
+                free(hs);
+                hs = NULL;
+            }
+            if (hs) {
                 heap = NULL;
-                st->topic.len = mt.len;
-                st->hashing = 1;
-                st->hstate = order_hash_begin(mt);
+                hs->topic.len = mt.len;
+                hs->hstate = order_hash_begin(mt);
+                st->hs = hs;
                 st->qos = pk.u.publish.qos;
                 st->pid = pk.pid;
             }
@@ -1533,6 +1540,8 @@ static void stream_input(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, 
             done = part->len;
         }
         mqo_buf_consume(part, done);
+        if (!part->len) /* nothing kept: an idle connection holds no buffer */
+            mqo_buf_free(part);
         return;
     }
     done = feed(c, in, p, n, now);

@@ -51,7 +51,6 @@ struct uring_send {
 struct side {
     int fd;
     struct mqo_outq q;
-    struct uring_send *us; /* io_uring mode, allocated on first use */
     uint32_t ev;      /* epoll mask registered */
     uint8_t rd_closed; /* read returned 0 */
     uint8_t want_shut; /* shutdown(SHUT_WR) once the queue is empty */
@@ -71,7 +70,7 @@ struct pconn {
     uint8_t in_border;       /* on the broker-order list */
     uint8_t reset;           /* 1 + the side that was reset: the other one is reset too */
     uint8_t connect_version; /* protocol level of the client's CONNECT, 0 until seen */
-    struct mqo_buf sniff;    /* client bytes until its CONNECT is whole */
+    struct mqo_buf *sniff;   /* client bytes until its CONNECT is whole (NULL: none kept) */
     uint64_t fail_deadline;
     struct pconn *dirty_next, *dead_next, *border_next;
     struct pconn *prev, *next;
@@ -97,6 +96,7 @@ struct proxy {
     int use_uring;
     struct io_uring ring;
     unsigned ring_entries;
+    struct uring_send *usend; /* one per submission queue entry (a send's iovecs) */
     struct mqo_ctl *ctl; /* NULL: none */
 };
 
@@ -170,11 +170,13 @@ static void op_insert(void *ud, struct mqo_conn *c, enum mqo_dir s, const struct
         mark_dirty(pc);
 }
 
+/* The limit counts the queue's memory, overhead included (chunk headers and slack, the entry
+ * ring, shared packets whole), not only the bytes to write. */
 static size_t op_room(void *ud, struct mqo_conn *c)
 {
     struct pconn *pc = mqo_conn_ud(c);
     struct proxy *px = ud;
-    size_t q = pc->s[CLIENT].q.bytes;
+    size_t q = pc->s[CLIENT].q.mem;
     return q >= px->max_queue ? 0 : px->max_queue - q;
 }
 
@@ -234,11 +236,12 @@ static void free_conn(struct proxy *px, struct pconn *pc)
         if (pc->s[i].fd >= 0)
             close(pc->s[i].fd); /* also removes it from the epoll set */
         mqo_outq_free(&pc->s[i].q);
-        free(pc->s[i].us);
     }
     if (pc->ec)
         mqo_engine_conn_close(px->eng, pc->ec, px->now);
-    mqo_buf_free(&pc->sniff);
+    if (pc->sniff)
+        mqo_buf_free(pc->sniff);
+    free(pc->sniff);
     if (pc->prev)
         pc->prev->next = pc->next;
     else
@@ -287,21 +290,33 @@ static void broker_failed(struct pconn *pc, int err)
 /* Keeps the client's first bytes until its CONNECT is whole, to learn its protocol level. */
 static void sniff_connect(struct pconn *pc, const uint8_t *p, size_t n)
 {
-    if (pc->connect_version || pc->sniff.len > 65536 + 8)
+    if (pc->connect_version || (pc->sniff && pc->sniff->len > 65536 + 8))
         return;
-    if (mqo_buf_append(&pc->sniff, p, n))
+    /* the CONNECT usually comes whole in the first read: nothing is kept then */
+    if (pc->sniff && mqo_buf_append(pc->sniff, p, n))
         return;
+    const uint8_t *d = pc->sniff ? pc->sniff->data : p;
+    size_t len = pc->sniff ? pc->sniff->len : n;
     struct mqo_frame f;
-    ssize_t t = mqo_mqtt_frame(pc->sniff.data, pc->sniff.len, 0, &f);
-    if (t <= 0)
+    ssize_t t = mqo_mqtt_frame(d, len, 0, &f);
+    if (t <= 0) {
+        if (!pc->sniff && (pc->sniff = calloc(1, sizeof *pc->sniff)) != NULL &&
+            mqo_buf_append(pc->sniff, p, n)) {
+            free(pc->sniff);
+            pc->sniff = NULL;
+        }
         return;
+    }
     struct mqo_pkt pk;
-    if (f.type == MQO_CONNECT &&
-        mqo_mqtt_decode(pc->sniff.data, (size_t)t, MQO_MQTT_V311, MQO_C2S, &pk) == 0)
+    if (f.type == MQO_CONNECT && mqo_mqtt_decode(d, (size_t)t, MQO_MQTT_V311, MQO_C2S, &pk) == 0)
         pc->connect_version = pk.u.connect.level;
     else
         pc->connect_version = MQO_MQTT_V311;
-    mqo_buf_free(&pc->sniff);
+    if (pc->sniff) {
+        mqo_buf_free(pc->sniff);
+        free(pc->sniff);
+        pc->sniff = NULL;
+    }
 }
 
 /* Names the client of c by its address in the engine's log lines. */
@@ -479,7 +494,7 @@ static void pressure(struct proxy *px, struct pconn *pc)
 {
     for (int side = 0; side < 2; side++) {
         struct side *rd = &pc->s[side];
-        size_t q = pc->s[side ^ 1].q.bytes;
+        size_t q = pc->s[side ^ 1].q.mem;
         int full = rd->paused ? q > px->max_queue : q > 2 * px->max_queue;
         int engine_full =
             pc->ec && mqo_engine_input_room(pc->ec, side == CLIENT ? MQO_C2S : MQO_S2C) == 0;
@@ -562,17 +577,15 @@ static void flush_uring(struct proxy *px, const struct wr *w, size_t n)
         if (!can_flush(pc, side))
             continue;
         struct side *sd = &pc->s[side];
-        if (!sd->us && !(sd->us = calloc(1, sizeof *sd->us))) {
-            flush_side(px, pc, side);
-            continue;
-        }
         struct io_uring_sqe *sqe = io_uring_get_sqe(&px->ring);
-        if (!sqe) {
+        if (!sqe || queued == px->ring_entries) {
             uring_reap(px, queued);
             queued = 0;
             sqe = io_uring_get_sqe(&px->ring);
         }
-        struct uring_send *us = sd->us;
+        /* the send's iovecs live in the slot of its entry until uring_reap, which waits for
+         * every completion: no connection keeps one while idle */
+        struct uring_send *us = &px->usend[queued];
         int k = mqo_outq_iov(&sd->q, us->iov, 64, us->scratch);
         us->mh = (struct msghdr){.msg_iov = us->iov, .msg_iovlen = (size_t)k};
         io_uring_prep_sendmsg(sqe, sd->fd, &us->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -817,6 +830,12 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
             mqo_err("io_uring unavailable (%s): use --io writev", strerror(-urc));
             return urc;
         }
+        px.ring_entries = 1024;
+        px.usend = malloc(px.ring_entries * sizeof *px.usend);
+        if (!px.usend) {
+            io_uring_queue_exit(&px.ring);
+            return -ENOMEM;
+        }
         px.use_uring = 1;
     }
     px.now = mono_ns();
@@ -911,5 +930,6 @@ int mqo_proxy_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats *est,
     mqo_engine_free(px.eng);
     if (px.use_uring)
         io_uring_queue_exit(&px.ring);
+    free(px.usend);
     return rc;
 }
