@@ -176,8 +176,7 @@ static size_t op_room(void *ud, struct mqo_conn *c)
 {
     struct pconn *pc = mqo_conn_ud(c);
     struct proxy *px = ud;
-    size_t q = pc->s[CLIENT].q.mem;
-    return q >= px->max_queue ? 0 : px->max_queue - q;
+    return mqo_outq_room(&pc->s[CLIENT].q, px->max_queue);
 }
 
 static size_t op_queued(void *ud, struct mqo_conn *c)

@@ -87,6 +87,12 @@ int mqo_outq_push_out(struct mqo_outq *q, const struct mqo_out *o)
     return 0;
 }
 
+size_t mqo_outq_room(const struct mqo_outq *q, size_t limit)
+{
+    size_t next = sizeof(struct mqo_msg) + (q->n < q->cap ? 0 : (q->cap ? q->cap : 1) * sizeof *q->v);
+    return q->mem + next >= limit ? 0 : limit - q->mem - next;
+}
+
 int mqo_outq_iov(const struct mqo_outq *q, struct iovec *iov, int max_iov, uint8_t *scratch)
 {
     int n = 0;

@@ -44,6 +44,10 @@ struct mqo_outq {
 int mqo_outq_push_bytes(struct mqo_outq *q, const uint8_t *p, size_t n);
 /* Appends a shared packet with its patch (takes a reference). Returns 0 or -ENOMEM. */
 int mqo_outq_push_out(struct mqo_outq *q, const struct mqo_out *o);
+/* Bytes of packet that can still be queued (mqo_outq_push_out) with mem staying within limit:
+ * limit less mem, less what the next entry costs besides its bytes (its message header, and
+ * the ring's growth when the ring is full). 0 when nothing fits. */
+size_t mqo_outq_room(const struct mqo_outq *q, size_t limit);
 /* Describes up to max_iov iovecs of queued bytes, from the front; scratch must hold 3 bytes per
  * iovec slot (patched bytes live there). Returns the iovec count. */
 int mqo_outq_iov(const struct mqo_outq *q, struct iovec *iov, int max_iov, uint8_t *scratch);
