@@ -547,15 +547,18 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
         session_free(e, c->pre);
     }
 
-    mqo_map_each(&c->alias[0], free_alias_entry, NULL);
-    mqo_map_each(&c->alias[1], free_alias_entry, NULL);
-    mqo_map_free(&c->alias[0]);
-    mqo_map_free(&c->alias[1]);
+    for (int d = 0; c->alias && d < 2; d++) {
+        mqo_map_each(&c->alias[d], free_alias_entry, NULL);
+        mqo_map_free(&c->alias[d]);
+    }
+    free(c->alias);
     mqo_map_free(&c->cpid);
     mqo_map_free(&c->bpid);
     mqo_map_free(&c->pt_acks);
     for (int d = 0; d < 2; d++) {
-        mqo_buf_free(&c->in[d].partial);
+        if (c->in[d].partial)
+            mqo_buf_free(c->in[d].partial);
+        free(c->in[d].partial);
         if (c->in[d].hs)
             free(c->in[d].hs->topic.f);
         free(c->in[d].hs);
@@ -825,7 +828,7 @@ int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk
     uint16_t a = pk->props.topic_alias;
     uint64_t v;
     if (t->len == 0) {
-        if (!mqo_map_get(&c->alias[s], a, &v))
+        if (!c->alias || !mqo_map_get(&c->alias[s], a, &v))
             return 0;
         struct sfilter *f = (struct sfilter *)(uintptr_t)v;
         t->p = f->f;
@@ -833,6 +836,8 @@ int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk
         return 1;
     }
     struct sfilter *f = NULL;
+    if (!c->alias && !(c->alias = calloc(2, sizeof *c->alias)))
+        return 1;
     if (mqo_map_get(&c->alias[s], a, &v)) {
         f = (struct sfilter *)(uintptr_t)v;
         free(f->f);
@@ -1520,14 +1525,31 @@ static size_t feed(struct mqo_conn *c, enum mqo_dir in, const uint8_t *b, size_t
     return done;
 }
 
+/* Appends to the bytes stream st keeps (its buffer allocated now if it had none). 0 or -ENOMEM. */
+static int keep_partial(struct stream *st, const uint8_t *p, size_t n)
+{
+    if (!st->partial && !(st->partial = calloc(1, sizeof *st->partial)))
+        return -ENOMEM;
+    return mqo_buf_append(st->partial, p, n);
+}
+
+/* Frees the (empty) buffer of stream st. */
+static void drop_partial(struct stream *st)
+{
+    if (st->partial)
+        mqo_buf_free(st->partial);
+    free(st->partial);
+    st->partial = NULL;
+}
+
 /* The bytes of stream `in` the engine keeps (an incomplete or held packet) and those still
  * to come are taken from p[0..n). */
 static void stream_input(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, size_t n,
                          uint64_t now)
 {
-    struct mqo_buf *part = &c->in[in].partial;
+    struct mqo_buf *part = c->in[in].partial;
     size_t done;
-    if (part->len) {
+    if (part && part->len) {
         if (n && mqo_buf_append(part, p, n)) {
             eng_consume(c, in, n);
             fail_conn(c, -ENOMEM);
@@ -1541,7 +1563,7 @@ static void stream_input(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, 
         }
         mqo_buf_consume(part, done);
         if (!part->len) /* nothing kept: an idle connection holds no buffer */
-            mqo_buf_free(part);
+            drop_partial(&c->in[in]);
         return;
     }
     done = feed(c, in, p, n, now);
@@ -1550,7 +1572,7 @@ static void stream_input(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, 
             eng_consume(c, in, n - done);
         return;
     }
-    if (done < n && mqo_buf_append(part, p + done, n - done)) {
+    if (done < n && keep_partial(&c->in[in], p + done, n - done)) {
         eng_consume(c, in, n - done);
         fail_conn(c, -ENOMEM);
     }
@@ -1568,7 +1590,7 @@ int mqo_engine_input(struct mqo_engine *e, struct mqo_conn *c, enum mqo_dir in,
     }
     if (in == MQO_S2C && c->in[in].held) {
         /* a broker PUBLISH waits for a Receive Maximum slot: what follows waits behind it */
-        if (n && mqo_buf_append(&c->in[in].partial, p, n)) {
+        if (n && keep_partial(&c->in[in], p, n)) {
             eng_consume(c, in, n);
             fail_conn(c, -ENOMEM);
         }
@@ -1584,7 +1606,8 @@ size_t mqo_engine_input_room(const struct mqo_conn *c, enum mqo_dir in)
     if (st->raw || st->pass_left)
         return SIZE_MAX;
     size_t max = c->eng->cfg.max_buffer;
-    return st->partial.len >= max ? 0 : max - st->partial.len;
+    size_t held = st->partial ? st->partial->len : 0;
+    return held >= max ? 0 : max - held;
 }
 
 /* ---- Receive Maximum ---- */

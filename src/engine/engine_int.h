@@ -68,7 +68,8 @@ struct stream_hash {
 };
 
 struct stream {
-    struct mqo_buf partial; /* bytes of an incomplete packet, or held (S2C) */
+    struct mqo_buf *partial; /* bytes of an incomplete packet, or held (S2C); NULL: none
+                              * (allocated while there are some) */
     /* a packet larger than max_buffer streams on as it arrives: bytes of it still to come */
     uint32_t pass_left;
     uint8_t pass_consume; /* they are taken by the offload (an acknowledgement of its own) */
@@ -127,8 +128,9 @@ struct mqo_conn {
     struct mqo_map cpid, bpid;
     /* this client's passed-through QoS>0 PUBLISH awaiting the broker's ack: pid -> type */
     struct mqo_map pt_acks;
-    /* v5 topic aliases per direction: alias -> (struct sfilter *) */
-    struct mqo_map alias[2];
+    /* v5 topic aliases per direction: alias -> (struct sfilter *); allocated at the first
+     * alias (NULL: none) */
+    struct mqo_map *alias;
 
     struct pending *pend;
 

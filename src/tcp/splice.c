@@ -909,12 +909,15 @@ static void op_insert(void *ud, struct mqo_conn *ec, enum mqo_dir s, const struc
     mark_dirty(c);
 }
 
+/* The limit counts memory: the output buffer's allocation (consumed room and slack included)
+ * and the records beside it; the buffer doubles as it grows, so with a limit that is 256 bytes
+ * times a power of two (the default 4 MiB) the allocation never passes it. */
 static size_t op_room(void *ud, struct mqo_conn *ec)
 {
     struct mqo_splice *sp = ud;
     struct sconn *c = conn_of(ec);
     const struct half *h = &c->h[S2C];
-    size_t held = (size_t)(h->out_end - h->out_una);
+    size_t held = h->out.cap + h->cap_rec * sizeof *h->recs + h->cap_cs * sizeof *h->cs;
     if (c->state != ST_EST || h->fin_in)
         return 0;
     return held >= sp->cfg.max_queue ? 0 : sp->cfg.max_queue - held;
