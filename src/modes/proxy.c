@@ -6,7 +6,8 @@
  * loop iteration, after every event of the iteration was processed, so a fan-out of one PUBLISH
  * to N subscribers costs one writev per subscriber carrying everything queued for it.
  *
- * Back-pressure: a client whose queue passes max_queue gets no more offload QoS 0 deliveries
+ * Back-pressure: a client whose queue's memory (overhead included, mqo_outq.mem) passes
+ * max_queue gets no more offload QoS 0 deliveries
  * (dropped, counted) and makes QoS 1 messages go to the broker (the engine asks `room`); if the
  * broker's own bytes push the queue past 2 x max_queue the proxy stops reading that broker
  * socket until the client drains, so the broker applies its own queueing policy to it. Nothing
