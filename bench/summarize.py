@@ -600,6 +600,13 @@ def rps_section():
               "%s %s" % (t, ", ".join(ms((hist(r, "wire_last_subscriber") or {}).get("p99"))
                                        for r in sorted(runs_of(s, t), key=lambda r: r["rep"]) if r["json"]))
               for t in targets_of(s)))
+        busy = [r for r in runs_of(s) + runs_of(base) if r["meta"].get("quiet") == "0"]
+        if busy:
+            w("")
+            w("%d of the %d runs here (this variant and the plain one) started while the machine was "
+              "busy with other work (bench/run.sh waits up to %s s for it to calm down, then runs): "
+              "p99 figures are the first to show it." % (len(busy), len(runs_of(s) + runs_of(base)),
+                                                         MACHINE.get("quiet_max_s", "?")))
         c = bench_cmd(s)
         if c:
             w("")
