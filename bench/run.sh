@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: the offload against Mosquitto direct, in the lab, and docs/BENCHMARKS.md.
 #
-#   bench/run.sh [--quick] [--reps N] [--keep DIR] [--no-doc] [--section backends] [SCENARIO...]
+#   bench/run.sh [--quick] [--reps N] [--keep DIR] [--no-doc] [--section backends|memory|rps]
+#                [SCENARIO...]
 #
 # Brings up a lab of its own (tools/mqoff-lab, prefix bn<pid>): clients in the cli namespace,
 # Mosquitto at 198.18.0.2:1883 in brk, and in nic, per target:
@@ -36,6 +37,10 @@
 # bridge-dpdk and bridge-afxdp. --section backends runs floor-pps, floor-bulk, fanout-1-1000-1
 # and saturation (unless scenarios are named) and writes only the page's section "Packet I/O
 # backends" into docs/BENCHMARKS.md, leaving the rest of the page (and the PNG) as it was.
+# --section memory runs mem-max and writes the section "Memory per connection"; --section rps
+# runs the group rps (below) and writes "Receivers off the distributing core".
+# Every run records the broker's and mqoff's resident memory: VmRSS once the target is up (no
+# client yet) and VmHWM (the peak) at the end.
 # Scenarios (default: all; --quick: fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor, shorter):
 #   fanout-1-N-1-qQ   N in 1 10 100 1000, Q in 0 1 (fanout-1-N-1 = both QoS; fanout = all 8)
 #   fanout-1-max-1    QoS 0 to the largest subscriber count RLIMIT_NOFILE's hard limit (HARD)
@@ -45,6 +50,16 @@
 #                     (what is left of 20 000 connections in the kernels would meet the next
 #                     run's); mqoff's drop and retransmission counters and the kernels' TCP
 #                     retransmissions beside the latencies
+#   mem-max           memory per connection: QoS 0 at 1 msg/s (5 s) to the largest subscriber
+#                     count (as fanout-1-max-1), direct, proxy and monitor; the broker's and
+#                     mqoff's peak RSS (VmHWM) per client, in total and above their RSS before
+#                     the clients came
+#   rps-fanout-1-1000-1-qQ  fanout-1-1000-1-qQ for direct, proxy and monitor with the clients'
+#                     receive processing off the first core (`tools/mqoff-lab rps on`: RPS on
+#                     the cli veth) and the broker and mqoff pinned to the first core (taskset
+#                     -a -p -c 0), mqoff-bench to the last: on this 2-core machine veth otherwise
+#                     runs the 1000 subscribers' TCP receive work inline in the sender's send
+#                     call. Group rps = these and the plain fanout-1-1000-1-qQ for comparison
 #   fanout-5-1000-5   5 publishers, 1000 subscribers (STR/+), 5 topics, two rate steps
 #   saturation        1 -> 1000, rate stepped up by mqoff-bench --saturation
 #   p2p-1000          1000 publisher/subscriber pairs on 1000 topics (exact filters)
@@ -109,7 +124,9 @@ while [ $# -gt 0 ]; do
     --section)
       case "${2:-}" in
         backends) SECTION="Packet I/O backends" ;;
-        *) echo "bench/run.sh: --section takes backends" >&2; exit 2 ;;
+        memory) SECTION="Memory per connection" ;;
+        rps) SECTION="Receivers off the distributing core" ;;
+        *) echo "bench/run.sh: --section takes backends, memory or rps" >&2; exit 2 ;;
       esac
       shift ;;
     -h|--help) usage; exit 0 ;;
@@ -125,7 +142,7 @@ ALL_SCENARIOS=(
   fanout-1-100-1-q0 fanout-1-100-1-q1 fanout-1-1000-1-q0 fanout-1-1000-1-q1
   fanout-1-max-1 fanout-5-1000-5 saturation p2p-1000 p2p-1000-pt wildcard-10k
   payload-32 payload-1024 payload-1460 payload-1461 payload-16384 payload-65536
-  floor floor-pps floor-bulk
+  floor floor-pps floor-bulk mem-max rps-fanout-1-1000-1-q0 rps-fanout-1-1000-1-q1
 )
 QUICK_SCENARIOS=(fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor floor-pps)
 
@@ -136,6 +153,7 @@ expand() {
     fanout|fanout-1-N-1) n='fanout-1-[0-9]*-1-q*' ;;
     payload) n='payload-*' ;;
     floors) n='floor*' ;;
+    rps) expand fanout-1-1000-1; n='rps-*' ;;
     all) n='*' ;;
   esac
   for s in "${ALL_SCENARIOS[@]}"; do
@@ -146,7 +164,13 @@ expand() {
 }
 
 SCENARIOS=()
-[ -z "$SECTION" ] || [ ${#SCEN_ARGS[@]} -gt 0 ] || SCEN_ARGS=(floor-pps floor-bulk fanout-1-1000-1 saturation)
+if [ -n "$SECTION" ] && [ ${#SCEN_ARGS[@]} -eq 0 ]; then
+  case "$SECTION" in
+    Memory*) SCEN_ARGS=(mem-max) ;;
+    Receivers*) SCEN_ARGS=(rps) ;;
+    *) SCEN_ARGS=(floor-pps floor-bulk fanout-1-1000-1 saturation) ;;
+  esac
+fi
 if [ ${#SCEN_ARGS[@]} -eq 0 ]; then
   if [ $QUICK -eq 1 ]; then SCENARIOS=("${QUICK_SCENARIOS[@]}"); else SCENARIOS=("${ALL_SCENARIOS[@]}"); fi
 else
@@ -285,6 +309,7 @@ tcp_counters() {
 }
 
 CLK_TCK=$(getconf CLK_TCK)
+kb_of() { [ -n "${2:-}" ] && awk -v k="$1:" '$1 == k {print $2}' "/proc/$2/status" 2>/dev/null || true; }
 ticks() { [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] && sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}' || echo 0; }
 machine_ticks() { awk '/^cpu / {b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6; print b, t}' /proc/stat; }
 
@@ -432,6 +457,15 @@ scen() {
   TARGETS="direct proxy monitor intercept"
   MQ_ARGS=(--acl open --exclusive)
   case "$n" in
+    rps-*)
+      scen "${n#rps-}" || return 1
+      TARGETS="direct proxy monitor"
+      return 0 ;;
+    mem-max)
+      TARGETS="direct proxy monitor"
+      ARGS=(--pubs 1 --subs MAX --topics 1 --qos 0 --rate 1 --duration 5 --warmup 1 --grace 10
+            --connect-timeout 150)
+      LIMIT=300 ;;
     fanout-1-max-1)
       # --subs MAX: each target's own largest count (run_one)
       ARGS=(--pubs 1 --subs MAX --topics 1 --qos 0 --rate 1 --duration 8 --warmup 2 --grace 20
@@ -560,9 +594,23 @@ run_one() {
       fresh_lab || { log "  $s [$t] rep $r: lab up failed"; return 0; }
     fi
   done
-  up_or_record "$s" "$t" "$r" "$base" || return 0
+  local rps=0 pin=()
+  case "$s" in rps-*) rps=1 ;; esac
+  [ $rps -eq 0 ] || "$LAB" rps on >/dev/null || { log "  $s [$t] rep $r: rps on failed"; return 0; }
+  if ! up_or_record "$s" "$t" "$r" "$base"; then
+    [ $rps -eq 0 ] || "$LAB" rps off >/dev/null
+    return 0
+  fi
+  if [ $rps -eq 1 ]; then
+    # the distributing process (the broker; mqoff) on the first core, the bench on the last
+    taskset -a -p -c 0 "$BROKER_PID" >/dev/null
+    [ -z "$MQ_PID" ] || taskset -a -p -c 0 "$MQ_PID" >/dev/null
+    pin=(taskset -c $(($(nproc) - 1)))
+  fi
   wait_quiet
-  local cmd=("$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${args[@]}" --json "$base.json")
+  local rss_b0 rss_m0 hwm_b hwm_m
+  rss_b0=$(kb_of VmRSS "$BROKER_PID"); rss_m0=$(kb_of VmRSS "$MQ_PID")
+  local cmd=("${pin[@]}" "$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${args[@]}" --json "$base.json")
   local tc0 tb0 tn0 tc1 tb1 tn1
   tc0=$(tcp_counters "$NS_CLI"); tb0=$(tcp_counters "$P-brk"); tn0=$(tcp_counters "$NS_NIC")
   b0=$(ticks "$BROKER_PID"); k0=$(ticks "$MQ_PID"); m0=$(machine_ticks); wall0=$(date +%s.%N)
@@ -573,7 +621,9 @@ run_one() {
   tc1=$(tcp_counters "$NS_CLI"); tb1=$(tcp_counters "$P-brk"); tn1=$(tcp_counters "$NS_NIC")
   alive=1
   if [ -n "$MQ_PID" ] && ! kill -0 "$MQ_PID" 2>/dev/null; then alive=0; fi
+  hwm_b=$(kb_of VmHWM "$BROKER_PID"); hwm_m=$(kb_of VmHWM "$MQ_PID")
   target_down "$t"
+  [ $rps -eq 0 ] || "$LAB" rps off >/dev/null
   mqrc=${MQ_RC:-}
   {
     echo "scenario=$s"
@@ -593,12 +643,19 @@ run_one() {
     echo "quiet=$QUIET"
     echo "quiet_wait_s=$QUIET_WAIT"
     echo "subs_max=$subs_max"
+    echo "rps=$rps"
+    [ $rps -eq 0 ] || echo "rps_cmd=tools/mqoff-lab rps on; taskset -a -p -c 0 BROKER_PID; taskset -a -p -c 0 MQOFF_PID"
+    # resident memory in kB: before the clients came (VmRSS), and the peak (VmHWM)
+    echo "broker_rss0_kb=$rss_b0"
+    echo "broker_hwm_kb=$hwm_b"
+    echo "mqoff_rss0_kb=$rss_m0"
+    echo "mqoff_hwm_kb=$hwm_m"
     # kernel TCP of the client, broker and nic namespaces over the bench run: retransmitted
     # segments, timeouts, listen drops
     echo "tcp_cli=$(awk -v a="$tc0" -v b="$tc1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
     echo "tcp_brk=$(awk -v a="$tb0" -v b="$tb1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
     echo "tcp_nic=$(awk -v a="$tn0" -v b="$tn1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
-    echo "cmd=ip netns exec ${P}-cli build/mqoff-bench --host $host --label $t --prefix mqb --tap ${P}c --quiet ${ARGS[*]} --json FILE"
+    echo "cmd=ip netns exec ${P}-cli ${pin[*]}${pin[*]:+ }build/mqoff-bench --host $host --label $t --prefix mqb --tap ${P}c --quiet ${ARGS[*]} --json FILE"
     echo "target_cmd=$(target_cmd "$t")"
   } >"$base.meta"
   local note=""

@@ -473,6 +473,151 @@ def intercept_section():
 intercept_section()
 
 
+# ---- memory per connection ----------------------------------------------------------------------
+def kb(r, k):
+    v = r["meta"].get(k, "")
+    return int(v) if v.isdigit() else None
+
+
+def mem_section():
+    s = "mem-max"
+    if not runs_of(s):
+        return
+    w("## Memory per connection")
+    w("")
+    w("`mem-max`: idle clients, as many as RLIMIT_NOFILE's hard limit allows each target (as "
+      "fanout-1-max-1: mqoff proxy holds two descriptors per client, so it serves half as many): "
+      "one publisher at 1 msg/s for 5 s, QoS 0, one topic. Per run, the resident memory of the "
+      "broker and of mqoff before the clients came (VmRSS) and its peak (VmHWM) at the end; *per "
+      "client* is the peak divided by the clients, *above start* the peak less the memory before "
+      "the clients, divided by the clients (the cost of one more connection). In proxy and "
+      "monitor mode the broker holds a connection per client too (from mqoff in proxy mode): "
+      "its figures are beside mqoff's. Kernel memory (socket buffers) is not resident memory "
+      "of either process and is not counted.")
+    w("")
+    w("| target | clients | runs | broker peak MB | broker per client | broker above start | "
+      "mqoff peak MB | mqoff per client | mqoff above start | mqoff above start vs Mosquitto direct |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+
+    def per(rs, who):
+        tot, inc = [], []
+        for r in rs:
+            n = int(r["meta"].get("subs_max") or 0)
+            h, z = kb(r, who + "_hwm_kb"), kb(r, who + "_rss0_kb")
+            if not n or h is None:
+                continue
+            tot.append(h * 1024 / n)
+            if z is not None:
+                inc.append((h - z) * 1024 / n)
+        return med(tot), med(inc), med([kb(r, who + "_hwm_kb") / 1024 for r in rs if kb(r, who + "_hwm_kb")])
+
+    _, d_inc, _ = per([r for r in runs_of(s, "direct") if r["json"]], "broker")
+    for t in targets_of(s):
+        rs = [r for r in runs_of(s, t) if r["json"]]
+        n = med([int(r["meta"]["subs_max"]) for r in rs if r["meta"].get("subs_max")])
+        bt, bi, bp = per(rs, "broker")
+        mt, mi, mp = per(rs, "mqoff")
+        b = lambda v: "n/a" if v is None else "%.0f B" % v
+        w("| %s | %s | %d/%d | %s | %s | %s | %s | %s | %s | %s |" % (
+            t, num(n), n_ok(s, t), len(runs_of(s, t)), num(bp, "%.1f"), b(bt), b(bi),
+            "" if t == "direct" else num(mp, "%.1f"), "" if t == "direct" else b(mt),
+            "" if t == "direct" else b(mi),
+            "" if t == "direct" or mi is None or not d_inc else "%.2f×" % (mi / d_inc)))
+    w("")
+    w("Medians over the runs. Target: mqoff's memory per idle client below Mosquitto's (the last "
+      "column below 1×). Before output chunks were freed once written (docs/ARCHITECTURE.md, Memory "
+      "per connection), proxy mode took 10.4 KiB per client above start (6000 clients, Mosquitto "
+      "0.9 KiB in the same run); where the rest goes, per structure, is listed there.")
+    c = bench_cmd(s)
+    if c:
+        w("")
+        w("```")
+        w(c)
+        w("```")
+    w("")
+
+
+
+# ---- receivers off the distributing core --------------------------------------------------------
+def own_cpu_per_delivery(s, t):
+    """The distributing process's own CPU per delivery, µs: the broker direct, mqoff otherwise."""
+    out = []
+    for r in runs_of(s, t):
+        j = r["json"]
+        if not j or not j["totals"]["delivered"]:
+            continue
+        c = r["broker_s"] if t == "direct" else r["mqoff_s"]
+        if c is not None:
+            out.append(c / j["totals"]["delivered"] * 1e6)
+    return med(out)
+
+
+def rps_section():
+    rs_names = [x for x in SCEN_ORDER if x.startswith("rps-") and runs_of(x)]
+    if not rs_names:
+        return
+    w("## Receivers off the distributing core")
+    w("")
+    w("On this 2-core machine veth runs the receiving side's softirq inline in the sender's send "
+      "call, so with 1000 subscribers the distributing process's wire times include their TCP "
+      "receive work, which in a deployment runs on the clients' hosts. The `rps-` variants move "
+      "the client namespace's receive processing to the second core (`tools/mqoff-lab rps on`: "
+      "RPS, `rx-0/rps_cpus` of the cli veth) and pin the broker and mqoff to the first core, "
+      "mqoff-bench to the second (it shares that core with the receivers, as it would share the "
+      "clients' hosts). *own CPU µs/delivery* is the distributing process's CPU time over the run "
+      "per delivery: the broker's direct, mqoff's through proxy and monitor (the broker does "
+      "next to nothing there); *broker* and *mqoff* are each process's. The plain scenario's "
+      "figures from the same run are beside (*as today*: receivers inline).")
+    for s in rs_names:
+        base = s[len("rps-"):]
+        w("")
+        w("### %s" % s)
+        w("")
+        w("| target | runs | wire p50 | wire p50 vs direct | wire p99 | wire p99 vs direct | last p99 | "
+          "own CPU µs/delivery | broker CPU s | mqoff CPU s | as today: wire p50 | as today: wire p99 | "
+          "as today: p99 vs direct | as today: own CPU µs/delivery |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        dw = lat(s, "direct", "wire_last_subscriber", "p99")
+        dw50 = lat(s, "direct", "wire_last_subscriber", "p50")
+        bdw = lat(base, "direct", "wire_last_subscriber", "p99") if runs_of(base) else None
+        for t in targets_of(s):
+            w99 = lat(s, t, "wire_last_subscriber", "p99")
+            b99 = lat(base, t, "wire_last_subscriber", "p99") if runs_of(base, t) else None
+            w50 = lat(s, t, "wire_last_subscriber", "p50")
+            cells = [t, "%d/%d" % (n_ok(s, t), len(runs_of(s, t))),
+                     ms(w50), "" if t == "direct" else speedup(dw50, w50), ms(w99),
+                     "" if t == "direct" else speedup(dw, w99), ms(lat(s, t, "last_subscriber", "p99")),
+                     num(own_cpu_per_delivery(s, t), "%.1f"), fmt_s(cpu(s, t, "broker")),
+                     "" if t == "direct" else fmt_s(cpu(s, t, "mqoff")),
+                     ms(lat(base, t, "wire_last_subscriber", "p50")) if runs_of(base, t) else "not run",
+                     ms(b99) if runs_of(base, t) else "not run",
+                     "" if t == "direct" or not runs_of(base, t) else speedup(bdw, b99),
+                     num(own_cpu_per_delivery(base, t), "%.1f") if runs_of(base, t) else ""]
+            w("| " + " | ".join(cells) + " |")
+        w("")
+        w("Latencies in ms, medians over the runs. Target (monitor, rps-fanout-1-1000-1): wire p99 "
+          "at least 10× lower than direct. Per run (wire p99, ms): %s." % "; ".join(
+              "%s %s" % (t, ", ".join(ms((hist(r, "wire_last_subscriber") or {}).get("p99"))
+                                       for r in sorted(runs_of(s, t), key=lambda r: r["rep"]) if r["json"]))
+              for t in targets_of(s)))
+        busy = [r for r in runs_of(s) + runs_of(base) if r["meta"].get("quiet") == "0"]
+        if busy:
+            w("")
+            w("%d of the %d runs here (this variant and the plain one) started while the machine was "
+              "busy with other work (bench/run.sh waits up to %s s for it to calm down, then runs): "
+              "p99 figures are the first to show it." % (len(busy), len(runs_of(s) + runs_of(base)),
+                                                         MACHINE.get("quiet_max_s", "?")))
+        c = bench_cmd(s)
+        if c:
+            w("")
+            w("```")
+            w("tools/mqoff-lab rps on; taskset -a -p -c 0 BROKER_PID; taskset -a -p -c 0 MQOFF_PID")
+            w(c)
+            w("```")
+    w("")
+
+
+
 # ---- packet I/O backends ----------------------------------------------------------------------
 def fmt_s(v):
     return "n/a" if v is None else "%.2f" % v
@@ -802,11 +947,13 @@ if os.path.exists(GSO_SECTION):
     for line in open(GSO_SECTION).read().rstrip("\n").split("\n"):
         w(line)
     w("")
+mem_section()
+rps_section()
 
 w("## Scenarios")
 for s in SCEN_ORDER:
-    if not runs_of(s):
-        continue
+    if not runs_of(s) or s == "mem-max" or s.startswith("rps-"):
+        continue  # their own sections above
     w("")
     w("### %s" % s)
     w("")

@@ -19,7 +19,7 @@ int mqo_buf_reserve(struct mqo_buf *b, size_t n)
     }
     if (n > SIZE_MAX / 2 - b->len - b->head)
         return -ENOMEM;
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : 64; /* a CONNACK or SUBACK needs a few bytes */
     while (cap - b->head - b->len < n)
         cap *= 2;
     uint8_t *d = realloc(b->data ? base : NULL, cap);

@@ -54,7 +54,9 @@ int mqo_map_get(const struct mqo_map *m, uint64_t key, uint64_t *val)
 
 static int grow(struct mqo_map *m)
 {
-    size_t cap = m->cap ? m->cap * 2 : 8;
+    if (m->cap > UINT32_MAX / 2)
+        return -ENOMEM;
+    uint32_t cap = m->cap ? m->cap * 2 : 8;
     struct mqo_map_slot *s = calloc(cap, sizeof *s);
     if (!s)
         return -ENOMEM;

@@ -15,8 +15,8 @@ struct mqo_map_slot {
 
 struct mqo_map {
     struct mqo_map_slot *slots;
-    size_t cap; /* power of two, or 0 */
-    size_t n;
+    uint32_t cap; /* power of two, or 0 (32 bits: a connection carries five maps) */
+    uint32_t n;
 };
 
 /* Returns 1 and *val (if val) when key is present, else 0. */

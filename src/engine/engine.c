@@ -345,7 +345,7 @@ int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len)
     if (session_sub_index(s, f, len) >= 0)
         return 0;
     if (s->n_subs == s->cap_subs) {
-        size_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
+        size_t cap = s->cap_subs ? s->cap_subs * 2 : 1; /* most hold one filter */
         struct sfilter *v = realloc(s->subs, cap * sizeof *v);
         if (!v)
             return -ENOMEM;
@@ -547,16 +547,21 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
         session_free(e, c->pre);
     }
 
-    mqo_map_each(&c->alias[0], free_alias_entry, NULL);
-    mqo_map_each(&c->alias[1], free_alias_entry, NULL);
-    mqo_map_free(&c->alias[0]);
-    mqo_map_free(&c->alias[1]);
+    for (int d = 0; c->alias && d < 2; d++) {
+        mqo_map_each(&c->alias[d], free_alias_entry, NULL);
+        mqo_map_free(&c->alias[d]);
+    }
+    free(c->alias);
     mqo_map_free(&c->cpid);
     mqo_map_free(&c->bpid);
     mqo_map_free(&c->pt_acks);
     for (int d = 0; d < 2; d++) {
-        mqo_buf_free(&c->in[d].partial);
-        free(c->in[d].topic.f);
+        if (c->in[d].partial)
+            mqo_buf_free(c->in[d].partial);
+        free(c->in[d].partial);
+        if (c->in[d].hs)
+            free(c->in[d].hs->topic.f);
+        free(c->in[d].hs);
     }
     free(c->exp);
     free(c->cid);
@@ -823,7 +828,7 @@ int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk
     uint16_t a = pk->props.topic_alias;
     uint64_t v;
     if (t->len == 0) {
-        if (!mqo_map_get(&c->alias[s], a, &v))
+        if (!c->alias || !mqo_map_get(&c->alias[s], a, &v))
             return 0;
         struct sfilter *f = (struct sfilter *)(uintptr_t)v;
         t->p = f->f;
@@ -831,6 +836,8 @@ int eng_alias_topic(struct mqo_conn *c, enum mqo_dir s, const struct mqo_pkt *pk
         return 1;
     }
     struct sfilter *f = NULL;
+    if (!c->alias && !(c->alias = calloc(2, sizeof *c->alias)))
+        return 1;
     if (mqo_map_get(&c->alias[s], a, &v)) {
         f = (struct sfilter *)(uintptr_t)v;
         free(f->f);
@@ -1339,8 +1346,8 @@ static int handle_packet(struct mqo_conn *c, enum mqo_dir in, const struct mqo_f
 static void pass_bytes(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, size_t n)
 {
     struct stream *st = &c->in[in];
-    if (st->hashing)
-        st->hstate = order_hash_update(st->hstate, p, n);
+    if (st->hs)
+        st->hs->hstate = order_hash_update(st->hs->hstate, p, n);
     if (st->pass_consume)
         eng_consume(c, in, n);
     else
@@ -1351,18 +1358,18 @@ static void pass_bytes(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, si
 static void stream_end(struct mqo_conn *c, enum mqo_dir in)
 {
     struct stream *st = &c->in[in];
-    if (st->hashing) {
-        uint64_t h = order_hash_end(st->hstate);
-        struct mqo_str t = {st->topic.f, st->topic.len};
+    if (st->hs) {
+        uint64_t h = order_hash_end(st->hs->hstate);
+        struct mqo_str t = {st->hs->topic.f, st->hs->topic.len};
         if (in == MQO_C2S)
             passthrough_holds(c->eng, c, t, st->qos, st->pid, h, 0, c->eng->now);
         else
             order_seen_hash(c, h);
+        free(st->hs->topic.f);
+        free(st->hs);
+        st->hs = NULL;
     }
-    st->hashing = 0;
     st->pass_consume = 0;
-    free(st->topic.f);
-    st->topic = (struct sfilter){0};
 }
 
 /* The framing of stream `in` is lost (a remaining length that is not a varint): everything
@@ -1420,12 +1427,17 @@ static size_t stream_begin(struct mqo_conn *c, enum mqo_dir in, const struct mqo
             uint8_t *heap = NULL;
             if (in == MQO_C2S && t.len && eng_mounted(e, t, &mt, NULL, 0, &heap) != 0)
                 mt.len = 0;
-            if (mt.len && (in == MQO_C2S || c->n_exp) &&
-                (st->topic.f = heap ? heap : memdup(mt.p, mt.len))) {
+            struct stream_hash *hs = NULL;
+            if (mt.len && (in == MQO_C2S || c->n_exp) && (hs = malloc(sizeof *hs)) != NULL &&
+                !(hs->topic.f = heap ? heap : memdup(mt.p, mt.len))) {
+                free(hs);
+                hs = NULL;
+            }
+            if (hs) {
                 heap = NULL;
-                st->topic.len = mt.len;
-                st->hashing = 1;
-                st->hstate = order_hash_begin(mt);
+                hs->topic.len = mt.len;
+                hs->hstate = order_hash_begin(mt);
+                st->hs = hs;
                 st->qos = pk.u.publish.qos;
                 st->pid = pk.pid;
             }
@@ -1513,14 +1525,31 @@ static size_t feed(struct mqo_conn *c, enum mqo_dir in, const uint8_t *b, size_t
     return done;
 }
 
+/* Appends to the bytes stream st keeps (its buffer allocated now if it had none). 0 or -ENOMEM. */
+static int keep_partial(struct stream *st, const uint8_t *p, size_t n)
+{
+    if (!st->partial && !(st->partial = calloc(1, sizeof *st->partial)))
+        return -ENOMEM;
+    return mqo_buf_append(st->partial, p, n);
+}
+
+/* Frees the (empty) buffer of stream st. */
+static void drop_partial(struct stream *st)
+{
+    if (st->partial)
+        mqo_buf_free(st->partial);
+    free(st->partial);
+    st->partial = NULL;
+}
+
 /* The bytes of stream `in` the engine keeps (an incomplete or held packet) and those still
  * to come are taken from p[0..n). */
 static void stream_input(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, size_t n,
                          uint64_t now)
 {
-    struct mqo_buf *part = &c->in[in].partial;
+    struct mqo_buf *part = c->in[in].partial;
     size_t done;
-    if (part->len) {
+    if (part && part->len) {
         if (n && mqo_buf_append(part, p, n)) {
             eng_consume(c, in, n);
             fail_conn(c, -ENOMEM);
@@ -1533,6 +1562,8 @@ static void stream_input(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, 
             done = part->len;
         }
         mqo_buf_consume(part, done);
+        if (!part->len) /* nothing kept: an idle connection holds no buffer */
+            drop_partial(&c->in[in]);
         return;
     }
     done = feed(c, in, p, n, now);
@@ -1541,7 +1572,7 @@ static void stream_input(struct mqo_conn *c, enum mqo_dir in, const uint8_t *p, 
             eng_consume(c, in, n - done);
         return;
     }
-    if (done < n && mqo_buf_append(part, p + done, n - done)) {
+    if (done < n && keep_partial(&c->in[in], p + done, n - done)) {
         eng_consume(c, in, n - done);
         fail_conn(c, -ENOMEM);
     }
@@ -1559,7 +1590,7 @@ int mqo_engine_input(struct mqo_engine *e, struct mqo_conn *c, enum mqo_dir in,
     }
     if (in == MQO_S2C && c->in[in].held) {
         /* a broker PUBLISH waits for a Receive Maximum slot: what follows waits behind it */
-        if (n && mqo_buf_append(&c->in[in].partial, p, n)) {
+        if (n && keep_partial(&c->in[in], p, n)) {
             eng_consume(c, in, n);
             fail_conn(c, -ENOMEM);
         }
@@ -1575,7 +1606,8 @@ size_t mqo_engine_input_room(const struct mqo_conn *c, enum mqo_dir in)
     if (st->raw || st->pass_left)
         return SIZE_MAX;
     size_t max = c->eng->cfg.max_buffer;
-    return st->partial.len >= max ? 0 : max - st->partial.len;
+    size_t held = st->partial ? st->partial->len : 0;
+    return held >= max ? 0 : max - held;
 }
 
 /* ---- Receive Maximum ---- */

@@ -61,19 +61,25 @@ struct pending {
 #define PID_BROKER (1ull << 32) /* low 16 bits: the broker's identifier */
 #define PID_ENGINE (2ull << 32)
 
+/* The ordering hash of a streamed PUBLISH, while its payload passes. */
+struct stream_hash {
+    uint64_t hstate;
+    struct sfilter topic;
+};
+
 struct stream {
-    struct mqo_buf partial; /* bytes of an incomplete packet, or held (S2C) */
+    struct mqo_buf *partial; /* bytes of an incomplete packet, or held (S2C); NULL: none
+                              * (allocated while there are some) */
     /* a packet larger than max_buffer streams on as it arrives: bytes of it still to come */
     uint32_t pass_left;
     uint8_t pass_consume; /* they are taken by the offload (an acknowledgement of its own) */
     uint8_t raw;          /* framing lost: everything from here on is forwarded as it comes */
     uint8_t held;         /* S2C: a broker PUBLISH waits for a Receive Maximum slot */
-    /* a streamed PUBLISH whose payload is hashed for the ordering rules (hashing), with its
-     * topic, QoS and packet identifier */
-    uint8_t hashing, qos;
+    /* a streamed PUBLISH whose payload is hashed for the ordering rules (hs, NULL: none;
+     * allocated only while one passes), with its QoS and packet identifier */
+    uint8_t qos;
     uint16_t pid;
-    uint64_t hstate;
-    struct sfilter topic;
+    struct stream_hash *hs;
 };
 
 struct mqo_conn {
@@ -96,6 +102,14 @@ struct mqo_conn {
     uint8_t acl_unknown;  /* client id assigned by the broker */
     uint8_t broker_max_qos;
     uint16_t keepalive;   /* seconds, effective (server keep alive wins) */
+    uint8_t eng_pids;     /* the offload has numbered deliveries to this client */
+    uint8_t unseen_activity; /* client bytes consumed since the broker last got any */
+    uint8_t ping_n;          /* pings in flight (ping_fifo) */
+    /* a QoS 0 PUBLISH went to the broker leaving nothing to wait for (no delivery expected):
+     * before the next one is offloaded, a barrier ping must come back */
+    uint8_t barrier_due;
+    uint16_t cid_len;
+    uint16_t user_len;
     uint32_t session_expiry;
     uint32_t client_max_packet; /* v5 Maximum Packet Size of the client (0: none) */
     uint32_t broker_max_packet; /* from CONNACK (0: none) */
@@ -103,13 +117,10 @@ struct mqo_conn {
     uint16_t eng_inflight;      /* offload QoS 1 deliveries unacknowledged */
     uint16_t broker_inflight;   /* broker QoS 1/2 PUBLISHes not completed by the client */
     uint16_t pid_cursor;  /* next client-side packet identifier (Mosquitto's last_mid + 1) */
-    uint8_t eng_pids;     /* the offload has numbered deliveries to this client */
     enum mqo_pt_reason last_reason;
     uint8_t *cid;
-    uint16_t cid_len;
     char peer[48]; /* the client's address, for log lines (mqo_conn_set_peer) */
     uint8_t *user;
-    uint16_t user_len;
     struct session *sess;
     struct session *pre; /* owner of SUBSCRIBEs sent before the CONNACK was seen */
 
@@ -117,25 +128,21 @@ struct mqo_conn {
     struct mqo_map cpid, bpid;
     /* this client's passed-through QoS>0 PUBLISH awaiting the broker's ack: pid -> type */
     struct mqo_map pt_acks;
-    /* v5 topic aliases per direction: alias -> (struct sfilter *) */
-    struct mqo_map alias[2];
+    /* v5 topic aliases per direction: alias -> (struct sfilter *); allocated at the first
+     * alias (NULL: none) */
+    struct mqo_map *alias;
 
     struct pending *pend;
 
     /* keep-alive: last time bytes went to the broker; ping origins in flight (bit per ping,
      * oldest in bit 0: 1 = engine, 0 = client); engine pings that are ordering barriers */
     uint64_t last_to_broker;
-    uint8_t unseen_activity; /* client bytes consumed since the broker last got any */
     uint64_t ping_fifo, ping_barrier;
-    uint8_t ping_n;
 
     /* ordering: holds this connection (as subscriber) owes, and holds it (as publisher) has */
     struct expect *exp;
-    size_t n_exp, cap_exp;
+    uint32_t n_exp, cap_exp;
     uint32_t order_pending;
-    /* a QoS 0 PUBLISH went to the broker leaving nothing to wait for (no delivery expected):
-     * before the next one is offloaded, a barrier ping must come back */
-    uint8_t barrier_due;
 
     /* the broker's view (bview.c): the broker connection this one is bound to (0: none), the
      * view's generation its bind marker was sent in, the marker's UNSUBSCRIBE identifier
@@ -143,10 +150,10 @@ struct mqo_conn {
     uint64_t bv_pconn;
     uint32_t bv_gen;
     uint16_t bv_pid;
+    uint16_t bv_cid_len;
     /* the client id the broker reported at binding (the broker's own for a client that sent
      * none), malloc'd */
     uint8_t *bv_cid;
-    uint16_t bv_cid_len;
 };
 
 /* The broker's view, as the broker plugin reports it (bview.c). */

@@ -127,16 +127,16 @@ static void conn_save(struct save_ctx *x, const struct mqo_conn *c)
     mqo_wr_u64(w, c->id);
     for (int d = 0; d < 2; d++) {
         const struct stream *st = &c->in[d];
-        mqo_wr_blob(w, st->partial.data, st->partial.len);
+        mqo_wr_blob(w, st->partial ? st->partial->data : NULL, st->partial ? st->partial->len : 0);
         mqo_wr_u32(w, st->pass_left);
         mqo_wr_u8(w, st->pass_consume);
         mqo_wr_u8(w, st->raw);
         mqo_wr_u8(w, st->held);
-        mqo_wr_u8(w, st->hashing);
+        mqo_wr_u8(w, st->hs != NULL); /* a streamed PUBLISH being hashed */
         mqo_wr_u8(w, st->qos);
         mqo_wr_u16(w, st->pid);
-        mqo_wr_u64(w, st->hstate);
-        wr_opt_blob(w, st->topic.f, st->topic.len);
+        mqo_wr_u64(w, st->hs ? st->hs->hstate : 0);
+        wr_opt_blob(w, st->hs ? st->hs->topic.f : NULL, st->hs ? st->hs->topic.len : 0);
     }
     const uint8_t flags[] = {c->version,  c->connect_seen, c->live,    c->dead,
                              c->relay,    c->unknown,      c->bridge,  c->clean,
@@ -369,18 +369,32 @@ static int conn_load(struct load_ctx *x)
         struct stream *st = &c->in[d];
         size_t n;
         const uint8_t *p = mqo_rd_blob(r, (size_t)e->cfg.max_buffer + 65536, &n);
-        if (r->err || (n && mqo_buf_append(&st->partial, p, n)))
+        if (r->err)
             return -EINVAL;
+        if (n && (!(st->partial = calloc(1, sizeof *st->partial)) ||
+                  mqo_buf_append(st->partial, p, n)))
+            return -EINVAL; /* a partial allocated here is freed with the connection */
         st->pass_left = mqo_rd_u32(r);
         st->pass_consume = mqo_rd_u8(r);
         st->raw = mqo_rd_u8(r);
         st->held = mqo_rd_u8(r);
-        st->hashing = mqo_rd_u8(r);
+        uint8_t hashing = mqo_rd_u8(r);
         st->qos = mqo_rd_u8(r);
         st->pid = mqo_rd_u16(r);
-        st->hstate = mqo_rd_u64(r);
-        if (rd_opt_blob(r, 65535, &st->topic.f, &st->topic.len))
+        uint64_t hstate = mqo_rd_u64(r);
+        struct sfilter topic;
+        if (rd_opt_blob(r, 65535, &topic.f, &topic.len) || hashing > 1)
             return -EINVAL;
+        if (hashing) {
+            if (!(st->hs = malloc(sizeof *st->hs))) {
+                free(topic.f);
+                return -ENOMEM;
+            }
+            st->hs->hstate = hstate;
+            st->hs->topic = topic;
+        } else {
+            free(topic.f);
+        }
     }
     size_t nf;
     const uint8_t *f = mqo_rd_blob(r, 255, &nf);

@@ -6,7 +6,8 @@
  * loop iteration, after every event of the iteration was processed, so a fan-out of one PUBLISH
  * to N subscribers costs one writev per subscriber carrying everything queued for it.
  *
- * Back-pressure: a client whose queue passes max_queue gets no more offload QoS 0 deliveries
+ * Back-pressure: a client whose queue's memory (overhead included, mqo_outq.mem) passes
+ * max_queue gets no more offload QoS 0 deliveries
  * (dropped, counted) and makes QoS 1 messages go to the broker (the engine asks `room`); if the
  * broker's own bytes push the queue past 2 x max_queue the proxy stops reading that broker
  * socket until the client drains, so the broker applies its own queueing policy to it. Nothing
@@ -61,7 +62,6 @@ struct side {
     int fd;
     void *h; /* the stack's handle (mqo_px_stack) instead of a socket; NULL: none */
     struct mqo_outq q;
-    struct uring_send *us; /* io_uring mode, allocated on first use */
     uint32_t ev;      /* epoll mask registered */
     uint8_t rd_closed; /* read returned 0 */
     uint8_t want_shut; /* shutdown(SHUT_WR) once the queue is empty */
@@ -82,7 +82,7 @@ struct pconn {
     uint8_t in_border;       /* on the broker-order list */
     uint8_t reset;           /* 1 + the side that was reset: the other one is reset too */
     uint8_t connect_version; /* protocol level of the client's CONNECT, 0 until seen */
-    struct mqo_buf sniff;    /* client bytes until its CONNECT is whole */
+    struct mqo_buf *sniff;   /* client bytes until its CONNECT is whole (NULL: none kept) */
     uint64_t fail_deadline;
     struct pconn *dirty_next, *dead_next, *border_next, *resume_next;
     uint8_t in_resume;
@@ -109,6 +109,7 @@ struct proxy {
     int use_uring;
     struct io_uring ring;
     unsigned ring_entries;
+    struct uring_send *usend; /* one per submission queue entry (a send's iovecs) */
     struct mqo_ctl *ctl; /* NULL: none */
     const struct mqo_px_stack *stk; /* NULL: kernel sockets */
     struct pconn *resumes;          /* connections with a side to resume (stack) */
@@ -190,12 +191,13 @@ static void op_insert(void *ud, struct mqo_conn *c, enum mqo_dir s, const struct
         mark_dirty(pc);
 }
 
+/* The limit counts the queue's memory, overhead included (chunk headers and slack, the entry
+ * ring, shared packets whole), not only the bytes to write. */
 static size_t op_room(void *ud, struct mqo_conn *c)
 {
     struct pconn *pc = mqo_conn_ud(c);
     struct proxy *px = ud;
-    size_t q = pc->s[CLIENT].q.bytes;
-    return q >= px->max_queue ? 0 : px->max_queue - q;
+    return mqo_outq_room(&pc->s[CLIENT].q, px->max_queue);
 }
 
 static size_t op_queued(void *ud, struct mqo_conn *c)
@@ -240,6 +242,16 @@ static int set_nodelay(int fd)
 
 /* ---- connection lifecycle ---- */
 
+/* Drops the client bytes kept until its CONNECT was whole. */
+static void sniff_free(struct pconn *pc)
+{
+    if (pc->sniff) {
+        mqo_buf_free(pc->sniff);
+        free(pc->sniff);
+        pc->sniff = NULL;
+    }
+}
+
 static void free_conn(struct proxy *px, struct pconn *pc)
 {
     int abort_side = -1;
@@ -260,11 +272,10 @@ static void free_conn(struct proxy *px, struct pconn *pc)
         if (pc->s[i].h)
             px->stk->close(px->stk->arg, pc->s[i].h, i == abort_side);
         mqo_outq_free(&pc->s[i].q);
-        free(pc->s[i].us);
     }
     if (pc->ec)
         mqo_engine_conn_close(px->eng, pc->ec, px->now);
-    mqo_buf_free(&pc->sniff);
+    sniff_free(pc);
     if (pc->prev)
         pc->prev->next = pc->next;
     else
@@ -322,21 +333,29 @@ static void broker_failed(struct pconn *pc, int err)
 /* Keeps the client's first bytes until its CONNECT is whole, to learn its protocol level. */
 static void sniff_connect(struct pconn *pc, const uint8_t *p, size_t n)
 {
-    if (pc->connect_version || pc->sniff.len > 65536 + 8)
+    if (pc->connect_version || (pc->sniff && pc->sniff->len > 65536 + 8))
         return;
-    if (mqo_buf_append(&pc->sniff, p, n))
+    /* the CONNECT usually comes whole in the first read: nothing is kept then */
+    if (pc->sniff && mqo_buf_append(pc->sniff, p, n))
         return;
+    const uint8_t *d = pc->sniff ? pc->sniff->data : p;
+    size_t len = pc->sniff ? pc->sniff->len : n;
     struct mqo_frame f;
-    ssize_t t = mqo_mqtt_frame(pc->sniff.data, pc->sniff.len, 0, &f);
-    if (t <= 0)
+    ssize_t t = mqo_mqtt_frame(d, len, 0, &f);
+    if (t <= 0) {
+        if (!pc->sniff && (pc->sniff = calloc(1, sizeof *pc->sniff)) != NULL &&
+            mqo_buf_append(pc->sniff, p, n)) {
+            free(pc->sniff);
+            pc->sniff = NULL;
+        }
         return;
+    }
     struct mqo_pkt pk;
-    if (f.type == MQO_CONNECT &&
-        mqo_mqtt_decode(pc->sniff.data, (size_t)t, MQO_MQTT_V311, MQO_C2S, &pk) == 0)
+    if (f.type == MQO_CONNECT && mqo_mqtt_decode(d, (size_t)t, MQO_MQTT_V311, MQO_C2S, &pk) == 0)
         pc->connect_version = pk.u.connect.level;
     else
         pc->connect_version = MQO_MQTT_V311;
-    mqo_buf_free(&pc->sniff);
+    sniff_free(pc);
 }
 
 /* Names the client of c by its address in the engine's log lines. */
@@ -596,7 +615,7 @@ static void pressure(struct proxy *px, struct pconn *pc)
 {
     for (int side = 0; side < 2; side++) {
         struct side *rd = &pc->s[side];
-        size_t q = pc->s[side ^ 1].q.bytes;
+        size_t q = pc->s[side ^ 1].q.mem;
         int full = rd->paused ? q > px->max_queue : q > 2 * px->max_queue;
         int engine_full =
             pc->ec && mqo_engine_input_room(pc->ec, side == CLIENT ? MQO_C2S : MQO_S2C) == 0;
@@ -691,17 +710,19 @@ static void flush_uring(struct proxy *px, const struct wr *w, size_t n)
         if (!can_flush(pc, side))
             continue;
         struct side *sd = &pc->s[side];
-        if (sd->h || (!sd->us && !(sd->us = calloc(1, sizeof *sd->us)))) {
+        if (sd->h) { /* the stack's side: its own send path */
             flush_side(px, pc, side);
             continue;
         }
         struct io_uring_sqe *sqe = io_uring_get_sqe(&px->ring);
-        if (!sqe) {
+        if (!sqe || queued == px->ring_entries) {
             uring_reap(px, queued);
             queued = 0;
             sqe = io_uring_get_sqe(&px->ring);
         }
-        struct uring_send *us = sd->us;
+        /* the send's iovecs live in the slot of its entry until uring_reap, which waits for
+         * every completion: no connection keeps one while idle */
+        struct uring_send *us = &px->usend[queued];
         int k = mqo_outq_iov(&sd->q, us->iov, 64, us->scratch);
         us->mh = (struct msghdr){.msg_iov = us->iov, .msg_iovlen = (size_t)k};
         io_uring_prep_sendmsg(sqe, sd->fd, &us->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -993,7 +1014,7 @@ static void save_conn(struct mqo_wr *w, const struct pconn *pc, int *fds, size_t
     mqo_wr_u8(w, pc->closing);
     mqo_wr_u8(w, pc->reset);
     mqo_wr_u8(w, pc->connect_version);
-    mqo_wr_blob(w, pc->sniff.data, pc->sniff.len);
+    mqo_wr_blob(w, pc->sniff ? pc->sniff->data : NULL, pc->sniff ? pc->sniff->len : 0);
     mqo_wr_u64(w, pc->fail_deadline);
 }
 
@@ -1245,7 +1266,8 @@ static int proxy_takeover(struct proxy *px, int tfd)
         pc->closing = x->closing;
         pc->reset = x->reset;
         pc->connect_version = x->connect_version;
-        if (x->sniff_len && mqo_buf_append(&pc->sniff, x->sniff, x->sniff_len))
+        if (x->sniff_len && (!(pc->sniff = calloc(1, sizeof *pc->sniff)) ||
+                             mqo_buf_append(pc->sniff, x->sniff, x->sniff_len)))
             rc = -ENOMEM, why = "out of memory";
         pc->fail_deadline = x->fail_deadline;
         if (pc->broker_failed && pc->fail_deadline)
@@ -1266,7 +1288,7 @@ static int proxy_takeover(struct proxy *px, int tfd)
             nx = pc->next;
             for (int k = 0; k < 2; k++)
                 mqo_outq_free(&pc->s[k].q);
-            mqo_buf_free(&pc->sniff);
+            sniff_free(pc);
             free(pc);
         }
         px->conns = NULL;
@@ -1337,6 +1359,12 @@ int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
         if (urc < 0) {
             mqo_err("io_uring unavailable (%s): use --io writev", strerror(-urc));
             return urc;
+        }
+        px.ring_entries = 1024;
+        px.usend = malloc(px.ring_entries * sizeof *px.usend);
+        if (!px.usend) {
+            io_uring_queue_exit(&px.ring);
+            return -ENOMEM;
         }
         px.use_uring = 1;
     }
@@ -1491,9 +1519,8 @@ int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
                 if (pc->s[i].fd >= 0)
                     close(pc->s[i].fd);
                 mqo_outq_free(&pc->s[i].q);
-                free(pc->s[i].us);
             }
-            mqo_buf_free(&pc->sniff);
+            sniff_free(pc);
             free(pc);
         }
         px.conns = NULL;
@@ -1515,5 +1542,6 @@ int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
         mqo_engine_free(px.eng);
     if (px.use_uring)
         io_uring_queue_exit(&px.ring);
+    free(px.usend);
     return rc;
 }

@@ -5,7 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHUNK 16384
+/* what an entry keeps allocated besides its ring slot: its message, header included */
+static size_t ent_mem(const struct mqo_outq_ent *e) { return sizeof *e->msg + e->msg->len; }
 
 static struct mqo_outq_ent *at(const struct mqo_outq *q, size_t i)
 {
@@ -16,13 +17,16 @@ static int grow(struct mqo_outq *q)
 {
     if (q->n < q->cap)
         return 0;
-    size_t cap = q->cap ? q->cap * 2 : 16;
+    if (q->cap > UINT32_MAX / 2)
+        return -ENOMEM;
+    uint32_t cap = q->cap ? q->cap * 2 : 1; /* a fan-out queues one packet to each */
     struct mqo_outq_ent *v = malloc(cap * sizeof *v);
     if (!v)
         return -ENOMEM;
-    for (size_t i = 0; i < q->n; i++)
+    for (uint32_t i = 0; i < q->n; i++)
         v[i] = *at(q, i);
     free(q->v);
+    q->mem += (cap - q->cap) * sizeof *v;
     q->v = v;
     q->cap = cap;
     q->head = 0;
@@ -49,11 +53,20 @@ int mqo_outq_push_bytes(struct mqo_outq *q, const uint8_t *p, size_t n)
         }
         if (grow(q))
             return -ENOMEM;
-        struct mqo_msg *m = mqo_msg_new(n > CHUNK ? n : CHUNK);
+        /* small while the queue is small: an idle connection's CONNACK or SUBACK does not
+         * pin 16 KiB; doubling while it stays busy keeps the allocations per byte few */
+        size_t sz = q->chunk ? 2 * (size_t)q->chunk : MQO_OUTQ_CHUNK_MIN;
+        if (sz > MQO_OUTQ_CHUNK)
+            sz = MQO_OUTQ_CHUNK;
+        if (sz < n)
+            sz = n;
+        struct mqo_msg *m = mqo_msg_new(sz);
         if (!m)
             return -ENOMEM;
+        q->chunk = sz > MQO_OUTQ_CHUNK ? MQO_OUTQ_CHUNK : (uint32_t)sz;
         *at(q, q->n) = (struct mqo_outq_ent){.msg = m};
         q->n++;
+        q->mem += ent_mem(at(q, q->n - 1));
     }
     return 0;
 }
@@ -70,7 +83,14 @@ int mqo_outq_push_out(struct mqo_outq *q, const struct mqo_out *o)
                                          .shared = 1};
     q->n++;
     q->bytes += o->msg->len;
+    q->mem += ent_mem(at(q, q->n - 1));
     return 0;
+}
+
+size_t mqo_outq_room(const struct mqo_outq *q, size_t limit)
+{
+    size_t next = sizeof(struct mqo_msg) + (q->n < q->cap ? 0 : (q->cap ? q->cap : 1) * sizeof *q->v);
+    return q->mem + next >= limit ? 0 : limit - q->mem - next;
 }
 
 int mqo_outq_iov(const struct mqo_outq *q, struct iovec *iov, int max_iov, uint8_t *scratch)
@@ -114,15 +134,13 @@ void mqo_outq_advance(struct mqo_outq *q, size_t n)
             return;
         }
         n -= left;
-        /* a fully written tail chunk is reused rather than freed */
-        if (!e->shared && q->n == 1) {
-            e->off = e->len = 0;
-            return;
-        }
-        mqo_msg_unref(e->msg);
+        q->mem -= ent_mem(e);
+        mqo_msg_unref(e->msg); /* written: freed (or the shared packet's reference dropped) */
         q->head = (q->head + 1) & (q->cap - 1);
         q->n--;
     }
+    if (!q->n) /* drained: nothing stays allocated */
+        mqo_outq_free(q);
 }
 
 ssize_t mqo_outq_flush(struct mqo_outq *q, int fd)

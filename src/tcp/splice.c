@@ -355,7 +355,7 @@ static int rec_push(struct half *h, uint64_t in_end, uint64_t out_end)
         }
     }
     if (h->nrec == h->cap_rec) {
-        size_t cap = h->cap_rec ? h->cap_rec * 2 : 16;
+        size_t cap = h->cap_rec ? h->cap_rec * 2 : 4;
         struct rec *v = malloc(cap * sizeof *v);
         if (!v)
             return -ENOMEM;
@@ -386,6 +386,11 @@ static int resolve(struct half *h)
         }
         h->rec_head = (h->rec_head + 1) % h->cap_rec;
         h->nrec--;
+    }
+    if (!h->nrec && h->recs) {
+        free(h->recs);
+        h->recs = NULL;
+        h->cap_rec = h->rec_head = 0;
     }
     /* Bytes of an incomplete MQTT packet, held by the engine until the packet is whole, are
      * taken by the offload: once everything before them is resolved they are acknowledged at
@@ -438,7 +443,7 @@ static uint32_t out_sum(const struct mqo_out *o)
 static void cs_push(struct half *h, uint64_t off, const struct mqo_out *o)
 {
     if (h->ncs == h->cap_cs) {
-        size_t cap = h->cap_cs ? h->cap_cs * 2 : 16;
+        size_t cap = h->cap_cs ? h->cap_cs * 2 : 4;
         struct csrec *v = malloc(cap * sizeof *v);
         if (!v)
             return;
@@ -464,6 +469,11 @@ static void drop_acked_records(struct half *h)
         mqo_msg_unref(h->cs[h->cs_head].msg);
         h->cs_head = (h->cs_head + 1) % h->cap_cs;
         h->ncs--;
+    }
+    if (!h->ncs && h->cs) {
+        free(h->cs);
+        h->cs = NULL;
+        h->cap_cs = h->cs_head = 0;
     }
 }
 
@@ -931,12 +941,15 @@ static void op_insert(void *ud, struct mqo_conn *ec, enum mqo_dir s, const struc
     mark_dirty(c);
 }
 
+/* The limit counts memory: the output buffer's allocation (consumed room and slack included)
+ * and the records beside it; the buffer doubles as it grows, so with a limit that is 256 bytes
+ * times a power of two (the default 4 MiB) the allocation never passes it. */
 static size_t op_room(void *ud, struct mqo_conn *ec)
 {
     struct mqo_splice *sp = ud;
     struct sconn *c = conn_of(ec);
     const struct half *h = &c->h[S2C];
-    size_t held = (size_t)(h->out_end - h->out_una);
+    size_t held = h->out.cap + h->cap_rec * sizeof *h->recs + h->cap_cs * sizeof *h->cs;
     if (c->state != ST_EST || h->fin_in)
         return 0;
     return held >= sp->cfg.max_queue ? 0 : sp->cfg.max_queue - held;
@@ -1278,6 +1291,8 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
     if (acked_to > h->out_una) {
         uint64_t n = acked_to - h->out_una;
         mqo_buf_consume(&h->out, (size_t)n);
+        if (!h->out.len) /* all acknowledged: an idle connection keeps no buffer */
+            mqo_buf_free(&h->out);
         h->out_una = acked_to;
         h->una_since = now; /* progress: the stall clock starts again */
         if (h->out_nxt < h->out_una)
