@@ -160,8 +160,9 @@ static void conn_save(struct save_ctx *x, const struct mqo_conn *c)
     wr_map(w, &c->cpid, 0);
     wr_map(w, &c->bpid, 0);
     wr_map(w, &c->pt_acks, 0);
-    wr_map(w, &c->alias[0], 1);
-    wr_map(w, &c->alias[1], 1);
+    static const struct mqo_map no_alias; /* the maps are allocated at the first alias */
+    wr_map(w, c->alias ? &c->alias[0] : &no_alias, 1);
+    wr_map(w, c->alias ? &c->alias[1] : &no_alias, 1);
     uint32_t np = 0;
     for (const struct pending *p = c->pend; p; p = p->next)
         np++;
@@ -441,9 +442,18 @@ static int conn_load(struct load_ctx *x)
     c->pre = sess_at(x, mqo_rd_u32(r), 1, c);
     if (r->err || (c->pre && c->pre->registered))
         return -EINVAL;
-    if (load_map(r, &c->cpid, 0) || load_map(r, &c->bpid, 0) || load_map(r, &c->pt_acks, 0) ||
-        load_map(r, &c->alias[0], 1) || load_map(r, &c->alias[1], 1))
+    if (load_map(r, &c->cpid, 0) || load_map(r, &c->bpid, 0) || load_map(r, &c->pt_acks, 0))
         return -EINVAL;
+    if (!(c->alias = calloc(2, sizeof *c->alias)))
+        return -ENOMEM; /* freed with the connection */
+    if (load_map(r, &c->alias[0], 1) || load_map(r, &c->alias[1], 1))
+        return -EINVAL;
+    if (!c->alias[0].n && !c->alias[1].n) { /* none: as a connection that never had one */
+        mqo_map_free(&c->alias[0]);
+        mqo_map_free(&c->alias[1]);
+        free(c->alias);
+        c->alias = NULL;
+    }
     uint32_t np = mqo_rd_count(r, 7);
     struct pending **tail = &c->pend;
     for (uint32_t i = 0; i < np && !r->err; i++) {
