@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes.h"
 #include "core/map.h"
 #include "l2/parse.h"
 
@@ -62,12 +63,6 @@ struct mqo_frag {
     uint8_t *out; /* the frame of the last completed datagram */
 };
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
 
 /* ---- table ------------------------------------------------------------------------------- */
 

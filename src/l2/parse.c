@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "core/bytes.h"
+
 static const char *const perr_names[MQO_P__COUNT] = {
     [MQO_P_OK] = "ok",
     [MQO_P_TRUNC] = "truncated",
@@ -25,11 +27,6 @@ const char *mqo_perr_str(int e)
     return e < MQO_P__COUNT ? perr_names[e] : "unknown";
 }
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* ---- Ethernet ---------------------------------------------------------------------------- */
 
