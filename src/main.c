@@ -1234,8 +1234,10 @@ static int setup_lwip(const struct opts *o, struct mqo_proxy_lwip_cfg *lc)
 {
     *lc = (struct mqo_proxy_lwip_cfg){.mac = o->mac, .max_conns = o->max_conns,
                                       .syn_backlog = o->syn_backlog};
+    /* no virtio-net header: lwIP segments and sums what it sends, and takes wire-sized frames
+     * (a received super-segment would not fit a pbuf's 16-bit length) */
     lc->port = (struct mqo_port_cfg){.ifname = o->iface, .backend = o->pktio, .eal = o->eal,
-                                     .ring_frames = o->ring};
+                                     .ring_frames = o->ring, .flags = MQO_PORT_NO_VNET};
     if (o->netmask_s) {
         if (parse_ip4("--netmask", o->netmask_s, &lc->netmask))
             return -1;

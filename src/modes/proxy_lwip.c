@@ -497,11 +497,12 @@ int mqo_proxy_lwip_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats 
     const struct mqo_lwip_stats *s = mqo_lwip_stats(l.s);
     fprintf(stderr,
             "lwip: rx_frames %llu, tx_frames %llu, ignored_mac %llu, ignored_addr %llu, "
-            "ignored_proto %llu, rx_nomem %llu, syn_dropped %llu, tx_dropped %llu, "
-            "refused_limit %llu, refused_nomem %llu\n",
+            "ignored_proto %llu, rx_nomem %llu, rx_oversize %llu, syn_dropped %llu, "
+            "tx_dropped %llu, refused_limit %llu, refused_nomem %llu\n",
             (unsigned long long)s->rx_frames, (unsigned long long)s->tx_frames,
             (unsigned long long)s->rx_other_mac, (unsigned long long)s->rx_other_addr,
             (unsigned long long)s->rx_other_proto, (unsigned long long)s->rx_nomem,
+            (unsigned long long)s->rx_oversize,
             (unsigned long long)s->syn_dropped, (unsigned long long)s->tx_dropped,
             (unsigned long long)l.refused_limit, (unsigned long long)l.refused_nomem);
     mqo_lwip_close(l.s);

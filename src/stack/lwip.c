@@ -209,6 +209,11 @@ int mqo_lwip_poll(struct mqo_lwip *s)
                 mqo_frame_free(f);
                 continue;
             }
+            if (f->len > UINT16_MAX) { /* a super-segment: more than a pbuf holds */
+                s->st.rx_oversize++;
+                mqo_frame_free(f);
+                continue;
+            }
             if (f->flags & MQO_FRAME_CSUM_PARTIAL)
                 mqo_cksum_complete4(f->data, f->len); /* lwIP checks every sum */
             struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)f->len, PBUF_RAM);

@@ -39,6 +39,7 @@ struct mqo_lwip_stats {
     uint64_t rx_other_addr;  /* IPv4 to another address, ARP about another address */
     uint64_t rx_other_proto; /* not IPv4 or ARP */
     uint64_t rx_nomem;       /* no pbuf for a frame: dropped (TCP sends it again) */
+    uint64_t rx_oversize;    /* frames longer than a pbuf holds (64 KiB): dropped */
     uint64_t syn_dropped;    /* SYNs dropped for a full SYN backlog */
     uint64_t tx_dropped;     /* frames lost for want of a frame buffer or room */
 };
