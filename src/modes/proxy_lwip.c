@@ -205,7 +205,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *npcb, err_t err)
         log_refusal(l->refused_nomem, &l->logged_nomem, &l->logged_at_nomem,
                     "lwIP out of memory");
         if (npcb) {
-            tcp_abort(npcb);
+            mqo_lwip_tcp_abort(npcb);
             return ERR_ABRT;
         }
         return ERR_VAL;
@@ -215,7 +215,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *npcb, err_t err)
         l->refused_limit++;
         log_refusal(l->refused_limit, &l->logged_limit, &l->logged_at_limit,
                     "connection limit (--max-conns) reached");
-        tcp_abort(npcb); /* a reset: the client may try again later */
+        mqo_lwip_tcp_abort(npcb); /* a reset: the client may try again later */
         return ERR_ABRT;
     }
     struct sockaddr_in peer, local;
@@ -226,7 +226,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *npcb, err_t err)
     if (!pc) {
         memory_failed(l);
         l->refused_nomem++;
-        tcp_abort(npcb);
+        mqo_lwip_tcp_abort(npcb);
         return ERR_ABRT;
     }
     own(npcb, pc, MQO_PX_CLIENT);
@@ -299,15 +299,12 @@ static void *op_connect(void *arg, struct pconn *pc, int *err)
         *err = ENOMEM;
         return NULL;
     }
-    ip_addr_t local = IPADDR4_INIT(l->addr), broker = IPADDR4_INIT(ba->sin_addr.s_addr);
-    err_t e = tcp_bind(p, &local, 0);
-    if (e == ERR_OK) {
-        own(p, pc, MQO_PX_BROKER);
-        e = tcp_connect(p, &broker, ntohs(ba->sin_port), on_connected);
-    }
+    own(p, pc, MQO_PX_BROKER);
+    err_t e = (err_t)mqo_lwip_tcp_connect(p, l->addr, ba->sin_addr.s_addr, ntohs(ba->sin_port),
+                                          on_connected);
     if (e != ERR_OK) {
         tcp_arg(p, NULL);
-        tcp_abort(p);
+        mqo_lwip_tcp_abort(p);
         *err = lw_errno(e);
         return NULL;
     }
@@ -368,14 +365,14 @@ static void op_send_raw(void *arg, void *h, const uint8_t *b, size_t n)
 static void op_shut(void *arg, void *h)
 {
     struct tcp_pcb *p = h;
-    tcp_shutdown(p, 0, 1);
+    mqo_lwip_tcp_shutdown_tx(p);
 }
 
 static void op_resume(void *arg, void *h)
 {
     struct tcp_pcb *p = h;
     if (p->refused_data)
-        tcp_process_refused_data(p);
+        mqo_lwip_tcp_refused(p);
 }
 
 static void op_close(void *arg, void *h, int abort)
@@ -388,9 +385,9 @@ static void op_close(void *arg, void *h, int abort)
     tcp_poll(p, NULL, 0);
     if (abort) {
         tcp_output(p); /* what it is owed goes before the reset */
-        tcp_abort(p);
-    } else if (tcp_close(p) != ERR_OK) {
-        tcp_abort(p);
+        mqo_lwip_tcp_abort(p);
+    } else if (mqo_lwip_tcp_close(p) != ERR_OK) {
+        mqo_lwip_tcp_abort(p);
     }
 }
 
@@ -493,7 +490,7 @@ int mqo_proxy_lwip_run(const struct mqo_proxy_cfg *cfg, struct mqo_engine_stats 
     reserve_take(&l);
     rc = mqo_px_run(cfg, &st, est, pst);
     if (l.lpcb)
-        tcp_close(l.lpcb);
+        mqo_lwip_tcp_close(l.lpcb);
     const struct mqo_lwip_stats *s = mqo_lwip_stats(l.s);
     fprintf(stderr,
             "lwip: rx_frames %llu, tx_frames %llu, ignored_mac %llu, ignored_addr %llu, "

@@ -28,6 +28,8 @@
 #define RX_PER_POLL 1024 /* frames per poll at most: the loop's other work goes on */
 #define TXQ_MAX 8192     /* frames waiting for room in the port at most */
 #define TX_RESERVE 512   /* frame buffers allocated at start */
+#define NBKT 4096        /* buckets of active PCBs (a power of two) */
+#define LPORT_FIRST 0xc000u /* local ports of outgoing connections: 49152-65535, as lwIP's */
 
 struct mqo_lwip {
     struct mqo_lwip_cfg cfg;
@@ -36,9 +38,19 @@ struct mqo_lwip {
     struct mqo_rawframe **txq; /* ring of frames not yet taken by the port */
     size_t txh, txn;
     uint16_t listen_port; /* host order, 0: none */
+    /* Active PCBs by bucket (see "PCB buckets" below): split, lwIP's tcp_active_pcbs holds
+     * only the bucket `cur` (-1: none) while lwIP runs, and bkt[] the others. */
+    struct tcp_pcb **bkt;
+    int split, cur;
+    int check;          /* MQOFF_LWIP_CHECK: verify the buckets after every change (tests) */
+    uint32_t next_port; /* the next local port to try for an outgoing connection */
 };
 
 static int g_inited;
+static struct mqo_lwip *g_s; /* the process's one stack */
+
+static void split(struct mqo_lwip *s);
+static void merge(struct mqo_lwip *s);
 
 static int ms_now(void)
 {
@@ -106,6 +118,15 @@ int mqo_lwip_open(const struct mqo_lwip_cfg *cfg, struct mqo_lwip **out, char *e
         return -ENOMEM;
     }
     s->cfg = *cfg;
+    s->bkt = calloc(NBKT, sizeof *s->bkt);
+    if (!s->bkt) {
+        free(s->txq);
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    const char *chk = getenv("MQOFF_LWIP_CHECK");
+    s->check = chk && *chk && strcmp(chk, "0") != 0;
     if (!s->cfg.mtu)
         s->cfg.mtu = 1500;
     if (!s->cfg.syn_backlog)
@@ -130,6 +151,7 @@ int mqo_lwip_open(const struct mqo_lwip_cfg *cfg, struct mqo_lwip **out, char *e
     ip4_addr_set_u32(&g, cfg->gateway);
     if (!netif_add(&s->nif, &a, &m, &g, s, netif_setup, ethernet_input)) {
         snprintf(err, errlen, "lwIP refused the interface");
+        free(s->bkt);
         free(s->txq);
         free(s);
         return -EINVAL;
@@ -137,6 +159,9 @@ int mqo_lwip_open(const struct mqo_lwip_cfg *cfg, struct mqo_lwip **out, char *e
     netif_set_default(&s->nif);
     netif_set_up(&s->nif);
     netif_set_link_up(&s->nif);
+    s->next_port = (uint32_t)rand();
+    g_s = s;
+    split(s);
     *out = s;
     return 0;
 }
@@ -146,6 +171,9 @@ void mqo_lwip_close(struct mqo_lwip *s)
     if (!s)
         return;
     mqo_lwip_flush(s);
+    if (s->split)
+        merge(s); /* lwIP's list whole again, as lwIP knows it */
+    g_s = NULL;
     netif_set_down(&s->nif);
     netif_remove(&s->nif);
     while (s->txn) {
@@ -154,15 +182,237 @@ void mqo_lwip_close(struct mqo_lwip *s)
         s->txn--;
     }
     free(s->txq);
+    free(s->bkt);
     free(s);
 }
 
+/* ---- PCB buckets ----
+ * lwIP finds a received segment's PCB by walking tcp_active_pcbs, the list of every active
+ * connection: with thousands of clients that walk is most of the stack's work. Debian's lwIP
+ * has no hashed lookup, so the stack keeps the active PCBs in NBKT lists by a hash of their
+ * remote address, remote port and local port (the local address is the stack's one), and
+ * hands lwIP only the segment's list: tcp_active_pcbs is a bucket while lwIP runs.
+ *  - a segment: its bucket (a SYN's new PCB is registered there too, as it should);
+ *  - an IPv4 fragment: its reassembly may complete any connection's segment, so the whole
+ *    list (merged, then split again);
+ *  - the timers (they walk every PCB, 4 times a second): the whole list;
+ *  - a call on a PCB from the caller (abort, close, shutdown, connect, refused data), also
+ *    from inside a callback of another PCB: that PCB's bucket, the current one saved and
+ *    restored (mqo_lwip_tcp_*). lwIP registers, removes and moves PCBs only in the list it
+ *    is handed, which is then the PCB's own bucket.
+ * Closing a listening PCB walks every list (it forgets the listener in its PCBs): merged. */
+static uint32_t bkt_hash(uint32_t rip, uint16_t rport, uint16_t lport)
+{
+    uint32_t h = rip * 0x9e3779b1u ^ ((uint32_t)rport << 16 | lport) * 0x85ebca6bu;
+    h ^= h >> 15;
+    h *= 0x2c1b3c6du;
+    h ^= h >> 12;
+    return h & (NBKT - 1);
+}
+
+static uint32_t pcb_bkt(const struct tcp_pcb *p)
+{
+    return bkt_hash(ip4_addr_get_u32(ip_2_ip4(&p->remote_ip)), p->remote_port, p->local_port);
+}
+
+static void check_buckets(const struct mqo_lwip *s, const char *where)
+{
+    size_t n = 0;
+    for (uint32_t b = 0; b < NBKT; b++) {
+        const struct tcp_pcb *h = (int)b == s->cur ? tcp_active_pcbs : s->bkt[b];
+        for (const struct tcp_pcb *p = h; p; p = p->next) {
+            if (pcb_bkt(p) != b || p->state == CLOSED || p->state == LISTEN ||
+                p->state == TIME_WAIT || ++n > 10000000) {
+                mqo_err("lwIP PCB buckets broken after %s: PCB in state %d in bucket %u of %u",
+                        where, (int)p->state, b, pcb_bkt(p));
+                abort();
+            }
+        }
+    }
+    if (s->cur < 0 && tcp_active_pcbs) {
+        mqo_err("lwIP PCB buckets broken after %s: a list outside the buckets", where);
+        abort();
+    }
+}
+
+static void split(struct mqo_lwip *s)
+{
+    struct tcp_pcb *p = tcp_active_pcbs, *next;
+    for (; p; p = next) {
+        next = p->next;
+        uint32_t b = pcb_bkt(p);
+        p->next = s->bkt[b];
+        s->bkt[b] = p;
+    }
+    tcp_active_pcbs = NULL;
+    s->split = 1;
+    s->cur = -1;
+    if (s->check)
+        check_buckets(s, "split");
+}
+
+static void merge(struct mqo_lwip *s)
+{
+    struct tcp_pcb *head = tcp_active_pcbs, **tail = &head;
+    while (*tail)
+        tail = &(*tail)->next;
+    for (uint32_t b = 0; b < NBKT; b++) {
+        if (!s->bkt[b])
+            continue;
+        *tail = s->bkt[b];
+        s->bkt[b] = NULL;
+        while (*tail)
+            tail = &(*tail)->next;
+    }
+    tcp_active_pcbs = head;
+    s->split = 0;
+    s->cur = -1;
+}
+
+/* Makes bucket b lwIP's list; returns what to give leave(). */
+static int enter(struct mqo_lwip *s, uint32_t b)
+{
+    int prev = s->cur;
+    if (prev >= 0)
+        s->bkt[prev] = tcp_active_pcbs;
+    s->cur = (int)b;
+    tcp_active_pcbs = s->bkt[b];
+    return prev;
+}
+
+static void leave(struct mqo_lwip *s, int prev, const char *where)
+{
+    s->bkt[s->cur] = tcp_active_pcbs;
+    s->cur = prev;
+    tcp_active_pcbs = prev >= 0 ? s->bkt[prev] : NULL;
+    if (s->check)
+        check_buckets(s, where);
+}
+
+/* The bucket of a received frame (the stack's filter passed it): 0..NBKT-1 for a TCP segment,
+ * -1 for an IPv4 fragment (any connection's), -2 for anything else (no PCB looked up). */
+static int frame_bkt(const uint8_t *d, size_t len)
+{
+    if (len < 14 + 20 || d[12] != 0x08 || d[13] != 0x00)
+        return -2;
+    const uint8_t *ip = d + 14;
+    size_t ihl = (size_t)(ip[0] & 15) * 4;
+    if (((ip[6] << 8 | ip[7]) & 0x3fff) != 0) /* MF or an offset */
+        return -1;
+    if (ip[9] != 6 || ihl < 20 || len < 14 + ihl + 4)
+        return -2;
+    uint32_t src;
+    memcpy(&src, ip + 12, 4);
+    const uint8_t *t = ip + ihl;
+    return (int)bkt_hash(src, (uint16_t)(t[0] << 8 | t[1]), (uint16_t)(t[2] << 8 | t[3]));
+}
+
+static void input(struct mqo_lwip *s, struct pbuf *p, int b)
+{
+    int prev = 0;
+    if (b == -1 && s->split)
+        merge(s);
+    else if (b >= 0 && s->split)
+        prev = enter(s, (uint32_t)b);
+    if (s->nif.input(p, &s->nif) != ERR_OK)
+        pbuf_free(p);
+    if (b == -1 && !s->split)
+        split(s);
+    else if (b >= 0 && s->split)
+        leave(s, prev, "a segment");
+}
+
+void mqo_lwip_tcp_abort(struct tcp_pcb *p)
+{
+    struct mqo_lwip *s = g_s;
+    if (!s || !s->split) {
+        tcp_abort(p);
+        return;
+    }
+    int prev = enter(s, pcb_bkt(p));
+    tcp_abort(p);
+    leave(s, prev, "an abort");
+}
+
+int mqo_lwip_tcp_close(struct tcp_pcb *p)
+{
+    struct mqo_lwip *s = g_s;
+    if (!s || !s->split)
+        return tcp_close(p);
+    if (p->state == LISTEN) { /* lwIP forgets the listener in every PCB */
+        int was = s->cur;
+        if (was >= 0)
+            s->bkt[was] = tcp_active_pcbs, tcp_active_pcbs = NULL, s->cur = -1;
+        merge(s);
+        err_t e = tcp_close(p);
+        split(s);
+        if (was >= 0)
+            s->cur = was, tcp_active_pcbs = s->bkt[was], s->bkt[was] = NULL;
+        return e;
+    }
+    int prev = enter(s, pcb_bkt(p));
+    err_t e = tcp_close(p);
+    leave(s, prev, "a close");
+    return e;
+}
+
+int mqo_lwip_tcp_shutdown_tx(struct tcp_pcb *p)
+{
+    struct mqo_lwip *s = g_s;
+    if (!s || !s->split)
+        return tcp_shutdown(p, 0, 1);
+    int prev = enter(s, pcb_bkt(p));
+    err_t e = tcp_shutdown(p, 0, 1);
+    leave(s, prev, "a shutdown");
+    return e;
+}
+
+int mqo_lwip_tcp_refused(struct tcp_pcb *p)
+{
+    struct mqo_lwip *s = g_s;
+    if (!s || !s->split)
+        return tcp_process_refused_data(p);
+    int prev = enter(s, pcb_bkt(p));
+    err_t e = tcp_process_refused_data(p);
+    leave(s, prev, "refused data");
+    return e;
+}
+
+int mqo_lwip_tcp_connect(struct tcp_pcb *p, uint32_t local, uint32_t remote, uint16_t port,
+                         tcp_connected_fn fn)
+{
+    struct mqo_lwip *s = g_s;
+    ip_addr_t la = IPADDR4_INIT(local), ra = IPADDR4_INIT(remote);
+    if (!s || !s->split) {
+        err_t e = tcp_bind(p, &la, 0);
+        return e == ERR_OK ? tcp_connect(p, &ra, port, fn) : e;
+    }
+    /* the local port chosen here, so that the bucket lwIP checks for a port in use is the one
+     * the connection goes to: every active PCB with this local port has the same peer */
+    for (int tries = 0; tries < 4096; tries++) {
+        uint16_t lport = (uint16_t)(LPORT_FIRST + s->next_port++ % (0x10000u - LPORT_FIRST));
+        int prev = enter(s, bkt_hash(remote, port, lport));
+        err_t e = tcp_bind(p, &la, lport);
+        if (e == ERR_OK)
+            e = tcp_connect(p, &ra, port, fn);
+        leave(s, prev, "a connect");
+        if (e != ERR_USE || p->local_port)
+            return e;
+    }
+    return ERR_USE;
+}
+
 /* Half-open connections now (SYN_RCVD PCBs). */
-static uint32_t half_open(void)
+static uint32_t half_open(const struct mqo_lwip *s)
 {
     uint32_t n = 0;
     for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
         n += p->state == SYN_RCVD;
+    if (s->split)
+        for (uint32_t b = 0; b < NBKT; b++)
+            if ((int)b != s->cur)
+                for (struct tcp_pcb *p = s->bkt[b]; p; p = p->next)
+                    n += p->state == SYN_RCVD;
     return n;
 }
 
@@ -179,7 +429,7 @@ static int wanted(struct mqo_lwip *s, const uint8_t *d, size_t len, uint32_t *sy
     }
     /* a SYN to the listening port: bounded by the SYN backlog */
     if (!*have_budget) {
-        uint32_t h = half_open();
+        uint32_t h = half_open(s);
         *syn_budget = h < s->cfg.syn_backlog ? s->cfg.syn_backlog - h : 0;
         *have_budget = 1;
     }
@@ -224,8 +474,7 @@ int mqo_lwip_poll(struct mqo_lwip *s)
             }
             memcpy(p->payload, f->data, f->len);
             mqo_frame_free(f);
-            if (s->nif.input(p, &s->nif) != ERR_OK)
-                pbuf_free(p);
+            input(s, p, frame_bkt(p->payload, p->len));
         }
         if (n < RX_BURST)
             break;
@@ -233,7 +482,18 @@ int mqo_lwip_poll(struct mqo_lwip *s)
     return total;
 }
 
-void mqo_lwip_tick(struct mqo_lwip *s) { sys_check_timeouts(); }
+void mqo_lwip_tick(struct mqo_lwip *s)
+{
+    if (!s->split) {
+        sys_check_timeouts();
+        return;
+    }
+    if (sys_timeouts_sleeptime() != 0)
+        return; /* nothing due: the buckets stay as they are */
+    merge(s);
+    sys_check_timeouts(); /* the timers walk every PCB */
+    split(s);
+}
 
 void mqo_lwip_flush(struct mqo_lwip *s)
 {

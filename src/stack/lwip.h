@@ -65,6 +65,18 @@ int mqo_lwip_fd(const struct mqo_lwip *s);
 void mqo_lwip_set_listen_port(struct mqo_lwip *s, uint16_t port);
 const struct mqo_lwip_stats *mqo_lwip_stats(const struct mqo_lwip *s);
 
+/* Calls on a PCB from the stack's user, in place of lwIP's: the stack keeps its active PCBs
+ * in buckets (lwIP's own lookup walks every connection), and these give lwIP the PCB's
+ * bucket, from anywhere, also inside a callback of another PCB. They return lwIP's err_t.
+ * _connect binds to the local address (network order) and a free local port first. */
+struct tcp_pcb;
+void mqo_lwip_tcp_abort(struct tcp_pcb *p);
+int mqo_lwip_tcp_close(struct tcp_pcb *p);
+int mqo_lwip_tcp_shutdown_tx(struct tcp_pcb *p);
+int mqo_lwip_tcp_refused(struct tcp_pcb *p);
+int mqo_lwip_tcp_connect(struct tcp_pcb *p, uint32_t local, uint32_t remote, uint16_t port,
+                         signed char (*fn)(void *arg, struct tcp_pcb *p, signed char err));
+
 /* The MAC address and MTU of a kernel interface: 0 or -errno. */
 int mqo_lwip_if_info(const char *ifname, uint8_t mac[6], uint16_t *mtu);
 

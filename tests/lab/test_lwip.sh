@@ -16,6 +16,8 @@
 . "$(dirname "$0")/lib.sh"
 
 IMPAIR=${LWIP_TEST_IMPAIR:-loss=2,dup=1,reorder=2,seed=11}
+# mqoff checks its buckets of lwIP PCBs after every change (aborts with a message if broken)
+export MQOFF_LWIP_CHECK=${MQOFF_LWIP_CHECK:-1}
 
 counter_min() { # NAME MIN CHECK
   local v
