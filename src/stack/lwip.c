@@ -44,6 +44,12 @@ struct mqo_lwip {
     int split, cur;
     int check;          /* MQOFF_LWIP_CHECK: verify the buckets after every change (tests) */
     uint32_t next_port; /* the next local port to try for an outgoing connection */
+    /* the TCP timers' pass over the buckets (see "TCP timers by bucket") */
+    uint64_t pass_t0;   /* ms, when the current pass began */
+    uint32_t pass_pos;  /* its next bucket */
+    int slow_pass;      /* it runs tcp_slowtmr too */
+    int ctr_known;
+    uint8_t ctr;        /* lwIP's timer counter as last seen */
 };
 
 static int g_inited;
@@ -52,11 +58,11 @@ static struct mqo_lwip *g_s; /* the process's one stack */
 static void split(struct mqo_lwip *s);
 static void merge(struct mqo_lwip *s);
 
-static int ms_now(void)
+static uint64_t ms_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* lwIP hands a frame to send (one pbuf, or a chain for frames ARP queued). */
@@ -482,17 +488,91 @@ int mqo_lwip_poll(struct mqo_lwip *s)
     return total;
 }
 
+/* ---- TCP timers by bucket ----
+ * lwIP's TCP timers walk every active PCB at once, every 250 ms (delayed ACKs, refused data)
+ * and every 500 ms (retransmission, keep-alive, the states' timeouts): with thousands of
+ * connections each walk held the loop for milliseconds, and every delayed ACK left in one
+ * burst. Here lwIP's own TCP timer runs over an empty active list (it still counts tcp_ticks,
+ * the TCP clock, and serves the TIME_WAIT PCBs), and the stack runs tcp_fasttmr over the
+ * buckets spread evenly across each 250 ms, tcp_slowtmr too every other pass: every PCB still
+ * gets each timer once per period, at the same tcp_ticks.
+ * lwIP marks the PCBs a timer call visited (last_timer, its counter's value, a counter the
+ * stack cannot read) so that a walk restarted after a callback skips them; the stack learns
+ * that value after each call and marks a bucket's PCBs with it before the next, so that no
+ * PCB is taken as visited by a call that did not visit it. */
+static void timer_bucket(struct mqo_lwip *s, uint32_t b, int slow)
+{
+    int prev = enter(s, b);
+    struct tcp_pcb *tw = tcp_tw_pcbs; /* lwIP's own timer serves TIME_WAIT */
+    tcp_tw_pcbs = NULL;
+    for (int pass = 0; pass < 1 + slow && tcp_active_pcbs; pass++) {
+        if (s->ctr_known)
+            for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+                p->last_timer = s->ctr;
+        if (pass == 0) {
+            tcp_fasttmr();
+        } else {
+            tcp_ticks--; /* tcp_slowtmr counts it up again: the clock is lwIP's own timer's */
+            tcp_slowtmr();
+        }
+        if (tcp_active_pcbs) { /* visited, or created during the call: the counter's value */
+            s->ctr = tcp_active_pcbs->last_timer;
+            s->ctr_known = 1;
+        }
+    }
+    if (tcp_tw_pcbs) { /* none expected: kept if a callback closed one all the same */
+        struct tcp_pcb *t = tcp_tw_pcbs;
+        while (t->next)
+            t = t->next;
+        t->next = tw;
+    } else {
+        tcp_tw_pcbs = tw;
+    }
+    leave(s, prev, "the timers");
+}
+
+static void timer_buckets(struct mqo_lwip *s, uint32_t from, uint32_t to)
+{
+    for (uint32_t b = from; b < to; b++)
+        if (s->bkt[b])
+            timer_bucket(s, b, s->slow_pass);
+}
+
 void mqo_lwip_tick(struct mqo_lwip *s)
 {
     if (!s->split) {
         sys_check_timeouts();
         return;
     }
-    if (sys_timeouts_sleeptime() != 0)
-        return; /* nothing due: the buckets stay as they are */
-    merge(s);
-    sys_check_timeouts(); /* the timers walk every PCB */
-    split(s);
+    if (sys_timeouts_sleeptime() == 0) {
+        sys_check_timeouts(); /* ARP, reassembly, and lwIP's TCP timer over no active PCB */
+        /* lwIP stops its TCP timer when it sees no PCB: it keeps the clock, so rearm it */
+        for (uint32_t b = 0; b < NBKT; b++)
+            if (s->bkt[b]) {
+                tcp_active_pcbs = s->bkt[b];
+                tcp_timer_needed();
+                tcp_active_pcbs = NULL;
+                break;
+            }
+    }
+    uint64_t now = ms_now();
+    if (!s->pass_t0)
+        s->pass_t0 = now;
+    uint64_t el = now - s->pass_t0;
+    if (el >= TCP_TMR_INTERVAL) { /* the pass is over: what is left of it now, then the next */
+        timer_buckets(s, s->pass_pos, NBKT);
+        s->pass_t0 = el >= 2 * TCP_TMR_INTERVAL ? now : s->pass_t0 + TCP_TMR_INTERVAL;
+        s->pass_pos = 0;
+        s->slow_pass = !s->slow_pass;
+        el = now - s->pass_t0;
+    }
+    uint32_t due = (uint32_t)(el * NBKT / TCP_TMR_INTERVAL);
+    if (due > NBKT)
+        due = NBKT;
+    if (due > s->pass_pos) {
+        timer_buckets(s, s->pass_pos, due);
+        s->pass_pos = due;
+    }
 }
 
 void mqo_lwip_flush(struct mqo_lwip *s)
