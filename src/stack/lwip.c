@@ -296,16 +296,19 @@ static void leave(struct mqo_lwip *s, int prev, const char *where)
 }
 
 /* The bucket of a received frame (the stack's filter passed it): 0..NBKT-1 for a TCP segment,
- * -1 for an IPv4 fragment (any connection's), -2 for anything else (no PCB looked up). */
+ * -1 for a fragment of TCP (its reassembly may complete any connection's segment), -2 for
+ * anything else (no PCB looked up; a malformed TCP header is lwIP's to drop). */
 static int frame_bkt(const uint8_t *d, size_t len)
 {
     if (len < 14 + 20 || d[12] != 0x08 || d[13] != 0x00)
         return -2;
     const uint8_t *ip = d + 14;
     size_t ihl = (size_t)(ip[0] & 15) * 4;
+    if (ip[9] != 6)
+        return -2;
     if (((ip[6] << 8 | ip[7]) & 0x3fff) != 0) /* MF or an offset */
         return -1;
-    if (ip[9] != 6 || ihl < 20 || len < 14 + ihl + 4)
+    if (ihl < 20 || len < 14 + ihl + 4)
         return -2;
     uint32_t src;
     memcpy(&src, ip + 12, 4);

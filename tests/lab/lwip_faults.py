@@ -34,8 +34,8 @@ def csum(b):
     return (~s) & 0xFFFF
 
 
-def syn_frame(smac, dmac, src, dst, sport, dport, seq):
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 64240, 0, 0)
+def syn_frame(smac, dmac, src, dst, sport, dport, seq, flags=0x02):
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 64240, 0, 0)
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
     tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.randrange(65536), 0, 64, 6,
@@ -202,9 +202,87 @@ def memflood(a, rep):
     rep.note("a new client right after: %s" % ("works" if ok else why))
 
 
+def tcp_frags(smac, dmac, src, dst, sport, dport, seq, ack, payload):
+    """One TCP segment (PSH|ACK) cut in two IPv4 fragments: the first carries the TCP header and
+    4 bytes of the payload, the second the rest (lwIP wants the TCP header in the first)."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, 0x18, 502, 0, 0) + payload
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+    ident = random.randrange(65536)
+    out = []
+    for off, part, more in ((0, tcp[:24], 1), (24, tcp[24:], 0)):
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(part), ident, (more << 13) | (off // 8),
+                         64, 6, 0, socket.inet_aton(src), socket.inet_aton(dst))
+        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        out.append(dmac + smac + b"\x08\x00" + ip + part)
+    return out
+
+
+def tcp_of(frame):
+    """(src, sport, dst, dport, seq, ack, payload, flags) of an Ethernet/IPv4/TCP frame, or
+    None."""
+    if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+        return None
+    ihl = (frame[14] & 15) * 4
+    tot = struct.unpack("!H", frame[16:18])[0]
+    t = frame[14 + ihl:14 + tot]
+    sport, dport, seq, ack = struct.unpack("!HHII", t[:12])
+    return (socket.inet_ntoa(frame[26:30]), sport, socket.inet_ntoa(frame[30:34]), dport, seq,
+            ack, t[(t[12] >> 4) * 4:], t[13])
+
+
+def fragments(a, rep):
+    """A TCP segment of an established connection in two IPv4 fragments: lwIP reassembles it
+    and the connection takes it (mqoff hands lwIP all of its connections for a fragment, not
+    one bucket). Seen on the wire: lwIP acknowledges the segment's bytes (a segment that found
+    no connection would get a reset naming the same number)."""
+    other = mqtt_conn(a.host, "frag-other")
+    s = mqtt_conn(a.host, "frag-1")
+    src, lport = s.getsockname()
+    sn = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    sn.bind((a.iface, 0))
+    sn.settimeout(0.5)
+    smac = sn.getsockname()[4]
+    s.sendall(b"\xc0\x00")  # PINGREQ: the PINGRESP's segment gives the sequence numbers
+    recv_n(s, 2)
+    seq = ack = None
+    t0 = time.time()
+    while time.time() - t0 < 3 and seq is None:
+        try:
+            t = tcp_of(sn.recv(65536))
+        except socket.timeout:
+            continue
+        if t and t[:4] == (a.host, PORT, src, lport) and t[6] == b"\xd0\x00":
+            seq, ack = t[5], (t[4] + 2) & 0xFFFFFFFF  # it acknowledges the PINGREQ
+    if not rep.ok("fragments: the connection's sequence numbers seen", seq is not None and ack is not None,
+                  "seq %r ack %r" % (seq, ack)):
+        return
+    for f in tcp_frags(smac, mac_bytes(a.mac), src, a.host, lport, PORT, seq, ack, b"\xc0\x00" * 4):
+        sn.send(f)
+    acked = False
+    t0 = time.time()
+    while time.time() - t0 < 3 and not acked:
+        try:
+            f = sn.recv(65536)
+        except socket.timeout:
+            continue
+        t = tcp_of(f)
+        acked = bool(t) and t[:4] == (a.host, PORT, src, lport) and t[5] == (seq + 8) & 0xFFFFFFFF \
+            and not t[7] & 0x04  # an ACK, not the reset of a segment no connection took
+    rep.ok("fragments: a segment in two IPv4 fragments reaches its connection (acknowledged)", acked)
+    # its kernel never sent those bytes, so the connection cannot go on, and lwIP would not take
+    # the kernel's reset (8 bytes before its window): reset it at the sequence number it expects
+    sn.send(syn_frame(smac, mac_bytes(a.mac), src, a.host, lport, PORT, (seq + 8) & 0xFFFFFFFF, 0x04))
+    rst(s)
+    ok, why = try_(lambda: roundtrip(other, "frag/t"))
+    rep.ok("fragments: another connection keeps working", ok, why)
+    other.close()
+    sn.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["synflood", "maxconns", "states", "memflood"])
+    ap.add_argument("what", choices=["synflood", "maxconns", "states", "memflood", "fragments"])
     ap.add_argument("--host", required=True)
     ap.add_argument("--iface")
     ap.add_argument("--mac")
@@ -213,7 +291,7 @@ def main():
     a = ap.parse_args()
     rep = Reporter("lwip")
     {"synflood": synflood, "maxconns": maxconns, "states": states,
-     "memflood": memflood}[a.what](a, rep)
+     "memflood": memflood, "fragments": fragments}[a.what](a, rep)
     sys.exit(1 if rep.failed else 0)
 
 

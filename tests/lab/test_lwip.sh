@@ -56,6 +56,8 @@ faults() {
   else ok "TCP to another address at mqoff's MAC reaches nobody"
   fi
   ip -n "$NS_CLI" neigh del 198.18.0.6 dev "$cli_if" 2>/dev/null
+  run_py "lwip faults: fragments" 30 lwip_faults.py fragments --host "$LWIP_ADDR" \
+    --iface "$cli_if" --mac "$mac"
   run_py "lwip faults: states" 60 lwip_faults.py states --host "$LWIP_ADDR"
   run_py "lwip faults: maxconns" 60 lwip_faults.py maxconns --host "$LWIP_ADDR" --limit 8
   run_py "lwip faults: synflood" 60 lwip_faults.py synflood --host "$LWIP_ADDR" \
