@@ -261,6 +261,27 @@ void eng_relay(struct mqo_conn *c, int unknown, const char *why)
     }
 }
 
+int mqo_conn_quiescent(const struct mqo_conn *c)
+{
+    for (int d = 0; d < 2; d++) {
+        const struct stream *st = &c->in[d];
+        if ((st->partial && st->partial->len) || st->held || st->pass_left)
+            return 0;
+    }
+    uint64_t engine_pings = c->ping_n < 64 ? c->ping_fifo & ((1ull << c->ping_n) - 1) : 1;
+    return !c->dead && !c->eng_inflight && !c->cpid.n && !c->bpid.n &&
+           (!c->alias || (!c->alias[0].n && !c->alias[1].n)) && !engine_pings &&
+           !c->order_pending && !c->bv_pid;
+}
+
+void mqo_conn_relay_unknown(struct mqo_conn *c, const char *why)
+{
+    c->in[MQO_C2S].raw = 1;
+    c->in[MQO_S2C].raw = 1;
+    c->connect_seen = 1;
+    eng_relay(c, 1, why);
+}
+
 /* ---- sessions ---- */
 
 static uint64_t cid_hash(const uint8_t *cid, size_t n) { return mqo_hash64(cid, n, 0x5e55); }

@@ -232,6 +232,18 @@ void mqo_conn_set_peer(struct mqo_conn *c, const char *peer);
 const char *mqo_conn_who(const struct mqo_conn *c, char *buf, size_t len);
 uint64_t mqo_conn_id(const struct mqo_conn *c);
 
+/* Whether c's streams can be relayed on unedited by a process that knows nothing of it (a
+ * monitor resuming after a crash, tcp/ctab.h): no bytes held (an incomplete or held packet, a
+ * large packet streaming on), no delivery of the offload's in flight, no packet identifier
+ * renumbered, no v5 topic alias known, no ping or bind marker of the engine's awaiting its
+ * answer. */
+int mqo_conn_quiescent(const struct mqo_conn *c);
+/* A connection taken over mid-stream with nothing known of it (its session, subscriptions,
+ * protocol level): both streams go on unedited as they come, and it counts as unknown (every
+ * PUBLISH goes to the broker while it lives, or while the broker's view is not synced). why
+ * is logged. */
+void mqo_conn_relay_unknown(struct mqo_conn *c, const char *why);
+
 /* Feeds bytes that arrived on stream `in` of connection c. Edits come through the ops, during
  * this call (and possibly edits of the other stream of c: a broker PUBLISH held for a Receive
  * Maximum slot goes on when the client's acknowledgement frees one). Returns 0, or -ENOMEM

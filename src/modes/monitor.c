@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -51,15 +52,20 @@ struct monitor {
 };
 
 /* The splice established (up) or forgot a connection: the shared table follows. */
-static void on_track(void *ud, const struct mqo_ctab_ent *e, int up)
+static struct mqo_ctab_ent *on_track(void *ud, const struct mqo_ctab_ent *e, int up)
 {
     struct monitor *m = ud;
     if (!m->ctab)
-        return;
-    if (!up)
+        return NULL;
+    if (!up) {
         mqo_ctab_del(m->ctab, e->cip, e->cport);
-    else if (mqo_ctab_put(m->ctab, e))
+        return NULL;
+    }
+    if (mqo_ctab_put(m->ctab, e)) {
         mqo_warn("connection table full: a crash would leave a connection unreset");
+        return NULL;
+    }
+    return mqo_ctab_get(m->ctab, e->cip, e->cport);
 }
 
 static int reset_send(void *arg, int to_side, const uint8_t *frame, size_t len)
@@ -441,17 +447,40 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
             mqo_splice_free(m.sp);
             return -err;
         }
+        if (mqo_ctab_old_version(m.ctab))
+            mqo_warn("connection table %s was written in format version %u (this mqoff writes "
+                     "%u): its connections cannot be read, so they are neither resumed nor "
+                     "reset (their clients notice at their keep-alive); the table starts empty",
+                     cfg->conn_table, mqo_ctab_old_version(m.ctab), MQO_CTAB_VERSION);
         struct mqo_ctab_ent *v = NULL;
         size_t n = 0;
         if (mqo_ctab_take_stale(m.ctab, &v, &n) == 0 && n) {
             if (mqo_splice_stats(m.sp)->conns_tracked) {
                 /* a takeover: they are this process's now (rewritten below) */
             } else {
-                m.reset = mqo_ctab_reset_new(v, n, cfg->splice.broker_ip,
-                                             cfg->splice.broker_port);
-                mqo_warn("connection table %s: %zu spliced connections of a previous mqoff that "
-                         "did not hand them over: resetting both ends of each, so their clients "
-                         "reconnect now", cfg->conn_table, n);
+                /* the quiescent ones resume as relayed connections; the others are reset */
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+                size_t nr = 0, k = 0;
+                for (size_t i = 0; i < n; i++) {
+                    if (mqo_ctab_resumable(&v[i]) && mqo_splice_resume(m.sp, &v[i], now) == 0)
+                        nr++;
+                    else
+                        v[k++] = v[i];
+                }
+                if (nr)
+                    mqo_warn("connection table %s: %zu spliced connections of a previous mqoff "
+                             "that did not hand them over were quiescent: resumed, relayed "
+                             "unedited until they close (every PUBLISH goes to the broker while "
+                             "they live)", cfg->conn_table, nr);
+                if (k) {
+                    m.reset = mqo_ctab_reset_new(v, k, cfg->splice.broker_ip,
+                                                 cfg->splice.broker_port);
+                    mqo_warn("connection table %s: %zu spliced connections of a previous mqoff "
+                             "that did not hand them over had bytes in transit: resetting both "
+                             "ends of each, so their clients reconnect now", cfg->conn_table, k);
+                }
             }
         }
         free(v);

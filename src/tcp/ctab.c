@@ -30,15 +30,25 @@ struct mqo_ctab {
     struct mqo_ctab_ent *e;
     size_t map_len;
     size_t n;
+    uint32_t old_version; /* the format found at open when it was another one */
+    /* In this process only: key -> slot + 1, and the free slots (a stack). A slot stays where
+     * it is while its connection lives: the splice writes its resume point there. */
+    struct mqo_map idx;
+    uint32_t *free_v;
+    size_t nfree;
 };
 
 static const char MAGIC[8] = "MQOCTAB";
 
 static uint64_t key_of(uint32_t ip, uint16_t port) { return (uint64_t)ip << 16 | port; }
 
-static size_t slot_of(const struct mqo_ctab *t, uint32_t ip, uint16_t port)
+/* The free stack: every slot not live, the lowest on top. */
+static void rebuild_free(struct mqo_ctab *t)
 {
-    return (size_t)(mqo_hash64(&(uint64_t){key_of(ip, port)}, 8, 0xc7ab) % t->h->nslots);
+    t->nfree = 0;
+    for (size_t i = t->h->nslots; i-- > 0;)
+        if (t->e[i].live != MQO_CTAB_LIVE)
+            t->free_v[t->nfree++] = (uint32_t)i;
 }
 
 struct mqo_ctab *mqo_ctab_open(const char *path, uint32_t nslots, uint32_t bip, uint16_t bport,
@@ -47,7 +57,7 @@ struct mqo_ctab *mqo_ctab_open(const char *path, uint32_t nslots, uint32_t bip, 
     *stale = 0;
     if (!nslots)
         nslots = 65536;
-    nslots = nslots + nslots / 2; /* open addressing: room to probe */
+    nslots = nslots + nslots / 2; /* as the table of version 1 (a hash table with room) */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return NULL;
@@ -65,16 +75,21 @@ struct mqo_ctab *mqo_ctab_open(const char *path, uint32_t nslots, uint32_t bip, 
     }
     /* a table of another shape (or none): its entries cannot be read; start empty */
     int keep = 0;
+    uint32_t old_version = 0;
     if ((size_t)st.st_size >= sizeof(struct hdr)) {
         struct hdr old;
         if (pread(fd, &old, sizeof old, 0) == (ssize_t)sizeof old &&
-            memcmp(old.magic, MAGIC, sizeof MAGIC) == 0 && old.version == MQO_CTAB_VERSION &&
-            old.entry_size == sizeof(struct mqo_ctab_ent) && old.bip == bip &&
-            old.bport == bport && (size_t)st.st_size == sizeof(struct hdr) +
-                                      (size_t)old.nslots * sizeof(struct mqo_ctab_ent)) {
-            keep = 1;
-            nslots = old.nslots;
-            len = (size_t)st.st_size;
+            memcmp(old.magic, MAGIC, sizeof MAGIC) == 0) {
+            if (old.version != MQO_CTAB_VERSION)
+                old_version = old.version;
+            else if (old.entry_size == sizeof(struct mqo_ctab_ent) && old.bip == bip &&
+                     old.bport == bport && old.nslots &&
+                     (size_t)st.st_size ==
+                         sizeof(struct hdr) + (size_t)old.nslots * sizeof(struct mqo_ctab_ent)) {
+                keep = 1;
+                nslots = old.nslots;
+                len = (size_t)st.st_size;
+            }
         }
     }
     if (!keep && (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)len) < 0)) {
@@ -85,11 +100,13 @@ struct mqo_ctab *mqo_ctab_open(const char *path, uint32_t nslots, uint32_t bip, 
     }
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     struct mqo_ctab *t = calloc(1, sizeof *t);
-    if (m == MAP_FAILED || !t) {
+    uint32_t *fv = malloc((size_t)nslots * sizeof *fv);
+    if (m == MAP_FAILED || !t || !fv) {
         int err = m == MAP_FAILED ? errno : ENOMEM;
         if (m != MAP_FAILED)
             munmap(m, len);
         free(t);
+        free(fv);
         close(fd);
         errno = err;
         return NULL;
@@ -98,6 +115,8 @@ struct mqo_ctab *mqo_ctab_open(const char *path, uint32_t nslots, uint32_t bip, 
     t->h = m;
     t->e = (struct mqo_ctab_ent *)(t->h + 1);
     t->map_len = len;
+    t->free_v = fv;
+    t->old_version = old_version;
     if (!keep) {
         memcpy(t->h->magic, MAGIC, sizeof MAGIC);
         t->h->version = MQO_CTAB_VERSION;
@@ -109,8 +128,11 @@ struct mqo_ctab *mqo_ctab_open(const char *path, uint32_t nslots, uint32_t bip, 
     for (size_t i = 0; i < t->h->nslots; i++)
         t->n += t->e[i].live == MQO_CTAB_LIVE;
     *stale = t->n;
+    rebuild_free(t);
     return t;
 }
+
+uint32_t mqo_ctab_old_version(const struct mqo_ctab *t) { return t->old_version; }
 
 void mqo_ctab_close(struct mqo_ctab *t)
 {
@@ -118,6 +140,8 @@ void mqo_ctab_close(struct mqo_ctab *t)
         return;
     munmap(t->h, t->map_len);
     close(t->fd); /* the lock goes with it */
+    mqo_map_free(&t->idx);
+    free(t->free_v);
     free(t);
 }
 
@@ -136,6 +160,8 @@ int mqo_ctab_take_stale(struct mqo_ctab *t, struct mqo_ctab_ent **out, size_t *n
             v[k++] = t->e[i];
     memset(t->e, 0, (size_t)t->h->nslots * sizeof *t->e);
     t->n = 0;
+    mqo_map_free(&t->idx);
+    rebuild_free(t);
     *out = v;
     *n = k;
     return 0;
@@ -143,57 +169,56 @@ int mqo_ctab_take_stale(struct mqo_ctab *t, struct mqo_ctab_ent **out, size_t *n
 
 int mqo_ctab_put(struct mqo_ctab *t, const struct mqo_ctab_ent *e)
 {
-    size_t ns = t->h->nslots, s = slot_of(t, e->cip, e->cport);
-    for (size_t k = 0; k < ns; k++, s = (s + 1) % ns) {
-        struct mqo_ctab_ent *x = &t->e[s];
-        int same = x->live == MQO_CTAB_LIVE && x->cip == e->cip && x->cport == e->cport;
-        if (x->live == MQO_CTAB_LIVE && !same)
-            continue;
-        /* written whole, then marked live: a crash in between leaves a free slot */
-        struct mqo_ctab_ent v = *e;
-        v.live = 0;
-        if (!same)
-            t->n++;
-        x->live = 0;
-        __atomic_thread_fence(__ATOMIC_RELEASE);
-        memcpy(x, &v, sizeof v);
-        __atomic_thread_fence(__ATOMIC_RELEASE);
-        x->live = MQO_CTAB_LIVE;
-        return 0;
+    uint64_t key = key_of(e->cip, e->cport), i;
+    struct mqo_ctab_ent *x;
+    if (mqo_map_get(&t->idx, key, &i)) {
+        x = &t->e[i - 1];
+    } else {
+        if (!t->nfree)
+            return -ENOSPC;
+        uint32_t s = t->free_v[t->nfree - 1];
+        if (mqo_map_put(&t->idx, key, (uint64_t)s + 1))
+            return -ENOMEM;
+        t->nfree--;
+        t->n++;
+        x = &t->e[s];
     }
-    return -ENOSPC;
+    /* written whole, then marked live: a crash in between leaves a free slot; the resume
+     * point is not set (the splice writes it) */
+    struct mqo_ctab_ent v = *e;
+    v.live = 0;
+    v.quiescent = 0;
+    __atomic_store_n(&x->live, 0, __ATOMIC_RELEASE);
+    memcpy(x, &v, sizeof v);
+    __atomic_store_n(&x->live, MQO_CTAB_LIVE, __ATOMIC_RELEASE);
+    return 0;
 }
 
-/* Deletion with linear probing: the entries after the hole that belong before it move back
- * (no tombstones, as core/map.c). */
+struct mqo_ctab_ent *mqo_ctab_get(struct mqo_ctab *t, uint32_t cip, uint16_t cport)
+{
+    uint64_t i;
+    return mqo_map_get(&t->idx, key_of(cip, cport), &i) ? &t->e[i - 1] : NULL;
+}
+
 void mqo_ctab_del(struct mqo_ctab *t, uint32_t cip, uint16_t cport)
 {
-    size_t ns = t->h->nslots, s = slot_of(t, cip, cport);
-    for (size_t k = 0; k < ns; k++, s = (s + 1) % ns) {
-        struct mqo_ctab_ent *x = &t->e[s];
-        if (x->live != MQO_CTAB_LIVE)
-            return;
-        if (x->cip != cip || x->cport != cport)
-            continue;
-        x->live = 0;
-        t->n--;
-        size_t hole = s;
-        for (size_t j = (s + 1) % ns; t->e[j].live == MQO_CTAB_LIVE; j = (j + 1) % ns) {
-            size_t home = slot_of(t, t->e[j].cip, t->e[j].cport);
-            /* can e[j] move to hole? only when its home is not in (hole, j] */
-            int between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-            if (between)
-                continue;
-            struct mqo_ctab_ent v = t->e[j];
-            v.live = 0;
-            memcpy(&t->e[hole], &v, sizeof v);
-            __atomic_thread_fence(__ATOMIC_RELEASE);
-            t->e[hole].live = MQO_CTAB_LIVE;
-            t->e[j].live = 0;
-            hole = j;
-        }
+    uint64_t key = key_of(cip, cport), i;
+    if (!mqo_map_get(&t->idx, key, &i))
         return;
-    }
+    mqo_map_del(&t->idx, key);
+    struct mqo_ctab_ent *x = &t->e[i - 1];
+    __atomic_store_n(&x->quiescent, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&x->live, 0, __ATOMIC_RELEASE);
+    t->free_v[t->nfree++] = (uint32_t)(i - 1);
+    t->n--;
+}
+
+int mqo_ctab_resumable(const struct mqo_ctab_ent *e)
+{
+    return e->live == MQO_CTAB_LIVE && e->quiescent == MQO_CTAB_QUIET && e->cport &&
+           e->wscale[0] <= 14 && e->wscale[1] <= 14 && e->mss[0] >= 64 && e->mss[1] >= 64 &&
+           e->ts_ok <= 1 && e->in_off[0] < (1ull << 62) && e->in_off[1] < (1ull << 62) &&
+           e->out_off[0] < (1ull << 62) && e->out_off[1] < (1ull << 62);
 }
 
 size_t mqo_ctab_count(const struct mqo_ctab *t) { return t->n; }

@@ -84,6 +84,7 @@ struct half {
     uint8_t fin_resolved;
     uint64_t fin_off;
     uint32_t ts_recent; /* latest TSval from X */
+    uint8_t ts_unknown; /* resumed: no TSval from X seen yet in this process */
     /* output toward Y */
     struct mqo_buf out; /* bytes [out_una, out_end) */
     struct csrec *cs;   /* inserted packets of CS_MIN bytes or more, in output order */
@@ -120,6 +121,13 @@ struct sconn {
     uint8_t rst_sent;
     uint8_t syn_ws; /* the client's SYN offered window scaling */
     uint8_t tracked; /* cfg.track told it is up */
+    /* the shared table's entry (cfg.track), NULL: none; whether its quiescent word is set
+     * (q_on) with the offsets q_in/q_out, and whether the state may have changed since the
+     * last look (q_check) */
+    struct mqo_ctab_ent *tent;
+    uint8_t q_on, q_check;
+    uint8_t ka_probe[2]; /* a keep-alive probe is owed toward side (resumed) */
+    uint64_t q_in[2], q_out[2];
     struct half h[2];
     struct mqo_conn *ec;
     uint8_t eth[2][14]; /* Ethernet header of frames toward side */
@@ -228,6 +236,7 @@ static void mark_dirty(struct sconn *c)
 {
     if (c->dead)
         return;
+    c->q_check = 1;
     for (int side = 0; side < 2; side++)
         if (!c->queued[side])
             q_add(c->sp, c, side);
@@ -525,12 +534,20 @@ static const struct csrec *shared_tail(const struct half *h, uint64_t off, size_
 
 /* ---- frames ---- */
 
+/* Segments carry the timestamp option: both ends use it, and the TSval of both is known (a
+ * resumed connection learns them from the ends' first segments; until then none is sent, as an
+ * older TSval than the dead process sent would be dropped by PAWS). */
+static int ts_on(const struct sconn *c)
+{
+    return c->ts_ok && !c->h[0].ts_unknown && !c->h[1].ts_unknown;
+}
+
 /* Largest payload of a segment toward a half's receiver: its MSS less the options we send (the
  * MSS option counts no options, RFC 6691). */
 static uint64_t seg_payload_max(const struct sconn *c, const struct half *h)
 {
     uint64_t mss = h->mss_y ? h->mss_y : 536;
-    return c->ts_ok ? mss - 12 : mss;
+    return ts_on(c) ? mss - 12 : mss;
 }
 
 
@@ -556,7 +573,7 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
     int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
     struct half *ho = &c->h[d_out], *hi = &c->h[d_out ^ 1];
     uint8_t *f = sp->frame;
-    size_t optlen = c->ts_ok ? 12 : 0;
+    size_t optlen = ts_on(c) ? 12 : 0;
     size_t tcplen = 20 + optlen + len;
     uint64_t mss = seg_payload_max(c, ho);
     int tso = len > mss;
@@ -592,7 +609,7 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
     wr16(tcp + 14, (uint16_t)(w > 65535 ? 65535 : w));
     wr16(tcp + 16, 0);
     wr16(tcp + 18, 0);
-    if (c->ts_ok) {
+    if (optlen) {
         uint8_t *o = tcp + 20;
         o[0] = 1;
         o[1] = 1;
@@ -661,9 +678,12 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
     return 0;
 }
 
+static void ctab_quiet_off(struct sconn *c);
+
 /* RST toward `to`, with a sequence number inside its window. */
 static void send_rst(struct sconn *c, int to)
 {
+    ctab_quiet_off(c); /* gone: nothing to resume */
     int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
     (void)send_seg(c, to, c->h[d_out].out_nxt, NULL, 0, TH_RST);
 }
@@ -793,6 +813,12 @@ static int flush_side(struct sconn *c, int to)
     if (c->dead || c->state < ST_EST)
         return 0;
     int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
+    if (c->ka_probe[to]) {
+        /* one byte below the next: the end answers with an ACK (its window, its TSval) */
+        if (send_seg(c, to, c->h[d_out].out_nxt - 1, NULL, 0, 0))
+            return -1;
+        c->ka_probe[to] = 0;
+    }
     if (push_half(c, d_out))
         return -1;
     if (c->ack_due[to] &&
@@ -839,8 +865,69 @@ static void track(struct sconn *c, int up)
         memcpy(e.eth, c->eth, sizeof e.eth);
         memcpy(e.ttl, c->ttl, sizeof e.ttl);
         memcpy(e.tos, c->tos, sizeof e.tos);
+        e.ts_ok = c->ts_ok ? 1 : 0;
+        for (int d = 0; d < 2; d++) {
+            e.wscale[d] = c->h[d].wscale_x;
+            e.mss[d] = c->h[d].mss_y;
+        }
     }
-    sp->cfg.track(sp->cfg.ud, &e, up);
+    c->q_on = 0;
+    c->q_check = 1;
+    c->tent = NULL;
+    struct mqo_ctab_ent *t = sp->cfg.track(sp->cfg.ud, &e, up);
+    if (up)
+        c->tent = t;
+}
+
+/* ---- the resume point in the shared table (tcp/ctab.h) ---- */
+
+/* Nothing in transit through the splice either way, and the engine owes nothing: the streams
+ * differ by a fixed translation only. */
+static int conn_quiet(const struct sconn *c)
+{
+    if (c->state != ST_EST || c->closed_at || c->dead || c->rst_sent || !c->ec)
+        return 0;
+    for (int d = 0; d < 2; d++) {
+        const struct half *h = &c->h[d];
+        if (h->out_una != h->out_end || h->ooo || h->ack_in != h->rcv_nxt ||
+            h->in_acct != h->rcv_nxt || h->nrec || h->fin_in || h->fin_out_sent)
+            return 0;
+    }
+    return mqo_conn_quiescent(c->ec);
+}
+
+static void ctab_quiet_off(struct sconn *c)
+{
+    if (!c->q_on)
+        return;
+    c->q_on = 0;
+    __atomic_store_n(&c->tent->quiescent, 0, __ATOMIC_RELEASE);
+    /* the offsets written next are not seen before the word is clear */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+/* Before anything is emitted for c: its entry says quiescent, with the offsets where it is,
+ * only while it is. A few stores when that changes, none otherwise. */
+static void ctab_sync(struct sconn *c)
+{
+    if (!c->tent || !c->q_check)
+        return;
+    c->q_check = 0;
+    int q = conn_quiet(c);
+    const struct half *h0 = &c->h[0], *h1 = &c->h[1];
+    if (q && c->q_on && c->q_in[0] == h0->rcv_nxt && c->q_in[1] == h1->rcv_nxt &&
+        c->q_out[0] == h0->out_end && c->q_out[1] == h1->out_end)
+        return;
+    ctab_quiet_off(c);
+    if (!q)
+        return;
+    struct mqo_ctab_ent *t = c->tent;
+    for (int d = 0; d < 2; d++) {
+        c->q_in[d] = t->in_off[d] = c->h[d].rcv_nxt;
+        c->q_out[d] = t->out_off[d] = c->h[d].out_end;
+    }
+    __atomic_store_n(&t->quiescent, MQO_CTAB_QUIET, __ATOMIC_RELEASE);
+    c->q_on = 1;
 }
 
 void mqo_splice_retrack(struct mqo_splice *sp)
@@ -851,6 +938,7 @@ void mqo_splice_retrack(struct mqo_splice *sp)
             c->tracked = 0;
             if (c->state == ST_EST && !c->dead)
                 track(c, 1);
+            mark_dirty(c); /* the new entry's resume point is written at the next settle */
         }
 }
 
@@ -1346,8 +1434,11 @@ static void established_segment(struct sconn *c, int from, const struct seg *s)
 {
     int d_in = from == MQO_SIDE_CLIENT ? C2S : S2C; /* half whose sender is `from` */
     struct half *hin = &c->h[d_in];
-    if (c->ts_ok && s->has_ts && (int32_t)(s->tsval - hin->ts_recent) >= 0)
+    if (c->ts_ok && s->has_ts &&
+        (hin->ts_unknown || (int32_t)(s->tsval - hin->ts_recent) >= 0)) {
         hin->ts_recent = s->tsval;
+        hin->ts_unknown = 0;
+    }
     if (s->flags & TH_RST) {
         /* pass it on, inside the other end's window, and forget the connection */
         int to = from ^ 1;
@@ -1431,6 +1522,7 @@ static void settle(struct mqo_splice *sp)
     for (int to = 0; to < 2; to++)
         while (sp->q[to].head) {
             struct sconn *c = sp->q[to].head;
+            ctab_sync(c);
             if (flush_side(c, to))
                 break;
             q_del(sp, c, to);
@@ -1833,6 +1925,57 @@ int mqo_splice_tracks(const struct mqo_splice *sp, uint32_t client_ip, uint16_t 
     return mqo_map_get(&sp->conns, conn_key(client_ip, client_port), NULL);
 }
 
+/* ---- crash recovery ---- */
+
+int mqo_splice_resume(struct mqo_splice *sp, const struct mqo_ctab_ent *e, uint64_t now)
+{
+    if (!mqo_ctab_resumable(e))
+        return -EINVAL;
+    if (now > sp->now)
+        sp->now = now;
+    startup_clock(sp, now);
+    if (mqo_map_get(&sp->conns, conn_key(e->cip, e->cport), NULL))
+        return -EEXIST;
+    if (sp->st.conns_tracked >= sp->cfg.max_conns)
+        return -ENOSPC;
+    struct seg s = {.sip = e->cip, .sport = e->cport};
+    struct sconn *c = new_conn(sp, &s);
+    if (!c)
+        return -ENOMEM;
+    c->state = ST_EST;
+    c->ts_ok = e->ts_ok;
+    c->syn_ws = 1;
+    memcpy(c->eth, e->eth, sizeof c->eth);
+    memcpy(c->ttl, e->ttl, sizeof c->ttl);
+    memcpy(c->tos, e->tos, sizeof c->tos);
+    c->last_seen = sp->now;
+    for (int d = 0; d < 2; d++) {
+        struct half *h = &c->h[d];
+        h->isn = e->isn[d];
+        h->wscale_x = e->wscale[d];
+        h->mss_y = e->mss[d];
+        h->rcv_nxt = h->ack_in = h->in_acct = e->in_off[d];
+        h->out_una = h->out_nxt = h->out_end = h->out_max = e->out_off[d];
+        /* the receiver's window is learnt from its answer to the probe; meanwhile one
+         * segment may go */
+        h->y_wnd = h->mss_y;
+        h->cwnd = 10 * (uint64_t)h->mss_y;
+        h->ack_at = sp->now;
+        h->ts_unknown = c->ts_ok;
+    }
+    char why[96];
+    const uint8_t *ip = (const uint8_t *)&c->cip;
+    snprintf(why, sizeof why, "resumed after a crash of the previous mqoff (%u.%u.%u.%u:%u)",
+             ip[0], ip[1], ip[2], ip[3], c->cport);
+    mqo_conn_relay_unknown(c->ec, why);
+    c->ka_probe[MQO_SIDE_CLIENT] = c->ka_probe[MQO_SIDE_BROKER] = 1;
+    track(c, 1);
+    mark_dirty(c);
+    sp->st.conns_resumed++;
+    settle(sp);
+    return 0;
+}
+
 /* ---- takeover (mqo_splice_save / mqo_splice_load) ----
  *
  * Every tracked connection with both halves: sequence spaces, what is held for each receiver
@@ -1874,7 +2017,7 @@ static void half_save(struct mqo_wr *w, const struct half *h)
         mqo_wr_u64(w, v[i]);
     const uint8_t f[] = {h->fin_in, h->fin_resolved, h->fin_out_sent, h->fin_out_acked,
                          h->dupacks, h->in_recovery, h->backoff, h->rtx_pend, h->probe_pend,
-                         h->probes, h->pbackoff, h->rtt_on};
+                         h->probes, h->pbackoff, h->rtt_on, h->ts_unknown};
     mqo_wr_blob(w, f, sizeof f);
     mqo_wr_u32(w, h->ts_recent);
     mqo_wr_blob(w, h->out.data, h->out.len);
@@ -1993,6 +2136,7 @@ static int half_load(struct mqo_rd *r, struct half *h, size_t max_bytes)
     h->probes = f[9];
     h->pbackoff = f[10];
     h->rtt_on = f[11];
+    h->ts_unknown = nf > 12 ? f[12] : 0; /* later than the first format */
     h->ts_recent = mqo_rd_u32(r);
     size_t ol;
     const uint8_t *o = mqo_rd_blob(r, max_bytes, &ol);

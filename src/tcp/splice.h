@@ -96,8 +96,10 @@ struct mqo_splice_cfg {
      * unanswered. 0: 15. */
     uint32_t rtx_retries;
     /* Optional: a connection was established (up = 1; *e says what resets both ends, see
-     * tcp/ctab.h) or forgotten (up = 0). Called with ud. */
-    void (*track)(void *ud, const struct mqo_ctab_ent *e, int up);
+     * tcp/ctab.h) or forgotten (up = 0). Called with ud. For up, returns the connection's
+     * entry in the shared table (NULL: none), where the splice keeps the resume point (offsets
+     * and the quiescent word) while the connection lives; the return for up = 0 is ignored. */
+    struct mqo_ctab_ent *(*track)(void *ud, const struct mqo_ctab_ent *e, int up);
 };
 
 /* emit flags */
@@ -133,6 +135,7 @@ struct mqo_splice_stats {
     uint64_t tso_frames;        /* frames emitted for the output to segment (TSO) */
     uint64_t tso_bytes;         /* ... their payload bytes */
     uint64_t csum_left;         /* segments whose TCP checksum the output completes */
+    uint64_t conns_resumed;     /* connections of a dead predecessor resumed (relayed) */
 };
 
 struct mqo_splice;
@@ -196,6 +199,16 @@ void mqo_splice_set_offload(struct mqo_splice *s, int side, const struct mqo_spl
  * IPv4 reassembly). A client SYN of a connection not tracked yet opens one in
  * mqo_splice_input. */
 int mqo_splice_tracks(const struct mqo_splice *s, uint32_t client_ip, uint16_t client_port);
+
+/* Crash recovery (tcp/ctab.h): rebuilds the connection of a dead predecessor's table entry e,
+ * which must be quiescent (mqo_ctab_resumable), as a relayed connection: both streams go on
+ * through the fixed translation the entry records, unedited, segments below the recorded
+ * input answered with an ACK, and the engine takes it as an unknown connection (every PUBLISH
+ * goes to the broker while it lives). Each end gets a keep-alive probe, whose answer tells its
+ * window and timestamp; until an end's timestamp is known, segments carry no timestamp option
+ * (never an older TSval than the dead process sent, which PAWS would drop). Returns 0, -EEXIST
+ * (tracked already), -EINVAL (not resumable), -ENOSPC (table full), -ENOMEM. */
+int mqo_splice_resume(struct mqo_splice *sp, const struct mqo_ctab_ent *e, uint64_t now_ns);
 
 /* Takeover: the splice's state (every tracked connection's sequence spaces, held output,
  * records, timers, and the engine's snapshot) appended to out (after settling what can go
