@@ -1519,10 +1519,18 @@ static void startup_clock(struct mqo_splice *sp, uint64_t now)
  * connections that ended. */
 static void settle(struct mqo_splice *sp)
 {
+    /* Every connection whose state changed has its entry in the shared table updated before
+     * anything at all is emitted: a frame toward one connection can take another one out of
+     * its quiescent state (an ACK to a publisher whose PUBLISH the offload consumed, while the
+     * subscriber's delivery still waits), and a crash between the two must not leave the
+     * other one marked quiescent at offsets its ends no longer agree with. */
+    if (sp->cfg.track)
+        for (int to = 0; to < 2; to++)
+            for (struct sconn *c = sp->q[to].head; c; c = c->qnext[to])
+                ctab_sync(c);
     for (int to = 0; to < 2; to++)
         while (sp->q[to].head) {
             struct sconn *c = sp->q[to].head;
-            ctab_sync(c);
             if (flush_side(c, to))
                 break;
             q_del(sp, c, to);

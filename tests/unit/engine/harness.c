@@ -1175,6 +1175,8 @@ static void b_handle(struct harness *h, int i, const struct mqo_pkt *pk)
     case MQO_PUBCOMP:
         if (cl->b_inflight)
             cl->b_inflight--;
+        else
+            cl->b_stray_acks++;
         if (cl->b_waiting.len) {
             uint32_t l32;
             memcpy(&l32, cl->b_waiting.data, 4);

@@ -128,6 +128,7 @@ struct h_client {
     uint32_t b_inflight; /* QoS>0 PUBLISH sent, not acked */
     uint32_t b_recv_max; /* the client's Receive Maximum as the broker read it (0: none) */
     uint32_t b_refused;  /* packets the broker refused (it then closed the connection) */
+    uint32_t b_stray_acks; /* PUBACK/PUBCOMP with no delivery of the broker's in flight */
     int b_lenient;       /* the broker ignores packets it cannot decode instead of closing */
     struct mqo_buf b_waiting; /* deliveries queued behind it: (len u32, packet) records */
     /* the client's view: QoS>0 PUBLISH received and not yet acknowledged, the most at once,
