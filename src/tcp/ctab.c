@@ -21,8 +21,9 @@ struct hdr {
     uint16_t bport;
     uint16_t pad;
     uint32_t entry_size;
-    uint8_t reserved[40];
+    uint8_t reserved[44]; /* 72 bytes: the entries after it are 8-byte aligned */
 };
+_Static_assert(sizeof(struct hdr) % 8 == 0, "entries must stay aligned");
 
 struct mqo_ctab {
     int fd;
