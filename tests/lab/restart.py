@@ -5,10 +5,13 @@ Two publishers (QoS 0 on rs/q0, QoS 1 on rs/q1) send numbered messages at a stea
 shell restarts mqoff meanwhile (a takeover, or kill -9 and a new start). Checked: every message
 exactly once and in order per lane, no client disconnected (--reconnect: the ones that did
 came back within --max-reconnect seconds, and clean sessions may lose what was sent while they
-were away, but nothing else). Printed: the longest silence of each subscriber (the outage as
+were away, but nothing else; --resumed-from LOG: the connections the new monitor's LOG says it
+resumed never disconnected, and a resumed subscriber whose publisher was resumed too lost
+nothing). Printed: the longest silence of each subscriber (the outage as
 clients see it), and the losses.
 """
 
+import re
 import sys
 import time
 
@@ -27,6 +30,8 @@ def main():
     ap.add_argument("--event-at", type=float, default=None,
                     help="seconds after the load started when the shell kills mqoff: "
                          "reconnection times count from there")
+    ap.add_argument("--resumed-from", default=None,
+                    help="the new monitor's log: the connections it resumed after the kill")
     a = ap.parse_args()
     rep = Reporter(a.target)
     loop = Loop()
@@ -37,6 +42,12 @@ def main():
         rep.done()
     for q, s in enumerate(subs):
         subscribe_all(loop, [s], "rs/#", qos=q)
+    port = {}  # client -> its local port (how the monitor's log names it)
+    for c in pubs + subs:
+        try:
+            port[c] = c.c.socket().getsockname()[1]
+        except Exception:
+            port[c] = None
     sent = {0: [], 1: []}
     t0 = time.monotonic()
     period = 1.0 / a.rate
@@ -94,7 +105,34 @@ def main():
     else:
         event = t0 + a.event_at if a.event_at is not None else None
         recovered = t0
+        resumed = set()
+        pat = re.compile(r"resumed after a crash of the previous mqoff \([0-9.]+:([0-9]+)\)")
+        if a.resumed_from:
+            with open(a.resumed_from, errors="replace") as f:
+                for line in f:
+                    m = pat.search(line)
+                    if m:
+                        resumed.add(int(m.group(1)))
+        res = [c for c in pubs + subs if port[c] in resumed]
+        rep.note("%s: resumed by the new mqoff: %s; reset (bytes in transit at the kill): %s" % (
+            a.tag, [c.cid for c in res] or "none",
+            [c.cid for c in pubs + subs if c not in res] or "none"))
+        for c in res:
+            rep.ok("%s: %s resumed: never disconnected" % (a.tag, c.cid), c not in down,
+                   "disconnected %.2f s after the kill" % (
+                       down[c][0] - (event or t0)) if c in down else "")
+        for qs, s in enumerate(subs):
+            for q in (0, 1):
+                if s not in res or pubs[q] not in res:
+                    continue
+                got = [m.payload for m in s.msgs if m.topic == "rs/q%d" % q]
+                want = [pl for _, pl in sent[q]]
+                rep.ok("%s: %s lane q%d resumed end to end: every message once, in order (%d)" % (
+                    a.tag, s.cid, q, len(want)), got == want,
+                    "got %d, want %d" % (len(got), len(want)))
         for c in pubs + subs:
+            if c in res:
+                continue
             rep.ok("%s: %s was disconnected (reset) and reconnected" % (a.tag, c.cid),
                    c in down and down[c][1] is not None,
                    "never disconnected" if c not in down else "never came back")
