@@ -89,8 +89,10 @@ static void usage_main(FILE *f)
 #define CONNTABLE_HELP                                                                        \
     "  --conn-table PATH      the spliced connections' table, in shared memory (e.g.\n"      \
     "                         /dev/shm/mqoff-NAME.conns): after a crash, the next monitor\n" \
-    "                         started on it resets both ends of each, so clients reconnect\n" \
-    "                         at once instead of after their keep-alive\n"
+    "                         started on it resumes the connections that were quiescent\n"  \
+    "                         (relayed to the broker until they close) and resets both ends\n" \
+    "                         of the others, so clients reconnect at once instead of after\n" \
+    "                         their keep-alive\n"
 
 static void usage_proxy(FILE *f)
 {
