@@ -86,6 +86,81 @@ static void test_table(void **s)
     mqo_ctab_close(t);
 }
 
+/* Slots stay where they are while their connection lives (the splice writes its resume point
+ * through the pointer), a resume point survives the process, a quiescent entry with sane fields
+ * is resumable and one not quiescent or insane is not, and a table of another format version
+ * is started afresh and says so. */
+static void test_resume_point(void **s)
+{
+    size_t stale;
+    struct mqo_ctab *t = mqo_ctab_open(path, 8, BIP, 1883, &stale);
+    assert_non_null(t);
+    struct mqo_ctab_ent e = ent(40001);
+    e.mss[0] = e.mss[1] = 1448;
+    e.wscale[0] = e.wscale[1] = 7;
+    assert_int_equal(mqo_ctab_put(t, &e), 0);
+    struct mqo_ctab_ent *x = mqo_ctab_get(t, e.cip, 40001);
+    assert_non_null(x);
+    for (uint16_t p = 40002; p < 40008; p++) { /* others come and go around it */
+        struct mqo_ctab_ent o = ent(p);
+        assert_int_equal(mqo_ctab_put(t, &o), 0);
+        if (p & 1)
+            mqo_ctab_del(t, o.cip, p);
+    }
+    assert_ptr_equal(mqo_ctab_get(t, e.cip, 40001), x);
+    assert_null(mqo_ctab_get(t, e.cip, 40003));
+    x->in_off[0] = 10;
+    x->out_off[0] = 12;
+    x->in_off[1] = 300;
+    x->out_off[1] = 290;
+    x->quiescent = MQO_CTAB_QUIET;
+    mqo_ctab_close(t);
+    t = mqo_ctab_open(path, 8, BIP, 1883, &stale);
+    assert_non_null(t);
+    assert_int_equal(mqo_ctab_old_version(t), 0);
+    struct mqo_ctab_ent *v;
+    size_t n;
+    assert_int_equal(mqo_ctab_take_stale(t, &v, &n), 0);
+    assert_int_equal(n, 4); /* 40001, 40002, 40004, 40006 */
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].cport != 40001) {
+            assert_false(mqo_ctab_resumable(&v[i])); /* never quiescent */
+            continue;
+        }
+        seen = 1;
+        assert_true(mqo_ctab_resumable(&v[i]));
+        assert_int_equal(v[i].out_off[1], 290);
+        struct mqo_ctab_ent b = v[i];
+        b.wscale[1] = 15;
+        assert_false(mqo_ctab_resumable(&b));
+        b = v[i];
+        b.mss[0] = 0;
+        assert_false(mqo_ctab_resumable(&b));
+        b = v[i];
+        b.quiescent = 1;
+        assert_false(mqo_ctab_resumable(&b));
+    }
+    assert_true(seen);
+    free(v);
+    mqo_ctab_close(t);
+    /* a table of format version 1: started afresh, said */
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    uint32_t one = 1;
+    assert_int_equal(fseek(f, 8, SEEK_SET), 0);
+    assert_int_equal(fwrite(&one, 4, 1, f), 1);
+    fclose(f);
+    t = mqo_ctab_open(path, 8, BIP, 1883, &stale);
+    assert_non_null(t);
+    assert_int_equal(mqo_ctab_old_version(t), 1);
+    assert_int_equal(stale, 0);
+    mqo_ctab_close(t);
+    t = mqo_ctab_open(path, 8, BIP, 1883, &stale);
+    assert_int_equal(mqo_ctab_old_version(t), 0);
+    mqo_ctab_close(t);
+}
+
 struct sent {
     int to;
     uint8_t f[64];
@@ -185,6 +260,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_table, setup, teardown),
         cmocka_unit_test(test_reset),
+        cmocka_unit_test_setup_teardown(test_resume_point, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
