@@ -24,6 +24,7 @@ struct hdr {
     uint8_t reserved[44]; /* 72 bytes: the entries after it are 8-byte aligned */
 };
 _Static_assert(sizeof(struct hdr) % 8 == 0, "entries must stay aligned");
+_Static_assert(sizeof(struct mqo_ctab_ent) == 168, "the table's format (MQO_CTAB_VERSION)");
 
 struct mqo_ctab {
     int fd;
@@ -217,6 +218,7 @@ void mqo_ctab_del(struct mqo_ctab *t, uint32_t cip, uint16_t cport)
 int mqo_ctab_resumable(const struct mqo_ctab_ent *e)
 {
     return e->live == MQO_CTAB_LIVE && e->quiescent == MQO_CTAB_QUIET && e->cport &&
+           e->held_len[0] <= MQO_CTAB_HELD_MAX && e->held_len[1] <= MQO_CTAB_HELD_MAX &&
            e->wscale[0] <= 14 && e->wscale[1] <= 14 && e->mss[0] >= 64 && e->mss[1] >= 64 &&
            e->ts_ok <= 1 && e->in_off[0] < (1ull << 62) && e->in_off[1] < (1ull << 62) &&
            e->out_off[0] < (1ull << 62) && e->out_off[1] < (1ull << 62);

@@ -8,12 +8,13 @@
  * forgets it: what is needed to reset both ends, and what is needed to resume it.
  *
  * Resuming. A connection is quiescent when nothing is in transit through the splice in either
- * direction: every output byte acknowledged by its receiver, every input byte acknowledged
- * and handed on whole (no packet held by the engine, nothing out of order), and the engine
- * owes nothing on it (no delivery of its own in flight, no packet identifier renumbered, no
- * topic alias, no ping of its own). Then the streams differ only by a fixed translation: input
- * offset in_off[d] of direction d is output offset out_off[d], and every later byte follows
- * one to one. The splice writes both offsets and then sets `quiescent` (a release store) when
+ * direction: every output byte acknowledged by its receiver but at most MQO_CTAB_HELD_MAX
+ * (recorded here: a PUBACK of the offload's awaits the publisher's ACK most of the time), every
+ * input byte acknowledged and handed on whole (no packet held by the engine, nothing out of
+ * order), and the engine owes nothing on it (no delivery of its own in flight, no packet
+ * identifier renumbered, no topic alias, no ping of its own). Then the streams differ only by a
+ * fixed translation: input offset in_off[d] of direction d is output offset out_off[d] +
+ * held_len[d], and every later byte follows one to one. The splice writes both offsets and then sets `quiescent` (a release store) when
  * a connection becomes quiescent, and clears the word before it emits the first frame (an ACK,
  * a segment) that leaves that state; a crash at any instruction leaves either the word clear
  * or offsets that both ends agree with. A monitor started on the table resumes the quiescent
@@ -35,6 +36,8 @@
 #include <stdint.h>
 
 #define MQO_CTAB_VERSION 2
+/* Output bytes a quiescent connection may hold unacknowledged per direction (recorded). */
+#define MQO_CTAB_HELD_MAX 32
 
 /* One connection: sides as in tcp/splice.h (0 the clients' port, 1 the broker's); directions
  * d as the splice's halves (0: client to broker, 1: broker to client). */
@@ -54,7 +57,12 @@ struct mqo_ctab_ent {
     /* written by the splice while the connection lives (see above) */
     uint32_t quiescent;  /* MQO_CTAB_QUIET: in_off/out_off hold; 0: not quiescent */
     uint64_t in_off[2];  /* by direction: input bytes after the SYN, all acknowledged */
-    uint64_t out_off[2]; /* ... the output offset they map to, all acknowledged */
+    uint64_t out_off[2]; /* ... the output offset acknowledged by the receiver */
+    /* ... and the output bytes after it, not acknowledged yet (a PUBACK of the offload's, a
+     * small delivery): in_off[d] maps to out_off[d] + held_len[d]; a new process sends them */
+    uint16_t held_len[2];
+    uint8_t held[2][MQO_CTAB_HELD_MAX];
+    uint8_t pad3[4];
 };
 #define MQO_CTAB_LIVE 0x4c495645u
 #define MQO_CTAB_QUIET 0x51554945u

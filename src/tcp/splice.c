@@ -127,7 +127,7 @@ struct sconn {
     struct mqo_ctab_ent *tent;
     uint8_t q_on, q_check;
     uint8_t ka_probe[2]; /* a keep-alive probe is owed toward side (resumed) */
-    uint64_t q_in[2], q_out[2];
+    uint64_t q_in[2], q_out[2], q_una[2];
     struct half h[2];
     struct mqo_conn *ec;
     uint8_t eth[2][14]; /* Ethernet header of frames toward side */
@@ -889,7 +889,7 @@ static int conn_quiet(const struct sconn *c)
         return 0;
     for (int d = 0; d < 2; d++) {
         const struct half *h = &c->h[d];
-        if (h->out_una != h->out_end || h->ooo || h->ack_in != h->rcv_nxt ||
+        if (h->out_end - h->out_una > MQO_CTAB_HELD_MAX || h->ooo || h->ack_in != h->rcv_nxt ||
             h->in_acct != h->rcv_nxt || h->nrec || h->fin_in || h->fin_out_sent)
             return 0;
     }
@@ -916,15 +916,22 @@ static void ctab_sync(struct sconn *c)
     int q = conn_quiet(c);
     const struct half *h0 = &c->h[0], *h1 = &c->h[1];
     if (q && c->q_on && c->q_in[0] == h0->rcv_nxt && c->q_in[1] == h1->rcv_nxt &&
-        c->q_out[0] == h0->out_end && c->q_out[1] == h1->out_end)
+        c->q_out[0] == h0->out_end && c->q_out[1] == h1->out_end &&
+        c->q_una[0] == h0->out_una && c->q_una[1] == h1->out_una)
         return;
     ctab_quiet_off(c);
     if (!q)
         return;
     struct mqo_ctab_ent *t = c->tent;
     for (int d = 0; d < 2; d++) {
-        c->q_in[d] = t->in_off[d] = c->h[d].rcv_nxt;
-        c->q_out[d] = t->out_off[d] = c->h[d].out_end;
+        const struct half *h = &c->h[d];
+        size_t held = (size_t)(h->out_end - h->out_una); /* h->out holds exactly these */
+        c->q_in[d] = t->in_off[d] = h->rcv_nxt;
+        c->q_una[d] = t->out_off[d] = h->out_una;
+        c->q_out[d] = h->out_end;
+        t->held_len[d] = (uint16_t)held;
+        if (held)
+            memcpy(t->held[d], h->out.data, held);
     }
     __atomic_store_n(&t->quiescent, MQO_CTAB_QUIET, __ATOMIC_RELEASE);
     c->q_on = 1;
@@ -1963,7 +1970,13 @@ int mqo_splice_resume(struct mqo_splice *sp, const struct mqo_ctab_ent *e, uint6
         h->wscale_x = e->wscale[d];
         h->mss_y = e->mss[d];
         h->rcv_nxt = h->ack_in = h->in_acct = e->in_off[d];
-        h->out_una = h->out_nxt = h->out_end = h->out_max = e->out_off[d];
+        /* what the dead process held for the receiver goes again (it may have it already) */
+        h->out_una = h->out_nxt = e->out_off[d];
+        h->out_end = h->out_max = e->out_off[d] + e->held_len[d];
+        if (e->held_len[d] && mqo_buf_append(&h->out, e->held[d], e->held_len[d])) {
+            free_conn(sp, c);
+            return -ENOMEM;
+        }
         /* the receiver's window is learnt from its answer to the probe; meanwhile one
          * segment may go */
         h->y_wnd = h->mss_y;

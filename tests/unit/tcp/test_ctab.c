@@ -138,6 +138,9 @@ static void test_resume_point(void **s)
         b.mss[0] = 0;
         assert_false(mqo_ctab_resumable(&b));
         b = v[i];
+        b.held_len[1] = MQO_CTAB_HELD_MAX + 1;
+        assert_false(mqo_ctab_resumable(&b));
+        b = v[i];
         b.quiescent = 1;
         assert_false(mqo_ctab_resumable(&b));
     }
