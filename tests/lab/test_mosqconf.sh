@@ -21,11 +21,24 @@ CONFTOOL=${CONFTOOL:-$LAB_ROOT/build/mqoff-mosqconf}
 BPID=
 D=
 
-cleanup() {
-  if [ -n "$BPID" ]; then
-    kill "$BPID" 2>/dev/null
-    wait "$BPID" 2>/dev/null
+# stop_pid PID: SIGTERM, and SIGKILL if it is still there 3 s later (a broker stuck on its
+# way out must not hang the test); then reaped.
+stop_pid() {
+  local i
+  kill "$1" 2>/dev/null
+  for ((i = 0; i < 30; i++)); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$1" 2>/dev/null; then
+    echo "# pid $1 still running 3 s after SIGTERM: killed"
+    kill -KILL "$1" 2>/dev/null
   fi
+  wait "$1" 2>/dev/null
+}
+
+cleanup() {
+  [ -z "$BPID" ] || stop_pid "$BPID"
   BPID=
   [ -z "$D" ] || rm -rf "$D"
 }
@@ -125,8 +138,7 @@ broker_verdict() {
     kill -0 "$BPID" 2>/dev/null || break
     sleep 0.03
   done
-  kill "$BPID" 2>/dev/null
-  wait "$BPID" 2>/dev/null
+  stop_pid "$BPID"
   BPID=
   if grep -q "Config loaded from" "$out"; then
     echo accepted
