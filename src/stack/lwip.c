@@ -199,7 +199,7 @@ void mqo_lwip_close(struct mqo_lwip *s)
  * remote address, remote port and local port (the local address is the stack's one), and
  * hands lwIP only the segment's list: tcp_active_pcbs is a bucket while lwIP runs.
  *  - a segment: its bucket (a SYN's new PCB is registered there too, as it should);
- *  - an IPv4 fragment: its reassembly may complete any connection's segment, so the whole
+ *  - a fragment of TCP: its reassembly may complete any connection's segment, so the whole
  *    list (merged, then split again);
  *  - the timers (they walk every PCB, 4 times a second): the whole list;
  *  - a call on a PCB from the caller (abort, close, shutdown, connect, refused data), also
