@@ -2,6 +2,7 @@
  * table, packet identifiers, keep-alive. The PUBLISH decision and fan-out are in publish.c. */
 #include "engine/engine_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,12 +93,48 @@ void *mqo_conn_ud(const struct mqo_conn *c) { return c->ud; }
 
 void mqo_conn_set_peer(struct mqo_conn *c, const char *peer)
 {
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    /* "a.b.c.d:port" or "[v6]:port"; anything else leaves the address unknown */
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *colon = strrchr(peer, ':'), *h = peer, *he = colon;
+    c->peer_fam = 0;
+    if (!colon)
+        return;
+    if (*h == '[') {
+        h++;
+        if (he == h || he[-1] != ']')
+            return;
+        he--;
+    }
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if ((size_t)(he - h) >= sizeof host || !colon[1] || *end || port > 65535)
+        return;
+    memcpy(host, h, (size_t)(he - h));
+    host[he - h] = 0;
+    if (inet_pton(AF_INET, host, c->peer_ip) == 1)
+        c->peer_fam = 4;
+    else if (inet_pton(AF_INET6, host, c->peer_ip) == 1)
+        c->peer_fam = 6;
+    c->peer_port = (uint16_t)port;
+}
+
+const char *eng_conn_peer(const struct mqo_conn *c, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (!c->peer_fam || !inet_ntop(c->peer_fam == 4 ? AF_INET : AF_INET6, c->peer_ip, host,
+                                   sizeof host)) {
+        if (len)
+            buf[0] = 0;
+        return buf;
+    }
+    snprintf(buf, len, c->peer_fam == 6 ? "[%s]:%u" : "%s:%u", host, c->peer_port);
+    return buf;
 }
 
 const char *mqo_conn_who(const struct mqo_conn *c, char *buf, size_t len)
 {
-    const char *from = c->peer[0] ? c->peer : "an unknown address";
+    char peer[INET6_ADDRSTRLEN + 8];
+    const char *from = c->peer_fam ? eng_conn_peer(c, peer, sizeof peer) : "an unknown address";
     if (c->cid) {
         /* the codec and the broker refuse control characters in an id; should one get
          * through, it still cannot split or forge a log line */

@@ -225,8 +225,8 @@ struct mqo_conn *mqo_engine_conn_open(struct mqo_engine *e, void *ud, uint64_t n
 /* The connection is gone (either side closed, or the mode closed it). Frees it. */
 void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t now_ns);
 void *mqo_conn_ud(const struct mqo_conn *c);
-/* The client's address as the mode knows it ("198.18.0.1:40001"), for the log lines about c
- * (copied, truncated to 47 bytes). */
+/* The client's address as the mode knows it ("198.18.0.1:40001" or "[v6]:port"), for the log
+ * lines about c (kept in binary; another form leaves the address unknown). */
 void mqo_conn_set_peer(struct mqo_conn *c, const char *peer);
 /* "client 'ID' from ADDR" (or "a client from ADDR" before its CONNECT) into buf. Returns buf. */
 const char *mqo_conn_who(const struct mqo_conn *c, char *buf, size_t len);

@@ -73,11 +73,11 @@ struct stream {
     /* a packet larger than max_buffer streams on as it arrives: bytes of it still to come */
     uint32_t pass_left;
     uint8_t pass_consume; /* they are taken by the offload (an acknowledgement of its own) */
-    uint8_t raw;          /* framing lost: everything from here on is forwarded as it comes */
-    uint8_t held;         /* S2C: a broker PUBLISH waits for a Receive Maximum slot */
+    unsigned raw : 1;     /* framing lost: everything from here on is forwarded as it comes */
+    unsigned held : 1;    /* S2C: a broker PUBLISH waits for a Receive Maximum slot */
     /* a streamed PUBLISH whose payload is hashed for the ordering rules (hs, NULL: none;
      * allocated only while one passes), with its QoS and packet identifier */
-    uint8_t qos;
+    unsigned qos : 2;
     uint16_t pid;
     struct stream_hash *hs;
 };
@@ -110,6 +110,8 @@ struct mqo_conn {
     uint8_t barrier_due;
     uint16_t cid_len;
     uint16_t user_len;
+    uint8_t last_reason; /* enum mqo_pt_reason */
+    uint8_t peer_fam;
     uint32_t session_expiry;
     uint32_t client_max_packet; /* v5 Maximum Packet Size of the client (0: none) */
     uint32_t broker_max_packet; /* from CONNACK (0: none) */
@@ -117,9 +119,11 @@ struct mqo_conn {
     uint16_t eng_inflight;      /* offload QoS 1 deliveries unacknowledged */
     uint16_t broker_inflight;   /* broker QoS 1/2 PUBLISHes not completed by the client */
     uint16_t pid_cursor;  /* next client-side packet identifier (Mosquitto's last_mid + 1) */
-    enum mqo_pt_reason last_reason;
+    uint16_t peer_port;
+    /* the client's address, for log lines (mqo_conn_set_peer): IPv4 (peer_fam 4, the first
+     * 4 bytes), IPv6 (6), 0: unknown; kept binary, formatted when a line is written */
+    uint8_t peer_ip[16];
     uint8_t *cid;
-    char peer[48]; /* the client's address, for log lines (mqo_conn_set_peer) */
     uint8_t *user;
     struct session *sess;
     struct session *pre; /* owner of SUBSCRIBEs sent before the CONNACK was seen */
@@ -226,6 +230,8 @@ int eng_insert_bytes(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_
 void eng_order_barrier(struct mqo_conn *c);
 uint16_t eng_pid_alloc(struct mqo_conn *c);
 struct mqo_conn *eng_conn_by_id(struct mqo_engine *e, uint64_t id);
+/* c's address as "a.b.c.d:port" or "[v6]:port" in buf, "" when unknown. */
+const char *eng_conn_peer(const struct mqo_conn *c, char *buf, size_t len);
 /* Bytes inserted into stream d now land between whole packets (not inside one that streams
  * on, nor in a stream whose framing is lost). */
 static inline int eng_at_boundary(const struct mqo_conn *c, enum mqo_dir d)

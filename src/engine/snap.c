@@ -153,7 +153,9 @@ static void conn_save(struct save_ctx *x, const struct mqo_conn *c)
     mqo_wr_u16(w, c->pid_cursor);
     mqo_wr_u32(w, (uint32_t)c->last_reason);
     wr_opt_blob(w, c->cid, c->cid_len);
-    mqo_wr_blob(w, c->peer, strnlen(c->peer, sizeof c->peer - 1));
+    char peer[64];
+    eng_conn_peer(c, peer, sizeof peer);
+    mqo_wr_blob(w, peer, strlen(peer));
     wr_opt_blob(w, c->user, c->user_len);
     mqo_wr_u32(w, sess_ref(x, c->sess));
     mqo_wr_u32(w, sess_ref(x, c->pre));
@@ -377,10 +379,13 @@ static int conn_load(struct load_ctx *x)
             return -EINVAL; /* a partial allocated here is freed with the connection */
         st->pass_left = mqo_rd_u32(r);
         st->pass_consume = mqo_rd_u8(r);
-        st->raw = mqo_rd_u8(r);
-        st->held = mqo_rd_u8(r);
-        uint8_t hashing = mqo_rd_u8(r);
-        st->qos = mqo_rd_u8(r);
+        uint8_t raw = mqo_rd_u8(r), held = mqo_rd_u8(r), hashing = mqo_rd_u8(r);
+        uint8_t qos = mqo_rd_u8(r);
+        if (raw > 1 || held > 1 || qos > 2)
+            return -EINVAL;
+        st->raw = raw;
+        st->held = held;
+        st->qos = qos;
         st->pid = mqo_rd_u16(r);
         uint64_t hstate = mqo_rd_u64(r);
         struct sfilter topic;
@@ -431,11 +436,15 @@ static int conn_load(struct load_ctx *x)
     if (rd_opt_blob(r, 65535, &c->cid, &c->cid_len))
         return -EINVAL;
     size_t pl;
-    const uint8_t *peer = mqo_rd_blob(r, sizeof c->peer - 1, &pl);
+    const uint8_t *peer = mqo_rd_blob(r, 63, &pl);
     if (r->err)
         return -EINVAL;
-    if (pl)
-        memcpy(c->peer, peer, pl);
+    if (pl) {
+        char s[64];
+        memcpy(s, peer, pl);
+        s[pl] = 0;
+        mqo_conn_set_peer(c, s);
+    }
     if (rd_opt_blob(r, 65535, &c->user, &c->user_len))
         return -EINVAL;
     c->sess = sess_at(x, mqo_rd_u32(r), 1, c);

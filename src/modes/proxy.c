@@ -59,9 +59,9 @@ struct uring_send {
 };
 
 struct side {
-    int fd;
     void *h; /* the stack's handle (mqo_px_stack) instead of a socket; NULL: none */
     struct mqo_outq q;
+    int fd;
     uint32_t ev;      /* epoll mask registered */
     uint8_t rd_closed; /* read returned 0 */
     uint8_t want_shut; /* shutdown(SHUT_WR) once the queue is empty */
@@ -74,18 +74,20 @@ struct pconn {
     struct proxy *px;
     struct side s[2];
     struct mqo_conn *ec;
-    uint8_t connecting;    /* broker connect in progress */
-    uint8_t broker_failed; /* broker unreachable: answer the CONNECT, then close */
-    uint8_t closing;       /* flush what the client is owed, then close */
-    uint8_t dead;          /* on the close list */
-    uint8_t dirty;
-    uint8_t in_border;       /* on the broker-order list */
+    /* one bit each: a client connection is held by many, idle (docs/ARCHITECTURE.md, Memory
+     * per connection) */
+    unsigned connecting : 1;    /* broker connect in progress */
+    unsigned broker_failed : 1; /* broker unreachable: answer the CONNECT, then close */
+    unsigned closing : 1;       /* flush what the client is owed, then close */
+    unsigned dead : 1;          /* on the close list */
+    unsigned dirty : 1;
+    unsigned in_border : 1;     /* on the broker-order list */
+    unsigned in_resume : 1;     /* on the resume list */
     uint8_t reset;           /* 1 + the side that was reset: the other one is reset too */
     uint8_t connect_version; /* protocol level of the client's CONNECT, 0 until seen */
     struct mqo_buf *sniff;   /* client bytes until its CONNECT is whole (NULL: none kept) */
     uint64_t fail_deadline;
     struct pconn *dirty_next, *dead_next, *border_next, *resume_next;
-    uint8_t in_resume;
     struct pconn *prev, *next;
 };
 
@@ -1261,9 +1263,9 @@ static int proxy_takeover(struct proxy *px, int tfd)
             if (rs->qlen && mqo_outq_push_bytes(&sd->q, rs->q, rs->qlen))
                 rc = -ENOMEM, why = "out of memory";
         }
-        pc->connecting = x->connecting;
-        pc->broker_failed = x->broker_failed;
-        pc->closing = x->closing;
+        pc->connecting = !!x->connecting;
+        pc->broker_failed = !!x->broker_failed;
+        pc->closing = !!x->closing;
         pc->reset = x->reset;
         pc->connect_version = x->connect_version;
         if (x->sniff_len && (!(pc->sniff = calloc(1, sizeof *pc->sniff)) ||

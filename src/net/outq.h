@@ -32,9 +32,9 @@ struct mqo_outq_ent {
 
 struct mqo_outq {
     struct mqo_outq_ent *v;
-    uint32_t head, n, cap; /* ring */
     size_t bytes;        /* queued, not yet written */
     size_t mem;          /* bytes allocated for it or kept alive by it (see above) */
+    uint32_t head, n, cap; /* ring */
     uint32_t chunk;      /* size of the last chunk allocated since the queue was empty */
 };
 

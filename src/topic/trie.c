@@ -703,8 +703,11 @@ struct pend {
 };
 
 struct scratch {
+    /* the dedup table, needed only once a second node contributes to a match (one node holds
+     * an owner once): allocated then, and kept for later matches */
     struct dslot *slots;
     uint32_t scap, gen; /* scap: power of two; ms->v has room for scap / 2 entries */
+    uint32_t nodes;     /* nodes that contributed to this match */
     struct key *lv; /* the topic's levels */
     size_t lvcap;
     struct frame *st;
@@ -745,10 +748,16 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-/* Doubles the dedup table (and ms->v to match), re-entering the current call's owners. */
+/* Doubles the dedup table (and ms->v to match), at least to more than twice ms->n entries,
+ * re-entering the current call's owners. */
 static int dedup_grow(struct mqo_match_set *ms, struct scratch *sc)
 {
     uint32_t cap = sc->scap ? sc->scap * 2 : DEDUP_MIN;
+    while (cap / 2 <= ms->n) {
+        if (cap > UINT32_MAX / 2)
+            return -ENOMEM;
+        cap *= 2;
+    }
     if (grow((void **)&ms->v, &ms->cap, cap / 2, sizeof *ms->v) != 0)
         return -ENOMEM;
     struct dslot *ns = calloc(cap, sizeof *ns);
@@ -768,12 +777,83 @@ static int dedup_grow(struct mqo_match_set *ms, struct scratch *sc)
     return 0;
 }
 
+/* Records a subscription id of match m (index in ms->v) for the end of the match. */
+static int pend_id(struct scratch *sc, size_t idx, uint32_t id)
+{
+    if (sc->npend == sc->pcap &&
+        grow((void **)&sc->pend, &sc->pcap, sc->npend + 1, sizeof *sc->pend) != 0)
+        return -ENOMEM;
+    sc->pend[sc->npend++] = (struct pend){(uint32_t)idx, id};
+    return 0;
+}
+
+/* The first node of a match: an owner holds a filter once, so up to its first shared
+ * subscription ("$share/G/F" lands on F's node) its owners are distinct and are appended
+ * without the dedup table. Returns the first entry left to collect(), or NULL when done. */
+static const struct ent *collect_first(const struct node *n, const void *self,
+                                       struct mqo_match_set *ms, struct scratch *sc, int *err)
+{
+    *err = 0;
+    if (grow((void **)&ms->v, &ms->cap, n->nents, sizeof *ms->v) != 0) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    const struct ent *e = n->ents, *end = e + n->nents;
+    struct mqo_match *v = ms->v;
+    size_t nv = 0;
+    for (; e < end; e++) {
+        if (e->o.flags & MQO_SUB_SHARED)
+            break;
+        if (e->o.no_local && e->owner == self) {
+            ms->n_self++;
+            continue;
+        }
+        struct mqo_match *m = &v[nv];
+        *m = (struct mqo_match){.owner = e->owner, .qos = e->o.qos, .rap = e->o.rap ? 1 : 0,
+                                .n_subs = 1, .flags = e->o.flags};
+        if (e->o.sub_id) {
+            if (pend_id(sc, nv, e->o.sub_id) != 0) {
+                *err = -ENOMEM;
+                return NULL;
+            }
+            m->n_sub_ids++;
+        }
+        nv++;
+    }
+    ms->n = nv;
+    return e < end ? e : NULL;
+}
+
+/* Enters the owners collected so far into the dedup table (growing it, and ms->v with it, to
+ * more than twice their number). */
+static int dedup_index(struct mqo_match_set *ms, struct scratch *sc)
+{
+    if (!sc->slots || ms->n >= sc->scap / 2)
+        return dedup_grow(ms, sc);
+    uint32_t mask = sc->scap - 1;
+    for (size_t k = 0; k < ms->n; k++) {
+        uint32_t i = ptr_hash(ms->v[k].owner) & mask;
+        while (sc->slots[i].gen == sc->gen)
+            i = (i + 1) & mask;
+        sc->slots[i] = (struct dslot){ms->v[k].owner, (uint32_t)k, sc->gen};
+    }
+    return 0;
+}
+
 /* Folds the subscriptions of node n into ms. The dedup state is cached in locals (stores
  * through the slot and entry pointers would otherwise force reloads on every subscription). */
 static int collect(const struct node *n, const void *self, struct mqo_match_set *ms,
                    struct scratch *sc)
 {
     const struct ent *e = n->ents, *end = e + n->nents;
+    if (sc->nodes++ == 0) {
+        int err;
+        if (!(e = collect_first(n, self, ms, sc, &err)))
+            return err;
+        sc->nodes++; /* a shared subscription: the rest goes through the dedup table */
+    }
+    if (sc->nodes == 2 && dedup_index(ms, sc) != 0)
+        return -ENOMEM;
     struct dslot *slots = sc->slots;
     struct mqo_match *v = ms->v;
     uint32_t mask = sc->scap - 1, gen = sc->gen;
@@ -816,12 +896,10 @@ static int collect(const struct node *n, const void *self, struct mqo_match_set 
             }
         }
         if (e->o.sub_id) {
-            if (sc->npend == sc->pcap &&
-                grow((void **)&sc->pend, &sc->pcap, sc->npend + 1, sizeof *sc->pend) != 0) {
+            if (pend_id(sc, (size_t)(m - v), e->o.sub_id) != 0) {
                 ms->n = nv;
                 return -ENOMEM;
             }
-            sc->pend[sc->npend++] = (struct pend){(uint32_t)(m - v), e->o.sub_id};
             m->n_sub_ids++;
         }
     }
@@ -842,8 +920,6 @@ int mqo_trie_match(const struct mqo_trie *t, const uint8_t *topic, size_t len, c
             return -ENOMEM;
         ms->scratch = sc;
     }
-    if (!sc->slots && dedup_grow(ms, sc) != 0)
-        return -ENOMEM;
     if (!topic) {
         topic = (const uint8_t *)"";
         len = 0;
@@ -865,10 +941,12 @@ int mqo_trie_match(const struct mqo_trie *t, const uint8_t *topic, size_t len, c
         return -ENOMEM;
 
     if (++sc->gen == 0) {
-        memset(sc->slots, 0, sc->scap * sizeof *sc->slots);
+        if (sc->slots)
+            memset(sc->slots, 0, sc->scap * sizeof *sc->slots);
         sc->gen = 1;
     }
     sc->npend = 0;
+    sc->nodes = 0;
     int dollar = len > 0 && topic[0] == '$';
 
     /* depth-first over (node, level): each pop pushes at most two frames one level deeper,
