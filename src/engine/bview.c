@@ -126,7 +126,6 @@ static void bv_out(struct mqo_engine *e, struct bv_sess *x)
         return;
     for (size_t i = 0; i < x->n; i++)
         bv_table_del(e, x, &x->f[i]);
-    free(x->own->cid);
     free(x->own);
     x->own = NULL;
 }
@@ -156,17 +155,9 @@ static int bv_update(struct mqo_engine *e, struct bv_sess *x)
     }
     if (x->own)
         return 0;
-    x->own = calloc(1, sizeof *x->own);
-    if (!x->own || !(x->own->cid = malloc(x->cid_len ? x->cid_len : 1))) {
-        free(x->own);
-        x->own = NULL;
+    if (!(x->own = eng_session_new(x->cid, x->cid_len)))
         return -ENOMEM;
-    }
-    memcpy(x->own->cid, x->cid, x->cid_len);
-    x->own->cid_len = x->cid_len;
-    x->own->known = 1;
     x->own->foreign = 1;
-    x->own->expire_ns = UINT64_MAX;
     for (size_t i = 0; i < x->n; i++) {
         int rc = bv_table_add(e, x, &x->f[i]);
         if (rc)

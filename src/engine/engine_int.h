@@ -19,7 +19,7 @@ struct sfilter {
 /* Broker-side session of one client id, the owner of its subscriptions in the trie. */
 struct session {
     struct session *hnext; /* client-id hash chain */
-    uint8_t *cid;
+    uint8_t *cid;          /* cidb (eng_session_new) */
     uint16_t cid_len;
     uint8_t registered; /* in the client-id hash (private sessions of empty ids are not) */
     uint8_t known;      /* 0: the broker holds it and its subscriptions are unknown (blind) */
@@ -29,9 +29,17 @@ struct session {
                          * carry (bview.c): a matching PUBLISH goes to the broker */
     uint64_t expire_ns; /* held session forgotten after this (UINT64_MAX: never) */
     struct mqo_conn *conn;
+    /* its filters: sub1 until a second one comes (most hold one; a session is kept per
+     * client, so it is small: docs/ARCHITECTURE.md, Memory per connection) */
     struct sfilter *subs;
-    size_t n_subs, cap_subs;
+    uint32_t n_subs, cap_subs;
+    struct sfilter sub1;
+    uint8_t cidb[];
 };
+
+/* A session of client id cid[0..n) (NULL, 0: none), known, never expiring; NULL: no memory.
+ * Freed with free() (after its filters: eng_session_free). */
+struct session *eng_session_new(const uint8_t *cid, size_t n);
 
 /* A passed-through PUBLISH a subscriber must see from the broker before the same publisher's
  * later messages may be delivered by the offload. */

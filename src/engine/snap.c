@@ -552,13 +552,10 @@ int mqo_engine_load(struct mqo_engine *e, const uint8_t *p, size_t n)
     for (uint32_t i = 0; i < x.ns; i++) {
         size_t cl;
         const uint8_t *cid = mqo_rd_blob(r, 65535, &cl);
-        struct session *s = calloc(1, sizeof *s);
-        if (r->err || !s || !(s->cid = dup_bytes(cid, cl))) {
-            free(s);
+        struct session *s = r->err ? NULL : eng_session_new(cid, cl);
+        if (!s)
             goto out;
-        }
         x.sv[i] = s;
-        s->cid_len = (uint16_t)cl;
         uint8_t reg = mqo_rd_u8(r);
         s->known = mqo_rd_u8(r) != 0;
         s->persistent = mqo_rd_u8(r) != 0;
