@@ -218,12 +218,15 @@ struct acl_ver {
 };
 
 /* One delivery of the fan-out being decided. */
+/* One planned delivery: its subscriber is e->ms.v[mi]'s session's connection, and with ids
+ * its subscription identifiers are that match's (a v5 subscriber). 12 bytes: a fan-out plans
+ * one per subscriber. */
 struct plan_ent {
-    struct mqo_conn *c;
+    uint32_t mi;
+    uint32_t size;
     uint8_t qos;
     uint8_t drop; /* QoS 0 that does not fit the subscriber's queue: dropped, counted */
-    uint32_t ids_at, n_ids;
-    uint32_t size;
+    uint8_t ids;
 };
 
 /* engine.c */

@@ -152,6 +152,12 @@ size_t mqo_engine_holds(const struct mqo_engine *e, enum mqo_pt_reason *out, siz
     return n;
 }
 
+/* The subscriber of a planned delivery. */
+static struct mqo_conn *plan_conn(const struct mqo_engine *e, const struct plan_ent *pe)
+{
+    return ((const struct session *)e->ms.v[pe->mi].owner)->conn;
+}
+
 /* Decides whether c's PUBLISH can be consumed; fills e->plan (n in *np). Returns MQO_PT_NONE
  * or the reason to pass it through. *matched tells whether e->ms holds the match set. */
 static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
@@ -260,15 +266,12 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         struct plan_ent *pe = &e->plan[np_];
         /* delivered at min(published, granted), or at the granted QoS when the broker
          * upgrades outgoing QoS */
-        *pe = (struct plan_ent){.c = sc, .qos = qos < m->qos && !e->cfg.upgrade_outgoing_qos
-                                                   ? qos
-                                                   : m->qos};
+        *pe = (struct plan_ent){.mi = (uint32_t)i,
+                                .qos = qos < m->qos && !e->cfg.upgrade_outgoing_qos ? qos
+                                                                                    : m->qos,
+                                .ids = sc->version == MQO_MQTT_V5 && m->n_sub_ids};
         if (pe->qos > 1)
             return MQO_PT_QOS2;
-        if (sc->version == MQO_MQTT_V5) {
-            pe->ids_at = m->sub_ids_at;
-            pe->n_ids = m->n_sub_ids;
-        }
         if (pe->qos) {
             if (s->persistent)
                 return MQO_PT_PERSISTENT;
@@ -279,8 +282,8 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         }
         struct mqo_pub_spec sp;
         /* no identifiers: ms->ids may be NULL, and NULL + 0 is undefined */
-        spec_for(x, sc->version, pe->qos, pe->n_ids ? ms->ids + pe->ids_at : NULL, pe->n_ids,
-                 &sp);
+        spec_for(x, sc->version, pe->qos, pe->ids ? ms->ids + m->sub_ids_at : NULL,
+                 pe->ids ? m->n_sub_ids : 0, &sp);
         size_t sz = mqo_mqtt_publish_size(&sp);
         if (sz == 0 || (sc->client_max_packet && sz > sc->client_max_packet))
             return MQO_PT_SIZE;
@@ -323,15 +326,22 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
     int rc = 0;
     size_t i;
     /* build everything first: a message is consumed entirely or not at all */
+    /* deliveries with subscription identifiers have a message of their own (own[i]) */
     struct mqo_msg **own = NULL;
     uint32_t *own_off = NULL;
+    size_t n_own = 0;
     for (i = 0; i < np; i++) {
         struct plan_ent *pe = &e->plan[i];
-        if (pe->drop || pe->n_ids)
+        if (pe->drop)
             continue;
-        int v5 = pe->c->version == MQO_MQTT_V5;
+        if (pe->ids) {
+            n_own++;
+            continue;
+        }
+        uint8_t version = plan_conn(e, pe)->version;
+        int v5 = version == MQO_MQTT_V5;
         if (!var[v5][pe->qos]) {
-            var[v5][pe->qos] = build(x, pe->c->version, pe->qos, NULL, 0, pe->size,
+            var[v5][pe->qos] = build(x, version, pe->qos, NULL, 0, pe->size,
                                      &var_off[v5][pe->qos]);
             if (!var[v5][pe->qos]) {
                 rc = -ENOMEM;
@@ -339,18 +349,21 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
             }
         }
     }
-    own = calloc(np ? np : 1, sizeof *own + sizeof *own_off);
-    if (!own) {
-        rc = -ENOMEM;
-        goto out;
+    if (n_own) {
+        own = calloc(np, sizeof *own + sizeof *own_off);
+        if (!own) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        own_off = (uint32_t *)(own + np);
     }
-    own_off = (uint32_t *)(own + (np ? np : 1));
-    for (i = 0; i < np; i++) {
+    for (i = 0; n_own && i < np; i++) {
         struct plan_ent *pe = &e->plan[i];
-        if (pe->drop || !pe->n_ids)
+        if (pe->drop || !pe->ids)
             continue;
-        own[i] = build(x, MQO_MQTT_V5, pe->qos, e->ms.ids + pe->ids_at, pe->n_ids, pe->size,
-                       &own_off[i]);
+        const struct mqo_match *m = &e->ms.v[pe->mi];
+        own[i] = build(x, MQO_MQTT_V5, pe->qos, e->ms.ids + m->sub_ids_at, m->n_sub_ids,
+                       pe->size, &own_off[i]);
         if (!own[i]) {
             rc = -ENOMEM;
             goto out;
@@ -366,18 +379,20 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
             e->st.dropped_qos0++;
             continue;
         }
-        int v5 = pe->c->version == MQO_MQTT_V5;
-        struct mqo_out o = {.msg = own[i] ? own[i] : var[v5][pe->qos]};
+        struct mqo_conn *sc = plan_conn(e, pe);
+        int v5 = sc->version == MQO_MQTT_V5;
+        struct mqo_msg *mine = own ? own[i] : NULL;
+        struct mqo_out o = {.msg = mine ? mine : var[v5][pe->qos]};
         o.b0 = o.msg->data[0];
         if (pe->qos) {
-            o.pid_off = own[i] ? own_off[i] : var_off[v5][pe->qos];
-            o.pid = eng_pid_alloc(pe->c);
-            pe->c->eng_pids = 1;
-            mqo_map_put(&pe->c->cpid, o.pid, PID_ENGINE);
-            pe->c->eng_inflight++;
+            o.pid_off = mine ? own_off[i] : var_off[v5][pe->qos];
+            o.pid = eng_pid_alloc(sc);
+            sc->eng_pids = 1;
+            mqo_map_put(&sc->cpid, o.pid, PID_ENGINE);
+            sc->eng_inflight++;
             e->st.deliveries_qos1++;
         }
-        eng_insert(pe->c, MQO_S2C, &o);
+        eng_insert(sc, MQO_S2C, &o);
         e->st.deliveries++;
     }
     if (x->pk->u.publish.qos == 1) {
