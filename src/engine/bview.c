@@ -200,7 +200,8 @@ static void bv_clear(struct mqo_engine *e)
     mqo_map_free(&e->bv.bind);
     e->bv.bind = (struct mqo_map){0};
     for (struct mqo_conn *c = e->conns; c; c = c->next)
-        c->bv_pconn = 0;
+        if (c->bv)
+            c->bv->pconn = 0;
     e->st.bv_bound = 0;
 }
 
@@ -381,24 +382,27 @@ int mqo_engine_bv_bind(struct mqo_engine *e, const uint8_t *cid, size_t cid_len,
         return -ESRCH;
     if (c->cid_len && (c->cid_len != cid_len || memcmp(c->cid, cid, cid_len) != 0))
         return -ESRCH;
-    if (c->bv_pconn && c->bv_pconn != pconn) {
-        mqo_map_del(&e->bv.bind, c->bv_pconn);
+    struct conn_bv *b = cbv_get(c);
+    if (!b)
+        return -ENOMEM;
+    if (b->pconn && b->pconn != pconn) {
+        mqo_map_del(&e->bv.bind, b->pconn);
         e->st.bv_bound--;
     }
-    if (c->bv_pconn != pconn) {
+    if (b->pconn != pconn) {
         if (mqo_map_put(&e->bv.bind, pconn, conn_id))
             return -ENOMEM;
         e->st.bv_bound++;
     }
-    c->bv_pconn = pconn;
-    if (c->bv_cid_len != cid_len || (cid_len && memcmp(c->bv_cid, cid, cid_len) != 0)) {
+    b->pconn = pconn;
+    if (b->cid_len != cid_len || (cid_len && memcmp(b->cid, cid, cid_len) != 0)) {
         uint8_t *d = malloc(cid_len ? cid_len : 1);
         if (!d)
             return -ENOMEM;
         memcpy(d, cid, cid_len);
-        free(c->bv_cid);
-        c->bv_cid = d;
-        c->bv_cid_len = (uint16_t)cid_len;
+        free(b->cid);
+        b->cid = d;
+        b->cid_len = (uint16_t)cid_len;
     }
     struct bv_sess *x = bv_get(e, cid, cid_len);
     if (!x)
@@ -416,14 +420,15 @@ int mqo_engine_bv_bind(struct mqo_engine *e, const uint8_t *cid, size_t cid_len,
 void bv_conn_changed(struct mqo_conn *c)
 {
     struct mqo_engine *e = c->eng;
-    if (e->bv.state == BV_OFF || !c->bv_pconn)
+    if (e->bv.state == BV_OFF || !cbv_pconn(c))
         return;
+    struct conn_bv *b = c->bv;
     if (c->dead) {
-        mqo_map_del(&e->bv.bind, c->bv_pconn);
+        mqo_map_del(&e->bv.bind, b->pconn);
         e->st.bv_bound--;
-        c->bv_pconn = 0;
+        b->pconn = 0;
     }
-    struct bv_sess *x = c->bv_cid ? bv_find(e, c->bv_cid, c->bv_cid_len) : NULL;
+    struct bv_sess *x = b->cid ? bv_find(e, b->cid, b->cid_len) : NULL;
     if (x && bv_update(e, x))
         mqo_warn("broker view: out of memory entering session '%.*s'", (int)x->cid_len, x->cid);
 }
@@ -452,7 +457,7 @@ static void bv_send_mark(struct mqo_conn *c)
     char f[MARK_MAX + 1];
     int fl = snprintf(f, sizeof f, "$mqoff/bind/%s/%llu/%lu", e->bv.token,
                       (unsigned long long)c->id, (unsigned long)expiry);
-    if (fl <= 0 || (size_t)fl > MARK_MAX)
+    if (fl <= 0 || (size_t)fl > MARK_MAX || !cbv_get(c))
         return;
     uint8_t pkt[5 + 2 + 1 + 2 + MARK_MAX];
     uint32_t rem = 2 + (c->version == MQO_MQTT_V5 ? 1 : 0) + 2 + (uint32_t)fl;
@@ -469,16 +474,16 @@ static void bv_send_mark(struct mqo_conn *c)
     n += (size_t)fl;
     if (eng_insert_bytes(c, MQO_C2S, pkt, n) != 0)
         return;
-    c->bv_pid = pid;
-    c->bv_gen = e->bv.gen;
+    c->bv->pid = pid;
+    c->bv->gen = e->bv.gen;
     e->st.bv_markers++;
 }
 
 void bv_mark(struct mqo_conn *c)
 {
     struct mqo_engine *e = c->eng;
-    if (!eng_bv_synced(e) || c->bv_gen == e->bv.gen || c->bv_pconn || !c->live || c->dead ||
-        c->relay || c->bv_pid || !eng_at_boundary(c, MQO_C2S))
+    if (!eng_bv_synced(e) || cbv_gen(c) == e->bv.gen || cbv_pconn(c) || !c->live || c->dead ||
+        c->relay || cbv_pid(c) || !eng_at_boundary(c, MQO_C2S))
         return;
     bv_send_mark(c);
 }
@@ -486,7 +491,7 @@ void bv_mark(struct mqo_conn *c)
 void bv_expiry_changed(struct mqo_conn *c)
 {
     struct mqo_engine *e = c->eng;
-    if (!eng_bv_synced(e) || c->bv_gen != e->bv.gen || c->dead || c->relay ||
+    if (!eng_bv_synced(e) || cbv_gen(c) != e->bv.gen || c->dead || c->relay ||
         !eng_at_boundary(c, MQO_C2S))
         return;
     bv_send_mark(c);
@@ -494,9 +499,9 @@ void bv_expiry_changed(struct mqo_conn *c)
 
 int bv_unsuback(struct mqo_conn *c, uint16_t pid)
 {
-    if (!c->bv_pid || pid != c->bv_pid)
+    if (!cbv_pid(c) || pid != c->bv->pid)
         return 0;
-    c->bv_pid = 0;
+    c->bv->pid = 0;
     return 1;
 }
 
@@ -554,7 +559,7 @@ int mqo_engine_each_conn(const struct mqo_engine *e,
             .unknown = c->unknown,
             .persistent = c->sess && c->sess->persistent,
             .bridge = c->bridge,
-            .bound = c->bv_pconn,
+            .bound = cbv_pconn(c),
             .inflight = c->eng_inflight,
             .broker_inflight = c->broker_inflight,
             .recv_max = c->recv_max,

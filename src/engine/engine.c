@@ -308,7 +308,7 @@ int mqo_conn_quiescent(const struct mqo_conn *c)
     uint64_t engine_pings = c->ping_n < 64 ? c->ping_fifo & ((1ull << c->ping_n) - 1) : 1;
     return !c->dead && !c->eng_inflight && !c->cpid.n && !c->bpid.n &&
            (!c->alias || (!c->alias[0].n && !c->alias[1].n)) && !engine_pings &&
-           !c->order_pending && !c->bv_pid;
+           !c->order_pending && !cbv_pid(c);
 }
 
 void mqo_conn_relay_unknown(struct mqo_conn *c, const char *why)
@@ -537,7 +537,7 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
 {
     if (!c)
         return;
-    if (c->bv_pconn) {
+    if (cbv_pconn(c)) {
         c->dead = 1; /* no longer the engine's: the broker's view of it enters the table */
         bv_conn_changed(c);
     }
@@ -630,7 +630,9 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     }
     free(c->exp);
     free(c->cid);
-    free(c->bv_cid);
+    if (c->bv)
+        free(c->bv->cid);
+    free(c->bv);
     free(c->user);
     mqo_map_del(&e->conn_ids, c->id);
     if (e->scan_conn == c)

@@ -7,6 +7,8 @@
 #include "engine/engine.h"
 #include "topic/topic.h"
 
+#include <stdlib.h>
+
 /* Trie flag of a subscription whose SUBSCRIBE awaits its SUBACK. */
 #define SUBF_PENDING MQO_SUB_USER
 
@@ -156,17 +158,32 @@ struct mqo_conn {
     uint32_t n_exp, cap_exp;
     uint32_t order_pending;
 
-    /* the broker's view (bview.c): the broker connection this one is bound to (0: none), the
-     * view's generation its bind marker was sent in, the marker's UNSUBSCRIBE identifier
-     * awaiting its UNSUBACK (0: none) */
-    uint64_t bv_pconn;
-    uint32_t bv_gen;
-    uint16_t bv_pid;
-    uint16_t bv_cid_len;
-    /* the client id the broker reported at binding (the broker's own for a client that sent
-     * none), malloc'd */
-    uint8_t *bv_cid;
+    /* the broker's view (bview.c): allocated at the first marker or binding, NULL: none */
+    struct conn_bv *bv;
 };
+
+/* A connection's part in the broker's view: the broker connection it is bound to (0: none),
+ * the view's generation its bind marker was sent in, the marker's UNSUBSCRIBE identifier
+ * awaiting its UNSUBACK (0: none), and the client id the broker reported at binding (the
+ * broker's own for a client that sent none), malloc'd. */
+struct conn_bv {
+    uint64_t pconn;
+    uint32_t gen;
+    uint16_t pid;
+    uint16_t cid_len;
+    uint8_t *cid;
+};
+
+static inline uint64_t cbv_pconn(const struct mqo_conn *c) { return c->bv ? c->bv->pconn : 0; }
+static inline uint32_t cbv_gen(const struct mqo_conn *c) { return c->bv ? c->bv->gen : 0; }
+static inline uint16_t cbv_pid(const struct mqo_conn *c) { return c->bv ? c->bv->pid : 0; }
+/* c->bv, allocated when missing; NULL: no memory. */
+static inline struct conn_bv *cbv_get(struct mqo_conn *c)
+{
+    if (!c->bv)
+        c->bv = calloc(1, sizeof *c->bv);
+    return c->bv;
+}
 
 /* The broker's view, as the broker plugin reports it (bview.c). */
 enum { BV_OFF = 0, BV_SYNCING, BV_SYNCED };

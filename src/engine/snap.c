@@ -192,8 +192,8 @@ static void conn_save(struct save_ctx *x, const struct mqo_conn *c)
         mqo_wr_u64(w, c->exp[i].deadline);
     }
     mqo_wr_u32(w, c->order_pending);
-    mqo_wr_u16(w, c->bv_pid);
-    wr_opt_blob(w, c->bv_cid, c->bv_cid_len);
+    mqo_wr_u16(w, cbv_pid(c));
+    wr_opt_blob(w, c->bv ? c->bv->cid : NULL, c->bv ? c->bv->cid_len : 0);
 }
 
 int mqo_engine_save(const struct mqo_engine *e, struct mqo_buf *out)
@@ -509,9 +509,20 @@ static int conn_load(struct load_ctx *x)
         c->exp[i].deadline = mqo_rd_u64(r);
     }
     c->order_pending = mqo_rd_u32(r);
-    c->bv_pid = mqo_rd_u16(r);
-    if (rd_opt_blob(r, 65535, &c->bv_cid, &c->bv_cid_len))
+    uint16_t bv_pid = mqo_rd_u16(r);
+    uint8_t *bv_cid;
+    uint16_t bv_cid_len;
+    if (rd_opt_blob(r, 65535, &bv_cid, &bv_cid_len))
         return -EINVAL;
+    if (bv_pid || bv_cid) {
+        if (!cbv_get(c)) {
+            free(bv_cid);
+            return -EINVAL;
+        }
+        c->bv->pid = bv_pid;
+        c->bv->cid = bv_cid;
+        c->bv->cid_len = bv_cid_len;
+    }
     return r->err ? -EINVAL : 0;
 }
 
