@@ -35,7 +35,7 @@ uint64_t mqo_hash64(const void *p, size_t n, uint64_t seed)
 static size_t find(const struct mqo_map *m, uint64_t key)
 {
     size_t mask = m->cap - 1, i = mix(key) & mask;
-    while (m->slots[i].used && m->slots[i].key != key)
+    while (m->slots[i].k1 && m->slots[i].k1 != key + 1)
         i = (i + 1) & mask;
     return i;
 }
@@ -45,7 +45,7 @@ int mqo_map_get(const struct mqo_map *m, uint64_t key, uint64_t *val)
     if (m->n == 0)
         return 0;
     size_t i = find(m, key);
-    if (!m->slots[i].used)
+    if (!m->slots[i].k1)
         return 0;
     if (val)
         *val = m->slots[i].val;
@@ -65,8 +65,8 @@ static int grow(struct mqo_map *m)
     m->cap = cap;
     m->n = 0;
     for (size_t i = 0; i < old.cap; i++)
-        if (old.slots[i].used) {
-            size_t j = find(m, old.slots[i].key);
+        if (old.slots[i].k1) {
+            size_t j = find(m, old.slots[i].k1 - 1);
             m->slots[j] = old.slots[i];
             m->n++;
         }
@@ -76,9 +76,11 @@ static int grow(struct mqo_map *m)
 
 int mqo_map_put(struct mqo_map *m, uint64_t key, uint64_t val)
 {
+    if (key == UINT64_MAX)
+        return -EINVAL;
     if (m->cap) {
         size_t i = find(m, key);
-        if (m->slots[i].used) {
+        if (m->slots[i].k1) {
             m->slots[i].val = val;
             return 0;
         }
@@ -89,7 +91,7 @@ int mqo_map_put(struct mqo_map *m, uint64_t key, uint64_t val)
             return rc;
     }
     size_t i = find(m, key);
-    m->slots[i] = (struct mqo_map_slot){.key = key, .val = val, .used = 1};
+    m->slots[i] = (struct mqo_map_slot){.k1 = key + 1, .val = val};
     m->n++;
     return 0;
 }
@@ -98,16 +100,18 @@ int mqo_map_del(struct mqo_map *m, uint64_t key)
 {
     if (m->n == 0)
         return 0;
+    if (key == UINT64_MAX)
+        return 0;
     size_t mask = m->cap - 1, i = find(m, key);
-    if (!m->slots[i].used)
+    if (!m->slots[i].k1)
         return 0;
     /* backward-shift deletion: move later members of the probe run into the hole */
     size_t j = i;
     for (;;) {
         j = (j + 1) & mask;
-        if (!m->slots[j].used)
+        if (!m->slots[j].k1)
             break;
-        size_t home = mix(m->slots[j].key) & mask;
+        size_t home = mix(m->slots[j].k1 - 1) & mask;
         /* slot j may move to i when its home is not in (i, j] cyclically */
         int in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
         if (!in_range) {
@@ -115,7 +119,7 @@ int mqo_map_del(struct mqo_map *m, uint64_t key)
             i = j;
         }
     }
-    m->slots[i].used = 0;
+    m->slots[i].k1 = 0;
     m->n--;
     return 1;
 }
@@ -131,6 +135,6 @@ void mqo_map_each(const struct mqo_map *m, void (*fn)(void *arg, uint64_t key, u
                   void *arg)
 {
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].used)
-            fn(arg, m->slots[i].key, m->slots[i].val);
+        if (m->slots[i].k1)
+            fn(arg, m->slots[i].k1 - 1, m->slots[i].val);
 }

@@ -940,7 +940,7 @@ static void ctab_sync(struct sconn *c)
 void mqo_splice_retrack(struct mqo_splice *sp)
 {
     for (size_t i = 0; i < sp->conns.cap; i++)
-        if (sp->conns.slots[i].used) {
+        if (mqo_map_slot_used(&sp->conns.slots[i])) {
             struct sconn *c = (struct sconn *)(uintptr_t)sp->conns.slots[i].val;
             c->tracked = 0;
             if (c->state == ST_EST && !c->dead)
@@ -1752,13 +1752,13 @@ static void expire_idle(struct mqo_splice *sp, uint64_t now, uint64_t dt)
             sp->unseen_slot = 0;
         size_t i = sp->unseen_slot++;
         const struct mqo_map_slot *sl = &sp->unseen.slots[i];
-        if (!sl->used)
+        if (!mqo_map_slot_used(sl))
             continue;
         int closing = sl->val & 1;
         uint64_t limit = closing ? LINGER_NS : (uint64_t)sp->cfg.idle_ms * MS;
         if (now - (sl->val & ~1ull) <= limit)
             continue;
-        mqo_map_del(&sp->unseen, sl->key);
+        mqo_map_del(&sp->unseen, mqo_map_slot_key(sl));
         if (!closing) {
             sp->unseen_open--;
             mqo_engine_set_unseen_clients(sp->eng, sp->unseen_open + sp->in_startup);
@@ -1771,7 +1771,7 @@ static void expire_idle(struct mqo_splice *sp, uint64_t now, uint64_t dt)
         if (sp->conn_slot >= sp->conns.cap)
             sp->conn_slot = 0;
         const struct mqo_map_slot *sl = &sp->conns.slots[sp->conn_slot++];
-        if (!sl->used)
+        if (!mqo_map_slot_used(sl))
             continue;
         struct sconn *c = (struct sconn *)(uintptr_t)sl->val;
         if (!c->dead && ((c->closed_at && now - c->closed_at > LINGER_NS) ||
@@ -1890,7 +1890,7 @@ void mqo_splice_free(struct mqo_splice *sp)
     if (!sp)
         return;
     for (size_t i = 0; i < sp->conns.cap; i++)
-        if (sp->conns.slots[i].used) {
+        if (mqo_map_slot_used(&sp->conns.slots[i])) {
             struct sconn *c = (struct sconn *)(uintptr_t)sp->conns.slots[i].val;
             if (c->ec)
                 mqo_engine_conn_close(sp->eng, c->ec, sp->now);
@@ -2067,7 +2067,7 @@ int mqo_splice_save(struct mqo_splice *sp, struct mqo_buf *out)
     mqo_map_each(&sp->unseen, unseen_save, &w);
     mqo_wr_u32(&w, (uint32_t)sp->conns.n);
     for (size_t i = 0; i < sp->conns.cap; i++) {
-        if (!sp->conns.slots[i].used)
+        if (!mqo_map_slot_used(&sp->conns.slots[i]))
             continue;
         const struct sconn *c = (const struct sconn *)(uintptr_t)sp->conns.slots[i].val;
         mqo_wr_u32(&w, c->cip);

@@ -112,6 +112,19 @@ static void test_map_basic(void **st)
     assert_int_equal(m.n, 5000);
     assert_int_equal(mqo_map_get(&m, 7919, &v), 1);
     assert_int_equal(v, 42);
+    /* a slot keeps key + 1: the largest key is refused, the one below it and 0 work */
+    assert_int_equal(mqo_map_put(&m, UINT64_MAX, 1), -EINVAL);
+    assert_int_equal(mqo_map_get(&m, UINT64_MAX, &v), 0);
+    assert_int_equal(mqo_map_del(&m, UINT64_MAX), 0);
+    assert_int_equal(mqo_map_put(&m, UINT64_MAX - 1, 7), 0);
+    assert_int_equal(mqo_map_get(&m, UINT64_MAX - 1, &v), 1);
+    assert_int_equal(v, 7);
+    assert_int_equal(mqo_map_get(&m, 0, &v), 1);
+    assert_int_equal(v, 0);
+    assert_int_equal(mqo_map_del(&m, 0), 1);
+    assert_int_equal(mqo_map_get(&m, 0, &v), 0);
+    assert_int_equal(m.n, 5000);
+    assert_int_equal(sizeof(struct mqo_map_slot), 16);
     mqo_map_free(&m);
 }
 
