@@ -1035,7 +1035,7 @@ static void s2c_suback(struct mqo_conn *c, const struct mqo_pkt *pk)
         }
         if (code < 0x80) {
             struct mqo_sub_opts o = pe->opts;
-            o.qos = code;
+            o.qos = code > 2 ? 2 : code; /* a code the broker should not send: never offloaded */
             o.flags = s->held ? MQO_SUB_HELD : 0;
             int existed = mqo_trie_get(e->trie, pe->filt.f, pe->filt.len, s, NULL);
             if (mqo_trie_add(e->trie, pe->filt.f, pe->filt.len, s, &o) == 0 && !existed)

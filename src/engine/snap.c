@@ -266,14 +266,16 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 
 static void rd_opts(struct mqo_rd *r, struct mqo_sub_opts *o)
 {
-    o->qos = mqo_rd_u8(r);
-    o->no_local = mqo_rd_u8(r);
-    o->rap = mqo_rd_u8(r);
-    o->rh = mqo_rd_u8(r);
-    o->sub_id = mqo_rd_u32(r);
-    o->flags = mqo_rd_u32(r);
-    if (o->qos > 2)
+    uint8_t qos = mqo_rd_u8(r), no_local = mqo_rd_u8(r), rap = mqo_rd_u8(r), rh = mqo_rd_u8(r);
+    uint32_t sub_id = mqo_rd_u32(r), flags = mqo_rd_u32(r);
+    if (qos > 2 || no_local > 1 || rap > 1 || rh > 2 || sub_id > MQO_SUB_ID_MAX ||
+        flags >= MQO_SUB_FLAGS_LIMIT) {
         r->err = 1;
+        *o = (struct mqo_sub_opts){0};
+        return;
+    }
+    *o = (struct mqo_sub_opts){.qos = qos, .no_local = no_local, .rap = rap, .rh = rh,
+                               .sub_id = sub_id, .flags = flags};
 }
 
 /* An optional blob: returns 0 (absent or present) with *out malloc'd or NULL, -1 on error. */

@@ -44,14 +44,17 @@ int mqo_topic_matches(const uint8_t *f, size_t flen, const uint8_t *t, size_t tl
 #define MQO_SUB_HELD 0x02u   /* caller: held by the broker for an offline session */
 #define MQO_SUB_USER 0x100u  /* first bit free for other caller flags */
 
+/* 8 bytes: the trie keeps one per subscription (a fan-out's subscribers are read in a row). */
 struct mqo_sub_opts {
-    uint8_t qos;      /* granted QoS 0..2 */
-    uint8_t no_local; /* v5 no-local */
-    uint8_t rap;      /* v5 retain-as-published */
-    uint8_t rh;       /* v5 retain handling */
-    uint32_t sub_id;  /* v5 subscription identifier, 0 when none */
-    uint32_t flags;   /* MQO_SUB_* */
+    unsigned sub_id : 28;  /* v5 subscription identifier (at most MQO_SUB_ID_MAX), 0: none */
+    unsigned qos : 2;      /* granted QoS 0..2 */
+    unsigned rh : 2;       /* v5 retain handling */
+    unsigned no_local : 1; /* v5 no-local */
+    unsigned rap : 1;      /* v5 retain-as-published */
+    unsigned flags : 14;   /* MQO_SUB_* (below MQO_SUB_FLAGS_LIMIT) */
 };
+#define MQO_SUB_ID_MAX 268435455u /* the largest a four-byte variable integer holds */
+#define MQO_SUB_FLAGS_LIMIT 0x4000u
 
 /* Aggregated match for one owner (subscriber): every matching subscription of that owner
  * folded into one delivery. */
