@@ -98,15 +98,17 @@ struct node {
 };
 
 /* Identity record of a subscription: (filter as given, owner). */
+/* A subscription's record, one per (filter, owner): 24 bytes and the filter. Its owner is
+ * node->ents[idx].owner; its identity hash is computed again when needed (id_hash). */
 struct sub {
     struct sub *next; /* identity chain */
     struct node *node;
     uint32_t idx; /* slot in node->ents */
-    uint64_t h;
-    void *owner;
-    size_t flen;
+    uint32_t flen;
     uint8_t filter[];
 };
+
+static void *sub_owner(const struct sub *s) { return s->node->ents[s->idx].owner; }
 
 struct mqo_trie {
     struct node *root;
@@ -391,7 +393,7 @@ static struct sub *id_find(const struct mqo_trie *t, const uint8_t *f, size_t le
                            uint64_t h)
 {
     for (struct sub *s = t->bk[h & (t->nbk - 1)]; s; s = s->next)
-        if (s->h == h && s->owner == owner && s->flen == len && memcmp(s->filter, f, len) == 0)
+        if (s->flen == len && sub_owner(s) == owner && memcmp(s->filter, f, len) == 0)
             return s;
     return NULL;
 }
@@ -406,7 +408,7 @@ static void id_resize(struct mqo_trie *t, size_t nbk)
         struct sub *s = t->bk[i];
         while (s) {
             struct sub *next = s->next;
-            size_t j = s->h & (nbk - 1);
+            size_t j = id_hash(t, s->filter, s->flen, sub_owner(s)) & (nbk - 1);
             s->next = nb[j];
             nb[j] = s;
             s = next;
@@ -417,9 +419,9 @@ static void id_resize(struct mqo_trie *t, size_t nbk)
     t->nbk = nbk;
 }
 
-static void id_unlink(struct mqo_trie *t, struct sub *s)
+static void id_unlink(struct mqo_trie *t, struct sub *s, uint64_t h)
 {
-    struct sub **pp = &t->bk[s->h & (t->nbk - 1)];
+    struct sub **pp = &t->bk[h & (t->nbk - 1)];
     while (*pp != s)
         pp = &(*pp)->next;
     *pp = s->next;
@@ -598,9 +600,7 @@ int mqo_trie_add(struct mqo_trie *t, const uint8_t *filter, size_t len, void *ow
     if (t->count + 1 > t->nbk)
         id_resize(t, t->nbk * 2);
 
-    s->h = ih;
-    s->owner = owner;
-    s->flen = len;
+    s->flen = (uint32_t)len;
     memcpy(s->filter, filter, len);
     s->node = n;
     s->idx = n->nents;
@@ -620,16 +620,17 @@ int mqo_trie_del(struct mqo_trie *t, const uint8_t *filter, size_t len, void *ow
 {
     if (!filter)
         return -ENOENT;
-    struct sub *s = id_find(t, filter, len, owner, id_hash(t, filter, len, owner));
+    uint64_t ih = id_hash(t, filter, len, owner);
+    struct sub *s = id_find(t, filter, len, owner, ih);
     if (!s)
         return -ENOENT;
+    id_unlink(t, s, ih);
     struct node *n = s->node;
     uint32_t last = --n->nents;
     if (s->idx != last) {
         n->ents[s->idx] = n->ents[last];
         n->ents[s->idx].rec->idx = s->idx;
     }
-    id_unlink(t, s);
     free(s);
     t->count--;
     if (n->nents == 0) {
@@ -675,7 +676,7 @@ int mqo_trie_walk(const struct mqo_trie *t,
 {
     for (size_t i = 0; i < t->nbk; i++) {
         for (const struct sub *s = t->bk[i]; s; s = s->next) {
-            int r = fn(arg, s->filter, s->flen, s->owner, &s->node->ents[s->idx].o);
+            int r = fn(arg, s->filter, s->flen, sub_owner(s), &s->node->ents[s->idx].o);
             if (r)
                 return r;
         }
