@@ -174,6 +174,29 @@ static uint8_t *memdup(const uint8_t *p, size_t n)
     return d;
 }
 
+/* c's client id becomes a copy of its own again (before c and its session part); without
+ * memory it is forgotten (log lines then name the address only). */
+static void conn_cid_unshare(struct mqo_conn *c)
+{
+    if (!c->cid_shared)
+        return;
+    c->cid_shared = 0;
+    c->cid = memdup(c->cid, c->cid_len);
+    if (!c->cid)
+        c->cid_len = 0;
+}
+
+/* c was bound to s: c keeps s's copy of their client id instead of its own. */
+static void conn_cid_share(struct mqo_conn *c, struct session *s)
+{
+    if (c->cid_shared || !c->cid || !c->cid_len || s->cid_len != c->cid_len ||
+        memcmp(s->cid, c->cid, c->cid_len) != 0)
+        return;
+    free(c->cid);
+    c->cid = s->cid;
+    c->cid_shared = 1;
+}
+
 int eng_mounted(const struct mqo_engine *e, struct mqo_str t, struct mqo_str *out, uint8_t *buf,
                 size_t cap, uint8_t **heap)
 {
@@ -575,6 +598,12 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     }
     c->pend = NULL;
 
+    if (c->cid_shared) {
+        /* the session may go now; nothing below needs the id of a bound connection */
+        c->cid = NULL;
+        c->cid_len = 0;
+        c->cid_shared = 0;
+    }
     if (s && s->conn == c) {
         s->conn = NULL;
         if (s->persistent || !s->known) {
@@ -1121,6 +1150,7 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
         if (MQO_PROP_HAS(pr, MQO_PROP_MAXIMUM_QOS))
             c->broker_max_qos = pr->maximum_qos;
         if (MQO_PROP_HAS(pr, MQO_PROP_ASSIGNED_CLIENT_ID) && c->cid_len == 0) {
+            conn_cid_unshare(c);
             free(c->cid);
             c->cid = memdup(pr->assigned_client_id.p, pr->assigned_client_id.len);
             if (!c->cid)
@@ -1148,6 +1178,7 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
         if (s && s->conn && s->conn != c) {
             /* session taken over: the broker disconnects the old connection */
             struct mqo_conn *old = s->conn;
+            conn_cid_unshare(old);
             old->live = 0;
             old->sess = NULL;
             s->conn = NULL;
@@ -1177,6 +1208,7 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
     s->persistent = persistent;
     s->conn = c;
     c->sess = s;
+    conn_cid_share(c, s);
     c->live = 1;
     bv_mark(c); /* after this CONNACK, in the client's stream toward the broker */
     return 0;

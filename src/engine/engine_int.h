@@ -129,10 +129,13 @@ struct mqo_conn {
     uint16_t eng_inflight;      /* offload QoS 1 deliveries unacknowledged */
     uint16_t broker_inflight;   /* broker QoS 1/2 PUBLISHes not completed by the client */
     uint16_t pid_cursor;  /* next client-side packet identifier (Mosquitto's last_mid + 1) */
-    uint16_t peer_port;
     /* the client's address, for log lines (mqo_conn_set_peer): IPv4 (peer_fam 4, the first
      * 4 bytes), IPv6 (6), 0: unknown; kept binary, formatted when a line is written */
     uint8_t peer_ip[16];
+    uint16_t peer_port;
+    /* cid is its session's (sess->cid, the same bytes) while bound to it, not a copy of its
+     * own: conn_cid_unshare before the two part */
+    uint8_t cid_shared;
     uint8_t *cid;
     uint8_t *user;
     struct session *sess;
