@@ -414,9 +414,15 @@ struct session *eng_session_new(const uint8_t *cid, size_t n)
 static ssize_t session_sub_index(const struct session *s, const uint8_t *f, size_t len)
 {
     for (size_t i = 0; i < s->n_subs; i++)
-        if (s->subs[i].len == len && memcmp(s->subs[i].f, f, len) == 0)
+        if (s->subs[i].len == len && memcmp(sfn_bytes(&s->subs[i]), f, len) == 0)
             return (ssize_t)i;
     return -1;
+}
+
+static void sfn_free(struct sfname *n)
+{
+    if (n->len > SFN_INLINE)
+        free((void *)sfn_bytes(n));
 }
 
 int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len)
@@ -431,8 +437,8 @@ int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len)
             if (s->cap_subs > UINT32_MAX / 2)
                 return -ENOMEM;
             uint32_t cap = s->cap_subs * 2;
-            struct sfilter *v = s->subs == &s->sub1 ? malloc(cap * sizeof *v)
-                                                     : realloc(s->subs, cap * sizeof *v);
+            struct sfname *v = s->subs == &s->sub1 ? malloc(cap * sizeof *v)
+                                                    : realloc(s->subs, cap * sizeof *v);
             if (!v)
                 return -ENOMEM;
             if (s->subs == &s->sub1)
@@ -441,10 +447,17 @@ int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len)
             s->cap_subs = cap;
         }
     }
-    uint8_t *d = memdup(f, len);
-    if (!d)
-        return -ENOMEM;
-    s->subs[s->n_subs++] = (struct sfilter){.f = d, .len = (uint16_t)len};
+    struct sfname *sn = &s->subs[s->n_subs];
+    if (len <= SFN_INLINE) {
+        memcpy(sn->b, f, len);
+    } else {
+        uint8_t *d = memdup(f, len);
+        if (!d)
+            return -ENOMEM;
+        memcpy(sn->b, &d, sizeof d);
+    }
+    sn->len = (uint16_t)len;
+    s->n_subs++;
     return 0;
 }
 
@@ -456,7 +469,7 @@ static void session_sub_del(struct mqo_engine *e, struct session *s, const uint8
         e->st.subscriptions--;
     if (i < 0)
         return;
-    free(s->subs[i].f);
+    sfn_free(&s->subs[i]);
     s->subs[i] = s->subs[--s->n_subs];
 }
 
@@ -464,9 +477,9 @@ static void session_sub_del(struct mqo_engine *e, struct session *s, const uint8
 static void session_clear_subs(struct mqo_engine *e, struct session *s)
 {
     for (size_t i = 0; i < s->n_subs; i++) {
-        if (mqo_trie_del(e->trie, s->subs[i].f, s->subs[i].len, s) == 0)
+        if (mqo_trie_del(e->trie, sfn_bytes(&s->subs[i]), s->subs[i].len, s) == 0)
             e->st.subscriptions--;
-        free(s->subs[i].f);
+        sfn_free(&s->subs[i]);
     }
     s->n_subs = 0;
 }
@@ -477,9 +490,10 @@ static void session_hold(struct mqo_engine *e, struct session *s)
     s->held = 1;
     for (size_t i = 0; i < s->n_subs; i++) {
         struct mqo_sub_opts o;
-        if (mqo_trie_get(e->trie, s->subs[i].f, s->subs[i].len, s, &o)) {
+        const uint8_t *f = sfn_bytes(&s->subs[i]);
+        if (mqo_trie_get(e->trie, f, s->subs[i].len, s, &o)) {
             o.flags = (o.flags & ~SUBF_PENDING) | MQO_SUB_HELD;
-            mqo_trie_add(e->trie, s->subs[i].f, s->subs[i].len, s, &o);
+            mqo_trie_add(e->trie, f, s->subs[i].len, s, &o);
         }
     }
 }
@@ -629,11 +643,12 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
             }
             for (size_t i = 0; hs && !hs->conn && i < c->pre->n_subs; i++) {
                 struct mqo_sub_opts o = {.qos = 1, .flags = MQO_SUB_HELD};
-                const struct sfilter *f = &c->pre->subs[i];
-                int existed = mqo_trie_get(e->trie, f->f, f->len, hs, NULL);
-                if (mqo_trie_add(e->trie, f->f, f->len, hs, &o) == 0) {
+                const struct sfname *f = &c->pre->subs[i];
+                const uint8_t *fb = sfn_bytes(f);
+                int existed = mqo_trie_get(e->trie, fb, f->len, hs, NULL);
+                if (mqo_trie_add(e->trie, fb, f->len, hs, &o) == 0) {
                     e->st.subscriptions += !existed;
-                    eng_session_sub_add(hs, f->f, f->len);
+                    eng_session_sub_add(hs, fb, f->len);
                 }
                 hs->held = 1;
             }

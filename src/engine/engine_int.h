@@ -8,6 +8,7 @@
 #include "topic/topic.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Trie flag of a subscription whose SUBSCRIBE awaits its SUBACK. */
 #define SUBF_PENDING MQO_SUB_USER
@@ -17,6 +18,23 @@ struct sfilter {
     uint8_t *f;
     uint16_t len;
 };
+
+/* A session's copy of one of its filters, 16 bytes: up to SFN_INLINE bytes in b, a longer one
+ * in a block of its own whose pointer b holds. */
+#define SFN_INLINE 14u
+struct sfname {
+    uint8_t b[SFN_INLINE];
+    uint16_t len;
+};
+
+static inline const uint8_t *sfn_bytes(const struct sfname *n)
+{
+    if (n->len <= SFN_INLINE)
+        return n->b;
+    const uint8_t *p;
+    memcpy(&p, n->b, sizeof p);
+    return p;
+}
 
 /* Broker-side session of one client id, the owner of its subscriptions in the trie. */
 struct session {
@@ -33,9 +51,9 @@ struct session {
     struct mqo_conn *conn;
     /* its filters: sub1 until a second one comes (most hold one; a session is kept per
      * client, so it is small: docs/ARCHITECTURE.md, Memory per connection) */
-    struct sfilter *subs;
+    struct sfname *subs;
     uint32_t n_subs, cap_subs;
-    struct sfilter sub1;
+    struct sfname sub1;
     uint8_t cidb[];
 };
 

@@ -232,7 +232,7 @@ int mqo_engine_save(const struct mqo_engine *e, struct mqo_buf *out)
         mqo_wr_u64(&w, s->expire_ns);
         mqo_wr_u32(&w, (uint32_t)s->n_subs);
         for (size_t k = 0; k < s->n_subs; k++)
-            mqo_wr_blob(&w, s->subs[k].f, s->subs[k].len);
+            mqo_wr_blob(&w, sfn_bytes(&s->subs[k]), s->subs[k].len);
     }
     /* trie entries: counted first, then written */
     struct mqo_wr *keep = x.w;
