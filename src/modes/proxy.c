@@ -62,13 +62,14 @@ struct side {
     void *h; /* the stack's handle (mqo_px_stack) instead of a socket; NULL: none */
     struct mqo_outq q;
     int fd;
-    uint32_t ev;      /* epoll mask registered */
-    uint8_t rd_closed; /* read returned 0 */
-    uint8_t want_shut; /* shutdown(SHUT_WR) once the queue is empty */
-    uint8_t wr_shut;
-    uint8_t paused;    /* reads paused for back-pressure */
-    uint8_t resume;    /* the stack's handle: unpaused, its refused input is due again */
+    uint8_t ev;            /* epoll mask registered (EPOLLIN, EPOLLOUT: side_events) */
+    unsigned rd_closed : 1; /* read returned 0 */
+    unsigned want_shut : 1; /* shutdown(SHUT_WR) once the queue is empty */
+    unsigned wr_shut : 1;
+    unsigned paused : 1;    /* reads paused for back-pressure */
+    unsigned resume : 1;    /* the stack's handle: unpaused, its refused input is due again */
 };
+_Static_assert((EPOLLIN | EPOLLOUT) <= UINT8_MAX, "a side's epoll mask fits its 8 bits");
 
 struct pconn {
     struct proxy *px;
@@ -224,7 +225,7 @@ static void update_events(struct pconn *pc, int side)
     struct side *sd = &pc->s[side];
     if (sd->fd < 0)
         return;
-    uint32_t ev = 0;
+    uint8_t ev = 0;
     if (!sd->rd_closed && !sd->paused)
         ev |= EPOLLIN;
     if (sd->q.bytes || (side == BROKER && pc->connecting))
@@ -632,7 +633,7 @@ static void pressure(struct proxy *px, struct pconn *pc)
                 px->resumes = pc;
             }
         }
-        rd->paused = (uint8_t)pause;
+        rd->paused = pause != 0;
     }
 }
 
@@ -1256,10 +1257,10 @@ static int proxy_takeover(struct proxy *px, int tfd)
             const struct mqo_proxy_rec_side *rs = &x->s[k];
             struct side *sd = &pc->s[k];
             sd->fd = rs->fd == UINT32_MAX ? -1 : fds[rs->fd];
-            sd->rd_closed = rs->rd_closed;
-            sd->want_shut = rs->want_shut;
-            sd->wr_shut = rs->wr_shut;
-            sd->paused = rs->paused;
+            sd->rd_closed = !!rs->rd_closed;
+            sd->want_shut = !!rs->want_shut;
+            sd->wr_shut = !!rs->wr_shut;
+            sd->paused = !!rs->paused;
             if (rs->qlen && mqo_outq_push_bytes(&sd->q, rs->q, rs->qlen))
                 rc = -ENOMEM, why = "out of memory";
         }
