@@ -175,8 +175,8 @@ struct mqo_conn {
     uint64_t ping_fifo, ping_barrier;
 
     /* ordering: holds this connection (as subscriber) owes, and holds it (as publisher) has */
-    struct expect *exp;
-    uint32_t n_exp, cap_exp;
+    struct expect *exp; /* room for exp_room(n_exp) (eng_expect_reserve) */
+    uint32_t n_exp;
     uint32_t order_pending;
 
     /* the broker's view (bview.c): allocated at the first marker or binding, NULL: none */
@@ -266,6 +266,17 @@ struct plan_ent {
     uint8_t drop; /* QoS 0 that does not fit the subscriber's queue: dropped, counted */
     uint8_t ids;
 };
+
+/* The room c->exp has for n entries (n > 0): EXP_MIN, or the power of two above n. Growth
+ * happens where n is a power of two (eng_expect_reserve); fewer entries keep their room. */
+#define EXP_MIN 8u
+static inline size_t exp_room(size_t n)
+{
+    size_t r = EXP_MIN;
+    while (r <= n)
+        r *= 2;
+    return r;
+}
 
 /* engine.c */
 void eng_forward(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_t n);

@@ -416,13 +416,16 @@ out:
 
 static int expect_add(struct mqo_conn *sc, uint64_t pub_id, uint64_t hash, uint64_t deadline)
 {
-    if (sc->n_exp == sc->cap_exp) {
-        size_t cap = sc->cap_exp ? sc->cap_exp * 2 : 8;
+    /* no count of the room: it is exp_room(n_exp) at least, so it must grow only where that
+     * steps up (a power of two) or when there is none */
+    if (sc->n_exp == UINT32_MAX)
+        return -ENOMEM;
+    if (!sc->exp || (sc->n_exp >= EXP_MIN && (sc->n_exp & (sc->n_exp - 1)) == 0)) {
+        size_t cap = exp_room(sc->n_exp);
         struct expect *v = realloc(sc->exp, cap * sizeof *v);
         if (!v)
             return -ENOMEM;
         sc->exp = v;
-        sc->cap_exp = cap;
     }
     sc->exp[sc->n_exp++] = (struct expect){.pub_id = pub_id, .hash = hash, .deadline = deadline};
     return 0;

@@ -502,9 +502,9 @@ static int conn_load(struct load_ctx *x)
     uint32_t ne = mqo_rd_count(r, 24);
     if (r->err)
         return -EINVAL;
-    if (ne && !(c->exp = calloc(ne, sizeof *c->exp)))
+    if (ne && !(c->exp = calloc(exp_room(ne), sizeof *c->exp)))
         return -ENOMEM;
-    c->cap_exp = c->n_exp = ne;
+    c->n_exp = ne;
     for (uint32_t i = 0; i < ne; i++) {
         c->exp[i].pub_id = mqo_rd_u64(r);
         c->exp[i].hash = mqo_rd_u64(r);
