@@ -377,6 +377,41 @@ static void test_passthrough_then_offload_order(void **s)
     done(h);
 }
 
+/* Many holds on one subscriber at once (its table of holds grows past 8, 16 and 32 entries,
+ * shrinks as the broker delivers, and grows again): every message arrives once, in order. */
+static void test_order_many_holds(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 2, MQO_MQTT_V311, "o", 0);
+    int sent = 0;
+    const int burst[] = {40, 9, 70};
+    for (size_t r = 0; r < sizeof burst / sizeof burst[0]; r++) {
+        static uint8_t b[8192];
+        size_t n = 0;
+        for (int k = 0; k <= burst[r]; k++) {
+            char pl[16];
+            snprintf(pl, sizeof pl, "m%04d", sent++);
+            /* the first is retained (through the broker): the rest wait for it */
+            n += hb_publish(b + n, MQO_MQTT_V311, "o", pl, 5, 0, k == 0, 0, 0);
+        }
+        h_send(h, 0, b, n);
+        h_run(h);
+    }
+    h_publish(h, 0, "o", "last!", 0, 0);
+    h_run(h);
+    for (int i = 1; i <= 2; i++) {
+        assert_int_equal(h_count_pub(h, i, "o"), sent + 1);
+        for (int k = 0; k < sent; k++) {
+            char pl[16];
+            snprintf(pl, sizeof pl, "m%04d", k);
+            assert_memory_equal(h_pub(h, i, (size_t)k)->payload, pl, 5);
+        }
+    }
+    assert_true(st(h)->pt_reason[MQO_PT_ORDER] >= 40);
+    assert_int_equal(st(h)->consumed, 1); /* the last one, once nothing was held */
+    done(h);
+}
+
 /* The broker never delivers a passed-through message (it dropped it): the hold is given up
  * after order_hold_ms and offload resumes. */
 static void test_order_hold_expires(void **s)
@@ -1158,6 +1193,7 @@ int main(void)
         cmocka_unit_test(test_v5_subscription_ids),
         cmocka_unit_test(test_v3_v5_mixed),
         cmocka_unit_test(test_passthrough_then_offload_order),
+        cmocka_unit_test(test_order_many_holds),
         cmocka_unit_test(test_order_hold_expires),
         cmocka_unit_test(test_disconnect_mid_flight),
         cmocka_unit_test(test_persistent_session_held),
