@@ -111,6 +111,9 @@ void mqo_conn_set_peer(struct mqo_conn *c, const char *peer)
         return;
     memcpy(host, h, (size_t)(he - h));
     host[he - h] = 0;
+    char *scope = strchr(host, '%'); /* a link-local address's zone is not kept */
+    if (scope)
+        *scope = 0;
     if (inet_pton(AF_INET, host, c->peer_ip) == 1)
         c->peer_fam = 4;
     else if (inet_pton(AF_INET6, host, c->peer_ip) == 1)
