@@ -67,80 +67,82 @@ struct ooo {
     uint8_t data[];
 };
 
-/* One direction: sender X -> receiver Y. Half C2S: X = client, Y = broker. */
+/* One direction: sender X -> receiver Y. Half C2S: X = client, Y = broker. Fields are ordered
+ * and sized so that a connection costs little while idle (docs/ARCHITECTURE.md, "Memory per
+ * connection"): windows fit 32 bits (a window is at most 65535 << 14), and cwnd and ssthresh
+ * saturate at UINT32_MAX, more than any window lets into flight. */
 struct half {
-    uint32_t isn;     /* X's initial sequence number */
-    uint8_t wscale_x; /* shift X applies to the windows it advertises */
-    uint16_t mss_y;   /* largest payload toward Y */
     /* input from X; offsets count bytes after the SYN */
-    uint64_t rcv_nxt;
+    uint64_t rcv_nxt; /* X's FIN, once in order (fin_in), comes after this offset */
+    uint64_t in_acct; /* input bytes the engine accounted for */
+    uint64_t ack_in;  /* input acknowledged to X */
     struct ooo *ooo;
     size_t ooo_bytes;
-    uint64_t in_acct; /* input bytes the engine accounted for */
     struct rec *recs;
     size_t rec_head, nrec, cap_rec;
-    uint64_t ack_in; /* input acknowledged to X */
-    uint8_t fin_in;  /* X's FIN arrived in order, after input offset fin_off */
-    uint8_t fin_resolved;
-    uint64_t fin_off;
-    uint32_t ts_recent; /* latest TSval from X */
-    uint8_t ts_unknown; /* resumed: no TSval from X seen yet in this process */
     /* output toward Y */
     struct mqo_buf out; /* bytes [out_una, out_end) */
     struct csrec *cs;   /* inserted packets of CS_MIN bytes or more, in output order */
     size_t cs_head, ncs, cap_cs;
     uint64_t out_una, out_nxt, out_end;
     uint64_t out_max; /* highest offset ever sent (out_nxt goes back on a timeout) */
-    uint64_t y_wnd; /* Y's receive window for this output (bytes) */
-    uint8_t fin_out_sent, fin_out_acked;
     /* congestion control and timers */
-    uint64_t cwnd, ssthresh, recover;
-    uint8_t dupacks, in_recovery, backoff;
-    uint8_t rtx_pend;   /* a retransmission of the first unacknowledged segment is owed */
-    uint8_t probe_pend; /* a zero-window probe is owed */
-    uint8_t probes;     /* zero-window probes sent and not answered by any ACK */
-    uint8_t pbackoff;   /* probes sent since the window closed: their interval doubles */
+    uint64_t recover;
     uint64_t rto, srtt, rttvar;
     uint64_t rtx_deadline, persist_deadline;
     uint64_t una_since; /* when the oldest unacknowledged byte (or FIN) was first sent */
     uint64_t ack_at;    /* when the receiver's last acceptable ACK arrived */
     uint64_t rtt_off, rtt_sent;
-    uint8_t rtt_on;
     uint64_t probe_end; /* a zero-window probe sent the byte before this offset */
+    uint32_t isn;       /* X's initial sequence number */
+    uint32_t ts_recent; /* latest TSval from X */
+    uint32_t y_wnd;     /* Y's receive window for this output (bytes) */
+    uint32_t cwnd, ssthresh;
+    uint16_t mss_y;   /* largest payload toward Y */
+    uint8_t wscale_x; /* shift X applies to the windows it advertises */
+    uint8_t ts_unknown; /* resumed: no TSval from X seen yet in this process */
+    uint8_t fin_in;   /* X's FIN arrived in order, after input offset rcv_nxt */
+    uint8_t fin_resolved;
+    uint8_t fin_out_sent, fin_out_acked;
+    uint8_t dupacks, in_recovery, backoff;
+    uint8_t rtx_pend;   /* a retransmission of the first unacknowledged segment is owed */
+    uint8_t probe_pend; /* a zero-window probe is owed */
+    uint8_t probes;     /* zero-window probes sent and not answered by any ACK */
+    uint8_t pbackoff;   /* probes sent since the window closed: their interval doubles */
+    uint8_t rtt_on;
 };
 
 struct sconn {
     struct mqo_splice *sp;
-    uint32_t cip;   /* client address, network order */
-    uint16_t cport; /* host order */
-    uint8_t state;
-    uint8_t ts_ok;
-    uint8_t dead;
-    uint8_t queued[2]; /* in sp->q[side]: it may owe frames toward side */
-    uint8_t ack_due[2]; /* an ACK is owed toward side */
-    uint8_t rst_sent;
-    uint8_t syn_ws; /* the client's SYN offered window scaling */
-    uint8_t tracked; /* cfg.track told it is up */
-    /* the shared table's entry (cfg.track), NULL: none; whether its quiescent word is set
-     * (q_on) with the offsets q_in/q_out, and whether the state may have changed since the
-     * last look (q_check) */
-    struct mqo_ctab_ent *tent;
-    uint8_t q_on, q_check;
-    uint8_t ka_probe[2]; /* a keep-alive probe is owed toward side (resumed) */
-    uint64_t q_in[2], q_out[2], q_una[2];
-    struct half h[2];
     struct mqo_conn *ec;
-    uint8_t eth[2][14]; /* Ethernet header of frames toward side */
-    uint8_t ttl[2], tos[2];
-    uint16_t ip_id[2];
+    /* the shared table's entry (cfg.track), NULL: none; whether its quiescent word is set
+     * (q_on, with the offsets the entry records), and whether the state may have changed since
+     * the last look (q_check) */
+    struct mqo_ctab_ent *tent;
+    struct sconn *qnext[2], *qprev[2];
+    struct sconn *dead_next;
     uint64_t last_seen;
     uint64_t closed_at;
     /* timer heap: the key is at most the earliest armed deadline (lazy: a deadline cleared or
      * moved later is found when the key comes due) */
     uint64_t hkey;
-    uint32_t hidx; /* position in sp->heap + 1, 0: not in it */
-    struct sconn *qnext[2], *qprev[2];
-    struct sconn *dead_next;
+    struct half h[2];
+    uint32_t hidx;  /* position in sp->heap + 1, 0: not in it */
+    uint32_t cip;   /* client address, network order */
+    uint16_t cport; /* host order */
+    uint16_t ip_id[2];
+    uint8_t state;
+    uint8_t ts_ok;
+    uint8_t dead;
+    uint8_t rst_sent;
+    uint8_t syn_ws; /* the client's SYN offered window scaling */
+    uint8_t tracked; /* cfg.track told it is up */
+    uint8_t q_on, q_check;
+    uint8_t queued[2]; /* in sp->q[side]: it may owe frames toward side */
+    uint8_t ack_due[2]; /* an ACK is owed toward side */
+    uint8_t ka_probe[2]; /* a keep-alive probe is owed toward side (resumed) */
+    uint8_t ttl[2], tos[2];
+    uint8_t eth[2][14]; /* Ethernet header of frames toward side */
 };
 
 /* Connections that may owe frames toward one side, first marked first served. A connection
@@ -192,6 +194,9 @@ static uint16_t tcp4_csum(const uint8_t *ip, const uint8_t *tcp, size_t len)
 }
 
 static uint64_t conn_key(uint32_t ip, uint16_t port) { return (uint64_t)ip << 16 | port; }
+
+/* A congestion window: beyond 32 bits it lets no more into flight (windows are below 2^30). */
+static uint32_t cap32(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; }
 
 /* Unwraps sequence number seq of a stream starting at isn to the 64-bit offset (bytes after
  * the SYN) nearest ref. */
@@ -398,7 +403,7 @@ static int resolve(struct half *h)
      * engine still held, an incomplete packet before the FIN, are resolved with it) */
     if (h->fin_in && !h->fin_resolved && h->fin_out_acked) {
         h->fin_resolved = 1;
-        h->ack_in = h->fin_off;
+        h->ack_in = h->rcv_nxt; /* where the FIN came: nothing is taken after it */
         moved = 1;
     }
     return moved;
@@ -915,9 +920,12 @@ static void ctab_sync(struct sconn *c)
     c->q_check = 0;
     int q = conn_quiet(c);
     const struct half *h0 = &c->h[0], *h1 = &c->h[1];
-    if (q && c->q_on && c->q_in[0] == h0->rcv_nxt && c->q_in[1] == h1->rcv_nxt &&
-        c->q_out[0] == h0->out_end && c->q_out[1] == h1->out_end &&
-        c->q_una[0] == h0->out_una && c->q_una[1] == h1->out_una)
+    /* the entry holds what was written last (this process is its only writer) */
+    const struct mqo_ctab_ent *e = c->tent;
+    if (q && c->q_on && e->in_off[0] == h0->rcv_nxt && e->in_off[1] == h1->rcv_nxt &&
+        e->out_off[0] == h0->out_una && e->out_off[1] == h1->out_una &&
+        e->out_off[0] + e->held_len[0] == h0->out_end &&
+        e->out_off[1] + e->held_len[1] == h1->out_end)
         return;
     ctab_quiet_off(c);
     if (!q)
@@ -926,9 +934,8 @@ static void ctab_sync(struct sconn *c)
     for (int d = 0; d < 2; d++) {
         const struct half *h = &c->h[d];
         size_t held = (size_t)(h->out_end - h->out_una); /* h->out holds exactly these */
-        c->q_in[d] = t->in_off[d] = h->rcv_nxt;
-        c->q_una[d] = t->out_off[d] = h->out_una;
-        c->q_out[d] = h->out_end;
+        t->in_off[d] = h->rcv_nxt;
+        t->out_off[d] = h->out_una;
         t->held_len[d] = (uint16_t)held;
         if (held)
             memcpy(t->held[d], h->out.data, held);
@@ -1175,7 +1182,7 @@ static void learn_l2(struct sconn *c, int from, const struct seg *s)
 static void init_half(struct half *h)
 {
     h->rto = RTO_INIT;
-    h->ssthresh = UINT64_MAX / 2;
+    h->ssthresh = UINT32_MAX; /* none yet */
 }
 
 static struct sconn *new_conn(struct mqo_splice *sp, const struct seg *s)
@@ -1236,7 +1243,7 @@ static void on_synack(struct mqo_splice *sp, struct sconn *c, const struct seg *
     c->ts_ok = c->ts_ok && s->has_ts;
     for (int d = 0; d < 2; d++) {
         struct half *h = &c->h[d];
-        h->cwnd = 10 * (uint64_t)(h->mss_y ? h->mss_y : 536);
+        h->cwnd = 10u * (h->mss_y ? h->mss_y : 536u);
         h->ack_at = sp->now;
     }
 }
@@ -1322,7 +1329,6 @@ static void on_data(struct sconn *c, int d, int64_t off, const uint8_t *p, size_
         deliver(c, d, p + skip, n - skip);
     if (fin) {
         h->fin_in = 1;
-        h->fin_off = h->rcv_nxt;
         end_session(c);
     }
     /* what was waiting behind the gap */
@@ -1337,7 +1343,6 @@ static void on_data(struct sconn *c, int d, int64_t off, const uint8_t *p, size_
             deliver(c, d, o->data + (h->rcv_nxt - o->off), (size_t)(end - h->rcv_nxt));
         if (o->fin && end >= h->rcv_nxt) {
             h->fin_in = 1;
-            h->fin_off = h->rcv_nxt;
             end_session(c);
         }
         free(o);
@@ -1396,12 +1401,10 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
              * GSO on a veth, GRO) or every other one sends one ACK for many MSS, and growing by
              * one MSS per ACK would leave the window at a few segments, a 64 KiB delivery
              * waiting several round trips for it */
-            h->cwnd += n;
-            if (h->cwnd > h->ssthresh)
-                h->cwnd = h->ssthresh;
+            h->cwnd = (uint32_t)(h->cwnd + n > h->ssthresh ? h->ssthresh : h->cwnd + n);
         } else {
             /* congestion avoidance: one MSS per window of bytes acknowledged */
-            h->cwnd += mss * n / h->cwnd + 1;
+            h->cwnd = cap32(h->cwnd + mss * n / h->cwnd + 1);
         }
         h->dupacks = 0;
         arm(c, &h->rtx_deadline,
@@ -1410,15 +1413,15 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
                wnd == h->y_wnd) {
         if (++h->dupacks == 3 && !h->in_recovery) {
             uint64_t flight = h->out_nxt - h->out_una;
-            h->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
-            h->cwnd = h->ssthresh + 3 * mss;
+            h->ssthresh = cap32(flight / 2 > 2 * mss ? flight / 2 : 2 * mss);
+            h->cwnd = cap32(h->ssthresh + 3 * mss);
             h->recover = h->out_nxt;
             h->in_recovery = 1;
             h->rtx_pend = 1; /* sent by push_half, before anything new */
             sp->st.fast_retransmits++;
             h->rtt_on = 0;
         } else if (h->in_recovery) {
-            h->cwnd += mss;
+            h->cwnd = cap32(h->cwnd + mss);
         }
     }
     if (fin_acked) {
@@ -1426,7 +1429,7 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
         if (h->out_nxt == h->out_una)
             h->rtx_deadline = 0; /* nothing left in flight */
     }
-    h->y_wnd = wnd;
+    h->y_wnd = (uint32_t)wnd; /* at most 65535 << 14 */
     if (wnd) {
         h->persist_deadline = 0;
         h->pbackoff = 0;
@@ -1700,8 +1703,8 @@ static void timers_half(struct sconn *c, int d)
                 (unsigned long long)h->out_end, h->fin_out_sent, h->fin_out_acked,
                 (unsigned long long)h->y_wnd);
         uint64_t flight = h->out_nxt - h->out_una;
-        h->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
-        h->cwnd = mss;
+        h->ssthresh = cap32(flight / 2 > 2 * mss ? flight / 2 : 2 * mss);
+        h->cwnd = (uint32_t)mss;
         h->in_recovery = 0;
         h->dupacks = 0;
         h->rtt_on = 0;
@@ -1980,7 +1983,7 @@ int mqo_splice_resume(struct mqo_splice *sp, const struct mqo_ctab_ent *e, uint6
         /* the receiver's window is learnt from its answer to the probe; meanwhile one
          * segment may go */
         h->y_wnd = h->mss_y;
-        h->cwnd = 10 * (uint64_t)h->mss_y;
+        h->cwnd = 10u * h->mss_y;
         h->ack_at = sp->now;
         h->ts_unknown = c->ts_ok;
     }
@@ -2030,7 +2033,8 @@ static void half_save(struct mqo_wr *w, const struct half *h)
         mqo_wr_u64(w, r->in_end);
         mqo_wr_u64(w, r->out_end);
     }
-    const uint64_t v[] = {h->ack_in, h->fin_off, h->out_una, h->out_nxt, h->out_end, h->out_max,
+    /* the FIN's offset (a format field) is rcv_nxt */
+    const uint64_t v[] = {h->ack_in, h->rcv_nxt, h->out_una, h->out_nxt, h->out_end, h->out_max,
                           h->y_wnd, h->cwnd, h->ssthresh, h->recover, h->rto, h->srtt,
                           h->rttvar, h->rtx_deadline, h->persist_deadline, h->una_since,
                           h->ack_at, h->rtt_off, h->rtt_sent, h->probe_end};
@@ -2135,12 +2139,19 @@ static int half_load(struct mqo_rd *r, struct half *h, size_t max_bytes)
             h->recs[i].out_end = mqo_rd_u64(r);
         }
     }
-    uint64_t *v[] = {&h->ack_in, &h->fin_off, &h->out_una, &h->out_nxt, &h->out_end,
-                     &h->out_max, &h->y_wnd, &h->cwnd, &h->ssthresh, &h->recover, &h->rto,
+    uint64_t fin_off, y_wnd, cwnd, ssthresh;
+    uint64_t *v[] = {&h->ack_in, &fin_off, &h->out_una, &h->out_nxt, &h->out_end,
+                     &h->out_max, &y_wnd, &cwnd, &ssthresh, &h->recover, &h->rto,
                      &h->srtt, &h->rttvar, &h->rtx_deadline, &h->persist_deadline,
                      &h->una_since, &h->ack_at, &h->rtt_off, &h->rtt_sent, &h->probe_end};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         *v[i] = mqo_rd_u64(r);
+    /* a FIN comes after the last input byte (fin_off is rcv_nxt); windows below 2^30, a
+     * congestion window saturates at 32 bits (what is more lets no more into flight) */
+    (void)fin_off;
+    h->y_wnd = cap32(y_wnd);
+    h->cwnd = cap32(cwnd);
+    h->ssthresh = cap32(ssthresh);
     size_t nf;
     const uint8_t *f = mqo_rd_blob(r, 64, &nf);
     if (r->err || nf < 12)
