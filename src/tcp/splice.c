@@ -31,6 +31,7 @@
 #define TSO_MAX 64000 /* payload of a TSO frame at most: its IPv4 length fits 16 bits */
 #define FRAME_MAX (14 + 8 + 60 + 60 + TSO_MAX)
 #define CS_MIN 256 /* inserts at least this long get a checksum record (csrec) */
+#define RING_MAX (1u << 30) /* records (rec, csrec) of a half at most */
 /* A segment ending with this many bytes of a fan-out's shared serialization sends them from it
  * (cfg.emit_shared): fewer saved bytes would not pay for the output's extra descriptor (an
  * iovec, a chained mbuf). A round figure, not a measured break-even; what sharing costs and
@@ -81,10 +82,10 @@ struct hcold {
     struct ooo *ooo;
     size_t ooo_bytes;
     struct rec *recs;
-    size_t rec_head, nrec, cap_rec;
     struct mqo_buf out; /* output bytes [out_una, out_end) */
     struct csrec *cs;   /* inserted packets of CS_MIN bytes or more, in output order */
-    size_t cs_head, ncs, cap_cs;
+    uint32_t rec_head, nrec, cap_rec; /* rings of at most 2^30 */
+    uint32_t cs_head, ncs, cap_cs;
     uint64_t out_nxt;
     uint64_t out_max; /* highest offset ever sent (out_nxt goes back on a timeout) */
     uint64_t recover;
@@ -407,7 +408,9 @@ static int rec_push(struct hcold *k, uint64_t in_end, uint64_t out_end)
         }
     }
     if (k->nrec == k->cap_rec) {
-        size_t cap = k->cap_rec ? k->cap_rec * 2 : 4;
+        if (k->cap_rec >= RING_MAX)
+            return -ENOMEM;
+        uint32_t cap = k->cap_rec ? k->cap_rec * 2 : 4;
         struct rec *v = malloc(cap * sizeof *v);
         if (!v)
             return -ENOMEM;
@@ -496,7 +499,9 @@ static uint32_t out_sum(const struct mqo_out *o)
 static void cs_push(struct hcold *k, uint64_t off, const struct mqo_out *o)
 {
     if (k->ncs == k->cap_cs) {
-        size_t cap = k->cap_cs ? k->cap_cs * 2 : 4;
+        if (k->cap_cs >= RING_MAX)
+            return;
+        uint32_t cap = k->cap_cs ? k->cap_cs * 2 : 4;
         struct csrec *v = malloc(cap * sizeof *v);
         if (!v)
             return;
