@@ -893,7 +893,8 @@ static int push_half(struct sconn *c, int d)
 }
 
 /* Frees the half's state for traffic in transit once every field of it is back to its
- * default, or holds nothing that is read again before it is set (see struct hcold). */
+ * default, or holds nothing that is read again before it is set (see struct hcold). Called from
+ * the idle walk (expire_idle): each connection once a second. */
 static void cold_trim(struct mqo_splice *sp, struct half *h)
 {
     struct hcold *k = h->k;
@@ -924,7 +925,6 @@ static int flush_side(struct sconn *c, int to)
     if (c->ack_due[to] &&
         send_seg(c, to, out_nxt(&c->h[d_out]) + (c->h[d_out].fin_out_sent ? 1 : 0), NULL, 0, 0))
         return -1;
-    cold_trim(c->sp, &c->h[d_out]); /* an idle direction keeps no state for transit */
     return 0;
 }
 
@@ -1881,6 +1881,11 @@ static void expire_idle(struct mqo_splice *sp, uint64_t now, uint64_t dt)
         if (!c->dead && ((c->closed_at && now - c->closed_at > LINGER_NS) ||
                          now - c->last_seen > (uint64_t)sp->cfg.idle_ms * MS))
             kill_conn(c);
+        /* an idle direction gives its transit state back: here, within a second, rather than
+         * at each acknowledgement (a subscriber that gets a message every few hundred
+         * milliseconds would allocate it for each one) */
+        cold_trim(sp, &c->h[0]);
+        cold_trim(sp, &c->h[1]);
     }
 }
 
