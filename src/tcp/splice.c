@@ -121,10 +121,10 @@ struct half {
     uint32_t cwnd, ssthresh;
     uint16_t mss_y;   /* largest payload toward Y */
     uint8_t wscale_x; /* shift X applies to the windows it advertises */
-    uint8_t ts_unknown; /* resumed: no TSval from X seen yet in this process */
-    uint8_t fin_in;   /* X's FIN arrived in order, after input offset rcv_nxt */
-    uint8_t fin_resolved;
-    uint8_t fin_out_sent, fin_out_acked;
+    uint8_t ts_unknown : 1; /* resumed: no TSval from X seen yet in this process */
+    uint8_t fin_in : 1;     /* X's FIN arrived in order, after input offset rcv_nxt */
+    uint8_t fin_resolved : 1;
+    uint8_t fin_out_sent : 1, fin_out_acked : 1;
 };
 
 struct sconn {
@@ -2095,7 +2095,7 @@ int mqo_splice_resume(struct mqo_splice *sp, const struct mqo_ctab_ent *e, uint6
         h->y_wnd = h->mss_y;
         h->cwnd = 10u * h->mss_y;
         h->ack_at = sp->now;
-        h->ts_unknown = c->ts_ok;
+        h->ts_unknown = c->ts_ok != 0;
     }
     char why[96];
     const uint8_t *ip = (const uint8_t *)&c->cip;
@@ -2271,10 +2271,10 @@ static int half_load(struct mqo_splice *sp, struct mqo_rd *r, struct half *h, si
     const uint8_t *f = mqo_rd_blob(r, 64, &nf);
     if (r->err || nf < 12)
         return -EINVAL;
-    h->fin_in = f[0];
-    h->fin_resolved = f[1];
-    h->fin_out_sent = f[2];
-    h->fin_out_acked = f[3];
+    h->fin_in = f[0] != 0;
+    h->fin_resolved = f[1] != 0;
+    h->fin_out_sent = f[2] != 0;
+    h->fin_out_acked = f[3] != 0;
     k->dupacks = f[4];
     k->in_recovery = f[5];
     k->backoff = f[6];
@@ -2283,7 +2283,7 @@ static int half_load(struct mqo_splice *sp, struct mqo_rd *r, struct half *h, si
     k->probes = f[9];
     k->pbackoff = f[10];
     k->rtt_on = f[11];
-    h->ts_unknown = nf > 12 ? f[12] : 0; /* later than the first format */
+    h->ts_unknown = nf > 12 && f[12]; /* later than the first format */
     h->ts_recent = mqo_rd_u32(r);
     size_t ol;
     const uint8_t *o = mqo_rd_blob(r, max_bytes, &ol);
