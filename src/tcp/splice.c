@@ -31,6 +31,7 @@
 #define TSO_MAX 64000 /* payload of a TSO frame at most: its IPv4 length fits 16 bits */
 #define FRAME_MAX (14 + 8 + 60 + 60 + TSO_MAX)
 #define CS_MIN 256 /* inserts at least this long get a checksum record (csrec) */
+#define RING_MAX (1u << 30) /* records (rec, csrec) of a half at most */
 /* A segment ending with this many bytes of a fan-out's shared serialization sends them from it
  * (cfg.emit_shared): fewer saved bytes would not pay for the output's extra descriptor (an
  * iovec, a chained mbuf). A round figure, not a measured break-even; what sharing costs and
@@ -67,80 +68,96 @@ struct ooo {
     uint8_t data[];
 };
 
-/* One direction: sender X -> receiver Y. Half C2S: X = client, Y = broker. */
-struct half {
-    uint32_t isn;     /* X's initial sequence number */
-    uint8_t wscale_x; /* shift X applies to the windows it advertises */
-    uint16_t mss_y;   /* largest payload toward Y */
-    /* input from X; offsets count bytes after the SYN */
-    uint64_t rcv_nxt;
+/* One direction: sender X -> receiver Y. Half C2S: X = client, Y = broker. Fields are ordered
+ * and sized so that a connection costs little while idle (docs/ARCHITECTURE.md, "Memory per
+ * connection"): windows fit 32 bits (a window is at most 65535 << 14), and cwnd and ssthresh
+ * saturate at UINT32_MAX, more than any window lets into flight. */
+/* What a direction needs only while something is in transit through it: output not
+ * acknowledged yet, input out of order or not resolved, a timer armed, recovery, probing or an
+ * RTT sample under way. Allocated when the direction needs it, freed once every field is back
+ * to its default (cold_trim): an idle connection holds none, and comes back to exactly the
+ * state it would have kept (out_nxt and out_max equal out_end then; recover, una_since, the RTT
+ * sample's and the probe's offsets are set before they are read again). */
+struct hcold {
     struct ooo *ooo;
     size_t ooo_bytes;
-    uint64_t in_acct; /* input bytes the engine accounted for */
     struct rec *recs;
-    size_t rec_head, nrec, cap_rec;
-    uint64_t ack_in; /* input acknowledged to X */
-    uint8_t fin_in;  /* X's FIN arrived in order, after input offset fin_off */
-    uint8_t fin_resolved;
-    uint64_t fin_off;
-    uint32_t ts_recent; /* latest TSval from X */
-    uint8_t ts_unknown; /* resumed: no TSval from X seen yet in this process */
-    /* output toward Y */
-    struct mqo_buf out; /* bytes [out_una, out_end) */
+    struct mqo_buf out; /* output bytes [out_una, out_end) */
     struct csrec *cs;   /* inserted packets of CS_MIN bytes or more, in output order */
-    size_t cs_head, ncs, cap_cs;
-    uint64_t out_una, out_nxt, out_end;
+    uint32_t rec_head, nrec, cap_rec; /* rings of at most 2^30 */
+    uint32_t cs_head, ncs, cap_cs;
+    uint64_t out_nxt;
     uint64_t out_max; /* highest offset ever sent (out_nxt goes back on a timeout) */
-    uint64_t y_wnd; /* Y's receive window for this output (bytes) */
-    uint8_t fin_out_sent, fin_out_acked;
-    /* congestion control and timers */
-    uint64_t cwnd, ssthresh, recover;
+    uint64_t recover;
+    uint64_t rtx_deadline, persist_deadline;
+    uint64_t una_since; /* when the oldest unacknowledged byte (or FIN) was first sent */
+    uint64_t rtt_off, rtt_sent;
+    uint64_t probe_end; /* a zero-window probe sent the byte before this offset */
     uint8_t dupacks, in_recovery, backoff;
     uint8_t rtx_pend;   /* a retransmission of the first unacknowledged segment is owed */
     uint8_t probe_pend; /* a zero-window probe is owed */
     uint8_t probes;     /* zero-window probes sent and not answered by any ACK */
     uint8_t pbackoff;   /* probes sent since the window closed: their interval doubles */
-    uint64_t rto, srtt, rttvar;
-    uint64_t rtx_deadline, persist_deadline;
-    uint64_t una_since; /* when the oldest unacknowledged byte (or FIN) was first sent */
-    uint64_t ack_at;    /* when the receiver's last acceptable ACK arrived */
-    uint64_t rtt_off, rtt_sent;
     uint8_t rtt_on;
-    uint64_t probe_end; /* a zero-window probe sent the byte before this offset */
+};
+
+/* One direction: sender X -> receiver Y. Half C2S: X = client, Y = broker. What persists while
+ * it is idle: sequence spaces, windows, the RTT estimate and timestamps; the rest is in k. Windows
+ * fit 32 bits (a window is at most 65535 << 14), and cwnd and ssthresh saturate at UINT32_MAX,
+ * more than any window lets into flight. */
+struct half {
+    struct hcold *k; /* NULL: idle */
+    /* input from X; offsets count bytes after the SYN */
+    uint64_t rcv_nxt; /* X's FIN, once in order (fin_in), comes after this offset */
+    uint64_t in_acct; /* input bytes the engine accounted for */
+    uint64_t ack_in;  /* input acknowledged to X */
+    /* output toward Y */
+    uint64_t out_una, out_end;
+    uint64_t rto, srtt, rttvar;
+    uint64_t ack_at; /* when the receiver's last acceptable ACK arrived */
+    uint32_t isn;       /* X's initial sequence number */
+    uint32_t ts_recent; /* latest TSval from X */
+    uint32_t y_wnd;     /* Y's receive window for this output (bytes) */
+    uint32_t cwnd, ssthresh;
+    uint16_t mss_y;   /* largest payload toward Y */
+    uint8_t wscale_x; /* shift X applies to the windows it advertises */
+    uint8_t ts_unknown : 1; /* resumed: no TSval from X seen yet in this process */
+    uint8_t fin_in : 1;     /* X's FIN arrived in order, after input offset rcv_nxt */
+    uint8_t fin_resolved : 1;
+    uint8_t fin_out_sent : 1, fin_out_acked : 1;
 };
 
 struct sconn {
     struct mqo_splice *sp;
-    uint32_t cip;   /* client address, network order */
-    uint16_t cport; /* host order */
-    uint8_t state;
-    uint8_t ts_ok;
-    uint8_t dead;
-    uint8_t queued[2]; /* in sp->q[side]: it may owe frames toward side */
-    uint8_t ack_due[2]; /* an ACK is owed toward side */
-    uint8_t rst_sent;
-    uint8_t syn_ws; /* the client's SYN offered window scaling */
-    uint8_t tracked; /* cfg.track told it is up */
-    /* the shared table's entry (cfg.track), NULL: none; whether its quiescent word is set
-     * (q_on) with the offsets q_in/q_out, and whether the state may have changed since the
-     * last look (q_check) */
-    struct mqo_ctab_ent *tent;
-    uint8_t q_on, q_check;
-    uint8_t ka_probe[2]; /* a keep-alive probe is owed toward side (resumed) */
-    uint64_t q_in[2], q_out[2], q_una[2];
-    struct half h[2];
     struct mqo_conn *ec;
-    uint8_t eth[2][14]; /* Ethernet header of frames toward side */
-    uint8_t ttl[2], tos[2];
-    uint16_t ip_id[2];
+    /* the shared table's entry (cfg.track), NULL: none; whether its quiescent word is set
+     * (q_on, with the offsets the entry records), and whether the state may have changed since
+     * the last look (q_check) */
+    struct mqo_ctab_ent *tent;
+    struct sconn *qnext[2], *qprev[2];
+    struct sconn *dead_next;
     uint64_t last_seen;
     uint64_t closed_at;
     /* timer heap: the key is at most the earliest armed deadline (lazy: a deadline cleared or
      * moved later is found when the key comes due) */
     uint64_t hkey;
-    uint32_t hidx; /* position in sp->heap + 1, 0: not in it */
-    struct sconn *qnext[2], *qprev[2];
-    struct sconn *dead_next;
+    struct half h[2];
+    uint32_t hidx;  /* position in sp->heap + 1, 0: not in it */
+    uint32_t cip;   /* client address, network order */
+    uint16_t cport; /* host order */
+    uint16_t ip_id[2];
+    uint8_t state;
+    uint8_t ts_ok;
+    uint8_t dead;
+    uint8_t rst_sent;
+    uint8_t syn_ws; /* the client's SYN offered window scaling */
+    uint8_t tracked; /* cfg.track told it is up */
+    uint8_t q_on, q_check;
+    uint8_t queued[2]; /* in sp->q[side]: it may owe frames toward side */
+    uint8_t ack_due[2]; /* an ACK is owed toward side */
+    uint8_t ka_probe[2]; /* a keep-alive probe is owed toward side (resumed) */
+    uint8_t ttl[2], tos[2];
+    uint8_t eth[2][14]; /* Ethernet header of frames toward side */
 };
 
 /* Connections that may owe frames toward one side, first marked first served. A connection
@@ -192,6 +209,46 @@ static uint16_t tcp4_csum(const uint8_t *ip, const uint8_t *tcp, size_t len)
 }
 
 static uint64_t conn_key(uint32_t ip, uint16_t port) { return (uint64_t)ip << 16 | port; }
+
+/* A congestion window: beyond 32 bits it lets no more into flight (windows are below 2^30). */
+static uint32_t cap32(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; }
+
+/* The next output offset to send: out_end when nothing is in transit. */
+static uint64_t out_nxt(const struct half *h) { return h->k ? h->k->out_nxt : h->out_end; }
+
+/* The half's state for traffic in transit, allocated at first need. NULL: no memory (the
+ * caller handles it as any allocation failure). */
+static struct hcold *cold_get(struct mqo_splice *sp, struct half *h)
+{
+    if (h->k)
+        return h->k;
+    struct hcold *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->out_nxt = k->out_max = h->out_end; /* all sent, all acknowledged */
+    h->k = k;
+    sp->st.flight_states++;
+    return k;
+}
+
+static void cold_free(struct mqo_splice *sp, struct half *h)
+{
+    struct hcold *k = h->k;
+    if (!k)
+        return;
+    mqo_buf_free(&k->out);
+    free(k->recs);
+    for (size_t i = 0; i < k->ncs; i++)
+        mqo_msg_unref(k->cs[(k->cs_head + i) % k->cap_cs].msg);
+    free(k->cs);
+    for (struct ooo *o = k->ooo, *n; o; o = n) {
+        n = o->next;
+        free(o);
+    }
+    free(k);
+    h->k = NULL;
+    sp->st.flight_states--;
+}
 
 /* Unwraps sequence number seq of a stream starting at isn to the 64-bit offset (bytes after
  * the SYN) nearest ref. */
@@ -324,10 +381,13 @@ static uint64_t conn_deadline(const struct sconn *c)
 {
     uint64_t e = 0;
     for (int d = 0; d < 2; d++) {
-        uint64_t t[2] = {c->h[d].rtx_deadline, c->h[d].persist_deadline};
-        for (int k = 0; k < 2; k++)
-            if (t[k] && (!e || t[k] < e))
-                e = t[k];
+        const struct hcold *k = c->h[d].k;
+        if (!k)
+            continue;
+        uint64_t t[2] = {k->rtx_deadline, k->persist_deadline};
+        for (int j = 0; j < 2; j++)
+            if (t[j] && (!e || t[j] < e))
+                e = t[j];
     }
     return e;
 }
@@ -338,29 +398,31 @@ static int in_side(int d) { return d == C2S ? MQO_SIDE_CLIENT : MQO_SIDE_BROKER;
 
 /* ---- resolution records ---- */
 
-static int rec_push(struct half *h, uint64_t in_end, uint64_t out_end)
+static int rec_push(struct hcold *k, uint64_t in_end, uint64_t out_end)
 {
-    if (h->nrec) {
-        struct rec *last = &h->recs[(h->rec_head + h->nrec - 1) % h->cap_rec];
+    if (k->nrec) {
+        struct rec *last = &k->recs[(k->rec_head + k->nrec - 1) % k->cap_rec];
         if (last->out_end == out_end) { /* consecutive edits resolved by the same ack */
             last->in_end = in_end;
             return 0;
         }
     }
-    if (h->nrec == h->cap_rec) {
-        size_t cap = h->cap_rec ? h->cap_rec * 2 : 4;
+    if (k->nrec == k->cap_rec) {
+        if (k->cap_rec >= RING_MAX)
+            return -ENOMEM;
+        uint32_t cap = k->cap_rec ? k->cap_rec * 2 : 4;
         struct rec *v = malloc(cap * sizeof *v);
         if (!v)
             return -ENOMEM;
-        for (size_t i = 0; i < h->nrec; i++)
-            v[i] = h->recs[(h->rec_head + i) % h->cap_rec];
-        free(h->recs);
-        h->recs = v;
-        h->cap_rec = cap;
-        h->rec_head = 0;
+        for (size_t i = 0; i < k->nrec; i++)
+            v[i] = k->recs[(k->rec_head + i) % k->cap_rec];
+        free(k->recs);
+        k->recs = v;
+        k->cap_rec = cap;
+        k->rec_head = 0;
     }
-    h->recs[(h->rec_head + h->nrec) % h->cap_rec] = (struct rec){in_end, out_end};
-    h->nrec++;
+    k->recs[(k->rec_head + k->nrec) % k->cap_rec] = (struct rec){in_end, out_end};
+    k->nrec++;
     return 0;
 }
 
@@ -368,29 +430,30 @@ static int rec_push(struct half *h, uint64_t in_end, uint64_t out_end)
  * ack_in (or the FIN) moved. */
 static int resolve(struct half *h)
 {
+    struct hcold *k = h->k;
     int moved = 0;
-    while (h->nrec) {
-        struct rec *r = &h->recs[h->rec_head];
+    while (k && k->nrec) {
+        struct rec *r = &k->recs[k->rec_head];
         if (r->out_end > h->out_una)
             break;
         if (r->in_end > h->ack_in) {
             h->ack_in = r->in_end;
             moved = 1;
         }
-        h->rec_head = (h->rec_head + 1) % h->cap_rec;
-        h->nrec--;
+        k->rec_head = (k->rec_head + 1) % k->cap_rec;
+        k->nrec--;
     }
-    if (!h->nrec && h->recs) {
-        free(h->recs);
-        h->recs = NULL;
-        h->cap_rec = h->rec_head = 0;
+    if (k && !k->nrec && k->recs) {
+        free(k->recs);
+        k->recs = NULL;
+        k->cap_rec = k->rec_head = 0;
     }
     /* Bytes of an incomplete MQTT packet, held by the engine until the packet is whole, are
      * taken by the offload: once everything before them is resolved they are acknowledged at
      * once. Withholding them deadlocks a sender that writes a packet a few bytes at a time
      * (each tiny segment unacknowledged, its congestion window, counted in segments, runs
      * out before the packet is complete). */
-    if (!h->nrec && h->ack_in >= h->in_acct && h->rcv_nxt > h->ack_in && !h->fin_in) {
+    if ((!k || !k->nrec) && h->ack_in >= h->in_acct && h->rcv_nxt > h->ack_in && !h->fin_in) {
         h->ack_in = h->rcv_nxt;
         moved = 1;
     }
@@ -398,7 +461,7 @@ static int resolve(struct half *h)
      * engine still held, an incomplete packet before the FIN, are resolved with it) */
     if (h->fin_in && !h->fin_resolved && h->fin_out_acked) {
         h->fin_resolved = 1;
-        h->ack_in = h->fin_off;
+        h->ack_in = h->rcv_nxt; /* where the FIN came: nothing is taken after it */
         moved = 1;
     }
     return moved;
@@ -433,24 +496,26 @@ static uint32_t out_sum(const struct mqo_out *o)
 }
 
 /* Records an inserted packet's checksum (a failure only costs the saving). */
-static void cs_push(struct half *h, uint64_t off, const struct mqo_out *o)
+static void cs_push(struct hcold *k, uint64_t off, const struct mqo_out *o)
 {
-    if (h->ncs == h->cap_cs) {
-        size_t cap = h->cap_cs ? h->cap_cs * 2 : 4;
+    if (k->ncs == k->cap_cs) {
+        if (k->cap_cs >= RING_MAX)
+            return;
+        uint32_t cap = k->cap_cs ? k->cap_cs * 2 : 4;
         struct csrec *v = malloc(cap * sizeof *v);
         if (!v)
             return;
-        for (size_t i = 0; i < h->ncs; i++)
-            v[i] = h->cs[(h->cs_head + i) % h->cap_cs];
-        free(h->cs);
-        h->cs = v;
-        h->cap_cs = cap;
-        h->cs_head = 0;
+        for (size_t i = 0; i < k->ncs; i++)
+            v[i] = k->cs[(k->cs_head + i) % k->cap_cs];
+        free(k->cs);
+        k->cs = v;
+        k->cap_cs = cap;
+        k->cs_head = 0;
     }
-    h->cs[(h->cs_head + h->ncs) % h->cap_cs] =
+    k->cs[(k->cs_head + k->ncs) % k->cap_cs] =
         (struct csrec){off, (uint32_t)o->msg->len, out_sum(o), mqo_msg_ref(o->msg),
                        o->pid_off ? o->pid_off + 2u : 1u};
-    h->ncs++;
+    k->ncs++;
 }
 
 /* The checksum accumulator of output bytes [off, off + len) of half h, at p: records of
@@ -458,15 +523,18 @@ static void cs_push(struct half *h, uint64_t off, const struct mqo_out *o)
  * Records the receiver acknowledged are dropped on the way. */
 static void drop_acked_records(struct half *h)
 {
-    while (h->ncs && h->cs[h->cs_head].off + h->cs[h->cs_head].len <= h->out_una) {
-        mqo_msg_unref(h->cs[h->cs_head].msg);
-        h->cs_head = (h->cs_head + 1) % h->cap_cs;
-        h->ncs--;
+    struct hcold *k = h->k;
+    if (!k)
+        return;
+    while (k->ncs && k->cs[k->cs_head].off + k->cs[k->cs_head].len <= h->out_una) {
+        mqo_msg_unref(k->cs[k->cs_head].msg);
+        k->cs_head = (k->cs_head + 1) % k->cap_cs;
+        k->ncs--;
     }
-    if (!h->ncs && h->cs) {
-        free(h->cs);
-        h->cs = NULL;
-        h->cap_cs = h->cs_head = 0;
+    if (!k->ncs && k->cs) {
+        free(k->cs);
+        k->cs = NULL;
+        k->cap_cs = k->cs_head = 0;
     }
 }
 
@@ -474,12 +542,14 @@ static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
                             const uint8_t *p, size_t len)
 {
     drop_acked_records(h);
+    const struct hcold *k = h->k;
+    size_t ncs = k ? k->ncs : 0;
     /* the first record ending after off (records are in output order; those of bytes in
      * flight before this segment are skipped by bisection, not walked) */
-    size_t lo = 0, hi = h->ncs;
+    size_t lo = 0, hi = ncs;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const struct csrec *r = &h->cs[(h->cs_head + mid) % h->cap_cs];
+        const struct csrec *r = &k->cs[(k->cs_head + mid) % k->cap_cs];
         if (r->off + r->len <= off)
             lo = mid + 1;
         else
@@ -487,8 +557,8 @@ static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
     }
     uint32_t sum = 0;
     uint64_t cur = off, end = off + len;
-    for (size_t i = lo; i < h->ncs; i++) {
-        const struct csrec *r = &h->cs[(h->cs_head + i) % h->cap_cs];
+    for (size_t i = lo; i < ncs; i++) {
+        const struct csrec *r = &k->cs[(k->cs_head + i) % k->cap_cs];
         if (r->off >= end)
             break;
         if (r->off < cur || r->off + r->len > end)
@@ -512,19 +582,22 @@ static uint32_t payload_sum(struct mqo_splice *sp, struct half *h, uint64_t off,
 static const struct csrec *shared_tail(const struct half *h, uint64_t off, size_t len, size_t min,
                                        uint64_t *start)
 {
+    const struct hcold *k = h->k;
+    if (!k)
+        return NULL;
     uint64_t end = off + len;
-    size_t lo = 0, hi = h->ncs;
+    size_t lo = 0, hi = k->ncs;
     while (lo < hi) { /* the first record ending at or after end */
         size_t mid = lo + (hi - lo) / 2;
-        const struct csrec *r = &h->cs[(h->cs_head + mid) % h->cap_cs];
+        const struct csrec *r = &k->cs[(k->cs_head + mid) % k->cap_cs];
         if (r->off + r->len < end)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo == h->ncs)
+    if (lo == k->ncs)
         return NULL;
-    const struct csrec *r = &h->cs[(h->cs_head + lo) % h->cap_cs];
+    const struct csrec *r = &k->cs[(k->cs_head + lo) % k->cap_cs];
     uint64_t from = r->off + r->from;
     if (r->off >= end || r->off + r->len < end || from >= end)
         return NULL;
@@ -679,20 +752,22 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
 }
 
 static void ctab_quiet_off(struct sconn *c);
+static void reset_both(struct sconn *c);
 
 /* RST toward `to`, with a sequence number inside its window. */
 static void send_rst(struct sconn *c, int to)
 {
     ctab_quiet_off(c); /* gone: nothing to resume */
     int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
-    (void)send_seg(c, to, c->h[d_out].out_nxt, NULL, 0, TH_RST);
+    (void)send_seg(c, to, out_nxt(&c->h[d_out]), NULL, 0, TH_RST);
 }
 
 /* ---- output ---- */
 
 static void rtt_sample(struct half *h, uint64_t now)
 {
-    uint64_t r = now - h->rtt_sent;
+    const struct hcold *k = h->k;
+    uint64_t r = now - k->rtt_sent;
     if (!h->srtt) {
         h->srtt = r;
         h->rttvar = r / 2;
@@ -712,8 +787,9 @@ static void rtt_sample(struct half *h, uint64_t now)
  * with the first byte sent after everything before was acknowledged. */
 static void sent_at(struct half *h, uint64_t off, uint64_t now)
 {
-    if (off == h->out_una && h->out_max <= h->out_una) /* not a retransmission */
-        h->una_since = now;
+    struct hcold *k = h->k;
+    if (off == h->out_una && k->out_max <= h->out_una) /* not a retransmission */
+        k->una_since = now;
 }
 
 /* Sends what half d may send now toward its receiver: an owed retransmission or probe first,
@@ -730,41 +806,51 @@ static int push_half(struct sconn *c, int d)
     uint64_t seg_max = mss;
     if (sp->off[to].tso_max >= 2 * mss)
         seg_max = sp->off[to].tso_max - sp->off[to].tso_max % mss;
-    if (h->rtx_pend) {
+    struct hcold *k = h->k;
+    if (!k) {
+        /* idle: nothing to send but a FIN, whose timer needs the state */
+        if (!h->fin_in || h->fin_out_sent)
+            return 0;
+        if (!(k = cold_get(sp, h))) {
+            reset_both(c); /* no memory */
+            return 0;
+        }
+    }
+    if (k->rtx_pend) {
         /* fast retransmit, or a NewReno partial ack: the first unacknowledged segment */
-        uint64_t k = h->out_nxt - h->out_una;
-        if (k > mss)
-            k = mss;
-        if (k) {
-            if (send_seg(c, to, h->out_una, h->out.data, (size_t)k, TH_PSH))
+        uint64_t len = k->out_nxt - h->out_una;
+        if (len > mss)
+            len = mss;
+        if (len) {
+            if (send_seg(c, to, h->out_una, k->out.data, (size_t)len, TH_PSH))
                 return -1;
             sp->st.retransmits++;
         }
-        h->rtx_pend = 0;
+        k->rtx_pend = 0;
     }
-    if (h->probe_pend) {
+    if (k->probe_pend) {
         /* zero-window probe: the first unsent byte, one beyond the window; a receiver with
          * room takes it and acknowledges it, one without answers with its window */
-        if (h->out_end > h->out_una && h->out_nxt == h->out_una) {
-            if (send_seg(c, to, h->out_una, h->out.data, 1, TH_PSH))
+        if (h->out_end > h->out_una && k->out_nxt == h->out_una) {
+            if (send_seg(c, to, h->out_una, k->out.data, 1, TH_PSH))
                 return -1;
-            h->probe_end = h->out_una + 1;
-            if (h->probes < 255)
-                h->probes++;
-            if (h->pbackoff < 255)
-                h->pbackoff++;
+            k->probe_end = h->out_una + 1;
+            if (k->probes < 255)
+                k->probes++;
+            if (k->pbackoff < 255)
+                k->pbackoff++;
             sp->st.zero_window_probes++;
             mqo_dbg("splice: probe half %d una %llu end %llu", d, (unsigned long long)h->out_una,
                     (unsigned long long)h->out_end);
         }
-        h->probe_pend = 0;
+        k->probe_pend = 0;
     }
-    while (h->out_nxt < h->out_end) {
+    while (k->out_nxt < h->out_end) {
         uint64_t right = h->out_una + h->y_wnd;
-        uint64_t wnd_room = right > h->out_nxt ? right - h->out_nxt : 0;
-        uint64_t flight = h->out_nxt - h->out_una;
+        uint64_t wnd_room = right > k->out_nxt ? right - k->out_nxt : 0;
+        uint64_t flight = k->out_nxt - h->out_una;
         uint64_t cw_room = h->cwnd > flight ? h->cwnd - flight : 0;
-        uint64_t n = h->out_end - h->out_nxt;
+        uint64_t n = h->out_end - k->out_nxt;
         if (n > seg_max)
             n = seg_max;
         if (n > wnd_room)
@@ -773,37 +859,52 @@ static int push_half(struct sconn *c, int d)
             n = cw_room;
         if (n == 0) {
             /* zero window with nothing in flight: probe it later */
-            if (wnd_room == 0 && flight == 0 && !h->persist_deadline)
-                arm(c, &h->persist_deadline, now + (h->rto ? h->rto : RTO_INIT));
+            if (wnd_room == 0 && flight == 0 && !k->persist_deadline)
+                arm(c, &k->persist_deadline, now + (h->rto ? h->rto : RTO_INIT));
             break;
         }
-        if (send_seg(c, to, h->out_nxt, h->out.data + (h->out_nxt - h->out_una), (size_t)n,
+        if (send_seg(c, to, k->out_nxt, k->out.data + (k->out_nxt - h->out_una), (size_t)n,
                      TH_PSH))
             return -1;
-        h->persist_deadline = 0;
-        sent_at(h, h->out_nxt, now);
-        if (!h->rtt_on) {
-            h->rtt_on = 1;
-            h->rtt_off = h->out_nxt + n;
-            h->rtt_sent = now;
+        k->persist_deadline = 0;
+        sent_at(h, k->out_nxt, now);
+        if (!k->rtt_on) {
+            k->rtt_on = 1;
+            k->rtt_off = k->out_nxt + n;
+            k->rtt_sent = now;
         }
-        h->out_nxt += n;
-        if (h->out_nxt > h->out_max)
-            h->out_max = h->out_nxt;
-        if (!h->rtx_deadline)
-            arm(c, &h->rtx_deadline, now + h->rto);
+        k->out_nxt += n;
+        if (k->out_nxt > k->out_max)
+            k->out_max = k->out_nxt;
+        if (!k->rtx_deadline)
+            arm(c, &k->rtx_deadline, now + h->rto);
     }
     /* our FIN follows the sender's, after everything the engine produced */
-    if (h->fin_in && !h->fin_out_sent && h->out_nxt == h->out_end) {
+    if (h->fin_in && !h->fin_out_sent && k->out_nxt == h->out_end) {
         if (send_seg(c, to, h->out_end, NULL, 0, TH_FIN))
             return -1;
         if (h->out_una == h->out_end)
-            h->una_since = now;
+            k->una_since = now;
         h->fin_out_sent = 1;
-        if (!h->rtx_deadline)
-            arm(c, &h->rtx_deadline, now + h->rto);
+        if (!k->rtx_deadline)
+            arm(c, &k->rtx_deadline, now + h->rto);
     }
     return 0;
+}
+
+/* Frees the half's state for traffic in transit once every field of it is back to its
+ * default, or holds nothing that is read again before it is set (see struct hcold). Called from
+ * the idle walk (expire_idle): each connection once a second. */
+static void cold_trim(struct mqo_splice *sp, struct half *h)
+{
+    struct hcold *k = h->k;
+    if (!k || h->out_una != h->out_end || k->ooo || k->nrec || k->rtx_deadline ||
+        k->persist_deadline || k->rtx_pend || k->probe_pend || k->in_recovery || k->dupacks ||
+        k->backoff || k->probes || k->pbackoff || k->rtt_on || k->out_max > h->out_end ||
+        k->probe_end > h->out_una)
+        return;
+    drop_acked_records(h); /* every record is acknowledged */
+    cold_free(sp, h);
 }
 
 /* Emits what a connection owes toward side `to`: data, then an ACK nothing carried. Returns
@@ -815,32 +916,19 @@ static int flush_side(struct sconn *c, int to)
     int d_out = to == MQO_SIDE_BROKER ? C2S : S2C;
     if (c->ka_probe[to]) {
         /* one byte below the next: the end answers with an ACK (its window, its TSval) */
-        if (send_seg(c, to, c->h[d_out].out_nxt - 1, NULL, 0, 0))
+        if (send_seg(c, to, out_nxt(&c->h[d_out]) - 1, NULL, 0, 0))
             return -1;
         c->ka_probe[to] = 0;
     }
     if (push_half(c, d_out))
         return -1;
     if (c->ack_due[to] &&
-        send_seg(c, to, c->h[d_out].out_nxt + (c->h[d_out].fin_out_sent ? 1 : 0), NULL, 0, 0))
+        send_seg(c, to, out_nxt(&c->h[d_out]) + (c->h[d_out].fin_out_sent ? 1 : 0), NULL, 0, 0))
         return -1;
     return 0;
 }
 
 /* ---- connection lifecycle ---- */
-
-static void free_half(struct half *h)
-{
-    mqo_buf_free(&h->out);
-    free(h->recs);
-    for (size_t i = 0; i < h->ncs; i++)
-        mqo_msg_unref(h->cs[(h->cs_head + i) % h->cap_cs].msg);
-    free(h->cs);
-    for (struct ooo *o = h->ooo, *n; o; o = n) {
-        n = o->next;
-        free(o);
-    }
-}
 
 static void kill_conn(struct sconn *c)
 {
@@ -889,8 +977,8 @@ static int conn_quiet(const struct sconn *c)
         return 0;
     for (int d = 0; d < 2; d++) {
         const struct half *h = &c->h[d];
-        if (h->out_end - h->out_una > MQO_CTAB_HELD_MAX || h->ooo || h->ack_in != h->rcv_nxt ||
-            h->in_acct != h->rcv_nxt || h->nrec || h->fin_in || h->fin_out_sent)
+        if (h->out_end - h->out_una > MQO_CTAB_HELD_MAX || (h->k && (h->k->ooo || h->k->nrec)) ||
+            h->ack_in != h->rcv_nxt || h->in_acct != h->rcv_nxt || h->fin_in || h->fin_out_sent)
             return 0;
     }
     return mqo_conn_quiescent(c->ec);
@@ -915,9 +1003,12 @@ static void ctab_sync(struct sconn *c)
     c->q_check = 0;
     int q = conn_quiet(c);
     const struct half *h0 = &c->h[0], *h1 = &c->h[1];
-    if (q && c->q_on && c->q_in[0] == h0->rcv_nxt && c->q_in[1] == h1->rcv_nxt &&
-        c->q_out[0] == h0->out_end && c->q_out[1] == h1->out_end &&
-        c->q_una[0] == h0->out_una && c->q_una[1] == h1->out_una)
+    /* the entry holds what was written last (this process is its only writer) */
+    const struct mqo_ctab_ent *e = c->tent;
+    if (q && c->q_on && e->in_off[0] == h0->rcv_nxt && e->in_off[1] == h1->rcv_nxt &&
+        e->out_off[0] == h0->out_una && e->out_off[1] == h1->out_una &&
+        e->out_off[0] + e->held_len[0] == h0->out_end &&
+        e->out_off[1] + e->held_len[1] == h1->out_end)
         return;
     ctab_quiet_off(c);
     if (!q)
@@ -925,13 +1016,13 @@ static void ctab_sync(struct sconn *c)
     struct mqo_ctab_ent *t = c->tent;
     for (int d = 0; d < 2; d++) {
         const struct half *h = &c->h[d];
-        size_t held = (size_t)(h->out_end - h->out_una); /* h->out holds exactly these */
-        c->q_in[d] = t->in_off[d] = h->rcv_nxt;
-        c->q_una[d] = t->out_off[d] = h->out_una;
-        c->q_out[d] = h->out_end;
+        size_t held = (size_t)(h->out_end - h->out_una); /* k->out holds exactly these */
+        const struct hcold *k = h->k;
+        t->in_off[d] = h->rcv_nxt;
+        t->out_off[d] = h->out_una;
         t->held_len[d] = (uint16_t)held;
         if (held)
-            memcpy(t->held[d], h->out.data, held);
+            memcpy(t->held[d], k->out.data, held);
     }
     __atomic_store_n(&t->quiescent, MQO_CTAB_QUIET, __ATOMIC_RELEASE);
     c->q_on = 1;
@@ -958,8 +1049,8 @@ static void free_conn(struct mqo_splice *sp, struct sconn *c)
     mqo_map_del(&sp->conns, conn_key(c->cip, c->cport));
     if (c->ec)
         mqo_engine_conn_close(sp->eng, c->ec, sp->now);
-    free_half(&c->h[0]);
-    free_half(&c->h[1]);
+    cold_free(sp, &c->h[0]);
+    cold_free(sp, &c->h[1]);
     sp->st.conns_tracked--;
     free(c);
 }
@@ -984,13 +1075,14 @@ static void op_forward(void *ud, struct mqo_conn *ec, enum mqo_dir s, const uint
 {
     struct sconn *c = conn_of(ec);
     struct half *h = &c->h[s];
-    if (mqo_buf_append(&h->out, p, n)) {
+    struct hcold *k = cold_get(c->sp, h);
+    if (!k || mqo_buf_append(&k->out, p, n)) {
         reset_both(c);
         return;
     }
     h->out_end += n;
     h->in_acct += n;
-    rec_push(h, h->in_acct, h->out_end);
+    rec_push(k, h->in_acct, h->out_end);
     mark_dirty(c);
 }
 
@@ -998,8 +1090,13 @@ static void op_consume(void *ud, struct mqo_conn *ec, enum mqo_dir s, size_t n)
 {
     struct sconn *c = conn_of(ec);
     struct half *h = &c->h[s];
+    struct hcold *k = cold_get(c->sp, h);
+    if (!k) {
+        reset_both(c); /* without its record the input would never be acknowledged */
+        return;
+    }
     h->in_acct += n;
-    rec_push(h, h->in_acct, h->out_end);
+    rec_push(k, h->in_acct, h->out_end);
     mark_dirty(c);
 }
 
@@ -1008,14 +1105,15 @@ static void op_insert(void *ud, struct mqo_conn *ec, enum mqo_dir s, const struc
     struct sconn *c = conn_of(ec);
     struct half *h = &c->h[s];
     size_t n = mqo_out_len(o);
-    if (mqo_buf_reserve(&h->out, n)) {
+    struct hcold *k = cold_get(c->sp, h);
+    if (!k || mqo_buf_reserve(&k->out, n)) {
         reset_both(c);
         return;
     }
-    mqo_out_copy(o, h->out.data + h->out.len);
+    mqo_out_copy(o, k->out.data + k->out.len);
     if (n >= CS_MIN)
-        cs_push(h, h->out_end, o);
-    h->out.len += n;
+        cs_push(k, h->out_end, o);
+    k->out.len += n;
     h->out_end += n;
     mark_dirty(c);
 }
@@ -1028,7 +1126,9 @@ static size_t op_room(void *ud, struct mqo_conn *ec)
     struct mqo_splice *sp = ud;
     struct sconn *c = conn_of(ec);
     const struct half *h = &c->h[S2C];
-    size_t held = h->out.cap + h->cap_rec * sizeof *h->recs + h->cap_cs * sizeof *h->cs;
+    const struct hcold *k = h->k;
+    size_t held =
+        k ? k->out.cap + k->cap_rec * sizeof *k->recs + k->cap_cs * sizeof *k->cs : 0;
     if (c->state != ST_EST || h->fin_in)
         return 0;
     return held >= sp->cfg.max_queue ? 0 : sp->cfg.max_queue - held;
@@ -1175,7 +1275,7 @@ static void learn_l2(struct sconn *c, int from, const struct seg *s)
 static void init_half(struct half *h)
 {
     h->rto = RTO_INIT;
-    h->ssthresh = UINT64_MAX / 2;
+    h->ssthresh = UINT32_MAX; /* none yet */
 }
 
 static struct sconn *new_conn(struct mqo_splice *sp, const struct seg *s)
@@ -1236,7 +1336,7 @@ static void on_synack(struct mqo_splice *sp, struct sconn *c, const struct seg *
     c->ts_ok = c->ts_ok && s->has_ts;
     for (int d = 0; d < 2; d++) {
         struct half *h = &c->h[d];
-        h->cwnd = 10 * (uint64_t)(h->mss_y ? h->mss_y : 536);
+        h->cwnd = 10u * (h->mss_y ? h->mss_y : 536u);
         h->ack_at = sp->now;
     }
 }
@@ -1252,13 +1352,14 @@ static void deliver(struct sconn *c, int d, const uint8_t *p, size_t n)
         return;
     }
     /* the MQTT session ended with a FIN: what still flows is relayed as it is */
-    if (mqo_buf_append(&h->out, p, n)) {
+    struct hcold *k = cold_get(c->sp, h);
+    if (!k || mqo_buf_append(&k->out, p, n)) {
         reset_both(c);
         return;
     }
     h->out_end += n;
     h->in_acct += n;
-    rec_push(h, h->in_acct, h->out_end);
+    rec_push(k, h->in_acct, h->out_end);
     mark_dirty(c);
 }
 
@@ -1275,21 +1376,22 @@ static void end_session(struct sconn *c)
 static void ooo_store(struct mqo_splice *sp, struct half *h, uint64_t off, const uint8_t *p,
                       size_t n, int fin)
 {
-    if (h->ooo_bytes + n > OOO_MAX)
+    if ((h->k ? h->k->ooo_bytes : 0) + n > OOO_MAX)
         return; /* the sender retransmits */
-    struct ooo *o = malloc(sizeof *o + n);
+    struct hcold *k = cold_get(sp, h);
+    struct ooo *o = k ? malloc(sizeof *o + n) : NULL;
     if (!o)
-        return;
+        return; /* as above */
     o->off = off;
     o->len = (uint32_t)n;
     o->fin = (uint8_t)fin;
     memcpy(o->data, p, n);
-    struct ooo **pp = &h->ooo;
+    struct ooo **pp = &k->ooo;
     while (*pp && (*pp)->off < off)
         pp = &(*pp)->next;
     o->next = *pp;
     *pp = o;
-    h->ooo_bytes += n;
+    k->ooo_bytes += n;
     sp->st.ooo_segs_in++;
 }
 
@@ -1322,22 +1424,21 @@ static void on_data(struct sconn *c, int d, int64_t off, const uint8_t *p, size_
         deliver(c, d, p + skip, n - skip);
     if (fin) {
         h->fin_in = 1;
-        h->fin_off = h->rcv_nxt;
         end_session(c);
     }
     /* what was waiting behind the gap */
-    while (h->ooo && !h->fin_in && !c->dead) {
-        struct ooo *o = h->ooo;
+    struct hcold *k;
+    while ((k = h->k) && k->ooo && !h->fin_in && !c->dead) {
+        struct ooo *o = k->ooo;
         if (o->off > h->rcv_nxt)
             break;
-        h->ooo = o->next;
-        h->ooo_bytes -= o->len;
+        k->ooo = o->next;
+        k->ooo_bytes -= o->len;
         uint64_t end = o->off + o->len;
         if (end > h->rcv_nxt)
             deliver(c, d, o->data + (h->rcv_nxt - o->off), (size_t)(end - h->rcv_nxt));
         if (o->fin && end >= h->rcv_nxt) {
             h->fin_in = 1;
-            h->fin_off = h->rcv_nxt;
             end_session(c);
         }
         free(o);
@@ -1350,16 +1451,18 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
 {
     struct mqo_splice *sp = c->sp;
     struct half *h = &c->h[d];
+    struct hcold *k = h->k; /* NULL: everything sent was acknowledged (out_nxt is out_end) */
     uint64_t now = sp->now;
     int64_t a = unwrap(s->ack, h->isn, h->out_una);
     /* after a timeout sent out_nxt back, the receiver may still acknowledge all it got */
-    uint64_t sent = h->out_max > h->out_nxt ? h->out_max : h->out_nxt;
+    uint64_t sent = k && k->out_max > k->out_nxt ? k->out_max : out_nxt(h);
     uint64_t limit = sent + (h->fin_out_sent ? 1 : 0);
-    if (h->probe_end > limit)
-        limit = h->probe_end; /* the receiver took the probe byte */
+    if (k && k->probe_end > limit)
+        limit = k->probe_end; /* the receiver took the probe byte */
     if (a < (int64_t)h->out_una || (uint64_t)a > limit)
         return; /* old, or acks what we never sent */
-    h->probes = 0; /* the receiver is there */
+    if (k)
+        k->probes = 0; /* the receiver is there */
     h->ack_at = now;
     uint64_t wnd = (uint64_t)s->win << c->h[d ^ 1].wscale_x;
     uint64_t acked_to = (uint64_t)a;
@@ -1367,28 +1470,28 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
     if (fin_acked)
         acked_to = h->out_end;
     uint64_t mss = seg_payload_max(c, h);
-    if (acked_to > h->out_una) {
+    if (k && acked_to > h->out_una) {
         uint64_t n = acked_to - h->out_una;
-        mqo_buf_consume(&h->out, (size_t)n);
-        if (!h->out.len) /* all acknowledged: an idle connection keeps no buffer */
-            mqo_buf_free(&h->out);
+        mqo_buf_consume(&k->out, (size_t)n);
+        if (!k->out.len) /* all acknowledged: an idle connection keeps no buffer */
+            mqo_buf_free(&k->out);
         h->out_una = acked_to;
-        h->una_since = now; /* progress: the stall clock starts again */
-        if (h->out_nxt < h->out_una)
-            h->out_nxt = h->out_una;
-        if (h->rtt_on && h->out_una >= h->rtt_off) {
-            if (!h->backoff)
+        k->una_since = now; /* progress: the stall clock starts again */
+        if (k->out_nxt < h->out_una)
+            k->out_nxt = h->out_una;
+        if (k->rtt_on && h->out_una >= k->rtt_off) {
+            if (!k->backoff)
                 rtt_sample(h, now);
-            h->rtt_on = 0;
+            k->rtt_on = 0;
         }
-        h->backoff = 0;
-        if (h->in_recovery) {
-            if (h->out_una >= h->recover) {
-                h->in_recovery = 0;
+        k->backoff = 0;
+        if (k->in_recovery) {
+            if (h->out_una >= k->recover) {
+                k->in_recovery = 0;
                 h->cwnd = h->ssthresh;
             } else {
                 /* NewReno partial ack: the next hole goes out at once (push_half) */
-                h->rtx_pend = 1;
+                k->rtx_pend = 1;
             }
         } else if (h->cwnd < h->ssthresh) {
             /* slow start, counting the bytes acknowledged (RFC 3465 without its per-ACK limit,
@@ -1396,40 +1499,38 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
              * GSO on a veth, GRO) or every other one sends one ACK for many MSS, and growing by
              * one MSS per ACK would leave the window at a few segments, a 64 KiB delivery
              * waiting several round trips for it */
-            h->cwnd += n;
-            if (h->cwnd > h->ssthresh)
-                h->cwnd = h->ssthresh;
+            h->cwnd = (uint32_t)(h->cwnd + n > h->ssthresh ? h->ssthresh : h->cwnd + n);
         } else {
             /* congestion avoidance: one MSS per window of bytes acknowledged */
-            h->cwnd += mss * n / h->cwnd + 1;
+            h->cwnd = cap32(h->cwnd + mss * n / h->cwnd + 1);
         }
-        h->dupacks = 0;
-        arm(c, &h->rtx_deadline,
-            h->out_nxt > h->out_una || (h->fin_out_sent && !fin_acked) ? now + h->rto : 0);
-    } else if (s->len == 0 && !(s->flags & (TH_SYN | TH_FIN)) && h->out_nxt > h->out_una &&
+        k->dupacks = 0;
+        arm(c, &k->rtx_deadline,
+            k->out_nxt > h->out_una || (h->fin_out_sent && !fin_acked) ? now + h->rto : 0);
+    } else if (k && s->len == 0 && !(s->flags & (TH_SYN | TH_FIN)) && k->out_nxt > h->out_una &&
                wnd == h->y_wnd) {
-        if (++h->dupacks == 3 && !h->in_recovery) {
-            uint64_t flight = h->out_nxt - h->out_una;
-            h->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
-            h->cwnd = h->ssthresh + 3 * mss;
-            h->recover = h->out_nxt;
-            h->in_recovery = 1;
-            h->rtx_pend = 1; /* sent by push_half, before anything new */
+        if (++k->dupacks == 3 && !k->in_recovery) {
+            uint64_t flight = k->out_nxt - h->out_una;
+            h->ssthresh = cap32(flight / 2 > 2 * mss ? flight / 2 : 2 * mss);
+            h->cwnd = cap32(h->ssthresh + 3 * mss);
+            k->recover = k->out_nxt;
+            k->in_recovery = 1;
+            k->rtx_pend = 1; /* sent by push_half, before anything new */
             sp->st.fast_retransmits++;
-            h->rtt_on = 0;
-        } else if (h->in_recovery) {
-            h->cwnd += mss;
+            k->rtt_on = 0;
+        } else if (k->in_recovery) {
+            h->cwnd = cap32(h->cwnd + mss);
         }
     }
     if (fin_acked) {
         h->fin_out_acked = 1;
-        if (h->out_nxt == h->out_una)
-            h->rtx_deadline = 0; /* nothing left in flight */
+        if (k && k->out_nxt == h->out_una)
+            k->rtx_deadline = 0; /* nothing left in flight */
     }
-    h->y_wnd = wnd;
-    if (wnd) {
-        h->persist_deadline = 0;
-        h->pbackoff = 0;
+    h->y_wnd = (uint32_t)wnd; /* at most 65535 << 14 */
+    if (wnd && k) {
+        k->persist_deadline = 0;
+        k->pbackoff = 0;
     }
     /* the receiver's progress may resolve input of this half: the sender is owed an ACK */
     if (resolve(h))
@@ -1670,9 +1771,12 @@ static void timers_half(struct sconn *c, int d)
 {
     struct mqo_splice *sp = c->sp;
     struct half *h = &c->h[d];
+    struct hcold *k = h->k;
+    if (!k)
+        return; /* no timer armed */
     uint64_t now = sp->now;
     uint64_t mss = seg_payload_max(c, h);
-    if (h->rtx_deadline && now >= h->rtx_deadline) {
+    if (k->rtx_deadline && now >= k->rtx_deadline) {
         /* Linux's rule (tcp_retries2): give up once the oldest unacknowledged byte has gone
          * unacknowledged for as long as `retries` backed-off timeouts from RTO_MIN take, and
          * it was sent again at least once. Only bytes that were sent count: what waits for
@@ -1681,63 +1785,63 @@ static void timers_half(struct sconn *c, int d)
         /* A receiver that closed its window under bytes in flight answers their
          * retransmissions without taking them: they are its probes, and it is given up only
          * when it answered nothing for RTO_MAX (Linux's tcp_retransmit_timer does the same). */
-        int gone = h->y_wnd ? now - h->una_since >= sp->give_up_ns : now - h->ack_at > RTO_MAX;
-        if (h->backoff && gone) {
+        int gone = h->y_wnd ? now - k->una_since >= sp->give_up_ns : now - h->ack_at > RTO_MAX;
+        if (k->backoff && gone) {
             mqo_warn("connection %u.%u.%u.%u:%u: the %s acknowledged nothing for %llu s and %u "
                      "retransmissions; resetting both ends",
                      ((uint8_t *)&c->cip)[0], ((uint8_t *)&c->cip)[1], ((uint8_t *)&c->cip)[2],
                      ((uint8_t *)&c->cip)[3], c->cport, d == C2S ? "broker" : "client",
-                     (unsigned long long)((now - h->una_since) / NS), h->backoff);
+                     (unsigned long long)((now - k->una_since) / NS), k->backoff);
             sp->st.rto_give_ups++;
             reset_both(c);
             return;
         }
-        if (h->backoff < 255)
-            h->backoff++;
+        if (k->backoff < 255)
+            k->backoff++;
         sp->st.rto_expired++;
         mqo_dbg("splice: RTO half %d una %llu nxt %llu end %llu fin %d/%d wnd %llu", d,
-                (unsigned long long)h->out_una, (unsigned long long)h->out_nxt,
+                (unsigned long long)h->out_una, (unsigned long long)k->out_nxt,
                 (unsigned long long)h->out_end, h->fin_out_sent, h->fin_out_acked,
                 (unsigned long long)h->y_wnd);
-        uint64_t flight = h->out_nxt - h->out_una;
-        h->ssthresh = flight / 2 > 2 * mss ? flight / 2 : 2 * mss;
-        h->cwnd = mss;
-        h->in_recovery = 0;
-        h->dupacks = 0;
-        h->rtt_on = 0;
+        uint64_t flight = k->out_nxt - h->out_una;
+        h->ssthresh = cap32(flight / 2 > 2 * mss ? flight / 2 : 2 * mss);
+        h->cwnd = (uint32_t)mss;
+        k->in_recovery = 0;
+        k->dupacks = 0;
+        k->rtt_on = 0;
         h->rto = h->rto * 2 > RTO_MAX ? RTO_MAX : h->rto * 2;
         /* go back: resend from the first unacknowledged byte */
-        h->out_nxt = h->out_una;
+        k->out_nxt = h->out_una;
         if (h->fin_out_sent && !h->fin_out_acked)
             h->fin_out_sent = 0;
-        h->rtx_deadline = 0;
-        h->rtx_pend = 0;
+        k->rtx_deadline = 0;
+        k->rtx_pend = 0;
         if (h->out_end > h->out_una || h->fin_in)
             sp->st.retransmits++;
         /* push_half resends from out_una when settle() reaches the connection; the deadline
          * is armed again when a segment actually leaves */
         mark_dirty(c);
     }
-    if (h->persist_deadline && now >= h->persist_deadline) {
+    if (k->persist_deadline && now >= k->persist_deadline) {
         /* Linux's rule for the persist timer: probes back off like retransmissions for as
          * long as the window stays closed, any ACK from the receiver answers them (on_ack),
          * and `retries` unanswered probes in a row mean the receiver is gone. A receiver that answers with a zero window is alive and
          * is probed for as long as it keeps its window closed. */
-        if (h->probes >= sp->cfg.rtx_retries) {
+        if (k->probes >= sp->cfg.rtx_retries) {
             mqo_warn("connection %u.%u.%u.%u:%u: the %s answered none of %u zero-window probes; "
                      "resetting both ends",
                      ((uint8_t *)&c->cip)[0], ((uint8_t *)&c->cip)[1], ((uint8_t *)&c->cip)[2],
                      ((uint8_t *)&c->cip)[3], c->cport, d == C2S ? "broker" : "client",
-                     h->probes);
+                     k->probes);
             sp->st.probe_give_ups++;
             reset_both(c);
             return;
         }
         uint64_t iv = h->rto;
-        for (unsigned k = 0; k < h->pbackoff && iv < RTO_MAX; k++)
+        for (unsigned j = 0; j < k->pbackoff && iv < RTO_MAX; j++)
             iv *= 2;
-        arm(c, &h->persist_deadline, now + (iv < RTO_MAX ? iv : RTO_MAX));
-        h->probe_pend = 1;
+        arm(c, &k->persist_deadline, now + (iv < RTO_MAX ? iv : RTO_MAX));
+        k->probe_pend = 1;
         mark_dirty(c);
     }
 }
@@ -1777,6 +1881,11 @@ static void expire_idle(struct mqo_splice *sp, uint64_t now, uint64_t dt)
         if (!c->dead && ((c->closed_at && now - c->closed_at > LINGER_NS) ||
                          now - c->last_seen > (uint64_t)sp->cfg.idle_ms * MS))
             kill_conn(c);
+        /* an idle direction gives its transit state back: here, within a second, rather than
+         * at each acknowledgement (a subscriber that gets a message every few hundred
+         * milliseconds would allocate it for each one) */
+        cold_trim(sp, &c->h[0]);
+        cold_trim(sp, &c->h[1]);
     }
 }
 
@@ -1895,8 +2004,8 @@ void mqo_splice_free(struct mqo_splice *sp)
             if (c->ec)
                 mqo_engine_conn_close(sp->eng, c->ec, sp->now);
             c->ec = NULL;
-            free_half(&c->h[0]);
-            free_half(&c->h[1]);
+            cold_free(sp, &c->h[0]);
+            cold_free(sp, &c->h[1]);
             free(c);
         }
     mqo_map_free(&sp->conns);
@@ -1971,18 +2080,22 @@ int mqo_splice_resume(struct mqo_splice *sp, const struct mqo_ctab_ent *e, uint6
         h->mss_y = e->mss[d];
         h->rcv_nxt = h->ack_in = h->in_acct = e->in_off[d];
         /* what the dead process held for the receiver goes again (it may have it already) */
-        h->out_una = h->out_nxt = e->out_off[d];
-        h->out_end = h->out_max = e->out_off[d] + e->held_len[d];
-        if (e->held_len[d] && mqo_buf_append(&h->out, e->held[d], e->held_len[d])) {
-            free_conn(sp, c);
-            return -ENOMEM;
+        h->out_una = e->out_off[d];
+        h->out_end = e->out_off[d] + e->held_len[d];
+        if (e->held_len[d]) {
+            struct hcold *k = cold_get(sp, h); /* out_max: out_end (the dead process sent them) */
+            if (!k || mqo_buf_append(&k->out, e->held[d], e->held_len[d])) {
+                free_conn(sp, c);
+                return -ENOMEM;
+            }
+            k->out_nxt = h->out_una;
         }
         /* the receiver's window is learnt from its answer to the probe; meanwhile one
          * segment may go */
         h->y_wnd = h->mss_y;
-        h->cwnd = 10 * (uint64_t)h->mss_y;
+        h->cwnd = 10u * h->mss_y;
         h->ack_at = sp->now;
-        h->ts_unknown = c->ts_ok;
+        h->ts_unknown = c->ts_ok != 0;
     }
     char why[96];
     const uint8_t *ip = (const uint8_t *)&c->cip;
@@ -2010,38 +2123,41 @@ static const uint8_t SP_MAGIC[8] = {'M', 'Q', 'O', 'S', 'P', 'L', 'C', 0};
 
 static void half_save(struct mqo_wr *w, const struct half *h)
 {
+    const struct hcold idle = {.out_nxt = h->out_end, .out_max = h->out_end};
+    const struct hcold *k = h->k ? h->k : &idle;
     mqo_wr_u32(w, h->isn);
     mqo_wr_u8(w, h->wscale_x);
     mqo_wr_u16(w, h->mss_y);
     mqo_wr_u64(w, h->rcv_nxt);
     uint32_t no = 0;
-    for (const struct ooo *o = h->ooo; o; o = o->next)
+    for (const struct ooo *o = k->ooo; o; o = o->next)
         no++;
     mqo_wr_u32(w, no);
-    for (const struct ooo *o = h->ooo; o; o = o->next) {
+    for (const struct ooo *o = k->ooo; o; o = o->next) {
         mqo_wr_u64(w, o->off);
         mqo_wr_u8(w, o->fin);
         mqo_wr_blob(w, o->data, o->len);
     }
     mqo_wr_u64(w, h->in_acct);
-    mqo_wr_u32(w, (uint32_t)h->nrec);
-    for (size_t i = 0; i < h->nrec; i++) {
-        const struct rec *r = &h->recs[(h->rec_head + i) % h->cap_rec];
+    mqo_wr_u32(w, (uint32_t)k->nrec);
+    for (size_t i = 0; i < k->nrec; i++) {
+        const struct rec *r = &k->recs[(k->rec_head + i) % k->cap_rec];
         mqo_wr_u64(w, r->in_end);
         mqo_wr_u64(w, r->out_end);
     }
-    const uint64_t v[] = {h->ack_in, h->fin_off, h->out_una, h->out_nxt, h->out_end, h->out_max,
-                          h->y_wnd, h->cwnd, h->ssthresh, h->recover, h->rto, h->srtt,
-                          h->rttvar, h->rtx_deadline, h->persist_deadline, h->una_since,
-                          h->ack_at, h->rtt_off, h->rtt_sent, h->probe_end};
+    /* the FIN's offset (a format field) is rcv_nxt */
+    const uint64_t v[] = {h->ack_in, h->rcv_nxt, h->out_una, k->out_nxt, h->out_end, k->out_max,
+                          h->y_wnd, h->cwnd, h->ssthresh, k->recover, h->rto, h->srtt,
+                          h->rttvar, k->rtx_deadline, k->persist_deadline, k->una_since,
+                          h->ack_at, k->rtt_off, k->rtt_sent, k->probe_end};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         mqo_wr_u64(w, v[i]);
     const uint8_t f[] = {h->fin_in, h->fin_resolved, h->fin_out_sent, h->fin_out_acked,
-                         h->dupacks, h->in_recovery, h->backoff, h->rtx_pend, h->probe_pend,
-                         h->probes, h->pbackoff, h->rtt_on, h->ts_unknown};
+                         k->dupacks, k->in_recovery, k->backoff, k->rtx_pend, k->probe_pend,
+                         k->probes, k->pbackoff, k->rtt_on, h->ts_unknown};
     mqo_wr_blob(w, f, sizeof f);
     mqo_wr_u32(w, h->ts_recent);
-    mqo_wr_blob(w, h->out.data, h->out.len);
+    mqo_wr_blob(w, k->out.data, k->out.len);
 }
 
 static void unseen_save(void *arg, uint64_t k, uint64_t v)
@@ -2093,14 +2209,17 @@ int mqo_splice_save(struct mqo_splice *sp, struct mqo_buf *out)
     return rc ? rc : w.err;
 }
 
-static int half_load(struct mqo_rd *r, struct half *h, size_t max_bytes)
+static int half_load(struct mqo_splice *sp, struct mqo_rd *r, struct half *h, size_t max_bytes)
 {
+    struct hcold *k = cold_get(sp, h); /* freed at the end when idle */
+    if (!k)
+        return -ENOMEM;
     h->isn = mqo_rd_u32(r);
     h->wscale_x = mqo_rd_u8(r);
     h->mss_y = mqo_rd_u16(r);
     h->rcv_nxt = mqo_rd_u64(r);
     uint32_t no = mqo_rd_count(r, 13);
-    struct ooo **tail = &h->ooo;
+    struct ooo **tail = &k->ooo;
     for (uint32_t i = 0; i < no && !r->err; i++) {
         uint64_t off = mqo_rd_u64(r);
         uint8_t fin = mqo_rd_u8(r);
@@ -2119,54 +2238,62 @@ static int half_load(struct mqo_rd *r, struct half *h, size_t max_bytes)
             memcpy(o->data, p, len);
         *tail = o;
         tail = &o->next;
-        h->ooo_bytes += len;
+        k->ooo_bytes += len;
     }
     h->in_acct = mqo_rd_u64(r);
     uint32_t nr = mqo_rd_count(r, 16);
     if (r->err)
         return -EINVAL;
     if (nr) {
-        h->recs = malloc(nr * sizeof *h->recs);
-        if (!h->recs)
+        k->recs = malloc(nr * sizeof *k->recs);
+        if (!k->recs)
             return -ENOMEM;
-        h->cap_rec = h->nrec = nr;
+        k->cap_rec = k->nrec = nr;
         for (uint32_t i = 0; i < nr; i++) {
-            h->recs[i].in_end = mqo_rd_u64(r);
-            h->recs[i].out_end = mqo_rd_u64(r);
+            k->recs[i].in_end = mqo_rd_u64(r);
+            k->recs[i].out_end = mqo_rd_u64(r);
         }
     }
-    uint64_t *v[] = {&h->ack_in, &h->fin_off, &h->out_una, &h->out_nxt, &h->out_end,
-                     &h->out_max, &h->y_wnd, &h->cwnd, &h->ssthresh, &h->recover, &h->rto,
-                     &h->srtt, &h->rttvar, &h->rtx_deadline, &h->persist_deadline,
-                     &h->una_since, &h->ack_at, &h->rtt_off, &h->rtt_sent, &h->probe_end};
+    uint64_t fin_off, y_wnd, cwnd, ssthresh;
+    uint64_t *v[] = {&h->ack_in, &fin_off, &h->out_una, &k->out_nxt, &h->out_end,
+                     &k->out_max, &y_wnd, &cwnd, &ssthresh, &k->recover, &h->rto,
+                     &h->srtt, &h->rttvar, &k->rtx_deadline, &k->persist_deadline,
+                     &k->una_since, &h->ack_at, &k->rtt_off, &k->rtt_sent, &k->probe_end};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         *v[i] = mqo_rd_u64(r);
+    /* a FIN comes after the last input byte (fin_off is rcv_nxt); windows below 2^30, a
+     * congestion window saturates at 32 bits (what is more lets no more into flight) */
+    (void)fin_off;
+    h->y_wnd = cap32(y_wnd);
+    h->cwnd = cap32(cwnd);
+    h->ssthresh = cap32(ssthresh);
     size_t nf;
     const uint8_t *f = mqo_rd_blob(r, 64, &nf);
     if (r->err || nf < 12)
         return -EINVAL;
-    h->fin_in = f[0];
-    h->fin_resolved = f[1];
-    h->fin_out_sent = f[2];
-    h->fin_out_acked = f[3];
-    h->dupacks = f[4];
-    h->in_recovery = f[5];
-    h->backoff = f[6];
-    h->rtx_pend = f[7];
-    h->probe_pend = f[8];
-    h->probes = f[9];
-    h->pbackoff = f[10];
-    h->rtt_on = f[11];
-    h->ts_unknown = nf > 12 ? f[12] : 0; /* later than the first format */
+    h->fin_in = f[0] != 0;
+    h->fin_resolved = f[1] != 0;
+    h->fin_out_sent = f[2] != 0;
+    h->fin_out_acked = f[3] != 0;
+    k->dupacks = f[4];
+    k->in_recovery = f[5];
+    k->backoff = f[6];
+    k->rtx_pend = f[7];
+    k->probe_pend = f[8];
+    k->probes = f[9];
+    k->pbackoff = f[10];
+    k->rtt_on = f[11];
+    h->ts_unknown = nf > 12 && f[12]; /* later than the first format */
     h->ts_recent = mqo_rd_u32(r);
     size_t ol;
     const uint8_t *o = mqo_rd_blob(r, max_bytes, &ol);
-    if (r->err || (ol && mqo_buf_append(&h->out, o, ol)))
+    if (r->err || (ol && mqo_buf_append(&k->out, o, ol)))
         return -EINVAL;
     /* the held output is exactly [out_una, out_end), and the offsets are ordered */
-    if (h->out_una > h->out_end || h->out_end - h->out_una != ol || h->out_nxt < h->out_una ||
-        h->out_nxt > h->out_end || h->rto == 0 || h->wscale_x > 14 || h->mss_y == 0)
+    if (h->out_una > h->out_end || h->out_end - h->out_una != ol || k->out_nxt < h->out_una ||
+        k->out_nxt > h->out_end || h->rto == 0 || h->wscale_x > 14 || h->mss_y == 0)
         return -EINVAL;
+    cold_trim(sp, h);
     return 0;
 }
 
@@ -2250,8 +2377,8 @@ int mqo_splice_load(struct mqo_splice *sp, const uint8_t *p, size_t n)
         c->last_seen = mqo_rd_u64(&r);
         c->closed_at = mqo_rd_u64(&r);
         ids[i] = mqo_rd_u64(&r);
-        if (r.err || (rc = half_load(&r, &c->h[0], max_bytes)) != 0 ||
-            (rc = half_load(&r, &c->h[1], max_bytes)) != 0) {
+        if (r.err || (rc = half_load(sp, &r, &c->h[0], max_bytes)) != 0 ||
+            (rc = half_load(sp, &r, &c->h[1], max_bytes)) != 0) {
             rc = rc ? rc : -EINVAL;
             goto out;
         }
@@ -2285,6 +2412,7 @@ int mqo_splice_load(struct mqo_splice *sp, const uint8_t *p, size_t n)
             heap_arm(cv[i], t);
         mark_dirty(cv[i]); /* what is owed goes out at the next settle */
     }
+    st.flight_states = sp->st.flight_states; /* this process's own */
     sp->st = st;
     sp->st.conns_tracked = nc;
     rc = 0;

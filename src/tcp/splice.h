@@ -136,6 +136,10 @@ struct mqo_splice_stats {
     uint64_t tso_bytes;         /* ... their payload bytes */
     uint64_t csum_left;         /* segments whose TCP checksum the output completes */
     uint64_t conns_resumed;     /* connections of a dead predecessor resumed (relayed) */
+    /* Directions (two per connection) holding state for traffic in transit (now): output not
+     * acknowledged, input out of order or unresolved, a timer armed. An idle connection holds
+     * none; what it keeps is in docs/ARCHITECTURE.md, "Memory per connection". */
+    uint64_t flight_states;
 };
 
 struct mqo_splice;

@@ -484,6 +484,71 @@ static void test_tcp_keepalive_probe(void **s)
     done(h);
 }
 
+/* The most directions holding state for traffic in transit, seen after each frame. */
+struct flight_peak {
+    void (*prev)(void *arg, struct ts_ep *ep);
+    void *prev_arg;
+    const struct mqo_splice *sp;
+    uint64_t max;
+};
+
+static void flight_peak_input(void *arg, struct ts_ep *ep)
+{
+    struct flight_peak *p = arg;
+    p->prev(p->prev_arg, ep);
+    uint64_t f = mqo_splice_stats(p->sp)->flight_states;
+    if (f > p->max)
+        p->max = f;
+}
+
+/* An idle connection keeps nothing for traffic in transit (output buffer, records, timers):
+ * the state comes with a delivery and goes once the receiver acknowledged it and the
+ * publisher's input is resolved (within the second the idle walk takes), each time, also over a
+ * wire that loses, duplicates and reorders frames (retransmissions, recovery). */
+static void idle_holds_no_flight_state(uint32_t loss, uint32_t dup, uint32_t reorder)
+{
+    struct harness *h = mk(NULL);
+    for (int k = 0; k < 2; k++) {
+        h->net.wire.loss_pct[k] = loss;
+        h->net.wire.dup_pct[k] = dup;
+        h->net.wire.reorder_pct[k] = reorder;
+    }
+    setup_fanout(h, 5, MQO_MQTT_V311, "i/#", 1);
+    h_run(h);
+    h_advance(h, 2000);
+    const struct mqo_splice_stats *st = mqo_splice_stats(h->splice);
+    assert_int_equal(st->conns_tracked, 6);
+    assert_int_equal(st->flight_states, 0);
+    struct flight_peak p = {h->net.on_input, h->net.on_input_arg, h->splice, 0};
+    h->net.on_input = flight_peak_input;
+    h->net.on_input_arg = &p;
+    for (int round = 1; round <= 3; round++) {
+        char pl[64];
+        memset(pl, 'a' + round, sizeof pl - 1);
+        pl[sizeof pl - 1] = 0;
+        p.max = 0;
+        h_publish(h, 0, "i/x", pl, (uint8_t)(round & 1), 0);
+        h_run(h);
+        for (int i = 1; i <= 5; i++)
+            assert_int_equal(h_count_pub(h, i, "i/x"), round);
+        assert_true(p.max >= 5); /* each subscriber's delivery while it was in transit */
+        h_advance(h, 2000);
+        assert_int_equal(st->flight_states, 0);
+    }
+    assert_true(h_stats(h)->consumed >= 3);
+    if (loss) /* the wire did lose frames, and the splice sent again */
+        assert_true(h->net.wire.lost[1] > 0 && st->retransmits > 0);
+    h->net.on_input = p.prev;
+    h->net.on_input_arg = p.prev_arg;
+    done(h);
+}
+
+static void test_idle_holds_no_flight_state(void **s) { idle_holds_no_flight_state(0, 0, 0); }
+static void test_idle_holds_no_flight_state_lossy(void **s)
+{
+    idle_holds_no_flight_state(10, 3, 5);
+}
+
 /* Orderly close in both directions; the connection lingers, then is forgotten. */
 static void test_fin_both_ways(void **s)
 {
@@ -818,6 +883,8 @@ int main(void)
         cmocka_unit_test(test_rst_mid_stream),
         cmocka_unit_test(test_tcp_keepalive_probe),
         cmocka_unit_test(test_fin_both_ways),
+        cmocka_unit_test(test_idle_holds_no_flight_state),
+        cmocka_unit_test(test_idle_holds_no_flight_state_lossy),
         cmocka_unit_test(test_untracked_connection_untouched),
         cmocka_unit_test(test_mqtt_keepalive_through_splice),
         cmocka_unit_test(test_fanout_checksum_reused),
