@@ -1082,7 +1082,10 @@ static void op_forward(void *ud, struct mqo_conn *ec, enum mqo_dir s, const uint
     }
     h->out_end += n;
     h->in_acct += n;
-    rec_push(k, h->in_acct, h->out_end);
+    if (rec_push(k, h->in_acct, h->out_end)) {
+        reset_both(c); /* without its record the input would never be acknowledged */
+        return;
+    }
     mark_dirty(c);
 }
 
@@ -1096,7 +1099,10 @@ static void op_consume(void *ud, struct mqo_conn *ec, enum mqo_dir s, size_t n)
         return;
     }
     h->in_acct += n;
-    rec_push(k, h->in_acct, h->out_end);
+    if (rec_push(k, h->in_acct, h->out_end)) {
+        reset_both(c);
+        return;
+    }
     mark_dirty(c);
 }
 
@@ -1359,7 +1365,10 @@ static void deliver(struct sconn *c, int d, const uint8_t *p, size_t n)
     }
     h->out_end += n;
     h->in_acct += n;
-    rec_push(k, h->in_acct, h->out_end);
+    if (rec_push(k, h->in_acct, h->out_end)) {
+        reset_both(c); /* without its record the input would never be acknowledged */
+        return;
+    }
     mark_dirty(c);
 }
 
