@@ -601,16 +601,20 @@ run_one() {
     [ $rps -eq 0 ] || "$LAB" rps off >/dev/null
     return 0
   fi
+  local stap=()
   if [ $rps -eq 1 ]; then
     # the distributing process (the broker; mqoff) on the first core, the bench on the last
     taskset -a -p -c 0 "$BROKER_PID" >/dev/null
     [ -z "$MQ_PID" ] || taskset -a -p -c 0 "$MQ_PID" >/dev/null
     pin=(taskset -c $(($(nproc) - 1)))
+    # and a second tap where the deliveries leave the nic namespace toward the clients: it times
+    # a delivery when it is sent, before the clients' core receives it
+    stap=(--sender-tap "$NS_NIC:${P}nc")
   fi
   wait_quiet
   local rss_b0 rss_m0 hwm_b hwm_m
   rss_b0=$(kb_of VmRSS "$BROKER_PID"); rss_m0=$(kb_of VmRSS "$MQ_PID")
-  local cmd=("${pin[@]}" "$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${args[@]}" --json "$base.json")
+  local cmd=("${pin[@]}" "$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" "${stap[@]}" --quiet "${args[@]}" --json "$base.json")
   local tc0 tb0 tn0 tc1 tb1 tn1
   tc0=$(tcp_counters "$NS_CLI"); tb0=$(tcp_counters "$P-brk"); tn0=$(tcp_counters "$NS_NIC")
   b0=$(ticks "$BROKER_PID"); k0=$(ticks "$MQ_PID"); m0=$(machine_ticks); wall0=$(date +%s.%N)
@@ -655,7 +659,7 @@ run_one() {
     echo "tcp_cli=$(awk -v a="$tc0" -v b="$tc1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
     echo "tcp_brk=$(awk -v a="$tb0" -v b="$tb1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
     echo "tcp_nic=$(awk -v a="$tn0" -v b="$tn1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
-    echo "cmd=ip netns exec ${P}-cli ${pin[*]}${pin[*]:+ }build/mqoff-bench --host $host --label $t --prefix mqb --tap ${P}c --quiet ${ARGS[*]} --json FILE"
+    echo "cmd=ip netns exec ${P}-cli ${pin[*]}${pin[*]:+ }build/mqoff-bench --host $host --label $t --prefix mqb --tap ${P}c${stap[*]:+ }${stap[*]} --quiet ${ARGS[*]} --json FILE"
     echo "target_cmd=$(target_cmd "$t")"
   } >"$base.meta"
   local note=""

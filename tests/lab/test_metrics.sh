@@ -66,12 +66,28 @@ run() {
   target_up "$T" --acl open --exclusive --metrics "$MADDR" --control "$LAB_TMP/ctl.sock" ||
     return 0
   local out rc sent delivered
+  # both wire taps: on the clients' veth, and (another namespace) on the nic's veth toward them
   out=$(ip netns exec "$NS_CLI" "$BENCH" --host "$(target_addr "$T")" --pubs 2 --subs 10 \
-    --rate 100 --duration 2 --warmup 1 --quiet --json "$LAB_TMP/bench.$T.json" 2>&1)
+    --rate 100 --duration 2 --warmup 1 --quiet --tap "${MQO_LAB}c" --sender-tap "$NS_NIC:${MQO_LAB}nc" \
+    --json "$LAB_TMP/bench.$T.json" 2>&1)
   rc=$?
   if [ $rc -eq 0 ]; then ok "bench through mqoff: complete and clean [$T]"
   else not_ok "bench through mqoff: complete and clean [$T]" "exit $rc: $(echo "$out" | tail -2 | tr '\n' ' ')"
   fi
+  # every measured message timed by both taps; a delivery leaves the nic before the client
+  # receives it, and the PUBLISH reaches the nic after the client sent it: sent <= received
+  check "bench wire taps: both time every message, sent <= received [$T]" "$PY" -c "
+import json, sys
+j = json.load(open('$LAB_TMP/bench.$T.json'))
+w = j['windows'][0]; l = w['latency_ns']; t = j['totals']
+s, r = l.get('wire_sent_last_subscriber'), l.get('wire_last_subscriber')
+if not s or not r: sys.exit('a tap histogram is missing: %s' % sorted(l))
+n = w['complete']
+if not (s['count'] == r['count'] == n > 0): sys.exit('counts sent %d received %d messages %d' % (s['count'], r['count'], n))
+bad = [p for p in ('p50', 'p99') if s[p] > r[p]]
+if bad: sys.exit('sent > received at %s: %s' % (bad, [(s[p], r[p]) for p in bad]))
+if t['tap_gaps'] or t['sender_tap_gaps']: sys.exit('stream gaps %d, %d' % (t['tap_gaps'], t['sender_tap_gaps']))
+"
   read -r sent delivered < <("$PY" -c "import json; t=json.load(open('$LAB_TMP/bench.$T.json'))['totals']; print(t['sent'], t['delivered'])")
   echo "# bench: sent $sent, delivered $delivered"
   prom_wait "Prometheus scrapes mqoff: up = 1" 'up{job="mqoff"}' 1

@@ -35,8 +35,13 @@ enum mqb_filter { MQB_EXACT, MQB_PLUS, MQB_HASH };
 /* What an epoll event's data.ptr points at: a struct whose first member is this tag. */
 enum { MQB_EV_CONN = 0, MQB_EV_TIMER = 1, MQB_EV_TAP = 2 };
 
+/* Wire taps: on the clients' link (--tap) and where the deliveries leave the distributing host
+ * (--sender-tap). Each is "[NETNS:]IF". */
+enum { MQB_TAP_CLIENT = 0, MQB_TAP_SENDER = 1, MQB_TAPS = 2 };
+
 struct mqb_cfg {
-    const char *host, *sub_host, *bind, *label, *json, *tap_if, *prefix;
+    const char *host, *sub_host, *bind, *label, *json, *prefix;
+    const char *tap_if[MQB_TAPS]; /* "[NETNS:]IF" or NULL */
     uint16_t port, sub_port;
     struct sockaddr_storage pub_addr, sub_addr, bind_addr;
     socklen_t pub_addr_len, sub_addr_len, bind_addr_len;
@@ -71,9 +76,9 @@ struct mqb_win {
     uint64_t delivered;
     uint64_t complete; /* messages that reached every expected subscriber */
     uint64_t dup, reorder;
-    uint64_t tap_complete;
+    uint64_t tap_complete[MQB_TAPS];
     int verdict;       /* saturation: 1 met the bound, 0 did not, -1 not judged */
-    struct mqo_hist first, last, delivery, send_lag, tap_last;
+    struct mqo_hist first, last, delivery, send_lag, tap_last[MQB_TAPS];
 };
 
 /* Per (publisher, subscriber) order state: highest sequence seen + 1 and the 64 below it. */
@@ -123,8 +128,10 @@ struct mqb_pub {
     /* per message, indexed by seq */
     uint32_t *cnt;
     uint8_t *mwin;
-    uint32_t *tap_cnt;
-    uint64_t *tap_t0, *tap_tmax;
+    struct {
+        uint32_t *cnt;
+        uint64_t *t0, *tmax;
+    } tapd[MQB_TAPS]; /* per tap: deliveries seen, the start's and the last one's time */
     size_t cap;
 };
 
@@ -160,12 +167,14 @@ struct mqb {
     char fatal_msg[256];
     /* totals */
     uint64_t outstanding;   /* deliveries still expected */
-    uint64_t tap_outstanding;
     uint64_t qos1_sent, pubacks, bad_pubacks;
     uint64_t bad_payload, stray, unexpected, misrouted, disconnects, proto_errors;
     uint64_t last_housekeeping;
-    struct mqb_tap *tap;
-    uint64_t tap_frames, tap_gaps, tap_drops, tap_unmatched;
+    struct mqb_wire {
+        struct mqb_tap *tap;
+        uint64_t outstanding; /* deliveries this tap has still to see */
+        uint64_t frames, gaps, drops, unmatched;
+    } wire[MQB_TAPS];
     volatile int *stop;
     const char *sweep_end; /* why the saturation sweep stopped */
 };
@@ -202,7 +211,7 @@ void mqb_track_sent(struct mqb *b, struct mqb_pub *p, uint64_t seq, uint64_t sch
 void mqb_track_delivery(struct mqb *b, struct mqb_sub *s, const uint8_t *topic, size_t topic_len,
                         const uint8_t *payload, size_t len, uint64_t now);
 /* The tap saw a complete PUBLISH carrying payload: from a publisher (start) or to a subscriber. */
-void mqb_track_tap(struct mqb *b, const uint8_t *payload, size_t len, uint64_t ts, int start);
+void mqb_track_tap(struct mqb *b, int idx, const uint8_t *payload, size_t len, uint64_t ts, int start);
 void mqb_track_free(struct mqb *b);
 /* Expected deliveries of a message on topic K. */
 uint32_t mqb_expect(const struct mqb_cfg *c, unsigned topic);
@@ -220,12 +229,13 @@ int mqb_report_json(const struct mqb *b, const char *path, int best, double boun
 double mqb_win_rate(const struct mqb_win *w);
 
 /* ---- tap.c ---- */
-/* Opens the capture on interface ifname: TCP to the publishers' port, from the subscribers'.
+/* Opens tap idx on cfg.tap_if[idx], "[NETNS:]IF" (the socket is made inside network namespace
+ * NETNS, /run/netns/NETNS, when given): TCP to the publishers' port, from the subscribers'.
  * Returns 0 or -1 with a message. */
-int mqb_tap_open(struct mqb *b, const char *ifname);
-/* Processes every captured frame ready in the ring. */
+int mqb_tap_open(struct mqb *b, int idx);
+/* Processes every captured frame ready in every tap's ring. */
 void mqb_tap_poll(struct mqb *b);
-/* Reads the kernel's drop counter into b->tap_drops. */
+/* Reads the kernels' drop counters into b->wire[].drops and closes the taps. */
 void mqb_tap_close(struct mqb *b);
 
 #endif

@@ -764,7 +764,8 @@ void mqb_schedule(struct mqb *b, uint64_t start, uint64_t end, double rate)
 
 static int drained(const struct mqb *b)
 {
-    if (b->outstanding || (b->tap && b->tap_outstanding) || b->heap_n)
+    if (b->outstanding || (b->wire[0].tap && b->wire[0].outstanding) ||
+        (b->wire[1].tap && b->wire[1].outstanding) || b->heap_n)
         return 0;
     if (b->cfg.qos && b->pubacks + b->bad_pubacks < b->qos1_sent)
         return 0;

@@ -94,9 +94,14 @@ static void usage(FILE *f)
             "\n"
             "output:\n"
             "  --json FILE          also write a JSON record (config, versions, all figures)\n"
-            "  --tap IF             also measure on the wire: capture on interface IF (AF_PACKET,\n"
-            "                       kernel timestamps) and report, per message, the time from\n"
-            "                       the publisher's PUBLISH frame to the last delivery frame\n"
+            "  --tap [NETNS:]IF     also measure on the wire: capture on interface IF (AF_PACKET,\n"
+            "                       kernel timestamps; inside network namespace NETNS when\n"
+            "                       given) and report, per message, the time from the\n"
+            "                       publisher's PUBLISH frame to the last delivery frame\n"
+            "  --sender-tap [NETNS:]IF\n"
+            "                       the same on a second interface: the distributing host's\n"
+            "                       link toward the clients, where a delivery is timed when it\n"
+            "                       is sent, not when the clients' side receives it\n"
             "  --quiet              no progress lines on stderr\n"
             "  --version, -h/--help\n"
             "\n"
@@ -192,6 +197,7 @@ static int parse_args(int argc, char **argv, struct mqb_cfg *c)
         {"step-warmup", required_argument, 0, 'W'}, {"step-factor", required_argument, 0, 'F'},
         {"max-steps", required_argument, 0, 'M'},   {"p99-bound-ms", required_argument, 0, 'b'},
         {"json", required_argument, 0, 'j'},        {"tap", required_argument, 0, 'a'},
+        {"sender-tap", required_argument, 0, 'A'},
         {"quiet", no_argument, 0, 'Q'},             {"version", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     unsigned long long u;
@@ -208,7 +214,8 @@ static int parse_args(int argc, char **argv, struct mqb_cfg *c)
         case 'B': c->bind = optarg; break;
         case 'l': c->label = optarg; break;
         case 'j': c->json = optarg; break;
-        case 'a': c->tap_if = optarg; break;
+        case 'a': c->tap_if[MQB_TAP_CLIENT] = optarg; break;
+        case 'A': c->tap_if[MQB_TAP_SENDER] = optarg; break;
         case 'x':
             if (!valid_prefix(optarg))
                 return bad(name, optarg, "1..32 characters of A-Z a-z 0-9 - _");
@@ -497,8 +504,9 @@ int main(int argc, char **argv)
     }
     if (mqb_loop_init(&b))
         return 1;
-    if (c->tap_if && mqb_tap_open(&b, c->tap_if))
-        return 1;
+    for (int k = 0; k < MQB_TAPS; k++)
+        if (c->tap_if[k] && mqb_tap_open(&b, k))
+            return 1;
 
     progress(&b, "connecting %.0f subscribers, then %.0f publishers", c->subs, c->pubs);
     if (c->decoys)

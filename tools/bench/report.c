@@ -83,10 +83,12 @@ static void checks_line(const struct mqb *b, FILE *f)
     if (b->cfg.qos)
         fprintf(f, "QoS 1    PUBACKs %llu of %llu sent, %llu failed or unknown\n", (unsigned long long)b->pubacks,
                 (unsigned long long)b->qos1_sent, (unsigned long long)b->bad_pubacks);
-    if (b->cfg.tap_if)
-        fprintf(f, "tap      %s: %llu frames, %llu stream gaps, %llu kernel drops, %llu PUBLISH not from this run\n",
-                b->cfg.tap_if, (unsigned long long)b->tap_frames, (unsigned long long)b->tap_gaps,
-                (unsigned long long)b->tap_drops, (unsigned long long)b->tap_unmatched);
+    for (int k = 0; k < MQB_TAPS; k++)
+        if (b->cfg.tap_if[k])
+            fprintf(f, "%-8s %s: %llu frames, %llu stream gaps, %llu kernel drops, %llu PUBLISH not from this run\n",
+                    k == MQB_TAP_CLIENT ? "tap" : "sndtap", b->cfg.tap_if[k], (unsigned long long)b->wire[k].frames,
+                    (unsigned long long)b->wire[k].gaps, (unsigned long long)b->wire[k].drops,
+                    (unsigned long long)b->wire[k].unmatched);
 }
 
 static void window_table(const struct mqb *b, const struct mqb_win *w, FILE *f)
@@ -96,8 +98,10 @@ static void window_table(const struct mqb *b, const struct mqb_win *w, FILE *f)
     hist_row(f, "first subscriber", &w->first);
     hist_row(f, "last subscriber", &w->last);
     hist_row(f, "per delivery", &w->delivery);
-    if (b->cfg.tap_if)
-        hist_row(f, "wire: last (tap)", &w->tap_last);
+    if (b->cfg.tap_if[MQB_TAP_CLIENT])
+        hist_row(f, "wire: last (tap)", &w->tap_last[MQB_TAP_CLIENT]);
+    if (b->cfg.tap_if[MQB_TAP_SENDER])
+        hist_row(f, "wire: last sent", &w->tap_last[MQB_TAP_SENDER]);
     hist_row(f, "bench send lag", &w->send_lag);
 }
 
@@ -207,8 +211,10 @@ static void json_window(const struct mqb *b, FILE *f, const struct mqb_win *w, i
     json_hist(f, "first_subscriber", &w->first, 0);
     json_hist(f, "last_subscriber", &w->last, 0);
     json_hist(f, "per_delivery", &w->delivery, 0);
-    if (b->cfg.tap_if)
-        json_hist(f, "wire_last_subscriber", &w->tap_last, 0);
+    if (b->cfg.tap_if[MQB_TAP_CLIENT])
+        json_hist(f, "wire_last_subscriber", &w->tap_last[MQB_TAP_CLIENT], 0);
+    if (b->cfg.tap_if[MQB_TAP_SENDER])
+        json_hist(f, "wire_sent_last_subscriber", &w->tap_last[MQB_TAP_SENDER], 0);
     json_hist(f, "send_lag", &w->send_lag, 1);
     fprintf(f, "     }}%s\n", last ? "" : ",");
 }
@@ -254,7 +260,9 @@ int mqb_report_json(const struct mqb *b, const char *path, int best, double boun
             c->warmup, c->duration, c->grace, c->keepalive, (unsigned long long)c->seed);
     json_str(f, c->prefix);
     fprintf(f, ", \"tap\": ");
-    json_str(f, c->tap_if);
+    json_str(f, c->tap_if[MQB_TAP_CLIENT]);
+    fprintf(f, ", \"sender_tap\": ");
+    json_str(f, c->tap_if[MQB_TAP_SENDER]);
     fprintf(f, ",\n    \"saturation\": %s", c->saturation ? "true" : "false");
     if (c->saturation)
         fprintf(f, ", \"step_s\": %.3f, \"step_warmup_s\": %.3f, \"step_factor\": %.3f, \"max_steps\": %u",
@@ -271,10 +279,12 @@ int mqb_report_json(const struct mqb *b, const char *path, int best, double boun
             (unsigned long long)b->unexpected, (unsigned long long)b->stray, (unsigned long long)b->bad_payload,
             (unsigned long long)b->disconnects, (unsigned long long)b->proto_errors,
             (unsigned long long)b->qos1_sent, (unsigned long long)b->pubacks, (unsigned long long)b->bad_pubacks);
-    if (b->cfg.tap_if)
-        fprintf(f, ",\n    \"tap_frames\": %llu, \"tap_gaps\": %llu, \"tap_drops\": %llu, \"tap_unmatched\": %llu",
-                (unsigned long long)b->tap_frames, (unsigned long long)b->tap_gaps,
-                (unsigned long long)b->tap_drops, (unsigned long long)b->tap_unmatched);
+    for (int k = 0; k < MQB_TAPS; k++)
+        if (b->cfg.tap_if[k])
+            fprintf(f, ",\n    \"%stap_frames\": %llu, \"%stap_gaps\": %llu, \"%stap_drops\": %llu, \"%stap_unmatched\": %llu",
+                    k ? "sender_" : "", (unsigned long long)b->wire[k].frames, k ? "sender_" : "",
+                    (unsigned long long)b->wire[k].gaps, k ? "sender_" : "", (unsigned long long)b->wire[k].drops,
+                    k ? "sender_" : "", (unsigned long long)b->wire[k].unmatched);
     fprintf(f, "},\n");
     if (c->saturation) {
         fprintf(f, "  \"saturation\": {\"p99_bound_ns\": %.0f, \"best_step\": %d, \"best_deliveries_per_s\": %.1f, \"stopped\": ",

@@ -19,6 +19,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -45,6 +47,7 @@ struct flow {
 
 struct mqb_tap {
     int kind; /* MQB_EV_TAP */
+    int idx;  /* MQB_TAP_CLIENT or MQB_TAP_SENDER */
     int fd;
     uint8_t *ring;
     size_t ring_len;
@@ -112,7 +115,7 @@ static void flow_reset(struct flow *f)
 }
 
 /* Cuts the flow's bytes into MQTT packets; reports stamped PUBLISH payloads. */
-static void flow_parse(struct mqb *b, struct flow *f, uint64_t ts, int start)
+static void flow_parse(struct mqb *b, struct mqb_tap *t, struct flow *f, uint64_t ts, int start)
 {
     size_t off = 0;
     while (off < f->buf.len) {
@@ -121,7 +124,7 @@ static void flow_parse(struct mqb *b, struct flow *f, uint64_t ts, int start)
         if (r == 0)
             break;
         if (r < 0) { /* not MQTT we can follow */
-            b->tap_gaps++;
+            b->wire[t->idx].gaps++;
             flow_reset(f);
             return;
         }
@@ -145,7 +148,7 @@ static void flow_parse(struct mqb *b, struct flow *f, uint64_t ts, int start)
                     pos += k + plen;
                 }
                 if (pos <= rem)
-                    mqb_track_tap(b, body + pos, rem - pos, ts, start);
+                    mqb_track_tap(b, t->idx, body + pos, rem - pos, ts, start);
             }
         }
         off += (size_t)r;
@@ -153,10 +156,11 @@ static void flow_parse(struct mqb *b, struct flow *f, uint64_t ts, int start)
     mqo_buf_consume(&f->buf, off);
 }
 
-static void on_frame(struct mqb *b, const uint8_t *p, uint32_t len, uint32_t wire_len, uint64_t ts)
+static void on_frame(struct mqb *b, struct mqb_tap *t, const uint8_t *p, uint32_t len, uint32_t wire_len,
+                     uint64_t ts)
 {
-    struct mqb_tap *t = b->tap;
-    b->tap_frames++;
+    struct mqb_wire *w = &b->wire[t->idx];
+    w->frames++;
     if (len < 20 || (p[0] >> 4) != 4)
         return;
     uint32_t ihl = (p[0] & 15u) * 4;
@@ -195,30 +199,27 @@ static void on_frame(struct mqb *b, const uint8_t *p, uint32_t len, uint32_t wir
         const uint8_t *pay = tcp + doff;
         int32_t rel = (int32_t)(seq - f->next);
         if (rel > 0 || ihl + doff + plen > len) { /* a hole, or a frame cut short */
-            b->tap_gaps++;
+            w->gaps++;
             flow_reset(f);
             return;
         }
         uint32_t skip = (uint32_t)(-rel);
         if (skip < plen) {
             if (mqo_buf_append(&f->buf, pay + skip, plen - skip)) {
-                b->tap_gaps++;
+                w->gaps++;
                 flow_reset(f);
                 return;
             }
             f->next += plen - skip;
-            flow_parse(b, f, ts, start);
+            flow_parse(b, t, f, ts, start);
         }
     }
     if (flags & 0x05) /* FIN, RST */
         flow_reset(f);
 }
 
-void mqb_tap_poll(struct mqb *b)
+static void tap_poll(struct mqb *b, struct mqb_tap *t)
 {
-    struct mqb_tap *t = b->tap;
-    if (!t)
-        return;
     for (unsigned guard = 0; guard < TAP_NBLOCKS; guard++) {
         struct tpacket_block_desc *bd = (struct tpacket_block_desc *)(t->ring + (size_t)t->cur * TAP_BLOCK);
         if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
@@ -230,7 +231,7 @@ void mqb_tap_poll(struct mqb *b)
             if (off + sizeof *h > TAP_BLOCK || (size_t)off + h->tp_net + h->tp_snaplen > TAP_BLOCK)
                 break;
             uint64_t ts = (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec;
-            on_frame(b, (const uint8_t *)h + h->tp_net, h->tp_snaplen, h->tp_len, ts);
+            on_frame(b, t, (const uint8_t *)h + h->tp_net, h->tp_snaplen, h->tp_len, ts);
             if (!h->tp_next_offset)
                 break;
             off += h->tp_next_offset;
@@ -240,24 +241,90 @@ void mqb_tap_poll(struct mqb *b)
     }
 }
 
-int mqb_tap_open(struct mqb *b, const char *ifname)
+void mqb_tap_poll(struct mqb *b)
+{
+    for (int k = 0; k < MQB_TAPS; k++)
+        if (b->wire[k].tap)
+            tap_poll(b, b->wire[k].tap);
+}
+
+/* Enters network namespace `ns` (/run/netns/NS, as ip-netns names it); *back gets a descriptor
+ * of the one we were in. Returns 0 or -1 with a message. */
+static int netns_enter(const char *opt, const char *ns, int *back)
+{
+    char path[128];
+    if (!*ns || strchr(ns, '/') || snprintf(path, sizeof path, "/run/netns/%s", ns) >= (int)sizeof path) {
+        fprintf(stderr, "mqoff-bench: %s: bad network namespace name \"%s\"\n", opt, ns);
+        return -1;
+    }
+    *back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*back < 0 || fd < 0 || setns(fd, CLONE_NEWNET)) {
+        fprintf(stderr, "mqoff-bench: %s: network namespace %s: %s\n", opt, ns, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        if (*back >= 0)
+            close(*back);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static void netns_leave(int back)
+{
+    if (setns(back, CLONE_NEWNET)) { /* cannot happen with a descriptor of our own namespace */
+        fprintf(stderr, "mqoff-bench: cannot return to the network namespace: %s\n", strerror(errno));
+        abort();
+    }
+    close(back);
+}
+
+static int tap_socket(struct mqb *b, int idx, const char *opt, const char *spec, const char *ifname);
+
+int mqb_tap_open(struct mqb *b, int idx)
+{
+    const char *opt = idx == MQB_TAP_CLIENT ? "--tap" : "--sender-tap";
+    const char *spec = b->cfg.tap_if[idx], *colon = strchr(spec, ':');
+    if (b->cfg.pub_addr.ss_family != AF_INET || b->cfg.sub_addr.ss_family != AF_INET) {
+        fprintf(stderr, "mqoff-bench: %s follows IPv4 connections only\n", opt);
+        return -1;
+    }
+    if (!colon)
+        return tap_socket(b, idx, opt, spec, spec);
+    char ns[64];
+    size_t n = (size_t)(colon - spec);
+    if (n >= sizeof ns) {
+        fprintf(stderr, "mqoff-bench: %s %s: network namespace name too long\n", opt, spec);
+        return -1;
+    }
+    memcpy(ns, spec, n);
+    ns[n] = 0;
+    int back;
+    if (netns_enter(opt, ns, &back))
+        return -1;
+    /* the interface is looked up and the socket made and bound inside the namespace; it keeps
+     * capturing there after we leave */
+    int r = tap_socket(b, idx, opt, spec, colon + 1);
+    netns_leave(back);
+    return r;
+}
+
+static int tap_socket(struct mqb *b, int idx, const char *opt, const char *spec, const char *ifname)
 {
     unsigned ifindex = if_nametoindex(ifname);
     if (!ifindex) {
-        fprintf(stderr, "mqoff-bench: --tap %s: no such interface\n", ifname);
-        return -1;
-    }
-    if (b->cfg.pub_addr.ss_family != AF_INET || b->cfg.sub_addr.ss_family != AF_INET) {
-        fprintf(stderr, "mqoff-bench: --tap follows IPv4 connections only\n");
+        fprintf(stderr, "mqoff-bench: %s %s: no such interface\n", opt, spec);
         return -1;
     }
     struct mqb_tap *t = calloc(1, sizeof *t);
     if (!t)
         return -1;
     t->kind = MQB_EV_TAP;
+    t->idx = idx;
     t->fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0); /* captures nothing until bound */
     if (t->fd < 0) {
-        fprintf(stderr, "mqoff-bench: --tap: AF_PACKET socket: %s%s\n", strerror(errno),
+        fprintf(stderr, "mqoff-bench: %s: AF_PACKET socket: %s%s\n", opt, strerror(errno),
                 errno == EPERM ? " (needs CAP_NET_RAW)" : "");
         free(t);
         return -1;
@@ -312,10 +379,10 @@ int mqb_tap_open(struct mqb *b, const char *ifname)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = t};
     if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, t->fd, &ev))
         goto fail;
-    b->tap = t;
+    b->wire[idx].tap = t;
     return 0;
 fail:
-    fprintf(stderr, "mqoff-bench: --tap %s: %s: %s\n", ifname, what, strerror(errno));
+    fprintf(stderr, "mqoff-bench: %s %s: %s: %s\n", opt, spec, what, strerror(errno));
     if (t->ring)
         munmap(t->ring, t->ring_len);
     close(t->fd);
@@ -325,19 +392,21 @@ fail:
 
 void mqb_tap_close(struct mqb *b)
 {
-    struct mqb_tap *t = b->tap;
-    if (!t)
-        return;
-    struct tpacket_stats_v3 st;
-    socklen_t l = sizeof st;
-    if (getsockopt(t->fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0)
-        b->tap_drops += st.tp_drops;
-    epoll_ctl(b->epfd, EPOLL_CTL_DEL, t->fd, NULL);
-    munmap(t->ring, t->ring_len);
-    close(t->fd);
-    for (size_t i = 0; i < t->cap; i++)
-        mqo_buf_free(&t->flows[i].buf);
-    free(t->flows);
-    free(t);
-    b->tap = NULL;
+    for (int k = 0; k < MQB_TAPS; k++) {
+        struct mqb_tap *t = b->wire[k].tap;
+        if (!t)
+            continue;
+        struct tpacket_stats_v3 st;
+        socklen_t l = sizeof st;
+        if (getsockopt(t->fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0)
+            b->wire[k].drops += st.tp_drops;
+        epoll_ctl(b->epfd, EPOLL_CTL_DEL, t->fd, NULL);
+        munmap(t->ring, t->ring_len);
+        close(t->fd);
+        for (size_t i = 0; i < t->cap; i++)
+            mqo_buf_free(&t->flows[i].buf);
+        free(t->flows);
+        free(t);
+        b->wire[k].tap = NULL;
+    }
 }

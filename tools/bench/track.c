@@ -88,9 +88,11 @@ void mqb_track_free(struct mqb *b)
         struct mqb_pub *p = &b->pubs[j];
         free(p->cnt);
         free(p->mwin);
-        free(p->tap_cnt);
-        free(p->tap_t0);
-        free(p->tap_tmax);
+        for (int k = 0; k < MQB_TAPS; k++) {
+            free(p->tapd[k].cnt);
+            free(p->tapd[k].t0);
+            free(p->tapd[k].tmax);
+        }
         free(p->tmpl);
         free(p->pid_used);
     }
@@ -116,10 +118,11 @@ int mqb_track_reserve(struct mqb *b, struct mqb_pub *p, uint64_t seq)
     if (grow((void **)&p->cnt, p->cap, cap, sizeof *p->cnt) ||
         grow((void **)&p->mwin, p->cap, cap, sizeof *p->mwin))
         return -ENOMEM;
-    if (b->tap && (grow((void **)&p->tap_cnt, p->cap, cap, sizeof *p->tap_cnt) ||
-                   grow((void **)&p->tap_t0, p->cap, cap, sizeof *p->tap_t0) ||
-                   grow((void **)&p->tap_tmax, p->cap, cap, sizeof *p->tap_tmax)))
-        return -ENOMEM;
+    for (int k = 0; k < MQB_TAPS; k++)
+        if (b->wire[k].tap && (grow((void **)&p->tapd[k].cnt, p->cap, cap, sizeof *p->tapd[k].cnt) ||
+                               grow((void **)&p->tapd[k].t0, p->cap, cap, sizeof *p->tapd[k].t0) ||
+                               grow((void **)&p->tapd[k].tmax, p->cap, cap, sizeof *p->tapd[k].tmax)))
+            return -ENOMEM;
     p->cap = cap;
     return 0;
 }
@@ -140,8 +143,9 @@ void mqb_track_sent(struct mqb *b, struct mqb_pub *p, uint64_t seq, uint64_t sch
     W->sent++;
     W->expected += p->expect;
     b->outstanding += p->expect;
-    if (b->tap)
-        b->tap_outstanding += p->expect;
+    for (int k = 0; k < MQB_TAPS; k++)
+        if (b->wire[k].tap)
+            b->wire[k].outstanding += p->expect;
     if (b->cfg.qos)
         b->qos1_sent++;
     if (W->measured)
@@ -226,43 +230,46 @@ void mqb_track_delivery(struct mqb *b, struct mqb_sub *s, const uint8_t *topic, 
     }
 }
 
-static void tap_done(struct mqb *b, struct mqb_pub *p, uint64_t seq)
+static void tap_done(struct mqb *b, int idx, struct mqb_pub *p, uint64_t seq)
 {
     struct mqb_win *W = &b->win[p->mwin[seq]];
-    W->tap_complete++;
+    W->tap_complete[idx]++;
     if (W->measured) {
-        uint64_t t0 = p->tap_t0[seq], t1 = p->tap_tmax[seq];
-        mqo_hist_record(&W->tap_last, t1 > t0 ? t1 - t0 : 0);
+        uint64_t t0 = p->tapd[idx].t0[seq], t1 = p->tapd[idx].tmax[seq];
+        mqo_hist_record(&W->tap_last[idx], t1 > t0 ? t1 - t0 : 0);
     }
 }
 
-void mqb_track_tap(struct mqb *b, const uint8_t *payload, size_t len, uint64_t ts, int start)
+void mqb_track_tap(struct mqb *b, int idx, const uint8_t *payload, size_t len, uint64_t ts, int start)
 {
     struct mqo_stamp st;
+    struct mqb_wire *w = &b->wire[idx];
     if (mqo_stamp_get(payload, len, &st) || st.run != b->run || st.pub >= b->cfg.pubs ||
-        st.seq >= b->pubs[st.pub].seq || !b->pubs[st.pub].tap_cnt) {
-        b->tap_unmatched++;
+        st.seq >= b->pubs[st.pub].seq || !b->pubs[st.pub].tapd[idx].cnt) {
+        w->unmatched++;
         return;
     }
     struct mqb_pub *p = &b->pubs[st.pub];
+    uint32_t *cnt = p->tapd[idx].cnt;
+    uint64_t *t0 = p->tapd[idx].t0, *tmax = p->tapd[idx].tmax;
     uint64_t q = st.seq;
     if (ts == 0)
         ts = 1; /* 0 marks "not seen" */
     if (start) {
-        if (p->tap_t0[q])
+        if (t0[q])
             return;
-        p->tap_t0[q] = ts;
-        if (p->tap_cnt[q] >= p->expect && p->expect) /* deliveries seen first: odd, but count */
-            tap_done(b, p, q);
+        t0[q] = ts;
+        if (cnt[q] >= p->expect && p->expect) /* deliveries seen first: odd, but count */
+            tap_done(b, idx, p, q);
         return;
     }
-    if (p->tap_cnt[q] >= p->expect)
+    if (cnt[q] >= p->expect)
         return; /* a copy the subscriber-side accounting calls a duplicate */
-    p->tap_cnt[q]++;
-    if (ts > p->tap_tmax[q])
-        p->tap_tmax[q] = ts;
-    if (b->tap_outstanding)
-        b->tap_outstanding--;
-    if (p->tap_cnt[q] == p->expect && p->tap_t0[q])
-        tap_done(b, p, q);
+    cnt[q]++;
+    if (ts > tmax[q])
+        tmax[q] = ts;
+    if (w->outstanding)
+        w->outstanding--;
+    if (cnt[q] == p->expect && t0[q])
+        tap_done(b, idx, p, q);
 }
