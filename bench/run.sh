@@ -59,7 +59,12 @@
 #                     the cli veth) and the broker and mqoff pinned to the first core (taskset
 #                     -a -p -c 0), mqoff-bench to the last: on this 2-core machine veth otherwise
 #                     runs the 1000 subscribers' TCP receive work inline in the sender's send
-#                     call. Group rps = these and the plain fanout-1-1000-1-qQ for comparison
+#                     call. mqoff-bench times each message on two taps: where the clients
+#                     receive it and where the nic sends it (--sender-tap)
+#   rps-floor         the floor of those: bench/emit_floor sends 1000 delivery-sized frames
+#                     out of the nic toward the clients, alone, 20 bursts a second (target
+#                     "emit"). Group rps = the rps- scenarios and the plain
+#                     fanout-1-1000-1-qQ for comparison
 #   fanout-5-1000-5   5 publishers, 1000 subscribers (STR/+), 5 topics, two rate steps
 #   saturation        1 -> 1000, rate stepped up by mqoff-bench --saturation
 #   p2p-1000          1000 publisher/subscriber pairs on 1000 topics (exact filters)
@@ -106,6 +111,7 @@ export MQO_LAB=bn$$
 P=$MQO_LAB
 NS_CLI=$P-cli NS_NIC=$P-nic
 BROKER_ADDR=198.18.0.2 PROXY_ADDR=198.18.0.3 LWIP_ADDR=198.18.0.4 PORT=1883
+CLI_ADDR=198.18.0.1   # the clients' address (tools/mqoff-lab)
 DOC=$ROOT/docs/BENCHMARKS.md
 PNG=$ROOT/docs/bench-latency.png
 DEADLINE_S=${BENCH_DEADLINE_S:-3600}   # past this, remaining runs are skipped (reported)
@@ -142,7 +148,7 @@ ALL_SCENARIOS=(
   fanout-1-100-1-q0 fanout-1-100-1-q1 fanout-1-1000-1-q0 fanout-1-1000-1-q1
   fanout-1-max-1 fanout-5-1000-5 saturation p2p-1000 p2p-1000-pt wildcard-10k
   payload-32 payload-1024 payload-1460 payload-1461 payload-16384 payload-65536
-  floor floor-pps floor-bulk mem-max rps-fanout-1-1000-1-q0 rps-fanout-1-1000-1-q1
+  floor floor-pps floor-bulk mem-max rps-fanout-1-1000-1-q0 rps-fanout-1-1000-1-q1 rps-floor
 )
 QUICK_SCENARIOS=(fanout-1-10-1-q0 fanout-1-1000-1-q0 p2p-1000 floor floor-pps)
 
@@ -457,6 +463,13 @@ scen() {
   TARGETS="direct proxy monitor intercept"
   MQ_ARGS=(--acl open --exclusive)
   case "$n" in
+    rps-floor)
+      # not mqoff-bench: bench/emit_floor, the frames of a 1000-subscriber fan-out emitted
+      # alone (run_emit_floor)
+      TARGETS="emit"
+      ARGS=()
+      LIMIT=60
+      return 0 ;;
     rps-*)
       scen "${n#rps-}" || return 1
       TARGETS="direct proxy monitor"
@@ -577,6 +590,43 @@ run_floor() {
   local fr
   fr=$(grep -oE '^port [ab] [^:]*: rx [0-9]+ frames' "$base.mqoff.log" | awk '{s += $(NF-1)} END {print s+0}')
   log "  $s [$t] rep $r: $fr frames in $(awk -v k=$((k1 - k0)) -v c="$CLK_TCK" 'BEGIN {printf "%.2f", k / c}') CPU s"
+}
+
+# run_emit_floor SCEN TARGET REP: rps-floor. With the lab's rps variant on (the clients'
+# receive processing on the last core), bench/emit_floor on the first core sends EMIT_BURSTS
+# bursts of 1000 frames of a QoS 0 delivery's size (140 bytes) out of the nic's veth toward
+# the clients, 20 a second, with a capture ring open on that veth as mqoff-bench's
+# --sender-tap has in the rps scenarios: the floor of those scenarios' "sent" figure.
+EMIT_BURSTS=200
+run_emit_floor() {
+  local s=$1 t=$2 r=$3 base rc mac
+  base=$RES/runs/$s.$t.$r
+  mac=$(ip -n "$NS_CLI" -o link show "${P}c" | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+  "$LAB" rps on >/dev/null || { log "  $s [$t] rep $r: rps on failed"; return 0; }
+  wait_quiet
+  local cmd=(taskset -c 0 "$ROOT/build/bench/emit_floor" --tap "${P}nc" "$mac" "$CLI_ADDR" 1000 "$EMIT_BURSTS" 20)
+  ip netns exec "$NS_NIC" timeout -k 5 "$LIMIT" "${cmd[@]}" >"$base.out" 2>"$base.err" </dev/null
+  rc=$?
+  "$LAB" rps off >/dev/null
+  local line p50 p99
+  line=$(grep '^emit_floor' "$base.out" | tail -1)
+  p50=$(sed -nE 's/.*: p50 ([0-9.]+) us.*/\1/p' <<<"$line")
+  p99=$(sed -nE 's/.*, p99 ([0-9.]+) us.*/\1/p' <<<"$line")
+  {
+    echo "scenario=$s"
+    echo "target=$t"
+    echo "rep=$r"
+    echo "rc=$rc"
+    echo "emit_p50_us=$p50"
+    echo "emit_p99_us=$p99"
+    echo "emit_bursts=$EMIT_BURSTS"
+    echo "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "quiet=$QUIET"
+    echo "quiet_wait_s=$QUIET_WAIT"
+    echo "rps=1"
+    echo "cmd=tools/mqoff-lab rps on; ip netns exec ${P}-nic taskset -c 0 build/bench/emit_floor --tap ${P}nc CLI_MAC $CLI_ADDR 1000 $EMIT_BURSTS 20"
+  } >"$base.meta"
+  log "  $s [$t] rep $r: ${line:-emit_floor exit $rc: $(tail -1 "$base.err")}"
 }
 
 # run_one SCEN TARGET REP
@@ -711,6 +761,7 @@ for s in "${SCENARIOS[@]}"; do
       fi
       case "$s" in
         floor-*) run_floor "$s" "$t" "$r" ;;
+        rps-floor) run_emit_floor "$s" "$t" "$r" ;;
         *) run_one "$s" "$t" "$r" ;;
       esac
     done
