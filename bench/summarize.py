@@ -263,7 +263,9 @@ w("- Client-side latency (mqoff-bench): receive time minus the message's *schedu
   "(open loop: a stall anywhere, the bench included, is counted). *first*/*last*: the first and the "
   "last subscriber to receive a message; *last* is the headline (publish → last subscriber).")
 w("- Wire-level distribution time (`mqoff-bench --tap Pc` on the cli-side veth, in the cli "
-  "namespace): kernel timestamp of the publisher's PUBLISH frame to that of the last delivery frame.")
+  "namespace): kernel timestamp of the publisher's PUBLISH frame to that of the last delivery frame. "
+  "The rps scenarios add a second tap where the deliveries leave the nic namespace (`--sender-tap "
+  "P-nic:Pnc`; see Receivers off the distributing core).")
 w("- Ratios: for latencies **direct ÷ mode** (2× = the mode's latency is half of direct's); for "
   "throughput **mode ÷ direct**. Above 1 the mode is better.")
 w("- CPU: utime+stime (`/proc/PID/stat`) of Mosquitto, of mqoff and of mqoff-bench over the whole "
