@@ -9,9 +9,9 @@
  * monitor mode does the same per delivery plus its own work (the engine's match and plan, the
  * splice's sequence numbers and headers, the acknowledgements that come back): its distribution
  * time against this one is how far it is from the floor. With --tap, a second packet socket
- * captures on IF into a ring of its own, as mqoff-bench's --sender-tap does on that link: the
- * kernel then copies every frame sent into it, and the floor includes that copy as monitor's
- * measured runs do.
+ * captures on IF into a ring of its own (as mqoff-bench --sender-tap would on that link): the
+ * kernel then copies every frame sent into it on the sending core, and the difference is what
+ * such a capture costs the sender.
  *
  * Usage: emit_floor [--tap] IF DST_MAC DST_IP FRAMES BURSTS RATE [SIZE]
  * Run inside the namespace that holds IF (ip netns exec); only lab addresses (198.18.0.0/15).

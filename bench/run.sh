@@ -59,8 +59,8 @@
 #                     the cli veth) and the broker and mqoff pinned to the first core (taskset
 #                     -a -p -c 0), mqoff-bench to the last: on this 2-core machine veth otherwise
 #                     runs the 1000 subscribers' TCP receive work inline in the sender's send
-#                     call. mqoff-bench times each message on two taps: where the clients
-#                     receive it and where the nic sends it (--sender-tap)
+#                     call. The tap's frames are stamped where they reach the clients' veth,
+#                     before RPS queues them to the clients' core (tools/bench/tap.c)
 #   rps-floor         the floor of those: bench/emit_floor sends 1000 delivery-sized frames
 #                     out of the nic toward the clients, alone, 20 bursts a second (target
 #                     "emit"). Group rps = the rps- scenarios and the plain
@@ -595,8 +595,7 @@ run_floor() {
 # run_emit_floor SCEN TARGET REP: rps-floor. With the lab's rps variant on (the clients'
 # receive processing on the last core), bench/emit_floor on the first core sends EMIT_BURSTS
 # bursts of 1000 frames of a QoS 0 delivery's size (140 bytes) out of the nic's veth toward
-# the clients, 20 a second, with a capture ring open on that veth as mqoff-bench's
-# --sender-tap has in the rps scenarios: the floor of those scenarios' "sent" figure.
+# the clients, 20 a second: the floor of the rps scenarios' wire figures.
 EMIT_BURSTS=200
 run_emit_floor() {
   local s=$1 t=$2 r=$3 base rc mac
@@ -604,7 +603,7 @@ run_emit_floor() {
   mac=$(ip -n "$NS_CLI" -o link show "${P}c" | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
   "$LAB" rps on >/dev/null || { log "  $s [$t] rep $r: rps on failed"; return 0; }
   wait_quiet
-  local cmd=(taskset -c 0 "$ROOT/build/bench/emit_floor" --tap "${P}nc" "$mac" "$CLI_ADDR" 1000 "$EMIT_BURSTS" 20)
+  local cmd=(taskset -c 0 "$ROOT/build/bench/emit_floor" "${P}nc" "$mac" "$CLI_ADDR" 1000 "$EMIT_BURSTS" 20)
   ip netns exec "$NS_NIC" timeout -k 5 "$LIMIT" "${cmd[@]}" >"$base.out" 2>"$base.err" </dev/null
   rc=$?
   "$LAB" rps off >/dev/null
@@ -624,7 +623,7 @@ run_emit_floor() {
     echo "quiet=$QUIET"
     echo "quiet_wait_s=$QUIET_WAIT"
     echo "rps=1"
-    echo "cmd=tools/mqoff-lab rps on; ip netns exec ${P}-nic taskset -c 0 build/bench/emit_floor --tap ${P}nc CLI_MAC $CLI_ADDR 1000 $EMIT_BURSTS 20"
+    echo "cmd=tools/mqoff-lab rps on; ip netns exec ${P}-nic taskset -c 0 build/bench/emit_floor ${P}nc CLI_MAC $CLI_ADDR 1000 $EMIT_BURSTS 20"
   } >"$base.meta"
   log "  $s [$t] rep $r: ${line:-emit_floor exit $rc: $(tail -1 "$base.err")}"
 }
@@ -651,20 +650,16 @@ run_one() {
     [ $rps -eq 0 ] || "$LAB" rps off >/dev/null
     return 0
   fi
-  local stap=()
   if [ $rps -eq 1 ]; then
     # the distributing process (the broker; mqoff) on the first core, the bench on the last
     taskset -a -p -c 0 "$BROKER_PID" >/dev/null
     [ -z "$MQ_PID" ] || taskset -a -p -c 0 "$MQ_PID" >/dev/null
     pin=(taskset -c $(($(nproc) - 1)))
-    # and a second tap where the deliveries leave the nic namespace toward the clients: it times
-    # a delivery when it is sent, before the clients' core receives it
-    stap=(--sender-tap "$NS_NIC:${P}nc")
   fi
   wait_quiet
   local rss_b0 rss_m0 hwm_b hwm_m
   rss_b0=$(kb_of VmRSS "$BROKER_PID"); rss_m0=$(kb_of VmRSS "$MQ_PID")
-  local cmd=("${pin[@]}" "$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" "${stap[@]}" --quiet "${args[@]}" --json "$base.json")
+  local cmd=("${pin[@]}" "$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${args[@]}" --json "$base.json")
   local tc0 tb0 tn0 tc1 tb1 tn1
   tc0=$(tcp_counters "$NS_CLI"); tb0=$(tcp_counters "$P-brk"); tn0=$(tcp_counters "$NS_NIC")
   b0=$(ticks "$BROKER_PID"); k0=$(ticks "$MQ_PID"); m0=$(machine_ticks); wall0=$(date +%s.%N)
@@ -709,7 +704,7 @@ run_one() {
     echo "tcp_cli=$(awk -v a="$tc0" -v b="$tc1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
     echo "tcp_brk=$(awk -v a="$tb0" -v b="$tb1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
     echo "tcp_nic=$(awk -v a="$tn0" -v b="$tn1" 'BEGIN {split(a, x); split(b, y); print y[1]-x[1], y[2]-x[2], y[3]-x[3]}')"
-    echo "cmd=ip netns exec ${P}-cli ${pin[*]}${pin[*]:+ }build/mqoff-bench --host $host --label $t --prefix mqb --tap ${P}c${stap[*]:+ }${stap[*]} --quiet ${ARGS[*]} --json FILE"
+    echo "cmd=ip netns exec ${P}-cli ${pin[*]}${pin[*]:+ }build/mqoff-bench --host $host --label $t --prefix mqb --tap ${P}c --quiet ${ARGS[*]} --json FILE"
     echo "target_cmd=$(target_cmd "$t")"
   } >"$base.meta"
   local note=""

@@ -298,6 +298,9 @@ static size_t ctl_counters(void *arg, struct mqo_ctl_counter *out, size_t cap)
          b ? b->q_drops : 0, 0},
         {"mqoff_fragments_reassembled_total", NULL, "IPv4 datagrams reassembled",
          m->fr ? mqo_frag_stats(m->fr)->reassembled : 0, 0},
+        {"mqoff_tcp_flight_states", NULL,
+         "connection directions holding state for data in transit (freed within a second of "
+         "going idle)", s->flight_states, 1},
         {"mqoff_queued_bytes", "side=\"client\"",
          "bytes the splice holds unacknowledged toward each side", held[MQO_S2C], 1},
         {"mqoff_queued_bytes", "side=\"broker\"",

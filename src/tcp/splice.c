@@ -398,6 +398,25 @@ static int in_side(int d) { return d == C2S ? MQO_SIDE_CLIENT : MQO_SIDE_BROKER;
 
 /* ---- resolution records ---- */
 
+/* Doubles a full ring of n elements of `elem` bytes (4 at first), its oldest at *head, into a
+ * new block with the oldest first. Returns 0, or -ENOMEM with the ring unchanged. */
+static int ring_grow(void **ring, uint32_t *head, uint32_t n, uint32_t *cap, size_t elem)
+{
+    if (*cap >= RING_MAX)
+        return -ENOMEM;
+    uint32_t ncap = *cap ? *cap * 2 : 4;
+    char *v = malloc((size_t)ncap * elem), *old = *ring;
+    if (!v)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(v + (size_t)i * elem, old + (size_t)((*head + i) % *cap) * elem, elem);
+    free(old);
+    *ring = v;
+    *cap = ncap;
+    *head = 0;
+    return 0;
+}
+
 static int rec_push(struct hcold *k, uint64_t in_end, uint64_t out_end)
 {
     if (k->nrec) {
@@ -407,20 +426,9 @@ static int rec_push(struct hcold *k, uint64_t in_end, uint64_t out_end)
             return 0;
         }
     }
-    if (k->nrec == k->cap_rec) {
-        if (k->cap_rec >= RING_MAX)
-            return -ENOMEM;
-        uint32_t cap = k->cap_rec ? k->cap_rec * 2 : 4;
-        struct rec *v = malloc(cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        for (size_t i = 0; i < k->nrec; i++)
-            v[i] = k->recs[(k->rec_head + i) % k->cap_rec];
-        free(k->recs);
-        k->recs = v;
-        k->cap_rec = cap;
-        k->rec_head = 0;
-    }
+    if (k->nrec == k->cap_rec &&
+        ring_grow((void **)&k->recs, &k->rec_head, k->nrec, &k->cap_rec, sizeof *k->recs))
+        return -ENOMEM;
     k->recs[(k->rec_head + k->nrec) % k->cap_rec] = (struct rec){in_end, out_end};
     k->nrec++;
     return 0;
@@ -498,20 +506,9 @@ static uint32_t out_sum(const struct mqo_out *o)
 /* Records an inserted packet's checksum (a failure only costs the saving). */
 static void cs_push(struct hcold *k, uint64_t off, const struct mqo_out *o)
 {
-    if (k->ncs == k->cap_cs) {
-        if (k->cap_cs >= RING_MAX)
-            return;
-        uint32_t cap = k->cap_cs ? k->cap_cs * 2 : 4;
-        struct csrec *v = malloc(cap * sizeof *v);
-        if (!v)
-            return;
-        for (size_t i = 0; i < k->ncs; i++)
-            v[i] = k->cs[(k->cs_head + i) % k->cap_cs];
-        free(k->cs);
-        k->cs = v;
-        k->cap_cs = cap;
-        k->cs_head = 0;
-    }
+    if (k->ncs == k->cap_cs &&
+        ring_grow((void **)&k->cs, &k->cs_head, k->ncs, &k->cap_cs, sizeof *k->cs))
+        return; /* the segments are then summed over their bytes */
     k->cs[(k->cs_head + k->ncs) % k->cap_cs] =
         (struct csrec){off, (uint32_t)o->msg->len, out_sum(o), mqo_msg_ref(o->msg),
                        o->pid_off ? o->pid_off + 2u : 1u};

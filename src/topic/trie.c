@@ -749,6 +749,17 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/* Enters the owners of ms->v[0..n) into a table of mask + 1 slots, of this call (gen). */
+static void dedup_fill(struct dslot *slots, uint32_t mask, uint32_t gen, const struct mqo_match_set *ms)
+{
+    for (size_t k = 0; k < ms->n; k++) {
+        uint32_t i = ptr_hash(ms->v[k].owner) & mask;
+        while (slots[i].gen == gen)
+            i = (i + 1) & mask;
+        slots[i] = (struct dslot){ms->v[k].owner, (uint32_t)k, gen};
+    }
+}
+
 /* Doubles the dedup table (and ms->v to match), at least to more than twice ms->n entries,
  * re-entering the current call's owners. */
 static int dedup_grow(struct mqo_match_set *ms, struct scratch *sc)
@@ -764,13 +775,7 @@ static int dedup_grow(struct mqo_match_set *ms, struct scratch *sc)
     struct dslot *ns = calloc(cap, sizeof *ns);
     if (!ns)
         return -ENOMEM;
-    uint32_t mask = cap - 1;
-    for (size_t k = 0; k < ms->n; k++) {
-        uint32_t i = ptr_hash(ms->v[k].owner) & mask;
-        while (ns[i].gen == sc->gen)
-            i = (i + 1) & mask;
-        ns[i] = (struct dslot){ms->v[k].owner, (uint32_t)k, sc->gen};
-    }
+    dedup_fill(ns, cap - 1, sc->gen, ms);
     free(sc->slots);
     sc->slots = ns;
     sc->scap = cap;
@@ -831,13 +836,7 @@ static int dedup_index(struct mqo_match_set *ms, struct scratch *sc)
 {
     if (!sc->slots || ms->n >= sc->scap / 2)
         return dedup_grow(ms, sc);
-    uint32_t mask = sc->scap - 1;
-    for (size_t k = 0; k < ms->n; k++) {
-        uint32_t i = ptr_hash(ms->v[k].owner) & mask;
-        while (sc->slots[i].gen == sc->gen)
-            i = (i + 1) & mask;
-        sc->slots[i] = (struct dslot){ms->v[k].owner, (uint32_t)k, sc->gen};
-    }
+    dedup_fill(sc->slots, sc->scap - 1, sc->gen, ms);
     return 0;
 }
 

@@ -368,6 +368,16 @@ static int tap_socket(struct mqb *b, int idx, const char *opt, const char *spec,
     what = "SO_ATTACH_FILTER";
     if (setsockopt(t->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog))
         goto fail;
+    /* Receive timestamps taken where a frame reaches the interface: asking for them turns on
+     * the kernel's receive timestamping, which (net.core.netdev_tstamp_prequeue = 1, the
+     * default) stamps a frame in netif_rx, before RPS queues it to another core. Without it
+     * the ring stamps a frame when its receive processing reaches the tap, after any wait in
+     * that queue: with the clients' receive work on another core (bench/run.sh rps-), that
+     * would time how fast the clients' core gets through a burst, not its arrival. */
+    what = "SO_TIMESTAMPNS";
+    int on = 1;
+    if (setsockopt(t->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on))
+        goto fail;
     what = "bind";
     /* ETH_P_ALL: a socket bound to ETH_P_IP sees only frames arriving on the interface, and
      * the publishers' outgoing PUBLISH frames (the start of every measurement) would be missed;

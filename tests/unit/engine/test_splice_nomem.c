@@ -16,14 +16,7 @@
 #include "harness.h"
 #include "mqtt/mqtt.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MQO_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define MQO_TEST_ASAN 1
-#endif
+#include "../asan.h"
 
 #if defined(__GLIBC__) && !defined(MQO_TEST_ASAN)
 #define HAVE_FAILCALLOC 1

@@ -20,14 +20,7 @@
 
 /* ---- allocation failure injection (glibc without ASan: forwards to glibc's allocator) ---- */
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MQO_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define MQO_TEST_ASAN 1
-#endif
+#include "../asan.h"
 
 #if defined(__GLIBC__) && !defined(MQO_TEST_ASAN)
 #define HAVE_FAILMALLOC 1
