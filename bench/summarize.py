@@ -326,6 +326,8 @@ headline_lat(s1k, "wire_last_subscriber", "fanout-1-1000-1 QoS 0: wire p99 distr
 headline_lat(s1k, "last_subscriber", "fanout-1-1000-1 QoS 0: client p99 last subscriber", {"monitor": 2})
 headline_lat("fanout-1-1000-1-q1", "wire_last_subscriber", "fanout-1-1000-1 QoS 1: wire p99 distribution time", {})
 headline_lat("fanout-1-1000-1-q1", "last_subscriber", "fanout-1-1000-1 QoS 1: client p99 last subscriber", {})
+headline_lat("rps-fanout-1-1000-1-q0", "wire_last_subscriber",
+             "rps-fanout-1-1000-1 QoS 0 (clients' receive work on the other core): wire p99", {"monitor": 10})
 
 
 def sat_best(s, t):
