@@ -286,10 +286,11 @@ static int send_frame(struct mqo_bump *b, int out, const uint8_t *data, size_t l
         b->st->own_deferred++;
         return -EAGAIN;
     }
-    struct mqo_rawframe *f = mqo_frame_alloc(b->port[out]);
     /* an impairment stage reads and cuts the frame's bytes: they must all be in it */
     int whole = ext && (b->dir[out].im || b->dir[out].frag);
     size_t need = len + (whole ? ext->len : 0);
+    struct mqo_rawframe *f =
+        mqo_frame_alloc_len(b->port[out], need > UINT32_MAX ? UINT32_MAX : (uint32_t)need);
     uint16_t seg = (uint16_t)(flags >> 16);
     /* offloads only toward a port that does them (a caller's mistake otherwise: refused) */
     if (!f || (need > f->cap && !seg) || (seg && !mqo_bump_tso_max(b, out)) ||

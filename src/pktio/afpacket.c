@@ -84,6 +84,10 @@
 #define SNDBUF (4 << 20)
 #define RCVBUF (32 << 20)    /* the receive queue of super-segments longer than a slot */
 #define BIG_POOL 256         /* large buffers kept for reuse */
+/* A frame the caller builds that fits this many bytes (mqo_frame_alloc_len: a fan-out's small
+ * delivery, an ACK) gets a buffer of this size instead of one for a jumbo frame: the frames in
+ * flight of a burst to thousands of subscribers then hold 512 bytes each, not 9 KiB. */
+#define SMALL_CAP (512 - BUF_HEADROOM)
 
 /* Where the V2 header ends and the sockaddr_ll the kernel writes after it. */
 #define V2_HDR TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
@@ -95,6 +99,8 @@ struct afp_frame {
     struct afp_frame *next; /* free list */
     struct afp_frame *all;  /* every descriptor of the port, for close */
     uint8_t *buf;           /* owned buffer (BUF_HEADROOM + MQO_FRAME_MAX) or NULL */
+    uint8_t *sbuf;          /* small buffer (BUF_HEADROOM + SMALL_CAP) or NULL: such a descriptor
+                             * only serves mqo_frame_alloc_len (free_sbuf), never has buf */
     uint8_t *big;           /* large buffer (BUF_HEADROOM + MQO_FRAME_LARGE) in use, or NULL */
     int32_t slot;           /* RX ring slot held, -1 none */
     struct mqo_frame_ext ext; /* MQO_FRAME_EXT: the block */
@@ -122,7 +128,7 @@ struct afp_port {
     void *big_free;    /* pool of large buffers (a link in their first bytes) */
     unsigned nbig_free;
     /* frame descriptors */
-    struct afp_frame *free_nobuf, *free_buf, *all;
+    struct afp_frame *free_nobuf, *free_buf, *free_sbuf, *all;
     uint32_t ndesc, max_desc;
     struct mqo_port_stats st;
 };
@@ -218,7 +224,10 @@ static void desc_put(struct afp_frame *d)
         big_put(p, d->big);
         d->big = NULL;
     }
-    if (d->buf) {
+    if (d->sbuf) {
+        d->next = p->free_sbuf;
+        p->free_sbuf = d;
+    } else if (d->buf) {
         d->next = p->free_buf;
         p->free_buf = d;
     } else {
@@ -264,6 +273,36 @@ static struct mqo_rawframe *afp_alloc(struct mqo_port *port)
     d->f.data = d->buf + BUF_HEADROOM;
     d->f.len = 0;
     d->f.cap = MQO_FRAME_MAX;
+    d->f.ts_ns = 0;
+    d->f.port = p->index;
+    d->f.flags = 0;
+    return &d->f;
+}
+
+static struct mqo_rawframe *afp_alloc_len(struct mqo_port *port, uint32_t len)
+{
+    struct afp_port *p = (struct afp_port *)port;
+    if (len > SMALL_CAP)
+        return afp_alloc(port);
+    struct afp_frame *d = p->free_sbuf;
+    if (d) {
+        p->free_sbuf = d->next;
+    } else {
+        d = p->free_nobuf;
+        if (d)
+            p->free_nobuf = d->next;
+        else if (!(d = desc_new(p)))
+            return NULL;
+        d->sbuf = malloc(BUF_HEADROOM + SMALL_CAP);
+        if (!d->sbuf) {
+            d->next = p->free_nobuf;
+            p->free_nobuf = d;
+            return NULL;
+        }
+    }
+    d->f.data = d->sbuf + BUF_HEADROOM;
+    d->f.len = 0;
+    d->f.cap = SMALL_CAP;
     d->f.ts_ns = 0;
     d->f.port = p->index;
     d->f.flags = 0;
@@ -507,6 +546,7 @@ static void afp_close(struct mqo_port *port)
     while (d) {
         struct afp_frame *n = d->all;
         free(d->buf);
+        free(d->sbuf);
         free(d->big);
         free(d);
         d = n;
@@ -832,6 +872,7 @@ static const struct mqo_pktio_ops afp_ops = {
     .rx_burst = afp_rx_burst,
     .tx_burst = afp_tx_burst,
     .alloc = afp_alloc,
+    .alloc_len = afp_alloc_len,
     .free = afp_free,
     .detach = afp_detach,
     .fd = afp_fd,

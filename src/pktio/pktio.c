@@ -81,6 +81,11 @@ int mqo_port_tx_burst(struct mqo_port *p, struct mqo_rawframe **v, int n)
 
 struct mqo_rawframe *mqo_frame_alloc(struct mqo_port *p) { return p->ops->alloc(p); }
 
+struct mqo_rawframe *mqo_frame_alloc_len(struct mqo_port *p, uint32_t len)
+{
+    return p->ops->alloc_len ? p->ops->alloc_len(p, len) : p->ops->alloc(p);
+}
+
 void mqo_frame_free(struct mqo_rawframe *f)
 {
     if (f)

@@ -152,6 +152,12 @@ int mqo_port_tx_burst(struct mqo_port *p, struct mqo_rawframe **v, int n);
  * frame_cap: MQO_FRAME_MAX for AF_PACKET; DPDK and AF_XDP: at least the interface's MTU plus
  * the Ethernet and VLAN headers (their buffers are device memory sized for the link). */
 struct mqo_rawframe *mqo_frame_alloc(struct mqo_port *p);
+/* The same for a frame of len bytes: cap is at least len (or the port's frame_cap, when len
+ * is larger), and may be less than frame_cap. AF_PACKET gives a frame of up to 448 bytes a
+ * 512-byte buffer instead of one for a jumbo frame, so the frames of a fan-out in flight (a
+ * burst to thousands of subscribers) hold little; the others give what mqo_frame_alloc does.
+ * The frame grows only as mqo_frame_append allows (a TSO frame moves to a large buffer). */
+struct mqo_rawframe *mqo_frame_alloc_len(struct mqo_port *p, uint32_t len);
 /* Gives a frame back without sending it. */
 void mqo_frame_free(struct mqo_rawframe *f);
 

@@ -22,6 +22,8 @@ struct mqo_pktio_ops {
     int (*attach)(struct mqo_rawframe *f, const struct mqo_frame_ext *ext);
     int (*append)(struct mqo_rawframe *f, const uint8_t *p, uint32_t len); /* beyond cap */
     int (*steer)(struct mqo_port *p, const struct mqo_port_steer *s, char *msg, size_t msglen);
+    /* a frame of cap >= len, possibly smaller than alloc's (NULL: alloc) */
+    struct mqo_rawframe *(*alloc_len)(struct mqo_port *p, uint32_t len);
 };
 
 struct mqo_port {
