@@ -252,31 +252,48 @@ static struct afp_frame *desc_get_rx(struct afp_port *p)
     return desc_new(p);
 }
 
-static struct mqo_rawframe *afp_alloc(struct mqo_port *port)
+/* A fresh, empty frame of cap bytes in buffer b (after its headroom). */
+static struct mqo_rawframe *frame_init(const struct afp_port *p, struct afp_frame *d, uint8_t *b,
+                                       uint32_t cap)
 {
-    struct afp_port *p = (struct afp_port *)port;
-    struct afp_frame *d = p->free_buf;
-    if (d) {
-        p->free_buf = d->next;
-    } else {
-        d = p->free_nobuf;
-        if (d)
-            p->free_nobuf = d->next;
-        else if (!(d = desc_new(p)))
-            return NULL;
-        if (desc_ensure_buf(d)) {
-            d->next = p->free_nobuf;
-            p->free_nobuf = d;
-            return NULL;
-        }
-    }
-    d->f.data = d->buf + BUF_HEADROOM;
+    d->f.data = b + BUF_HEADROOM;
     d->f.len = 0;
-    d->f.cap = MQO_FRAME_MAX;
+    d->f.cap = cap;
     d->f.ts_ns = 0;
     d->f.port = p->index;
     d->f.flags = 0;
     return &d->f;
+}
+
+/* A descriptor with a buffer of its class (small: SMALL_CAP, else MQO_FRAME_MAX): one of the
+ * class's pool, or a descriptor without a buffer given one. NULL: none, or no memory. */
+static struct afp_frame *desc_with_buf(struct afp_port *p, int small)
+{
+    struct afp_frame **pool = small ? &p->free_sbuf : &p->free_buf;
+    struct afp_frame *d = *pool;
+    if (d) {
+        *pool = d->next;
+        return d;
+    }
+    d = p->free_nobuf;
+    if (d)
+        p->free_nobuf = d->next;
+    else if (!(d = desc_new(p)))
+        return NULL;
+    int r = small ? ((d->sbuf = malloc(BUF_HEADROOM + SMALL_CAP)) ? 0 : -ENOMEM) : desc_ensure_buf(d);
+    if (r) {
+        d->next = p->free_nobuf;
+        p->free_nobuf = d;
+        return NULL;
+    }
+    return d;
+}
+
+static struct mqo_rawframe *afp_alloc(struct mqo_port *port)
+{
+    struct afp_port *p = (struct afp_port *)port;
+    struct afp_frame *d = desc_with_buf(p, 0);
+    return d ? frame_init(p, d, d->buf, MQO_FRAME_MAX) : NULL;
 }
 
 static struct mqo_rawframe *afp_alloc_len(struct mqo_port *port, uint32_t len)
@@ -284,29 +301,8 @@ static struct mqo_rawframe *afp_alloc_len(struct mqo_port *port, uint32_t len)
     struct afp_port *p = (struct afp_port *)port;
     if (len > SMALL_CAP)
         return afp_alloc(port);
-    struct afp_frame *d = p->free_sbuf;
-    if (d) {
-        p->free_sbuf = d->next;
-    } else {
-        d = p->free_nobuf;
-        if (d)
-            p->free_nobuf = d->next;
-        else if (!(d = desc_new(p)))
-            return NULL;
-        d->sbuf = malloc(BUF_HEADROOM + SMALL_CAP);
-        if (!d->sbuf) {
-            d->next = p->free_nobuf;
-            p->free_nobuf = d;
-            return NULL;
-        }
-    }
-    d->f.data = d->sbuf + BUF_HEADROOM;
-    d->f.len = 0;
-    d->f.cap = SMALL_CAP;
-    d->f.ts_ns = 0;
-    d->f.port = p->index;
-    d->f.flags = 0;
-    return &d->f;
+    struct afp_frame *d = desc_with_buf(p, 1);
+    return d ? frame_init(p, d, d->sbuf, SMALL_CAP) : NULL;
 }
 
 static void afp_free(struct mqo_rawframe *f) { desc_put(f->priv); }
