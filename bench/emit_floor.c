@@ -2,7 +2,8 @@
  * monitor mode uses (src/pktio, AF_PACKET by default), with nothing else done per frame.
  *
  * Every 1/RATE seconds, FRAMES frames of SIZE bytes (Ethernet, IPv4, UDP to port 9 of DST_IP,
- * the discard port: the receiver's kernel drops them) are allocated, filled from a template and
+ * the discard port: the receiver's kernel drops them) are allocated as the bump allocates a
+ * frame it builds (mqo_frame_alloc_len), filled from a template and
  * handed to the port in bursts as the bump hands a fan-out (up to 256 at once); the time from
  * the first allocation to the port taking the last frame is one sample. BURSTS samples, then
  * their median, 99th percentile and maximum, and the time per frame at the median, are printed.
@@ -199,7 +200,7 @@ int main(int argc, char **argv)
         for (unsigned long done = 0; done < frames && !rc;) {
             unsigned n = 0;
             while (n < BURST && done + n < frames) {
-                struct mqo_rawframe *f = mqo_frame_alloc(port);
+                struct mqo_rawframe *f = mqo_frame_alloc_len(port, (uint32_t)size); /* as the bump asks */
                 if (!f) {
                     fprintf(stderr, "emit_floor: no frame buffer\n");
                     rc = 1;

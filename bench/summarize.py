@@ -584,16 +584,17 @@ def rps_section():
       "delivery arrived, not the time the clients' core got to it, which with 1000 subscribers "
       "and the bench on one core comes up to a millisecond later in a burst. The capture itself "
       "runs on the clients' core. (A capture where the deliveries leave, `--sender-tap` on the "
-      "nic's veth, agrees with it to within a few microseconds, but costs the distributing core "
-      "its copy of every frame: it is not used here.)")
+      "nic's veth, agrees with it to within the histograms' resolution, but costs the "
+      "distributing core its copy of every frame: it is not used here.)")
     fl = runs_of("rps-floor", "emit")
 
     def emit(pc):
         return med([float(r["meta"]["emit_%s_us" % pc]) * 1e3 for r in fl if r["meta"].get("emit_%s_us" % pc)])
+    f50, f99 = emit("p50"), emit("p99")
     if fl:
         w("")
         w("**The floor.** `rps-floor` (bench/emit_floor, target *emit*): 1000 frames of a QoS 0 "
-          "delivery's size (140 bytes) built from a template and sent out of the nic's veth toward "
+          "delivery's size (140 bytes, in the buffers the bump takes for them) built from a template and sent out of the nic's veth toward "
           "the clients through the same packet I/O as monitor mode (AF_PACKET, bursts of up to 256 "
           "to `sendmmsg`), from the first core, 20 bursts a second, with the clients' receive "
           "processing on the other core as in the rps scenarios: nothing else is done per frame, "
@@ -602,7 +603,7 @@ def rps_section():
           "bursts: **p50 %s ms, p99 %s ms** (%s µs a frame at the median). *wire p50 vs the floor* "
           "below is each mode's wire p50 divided by the floor's p50." % (
               len(fl), fl[0]["meta"].get("emit_bursts", "?"),
-              ms(emit("p50")), ms(emit("p99")), num(emit("p50") / 1e3 / 1000 if emit("p50") else None, "%.2f")))
+              ms(f50), ms(f99), num(f50 / 1e3 / 1000 if f50 else None, "%.2f")))
     for s in rs_names:
         base = s[len("rps-"):]
         w("")
@@ -615,7 +616,6 @@ def rps_section():
         dw50, dw = lat(s, "direct", RW, "p50"), lat(s, "direct", RW, "p99")
         for t in targets_of(s):
             w50, w99 = lat(s, t, RW, "p50"), lat(s, t, RW, "p99")
-            f50 = emit("p50") if fl else None
             cells = [t, "%d/%d" % (n_ok(s, t), len(runs_of(s, t))),
                      ms(w50), "" if t == "direct" else speedup(dw50, w50),
                      ms(w99), "" if t == "direct" else speedup(dw, w99),

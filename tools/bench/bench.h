@@ -76,7 +76,6 @@ struct mqb_win {
     uint64_t delivered;
     uint64_t complete; /* messages that reached every expected subscriber */
     uint64_t dup, reorder;
-    uint64_t tap_complete[MQB_TAPS];
     int verdict;       /* saturation: 1 met the bound, 0 did not, -1 not judged */
     struct mqo_hist first, last, delivery, send_lag, tap_last[MQB_TAPS];
 };

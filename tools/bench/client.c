@@ -764,9 +764,11 @@ void mqb_schedule(struct mqb *b, uint64_t start, uint64_t end, double rate)
 
 static int drained(const struct mqb *b)
 {
-    if (b->outstanding || (b->wire[0].tap && b->wire[0].outstanding) ||
-        (b->wire[1].tap && b->wire[1].outstanding) || b->heap_n)
+    if (b->outstanding || b->heap_n)
         return 0;
+    for (int k = 0; k < MQB_TAPS; k++)
+        if (b->wire[k].tap && b->wire[k].outstanding)
+            return 0;
     if (b->cfg.qos && b->pubacks + b->bad_pubacks < b->qos1_sent)
         return 0;
     for (unsigned j = 0; j < b->cfg.pubs; j++) {

@@ -233,7 +233,6 @@ void mqb_track_delivery(struct mqb *b, struct mqb_sub *s, const uint8_t *topic, 
 static void tap_done(struct mqb *b, int idx, struct mqb_pub *p, uint64_t seq)
 {
     struct mqb_win *W = &b->win[p->mwin[seq]];
-    W->tap_complete[idx]++;
     if (W->measured) {
         uint64_t t0 = p->tapd[idx].t0[seq], t1 = p->tapd[idx].tmax[seq];
         mqo_hist_record(&W->tap_last[idx], t1 > t0 ? t1 - t0 : 0);
