@@ -19,9 +19,18 @@ int mqo_buf_reserve(struct mqo_buf *b, size_t n)
     }
     if (n > SIZE_MAX / 2 - b->len - b->head)
         return -ENOMEM;
-    size_t cap = b->cap ? b->cap : 64; /* a CONNACK or SUBACK needs a few bytes */
-    while (cap - b->head - b->len < n)
+    /* Powers of two from 64 (a CONNACK or SUBACK needs a few bytes), so that a limit of 256
+     * bytes times a power of two bounds the allocation (the splice's max_queue). An empty
+     * buffer's first allocation of more than 64 bytes is only as long as the malloc chunk that
+     * holds n: a connection with one packet in transit (a fan-out's delivery) holds no slack. */
+    size_t need = b->head + b->len + n, cap = 64;
+    while (cap < need)
         cap *= 2;
+    if (!b->cap && n > 64) {
+        size_t fit = ((n + 8 + 15) & ~(size_t)15) - 8; /* glibc: 8-byte header, 16-byte chunks */
+        if (fit < cap)
+            cap = fit;
+    }
     uint8_t *d = realloc(b->data ? base : NULL, cap);
     if (!d)
         return -ENOMEM;

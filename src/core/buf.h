@@ -18,7 +18,9 @@ struct mqo_buf {
     size_t head; /* bytes consumed in front of data: the allocation starts at data - head */
 };
 
-/* Makes room for n more bytes. Returns 0, or -ENOMEM with the buffer unchanged. */
+/* Makes room for n more bytes. Returns 0, or -ENOMEM with the buffer unchanged. The capacity
+ * is a power of two of at least 64 bytes, except an empty buffer's first allocation of more
+ * than 64 bytes: it is n rounded up to what the malloc chunk holds (at most the power of two). */
 int mqo_buf_reserve(struct mqo_buf *b, size_t n);
 /* Appends n bytes. Returns 0, or -ENOMEM with the buffer unchanged. */
 int mqo_buf_append(struct mqo_buf *b, const void *p, size_t n);

@@ -81,6 +81,41 @@ static void test_buf_reserve_huge(void **st)
     mqo_buf_free(&b);
 }
 
+/* The first allocation of an empty buffer fits its first bytes (one delivery in transit holds
+ * no slack); growth goes by powers of two, which never pass a limit of 256 * 2^k bytes. */
+static void test_buf_capacity(void **st)
+{
+    (void)st;
+    struct mqo_buf b = {0};
+    uint8_t p[300] = {0};
+    assert_int_equal(mqo_buf_append(&b, p, 5), 0);
+    assert_int_equal(b.cap, 64); /* small: the usual 64 */
+    mqo_buf_free(&b);
+    assert_int_equal(mqo_buf_append(&b, p, 78), 0);
+    assert_int_equal(b.cap, 88); /* a 96-byte chunk, not 128 bytes */
+    assert_int_equal(mqo_buf_append(&b, p, 11), 0);
+    assert_int_equal(b.cap, 128); /* back to the powers of two */
+    assert_int_equal(memcmp(b.data, p, 89), 0);
+    mqo_buf_free(&b);
+    assert_int_equal(mqo_buf_append(&b, p, 127), 0);
+    assert_int_equal(b.cap, 128); /* the chunk's 136 would pass the power of two */
+    mqo_buf_free(&b);
+    /* appended in random steps, the allocation stays within the limit the room allows */
+    const size_t limit = 256u << 6;
+    uint32_t x = 12345;
+    for (int round = 0; round < 200; round++) {
+        while (b.cap < limit) {
+            x = x * 1103515245u + 12345u;
+            size_t room = limit - b.cap, n = 1 + (x >> 8) % 300;
+            if (n > room)
+                n = room;
+            assert_int_equal(mqo_buf_append(&b, p, n), 0);
+            assert_true(b.cap <= limit);
+        }
+        mqo_buf_free(&b);
+    }
+}
+
 static void test_msg_refs(void **st)
 {
     struct mqo_msg *m = mqo_msg_dup("hello", 5);
@@ -219,7 +254,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append_consume), cmocka_unit_test(test_buf_queue),
-        cmocka_unit_test(test_buf_reserve_huge),
+        cmocka_unit_test(test_buf_reserve_huge),  cmocka_unit_test(test_buf_capacity),
         cmocka_unit_test(test_msg_refs),           cmocka_unit_test(test_map_basic),
         cmocka_unit_test(test_map_random_vs_shadow), cmocka_unit_test(test_map_each),
         cmocka_unit_test(test_hash_differs),       cmocka_unit_test(test_log_levels),
