@@ -332,7 +332,7 @@ int mqo_conn_quiescent(const struct mqo_conn *c)
             return 0;
     }
     uint64_t engine_pings = c->ping_n < 64 ? c->ping_fifo & ((1ull << c->ping_n) - 1) : 1;
-    return !c->dead && !c->eng_inflight && !c->cpid.n && !c->bpid.n &&
+    return !c->dead && !c->eng_inflight && !cpids(c)->cpid.n && !cpids(c)->bpid.n &&
            (!c->alias || (!c->alias[0].n && !c->alias[1].n)) && !engine_pings &&
            !c->order_pending && !cbv_pid(c);
 }
@@ -588,7 +588,7 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
         e->st.unknown_conns--;
 
     uint64_t lost = 0;
-    mqo_map_each(&c->cpid, count_engine_pid, &lost);
+    mqo_map_each(&cpids(c)->cpid, count_engine_pid, &lost);
     if (lost) {
         e->st.inflight_lost += lost;
         char who[200];
@@ -664,9 +664,12 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
         mqo_map_free(&c->alias[d]);
     }
     free(c->alias);
-    mqo_map_free(&c->cpid);
-    mqo_map_free(&c->bpid);
-    mqo_map_free(&c->pt_acks);
+    if (c->pids) {
+        mqo_map_free(&c->pids->cpid);
+        mqo_map_free(&c->pids->bpid);
+        mqo_map_free(&c->pids->pt_acks);
+        free(c->pids);
+    }
     for (int d = 0; d < 2; d++) {
         if (c->in[d].partial)
             mqo_buf_free(c->in[d].partial);
@@ -806,33 +809,51 @@ void mqo_engine_free(struct mqo_engine *e)
 static uint16_t pid_for_broker(struct mqo_conn *c, uint16_t b)
 {
     uint64_t v;
-    if (mqo_map_get(&c->bpid, b, &v))
+    if (mqo_map_get(&cpids(c)->bpid, b, &v))
         return (uint16_t)v;
     uint16_t cp = b;
-    if (c->eng_pids || mqo_map_get(&c->cpid, cp, NULL)) {
+    if (c->eng_pids || mqo_map_get(&cpids(c)->cpid, cp, NULL)) {
         cp = eng_pid_alloc(c);
         if (!cp)
             return 0;
     } else {
         c->pid_cursor = (uint16_t)(b + 1) ? (uint16_t)(b + 1) : 1;
     }
-    if (mqo_map_put(&c->cpid, cp, PID_BROKER | b) || mqo_map_put(&c->bpid, b, cp)) {
-        mqo_map_del(&c->cpid, cp);
+    struct conn_pids *m = cpids_get(c);
+    if (!m)
+        return 0;
+    if (mqo_map_put(&m->cpid, cp, PID_BROKER | b) || mqo_map_put(&m->bpid, b, cp)) {
+        mqo_map_del(&m->cpid, cp);
+        cpids_trim(c);
         return 0;
     }
     c->broker_inflight++;
     return cp;
 }
 
+const struct conn_pids eng_no_pids;
+
+void cpids_trim(struct mqo_conn *c)
+{
+    struct conn_pids *m = c->pids;
+    if (!m || m->cpid.n || m->bpid.n || m->pt_acks.n)
+        return;
+    mqo_map_free(&m->cpid);
+    mqo_map_free(&m->bpid);
+    mqo_map_free(&m->pt_acks);
+    free(m);
+    c->pids = NULL;
+}
+
 uint16_t eng_pid_alloc(struct mqo_conn *c)
 {
-    if (c->cpid.n >= 65535)
+    if (cpids(c)->cpid.n >= 65535)
         return 0;
     for (;;) {
         uint16_t p = c->pid_cursor++;
         if (c->pid_cursor == 0)
             c->pid_cursor = 1;
-        if (p && !mqo_map_get(&c->cpid, p, NULL))
+        if (p && !mqo_map_get(&cpids(c)->cpid, p, NULL))
             return p;
     }
 }
@@ -851,7 +872,7 @@ static int s2c_remap(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8_t
     uint16_t cp;
     if (pk->type == MQO_PUBREL) {
         uint64_t v;
-        if (!mqo_map_get(&c->bpid, pk->pid, &v)) {
+        if (!mqo_map_get(&cpids(c)->bpid, pk->pid, &v)) {
             eng_forward(c, MQO_S2C, p, n); /* unknown: the client answers as it sees fit */
             return 0;
         }
@@ -888,7 +909,7 @@ static int ack_route(struct mqo_conn *c, uint8_t type, uint16_t pid, uint8_t rea
 {
     struct mqo_engine *e = c->eng;
     uint64_t v;
-    if (type == MQO_PUBREL || !mqo_map_get(&c->cpid, pid, &v)) {
+    if (type == MQO_PUBREL || !mqo_map_get(&cpids(c)->cpid, pid, &v)) {
         eng_forward(c, MQO_C2S, p, n);
         return 0;
     }
@@ -904,7 +925,8 @@ static int ack_route(struct mqo_conn *c, uint8_t type, uint16_t pid, uint8_t rea
         }
         /* our own delivery: the broker never sent it, so it never sees its ack */
         eng_consume(c, MQO_C2S, n);
-        mqo_map_del(&c->cpid, pid);
+        mqo_map_del(&c->pids->cpid, pid); /* found above: the maps exist */
+        cpids_trim(c);
         if (c->eng_inflight)
             c->eng_inflight--;
         e->st.pubacks_absorbed++;
@@ -914,8 +936,9 @@ static int ack_route(struct mqo_conn *c, uint8_t type, uint16_t pid, uint8_t rea
     uint16_t b = (uint16_t)v;
     int done = type == MQO_PUBACK || type == MQO_PUBCOMP || (type == MQO_PUBREC && reason >= 0x80);
     if (done) {
-        mqo_map_del(&c->cpid, pid);
-        mqo_map_del(&c->bpid, b);
+        mqo_map_del(&c->pids->cpid, pid);
+        mqo_map_del(&c->pids->bpid, b);
+        cpids_trim(c);
         if (c->broker_inflight)
             c->broker_inflight--;
     }
@@ -1313,14 +1336,15 @@ static int c2s_ack_packet(struct mqo_conn *c, const struct mqo_frame *f, const u
                          ? p[f->hdr_len + 2]
                          : 0;
     uint64_t v;
-    if (pid && mqo_map_get(&c->cpid, pid, &v) && v == PID_ENGINE && f->type != MQO_PUBREL &&
+    if (pid && mqo_map_get(&cpids(c)->cpid, pid, &v) && v == PID_ENGINE && f->type != MQO_PUBREL &&
         (!whole || !ack_acceptable(c, f, p, n))) {
         /* an acknowledgement of ours the broker would refuse as it stands (or that is too
          * large to check): the broker judges it; if it accepts it, the client is done with
          * the delivery */
         eng_relay(c, 0, "an acknowledgement it may refuse");
         eng_forward(c, MQO_C2S, p, n);
-        mqo_map_del(&c->cpid, pid);
+        mqo_map_del(&c->pids->cpid, pid); /* found above: the maps exist */
+        cpids_trim(c);
         if (c->eng_inflight)
             c->eng_inflight--;
         release_held(c);
@@ -1734,7 +1758,7 @@ size_t mqo_engine_input_room(const struct mqo_conn *c, enum mqo_dir in)
  * offload's is acknowledged. (With none of ours in flight the broker keeps its own count.) */
 static int s2c_must_hold(struct mqo_conn *c, uint16_t pid)
 {
-    if (!c->recv_max || !c->eng_inflight || mqo_map_get(&c->bpid, pid, NULL))
+    if (!c->recv_max || !c->eng_inflight || mqo_map_get(&cpids(c)->bpid, pid, NULL))
         return 0;
     if ((uint32_t)c->broker_inflight + c->eng_inflight < c->recv_max)
         return 0;

@@ -85,7 +85,7 @@ struct pending {
     struct pend_entry e[];
 };
 
-/* Values of conn->cpid map: who owns a client-side packet identifier on the S2C stream. */
+/* Values of conn->pids->cpid: who owns a client-side packet identifier on the S2C stream. */
 #define PID_BROKER (1ull << 32) /* low 16 bits: the broker's identifier */
 #define PID_ENGINE (2ull << 32)
 
@@ -159,10 +159,9 @@ struct mqo_conn {
     struct session *sess;
     struct session *pre; /* owner of SUBSCRIBEs sent before the CONNACK was seen */
 
-    /* client-side packet ids on S2C: cpid[c] = PID_BROKER|b or PID_ENGINE; bpid[b] = c */
-    struct mqo_map cpid, bpid;
-    /* this client's passed-through QoS>0 PUBLISH awaiting the broker's ack: pid -> type */
-    struct mqo_map pt_acks;
+    /* packet-identifier maps, allocated at the first QoS > 0 exchange (NULL: all empty; an
+     * idle QoS 0 subscriber holds none): see struct conn_pids */
+    struct conn_pids *pids;
     /* v5 topic aliases per direction: alias -> (struct sfilter *); allocated at the first
      * alias (NULL: none) */
     struct mqo_map *alias;
@@ -182,6 +181,30 @@ struct mqo_conn {
     /* the broker's view (bview.c): allocated at the first marker or binding, NULL: none */
     struct conn_bv *bv;
 };
+
+/* A connection's packet-identifier maps. */
+struct conn_pids {
+    /* client-side packet ids on S2C: cpid[c] = PID_BROKER|b or PID_ENGINE; bpid[b] = c */
+    struct mqo_map cpid, bpid;
+    /* this client's passed-through QoS>0 PUBLISH awaiting the broker's ack: pid -> type */
+    struct mqo_map pt_acks;
+};
+
+/* c's maps, to read: empty ones while none were allocated. */
+extern const struct conn_pids eng_no_pids;
+static inline const struct conn_pids *cpids(const struct mqo_conn *c)
+{
+    return c->pids ? c->pids : &eng_no_pids;
+}
+/* c's maps, to change: allocated when missing; NULL: no memory. */
+static inline struct conn_pids *cpids_get(struct mqo_conn *c)
+{
+    if (!c->pids)
+        c->pids = calloc(1, sizeof *c->pids);
+    return c->pids;
+}
+/* Frees c's maps once all three are empty. */
+void cpids_trim(struct mqo_conn *c);
 
 /* A connection's part in the broker's view: the broker connection it is bound to (0: none),
  * the view's generation its bind marker was sent in, the marker's UNSUBSCRIBE identifier

@@ -276,9 +276,12 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
             if (s->persistent)
                 return MQO_PT_PERSISTENT;
             /* the client's Receive Maximum covers the broker's deliveries and ours */
-            if (sc->eng_inflight >= e->cfg.inflight_default || sc->cpid.n >= 65535 ||
+            if (sc->eng_inflight >= e->cfg.inflight_default || cpids(sc)->cpid.n >= 65535 ||
                 (sc->recv_max && sc->broker_inflight + sc->eng_inflight >= sc->recv_max))
                 return MQO_PT_INFLIGHT;
+            /* the identifier of each delivery is recorded (the client's PUBACK is ours) */
+            if (!cpids_get(sc))
+                return MQO_PT_NOMEM;
         }
         struct mqo_pub_spec sp;
         /* no identifiers: ms->ids may be NULL, and NULL + 0 is undefined */
@@ -388,7 +391,7 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
             o.pid_off = mine ? own_off[i] : var_off[v5][pe->qos];
             o.pid = eng_pid_alloc(sc);
             sc->eng_pids = 1;
-            mqo_map_put(&sc->cpid, o.pid, PID_ENGINE);
+            mqo_map_put(&sc->pids->cpid, o.pid, PID_ENGINE); /* allocated by the plan */
             sc->eng_inflight++;
             e->st.deliveries_qos1++;
         }
@@ -437,8 +440,9 @@ void passthrough_holds(struct mqo_engine *e, struct mqo_conn *c, struct mqo_str 
     if (e->cfg.acl_mode == MQO_ACL_NONE || (!e->cfg.exclusive && !e->cfg.broker_view))
         return; /* nothing is ever offloaded: no order to keep across a switch */
     uint32_t held = c->order_pending;
-    if (qos && !mqo_map_get(&c->pt_acks, pid, NULL)) {
-        if (mqo_map_put(&c->pt_acks, pid, qos) == 0)
+    if (qos && !mqo_map_get(&cpids(c)->pt_acks, pid, NULL)) {
+        struct conn_pids *m = cpids_get(c);
+        if (m && mqo_map_put(&m->pt_acks, pid, qos) == 0)
             c->order_pending++;
     }
     /* Only where every ACL version denies is the broker sure to deliver nothing. Where they
@@ -563,13 +567,14 @@ void order_seen(struct mqo_conn *c, const struct mqo_pkt *pk)
 void order_ack_seen(struct mqo_conn *c, const struct mqo_pkt *pk)
 {
     uint64_t qos;
-    if (!mqo_map_get(&c->pt_acks, pk->pid, &qos))
+    if (!mqo_map_get(&cpids(c)->pt_acks, pk->pid, &qos))
         return;
     int done = pk->type == MQO_PUBCOMP || (pk->type == MQO_PUBACK && qos == 1) ||
                (pk->type == MQO_PUBREC && (qos == 1 || pk->reason >= 0x80));
     if (!done)
         return;
-    mqo_map_del(&c->pt_acks, pk->pid);
+    mqo_map_del(&c->pids->pt_acks, pk->pid); /* found above: the maps exist */
+    cpids_trim(c);
     if (c->order_pending)
         c->order_pending--;
 }

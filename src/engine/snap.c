@@ -159,9 +159,9 @@ static void conn_save(struct save_ctx *x, const struct mqo_conn *c)
     wr_opt_blob(w, c->user, c->user_len);
     mqo_wr_u32(w, sess_ref(x, c->sess));
     mqo_wr_u32(w, sess_ref(x, c->pre));
-    wr_map(w, &c->cpid, 0);
-    wr_map(w, &c->bpid, 0);
-    wr_map(w, &c->pt_acks, 0);
+    wr_map(w, &cpids(c)->cpid, 0);
+    wr_map(w, &cpids(c)->bpid, 0);
+    wr_map(w, &cpids(c)->pt_acks, 0);
     static const struct mqo_map no_alias; /* the maps are allocated at the first alias */
     wr_map(w, c->alias ? &c->alias[0] : &no_alias, 1);
     wr_map(w, c->alias ? &c->alias[1] : &no_alias, 1);
@@ -453,8 +453,12 @@ static int conn_load(struct load_ctx *x)
     c->pre = sess_at(x, mqo_rd_u32(r), 1, c);
     if (r->err || (c->pre && c->pre->registered))
         return -EINVAL;
-    if (load_map(r, &c->cpid, 0) || load_map(r, &c->bpid, 0) || load_map(r, &c->pt_acks, 0))
+    struct conn_pids *m = cpids_get(c); /* freed with the connection */
+    if (!m)
+        return -ENOMEM;
+    if (load_map(r, &m->cpid, 0) || load_map(r, &m->bpid, 0) || load_map(r, &m->pt_acks, 0))
         return -EINVAL;
+    cpids_trim(c);
     if (!(c->alias = calloc(2, sizeof *c->alias)))
         return -ENOMEM; /* freed with the connection */
     if (load_map(r, &c->alias[0], 1) || load_map(r, &c->alias[1], 1))

@@ -113,8 +113,9 @@ struct half {
     uint64_t ack_in;  /* input acknowledged to X */
     /* output toward Y */
     uint64_t out_una, out_end;
-    uint64_t rto, srtt, rttvar;
     uint64_t ack_at; /* when the receiver's last acceptable ACK arrived */
+    /* RTT estimate and retransmission timeout, in microseconds (RTO_MAX fits 32 bits) */
+    uint32_t rto_us, srtt_us, rttvar_us;
     uint32_t isn;       /* X's initial sequence number */
     uint32_t ts_recent; /* latest TSval from X */
     uint32_t y_wnd;     /* Y's receive window for this output (bytes) */
@@ -158,6 +159,9 @@ struct sconn {
     uint8_t ka_probe[2]; /* a keep-alive probe is owed toward side (resumed) */
     uint8_t ttl[2], tos[2];
     uint8_t eth[2][14]; /* Ethernet header of frames toward side */
+    /* a delivery toward the client not written into its output yet (msg NULL: none; a
+     * reference held): see dfr_write */
+    struct mqo_out dfr;
 };
 
 /* Connections that may owe frames toward one side, first marked first served. A connection
@@ -750,6 +754,8 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
 
 static void ctab_quiet_off(struct sconn *c);
 static void reset_both(struct sconn *c);
+static int dfr_write(struct sconn *c);
+static void dfr_drop(struct sconn *c);
 
 /* RST toward `to`, with a sequence number inside its window. */
 static void send_rst(struct sconn *c, int to)
@@ -761,23 +767,36 @@ static void send_rst(struct sconn *c, int to)
 
 /* ---- output ---- */
 
+/* The half's retransmission timeout in nanoseconds. */
+static uint64_t rto_ns(const struct half *h) { return (uint64_t)h->rto_us * 1000; }
+
+static void set_rto(struct half *h, uint64_t ns)
+{
+    if (ns < RTO_MIN)
+        ns = RTO_MIN;
+    if (ns > RTO_MAX)
+        ns = RTO_MAX;
+    h->rto_us = (uint32_t)(ns / 1000);
+}
+
 static void rtt_sample(struct half *h, uint64_t now)
 {
     const struct hcold *k = h->k;
-    uint64_t r = now - k->rtt_sent;
-    if (!h->srtt) {
-        h->srtt = r;
-        h->rttvar = r / 2;
+    uint64_t r = (now - k->rtt_sent) / 1000;
+    if (r > RTO_MAX / 1000)
+        r = RTO_MAX / 1000; /* a sample beyond the largest timeout adds nothing but overflow */
+    uint64_t srtt = h->srtt_us, rttvar = h->rttvar_us;
+    if (!srtt) {
+        srtt = r;
+        rttvar = r / 2;
     } else {
-        uint64_t d = r > h->srtt ? r - h->srtt : h->srtt - r;
-        h->rttvar = (3 * h->rttvar + d) / 4;
-        h->srtt = (7 * h->srtt + r) / 8;
+        uint64_t d = r > srtt ? r - srtt : srtt - r;
+        rttvar = (3 * rttvar + d) / 4;
+        srtt = (7 * srtt + r) / 8;
     }
-    h->rto = h->srtt + 4 * h->rttvar;
-    if (h->rto < RTO_MIN)
-        h->rto = RTO_MIN;
-    if (h->rto > RTO_MAX)
-        h->rto = RTO_MAX;
+    h->srtt_us = (uint32_t)srtt;
+    h->rttvar_us = (uint32_t)rttvar;
+    set_rto(h, (srtt + 4 * rttvar) * 1000);
 }
 
 /* Notes that a segment goes out at offset off; the clock of the retransmission stall starts
@@ -803,6 +822,8 @@ static int push_half(struct sconn *c, int d)
     uint64_t seg_max = mss;
     if (sp->off[to].tso_max >= 2 * mss)
         seg_max = sp->off[to].tso_max - sp->off[to].tso_max % mss;
+    if (d == S2C && dfr_write(c))
+        return 0; /* no memory: reset */
     struct hcold *k = h->k;
     if (!k) {
         /* idle: nothing to send but a FIN, whose timer needs the state */
@@ -857,7 +878,7 @@ static int push_half(struct sconn *c, int d)
         if (n == 0) {
             /* zero window with nothing in flight: probe it later */
             if (wnd_room == 0 && flight == 0 && !k->persist_deadline)
-                arm(c, &k->persist_deadline, now + (h->rto ? h->rto : RTO_INIT));
+                arm(c, &k->persist_deadline, now + (h->rto_us ? rto_ns(h) : RTO_INIT));
             break;
         }
         if (send_seg(c, to, k->out_nxt, k->out.data + (k->out_nxt - h->out_una), (size_t)n,
@@ -874,7 +895,7 @@ static int push_half(struct sconn *c, int d)
         if (k->out_nxt > k->out_max)
             k->out_max = k->out_nxt;
         if (!k->rtx_deadline)
-            arm(c, &k->rtx_deadline, now + h->rto);
+            arm(c, &k->rtx_deadline, now + rto_ns(h));
     }
     /* our FIN follows the sender's, after everything the engine produced */
     if (h->fin_in && !h->fin_out_sent && k->out_nxt == h->out_end) {
@@ -884,14 +905,15 @@ static int push_half(struct sconn *c, int d)
             k->una_since = now;
         h->fin_out_sent = 1;
         if (!k->rtx_deadline)
-            arm(c, &k->rtx_deadline, now + h->rto);
+            arm(c, &k->rtx_deadline, now + rto_ns(h));
     }
     return 0;
 }
 
 /* Frees the half's state for traffic in transit once every field of it is back to its
- * default, or holds nothing that is read again before it is set (see struct hcold). Called from
- * the idle walk (expire_idle): each connection once a second. */
+ * default, or holds nothing that is read again before it is set (see struct hcold). Called at
+ * every ACK (on_ack), after a connection's frames toward one side went (settle), and from the
+ * idle walk (expire_idle), which catches the rest within a second. */
 static void cold_trim(struct mqo_splice *sp, struct half *h)
 {
     struct hcold *k = h->k;
@@ -970,7 +992,7 @@ static void track(struct sconn *c, int up)
  * differ by a fixed translation only. */
 static int conn_quiet(const struct sconn *c)
 {
-    if (c->state != ST_EST || c->closed_at || c->dead || c->rst_sent || !c->ec)
+    if (c->state != ST_EST || c->closed_at || c->dead || c->rst_sent || !c->ec || c->dfr.msg)
         return 0;
     for (int d = 0; d < 2; d++) {
         const struct half *h = &c->h[d];
@@ -1048,6 +1070,7 @@ static void free_conn(struct mqo_splice *sp, struct sconn *c)
         mqo_engine_conn_close(sp->eng, c->ec, sp->now);
     cold_free(sp, &c->h[0]);
     cold_free(sp, &c->h[1]);
+    dfr_drop(c);
     sp->st.conns_tracked--;
     free(c);
 }
@@ -1071,6 +1094,8 @@ static struct sconn *conn_of(struct mqo_conn *ec) { return mqo_conn_ud(ec); }
 static void op_forward(void *ud, struct mqo_conn *ec, enum mqo_dir s, const uint8_t *p, size_t n)
 {
     struct sconn *c = conn_of(ec);
+    if (s == MQO_S2C && dfr_write(c))
+        return;
     struct half *h = &c->h[s];
     struct hcold *k = cold_get(c->sp, h);
     if (!k || mqo_buf_append(&k->out, p, n)) {
@@ -1089,6 +1114,8 @@ static void op_forward(void *ud, struct mqo_conn *ec, enum mqo_dir s, const uint
 static void op_consume(void *ud, struct mqo_conn *ec, enum mqo_dir s, size_t n)
 {
     struct sconn *c = conn_of(ec);
+    if (s == MQO_S2C && dfr_write(c))
+        return;
     struct half *h = &c->h[s];
     struct hcold *k = cold_get(c->sp, h);
     if (!k) {
@@ -1103,15 +1130,16 @@ static void op_consume(void *ud, struct mqo_conn *ec, enum mqo_dir s, size_t n)
     mark_dirty(c);
 }
 
-static void op_insert(void *ud, struct mqo_conn *ec, enum mqo_dir s, const struct mqo_out *o)
+/* Writes the bytes o stands for at the end of half s's output. Returns 0, or -1 when there was
+ * no memory (the connection is reset). */
+static int out_write(struct sconn *c, int s, const struct mqo_out *o)
 {
-    struct sconn *c = conn_of(ec);
     struct half *h = &c->h[s];
     size_t n = mqo_out_len(o);
     struct hcold *k = cold_get(c->sp, h);
     if (!k || mqo_buf_reserve(&k->out, n)) {
         reset_both(c);
-        return;
+        return -1;
     }
     mqo_out_copy(o, k->out.data + k->out.len);
     if (n >= CS_MIN)
@@ -1119,6 +1147,46 @@ static void op_insert(void *ud, struct mqo_conn *ec, enum mqo_dir s, const struc
     k->out.len += n;
     h->out_end += n;
     mark_dirty(c);
+    return 0;
+}
+
+/* A delivery that comes while nothing is in transit toward the client waits as the engine gave
+ * it (c->dfr: a reference to the fan-out's shared serialization) until the connection's turn
+ * to send comes (push_half), or until anything else touches that output first: then it is
+ * written, exactly as if at once. Until then it is not part of the TCP stream: no offset,
+ * no ACK and no timer sees it. So a fan-out to thousands holds transit state (struct hcold,
+ * the output's copy) only for the connections whose frames are out and not acknowledged yet,
+ * as many as the output takes per loop iteration, not for all of them at once
+ * (docs/ARCHITECTURE.md, "Memory per connection"). Returns 0, or -1 (no memory: reset). */
+static int dfr_write(struct sconn *c)
+{
+    if (!c->dfr.msg)
+        return 0;
+    struct mqo_out o = c->dfr;
+    c->dfr.msg = NULL;
+    int rc = out_write(c, S2C, &o);
+    mqo_msg_unref(o.msg);
+    return rc;
+}
+
+static void dfr_drop(struct sconn *c)
+{
+    mqo_msg_unref(c->dfr.msg);
+    c->dfr.msg = NULL;
+}
+
+static void op_insert(void *ud, struct mqo_conn *ec, enum mqo_dir s, const struct mqo_out *o)
+{
+    struct sconn *c = conn_of(ec);
+    if (s == MQO_S2C && !c->h[S2C].k && !c->dfr.msg && !c->dead) {
+        c->dfr = *o;
+        mqo_msg_ref(o->msg);
+        mark_dirty(c);
+        return;
+    }
+    if (s == MQO_S2C && dfr_write(c))
+        return;
+    out_write(c, s, o);
 }
 
 /* The limit counts memory: the output buffer's allocation (consumed room and slack included)
@@ -1131,7 +1199,8 @@ static size_t op_room(void *ud, struct mqo_conn *ec)
     const struct half *h = &c->h[S2C];
     const struct hcold *k = h->k;
     size_t held =
-        k ? k->out.cap + k->cap_rec * sizeof *k->recs + k->cap_cs * sizeof *k->cs : 0;
+        (k ? k->out.cap + k->cap_rec * sizeof *k->recs + k->cap_cs * sizeof *k->cs : 0) +
+        (c->dfr.msg ? mqo_out_len(&c->dfr) : 0);
     if (c->state != ST_EST || h->fin_in)
         return 0;
     return held >= sp->cfg.max_queue ? 0 : sp->cfg.max_queue - held;
@@ -1139,8 +1208,9 @@ static size_t op_room(void *ud, struct mqo_conn *ec)
 
 static size_t op_queued(void *ud, struct mqo_conn *ec)
 {
-    const struct half *h = &conn_of(ec)->h[S2C];
-    return (size_t)(h->out_end - h->out_una);
+    const struct sconn *c = conn_of(ec);
+    const struct half *h = &c->h[S2C];
+    return (size_t)(h->out_end - h->out_una) + (c->dfr.msg ? mqo_out_len(&c->dfr) : 0);
 }
 
 static void op_close(void *ud, struct mqo_conn *ec, int reason)
@@ -1277,7 +1347,7 @@ static void learn_l2(struct sconn *c, int from, const struct seg *s)
 
 static void init_half(struct half *h)
 {
-    h->rto = RTO_INIT;
+    set_rto(h, RTO_INIT);
     h->ssthresh = UINT32_MAX; /* none yet */
 }
 
@@ -1355,6 +1425,8 @@ static void deliver(struct sconn *c, int d, const uint8_t *p, size_t n)
         return;
     }
     /* the MQTT session ended with a FIN: what still flows is relayed as it is */
+    if (d == S2C && dfr_write(c))
+        return;
     struct hcold *k = cold_get(c->sp, h);
     if (!k || mqo_buf_append(&k->out, p, n)) {
         reset_both(c);
@@ -1512,7 +1584,7 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
         }
         k->dupacks = 0;
         arm(c, &k->rtx_deadline,
-            k->out_nxt > h->out_una || (h->fin_out_sent && !fin_acked) ? now + h->rto : 0);
+            k->out_nxt > h->out_una || (h->fin_out_sent && !fin_acked) ? now + rto_ns(h) : 0);
     } else if (k && s->len == 0 && !(s->flags & (TH_SYN | TH_FIN)) && k->out_nxt > h->out_una &&
                wnd == h->y_wnd) {
         if (++k->dupacks == 3 && !k->in_recovery) {
@@ -1541,6 +1613,9 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
     /* the receiver's progress may resolve input of this half: the sender is owed an ACK */
     if (resolve(h))
         c->ack_due[in_side(d)] = 1;
+    /* all acknowledged: the transit state goes now, not at the idle walk (during a fan-out
+     * the connection may wait long for its turn in the send queue; settle trims again) */
+    cold_trim(sp, h);
     mark_dirty(c);
 }
 
@@ -1648,6 +1723,10 @@ static void settle(struct mqo_splice *sp)
             if (flush_side(c, to))
                 break;
             q_del(sp, c, to);
+            /* everything toward `to` acknowledged: its transit state goes at once (the idle
+             * walk would free it within a second; a fan-out would meanwhile hold it for every
+             * subscriber) */
+            cold_trim(sp, &c->h[to == MQO_SIDE_BROKER ? C2S : S2C]);
         }
     while (sp->dead) {
         struct sconn *d = sp->dead;
@@ -1815,7 +1894,7 @@ static void timers_half(struct sconn *c, int d)
         k->in_recovery = 0;
         k->dupacks = 0;
         k->rtt_on = 0;
-        h->rto = h->rto * 2 > RTO_MAX ? RTO_MAX : h->rto * 2;
+        set_rto(h, 2 * rto_ns(h));
         /* go back: resend from the first unacknowledged byte */
         k->out_nxt = h->out_una;
         if (h->fin_out_sent && !h->fin_out_acked)
@@ -1843,7 +1922,7 @@ static void timers_half(struct sconn *c, int d)
             reset_both(c);
             return;
         }
-        uint64_t iv = h->rto;
+        uint64_t iv = rto_ns(h);
         for (unsigned j = 0; j < k->pbackoff && iv < RTO_MAX; j++)
             iv *= 2;
         arm(c, &k->persist_deadline, now + (iv < RTO_MAX ? iv : RTO_MAX));
@@ -1887,9 +1966,10 @@ static void expire_idle(struct mqo_splice *sp, uint64_t now, uint64_t dt)
         if (!c->dead && ((c->closed_at && now - c->closed_at > LINGER_NS) ||
                          now - c->last_seen > (uint64_t)sp->cfg.idle_ms * MS))
             kill_conn(c);
-        /* an idle direction gives its transit state back: here, within a second, rather than
-         * at each acknowledgement (a subscriber that gets a message every few hundred
-         * milliseconds would allocate it for each one) */
+        /* a direction whose transit state outlived its traffic gives it back here (most give
+         * it back at the ACK that completes them, on_ack and settle: a fan-out's subscribers
+         * would otherwise all hold it at once; allocating it again costs a calloc per
+         * delivery) */
         cold_trim(sp, &c->h[0]);
         cold_trim(sp, &c->h[1]);
     }
@@ -2012,6 +2092,7 @@ void mqo_splice_free(struct mqo_splice *sp)
             c->ec = NULL;
             cold_free(sp, &c->h[0]);
             cold_free(sp, &c->h[1]);
+            dfr_drop(c);
             free(c);
         }
     mqo_map_free(&sp->conns);
@@ -2153,8 +2234,8 @@ static void half_save(struct mqo_wr *w, const struct half *h)
     }
     /* the FIN's offset (a format field) is rcv_nxt */
     const uint64_t v[] = {h->ack_in, h->rcv_nxt, h->out_una, k->out_nxt, h->out_end, k->out_max,
-                          h->y_wnd, h->cwnd, h->ssthresh, k->recover, h->rto, h->srtt,
-                          h->rttvar, k->rtx_deadline, k->persist_deadline, k->una_since,
+                          h->y_wnd, h->cwnd, h->ssthresh, k->recover, rto_ns(h),
+                          (uint64_t)h->srtt_us * 1000, (uint64_t)h->rttvar_us * 1000, k->rtx_deadline, k->persist_deadline, k->una_since,
                           h->ack_at, k->rtt_off, k->rtt_sent, k->probe_end};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         mqo_wr_u64(w, v[i]);
@@ -2175,6 +2256,11 @@ static void unseen_save(void *arg, uint64_t k, uint64_t v)
 int mqo_splice_save(struct mqo_splice *sp, struct mqo_buf *out)
 {
     settle(sp); /* what can go now goes; dead connections are freed */
+    /* deliveries the output had no room for yet are written: the snapshot holds them */
+    for (size_t i = 0; i < sp->conns.cap; i++)
+        if (mqo_map_slot_used(&sp->conns.slots[i]))
+            dfr_write((struct sconn *)(uintptr_t)sp->conns.slots[i].val);
+    settle(sp); /* a connection reset meanwhile is freed */
     struct mqo_wr w = {.b = out};
     mqo_wr_bytes_raw(&w, SP_MAGIC, sizeof SP_MAGIC);
     mqo_wr_u32(&w, SPLICE_SNAP_VERSION);
@@ -2260,10 +2346,10 @@ static int half_load(struct mqo_splice *sp, struct mqo_rd *r, struct half *h, si
             k->recs[i].out_end = mqo_rd_u64(r);
         }
     }
-    uint64_t fin_off, y_wnd, cwnd, ssthresh;
+    uint64_t fin_off, y_wnd, cwnd, ssthresh, rto, srtt, rttvar;
     uint64_t *v[] = {&h->ack_in, &fin_off, &h->out_una, &k->out_nxt, &h->out_end,
-                     &k->out_max, &y_wnd, &cwnd, &ssthresh, &k->recover, &h->rto,
-                     &h->srtt, &h->rttvar, &k->rtx_deadline, &k->persist_deadline,
+                     &k->out_max, &y_wnd, &cwnd, &ssthresh, &k->recover, &rto,
+                     &srtt, &rttvar, &k->rtx_deadline, &k->persist_deadline,
                      &k->una_since, &h->ack_at, &k->rtt_off, &k->rtt_sent, &k->probe_end};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         *v[i] = mqo_rd_u64(r);
@@ -2273,6 +2359,12 @@ static int half_load(struct mqo_splice *sp, struct mqo_rd *r, struct half *h, si
     h->y_wnd = cap32(y_wnd);
     h->cwnd = cap32(cwnd);
     h->ssthresh = cap32(ssthresh);
+    /* the snapshot keeps nanoseconds; a timeout of 0 is refused below */
+    h->rto_us = 0;
+    if (rto)
+        set_rto(h, rto);
+    h->srtt_us = (uint32_t)((srtt > RTO_MAX ? RTO_MAX : srtt) / 1000);
+    h->rttvar_us = (uint32_t)((rttvar > RTO_MAX ? RTO_MAX : rttvar) / 1000);
     size_t nf;
     const uint8_t *f = mqo_rd_blob(r, 64, &nf);
     if (r->err || nf < 12)
@@ -2297,7 +2389,7 @@ static int half_load(struct mqo_splice *sp, struct mqo_rd *r, struct half *h, si
         return -EINVAL;
     /* the held output is exactly [out_una, out_end), and the offsets are ordered */
     if (h->out_una > h->out_end || h->out_end - h->out_una != ol || k->out_nxt < h->out_una ||
-        k->out_nxt > h->out_end || h->rto == 0 || h->wscale_x > 14 || h->mss_y == 0)
+        k->out_nxt > h->out_end || h->rto_us == 0 || h->wscale_x > 14 || h->mss_y == 0)
         return -EINVAL;
     cold_trim(sp, h);
     return 0;

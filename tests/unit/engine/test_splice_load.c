@@ -128,6 +128,67 @@ static void busy_output(unsigned loss, uint8_t q)
     done(h);
 }
 
+/* The most directions holding state for traffic in transit, seen after each frame. */
+struct flight_peak {
+    void (*prev)(void *arg, struct ts_ep *ep);
+    void *prev_arg;
+    const struct mqo_splice *sp;
+    uint64_t max;
+};
+
+static void flight_peak_input(void *arg, struct ts_ep *ep)
+{
+    struct flight_peak *p = arg;
+    p->prev(p->prev_arg, ep);
+    uint64_t f = mqo_splice_stats(p->sp)->flight_states;
+    if (f > p->max)
+        p->max = f;
+}
+
+/* A fan-out far larger than what the output takes at once holds transit state (struct hcold,
+ * the output's copy) only for the subscribers whose frames are out and not acknowledged yet,
+ * not for all of them from the publish on (docs/ARCHITECTURE.md, "Memory per connection"),
+ * and gives it back at their ACKs, without waiting for the idle walk. QoS 0 and QoS 1, three
+ * fan-outs one after the other. (A second delivery that comes while a subscriber's first one
+ * still waits is written at once, as before: only one waits unwritten.) */
+static void fanout_transit_bounded(uint8_t q)
+{
+    struct harness *h = mk();
+    int n = 150, msgs = 3;
+    setup(h, n, "b/#", q);
+    idle(h, 2);
+    const struct mqo_splice_stats *st = mqo_splice_stats(h->splice);
+    assert_int_equal(st->flight_states, 0);
+    h->net.tx_cap = 4;
+    h->net.tx_period_ns = 1 * MS;
+    struct flight_peak p = {h->net.on_input, h->net.on_input_arg, h->splice, 0};
+    h->net.on_input = flight_peak_input;
+    h->net.on_input_arg = &p;
+    for (int k = 0; k < msgs; k++) {
+        char pl[PAD + 1];
+        int len = snprintf(pl, sizeof pl, "m%d.", k);
+        memset(pl + len, 'x', (size_t)(PAD - len));
+        pl[PAD] = 0;
+        p.max = 0;
+        h_publish(h, 0, "b/x", pl, q, 0);
+        h_run(h);
+        /* 4 frames a millisecond, acknowledged after a 200 us round trip: a handful of
+         * subscribers at a time */
+        assert_true(p.max >= 1);
+        assert_true(p.max <= 8);
+        assert_int_equal(st->flight_states, 0); /* the idle walk has not run */
+    }
+    for (int i = 1; i <= n; i++)
+        check_in_order(h, i, "b/x", msgs);
+    assert_int_equal(st->resets, 0);
+    h->net.on_input = p.prev;
+    h->net.on_input_arg = p.prev_arg;
+    done(h);
+}
+
+static void test_fanout_transit_bounded_qos0(void **s) { fanout_transit_bounded(0); }
+static void test_fanout_transit_bounded_qos1(void **s) { fanout_transit_bounded(1); }
+
 static void test_busy_output_qos0(void **s) { busy_output(0, 0); }
 static void test_busy_output_qos1(void **s) { busy_output(0, 1); }
 static void test_busy_output_lossy(void **s) { busy_output(2, 1); }
@@ -259,6 +320,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_busy_output_qos0),
+        cmocka_unit_test(test_fanout_transit_bounded_qos0),
+        cmocka_unit_test(test_fanout_transit_bounded_qos1),
         cmocka_unit_test(test_busy_output_qos1),
         cmocka_unit_test(test_busy_output_lossy),
         cmocka_unit_test(test_waiting_is_not_a_timeout),
