@@ -1154,7 +1154,7 @@ static int c2s_connect(struct mqo_conn *c, const struct mqo_pkt *pk, const uint8
         return -ENOMEM;
     /* Mosquitto treats a bridge (protocol level with bit 7) as if every subscription it
      * makes had no-local and retain-as-published */
-    c->bridge = pk->u.connect.bridge;
+    c->bridge = pk->u.connect.bridge != 0;
     /* as the broker counts its own deliveries in flight: the client's Receive Maximum when it
      * gives one (below), else the broker's max_inflight_messages */
     c->recv_max = c->eng->cfg.max_inflight_messages;

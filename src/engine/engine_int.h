@@ -118,24 +118,28 @@ struct mqo_conn {
     struct stream in[2];
 
     uint8_t version;      /* 0 until CONNECT */
-    uint8_t connect_seen;
-    uint8_t live;         /* CONNACK success seen, not disconnected */
-    uint8_t dead;         /* close requested: input ignored */
-    uint8_t relay;        /* relayed unedited since a packet the engine does not judge */
-    uint8_t unknown;      /* its subscriptions or session may be unknown (counted) */
-    uint8_t bridge;       /* Mosquitto bridge (protocol level with bit 7): implied no-local */
-    uint8_t releasing;    /* a held S2C packet is being released (no recursion) */
-    uint8_t clean;        /* v3 clean session / v5 clean start */
-    uint8_t has_user;
-    uint8_t acl_unknown;  /* client id assigned by the broker */
     uint8_t broker_max_qos;
     uint16_t keepalive;   /* seconds, effective (server keep alive wins) */
-    uint8_t eng_pids;     /* the offload has numbered deliveries to this client */
-    uint8_t unseen_activity; /* client bytes consumed since the broker last got any */
-    uint8_t ping_n;          /* pings in flight (ping_fifo) */
+    uint8_t ping_n;       /* pings in flight (ping_fifo) */
+    /* flags, one bit each (assign 0 or 1: a wider value keeps only its lowest bit) */
+    uint8_t connect_seen : 1;
+    uint8_t live : 1;         /* CONNACK success seen, not disconnected */
+    uint8_t dead : 1;         /* close requested: input ignored */
+    uint8_t relay : 1;        /* relayed unedited since a packet the engine does not judge */
+    uint8_t unknown : 1;      /* its subscriptions or session may be unknown (counted) */
+    uint8_t bridge : 1;       /* Mosquitto bridge (protocol level with bit 7): implied no-local */
+    uint8_t releasing : 1;    /* a held S2C packet is being released (no recursion) */
+    uint8_t clean : 1;        /* v3 clean session / v5 clean start */
+    uint8_t has_user : 1;
+    uint8_t acl_unknown : 1;  /* client id assigned by the broker */
+    uint8_t eng_pids : 1;     /* the offload has numbered deliveries to this client */
+    uint8_t unseen_activity : 1; /* client bytes consumed since the broker last got any */
     /* a QoS 0 PUBLISH went to the broker leaving nothing to wait for (no delivery expected):
      * before the next one is offloaded, a barrier ping must come back */
-    uint8_t barrier_due;
+    uint8_t barrier_due : 1;
+    /* cid is its session's (sess->cid, the same bytes) while bound to it, not a copy of its
+     * own: conn_cid_unshare before the two part */
+    uint8_t cid_shared : 1;
     uint16_t cid_len;
     uint16_t user_len;
     uint8_t last_reason; /* enum mqo_pt_reason */
@@ -151,9 +155,6 @@ struct mqo_conn {
      * 4 bytes), IPv6 (6), 0: unknown; kept binary, formatted when a line is written */
     uint8_t peer_ip[16];
     uint16_t peer_port;
-    /* cid is its session's (sess->cid, the same bytes) while bound to it, not a copy of its
-     * own: conn_cid_unshare before the two part */
-    uint8_t cid_shared;
     uint8_t *cid;
     uint8_t *user;
     struct session *sess;
