@@ -532,9 +532,9 @@ def mem_section():
       "column below 1×). Before output chunks were freed once written (docs/ARCHITECTURE.md, Memory "
       "per connection), proxy mode took 10.4 KiB per client above start (6000 clients, Mosquitto "
       "0.9 KiB in the same run); where the rest goes, per structure, is listed there. In "
-      "monitor mode mqoff's resident memory (sampled every 0.25 s in one run) grows while the "
-      "clients connect and stays flat through the publishing: the peak is the connected clients' "
-      "state, with the frame buffers of a fan-out in flight, which all share.")
+      "monitor mode the peak is a fan-out to all the clients (an allocation trace shows it): "
+      "their connections' state, and transit state only for the deliveries whose frames are "
+      "out and not acknowledged yet (the others wait unwritten).")
     c = bench_cmd(s)
     if c:
         w("")
