@@ -1806,3 +1806,25 @@ void h_random_script(struct harness *h, unsigned seed, int nsub, int n, int chur
     }
     h_run(h);
 }
+
+static void flight_peak_input(void *arg, struct ts_ep *ep)
+{
+    struct h_flight_peak *p = arg;
+    p->prev(p->prev_arg, ep);
+    uint64_t f = mqo_splice_stats(p->sp)->flight_states;
+    if (f > p->max)
+        p->max = f;
+}
+
+void h_flight_peak_start(struct harness *h, struct h_flight_peak *p)
+{
+    *p = (struct h_flight_peak){h->net.on_input, h->net.on_input_arg, h->splice, 0};
+    h->net.on_input = flight_peak_input;
+    h->net.on_input_arg = p;
+}
+
+void h_flight_peak_stop(struct harness *h, struct h_flight_peak *p)
+{
+    h->net.on_input = p->prev;
+    h->net.on_input_arg = p->prev_arg;
+}

@@ -315,4 +315,15 @@ void h_ack(struct harness *h, int i, size_t k);
 /* Number of packets of `type` client i received. */
 size_t h_count_type(const struct harness *h, int i, uint8_t type);
 
+/* The most directions holding state for traffic in transit (the splice's flight_states), seen
+ * after each frame between h_flight_peak_start and h_flight_peak_stop (max, reset at will). */
+struct h_flight_peak {
+    void (*prev)(void *arg, struct ts_ep *ep);
+    void *prev_arg;
+    const struct mqo_splice *sp;
+    uint64_t max;
+};
+void h_flight_peak_start(struct harness *h, struct h_flight_peak *p);
+void h_flight_peak_stop(struct harness *h, struct h_flight_peak *p);
+
 #endif

@@ -484,23 +484,6 @@ static void test_tcp_keepalive_probe(void **s)
     done(h);
 }
 
-/* The most directions holding state for traffic in transit, seen after each frame. */
-struct flight_peak {
-    void (*prev)(void *arg, struct ts_ep *ep);
-    void *prev_arg;
-    const struct mqo_splice *sp;
-    uint64_t max;
-};
-
-static void flight_peak_input(void *arg, struct ts_ep *ep)
-{
-    struct flight_peak *p = arg;
-    p->prev(p->prev_arg, ep);
-    uint64_t f = mqo_splice_stats(p->sp)->flight_states;
-    if (f > p->max)
-        p->max = f;
-}
-
 /* An idle connection keeps nothing for traffic in transit (output buffer, records, timers):
  * the state comes with a delivery and goes once the receiver acknowledged it and the
  * publisher's input is resolved (within the second the idle walk takes), each time, also over a
@@ -519,9 +502,8 @@ static void idle_holds_no_flight_state(uint32_t loss, uint32_t dup, uint32_t reo
     const struct mqo_splice_stats *st = mqo_splice_stats(h->splice);
     assert_int_equal(st->conns_tracked, 6);
     assert_int_equal(st->flight_states, 0);
-    struct flight_peak p = {h->net.on_input, h->net.on_input_arg, h->splice, 0};
-    h->net.on_input = flight_peak_input;
-    h->net.on_input_arg = &p;
+    struct h_flight_peak p;
+    h_flight_peak_start(h, &p);
     for (int round = 1; round <= 3; round++) {
         char pl[64];
         memset(pl, 'a' + round, sizeof pl - 1);
@@ -538,8 +520,7 @@ static void idle_holds_no_flight_state(uint32_t loss, uint32_t dup, uint32_t reo
     assert_true(h_stats(h)->consumed >= 3);
     if (loss) /* the wire did lose frames, and the splice sent again */
         assert_true(h->net.wire.lost[1] > 0 && st->retransmits > 0);
-    h->net.on_input = p.prev;
-    h->net.on_input_arg = p.prev_arg;
+    h_flight_peak_stop(h, &p);
     done(h);
 }
 

@@ -128,23 +128,6 @@ static void busy_output(unsigned loss, uint8_t q)
     done(h);
 }
 
-/* The most directions holding state for traffic in transit, seen after each frame. */
-struct flight_peak {
-    void (*prev)(void *arg, struct ts_ep *ep);
-    void *prev_arg;
-    const struct mqo_splice *sp;
-    uint64_t max;
-};
-
-static void flight_peak_input(void *arg, struct ts_ep *ep)
-{
-    struct flight_peak *p = arg;
-    p->prev(p->prev_arg, ep);
-    uint64_t f = mqo_splice_stats(p->sp)->flight_states;
-    if (f > p->max)
-        p->max = f;
-}
-
 /* A fan-out far larger than what the output takes at once holds transit state (struct hcold,
  * the output's copy) only for the subscribers whose frames are out and not acknowledged yet,
  * not for all of them from the publish on (docs/ARCHITECTURE.md, "Memory per connection"),
@@ -161,9 +144,8 @@ static void fanout_transit_bounded(uint8_t q)
     assert_int_equal(st->flight_states, 0);
     h->net.tx_cap = 4;
     h->net.tx_period_ns = 1 * MS;
-    struct flight_peak p = {h->net.on_input, h->net.on_input_arg, h->splice, 0};
-    h->net.on_input = flight_peak_input;
-    h->net.on_input_arg = &p;
+    struct h_flight_peak p;
+    h_flight_peak_start(h, &p);
     for (int k = 0; k < msgs; k++) {
         char pl[PAD + 1];
         int len = snprintf(pl, sizeof pl, "m%d.", k);
@@ -181,8 +163,7 @@ static void fanout_transit_bounded(uint8_t q)
     for (int i = 1; i <= n; i++)
         check_in_order(h, i, "b/x", msgs);
     assert_int_equal(st->resets, 0);
-    h->net.on_input = p.prev;
-    h->net.on_input_arg = p.prev_arg;
+    h_flight_peak_stop(h, &p);
     done(h);
 }
 
