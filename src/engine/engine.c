@@ -926,7 +926,6 @@ static int ack_route(struct mqo_conn *c, uint8_t type, uint16_t pid, uint8_t rea
         /* our own delivery: the broker never sent it, so it never sees its ack */
         eng_consume(c, MQO_C2S, n);
         mqo_map_del(&c->pids->cpid, pid); /* found above: the maps exist */
-        cpids_trim(c);
         if (c->eng_inflight)
             c->eng_inflight--;
         e->st.pubacks_absorbed++;
@@ -938,7 +937,6 @@ static int ack_route(struct mqo_conn *c, uint8_t type, uint16_t pid, uint8_t rea
     if (done) {
         mqo_map_del(&c->pids->cpid, pid);
         mqo_map_del(&c->pids->bpid, b);
-        cpids_trim(c);
         if (c->broker_inflight)
             c->broker_inflight--;
     }
@@ -1344,7 +1342,6 @@ static int c2s_ack_packet(struct mqo_conn *c, const struct mqo_frame *f, const u
         eng_relay(c, 0, "an acknowledgement it may refuse");
         eng_forward(c, MQO_C2S, p, n);
         mqo_map_del(&c->pids->cpid, pid); /* found above: the maps exist */
-        cpids_trim(c);
         if (c->eng_inflight)
             c->eng_inflight--;
         release_held(c);

@@ -160,8 +160,8 @@ struct mqo_conn {
     struct session *sess;
     struct session *pre; /* owner of SUBSCRIBEs sent before the CONNACK was seen */
 
-    /* packet-identifier maps, allocated at the first QoS > 0 exchange (NULL: all empty; an
-     * idle QoS 0 subscriber holds none): see struct conn_pids */
+    /* packet-identifier maps, allocated at the first QoS > 0 exchange and kept from then on
+     * (NULL: all empty; a QoS 0 subscriber holds none): see struct conn_pids */
     struct conn_pids *pids;
     /* v5 topic aliases per direction: alias -> (struct sfilter *); allocated at the first
      * alias (NULL: none) */
@@ -204,7 +204,9 @@ static inline struct conn_pids *cpids_get(struct mqo_conn *c)
         c->pids = calloc(1, sizeof *c->pids);
     return c->pids;
 }
-/* Frees c's maps once all three are empty. */
+/* Frees c's maps if all three are empty: after a first use that failed, or a load. Otherwise a
+ * connection that used them keeps them, as the maps keep their slots (freeing them at each
+ * acknowledgement would cost allocations per QoS 1 delivery). */
 void cpids_trim(struct mqo_conn *c);
 
 /* A connection's part in the broker's view: the broker connection it is bound to (0: none),

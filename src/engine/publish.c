@@ -574,7 +574,6 @@ void order_ack_seen(struct mqo_conn *c, const struct mqo_pkt *pk)
     if (!done)
         return;
     mqo_map_del(&c->pids->pt_acks, pk->pid); /* found above: the maps exist */
-    cpids_trim(c);
     if (c->order_pending)
         c->order_pending--;
 }
