@@ -360,9 +360,11 @@ static struct session *session_find(struct mqo_engine *e, const uint8_t *cid, si
     return NULL;
 }
 
+/* The client-id table is chained, at most two sessions a bucket on average: a bucket pointer
+ * costs 8 bytes a session at most, and a lookup (at a CONNECT) walks two entries. */
 static int session_register(struct mqo_engine *e, struct session *s)
 {
-    if (e->n_sessions + 1 > e->n_sbuckets) {
+    if (e->n_sessions + 1 > 2 * e->n_sbuckets) {
         size_t nb = e->n_sbuckets ? e->n_sbuckets * 2 : 64;
         struct session **b = calloc(nb, sizeof *b);
         if (!b)

@@ -281,17 +281,18 @@ struct acl_ver {
     uint8_t owned; /* given at run time (freed with the version); cfg.acl is borrowed */
 };
 
-/* One delivery of the fan-out being decided. */
 /* One planned delivery: its subscriber is e->ms.v[mi]'s session's connection, and with ids
- * its subscription identifiers are that match's (a v5 subscriber). 12 bytes: a fan-out plans
- * one per subscriber. */
+ * its subscription identifiers are that match's (a v5 subscriber). 8 bytes: a fan-out plans
+ * one per subscriber, and the array keeps the room of the largest. */
+#define PLAN_SIZE_MAX ((1u << 29) - 1) /* more than an MQTT packet can be (256 MiB + 5) */
 struct plan_ent {
     uint32_t mi;
-    uint32_t size;
-    uint8_t qos;
-    uint8_t drop; /* QoS 0 that does not fit the subscriber's queue: dropped, counted */
-    uint8_t ids;
+    uint32_t size : 29;
+    uint32_t qos : 1;  /* 0 or 1 (QoS 2 is never offloaded) */
+    uint32_t drop : 1; /* QoS 0 that does not fit the subscriber's queue: dropped, counted */
+    uint32_t ids : 1;
 };
+_Static_assert(sizeof(struct plan_ent) == 8, "a plan entry is 8 bytes");
 
 /* The room c->exp has for n entries (n > 0): EXP_MIN, or the power of two above n. Growth
  * happens where n is a power of two (eng_expect_reserve); fewer entries keep their room. */

@@ -263,15 +263,15 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
             continue; /* the broker silently refuses this delivery, and so do we */
         if (r == ENG_ACL_SPLIT)
             return MQO_PT_ACL_CHANGED; /* only the broker knows which version it uses */
-        struct plan_ent *pe = &e->plan[np_];
         /* delivered at min(published, granted), or at the granted QoS when the broker
          * upgrades outgoing QoS */
-        *pe = (struct plan_ent){.mi = (uint32_t)i,
-                                .qos = qos < m->qos && !e->cfg.upgrade_outgoing_qos ? qos
-                                                                                    : m->qos,
-                                .ids = sc->version == MQO_MQTT_V5 && m->n_sub_ids};
-        if (pe->qos > 1)
+        uint8_t dq = qos < m->qos && !e->cfg.upgrade_outgoing_qos ? qos : m->qos;
+        if (dq > 1)
             return MQO_PT_QOS2;
+        struct plan_ent *pe = &e->plan[np_];
+        *pe = (struct plan_ent){.mi = (uint32_t)i,
+                                .qos = dq,
+                                .ids = sc->version == MQO_MQTT_V5 && m->n_sub_ids};
         if (pe->qos) {
             if (s->persistent)
                 return MQO_PT_PERSISTENT;
@@ -288,7 +288,8 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         spec_for(x, sc->version, pe->qos, pe->ids ? ms->ids + m->sub_ids_at : NULL,
                  pe->ids ? m->n_sub_ids : 0, &sp);
         size_t sz = mqo_mqtt_publish_size(&sp);
-        if (sz == 0 || (sc->client_max_packet && sz > sc->client_max_packet))
+        if (sz == 0 || sz > PLAN_SIZE_MAX ||
+            (sc->client_max_packet && sz > sc->client_max_packet))
             return MQO_PT_SIZE;
         pe->size = (uint32_t)sz;
         if (e->cfg.ops.room && e->cfg.ops.room(e->cfg.ud, sc) < sz) {

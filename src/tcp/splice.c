@@ -136,32 +136,56 @@ struct sconn {
      * the last look (q_check) */
     struct mqo_ctab_ent *tent;
     struct sconn *qnext[2], *qprev[2];
-    struct sconn *dead_next;
     uint64_t last_seen;
     uint64_t closed_at;
-    /* timer heap: the key is at most the earliest armed deadline (lazy: a deadline cleared or
-     * moved later is found when the key comes due) */
-    uint64_t hkey;
     struct half h[2];
-    uint32_t hidx;  /* position in sp->heap + 1, 0: not in it */
+    /* position in sp->heap + 1 (0: not in it), whose key is at most the earliest armed
+     * deadline (lazy: a deadline cleared or moved later is found when the key comes due) */
+    uint32_t hidx;
     uint32_t cip;   /* client address, network order */
     uint16_t cport; /* host order */
     uint16_t ip_id[2];
     uint8_t state;
-    uint8_t ts_ok;
-    uint8_t dead;
-    uint8_t rst_sent;
-    uint8_t syn_ws; /* the client's SYN offered window scaling */
-    uint8_t tracked; /* cfg.track told it is up */
-    uint8_t q_on, q_check;
+    /* flags, one bit each (assign 0 or 1: a wider value keeps only its lowest bit) */
+    uint8_t ts_ok : 1;
+    uint8_t dead : 1;     /* in sp->dead, freed at the end of the settle */
+    uint8_t rst_sent : 1;
+    uint8_t syn_ws : 1;   /* the client's SYN offered window scaling */
+    uint8_t tracked : 1;  /* cfg.track told it is up */
+    uint8_t q_on : 1, q_check : 1;
     uint8_t queued[2]; /* in sp->q[side]: it may owe frames toward side */
     uint8_t ack_due[2]; /* an ACK is owed toward side */
     uint8_t ka_probe[2]; /* a keep-alive probe is owed toward side (resumed) */
-    uint8_t ttl[2], tos[2];
-    uint8_t eth[2][14]; /* Ethernet header of frames toward side */
+    /* Ethernet header, TTL and TOS of frames toward side: an index in sp->l2 (0: none learned,
+     * all zero), the same for almost every connection and kept once (l2_intern) */
+    uint32_t l2[2];
     /* a delivery toward the client not written into its output yet (msg NULL: none; a
      * reference held): see dfr_write */
     struct mqo_out dfr;
+};
+/* 312 bytes, a 320-byte malloc chunk: docs/ARCHITECTURE.md, "Memory per connection" */
+_Static_assert(sizeof(struct sconn) <= 312, "struct sconn fits a 320-byte malloc chunk");
+
+/* A frame template of one direction: Ethernet header (14 bytes), TTL, TOS. */
+#define L2_HDR 16
+struct l2t {
+    uint8_t hdr[L2_HDR];
+    uint32_t refs;      /* directions of connections using it (entry 0: not counted) */
+    uint32_t next_free; /* free: the next free entry + 1 (0: none) */
+};
+
+/* The interned templates: entry 0 is all zero; idx maps a template's hash to an entry. */
+struct l2tab {
+    struct l2t *v;
+    uint32_t n, cap;
+    uint32_t free1; /* first free entry + 1, 0: none */
+    struct mqo_map idx;
+};
+
+/* The timer heap's entry: the key in the array, so a sift reads no connection. */
+struct hent {
+    uint64_t key;
+    struct sconn *c;
 };
 
 /* Connections that may owe frames toward one side, first marked first served. A connection
@@ -183,12 +207,16 @@ struct mqo_splice {
     uint64_t started;   /* time of the first frame or tick */
     uint8_t in_startup; /* the startup hold is on */
     struct sq q[2]; /* by side */
-    struct sconn *dead;
+    /* connections killed, freed at the end of the settle (room for max_conns, which bounds
+     * the connections there are) */
+    struct sconn **dead;
+    uint32_t ndead;
+    struct l2tab l2;
     uint64_t now;
     uint64_t give_up_ns; /* a retransmission stall this long resets the connection */
-    /* connections with an armed retransmission or probe deadline, a min-heap on hkey (room
+    /* connections with an armed retransmission or probe deadline, a min-heap on the key (room
      * for max_conns): a tick visits only connections whose timer is due */
-    struct sconn **heap;
+    struct hent *heap;
     uint32_t nheap;
     /* idle expiry: both tables are visited a slice per tick, a whole pass a second */
     uint64_t last_tick, conn_credit, unseen_credit;
@@ -303,43 +331,124 @@ static void mark_dirty(struct sconn *c)
             q_add(c->sp, c, side);
 }
 
+/* ---- frame templates ---- */
+
+static uint64_t l2_key(const uint8_t *hdr) { return mqo_hash64(hdr, L2_HDR, 0x6c32) >> 1; }
+
+/* The entry holding hdr, with a reference taken; 0 when hdr is all zero (the entry every
+ * connection starts with), UINT32_MAX when there is no memory for a new one. A template
+ * whose hash another one holds gets an entry of its own, not indexed. */
+static uint32_t l2_intern(struct mqo_splice *sp, const uint8_t *hdr)
+{
+    struct l2tab *t = &sp->l2;
+    if (!memcmp(hdr, t->v[0].hdr, L2_HDR))
+        return 0;
+    uint64_t key = l2_key(hdr), v;
+    int indexed = mqo_map_get(&t->idx, key, &v);
+    if (indexed && !memcmp(t->v[v].hdr, hdr, L2_HDR)) {
+        t->v[v].refs++;
+        return (uint32_t)v;
+    }
+    uint32_t i;
+    if (t->free1) {
+        i = t->free1 - 1;
+        t->free1 = t->v[i].next_free;
+    } else {
+        if (t->n == t->cap) {
+            if (t->cap > UINT32_MAX / 4)
+                return UINT32_MAX;
+            struct l2t *nv = realloc(t->v, 2 * (size_t)t->cap * sizeof *nv);
+            if (!nv)
+                return UINT32_MAX;
+            t->v = nv;
+            t->cap *= 2;
+        }
+        i = t->n++;
+    }
+    memcpy(t->v[i].hdr, hdr, L2_HDR);
+    t->v[i].refs = 1;
+    t->v[i].next_free = 0;
+    if (!indexed)
+        (void)mqo_map_put(&t->idx, key, i); /* without the index it is only not shared */
+    return i;
+}
+
+static void l2_release(struct mqo_splice *sp, uint32_t i)
+{
+    struct l2tab *t = &sp->l2;
+    if (i == 0 || --t->v[i].refs)
+        return;
+    uint64_t key = l2_key(t->v[i].hdr), v;
+    if (mqo_map_get(&t->idx, key, &v) && v == i)
+        mqo_map_del(&t->idx, key);
+    t->v[i].next_free = t->free1;
+    t->free1 = i + 1;
+}
+
+/* Makes hdr c's template toward side `to`. Without memory for a new entry the old one stays
+ * (the frames mqoff sends that way keep their previous addresses). */
+static void l2_set(struct sconn *c, int to, const uint8_t *hdr)
+{
+    struct mqo_splice *sp = c->sp;
+    if (!memcmp(sp->l2.v[c->l2[to]].hdr, hdr, L2_HDR))
+        return;
+    uint32_t i = l2_intern(sp, hdr);
+    if (i == UINT32_MAX)
+        return;
+    l2_release(sp, c->l2[to]);
+    c->l2[to] = i;
+}
+
+static const uint8_t *l2_hdr(const struct sconn *c, int to) { return c->sp->l2.v[c->l2[to]].hdr; }
+
+/* The template toward `to` from its parts (the layout the shared table and the snapshot
+ * keep) and back. */
+static void l2_set_parts(struct sconn *c, int to, const uint8_t *eth, uint8_t ttl, uint8_t tos)
+{
+    uint8_t hdr[L2_HDR];
+    memcpy(hdr, eth, 14);
+    hdr[14] = ttl;
+    hdr[15] = tos;
+    l2_set(c, to, hdr);
+}
+
 /* ---- timer heap ---- */
 
-static void heap_place(struct mqo_splice *sp, uint32_t i, struct sconn *c)
+static void heap_place(struct mqo_splice *sp, uint32_t i, struct hent x)
 {
-    sp->heap[i] = c;
-    c->hidx = i + 1;
+    sp->heap[i] = x;
+    x.c->hidx = i + 1;
 }
 
 static void heap_up(struct mqo_splice *sp, uint32_t i)
 {
-    struct sconn *c = sp->heap[i];
+    struct hent x = sp->heap[i];
     while (i) {
         uint32_t p = (i - 1) / 2;
-        if (sp->heap[p]->hkey <= c->hkey)
+        if (sp->heap[p].key <= x.key)
             break;
         heap_place(sp, i, sp->heap[p]);
         i = p;
     }
-    heap_place(sp, i, c);
+    heap_place(sp, i, x);
 }
 
 static void heap_down(struct mqo_splice *sp, uint32_t i)
 {
-    struct sconn *c = sp->heap[i];
+    struct hent x = sp->heap[i];
     for (;;) {
         uint32_t l = 2 * i + 1, m = i;
-        uint64_t key = c->hkey;
-        if (l < sp->nheap && sp->heap[l]->hkey < key)
-            m = l, key = sp->heap[l]->hkey;
-        if (l + 1 < sp->nheap && sp->heap[l + 1]->hkey < key)
+        uint64_t key = x.key;
+        if (l < sp->nheap && sp->heap[l].key < key)
+            m = l, key = sp->heap[l].key;
+        if (l + 1 < sp->nheap && sp->heap[l + 1].key < key)
             m = l + 1;
         if (m == i)
             break;
         heap_place(sp, i, sp->heap[m]);
         i = m;
     }
-    heap_place(sp, i, c);
+    heap_place(sp, i, x);
 }
 
 static void heap_del(struct mqo_splice *sp, struct sconn *c)
@@ -348,12 +457,12 @@ static void heap_del(struct mqo_splice *sp, struct sconn *c)
         return;
     uint32_t i = c->hidx - 1;
     c->hidx = 0;
-    struct sconn *last = sp->heap[--sp->nheap];
-    if (last == c)
+    struct hent last = sp->heap[--sp->nheap];
+    if (last.c == c)
         return;
     heap_place(sp, i, last);
     heap_up(sp, i);
-    heap_down(sp, last->hidx - 1);
+    heap_down(sp, last.c->hidx - 1);
 }
 
 /* Puts c in the heap with key t, or moves its key earlier to t. */
@@ -361,14 +470,13 @@ static void heap_arm(struct sconn *c, uint64_t t)
 {
     struct mqo_splice *sp = c->sp;
     if (c->hidx) {
-        if (t < c->hkey) {
-            c->hkey = t;
+        if (t < sp->heap[c->hidx - 1].key) {
+            sp->heap[c->hidx - 1].key = t;
             heap_up(sp, c->hidx - 1);
         }
         return;
     }
-    c->hkey = t;
-    sp->heap[sp->nheap] = c;
+    sp->heap[sp->nheap] = (struct hent){.key = t, .c = c};
     heap_up(sp, sp->nheap++);
 }
 
@@ -654,17 +762,18 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
     int hw = tso || sp->off[to].csum; /* the output sums the payload */
     if (14 + 20 + tcplen > sizeof sp->frame)
         return 0;
-    memcpy(f, c->eth[to], 14);
+    const uint8_t *l2 = l2_hdr(c, to);
+    memcpy(f, l2, 14);
     uint8_t *ip = f + 14, *tcp = ip + 20;
     uint8_t cip[4], bip[4];
     memcpy(cip, &c->cip, 4);
     memcpy(bip, &sp->cfg.broker_ip, 4);
     ip[0] = 0x45;
-    ip[1] = c->tos[to];
+    ip[1] = l2[15];
     wr16(ip + 2, (uint16_t)(20 + tcplen));
     wr16(ip + 4, c->ip_id[to]);
     wr16(ip + 6, 0x4000); /* DF */
-    ip[8] = c->ttl[to] ? c->ttl[to] : 64;
+    ip[8] = l2[14] ? l2[14] : 64;
     ip[9] = 6;
     wr16(ip + 10, 0);
     memcpy(ip + 12, to == MQO_SIDE_BROKER ? cip : bip, 4);
@@ -954,8 +1063,7 @@ static void kill_conn(struct sconn *c)
     if (c->dead)
         return;
     c->dead = 1;
-    c->dead_next = c->sp->dead;
-    c->sp->dead = c;
+    c->sp->dead[c->sp->ndead++] = c;
 }
 
 /* Tells cfg.track that c is established (what resets both ends) or gone. */
@@ -969,9 +1077,12 @@ static void track(struct sconn *c, int up)
     if (up) {
         e.isn[0] = c->h[C2S].isn;
         e.isn[1] = c->h[S2C].isn;
-        memcpy(e.eth, c->eth, sizeof e.eth);
-        memcpy(e.ttl, c->ttl, sizeof e.ttl);
-        memcpy(e.tos, c->tos, sizeof e.tos);
+        for (int to = 0; to < 2; to++) {
+            const uint8_t *l2 = l2_hdr(c, to);
+            memcpy(e.eth[to], l2, 14);
+            e.ttl[to] = l2[14];
+            e.tos[to] = l2[15];
+        }
         e.ts_ok = c->ts_ok ? 1 : 0;
         for (int d = 0; d < 2; d++) {
             e.wscale[d] = c->h[d].wscale_x;
@@ -1071,6 +1182,8 @@ static void free_conn(struct mqo_splice *sp, struct sconn *c)
     cold_free(sp, &c->h[0]);
     cold_free(sp, &c->h[1]);
     dfr_drop(c);
+    l2_release(sp, c->l2[0]);
+    l2_release(sp, c->l2[1]);
     sp->st.conns_tracked--;
     free(c);
 }
@@ -1337,12 +1450,13 @@ static void learn_l2(struct sconn *c, int from, const struct seg *s)
 {
     /* a frame from side `from` travels toward the other side: its header is the template for
      * frames we send that way */
-    int to = from ^ 1;
-    memcpy(c->eth[to], s->eth, 12);
-    c->eth[to][12] = 0x08;
-    c->eth[to][13] = 0x00;
-    c->ttl[to] = s->ip[8];
-    c->tos[to] = s->ip[1];
+    uint8_t hdr[L2_HDR];
+    memcpy(hdr, s->eth, 12);
+    hdr[12] = 0x08;
+    hdr[13] = 0x00;
+    hdr[14] = s->ip[8];
+    hdr[15] = s->ip[1];
+    l2_set(c, from ^ 1, hdr);
 }
 
 static void init_half(struct half *h)
@@ -1728,11 +1842,8 @@ static void settle(struct mqo_splice *sp)
              * subscriber) */
             cold_trim(sp, &c->h[to == MQO_SIDE_BROKER ? C2S : S2C]);
         }
-    while (sp->dead) {
-        struct sconn *d = sp->dead;
-        sp->dead = d->dead_next;
-        free_conn(sp, d);
-    }
+    while (sp->ndead)
+        free_conn(sp, sp->dead[--sp->ndead]);
 }
 
 int mqo_splice_input(struct mqo_splice *sp, int from, const uint8_t *frame, size_t len,
@@ -1988,8 +2099,8 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
         sp->last_tick = now;
     expire_idle(sp, now, dt);
     /* connections whose earliest timer is due */
-    while (sp->nheap && sp->heap[0]->hkey <= now) {
-        struct sconn *c = sp->heap[0];
+    while (sp->nheap && sp->heap[0].key <= now) {
+        struct sconn *c = sp->heap[0].c;
         heap_del(sp, c);
         if (c->dead)
             continue;
@@ -2016,7 +2127,7 @@ uint64_t mqo_splice_next_timer(const struct mqo_splice *sp, uint64_t now)
 {
     if (!sp->nheap)
         return UINT64_MAX;
-    uint64_t due = sp->heap[0]->hkey;
+    uint64_t due = sp->heap[0].key;
     return due > now ? due - now : 0;
 }
 
@@ -2052,11 +2163,18 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
         sp->cfg.share_min = SHARE_MIN;
     sp->give_up_ns = mqo_splice_give_up_ns(sp->cfg.rtx_retries);
     sp->heap = malloc(sp->cfg.max_conns * sizeof *sp->heap);
-    if (!sp->heap) {
+    sp->dead = malloc(sp->cfg.max_conns * sizeof *sp->dead);
+    sp->l2.v = calloc(8, sizeof *sp->l2.v);
+    if (!sp->heap || !sp->dead || !sp->l2.v) {
+        free(sp->heap);
+        free(sp->dead);
+        free(sp->l2.v);
         free(sp);
         errno = ENOMEM;
         return NULL;
     }
+    sp->l2.n = 1; /* entry 0: all zero */
+    sp->l2.cap = 8;
     if (!sp->cfg.idle_ms)
         sp->cfg.idle_ms = 2 * 3600 * 1000;
     if (!sp->cfg.startup_hold_ms)
@@ -2073,6 +2191,8 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
     if (!sp->eng) {
         int err = errno;
         free(sp->heap);
+        free(sp->dead);
+        free(sp->l2.v);
         free(sp);
         errno = err;
         return NULL;
@@ -2099,10 +2219,21 @@ void mqo_splice_free(struct mqo_splice *sp)
     mqo_map_free(&sp->unseen);
     mqo_engine_free(sp->eng);
     free(sp->heap);
+    free(sp->dead);
+    free(sp->l2.v);
+    mqo_map_free(&sp->l2.idx);
     free(sp);
 }
 
 const struct mqo_splice_stats *mqo_splice_stats(const struct mqo_splice *sp) { return &sp->st; }
+
+size_t mqo_splice_templates(const struct mqo_splice *sp)
+{
+    size_t n = 0;
+    for (uint32_t i = 1; i < sp->l2.n; i++)
+        n += sp->l2.v[i].refs != 0;
+    return n;
+}
 const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *sp)
 {
     return mqo_engine_stats(sp->eng);
@@ -2156,9 +2287,8 @@ int mqo_splice_resume(struct mqo_splice *sp, const struct mqo_ctab_ent *e, uint6
     c->state = ST_EST;
     c->ts_ok = e->ts_ok;
     c->syn_ws = 1;
-    memcpy(c->eth, e->eth, sizeof c->eth);
-    memcpy(c->ttl, e->ttl, sizeof c->ttl);
-    memcpy(c->tos, e->tos, sizeof c->tos);
+    for (int to = 0; to < 2; to++)
+        l2_set_parts(c, to, e->eth[to], e->ttl[to], e->tos[to]);
     c->last_seen = sp->now;
     for (int d = 0; d < 2; d++) {
         struct half *h = &c->h[d];
@@ -2280,12 +2410,14 @@ int mqo_splice_save(struct mqo_splice *sp, struct mqo_buf *out)
         const struct sconn *c = (const struct sconn *)(uintptr_t)sp->conns.slots[i].val;
         mqo_wr_u32(&w, c->cip);
         mqo_wr_u16(&w, c->cport);
+        const uint8_t *l2[2] = {l2_hdr(c, 0), l2_hdr(c, 1)};
         const uint8_t f[] = {c->state,     c->ts_ok,      c->dead,       c->queued[0],
                              c->queued[1], c->ack_due[0], c->ack_due[1], c->rst_sent,
-                             c->syn_ws,    c->ttl[0],     c->ttl[1],     c->tos[0],
-                             c->tos[1]};
+                             c->syn_ws,    l2[0][14],     l2[1][14],     l2[0][15],
+                             l2[1][15]};
         mqo_wr_blob(&w, f, sizeof f);
-        mqo_wr_bytes_raw(&w, c->eth, sizeof c->eth);
+        mqo_wr_bytes_raw(&w, l2[0], 14);
+        mqo_wr_bytes_raw(&w, l2[1], 14);
         mqo_wr_u16(&w, c->ip_id[0]);
         mqo_wr_u16(&w, c->ip_id[1]);
         mqo_wr_u64(&w, c->last_seen);
@@ -2456,20 +2588,17 @@ int mqo_splice_load(struct mqo_splice *sp, const uint8_t *p, size_t n)
         if (r.err || nf < 13)
             goto out;
         c->state = f[0] <= ST_CLOSED ? f[0] : ST_CLOSED;
-        c->ts_ok = f[1];
+        c->ts_ok = f[1] != 0;
         c->dead = 0; /* settled before the save: none is dead */
         c->ack_due[0] = f[5];
         c->ack_due[1] = f[6];
-        c->rst_sent = f[7];
-        c->syn_ws = f[8];
-        c->ttl[0] = f[9];
-        c->ttl[1] = f[10];
-        c->tos[0] = f[11];
-        c->tos[1] = f[12];
-        const uint8_t *eth = mqo_rd_raw(&r, sizeof c->eth);
+        c->rst_sent = f[7] != 0;
+        c->syn_ws = f[8] != 0;
+        const uint8_t *eth = mqo_rd_raw(&r, 28);
         if (!eth)
             goto out;
-        memcpy(c->eth, eth, sizeof c->eth);
+        for (int to = 0; to < 2; to++)
+            l2_set_parts(c, to, eth + 14 * to, f[9 + to], f[11 + to]);
         c->ip_id[0] = mqo_rd_u16(&r);
         c->ip_id[1] = mqo_rd_u16(&r);
         c->last_seen = mqo_rd_u64(&r);

@@ -178,6 +178,9 @@ const struct mqo_engine_stats *mqo_splice_engine_stats(const struct mqo_splice *
  * the broker, held[MQO_S2C] toward the clients (walks every connection: for metrics). */
 void mqo_splice_held(const struct mqo_splice *sp, uint64_t held[2]);
 struct mqo_engine *mqo_splice_engine(struct mqo_splice *s);
+/* Distinct frame templates (Ethernet header, TTL, TOS of one direction) the connections hold:
+ * kept once each, however many connections share one. */
+size_t mqo_splice_templates(const struct mqo_splice *s);
 
 /* What the output toward a side does itself (mqo_splice_set_offload). */
 struct mqo_splice_offload {

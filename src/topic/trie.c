@@ -597,7 +597,7 @@ int mqo_trie_add(struct mqo_trie *t, const uint8_t *filter, size_t len, void *ow
     s = malloc(sizeof *s + len);
     if (!s)
         goto nomem;
-    if (t->count + 1 > t->nbk)
+    if (t->count + 1 > 2 * t->nbk) /* two a bucket on average, as the client-id table */
         id_resize(t, t->nbk * 2);
 
     s->flen = (uint32_t)len;
@@ -651,7 +651,7 @@ int mqo_trie_del(struct mqo_trie *t, const uint8_t *filter, size_t len, void *ow
             n->ecap /= 2;
         }
     }
-    if (t->nbk > ID_BUCKETS_MIN && t->count * 8 < t->nbk)
+    if (t->nbk > ID_BUCKETS_MIN && t->count * 4 < t->nbk)
         id_resize(t, t->nbk / 2);
     return 0;
 }

@@ -265,6 +265,9 @@ int h_open(struct harness *h)
                        1883, 0x10000000u * (uint32_t)(i % 15) + 0xfffff000u, 1460, 65535, 1, 7);
             ts_ep_init(cl->bep, MQO_SIDE_BROKER, ip4(198, 18, 0, 2), 1883, ip4(198, 18, 0, 1),
                        port, 0x7fffff00u + (uint32_t)i * 7919u, 1460, 65535, 1, 7);
+            /* clients on four hosts, with two TTLs and three TOS values between them: the
+             * splice's frames must take each connection's (h_tcp_clean checks them) */
+            h_client_l2(h, i, (uint8_t)(i % 4), (uint8_t)(64 - i % 2), (uint8_t)(i % 3 * 4));
             ts_net_add(&h->net, cl->cep);
             ts_net_add(&h->net, cl->bep);
             ts_connect(&h->net, cl->cep);
@@ -273,6 +276,16 @@ int h_open(struct harness *h)
         return i;
     }
     return -1;
+}
+
+void h_client_l2(struct harness *h, int i, uint8_t host, uint8_t ttl, uint8_t tos)
+{
+    struct h_client *cl = &h->cl[i];
+    uint8_t mac[6] = {0x02, 0, 0, 0, 1, host};
+    memcpy(cl->cep->mac, mac, 6);
+    memcpy(cl->bep->peer_mac, mac, 6);
+    cl->cep->ttl = cl->bep->peer_ttl = ttl;
+    cl->cep->tos = cl->bep->peer_tos = tos;
 }
 
 /* ---- builders ---- */
@@ -1453,6 +1466,14 @@ int h_tcp_clean(const struct harness *h, char *why, size_t whylen)
         const struct h_client *cl = &h->cl[i];
         if (!cl->used || !cl->cep)
             continue;
+        if (cl->cep->misaddressed || cl->bep->misaddressed) {
+            snprintf(why, whylen,
+                     "client %d: frames with the wrong addresses, TTL or TOS: %llu toward the "
+                     "client, %llu toward the broker",
+                     i, (unsigned long long)cl->cep->misaddressed,
+                     (unsigned long long)cl->bep->misaddressed);
+            return 0;
+        }
         if (cl->cep->violations || cl->bep->violations ||
             (!reorders && (cl->cep->paws_drops || cl->bep->paws_drops))) {
             snprintf(why, whylen, "client %d: violations %llu/%llu, PAWS drops %llu/%llu", i,

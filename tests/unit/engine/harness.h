@@ -308,6 +308,10 @@ int h_setup_fanout(struct harness *h, int n, uint8_t v, const char *filter, uint
  * count on a wire that neither reorders nor duplicates: any TCP drops a reordered older
  * segment), else 0 with the client and counts in why. */
 int h_tcp_clean(const struct harness *h, char *why, size_t whylen);
+/* Client i's host (the last byte of its MAC), TTL and TOS from now on (H_SPLICE): the frames
+ * it sends carry them, and the frames toward it must (h_tcp_clean). h_open gives each client
+ * host i % 4, TTL 64 - i % 2 and TOS i % 3 * 4. */
+void h_client_l2(struct harness *h, int i, uint8_t host, uint8_t ttl, uint8_t tos);
 
 /* Client i acknowledges the k-th PUBLISH it received (PUBACK, or PUBREC for QoS 2). */
 void h_ack(struct harness *h, int i, size_t k);

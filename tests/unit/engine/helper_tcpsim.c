@@ -129,6 +129,10 @@ static void enqueue(struct ts_net *n, struct ts_ep *ep, int to_splice, const uin
     struct ts_wire *w = &n->wire;
     int dir = to_splice ? 0 : 1;
     w->frames[dir]++;
+    if (!to_splice && len >= 14 + 20 &&
+        (memcmp(f, ep->mac, 6) || memcmp(f + 6, ep->peer_mac, 6) ||
+         f[14 + 8] != (ep->peer_ttl ? ep->peer_ttl : 64) || f[14 + 1] != ep->peer_tos))
+        ep->misaddressed++;
     if (w->drop && w->drop(w->drop_arg, ep, to_splice, f, len)) {
         w->lost[dir]++;
         return;
@@ -307,11 +311,11 @@ size_t ts_build(struct ts_ep *e, uint8_t *out, uint32_t seq, uint32_t ack, uint8
         opt[ol++] = 0;
     size_t tl = 20 + ol + len;
     ip[0] = 0x45;
-    ip[1] = 0;
+    ip[1] = e->tos;
     wr16(ip + 2, (uint16_t)(20 + tl));
     wr16(ip + 4, 0);
     wr16(ip + 6, 0x4000);
-    ip[8] = 64;
+    ip[8] = e->ttl ? e->ttl : 64;
     ip[9] = 6;
     wr16(ip + 10, 0);
     memcpy(ip + 12, &e->ip, 4);
@@ -358,6 +362,8 @@ static void ack_now(struct ts_net *n, struct ts_ep *e)
 {
     send(n, e, e->snd_nxt + (e->fin_sent ? 1 : 0), NULL, 0, 0x10);
 }
+
+void ts_ack_now(struct ts_net *n, struct ts_ep *e) { ack_now(n, e); }
 
 static void try_send(struct ts_net *n, struct ts_ep *e)
 {

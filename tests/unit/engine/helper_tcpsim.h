@@ -24,6 +24,8 @@
 struct ts_ep {
     int side;          /* MQO_SIDE_CLIENT or MQO_SIDE_BROKER: where it sits */
     uint8_t mac[6], peer_mac[6];
+    /* TTL and TOS of the frames it sends (ttl 0: 64), and of the frames its peer sends */
+    uint8_t ttl, tos, peer_ttl, peer_tos;
     uint32_t ip, peer_ip;   /* network order */
     uint16_t port, peer_port;
     int state;              /* 0 closed, 1 syn sent, 2 syn rcvd, 3 established, 4 fin */
@@ -59,6 +61,9 @@ struct ts_ep {
     uint64_t paws_drops;
     uint64_t dup_data;         /* data segments entirely below rcv_nxt */
     uint64_t ooo_drops;
+    /* frames it received whose Ethernet addresses, TTL or TOS are not what its peer sends
+     * (the splice's own frames take them from the peer's frames) */
+    uint64_t misaddressed;
 };
 
 struct ts_wire {
@@ -151,6 +156,8 @@ int ts_net_busy(const struct ts_net *n);
 
 /* Sends a raw frame from an endpoint position toward the splice (for hand-built tests). */
 void ts_inject(struct ts_net *n, struct ts_ep *from, const uint8_t *frame, size_t len);
+/* e sends a pure ACK now (a window update, as a stack sends one). */
+void ts_ack_now(struct ts_net *n, struct ts_ep *e);
 
 /* Builds a segment from e with explicit fields; returns the frame length. */
 size_t ts_build(struct ts_ep *e, uint8_t *out, uint32_t seq, uint32_t ack, uint8_t flags,

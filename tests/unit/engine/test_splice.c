@@ -547,6 +547,48 @@ static void test_fin_both_ways(void **s)
     done(h);
 }
 
+/* The frames the splice sends take their Ethernet header, TTL and TOS from the frames of the
+ * side they go to (h_tcp_clean checks every one). Each distinct template is kept once, follows
+ * a client that moves, and goes with the last connection that used it. */
+static void test_frame_templates(void **s)
+{
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 11, MQO_MQTT_V311, "f", 1);
+    /* toward the broker, the clients' own (host i % 4, TTL 64 - i % 2, TOS i % 3 * 4): 12
+     * distinct; toward the clients, the broker's frames to the four hosts */
+    assert_int_equal(mqo_splice_templates(h->splice), 12 + 4);
+    h_publish(h, 0, "f", "a", 1, 0);
+    h_run(h);
+    /* client 5 moves to host 9 with another TTL: it and the broker say so with an ACK each
+     * before anything else goes its way */
+    h_client_l2(h, 5, 9, 60, 8);
+    ts_ack_now(&h->net, h->cl[5].cep);
+    ts_ack_now(&h->net, h->cl[5].bep);
+    h_run(h);
+    /* its old template toward the broker was its own, host 1 still has clients 1 and 9 */
+    assert_int_equal(mqo_splice_templates(h->splice), 12 + 5);
+    h_publish(h, 0, "f", "b", 1, 0);
+    h_publish(h, 5, "f", "c", 0, 0);
+    h_run(h);
+    for (int i = 1; i <= 11; i++) {
+        assert_int_equal(h_count_pub(h, i, "f"), 3);
+        assert_memory_equal(h_pub(h, i, 2)->payload, "c", 1);
+    }
+    assert_int_equal(h->broker_publish_in, 0);
+    /* hosts 1 and 9 leave: their templates go once their connections are forgotten */
+    int gone[] = {1, 5, 9};
+    for (int k = 0; k < 3; k++) {
+        uint8_t b[2];
+        h_send(h, gone[k], b, hb_simple(b, MQO_DISCONNECT));
+        h_close(h, gone[k]);
+    }
+    h_run(h);
+    h_advance(h, 12000);
+    assert_int_equal(mqo_splice_stats(h->splice)->conns_tracked, 9);
+    assert_int_equal(mqo_splice_templates(h->splice), 9 + 3);
+    done(h);
+}
+
 /* A connection opened before the splice existed is never edited, and still works. */
 static void test_untracked_connection_untouched(void **s)
 {
@@ -864,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_rst_mid_stream),
         cmocka_unit_test(test_tcp_keepalive_probe),
         cmocka_unit_test(test_fin_both_ways),
+        cmocka_unit_test(test_frame_templates),
         cmocka_unit_test(test_idle_holds_no_flight_state),
         cmocka_unit_test(test_idle_holds_no_flight_state_lossy),
         cmocka_unit_test(test_untracked_connection_untouched),
