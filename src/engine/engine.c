@@ -91,12 +91,11 @@ const char *mqo_pt_reason_name(enum mqo_pt_reason r)
 
 void *mqo_conn_ud(const struct mqo_conn *c) { return c->ud; }
 
-void mqo_conn_set_peer(struct mqo_conn *c, const char *peer)
+void mqo_peer_parse(struct mqo_peer *p, const char *peer)
 {
-    /* "a.b.c.d:port" or "[v6]:port"; anything else leaves the address unknown */
     char host[INET6_ADDRSTRLEN + 1];
     const char *colon = strrchr(peer, ':'), *h = peer, *he = colon;
-    c->peer_fam = 0;
+    memset(p, 0, sizeof *p);
     if (!colon)
         return;
     if (*h == '[') {
@@ -114,30 +113,41 @@ void mqo_conn_set_peer(struct mqo_conn *c, const char *peer)
     char *scope = strchr(host, '%'); /* a link-local address's zone is not kept */
     if (scope)
         *scope = 0;
-    if (inet_pton(AF_INET, host, c->peer_ip) == 1)
-        c->peer_fam = 4;
-    else if (inet_pton(AF_INET6, host, c->peer_ip) == 1)
-        c->peer_fam = 6;
-    c->peer_port = (uint16_t)port;
+    if (inet_pton(AF_INET, host, p->ip) == 1)
+        p->fam = 4;
+    else if (inet_pton(AF_INET6, host, p->ip) == 1)
+        p->fam = 6;
+    p->port = (uint16_t)port;
 }
 
-const char *eng_conn_peer(const struct mqo_conn *c, char *buf, size_t len)
+const char *mqo_peer_format(const struct mqo_peer *p, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN];
-    if (!c->peer_fam || !inet_ntop(c->peer_fam == 4 ? AF_INET : AF_INET6, c->peer_ip, host,
-                                   sizeof host)) {
+    if ((p->fam != 4 && p->fam != 6) ||
+        !inet_ntop(p->fam == 4 ? AF_INET : AF_INET6, p->ip, host, sizeof host)) {
         if (len)
             buf[0] = 0;
         return buf;
     }
-    snprintf(buf, len, c->peer_fam == 6 ? "[%s]:%u" : "%s:%u", host, c->peer_port);
+    snprintf(buf, len, p->fam == 6 ? "[%s]:%u" : "%s:%u", host, p->port);
     return buf;
+}
+
+const char *eng_conn_peer(const struct mqo_conn *c, char *buf, size_t len)
+{
+    struct mqo_peer p = {0};
+    const struct mqo_engine *e = c->eng;
+    if (e->cfg.ops.peer)
+        e->cfg.ops.peer(e->cfg.ud, c, &p);
+    return mqo_peer_format(&p, buf, len);
 }
 
 const char *mqo_conn_who(const struct mqo_conn *c, char *buf, size_t len)
 {
     char peer[INET6_ADDRSTRLEN + 8];
-    const char *from = c->peer_fam ? eng_conn_peer(c, peer, sizeof peer) : "an unknown address";
+    const char *from = eng_conn_peer(c, peer, sizeof peer);
+    if (!*from)
+        from = "an unknown address";
     if (c->cid) {
         /* the codec and the broker refuse control characters in an id; should one get
          * through, it still cannot split or forge a log line */

@@ -55,6 +55,18 @@ void mqo_out_copy(const struct mqo_out *o, uint8_t *dst);
  * count. The iovecs point into o->msg and scratch. */
 int mqo_out_iov(const struct mqo_out *o, uint8_t scratch[3], struct iovec iov[4]);
 
+/* A client's address, for log lines: kept by the mode, which knows it (mqo_engine_ops.peer). */
+struct mqo_peer {
+    uint8_t ip[16]; /* IPv4: the first 4 bytes */
+    uint16_t port;
+    uint8_t fam; /* 4 or 6; 0: unknown */
+};
+/* p from "a.b.c.d:port" or "[v6]:port" (a link-local address's zone is dropped); another form
+ * leaves it unknown. */
+void mqo_peer_parse(struct mqo_peer *p, const char *s);
+/* p as "a.b.c.d:port" or "[v6]:port" into buf ("" when unknown). Returns buf. */
+const char *mqo_peer_format(const struct mqo_peer *p, char *buf, size_t len);
+
 struct mqo_engine_ops {
     void (*forward)(void *ud, struct mqo_conn *c, enum mqo_dir stream, const uint8_t *p,
                     size_t n);
@@ -72,6 +84,9 @@ struct mqo_engine_ops {
      * identifier left): never for a protocol matter, which the broker judges. The mode closes
      * both sides and then calls mqo_engine_conn_close(). */
     void (*close)(void *ud, struct mqo_conn *c, int reason);
+    /* The address of c's client, for the log lines about c (p comes zeroed: unknown). NULL:
+     * always unknown. The engine keeps no copy: the mode has it. */
+    void (*peer)(void *ud, const struct mqo_conn *c, struct mqo_peer *p);
 };
 
 /* Where authorization comes from. With none the engine consumes nothing. */
@@ -225,9 +240,6 @@ struct mqo_conn *mqo_engine_conn_open(struct mqo_engine *e, void *ud, uint64_t n
 /* The connection is gone (either side closed, or the mode closed it). Frees it. */
 void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t now_ns);
 void *mqo_conn_ud(const struct mqo_conn *c);
-/* The client's address as the mode knows it ("198.18.0.1:40001" or "[v6]:port"), for the log
- * lines about c (kept in binary; another form leaves the address unknown). */
-void mqo_conn_set_peer(struct mqo_conn *c, const char *peer);
 /* "client 'ID' from ADDR" (or "a client from ADDR" before its CONNECT) into buf. Returns buf. */
 const char *mqo_conn_who(const struct mqo_conn *c, char *buf, size_t len);
 uint64_t mqo_conn_id(const struct mqo_conn *c);

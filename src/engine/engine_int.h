@@ -143,7 +143,6 @@ struct mqo_conn {
     uint16_t cid_len;
     uint16_t user_len;
     uint8_t last_reason; /* enum mqo_pt_reason */
-    uint8_t peer_fam;
     uint32_t session_expiry;
     uint32_t client_max_packet; /* v5 Maximum Packet Size of the client (0: none) */
     uint32_t broker_max_packet; /* from CONNACK (0: none) */
@@ -151,10 +150,7 @@ struct mqo_conn {
     uint16_t eng_inflight;      /* offload QoS 1 deliveries unacknowledged */
     uint16_t broker_inflight;   /* broker QoS 1/2 PUBLISHes not completed by the client */
     uint16_t pid_cursor;  /* next client-side packet identifier (Mosquitto's last_mid + 1) */
-    /* the client's address, for log lines (mqo_conn_set_peer): IPv4 (peer_fam 4, the first
-     * 4 bytes), IPv6 (6), 0: unknown; kept binary, formatted when a line is written */
-    uint8_t peer_ip[16];
-    uint16_t peer_port;
+    /* (the client's address for log lines is the mode's: mqo_engine_ops.peer) */
     uint8_t *cid;
     uint8_t *user;
     struct session *sess;

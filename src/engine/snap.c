@@ -437,16 +437,11 @@ static int conn_load(struct load_ctx *x)
     c->last_reason = (enum mqo_pt_reason)reason;
     if (rd_opt_blob(r, 65535, &c->cid, &c->cid_len))
         return -EINVAL;
+    /* the client's address: the mode that loads the connection knows it (ops.peer) */
     size_t pl;
-    const uint8_t *peer = mqo_rd_blob(r, 63, &pl);
+    (void)mqo_rd_blob(r, 63, &pl);
     if (r->err)
         return -EINVAL;
-    if (pl) {
-        char s[64];
-        memcpy(s, peer, pl);
-        s[pl] = 0;
-        mqo_conn_set_peer(c, s);
-    }
     if (rd_opt_blob(r, 65535, &c->user, &c->user_len))
         return -EINVAL;
     c->sess = sess_at(x, mqo_rd_u32(r), 1, c);

@@ -90,6 +90,7 @@ struct pconn {
     uint64_t fail_deadline;
     struct pconn *dirty_next, *dead_next, *border_next, *resume_next;
     struct pconn *prev, *next;
+    struct mqo_peer peer; /* the client's address (op_peer) */
 };
 
 struct proxy {
@@ -361,14 +362,29 @@ static void sniff_connect(struct pconn *pc, const uint8_t *p, size_t n)
     sniff_free(pc);
 }
 
-/* Names the client of c by its address in the engine's log lines. */
-static void set_peer(struct mqo_conn *c, const struct sockaddr_storage *a, socklen_t len)
+/* Keeps the client's address for the engine's log lines (op_peer); another family, or none,
+ * leaves it unknown. */
+static void set_peer(struct pconn *pc, const struct sockaddr_storage *a, socklen_t len)
 {
-    char host[64] = "?", port[16] = "?", s[96];
-    getnameinfo((const struct sockaddr *)a, len, host, sizeof host, port, sizeof port,
-                NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(s, sizeof s, a->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
-    mqo_conn_set_peer(c, s);
+    memset(&pc->peer, 0, sizeof pc->peer);
+    if (a && a->ss_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)a;
+        memcpy(pc->peer.ip, &v4->sin_addr, 4);
+        pc->peer.port = ntohs(v4->sin_port);
+        pc->peer.fam = 4;
+    } else if (a && a->ss_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)a;
+        memcpy(pc->peer.ip, &v6->sin6_addr, 16);
+        pc->peer.port = ntohs(v6->sin6_port);
+        pc->peer.fam = 6;
+    }
+}
+
+static void op_peer(void *ud, const struct mqo_conn *c, struct mqo_peer *p)
+{
+    (void)ud;
+    const struct pconn *pc = mqo_conn_ud(c);
+    *p = pc->peer;
 }
 
 /* The broker side of a new client: the upstream's socket, a socket connecting to the broker,
@@ -429,7 +445,7 @@ static struct pconn *conn_new(struct proxy *px, int cfd, void *ch, const struct 
             close(cfd);
         return NULL;
     }
-    set_peer(pc->ec, (const struct sockaddr_storage *)peer, pl);
+    set_peer(pc, (const struct sockaddr_storage *)peer, pl);
     pc->next = px->conns;
     if (px->conns)
         px->conns->prev = pc;
@@ -1379,7 +1395,8 @@ int mqo_px_run(const struct mqo_proxy_cfg *cfg, const struct mqo_px_stack *stk,
                                      .insert = op_insert,
                                      .room = op_room,
                                      .queued = op_queued,
-                                     .close = op_close};
+                                     .close = op_close,
+                                     .peer = op_peer};
     ec.ud = &px;
     px.eng = mqo_engine_new(&ec);
     if (!px.eng)

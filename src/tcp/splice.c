@@ -1204,6 +1204,15 @@ static void reset_both(struct sconn *c)
 
 static struct sconn *conn_of(struct mqo_conn *ec) { return mqo_conn_ud(ec); }
 
+static void op_peer(void *ud, const struct mqo_conn *ec, struct mqo_peer *p)
+{
+    (void)ud;
+    const struct sconn *c = mqo_conn_ud(ec);
+    memcpy(p->ip, &c->cip, 4);
+    p->port = c->cport;
+    p->fam = 4;
+}
+
 static void op_forward(void *ud, struct mqo_conn *ec, enum mqo_dir s, const uint8_t *p, size_t n)
 {
     struct sconn *c = conn_of(ec);
@@ -1484,10 +1493,6 @@ static struct sconn *new_conn(struct mqo_splice *sp, const struct seg *s)
         free(c);
         return NULL;
     }
-    char peer[24];
-    const uint8_t *ip = (const uint8_t *)&c->cip;
-    snprintf(peer, sizeof peer, "%u.%u.%u.%u:%u", ip[0], ip[1], ip[2], ip[3], c->cport);
-    mqo_conn_set_peer(c->ec, peer);
     sp->st.conns_tracked++;
     sp->st.conns_total++;
     return c;
@@ -2185,7 +2190,8 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
                                      .insert = op_insert,
                                      .room = op_room,
                                      .queued = op_queued,
-                                     .close = op_close};
+                                     .close = op_close,
+                                     .peer = op_peer};
     ec.ud = sp;
     sp->eng = mqo_engine_new(&ec);
     if (!sp->eng) {

@@ -21,6 +21,14 @@ static int idx_of(const struct harness *h, const struct mqo_conn *c)
 
 /* ---- engine ops ---- */
 
+static void op_peer(void *ud, const struct mqo_conn *c, struct mqo_peer *p)
+{
+    const struct harness *h = ud;
+    *p = h->cl[idx_of(h, c)].peer;
+}
+
+void h_set_peer(struct harness *h, int i, const char *peer) { mqo_peer_parse(&h->cl[i].peer, peer); }
+
 static void op_forward(void *ud, struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_t n)
 {
     struct harness *h = ud;
@@ -110,7 +118,8 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
                                     .consume = op_consume,
                                     .insert = op_insert,
                                     .room = op_room,
-                                    .close = op_close};
+                                    .close = op_close,
+                                    .peer = op_peer};
     c.ud = h;
     h->cfg = c;
     h->eng = mqo_engine_new(&c);

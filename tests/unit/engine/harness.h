@@ -94,6 +94,7 @@ struct h_order {
 struct h_client {
     int used;
     struct mqo_conn *conn;
+    struct mqo_peer peer; /* its address, as a mode keeps it (H_ENGINE: h_set_peer) */
     struct mqo_buf c2b; /* engine output toward the broker (pending delivery) */
     struct mqo_buf b2c; /* engine output toward the client (pending delivery) */
     struct mqo_buf crx; /* client's unparsed received bytes */
@@ -312,6 +313,8 @@ int h_tcp_clean(const struct harness *h, char *why, size_t whylen);
  * it sends carry them, and the frames toward it must (h_tcp_clean). h_open gives each client
  * host i % 4, TTL 64 - i % 2 and TOS i % 3 * 4. */
 void h_client_l2(struct harness *h, int i, uint8_t host, uint8_t ttl, uint8_t tos);
+/* Client i's address as the mode gives it to the engine (H_ENGINE; mqo_peer_parse's forms). */
+void h_set_peer(struct harness *h, int i, const char *peer);
 
 /* Client i acknowledges the k-th PUBLISH it received (PUBACK, or PUBREC for QoS 2). */
 void h_ack(struct harness *h, int i, size_t k);

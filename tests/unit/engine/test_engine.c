@@ -1066,23 +1066,23 @@ static void test_conn_who(void **s)
     struct harness *h = mk(NULL);
     int i = h_open(h);
     char who[200];
-    mqo_conn_set_peer(h->cl[i].conn, "198.18.0.1:40001");
+    h_set_peer(h, i, "198.18.0.1:40001");
     assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
                         "a client from 198.18.0.1:40001 (connection 1)");
     assert_true(h_connect(h, i, MQO_MQTT_V311, "pub-1", 1, 60));
     assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
                         "client 'pub-1' from 198.18.0.1:40001");
     /* the address is kept in binary: IPv6 (a zone is dropped), and anything else is unknown */
-    mqo_conn_set_peer(h->cl[i].conn, "[::1]:1883");
+    h_set_peer(h, i, "[::1]:1883");
     assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
                         "client 'pub-1' from [::1]:1883");
-    mqo_conn_set_peer(h->cl[i].conn, "[fe80::1%veth0]:7");
+    h_set_peer(h, i, "[fe80::1%veth0]:7");
     assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
                         "client 'pub-1' from [fe80::1]:7");
     const char *bad[] = {"", "198.18.0.1", "198.18.0.1:", "198.18.0.1:65536", "x:1", "[::1:1",
                          "198.18.0.1:1a", "[]:1"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        mqo_conn_set_peer(h->cl[i].conn, bad[k]);
+        h_set_peer(h, i, bad[k]);
         assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
                             "client 'pub-1' from an unknown address");
     }
@@ -1093,7 +1093,7 @@ static void test_conn_who(void **s)
     if (h->cl[i].conn)
         assert_string_equal(mqo_conn_who(h->cl[i].conn, who, sizeof who),
                             "client 'pub-1' from an unknown address");
-    mqo_conn_set_peer(h->cl[j].conn, "198.18.0.1:40002");
+    h_set_peer(h, j, "198.18.0.1:40002");
     assert_string_equal(mqo_conn_who(h->cl[j].conn, who, sizeof who),
                         "client 'pub-1' from 198.18.0.1:40002");
     done(h);
