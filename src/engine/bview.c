@@ -199,7 +199,8 @@ static void bv_clear(struct mqo_engine *e)
         }
     mqo_map_free(&e->bv.bind);
     e->bv.bind = (struct mqo_map){0};
-    for (struct mqo_conn *c = e->conns; c; c = c->next)
+    struct mqo_conn *c;
+    for (size_t it = 0; (c = eng_conn_next(e, &it));)
         if (c->bv)
             c->bv->pconn = 0;
     e->st.bv_bound = 0;
@@ -251,7 +252,8 @@ void mqo_engine_bv_synced(struct mqo_engine *e)
             if (bv_update(e, x))
                 mqo_warn("broker view: out of memory entering session '%.*s'", (int)x->cid_len,
                          x->cid);
-    for (struct mqo_conn *c = e->conns; c; c = c->next) {
+    struct mqo_conn *c;
+    for (size_t it = 0; (c = eng_conn_next(e, &it));) {
         /* messages passed through before may still be inside the broker: the first one
          * offloaded from now on follows an ordering barrier */
         c->barrier_due = 1;
@@ -548,7 +550,8 @@ int mqo_engine_each_sub(const struct mqo_engine *e,
 int mqo_engine_each_conn(const struct mqo_engine *e,
                          int (*fn)(void *arg, const struct mqo_conn_info *c), void *arg)
 {
-    for (const struct mqo_conn *c = e->conns; c; c = c->next) {
+    const struct mqo_conn *c;
+    for (size_t it = 0; (c = eng_conn_next(e, &it));) {
         struct mqo_conn_info ci = {
             .id = c->id,
             .cid = c->cid ? c->cid : (const uint8_t *)"",

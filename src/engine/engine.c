@@ -551,10 +551,6 @@ struct mqo_conn *mqo_engine_conn_open(struct mqo_engine *e, void *ud, uint64_t n
         free(c);
         return NULL;
     }
-    c->next = e->conns;
-    if (e->conns)
-        e->conns->prev = c;
-    e->conns = c;
     e->st.conns_open++;
     return c;
 }
@@ -697,14 +693,6 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
     free(c->bv);
     free(c->user);
     mqo_map_del(&e->conn_ids, c->id);
-    if (e->scan_conn == c)
-        e->scan_conn = c->next;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        e->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
     e->st.conns_open--;
     free(c);
 }
@@ -792,8 +780,15 @@ void mqo_engine_free(struct mqo_engine *e)
 {
     if (!e)
         return;
-    while (e->conns)
-        mqo_engine_conn_close(e, e->conns, e->now);
+    /* each close moves later connections back: from the same slot again */
+    for (size_t it = 0; it < e->conn_ids.cap;) {
+        size_t at = it;
+        struct mqo_conn *c = eng_conn_next(e, &it);
+        if (!c)
+            break;
+        mqo_engine_conn_close(e, c, e->now);
+        it = at;
+    }
     for (size_t i = 0; i < e->n_sbuckets; i++)
         while (e->sbuckets[i])
             session_free(e, e->sbuckets[i]);
@@ -1833,11 +1828,15 @@ void mqo_engine_tick(struct mqo_engine *e, uint64_t now_ns)
     if (now_ns > e->last_tick)
         e->last_tick = now_ns;
     size_t nc = (size_t)e->st.conns_open;
+    /* a connection the walk closes lets a later one move back past the cursor: it is
+     * visited in the next pass */
     for (size_t k = mqo_slice_share(&e->conn_credit, nc, dt, SCAN_NS); k; k--) {
-        struct mqo_conn *c = e->scan_conn ? e->scan_conn : e->conns;
-        if (!c)
-            break;
-        e->scan_conn = c->next; /* kept valid if a connection is freed meanwhile */
+        struct mqo_conn *c = eng_conn_next(e, &e->scan_slot);
+        if (!c) {
+            e->scan_slot = 0;
+            if (!(c = eng_conn_next(e, &e->scan_slot)))
+                break;
+        }
         tick_conn(e, c, now_ns);
     }
     /* held sessions whose expiry passed (v5): the broker has forgotten them too */
@@ -1868,8 +1867,5 @@ struct mqo_conn *mqo_engine_conn_find(struct mqo_engine *e, uint64_t id)
 void mqo_conn_set_ud(struct mqo_conn *c, void *ud) { c->ud = ud; }
 size_t mqo_engine_conn_count(const struct mqo_engine *e)
 {
-    size_t n = 0;
-    for (const struct mqo_conn *c = e->conns; c; c = c->next)
-        n++;
-    return n;
+    return e->conn_ids.n;
 }

@@ -113,8 +113,7 @@ struct stream {
 struct mqo_conn {
     struct mqo_engine *eng;
     void *ud;
-    uint64_t id;
-    struct mqo_conn *prev, *next; /* all connections */
+    uint64_t id; /* in eng->conn_ids */
     struct stream in[2];
 
     uint8_t version;      /* 0 until CONNECT */
@@ -249,8 +248,8 @@ struct mqo_engine {
     struct mqo_trie *trie;
     struct mqo_trie *broker_only;
     struct mqo_match_set ms;
-    struct mqo_conn *conns;
-    struct mqo_map conn_ids; /* id -> conn */
+    /* id -> conn: every connection (eng_conn_next walks them; they carry no list links) */
+    struct mqo_map conn_ids;
     uint64_t next_id;
     struct session **sbuckets;
     size_t n_sbuckets, n_sessions;
@@ -258,7 +257,7 @@ struct mqo_engine {
     /* timers: connections and session buckets are visited a slice per tick (scan_tick) */
     uint64_t last_tick;
     uint64_t conn_credit, bucket_credit;
-    struct mqo_conn *scan_conn; /* next connection to visit (NULL: from the start) */
+    size_t scan_slot;           /* next conn_ids slot to visit */
     size_t scan_bucket;         /* next session bucket to visit */
     uint64_t order_hold_ns;
     struct plan_ent *plan; /* fan-out plan of the PUBLISH being decided */
@@ -270,6 +269,18 @@ struct mqo_engine {
     uint8_t acl_broken;
     struct bview bv;
 };
+
+/* The connection in e->conn_ids at slot *it or after it, with *it moved past it; NULL: none
+ * left. Every connection: for (size_t it = 0; (c = eng_conn_next(e, &it));). Closing one
+ * moves later ones back (backward-shift deletion): a walk that closes goes on from the
+ * slot it closed, not past it. */
+static inline struct mqo_conn *eng_conn_next(const struct mqo_engine *e, size_t *it)
+{
+    for (; *it < e->conn_ids.cap; ++*it)
+        if (mqo_map_slot_used(&e->conn_ids.slots[*it]))
+            return (struct mqo_conn *)(uintptr_t)e->conn_ids.slots[(*it)++].val;
+    return NULL;
+}
 
 /* One version of the broker's acl_file. */
 struct acl_ver {

@@ -206,7 +206,8 @@ int mqo_engine_save(const struct mqo_engine *e, struct mqo_buf *out)
         for (struct session *s = e->sbuckets[i]; !rc && s; s = s->hnext)
             if (!s->foreign)
                 rc = sess_add(&x, s);
-    for (struct mqo_conn *c = e->conns; !rc && c; c = c->next) {
+    struct mqo_conn *c;
+    for (size_t it = 0; !rc && (c = eng_conn_next(e, &it));) {
         rc = sess_add(&x, c->sess);
         if (!rc)
             rc = sess_add(&x, c->pre);
@@ -241,11 +242,8 @@ int mqo_engine_save(const struct mqo_engine *e, struct mqo_buf *out)
     mqo_wr_u32(&w, x.n_trie);
     x.w = keep;
     mqo_trie_walk(e->trie, trie_entry, &x);
-    uint32_t nc = 0;
-    for (const struct mqo_conn *c = e->conns; c; c = c->next)
-        nc++;
-    mqo_wr_u32(&w, nc);
-    for (const struct mqo_conn *c = e->conns; c; c = c->next)
+    mqo_wr_u32(&w, (uint32_t)e->conn_ids.n);
+    for (size_t it = 0; (c = eng_conn_next(e, &it));)
         conn_save(&x, c);
     rc = x.err ? x.err : w.err;
 out:
@@ -362,14 +360,7 @@ static int conn_load(struct load_ctx *x)
         free(c);
         return -EINVAL;
     }
-    /* linked at the tail now: from here on mqo_engine_conn_close frees whatever was loaded */
-    struct mqo_conn **pp = &e->conns, *prev = NULL;
-    while (*pp) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    *pp = c;
-    c->prev = prev;
+    /* in conn_ids now: from here on mqo_engine_conn_close frees whatever was loaded */
     for (int d = 0; d < 2; d++) {
         struct stream *st = &c->in[d];
         size_t n;
@@ -529,7 +520,7 @@ static int conn_load(struct load_ctx *x)
 
 int mqo_engine_load(struct mqo_engine *e, const uint8_t *p, size_t n)
 {
-    if (e->conns || e->n_sessions)
+    if (e->conn_ids.n || e->n_sessions)
         return -EBUSY;
     struct load_ctx x = {.e = e, .r = {.p = p, .n = n}};
     struct mqo_rd *r = &x.r;
@@ -616,7 +607,8 @@ int mqo_engine_load(struct mqo_engine *e, const uint8_t *p, size_t n)
     for (uint32_t i = 0; i < x.ns; i++)
         st.blind_sessions += !x.sv[i]->known;
     st.relay_conns = st.unknown_conns = 0;
-    for (struct mqo_conn *c = e->conns; c; c = c->next) {
+    struct mqo_conn *c;
+    for (size_t it = 0; (c = eng_conn_next(e, &it));) {
         st.relay_conns += c->relay;
         st.unknown_conns += c->unknown;
     }
@@ -631,9 +623,7 @@ out:
         for (uint32_t i = 0; x.sv && i < x.ns; i++)
             if (x.sv[i] && !x.taken[i] && !x.sv[i]->registered)
                 eng_session_free(e, x.sv[i]);
-        e->st.conns_open = 0;
-        for (struct mqo_conn *c = e->conns; c; c = c->next)
-            e->st.conns_open++;
+        e->st.conns_open = e->conn_ids.n;
     }
     free(x.sv);
     free(x.taken);
