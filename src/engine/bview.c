@@ -527,8 +527,8 @@ static int each_sub_cb(void *arg, const uint8_t *filter, size_t len, void *owner
     const struct each_sub *w = arg;
     const struct session *s = owner;
     struct mqo_sub_info si = {
-        .cid = s->cid ? s->cid : (const uint8_t *)"",
-        .cid_len = s->cid ? s->cid_len : 0,
+        .cid = s->cid,
+        .cid_len = s->cid_len,
         .filter = filter,
         .len = len,
         .qos = o->qos,

@@ -417,9 +417,8 @@ struct session *eng_session_new(const uint8_t *cid, size_t n)
     struct session *s = calloc(1, sizeof *s + (n ? n : 1));
     if (!s)
         return NULL;
-    s->cid = s->cidb;
     if (n)
-        memcpy(s->cidb, cid, n);
+        memcpy(s->cid, cid, n);
     s->cid_len = (uint16_t)n;
     s->known = 1;
     s->expire_ns = UINT64_MAX;
@@ -444,14 +443,14 @@ int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len)
 {
     if (session_sub_index(s, f, len) >= 0)
         return 0;
-    if (s->n_subs == s->cap_subs) {
-        if (!s->cap_subs) {
+    if (s->n_subs == sess_room(s)) {
+        if (!s->subs_log) {
             s->subs = &s->sub1;
-            s->cap_subs = 1;
+            s->subs_log = 1;
         } else {
-            if (s->cap_subs > UINT32_MAX / 2)
+            if (s->subs_log >= 31)
                 return -ENOMEM;
-            uint32_t cap = s->cap_subs * 2;
+            uint32_t cap = sess_room(s) * 2;
             struct sfname *v = s->subs == &s->sub1 ? malloc(cap * sizeof *v)
                                                     : realloc(s->subs, cap * sizeof *v);
             if (!v)
@@ -459,7 +458,7 @@ int eng_session_sub_add(struct session *s, const uint8_t *f, size_t len)
             if (s->subs == &s->sub1)
                 v[0] = s->sub1;
             s->subs = v;
-            s->cap_subs = cap;
+            s->subs_log++;
         }
     }
     struct sfname *sn = &s->subs[s->n_subs];
@@ -517,7 +516,7 @@ static void session_set_known(struct mqo_engine *e, struct session *s, int known
 {
     if (s->known == known)
         return;
-    s->known = (uint8_t)known;
+    s->known = known != 0;
     if (known)
         e->st.blind_sessions--;
     else
@@ -1251,7 +1250,7 @@ static int s2c_connack(struct mqo_conn *c, const struct mqo_pkt *pk)
         }
         s->expire_ns = UINT64_MAX;
     }
-    s->persistent = persistent;
+    s->persistent = persistent != 0;
     s->conn = c;
     c->sess = s;
     conn_cid_share(c, s);

@@ -39,23 +39,30 @@ static inline const uint8_t *sfn_bytes(const struct sfname *n)
 /* Broker-side session of one client id, the owner of its subscriptions in the trie. */
 struct session {
     struct session *hnext; /* client-id hash chain */
-    uint8_t *cid;          /* cidb (eng_session_new) */
     uint16_t cid_len;
-    uint8_t registered; /* in the client-id hash (private sessions of empty ids are not) */
-    uint8_t known;      /* 0: the broker holds it and its subscriptions are unknown (blind) */
-    uint8_t persistent; /* clean-session 0 / session expiry > 0 */
-    uint8_t held;       /* went offline: its subscriptions are the broker's until clean */
-    uint8_t foreign;    /* owner of what the broker reports for a client the offload does not
-                         * carry (bview.c): a matching PUBLISH goes to the broker */
+    /* flags, one bit each (assign 0 or 1: a wider value keeps only its lowest bit) */
+    uint8_t registered : 1; /* in the client-id hash (private sessions of empty ids are not) */
+    uint8_t known : 1;      /* 0: the broker holds it and its subscriptions are unknown (blind) */
+    uint8_t persistent : 1; /* clean-session 0 / session expiry > 0 */
+    uint8_t held : 1;       /* went offline: its subscriptions are the broker's until clean */
+    uint8_t foreign : 1;    /* owner of what the broker reports for a client the offload does
+                             * not carry (bview.c): a matching PUBLISH goes to the broker */
+    uint8_t subs_log;       /* room of subs: 0 none, else 1 << (subs_log - 1) (sess_room) */
+    uint32_t n_subs;
     uint64_t expire_ns; /* held session forgotten after this (UINT64_MAX: never) */
     struct mqo_conn *conn;
     /* its filters: sub1 until a second one comes (most hold one; a session is kept per
      * client, so it is small: docs/ARCHITECTURE.md, Memory per connection) */
     struct sfname *subs;
-    uint32_t n_subs, cap_subs;
     struct sfname sub1;
-    uint8_t cidb[];
+    uint8_t cid[]; /* cid_len bytes (eng_session_new) */
 };
+/* 56 bytes and the client id: docs/ARCHITECTURE.md, Memory per connection */
+_Static_assert(sizeof(struct session) == 56, "a session is 56 bytes and its client id");
+static inline uint32_t sess_room(const struct session *s)
+{
+    return s->subs_log ? 1u << (s->subs_log - 1) : 0;
+}
 
 /* A session of client id cid[0..n) (NULL, 0: none), known, never expiring; NULL: no memory.
  * Freed with free() (after its filters: eng_session_free). */
