@@ -267,7 +267,7 @@ struct mqo_engine {
     size_t scan_slot;           /* next conn_ids slot to visit */
     size_t scan_bucket;         /* next session bucket to visit */
     uint64_t order_hold_ns;
-    struct plan_ent *plan; /* fan-out plan of the PUBLISH being decided */
+    struct plan_ent *plan; /* fan-out plan of the PUBLISH being decided, by match */
     size_t cap_plan;
     /* MQO_ACL_FILE: the acl_file versions the broker may be using (authz.c); none while the
      * file does not parse (acl_broken) */
@@ -295,18 +295,18 @@ struct acl_ver {
     uint8_t owned; /* given at run time (freed with the version); cfg.acl is borrowed */
 };
 
-/* One planned delivery: its subscriber is e->ms.v[mi]'s session's connection, and with ids
- * its subscription identifiers are that match's (a v5 subscriber). 8 bytes: a fan-out plans
- * one per subscriber, and the array keeps the room of the largest. */
+/* The plan of match e->ms.v[i] (its session's connection): size 0, no delivery (the broker
+ * would not deliver it either); with ids its subscription identifiers are that match's (a v5
+ * subscriber). 4 bytes: a fan-out plans one per subscriber, and the array keeps the room of
+ * the largest. */
 #define PLAN_SIZE_MAX ((1u << 29) - 1) /* more than an MQTT packet can be (256 MiB + 5) */
 struct plan_ent {
-    uint32_t mi;
     uint32_t size : 29;
     uint32_t qos : 1;  /* 0 or 1 (QoS 2 is never offloaded) */
     uint32_t drop : 1; /* QoS 0 that does not fit the subscriber's queue: dropped, counted */
     uint32_t ids : 1;
 };
-_Static_assert(sizeof(struct plan_ent) == 8, "a plan entry is 8 bytes");
+_Static_assert(sizeof(struct plan_ent) == 4, "a plan entry is 4 bytes");
 
 /* The room c->exp has for n entries (n > 0): EXP_MIN, or the power of two above n. Growth
  * happens where n is a power of two (eng_expect_reserve); fewer entries keep their room. */

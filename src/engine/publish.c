@@ -152,14 +152,15 @@ size_t mqo_engine_holds(const struct mqo_engine *e, enum mqo_pt_reason *out, siz
     return n;
 }
 
-/* The subscriber of a planned delivery. */
-static struct mqo_conn *plan_conn(const struct mqo_engine *e, const struct plan_ent *pe)
+/* The subscriber of match i's delivery. */
+static struct mqo_conn *plan_conn(const struct mqo_engine *e, size_t i)
 {
-    return ((const struct session *)e->ms.v[pe->mi].owner)->conn;
+    return ((const struct session *)e->ms.v[i].owner)->conn;
 }
 
-/* Decides whether c's PUBLISH can be consumed; fills e->plan (n in *np). Returns MQO_PT_NONE
- * or the reason to pass it through. *matched tells whether e->ms holds the match set. */
+/* Decides whether c's PUBLISH can be consumed; fills e->plan[0..*np) (*np: the matches).
+ * Returns MQO_PT_NONE or the reason to pass it through. *matched tells whether e->ms holds
+ * the match set. */
 static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
                                  const struct pubctx *x, size_t pkt_len, size_t *np,
                                  int *matched)
@@ -235,9 +236,10 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
     *matched = 1;
     if (plan_reserve(e, (size_t)nm))
         return MQO_PT_NOMEM;
-    size_t np_ = 0;
     for (size_t i = 0; i < ms->n; i++) {
         const struct mqo_match *m = &ms->v[i];
+        struct plan_ent *pe = &e->plan[i];
+        *pe = (struct plan_ent){0};
         struct session *s = m->owner;
         if (m->flags & MQO_SUB_SHARED)
             return MQO_PT_SHARED;
@@ -268,10 +270,7 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         uint8_t dq = qos < m->qos && !e->cfg.upgrade_outgoing_qos ? qos : m->qos;
         if (dq > 1)
             return MQO_PT_QOS2;
-        struct plan_ent *pe = &e->plan[np_];
-        *pe = (struct plan_ent){.mi = (uint32_t)i,
-                                .qos = dq,
-                                .ids = sc->version == MQO_MQTT_V5 && m->n_sub_ids};
+        *pe = (struct plan_ent){.qos = dq, .ids = sc->version == MQO_MQTT_V5 && m->n_sub_ids};
         if (pe->qos) {
             if (s->persistent)
                 return MQO_PT_PERSISTENT;
@@ -297,9 +296,8 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
                 return MQO_PT_ROOM;
             pe->drop = 1;
         }
-        np_++;
     }
-    *np = np_;
+    *np = ms->n;
     return MQO_PT_NONE;
 }
 
@@ -336,13 +334,13 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
     size_t n_own = 0;
     for (i = 0; i < np; i++) {
         struct plan_ent *pe = &e->plan[i];
-        if (pe->drop)
+        if (!pe->size || pe->drop)
             continue;
         if (pe->ids) {
             n_own++;
             continue;
         }
-        uint8_t version = plan_conn(e, pe)->version;
+        uint8_t version = plan_conn(e, i)->version;
         int v5 = version == MQO_MQTT_V5;
         if (!var[v5][pe->qos]) {
             var[v5][pe->qos] = build(x, version, pe->qos, NULL, 0, pe->size,
@@ -363,9 +361,9 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
     }
     for (i = 0; n_own && i < np; i++) {
         struct plan_ent *pe = &e->plan[i];
-        if (pe->drop || !pe->ids)
+        if (!pe->size || pe->drop || !pe->ids)
             continue;
-        const struct mqo_match *m = &e->ms.v[pe->mi];
+        const struct mqo_match *m = &e->ms.v[i];
         own[i] = build(x, MQO_MQTT_V5, pe->qos, e->ms.ids + m->sub_ids_at, m->n_sub_ids,
                        pe->size, &own_off[i]);
         if (!own[i]) {
@@ -379,11 +377,13 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
     c->last_reason = MQO_PT_NONE;
     for (i = 0; i < np; i++) {
         struct plan_ent *pe = &e->plan[i];
+        if (!pe->size)
+            continue;
         if (pe->drop) {
             e->st.dropped_qos0++;
             continue;
         }
-        struct mqo_conn *sc = plan_conn(e, pe);
+        struct mqo_conn *sc = plan_conn(e, i);
         int v5 = sc->version == MQO_MQTT_V5;
         struct mqo_msg *mine = own ? own[i] : NULL;
         struct mqo_out o = {.msg = mine ? mine : var[v5][pe->qos]};
