@@ -270,7 +270,9 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         uint8_t dq = qos < m->qos && !e->cfg.upgrade_outgoing_qos ? qos : m->qos;
         if (dq > 1)
             return MQO_PT_QOS2;
-        *pe = (struct plan_ent){.qos = dq, .ids = sc->version == MQO_MQTT_V5 && m->n_sub_ids};
+        uint32_t n_ids;
+        const uint32_t *ids = mqo_match_ids(ms, i, &n_ids);
+        *pe = (struct plan_ent){.qos = dq, .ids = sc->version == MQO_MQTT_V5 && n_ids};
         if (pe->qos) {
             if (s->persistent)
                 return MQO_PT_PERSISTENT;
@@ -284,8 +286,7 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
         }
         struct mqo_pub_spec sp;
         /* no identifiers: ms->ids may be NULL, and NULL + 0 is undefined */
-        spec_for(x, sc->version, pe->qos, pe->ids ? ms->ids + m->sub_ids_at : NULL,
-                 pe->ids ? m->n_sub_ids : 0, &sp);
+        spec_for(x, sc->version, pe->qos, pe->ids ? ids : NULL, pe->ids ? n_ids : 0, &sp);
         size_t sz = mqo_mqtt_publish_size(&sp);
         if (sz == 0 || sz > PLAN_SIZE_MAX ||
             (sc->client_max_packet && sz > sc->client_max_packet))
@@ -363,9 +364,9 @@ static int fan_out(struct mqo_engine *e, struct mqo_conn *c, const struct pubctx
         struct plan_ent *pe = &e->plan[i];
         if (!pe->size || pe->drop || !pe->ids)
             continue;
-        const struct mqo_match *m = &e->ms.v[i];
-        own[i] = build(x, MQO_MQTT_V5, pe->qos, e->ms.ids + m->sub_ids_at, m->n_sub_ids,
-                       pe->size, &own_off[i]);
+        uint32_t n_ids;
+        const uint32_t *ids = mqo_match_ids(&e->ms, i, &n_ids);
+        own[i] = build(x, MQO_MQTT_V5, pe->qos, ids, n_ids, pe->size, &own_off[i]);
         if (!own[i]) {
             rc = -ENOMEM;
             goto out;

@@ -58,15 +58,19 @@ struct mqo_sub_opts {
 
 /* Aggregated match for one owner (subscriber): every matching subscription of that owner
  * folded into one delivery. */
+#define MQO_MATCH_SUBS_MAX 32767u
 struct mqo_match {
     void *owner;
-    uint8_t qos;        /* highest granted QoS among the matching subscriptions */
-    uint8_t rap;        /* 1 when any matching subscription has retain-as-published */
-    uint16_t n_subs;    /* number of matching subscriptions of this owner (saturates at 65535) */
-    uint32_t flags;     /* OR of the matching subscriptions' flags */
-    uint32_t n_sub_ids; /* subscription identifiers of the matching subscriptions (non-zero) */
-    uint32_t sub_ids_at; /* index of the first one in the set's ids[] */
+    uint32_t qos : 2;     /* highest granted QoS among the matching subscriptions */
+    uint32_t rap : 1;     /* 1 when any matching subscription has retain-as-published */
+    uint32_t flags : 14;  /* OR of the matching subscriptions' flags (MQO_SUB_FLAGS_LIMIT) */
+    uint32_t n_subs : 15; /* matching subscriptions of this owner (saturates: MQO_MATCH_SUBS_MAX) */
+    /* the subscription identifiers (non-zero) of the matching subscriptions: the set's ids[]
+     * from here to the next match's ids_at (mqo_match_ids) */
+    uint32_t ids_at;
 };
+_Static_assert(MQO_SUB_FLAGS_LIMIT == 1u << 14, "a match's flags hold every subscription flag");
+_Static_assert(sizeof(struct mqo_match) == 16, "a match is 16 bytes: a fan-out holds one a subscriber");
 
 /* Result of mqo_trie_match(). All-zero is valid and empty; reuse it between calls (its arrays
  * grow and are kept); release with mqo_match_set_free(). */
@@ -80,6 +84,14 @@ struct mqo_match_set {
     size_t scratch_cap;
 };
 void mqo_match_set_free(struct mqo_match_set *ms);
+
+/* The subscription identifiers of match k (*n of them; NULL when none). */
+static inline const uint32_t *mqo_match_ids(const struct mqo_match_set *ms, size_t k, uint32_t *n)
+{
+    uint32_t end = k + 1 < ms->n ? ms->v[k + 1].ids_at : (uint32_t)ms->n_ids;
+    *n = end - ms->v[k].ids_at;
+    return *n ? ms->ids + ms->v[k].ids_at : NULL;
+}
 
 struct mqo_trie;
 

@@ -822,7 +822,7 @@ static const struct ent *collect_first(const struct node *n, const void *self,
                 *err = -ENOMEM;
                 return NULL;
             }
-            m->n_sub_ids++;
+            m->ids_at++; /* counted here, placed at the end */
         }
         nv++;
     }
@@ -889,7 +889,7 @@ static int collect(const struct node *n, const void *self, struct mqo_match_set 
                     m->qos = e->o.qos;
                 if (e->o.rap)
                     m->rap = 1;
-                if (m->n_subs != UINT16_MAX)
+                if (m->n_subs != MQO_MATCH_SUBS_MAX)
                     m->n_subs++;
                 m->flags |= e->o.flags;
                 break;
@@ -900,7 +900,7 @@ static int collect(const struct node *n, const void *self, struct mqo_match_set 
                 ms->n = nv;
                 return -ENOMEM;
             }
-            m->n_sub_ids++;
+            m->ids_at++; /* counted here, placed at the end */
         }
     }
     ms->n = nv;
@@ -988,16 +988,20 @@ int mqo_trie_match(const struct mqo_trie *t, const uint8_t *topic, size_t len, c
     if (sc->npend) {
         if (grow((void **)&ms->ids, &ms->ids_cap, sc->npend, sizeof *ms->ids) != 0)
             goto nomem;
+        /* counts to where each match's identifiers start; placing them moves that to where
+         * they end, which is where the next match's start */
         uint32_t at = 0;
         for (size_t k = 0; k < ms->n; k++) {
-            ms->v[k].sub_ids_at = at;
-            at += ms->v[k].n_sub_ids;
-            ms->v[k].n_sub_ids = 0;
+            uint32_t c = ms->v[k].ids_at;
+            ms->v[k].ids_at = at;
+            at += c;
         }
-        for (size_t k = 0; k < sc->npend; k++) {
-            struct mqo_match *m = &ms->v[sc->pend[k].idx];
-            ms->ids[m->sub_ids_at + m->n_sub_ids++] = sc->pend[k].id;
-        }
+        for (size_t k = 0; k < sc->npend; k++)
+            ms->ids[ms->v[sc->pend[k].idx].ids_at++] = sc->pend[k].id;
+        for (size_t k = ms->n; k-- > 1;)
+            ms->v[k].ids_at = ms->v[k - 1].ids_at;
+        if (ms->n)
+            ms->v[0].ids_at = 0;
         ms->n_ids = sc->npend;
     }
     return (int)ms->n;

@@ -29,6 +29,19 @@ extern void *__libc_calloc(size_t n, size_t m);
 extern void *__libc_realloc(void *p, size_t n);
 extern void __libc_free(void *p);
 
+/* Match m's subscription identifiers (mqo_match_ids): how many, and where. */
+static uint32_t nids(const struct mqo_match_set *ms, const struct mqo_match *m)
+{
+    uint32_t n;
+    (void)mqo_match_ids(ms, (size_t)(m - ms->v), &n);
+    return n;
+}
+static const uint32_t *ids_of(const struct mqo_match_set *ms, const struct mqo_match *m)
+{
+    uint32_t n;
+    return mqo_match_ids(ms, (size_t)(m - ms->v), &n);
+}
+
 static long fail_after = -1; /* allocations to let through before failing; -1: never fail */
 static long n_allocs;        /* allocations seen */
 
@@ -212,15 +225,15 @@ static size_t check_topic_len(const struct mqo_trie *t, const struct ref *r, con
         assert_int_equal(m->rap, e[k].rap);
         assert_int_equal(m->n_subs, e[k].n_subs);
         assert_int_equal(m->flags, e[k].flags);
-        assert_int_equal(m->n_sub_ids, e[k].n_ids);
-        assert_true((size_t)m->sub_ids_at + m->n_sub_ids <= ms->n_ids);
+        assert_int_equal(nids(ms, m), e[k].n_ids);
+        assert_true((size_t)m->ids_at + nids(ms, m) <= ms->n_ids);
         uint32_t got_ids[256];
-        if (m->n_sub_ids)
-            memcpy(got_ids, ms->ids + m->sub_ids_at, m->n_sub_ids * sizeof *got_ids);
-        qsort(got_ids, m->n_sub_ids, sizeof *got_ids, cmp_u32);
+        if (nids(ms, m))
+            memcpy(got_ids, ids_of(ms, m), nids(ms, m) * sizeof *got_ids);
+        qsort(got_ids, nids(ms, m), sizeof *got_ids, cmp_u32);
         qsort(e[k].ids, e[k].n_ids, sizeof *e[k].ids, cmp_u32);
-        assert_memory_equal(got_ids, e[k].ids, m->n_sub_ids * sizeof *got_ids);
-        total_ids += m->n_sub_ids;
+        assert_memory_equal(got_ids, e[k].ids, nids(ms, m) * sizeof *got_ids);
+        total_ids += nids(ms, m);
     }
     assert_int_equal(total_ids, ms->n_ids);
     return ne;
@@ -365,8 +378,8 @@ static void test_hash_alone(void **state)
         assert_ptr_equal(ms.v[0].owner, OW(1));
         assert_int_equal(ms.v[0].qos, 2);
         assert_int_equal(ms.v[0].n_subs, 1);
-        assert_int_equal(ms.v[0].n_sub_ids, 1);
-        assert_int_equal(ms.ids[ms.v[0].sub_ids_at], 7);
+        assert_int_equal(nids(&ms, &ms.v[0]), 1);
+        assert_int_equal(ids_of(&ms, &ms.v[0])[0], 7);
     }
     assert_int_equal(n_match(t, "$SYS", &ms), 0);
     assert_int_equal(n_match(t, "$SYS/a", &ms), 0);
@@ -402,9 +415,9 @@ static void test_overlap_one_owner(void **state)
     assert_int_equal(m->n_subs, 5);
     assert_int_equal(m->rap, 1);
     assert_int_equal(m->flags, MQO_SUB_USER | MQO_SUB_HELD);
-    assert_int_equal(m->n_sub_ids, 3);
+    assert_int_equal(nids(&ms, m), 3);
     uint32_t ids[3];
-    memcpy(ids, ms.ids + m->sub_ids_at, sizeof ids);
+    memcpy(ids, ids_of(&ms, m), sizeof ids);
     qsort(ids, 3, sizeof *ids, cmp_u32);
     assert_int_equal(ids[0], 1);
     assert_int_equal(ids[1], 2);
@@ -413,10 +426,10 @@ static void test_overlap_one_owner(void **state)
     assert_non_null(m);
     assert_int_equal(m->qos, 1);
     assert_int_equal(m->n_subs, 2);
-    assert_int_equal(m->n_sub_ids, 2);
+    assert_int_equal(nids(&ms, m), 2);
     m = find_owner(&ms, OW(3));
     assert_non_null(m);
-    assert_int_equal(m->n_sub_ids, 0);
+    assert_int_equal(nids(&ms, m), 0);
     assert_int_equal(ms.n_ids, 5);
     check_topic(t, &r, "a/b", NULL, &ms);
     check_topic(t, &r, "a", NULL, &ms);
@@ -448,8 +461,8 @@ static void test_no_local(void **state)
     assert_non_null(m);
     assert_int_equal(m->n_subs, 1);
     assert_int_equal(m->qos, 0);
-    assert_int_equal(m->n_sub_ids, 1);
-    assert_int_equal(ms.ids[m->sub_ids_at], 2);
+    assert_int_equal(nids(&ms, m), 1);
+    assert_int_equal(ids_of(&ms, m)[0], 2);
 
     assert_int_equal(mqo_trie_match(t, S("a"), OW(2), &ms), 2);
     assert_null(find_owner(&ms, OW(2)));
@@ -482,7 +495,7 @@ static void test_shared(void **state)
     assert_int_equal(ms.v[0].n_subs, 2);
     assert_int_equal(ms.v[0].flags, MQO_SUB_SHARED);
     assert_int_equal(ms.v[0].qos, 2);
-    assert_int_equal(ms.v[0].n_sub_ids, 2);
+    assert_int_equal(nids(&ms, &ms.v[0]), 2);
 
     /* the same inner filter unshared is a third subscription, without the flag */
     both_add(t, &r, "a/+", OW(1), opts(0, 0, 0, 0, MQO_SUB_SHARED)); /* caller's SHARED bit ignored */
@@ -512,8 +525,8 @@ static void test_shared(void **state)
     assert_int_equal(n_match(t, "a/x", &ms), 3);
     const struct mqo_match *m = find_owner(&ms, OW(1));
     assert_int_equal(m->n_subs, 2);
-    assert_int_equal(m->n_sub_ids, 1);
-    assert_int_equal(ms.ids[m->sub_ids_at], 12);
+    assert_int_equal(nids(&ms, m), 1);
+    assert_int_equal(ids_of(&ms, m)[0], 12);
     assert_int_equal(mqo_trie_del(t, S("$share/g1/a/+"), OW(1)), -ENOENT);
     both_del(t, &r, "a/+", OW(1));
     m = (n_match(t, "a/x", &ms), find_owner(&ms, OW(1)));
@@ -547,8 +560,8 @@ static void test_replace(void **state)
     const struct mqo_match *m = find_owner(&ms, OW(1));
     assert_int_equal(m->qos, 2);
     assert_int_equal(m->n_subs, 1);
-    assert_int_equal(m->n_sub_ids, 1);
-    assert_int_equal(ms.ids[m->sub_ids_at], 5);
+    assert_int_equal(nids(&ms, m), 1);
+    assert_int_equal(ids_of(&ms, m)[0], 5);
     assert_int_equal(mqo_trie_match(t, S("a/b"), OW(1), &ms), 1); /* now no-local */
     /* replace with NULL options: all zero */
     assert_int_equal(mqo_trie_add(t, S("a/b"), OW(1), NULL), 0);
@@ -684,7 +697,7 @@ static void test_many_children(void **state)
         snprintf(f, sizeof f, "dev/%d/t", i);
         assert_int_equal(n_match(t, f, &ms), 1);
         assert_ptr_equal(ms.v[0].owner, OW(i % 200));
-        assert_int_equal(ms.ids[ms.v[0].sub_ids_at], (uint32_t)i + 1);
+        assert_int_equal(ids_of(&ms, &ms.v[0])[0], (uint32_t)i + 1);
     }
     assert_int_equal(n_match(t, "dev/5000/t", &ms), 0);
     assert_int_equal(n_match(t, "dev/1", &ms), 0);
@@ -731,10 +744,10 @@ static void test_many_owners(void **state)
             assert_true(i < N);
             assert_int_equal(ms.v[k].n_subs, i % 2 == 0 ? 2 : 1);
             assert_int_equal(ms.v[k].qos, i % 3);
-            assert_int_equal(ms.v[k].n_sub_ids, i % 5 ? ms.v[k].n_subs : 0);
-            for (uint32_t j = 0; j < ms.v[k].n_sub_ids; j++)
-                assert_int_equal(ms.ids[ms.v[k].sub_ids_at + j], i % 5);
-            ids += ms.v[k].n_sub_ids;
+            assert_int_equal(nids(&ms, &ms.v[k]), i % 5 ? ms.v[k].n_subs : 0);
+            for (uint32_t j = 0; j < nids(&ms, &ms.v[k]); j++)
+                assert_int_equal(ids_of(&ms, &ms.v[k])[j], i % 5);
+            ids += nids(&ms, &ms.v[k]);
         }
         assert_int_equal(ids, ms.n_ids);
         assert_int_equal(n_match(t, "x", &ms2), N / 2);
@@ -767,12 +780,12 @@ static void test_many_subs_one_owner(void **state)
         assert_int_equal(mqo_trie_add(t, S(f), OW(0), &o), 0);
     }
     assert_int_equal(n_match(t, "a", &ms), 1);
-    assert_int_equal(ms.v[0].n_subs, UINT16_MAX);
-    assert_int_equal(ms.v[0].n_sub_ids, N);
+    assert_int_equal(ms.v[0].n_subs, MQO_MATCH_SUBS_MAX);
+    assert_int_equal(nids(&ms, &ms.v[0]), N);
     assert_int_equal(ms.n_ids, N);
     uint64_t sum = 0;
     for (uint32_t j = 0; j < N; j++)
-        sum += ms.ids[ms.v[0].sub_ids_at + j];
+        sum += ids_of(&ms, &ms.v[0])[j];
     assert_true(sum == (uint64_t)N * (N + 1) / 2);
     mqo_match_set_free(&ms);
     mqo_trie_free(t);
