@@ -779,14 +779,11 @@ void mqo_engine_free(struct mqo_engine *e)
 {
     if (!e)
         return;
-    /* each close moves later connections back: from the same slot again */
-    for (size_t it = 0; it < e->conn_ids.cap;) {
-        size_t at = it;
-        struct mqo_conn *c = eng_conn_next(e, &it);
-        if (!c)
-            break;
+    /* a close moves later connections back into the slot it emptied: that slot again */
+    struct mqo_conn *c;
+    for (size_t it = 0; (c = eng_conn_next(e, &it));) {
         mqo_engine_conn_close(e, c, e->now);
-        it = at;
+        it--;
     }
     for (size_t i = 0; i < e->n_sbuckets; i++)
         while (e->sbuckets[i])
