@@ -384,7 +384,8 @@ static void op_peer(void *ud, const struct mqo_conn *c, struct mqo_peer *p)
 {
     (void)ud;
     const struct pconn *pc = mqo_conn_ud(c);
-    *p = pc->peer;
+    if (pc) /* NULL: loaded, not bound to its pair yet */
+        *p = pc->peer;
 }
 
 /* The broker side of a new client: the upstream's socket, a socket connecting to the broker,

@@ -1208,6 +1208,8 @@ static void op_peer(void *ud, const struct mqo_conn *ec, struct mqo_peer *p)
 {
     (void)ud;
     const struct sconn *c = mqo_conn_ud(ec);
+    if (!c)
+        return; /* loaded, not bound to its connection yet */
     memcpy(p->ip, &c->cip, 4);
     p->port = c->cport;
     p->fam = 4;
