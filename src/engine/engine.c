@@ -546,7 +546,7 @@ struct mqo_conn *mqo_engine_conn_open(struct mqo_engine *e, void *ud, uint64_t n
     c->broker_max_qos = 2;
     c->pid_cursor = 1;
     c->last_to_broker = now_ns;
-    if (mqo_map_put(&e->conn_ids, c->id, (uint64_t)(uintptr_t)c) != 0) {
+    if (eng_conn_enter(e, c) != 0) {
         free(c);
         return NULL;
     }
@@ -554,10 +554,77 @@ struct mqo_conn *mqo_engine_conn_open(struct mqo_engine *e, void *ud, uint64_t n
     return c;
 }
 
+static size_t ct_home(uint64_t id, uint32_t cap)
+{
+    id ^= id >> 33;
+    id *= 0xff51afd7ed558ccdull;
+    id ^= id >> 33;
+    return (size_t)id & (cap - 1);
+}
+
 struct mqo_conn *eng_conn_by_id(struct mqo_engine *e, uint64_t id)
 {
-    uint64_t v;
-    return mqo_map_get(&e->conn_ids, id, &v) ? (struct mqo_conn *)(uintptr_t)v : NULL;
+    const struct conn_tab *t = &e->conns;
+    if (!t->n)
+        return NULL;
+    for (size_t i = ct_home(id, t->cap); t->slots[i]; i = (i + 1) & (t->cap - 1))
+        if (t->slots[i]->id == id)
+            return t->slots[i];
+    return NULL;
+}
+
+static void ct_place(struct conn_tab *t, struct mqo_conn *c)
+{
+    size_t i = ct_home(c->id, t->cap);
+    while (t->slots[i])
+        i = (i + 1) & (t->cap - 1);
+    t->slots[i] = c;
+    t->n++;
+}
+
+int eng_conn_enter(struct mqo_engine *e, struct mqo_conn *c)
+{
+    struct conn_tab *t = &e->conns;
+    if ((t->n + 1) * 4 > (size_t)t->cap * 3) { /* at most three quarters full */
+        if (t->cap > UINT32_MAX / 2)
+            return -ENOMEM;
+        struct conn_tab nt = {.cap = t->cap ? t->cap * 2 : 64};
+        if (!(nt.slots = calloc(nt.cap, sizeof *nt.slots)))
+            return -ENOMEM;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slots[i])
+                ct_place(&nt, t->slots[i]);
+        free(t->slots);
+        *t = nt;
+    }
+    ct_place(t, c);
+    return 0;
+}
+
+static void ct_del(struct conn_tab *t, const struct mqo_conn *c)
+{
+    if (!t->n)
+        return;
+    size_t mask = t->cap - 1, i = ct_home(c->id, t->cap);
+    while (t->slots[i] && t->slots[i] != c)
+        i = (i + 1) & mask;
+    if (!t->slots[i])
+        return;
+    /* backward-shift deletion: later members of the probe run move into the hole */
+    for (size_t j = i;;) {
+        j = (j + 1) & mask;
+        if (!t->slots[j])
+            break;
+        size_t home = ct_home(t->slots[j]->id, t->cap);
+        /* slot j may move to i when its home is not in (i, j] cyclically */
+        int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_range) {
+            t->slots[i] = t->slots[j];
+            i = j;
+        }
+    }
+    t->slots[i] = NULL;
+    t->n--;
 }
 
 static void free_alias_entry(void *arg, uint64_t k, uint64_t v)
@@ -691,7 +758,7 @@ void mqo_engine_conn_close(struct mqo_engine *e, struct mqo_conn *c, uint64_t no
         free(c->bv->cid);
     free(c->bv);
     free(c->user);
-    mqo_map_del(&e->conn_ids, c->id);
+    ct_del(&e->conns, c);
     e->st.conns_open--;
     free(c);
 }
@@ -793,7 +860,7 @@ void mqo_engine_free(struct mqo_engine *e)
     mqo_trie_free(e->trie);
     mqo_trie_free(e->broker_only);
     mqo_match_set_free(&e->ms);
-    mqo_map_free(&e->conn_ids);
+    free(e->conns.slots);
     free(e->plan);
     eng_acl_free(e);
     free(e);
@@ -1863,5 +1930,5 @@ struct mqo_conn *mqo_engine_conn_find(struct mqo_engine *e, uint64_t id)
 void mqo_conn_set_ud(struct mqo_conn *c, void *ud) { c->ud = ud; }
 size_t mqo_engine_conn_count(const struct mqo_engine *e)
 {
-    return e->conn_ids.n;
+    return e->conns.n;
 }

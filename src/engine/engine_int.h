@@ -120,7 +120,7 @@ struct stream {
 struct mqo_conn {
     struct mqo_engine *eng;
     void *ud;
-    uint64_t id; /* in eng->conn_ids */
+    uint64_t id; /* its key in eng->conns */
     struct stream in[2];
 
     uint8_t version;      /* 0 until CONNECT */
@@ -248,6 +248,15 @@ struct bview {
     void *observe_ud;
 };
 
+/* The connections by id: open addressing on the id (linear probing, backward-shift
+ * deletion), a slot holding the connection (8 bytes; the key is the connection's own id, read
+ * through it: lookups by id are rare, walks and the id kept once are not). */
+struct conn_tab {
+    struct mqo_conn **slots;
+    uint32_t cap; /* power of two, or 0 */
+    uint32_t n;
+};
+
 struct mqo_engine {
     struct mqo_engine_cfg cfg;
     size_t mount_len; /* strlen(cfg.mount_point), 0: none */
@@ -255,8 +264,8 @@ struct mqo_engine {
     struct mqo_trie *trie;
     struct mqo_trie *broker_only;
     struct mqo_match_set ms;
-    /* id -> conn: every connection (eng_conn_next walks them; they carry no list links) */
-    struct mqo_map conn_ids;
+    /* every connection, by id (eng_conn_next walks them; they carry no list links) */
+    struct conn_tab conns;
     uint64_t next_id;
     struct session **sbuckets;
     size_t n_sbuckets, n_sessions;
@@ -264,7 +273,7 @@ struct mqo_engine {
     /* timers: connections and session buckets are visited a slice per tick (scan_tick) */
     uint64_t last_tick;
     uint64_t conn_credit, bucket_credit;
-    size_t scan_slot;           /* next conn_ids slot to visit */
+    size_t scan_slot;           /* next conns slot to visit */
     size_t scan_bucket;         /* next session bucket to visit */
     uint64_t order_hold_ns;
     struct plan_ent *plan; /* fan-out plan of the PUBLISH being decided, by match */
@@ -277,15 +286,15 @@ struct mqo_engine {
     struct bview bv;
 };
 
-/* The connection in e->conn_ids at slot *it or after it, with *it moved past it; NULL: none
+/* The connection in e->conns at slot *it or after it, with *it moved past it; NULL: none
  * left. Every connection: for (size_t it = 0; (c = eng_conn_next(e, &it));). Closing one
  * moves later ones back (backward-shift deletion): a walk that closes goes on from the
  * slot it closed, not past it. */
 static inline struct mqo_conn *eng_conn_next(const struct mqo_engine *e, size_t *it)
 {
-    for (; *it < e->conn_ids.cap; ++*it)
-        if (mqo_map_slot_used(&e->conn_ids.slots[*it]))
-            return (struct mqo_conn *)(uintptr_t)e->conn_ids.slots[(*it)++].val;
+    for (; *it < e->conns.cap; ++*it)
+        if (e->conns.slots[*it])
+            return e->conns.slots[(*it)++];
     return NULL;
 }
 
@@ -331,6 +340,8 @@ int eng_insert_bytes(struct mqo_conn *c, enum mqo_dir s, const uint8_t *p, size_
 void eng_order_barrier(struct mqo_conn *c);
 uint16_t eng_pid_alloc(struct mqo_conn *c);
 struct mqo_conn *eng_conn_by_id(struct mqo_engine *e, uint64_t id);
+/* Enters c (its id not in the table) into e->conns. 0, or -ENOMEM. */
+int eng_conn_enter(struct mqo_engine *e, struct mqo_conn *c);
 /* c's address as "a.b.c.d:port" or "[v6]:port" in buf, "" when unknown. */
 const char *eng_conn_peer(const struct mqo_conn *c, char *buf, size_t len);
 /* Bytes inserted into stream d now land between whole packets (not inside one that streams

@@ -242,7 +242,7 @@ int mqo_engine_save(const struct mqo_engine *e, struct mqo_buf *out)
     mqo_wr_u32(&w, x.n_trie);
     x.w = keep;
     mqo_trie_walk(e->trie, trie_entry, &x);
-    mqo_wr_u32(&w, (uint32_t)e->conn_ids.n);
+    mqo_wr_u32(&w, (uint32_t)e->conns.n);
     for (size_t it = 0; (c = eng_conn_next(e, &it));)
         conn_save(&x, c);
     rc = x.err ? x.err : w.err;
@@ -356,11 +356,11 @@ static int conn_load(struct load_ctx *x)
     c->eng = e;
     c->id = mqo_rd_u64(r);
     if (r->err || !c->id || c->id > e->next_id || eng_conn_by_id(e, c->id) ||
-        mqo_map_put(&e->conn_ids, c->id, (uint64_t)(uintptr_t)c)) {
+        eng_conn_enter(e, c)) {
         free(c);
         return -EINVAL;
     }
-    /* in conn_ids now: from here on mqo_engine_conn_close frees whatever was loaded */
+    /* in e->conns now: from here on mqo_engine_conn_close frees whatever was loaded */
     for (int d = 0; d < 2; d++) {
         struct stream *st = &c->in[d];
         size_t n;
@@ -520,7 +520,7 @@ static int conn_load(struct load_ctx *x)
 
 int mqo_engine_load(struct mqo_engine *e, const uint8_t *p, size_t n)
 {
-    if (e->conn_ids.n || e->n_sessions)
+    if (e->conns.n || e->n_sessions)
         return -EBUSY;
     struct load_ctx x = {.e = e, .r = {.p = p, .n = n}};
     struct mqo_rd *r = &x.r;
@@ -623,7 +623,7 @@ out:
         for (uint32_t i = 0; x.sv && i < x.ns; i++)
             if (x.sv[i] && !x.taken[i] && !x.sv[i]->registered)
                 eng_session_free(e, x.sv[i]);
-        e->st.conns_open = e->conn_ids.n;
+        e->st.conns_open = e->conns.n;
     }
     free(x.sv);
     free(x.taken);

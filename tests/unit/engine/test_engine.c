@@ -1060,6 +1060,47 @@ static void test_broker_only_filter(void **s)
     done(h);
 }
 
+/* The engine finds every connection by its id, and walks each once, while thousands open and
+ * close in any order (the table they are kept in grows, and a removal moves others). */
+static void test_conn_table(void **s)
+{
+    struct mqo_engine_cfg cfg = {.acl_mode = MQO_ACL_OPEN};
+    struct mqo_engine *e = mqo_engine_new(&cfg);
+    assert_non_null(e);
+    enum { N = 3000 };
+    struct mqo_conn **c = calloc(N, sizeof *c);
+    uint64_t *id = calloc(N, sizeof *id);
+    assert_true(c && id);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++)
+            if (!c[i]) {
+                assert_non_null(c[i] = mqo_engine_conn_open(e, c + i, 0));
+                id[i] = mqo_conn_id(c[i]);
+            }
+        assert_int_equal(mqo_engine_conn_count(e), N);
+        for (int i = 0; i < N; i++)
+            assert_ptr_equal(mqo_engine_conn_find(e, id[i]), c[i]);
+        /* a different third each round, from both ends */
+        for (int k = 0; k < N; k++) {
+            int i = k % 2 ? k : N - 1 - k;
+            if (i % 3 == round) {
+                mqo_engine_conn_close(e, c[i], 0);
+                c[i] = NULL;
+            }
+        }
+        size_t open = 0;
+        for (int i = 0; i < N; i++) {
+            assert_ptr_equal(mqo_engine_conn_find(e, id[i]), c[i]);
+            open += c[i] != NULL;
+        }
+        assert_int_equal(mqo_engine_conn_count(e), open);
+        assert_null(mqo_engine_conn_find(e, 0));
+    }
+    mqo_engine_free(e); /* closes the rest: ASan finds any left behind */
+    free(c);
+    free(id);
+}
+
 /* Log lines name the client by id (once its CONNECT is read) and address. */
 static void test_conn_who(void **s)
 {
@@ -1244,6 +1285,7 @@ int main(void)
         cmocka_unit_test(test_broker_only_filter),
         cmocka_unit_test(test_broker_only_at_run_time),
         cmocka_unit_test(test_conn_who),
+        cmocka_unit_test(test_conn_table),
         cmocka_unit_test(test_passthrough_in_flight_then_subscribe),
         cmocka_unit_test(test_differential_vs_direct),
     };
