@@ -29,19 +29,6 @@ extern void *__libc_calloc(size_t n, size_t m);
 extern void *__libc_realloc(void *p, size_t n);
 extern void __libc_free(void *p);
 
-/* Match m's subscription identifiers (mqo_match_ids): how many, and where. */
-static uint32_t nids(const struct mqo_match_set *ms, const struct mqo_match *m)
-{
-    uint32_t n;
-    (void)mqo_match_ids(ms, (size_t)(m - ms->v), &n);
-    return n;
-}
-static const uint32_t *ids_of(const struct mqo_match_set *ms, const struct mqo_match *m)
-{
-    uint32_t n;
-    return mqo_match_ids(ms, (size_t)(m - ms->v), &n);
-}
-
 static long fail_after = -1; /* allocations to let through before failing; -1: never fail */
 static long n_allocs;        /* allocations seen */
 
@@ -60,6 +47,19 @@ void *calloc(size_t n, size_t m) { return alloc_fails() ? NULL : __libc_calloc(n
 void *realloc(void *p, size_t n) { return alloc_fails() ? NULL : __libc_realloc(p, n); }
 void free(void *p) { __libc_free(p); }
 #endif
+
+/* Match m's subscription identifiers (mqo_match_ids): how many, and where. */
+static uint32_t nids(const struct mqo_match_set *ms, const struct mqo_match *m)
+{
+    uint32_t n;
+    (void)mqo_match_ids(ms, (size_t)(m - ms->v), &n);
+    return n;
+}
+static const uint32_t *ids_of(const struct mqo_match_set *ms, const struct mqo_match *m)
+{
+    uint32_t n;
+    return mqo_match_ids(ms, (size_t)(m - ms->v), &n);
+}
 
 /* ---- owners and a reference model ---- */
 
