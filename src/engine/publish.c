@@ -285,7 +285,7 @@ static enum mqo_pt_reason decide(struct mqo_engine *e, struct mqo_conn *c,
                 return MQO_PT_NOMEM;
         }
         struct mqo_pub_spec sp;
-        /* no identifiers: ms->ids may be NULL, and NULL + 0 is undefined */
+        /* a v3 subscriber gets none of the match's identifiers */
         spec_for(x, sc->version, pe->qos, pe->ids ? ids : NULL, pe->ids ? n_ids : 0, &sp);
         size_t sz = mqo_mqtt_publish_size(&sp);
         if (sz == 0 || sz > PLAN_SIZE_MAX ||

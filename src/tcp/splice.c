@@ -2602,7 +2602,7 @@ int mqo_splice_load(struct mqo_splice *sp, const uint8_t *p, size_t n)
         c->ack_due[1] = f[6];
         c->rst_sent = f[7] != 0;
         c->syn_ws = f[8] != 0;
-        const uint8_t *eth = mqo_rd_raw(&r, 28);
+        const uint8_t *eth = mqo_rd_raw(&r, 2 * 14); /* toward each side */
         if (!eth)
             goto out;
         for (int to = 0; to < 2; to++)
