@@ -660,6 +660,8 @@ run_one() {
   local rss_b0 rss_m0 hwm_b hwm_m
   rss_b0=$(kb_of VmRSS "$BROKER_PID"); rss_m0=$(kb_of VmRSS "$MQ_PID")
   local cmd=("${pin[@]}" "$BENCH" --host "$host" --label "$t" --prefix mqb --tap "${P}c" --quiet "${args[@]}" --json "$base.json")
+  # with --keep, also the per-message trace (where a slow message lost its time)
+  [ -n "$KEEP" ] && cmd+=(--trace "$base.trace.csv")
   local tc0 tb0 tn0 tc1 tb1 tn1
   tc0=$(tcp_counters "$NS_CLI"); tb0=$(tcp_counters "$P-brk"); tn0=$(tcp_counters "$NS_NIC")
   b0=$(ticks "$BROKER_PID"); k0=$(ticks "$MQ_PID"); m0=$(machine_ticks); wall0=$(date +%s.%N)

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "net/takeover.h"
 
 #define MQOFF_VERSION "0.1.0"
+#define MQOFF_MMAP_THRESHOLD (4 << 20) /* alloc_setup */
 
 static volatile int g_stop, g_hup, g_upgrade;
 
@@ -217,6 +219,14 @@ static void usage_monitor(FILE *f)
             "options:\n"
             "  --broker-only FILTER   topics always left to the broker; repeatable\n"
             "  --max-queue BYTES      bytes held for one receiver before offload stops for it\n"
+            "  --client-window BYTES  the least TCP window offered to a client for its bytes\n"
+            "                         toward the broker (default 262144): the broker's own\n"
+            "                         stays small when all a client sends is consumed here;\n"
+            "                         what is forwarded past the broker's window waits in\n"
+            "                         mqoff. 0: the broker's window alone\n"
+            "  --client-window-mem BYTES  once this much waits toward the broker over all\n"
+            "                         clients, windows offered are the broker's (default\n"
+            "                         67108864)\n"
             "  --max-buffer BYTES     largest packet held whole (default 1048576); larger ones\n"
             "                         stream on as they arrive and are never offloaded\n"
             "  --overlap MODE         passthrough (default) | once\n"
@@ -421,6 +431,8 @@ struct opts {
     int frag_max_set;
     uint32_t frag_max;
     size_t frag_mem;
+    uint32_t client_window; /* 0: the splice's default; MQO_SPLICE_WINDOW_NONE: none */
+    size_t client_window_mem;
     uint64_t frag_timeout_ns;
     /* -c FILE (the file, the arguments read: the file's then the command line's, the command
      * line, each option's values as they are in effect: SIGHUP compares), --log */
@@ -662,7 +674,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_GSO, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
         O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST, O_STACK, O_IFACE,
         O_NETMASK, O_GATEWAY, O_MAC, O_MAXCONNS, O_SYNBL,
-        O_TAKEOVER, O_CTAB
+        O_TAKEOVER, O_CTAB, O_CWIN, O_CWINMEM
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -710,6 +722,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"syn-backlog", required_argument, 0, O_SYNBL},
         {"takeover", required_argument, 0, O_TAKEOVER},
         {"conn-table", required_argument, 0, O_CTAB},
+        {"client-window", required_argument, 0, O_CWIN},
+        {"client-window-mem", required_argument, 0, O_CWINMEM},
         {0, 0, 0, 0}};
     if (!o->args.argv) /* first: -c FILE's options, then the command line's */
         return config_parse(argc, argv, o, opts);
@@ -725,7 +739,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         proxy_only |= c >= O_STACK && c <= O_SYNBL;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
             (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept) ||
-            (c == O_CTAB && !o->monitor)) {
+            ((c == O_CTAB || c == O_CWIN || c == O_CWINMEM) && !o->monitor)) {
             fprintf(stderr, "mqoff: --%s is not an option of %s mode (see mqoff %s --help)\n",
                     opts[c - O_LISTEN].name, mode, mode);
             return 2;
@@ -850,6 +864,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case O_CHANNEL: o->channel = optarg; break;
         case O_TAKEOVER: o->takeover = optarg; break;
         case O_CTAB: o->conn_table = optarg; break;
+        case O_CWIN:
+            if (parse_u64("--client-window", optarg, 0, 1u << 30, &v))
+                return 2;
+            o->client_window = v ? (uint32_t)v : MQO_SPLICE_WINDOW_NONE;
+            break;
+        case O_CWINMEM:
+            if (parse_u64("--client-window-mem", optarg, 65536, 1ull << 40, &v))
+                return 2;
+            o->client_window_mem = (size_t)v;
+            break;
         case O_BUSY:
             if (parse_u64("--busy-poll", optarg, 0, 1000000, &v))
                 return 2;
@@ -1183,9 +1207,13 @@ static const struct mqo_ctl_cfg *setup_ctl(struct opts *o, const char *mode)
     KN("max_buffer", o->max_buffer ? o->max_buffer : 1048576);
     KV("overlap", o->overlap == MQO_OVERLAP_ONCE ? "once" : "passthrough");
     KN("order_hold_ms", o->order_hold_ms ? o->order_hold_ms : 2000);
-    if (o->monitor)
+    if (o->monitor) {
         KN("startup_hold_s", o->startup_hold_ms < 0 ? 0
                              : o->startup_hold_ms ? o->startup_hold_ms / 1000 : 90);
+        KN("client_window", o->client_window == MQO_SPLICE_WINDOW_NONE ? 0
+                            : o->client_window ? o->client_window : 262144);
+        KN("client_window_mem", o->client_window_mem ? o->client_window_mem : 67108864);
+    }
     if (o->ctl.path)
         KV("control", o->ctl.path);
     if (o->ctl.metrics)
@@ -1356,6 +1384,8 @@ static int cmd_monitor(int argc, char **argv)
     memcpy(&mc.splice.broker_ip, &sin->sin_addr, 4);
     mc.splice.broker_port = ntohs(sin->sin_port);
     mc.splice.max_queue = o.max_queue;
+    mc.splice.client_window = o.client_window;
+    mc.splice.client_window_mem = o.client_window_mem;
     mc.splice.startup_hold_ms = o.startup_hold_ms;
     mc.no_reassembly = o.frag_max_set && o.frag_max == 0;
     mc.share_min = o.share_set ? o.share_min : 0;
@@ -1517,8 +1547,24 @@ static int cmd_from_file(int argc, char **argv)
 /* The configuration `mqoff` without arguments runs with, where the package installs it. */
 #define MQOFF_DEFAULT_CONF "/etc/mqoff/mqoff.conf"
 
+/* glibc's allocator gives a block above its mmap threshold pages of its own, and raises the
+ * threshold to the size of the largest such block freed (up to 32 MiB) with the heap's trim
+ * threshold at twice that. A fan-out of large payloads allocates and frees outputs of 64 KiB to
+ * a few MiB every message; with the thresholds moving, megabytes of the heap's top went back to
+ * the kernel and were faulted in again, thousands of page faults a second and stalls of 10 to
+ * 90 ms of the loop (docs/ARCHITECTURE.md, "The allocator"). A fixed threshold keeps blocks
+ * below 4 MiB in the heap. An operator's GLIBC_TUNABLES setting of the allocator wins. */
+static void alloc_setup(void)
+{
+    const char *t = getenv("GLIBC_TUNABLES");
+    if (t && strstr(t, "glibc.malloc."))
+        return;
+    mallopt(M_MMAP_THRESHOLD, MQOFF_MMAP_THRESHOLD);
+}
+
 int main(int argc, char **argv)
 {
+    alloc_setup();
     mqo_tko_set_exec(argv); /* SIGUSR2 starts the same path with the same arguments */
     if (argc < 2 && access(MQOFF_DEFAULT_CONF, F_OK) == 0) {
         char *av[] = {argv[0], "-c", MQOFF_DEFAULT_CONF, NULL};

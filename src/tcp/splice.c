@@ -331,6 +331,15 @@ static void mark_dirty(struct sconn *c)
             q_add(c->sp, c, side);
 }
 
+/* Half d's output grew by n bytes (n < 0: -n of them were acknowledged or dropped with the
+ * connection). The client-to-broker halves' sum is what the splice holds toward the broker
+ * (client_window_mem). */
+static void held_adj(struct sconn *c, int d, int64_t n)
+{
+    if (d == C2S)
+        c->sp->st.c2s_held += (uint64_t)n;
+}
+
 /* ---- frame templates ---- */
 
 static uint64_t l2_key(const uint8_t *hdr) { return mqo_hash64(hdr, L2_HDR, 0x6c32) >> 1; }
@@ -735,10 +744,15 @@ static uint64_t seg_payload_max(const struct sconn *c, const struct half *h)
 
 /* Ack number and window of segments toward side `to`: they acknowledge the half whose sender is
  * `to`, and advertise that sender's window. */
-static uint64_t window_for(const struct half *hi)
+static uint64_t window_for(const struct sconn *c, const struct half *hi)
 {
+    const struct mqo_splice *sp = c->sp;
     uint64_t held = hi->rcv_nxt - hi->ack_in;
-    int64_t space = (int64_t)(hi->out_una + hi->y_wnd) - (int64_t)hi->out_end;
+    uint64_t wnd = hi->y_wnd;
+    /* toward the broker: at least the client window, while the splice holds little for it */
+    if (hi == &c->h[C2S] && wnd < sp->cfg.client_window && sp->st.c2s_held < sp->cfg.client_window_mem)
+        wnd = sp->cfg.client_window;
+    int64_t space = (int64_t)(hi->out_una + wnd) - (int64_t)hi->out_end;
     return held + (space > 0 ? (uint64_t)space : 0);
 }
 
@@ -788,7 +802,7 @@ static int send_seg(struct sconn *c, int to, uint64_t off, const uint8_t *payloa
     wr32(tcp + 8, hi->isn + 1 + (uint32_t)ack);
     tcp[12] = (uint8_t)(((20 + optlen) / 4) << 4);
     tcp[13] = flags | TH_ACK;
-    uint64_t w = window_for(hi) >> ho->wscale_x;
+    uint64_t w = window_for(c, hi) >> ho->wscale_x;
     wr16(tcp + 14, (uint16_t)(w > 65535 ? 65535 : w));
     wr16(tcp + 16, 0);
     wr16(tcp + 18, 0);
@@ -1179,6 +1193,7 @@ static void free_conn(struct mqo_splice *sp, struct sconn *c)
     mqo_map_del(&sp->conns, conn_key(c->cip, c->cport));
     if (c->ec)
         mqo_engine_conn_close(sp->eng, c->ec, sp->now);
+    held_adj(c, C2S, -(int64_t)(c->h[C2S].out_end - c->h[C2S].out_una));
     cold_free(sp, &c->h[0]);
     cold_free(sp, &c->h[1]);
     dfr_drop(c);
@@ -1227,6 +1242,7 @@ static void op_forward(void *ud, struct mqo_conn *ec, enum mqo_dir s, const uint
         return;
     }
     h->out_end += n;
+    held_adj(c, s, (int64_t)n);
     h->in_acct += n;
     if (rec_push(k, h->in_acct, h->out_end)) {
         reset_both(c); /* without its record the input would never be acknowledged */
@@ -1270,6 +1286,7 @@ static int out_write(struct sconn *c, int s, const struct mqo_out *o)
         cs_push(k, h->out_end, o);
     k->out.len += n;
     h->out_end += n;
+    held_adj(c, s, (int64_t)n);
     mark_dirty(c);
     return 0;
 }
@@ -1554,6 +1571,7 @@ static void deliver(struct sconn *c, int d, const uint8_t *p, size_t n)
         return;
     }
     h->out_end += n;
+    held_adj(c, d, (int64_t)n);
     h->in_acct += n;
     if (rec_push(k, h->in_acct, h->out_end)) {
         reset_both(c); /* without its record the input would never be acknowledged */
@@ -1675,6 +1693,7 @@ static void on_ack(struct sconn *c, int d, const struct seg *s)
         if (!k->out.len) /* all acknowledged: an idle connection keeps no buffer */
             mqo_buf_free(&k->out);
         h->out_una = acked_to;
+        held_adj(c, d, -(int64_t)n);
         k->una_since = now; /* progress: the stall clock starts again */
         if (k->out_nxt < h->out_una)
             k->out_nxt = h->out_una;
@@ -2162,6 +2181,12 @@ struct mqo_splice *mqo_splice_new(const struct mqo_splice_cfg *cfg)
     sp->cfg = *cfg;
     if (!sp->cfg.max_queue)
         sp->cfg.max_queue = 4u << 20;
+    if (!sp->cfg.client_window)
+        sp->cfg.client_window = 256u << 10;
+    else if (sp->cfg.client_window == MQO_SPLICE_WINDOW_NONE)
+        sp->cfg.client_window = 0;
+    if (!sp->cfg.client_window_mem)
+        sp->cfg.client_window_mem = 64u << 20;
     if (!sp->cfg.max_conns)
         sp->cfg.max_conns = 65536;
     if (!sp->cfg.rtx_retries)
@@ -2307,6 +2332,7 @@ int mqo_splice_resume(struct mqo_splice *sp, const struct mqo_ctab_ent *e, uint6
         /* what the dead process held for the receiver goes again (it may have it already) */
         h->out_una = e->out_off[d];
         h->out_end = e->out_off[d] + e->held_len[d];
+        held_adj(c, d, (int64_t)e->held_len[d]);
         if (e->held_len[d]) {
             struct hcold *k = cold_get(sp, h); /* out_max: out_end (the dead process sent them) */
             if (!k || mqo_buf_append(&k->out, e->held[d], e->held_len[d])) {
@@ -2617,6 +2643,7 @@ int mqo_splice_load(struct mqo_splice *sp, const uint8_t *p, size_t n)
             rc = rc ? rc : -EINVAL;
             goto out;
         }
+        held_adj(c, C2S, (int64_t)(c->h[C2S].out_end - c->h[C2S].out_una));
         rc = -EINVAL;
     }
     size_t el;

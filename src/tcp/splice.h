@@ -84,6 +84,15 @@ struct mqo_splice_cfg {
     /* Bytes held for one receiver (unacknowledged output) above which the engine stops
      * offloading to it (QoS 0 dropped, QoS 1 to the broker). 0: 4 MiB. */
     size_t max_queue;
+    /* The least window offered to a client for its bytes toward the broker (docs/
+     * ARCHITECTURE.md, "The client's window"): the broker's own window stays at its initial
+     * size (about 64 KiB) when all the client sends is consumed here, smaller than one large
+     * PUBLISH. What is forwarded beyond the broker's window waits here. 0: 256 KiB;
+     * MQO_SPLICE_WINDOW_NONE: the broker's window alone. */
+    uint32_t client_window;
+    /* Above this many bytes held toward the broker, over every connection, no client is
+     * offered more than the broker's window. 0: 64 MiB. */
+    size_t client_window_mem;
     uint32_t max_conns;   /* table limit, 0: 65536; new connections over it pass untouched */
     uint32_t idle_ms;     /* a connection with no frame for this long is forgotten; 0: 2 h */
     /* For this long after start nothing is offloaded: a client connected before mqoff started
@@ -102,6 +111,8 @@ struct mqo_splice_cfg {
     struct mqo_ctab_ent *(*track)(void *ud, const struct mqo_ctab_ent *e, int up);
 };
 
+#define MQO_SPLICE_WINDOW_NONE UINT32_MAX
+
 /* emit flags */
 #define MQO_SPLICE_EMIT_KEPT 0x1 /* the splice keeps what the frame carries: it may be refused */
 /* A TSO frame (mqo_splice_set_offload): the output cuts it into segments of
@@ -117,6 +128,8 @@ struct mqo_splice_stats {
     uint64_t conns_untracked;   /* frames of connections whose SYN was not seen */
     uint64_t segs_in, segs_out;
     uint64_t bytes_in[2], bytes_out[2]; /* payload by direction (0: client->broker) */
+    uint64_t c2s_held;          /* now: bytes held toward the broker (sent or not, not yet
+                                 * acknowledged), over every connection */
     uint64_t retransmits;       /* segments the splice sent again */
     uint64_t fast_retransmits;
     uint64_t rto_expired;

@@ -40,7 +40,7 @@ enum { MQB_EV_CONN = 0, MQB_EV_TIMER = 1, MQB_EV_TAP = 2 };
 enum { MQB_TAP_CLIENT = 0, MQB_TAP_SENDER = 1, MQB_TAPS = 2 };
 
 struct mqb_cfg {
-    const char *host, *sub_host, *bind, *label, *json, *prefix;
+    const char *host, *sub_host, *bind, *label, *json, *prefix, *trace;
     const char *tap_if[MQB_TAPS]; /* "[NETNS:]IF" or NULL */
     uint16_t port, sub_port;
     struct sockaddr_storage pub_addr, sub_addr, bind_addr;
@@ -131,6 +131,8 @@ struct mqb_pub {
         uint32_t *cnt;
         uint64_t *t0, *tmax;
     } tapd[MQB_TAPS]; /* per tap: deliveries seen, the start's and the last one's time */
+    uint64_t *tr_sched, *tr_sent, *tr_first, *tr_last; /* --trace: scheduled, queued, first and
+                                                        * last delivery */
     size_t cap;
 };
 
@@ -174,6 +176,8 @@ struct mqb {
         uint64_t outstanding; /* deliveries this tap has still to see */
         uint64_t frames, gaps, drops, unmatched;
     } wire[MQB_TAPS];
+    FILE *trace_f;   /* --trace, opened before the run */
+    int64_t rt_off;  /* CLOCK_REALTIME - CLOCK_MONOTONIC at start: the taps' stamps to ours */
     volatile int *stop;
     const char *sweep_end; /* why the saturation sweep stopped */
 };
@@ -224,6 +228,8 @@ void mqb_report_run(const struct mqb *b, FILE *f);
 void mqb_report_steps(const struct mqb *b, FILE *f, int best, double bound_ns);
 /* Writes the JSON record. Returns 0 or -1 with a message. */
 int mqb_report_json(const struct mqb *b, const char *path, int best, double bound_ns);
+/* Writes the per-message trace (--trace) to f and closes it. Returns 0 or -1 with a message. */
+int mqb_report_trace(const struct mqb *b, FILE *f);
 /* Deliveries per second of a window. */
 double mqb_win_rate(const struct mqb_win *w);
 

@@ -609,6 +609,10 @@ static int conn_open(struct mqb *b, struct mqb_conn *c)
 int mqb_loop_init(struct mqb *b)
 {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    struct timespec rt, mt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_MONOTONIC, &mt);
+    b->rt_off = ((int64_t)rt.tv_sec - (int64_t)mt.tv_sec) * 1000000000 + (rt.tv_nsec - mt.tv_nsec);
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
     b->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (b->epfd < 0 || b->tfd < 0) {

@@ -104,6 +104,11 @@ static void usage(FILE *f)
             "                       last sent\"): the distributing host's link toward the clients,\n"
             "                       say; a capture there costs the sending core a copy of each\n"
             "                       frame\n"
+            "  --trace FILE         also write one CSV line per measured message: its scheduled\n"
+            "                       time and, in microseconds after it, when it was queued, when\n"
+            "                       the taps saw it leave the publisher and reach the last\n"
+            "                       subscriber, and when the first and the last subscriber read\n"
+            "                       it (where a stall happens)\n"
             "  --quiet              no progress lines on stderr\n"
             "  --version, -h/--help\n"
             "\n"
@@ -199,7 +204,7 @@ static int parse_args(int argc, char **argv, struct mqb_cfg *c)
         {"step-warmup", required_argument, 0, 'W'}, {"step-factor", required_argument, 0, 'F'},
         {"max-steps", required_argument, 0, 'M'},   {"p99-bound-ms", required_argument, 0, 'b'},
         {"json", required_argument, 0, 'j'},        {"tap", required_argument, 0, 'a'},
-        {"sender-tap", required_argument, 0, 'A'},
+        {"sender-tap", required_argument, 0, 'A'},  {"trace", required_argument, 0, 'R'},
         {"quiet", no_argument, 0, 'Q'},             {"version", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     unsigned long long u;
@@ -218,6 +223,7 @@ static int parse_args(int argc, char **argv, struct mqb_cfg *c)
         case 'j': c->json = optarg; break;
         case 'a': c->tap_if[MQB_TAP_CLIENT] = optarg; break;
         case 'A': c->tap_if[MQB_TAP_SENDER] = optarg; break;
+        case 'R': c->trace = optarg; break;
         case 'x':
             if (!valid_prefix(optarg))
                 return bad(name, optarg, "1..32 characters of A-Z a-z 0-9 - _");
@@ -504,6 +510,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "mqoff-bench: out of memory for %u publishers x %u subscribers\n", c->pubs, c->subs);
         return 1;
     }
+    if (c->trace && !(b.trace_f = fopen(c->trace, "w"))) {
+        fprintf(stderr, "mqoff-bench: --trace %s: %s\n", c->trace, strerror(errno));
+        return 1;
+    }
     if (mqb_loop_init(&b))
         return 1;
     for (int k = 0; k < MQB_TAPS; k++)
@@ -566,6 +576,8 @@ int main(int argc, char **argv)
     fflush(stdout);
     int rc = 0;
     if (c->json && mqb_report_json(&b, c->json, best, bound_ns))
+        rc = 1;
+    if (b.trace_f && mqb_report_trace(&b, b.trace_f))
         rc = 1;
 
     /* checks: in a sweep, loss and unsent messages only count up to the best step */

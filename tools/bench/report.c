@@ -219,6 +219,55 @@ static void json_window(const struct mqb *b, FILE *f, const struct mqb_win *w, i
     fprintf(f, "     }}%s\n", last ? "" : ",");
 }
 
+/* A time of message (sched) as microseconds after its scheduled time; "" when never seen. */
+static void trace_us(FILE *f, uint64_t t, uint64_t sched)
+{
+    if (t)
+        fprintf(f, ",%.1f", ((double)t - (double)sched) / 1e3);
+    else
+        fputs(",", f);
+}
+
+int mqb_report_trace(const struct mqb *b, FILE *f)
+{
+    const struct mqb_cfg *c = &b->cfg;
+    uint64_t t0 = 0;
+    for (unsigned i = 0; i < b->nwin; i++)
+        if (b->win[i].measured && (!t0 || b->win[i].start < t0))
+            t0 = b->win[i].start;
+    fputs("# mqoff-bench --trace: one measured message a line; sched_ms from the first measured\n"
+          "# window's start, the rest microseconds after the message's scheduled time (empty: not seen)\n"
+          "pub,seq,sched_ms,queued_us,wire_start_us,wire_last_us,sent_wire_last_us,first_us,last_us\n",
+          f);
+    for (unsigned j = 0; j < c->pubs; j++) {
+        const struct mqb_pub *p = &b->pubs[j];
+        for (uint64_t q = 0; q < p->seq && q < p->cap && p->tr_sent; q++) {
+            if (!b->win[p->mwin[q]].measured)
+                continue;
+            uint64_t sched = p->tr_sched[q];
+            fprintf(f, "%u,%llu,%.3f", j, (unsigned long long)q, ((double)sched - (double)t0) / 1e6);
+            trace_us(f, p->tr_sent[q], sched);
+            for (int k = 0; k < MQB_TAPS; k++) {
+                const uint64_t *a = p->tapd[k].t0, *z = p->tapd[k].tmax;
+                uint64_t s0 = a && a[q] ? (uint64_t)((int64_t)a[q] - b->rt_off) : 0;
+                uint64_t s1 = z && z[q] ? (uint64_t)((int64_t)z[q] - b->rt_off) : 0;
+                if (k == MQB_TAP_CLIENT)
+                    trace_us(f, s0, sched);
+                trace_us(f, s1, sched);
+            }
+            trace_us(f, p->tr_first[q], sched);
+            trace_us(f, p->tr_last[q], sched);
+            fputc('\n', f);
+        }
+    }
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        fprintf(stderr, "mqoff-bench: --trace %s: write error\n", c->trace);
+        return -1;
+    }
+    return 0;
+}
+
 int mqb_report_json(const struct mqb *b, const char *path, int best, double bound_ns)
 {
     FILE *f = fopen(path, "w");

@@ -93,6 +93,10 @@ void mqb_track_free(struct mqb *b)
             free(p->tapd[k].t0);
             free(p->tapd[k].tmax);
         }
+        free(p->tr_sched);
+        free(p->tr_sent);
+        free(p->tr_first);
+        free(p->tr_last);
         free(p->tmpl);
         free(p->pid_used);
     }
@@ -123,6 +127,11 @@ int mqb_track_reserve(struct mqb *b, struct mqb_pub *p, uint64_t seq)
                                grow((void **)&p->tapd[k].t0, p->cap, cap, sizeof *p->tapd[k].t0) ||
                                grow((void **)&p->tapd[k].tmax, p->cap, cap, sizeof *p->tapd[k].tmax)))
             return -ENOMEM;
+    if (b->cfg.trace && (grow((void **)&p->tr_sched, p->cap, cap, sizeof *p->tr_sched) ||
+                         grow((void **)&p->tr_sent, p->cap, cap, sizeof *p->tr_sent) ||
+                         grow((void **)&p->tr_first, p->cap, cap, sizeof *p->tr_first) ||
+                         grow((void **)&p->tr_last, p->cap, cap, sizeof *p->tr_last)))
+        return -ENOMEM;
     p->cap = cap;
     return 0;
 }
@@ -148,6 +157,10 @@ void mqb_track_sent(struct mqb *b, struct mqb_pub *p, uint64_t seq, uint64_t sch
             b->wire[k].outstanding += p->expect;
     if (b->cfg.qos)
         b->qos1_sent++;
+    if (p->tr_sent) {
+        p->tr_sched[seq] = sched;
+        p->tr_sent[seq] = now;
+    }
     if (W->measured)
         mqo_hist_record(&W->send_lag, now > sched ? now - sched : 0);
 }
@@ -216,6 +229,12 @@ void mqb_track_delivery(struct mqb *b, struct mqb_sub *s, const uint8_t *topic, 
     }
     uint32_t n = ++p->cnt[st.seq];
     W->delivered++;
+    if (p->tr_first) {
+        if (n == 1)
+            p->tr_first[st.seq] = now;
+        if (n == p->expect)
+            p->tr_last[st.seq] = now;
+    }
     if (b->outstanding)
         b->outstanding--;
     if (!W->measured)

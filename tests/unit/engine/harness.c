@@ -76,6 +76,8 @@ static uint32_t ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 }
 
 size_t h_share_min;
+uint32_t h_client_window;
+size_t h_client_window_mem;
 uint32_t h_tso_max;
 int h_csum_offload;
 
@@ -99,6 +101,8 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
                                     .emit = ts_emit,
                                     .emit_shared = h_share_min ? ts_emit_shared : NULL,
                                     .share_min = h_share_min,
+                                    .client_window = h_client_window,
+                                    .client_window_mem = h_client_window_mem,
                                     .ud = &h->net,
                                     .startup_hold_ms = -1}; /* the broker model starts empty */
         h->splice = mqo_splice_new(&sc);

@@ -199,6 +199,10 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode);
 /* H_SPLICE: when not 0, the splice sends a fan-out's shared payload through emit_shared
  * (ts_emit_shared) from segments ending with at least this many of its bytes. */
 extern size_t h_share_min;
+/* H_SPLICE, set before h_init: the splice's client_window and client_window_mem (0: its
+ * defaults). */
+extern uint32_t h_client_window;
+extern size_t h_client_window_mem;
 /* Set before h_init (splice): the output cuts TSO frames of up to this many payload bytes
  * toward both sides, and completes TCP checksums (mqo_splice_set_offload; the wire model
  * does both as a device does). 0: neither. */

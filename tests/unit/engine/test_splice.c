@@ -851,6 +851,156 @@ static void test_stretch_acks(void **s)
     h_tso_max = 0;
 }
 
+/* The client window (docs/ARCHITECTURE.md, "The client's window"). A broker's window stays
+ * at its first size when everything a publisher sends is consumed (here 8 KiB): offered alone,
+ * it would let a publisher send one window per round trip through the splice. */
+struct held_peak {
+    struct harness *h;
+    uint64_t peak;
+};
+
+static void note_held(void *arg, struct ts_ep *ep)
+{
+    (void)ep;
+    struct held_peak *p = arg;
+    uint64_t v = mqo_splice_stats(p->h->splice)->c2s_held;
+    if (v > p->peak)
+        p->peak = v;
+}
+
+/* The window the splice offers the publisher in each frame, while it holds client_window_mem
+ * toward the broker or more: its right edge at most the broker's 8 KiB past what the publisher
+ * sent (the stream offsets stay below 4 GiB here). */
+struct wnd_check {
+    struct harness *h;
+    uint64_t mem;
+    uint64_t over; /* right edges past that bound */
+    uint64_t seen; /* frames checked while over the cap */
+};
+
+static int check_wnd(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *f, size_t len)
+{
+    struct wnd_check *w = arg;
+    if (to_splice || ep != w->h->cl[0].cep || len < 14 + 20 + 20)
+        return 0;
+    uint64_t held = mqo_splice_stats(w->h->splice)->c2s_held;
+    if (held < w->mem)
+        return 0;
+    const uint8_t *tcp = f + 14 + 20;
+    uint32_t ack = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11];
+    uint64_t wnd = (uint64_t)(tcp[14] << 8 | tcp[15]) << ep->ws_peer;
+    /* the right edge, as an offset of the publisher's stream: past what it sent, the room
+     * left in the broker's window at most (the splice has received no more than it sent) */
+    uint64_t edge = (uint64_t)(uint32_t)(ack - (ep->isn + 1)) + wnd;
+    w->seen++;
+    if (edge > ep->snd_max + 8192 + (1u << ep->ws_peer))
+        w->over++;
+    return 0;
+}
+
+/* Publishes 12 x 20 kB on "big" (consumed, one subscriber) with the broker's window at 8 KiB
+ * and 1 ms of wire each way; returns the milliseconds until the subscriber had them all, and the
+ * largest window offered to the publisher in *wnd. */
+static uint64_t client_window_run(uint32_t window, uint64_t *wnd)
+{
+    static const char *const bo[] = {"keep/#"};
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN, .broker_only = bo,
+                                 .n_broker_only = 1};
+    h_client_window = window;
+    struct harness *h = mk(&cfg);
+    setup_fanout(h, 1, MQO_MQTT_V311, "big", 0);
+    h->net.delay_ns = 1000000;
+    h->cl[0].bep->rcv_wnd = 8192;
+    h->cl[1].cep->rcv_wnd = 4u << 20;
+    /* forwarded: the broker's ACK of it carries its 8 KiB (what is consumed it never sees) */
+    h_publish(h, 0, "keep/first", "first", 0, 0);
+    h_publish(h, 0, "big", "first", 0, 0);
+    h_run(h);
+    struct last_data l = {.h = h, .port = h->cl[1].cep->port};
+    h->net.wire.drop = note_data;
+    h->net.wire.drop_arg = &l;
+    static char pl[20001];
+    memset(pl, 'y', sizeof pl - 1);
+    uint64_t t0 = h->net.now;
+    for (int k = 0; k < 12; k++)
+        h_publish(h, 0, "big", pl, 0, 0);
+    h_run(h);
+    h->net.wire.drop = NULL;
+    assert_int_equal(h_count_pub(h, 1, "big"), 13);
+    uint64_t ms = (l.at - t0) / 1000000;
+    *wnd = h->cl[0].cep->peer_wnd;
+    assert_int_equal(mqo_splice_stats(h->splice)->c2s_held, 0);
+    done(h);
+    h_client_window = 0;
+    return ms;
+}
+
+static void test_client_window(void **s)
+{
+    uint64_t wnd_on, wnd_off;
+    uint64_t on = client_window_run(0, &wnd_on);
+    uint64_t off = client_window_run(MQO_SPLICE_WINDOW_NONE, &wnd_off);
+    if (getenv("WINDOW_DEBUG"))
+        fprintf(stderr, "client window: %llu ms (window %llu), broker's alone: %llu ms (%llu)\n",
+                (unsigned long long)on, (unsigned long long)wnd_on, (unsigned long long)off,
+                (unsigned long long)wnd_off);
+    assert_true(wnd_on >= 256u << 10);
+    assert_true(wnd_off < 256u << 10);
+    if (on * 3 > off)
+        fail_msg("240 kB consumed behind an 8 KiB broker window: %llu ms with the client window, "
+                 "%llu ms without", (unsigned long long)on, (unsigned long long)off);
+}
+
+/* What is forwarded beyond the broker's window waits in the splice, counted in c2s_held, at
+ * most a client window's worth, and reaches the broker whole. Once client_window_mem is held,
+ * windows offered are the broker's again (what was offered before stays offered). */
+static void test_client_window_forward(void **s)
+{
+    static const char *const bo[] = {"keep/#"};
+    struct mqo_engine_cfg cfg = {.exclusive = 1, .acl_mode = MQO_ACL_OPEN, .broker_only = bo,
+                                 .n_broker_only = 1};
+    for (int capped = 0; capped < 2; capped++) {
+        h_client_window_mem = capped ? 4096 : 0;
+        struct harness *h = mk(&cfg);
+        setup_fanout(h, 1, MQO_MQTT_V311, "keep/x", 0);
+        h->net.delay_ns = 1000000;
+        h->cl[0].bep->rcv_wnd = 8192;
+        h->cl[1].cep->rcv_wnd = 4u << 20;
+        h_publish(h, 0, "keep/x", "first", 0, 0);
+        h_run(h);
+        struct held_peak p = {.h = h};
+        h->net.on_input = note_held;
+        h->net.on_input_arg = &p;
+        struct wnd_check w = {.h = h, .mem = 4096};
+        if (capped) {
+            h->net.wire.drop = check_wnd;
+            h->net.wire.drop_arg = &w;
+        }
+        static char pl[60001];
+        memset(pl, 'z', sizeof pl - 1);
+        for (int k = 0; k < 4; k++)
+            h_publish(h, 0, "keep/x", pl, 0, 0);
+        h_run(h);
+        h->net.on_input = NULL;
+        h->net.wire.drop = NULL;
+        assert_int_equal(h_count_pub(h, 1, "keep/x"), 5);
+        assert_int_equal(h_stats(h)->consumed, 0);
+        if (getenv("WINDOW_DEBUG"))
+            fprintf(stderr, "forwarded, cap %d: peak held %llu, frames over the cap %llu, window "
+                    "above the broker's %llu\n", capped, (unsigned long long)p.peak,
+                    (unsigned long long)w.seen, (unsigned long long)w.over);
+        assert_true(p.peak > 64u << 10); /* far beyond the broker's 8 KiB */
+        assert_true(p.peak <= (256u << 10) + 8192);
+        if (capped) {
+            assert_true(w.seen > 0);
+            assert_int_equal(w.over, 0);
+        }
+        assert_int_equal(mqo_splice_stats(h->splice)->c2s_held, 0);
+        done(h);
+    }
+    h_client_window_mem = 0;
+}
+
 /* The random scripts of the differential test with TSO and checksums left to the output
  * toward both sides, impaired wire. */
 static void test_differential_tso(void **s)
@@ -916,6 +1066,8 @@ int main(void)
         cmocka_unit_test(test_differential_shared),
         cmocka_unit_test(test_fanout_tso),
         cmocka_unit_test(test_stretch_acks),
+        cmocka_unit_test(test_client_window),
+        cmocka_unit_test(test_client_window_forward),
         cmocka_unit_test(test_differential_tso),
     };
     return cmocka_run_group_tests_name("splice", tests, NULL, NULL);
