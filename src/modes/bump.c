@@ -398,6 +398,8 @@ static int rx_port(struct mqo_bump *b, int i, uint64_t now)
             }
             output(b, out, f, now);
         }
+        if (cfg->hook.burst_end)
+            cfg->hook.burst_end(cfg->hook.arg, b, now);
         if (n < BURST)
             break;
     }

@@ -23,6 +23,9 @@ struct mqo_bump_hook {
      * Return 1 when the hook took it (the loop frees the frame), 0 to forward it. */
     int (*frame)(void *arg, struct mqo_bump *b, int in, const struct mqo_rawframe *f,
                  uint64_t now);
+    /* Optional: called after each burst of frames read from a port went through frame (a
+     * hook that answers a burst once, not each frame, answers here). */
+    void (*burst_end)(void *arg, struct mqo_bump *b, uint64_t now);
     /* Timers: called every loop iteration with the time. */
     void (*tick)(void *arg, struct mqo_bump *b, uint64_t now);
     /* Nanoseconds until the hook's next timer (UINT64_MAX: none). */

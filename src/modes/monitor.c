@@ -249,6 +249,16 @@ static int on_frame(void *arg, struct mqo_bump *b, int in, const struct mqo_rawf
     return mqo_splice_input(m->sp, in, f->data, f->len, csum_ok, now);
 }
 
+/* A burst of frames from one port went through on_frame: the ACKs it owes go now, behind
+ * the deliveries it set off (mqo_splice_defer_acks). */
+static void on_burst_end(void *arg, struct mqo_bump *b, uint64_t now)
+{
+    struct monitor *m = arg;
+    (void)b;
+    (void)now;
+    mqo_splice_flush(m->sp);
+}
+
 /* The watched files changed. */
 static void on_reload_fd(void *arg, uint64_t now)
 {
@@ -403,6 +413,9 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
         mqo_err("cannot start the splice: %s", strerror(err));
         return -err;
     }
+    /* a burst's ACKs go once per sender at its end (on_burst_end), behind the deliveries it
+     * set off */
+    mqo_splice_defer_acks(m.sp, 1);
     m.tko_fd = -1;
     m.stop = cfg->bump.stop;
     m.upgrade = cfg->upgrade;
@@ -509,8 +522,8 @@ int mqo_monitor_run(const struct mqo_monitor_cfg *cfg, struct mqo_monitor_stats 
     struct mqo_bump_cfg bc = cfg->bump;
     if (cfg->share_min && cfg->share_min != SIZE_MAX)
         bc.port_flags |= MQO_PORT_SHARE_SW; /* asked for: wherever a port can reference */
-    bc.hook = (struct mqo_bump_hook){.frame = on_frame, .tick = on_tick, .next = on_next,
-                                     .pending = on_pending,
+    bc.hook = (struct mqo_bump_hook){.frame = on_frame, .burst_end = on_burst_end,
+                                     .tick = on_tick, .next = on_next, .pending = on_pending,
                                      .arg = &m};
     if (m.reload && mqo_reload_fd(m.reload) >= 0) {
         bc.hook.fd = mqo_reload_fd(m.reload);

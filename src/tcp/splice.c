@@ -206,6 +206,7 @@ struct mqo_splice {
     uint64_t unseen_open;
     uint64_t started;   /* time of the first frame or tick */
     uint8_t in_startup; /* the startup hold is on */
+    uint8_t defer_acks; /* mqo_splice_defer_acks */
     struct sq q[2]; /* by side */
     /* connections killed, freed at the end of the settle (room for max_conns, which bounds
      * the connections there are) */
@@ -1050,7 +1051,8 @@ static void cold_trim(struct mqo_splice *sp, struct half *h)
 }
 
 /* Emits what a connection owes toward side `to`: data, then an ACK nothing carried. Returns
- * 0, or -1 when the output refused a frame (the rest waits). */
+ * 0, -1 when the output refused a frame (the rest waits), 1 when only that ACK is owed and
+ * waits for the tick (defer_acks). */
 static int flush_side(struct sconn *c, int to)
 {
     if (c->dead || c->state < ST_EST)
@@ -1064,9 +1066,12 @@ static int flush_side(struct sconn *c, int to)
     }
     if (push_half(c, d_out))
         return -1;
-    if (c->ack_due[to] &&
-        send_seg(c, to, out_nxt(&c->h[d_out]) + (c->h[d_out].fin_out_sent ? 1 : 0), NULL, 0, 0))
-        return -1;
+    if (c->ack_due[to]) {
+        if (c->sp->defer_acks)
+            return 1; /* an ACK alone: the tick sends it (mqo_splice_defer_acks) */
+        if (send_seg(c, to, out_nxt(&c->h[d_out]) + (c->h[d_out].fin_out_sent ? 1 : 0), NULL, 0, 0))
+            return -1;
+    }
     return 0;
 }
 
@@ -1858,10 +1863,13 @@ static void settle(struct mqo_splice *sp)
             for (struct sconn *c = sp->q[to].head; c; c = c->qnext[to])
                 ctab_sync(c);
     for (int to = 0; to < 2; to++)
-        while (sp->q[to].head) {
-            struct sconn *c = sp->q[to].head;
-            if (flush_side(c, to))
+        for (struct sconn *c = sp->q[to].head, *next; c; c = next) {
+            int r = flush_side(c, to);
+            if (r < 0)
                 break;
+            next = c->qnext[to]; /* flushing c queues no other connection but at the tail */
+            if (r > 0)
+                continue; /* its ACK waits in the line for the tick */
             q_del(sp, c, to);
             /* everything toward `to` acknowledged: its transit state goes at once (the idle
              * walk would free it within a second; a fan-out would meanwhile hold it for every
@@ -2141,7 +2149,17 @@ void mqo_splice_tick(struct mqo_splice *sp, uint64_t now)
         if (!c->dead && e > now)
             heap_arm(c, e);
     }
+    mqo_splice_flush(sp);
+}
+
+void mqo_splice_defer_acks(struct mqo_splice *sp, int on) { sp->defer_acks = on != 0; }
+
+void mqo_splice_flush(struct mqo_splice *sp)
+{
+    uint8_t defer = sp->defer_acks;
+    sp->defer_acks = 0; /* what the input so far owes goes now */
     settle(sp);
+    sp->defer_acks = defer;
 }
 
 unsigned mqo_splice_pending(const struct mqo_splice *sp)

@@ -172,6 +172,16 @@ int mqo_splice_input(struct mqo_splice *s, int from, const uint8_t *frame, size_
  * least every 10 ms. */
 void mqo_splice_tick(struct mqo_splice *s, uint64_t now_ns);
 
+/* While on, an ACK that no data carries waits for the next mqo_splice_flush (or tick), which
+ * sends it: a burst of input from one sender (the segments of a large PUBLISH) is acknowledged
+ * once, after what it set in motion (a fan-out's deliveries), as a receiver that coalesces
+ * segments (GRO) acknowledges a super-segment once. The caller flushes after every burst of
+ * frames it reads. Off by default: each input is acknowledged at once. */
+void mqo_splice_defer_acks(struct mqo_splice *sp, int on);
+
+/* Emits what the splice owes, the ACKs deferred since the last flush included. */
+void mqo_splice_flush(struct mqo_splice *sp);
+
 /* Nanoseconds until the next timer is due (UINT64_MAX: none). */
 uint64_t mqo_splice_next_timer(const struct mqo_splice *s, uint64_t now_ns);
 

@@ -77,6 +77,7 @@ static uint32_t ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 
 size_t h_share_min;
 uint32_t h_client_window;
+int h_defer_acks;
 size_t h_client_window_mem;
 uint32_t h_tso_max;
 int h_csum_offload;
@@ -114,6 +115,10 @@ void h_init(struct harness *h, const struct mqo_engine_cfg *cfg, int mode)
         }
         ts_net_init(&h->net, h->splice, 42);
         h->net.now = h->now;
+        if (h->splice && h_defer_acks) {
+            mqo_splice_defer_acks(h->splice, 1);
+            h->net.defer_acks = 1;
+        }
         h->net.on_input = trk_input;
         h->net.on_input_arg = h;
         return;
@@ -138,6 +143,8 @@ static int splice_takeover(struct harness *h, struct mqo_buf *snap)
         rc = -ENOMEM;
     if (!rc)
         rc = mqo_splice_load(ns, b.data, b.len);
+    if (!rc && h_defer_acks)
+        mqo_splice_defer_acks(ns, 1);
     if (!rc && (h_tso_max || h_csum_offload)) {
         struct mqo_splice_offload o = {.tso_max = h_tso_max, .csum = h_csum_offload};
         mqo_splice_set_offload(ns, MQO_SIDE_CLIENT, &o);

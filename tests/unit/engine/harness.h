@@ -202,6 +202,9 @@ extern size_t h_share_min;
 /* H_SPLICE, set before h_init: the splice's client_window and client_window_mem (0: its
  * defaults). */
 extern uint32_t h_client_window;
+/* H_SPLICE, set before h_init: lone ACKs wait for the end of each burst of input, as monitor
+ * mode runs the splice (mqo_splice_defer_acks, ts_net.defer_acks). */
+extern int h_defer_acks;
 extern size_t h_client_window_mem;
 /* Set before h_init (splice): the output cuts TSO frames of up to this many payload bytes
  * toward both sides, and completes TCP checksums (mqo_splice_set_offload; the wire model

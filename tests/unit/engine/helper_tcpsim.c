@@ -726,6 +726,13 @@ uint64_t ts_net_run(struct ts_net *n, uint64_t max_ns)
                 }
                 if (n->on_input)
                     n->on_input(n->on_input_arg, fr.ep);
+                if (n->defer_acks) {
+                    int more = 0;
+                    for (size_t i = 0; i < n->n && !more; i++)
+                        more = n->q[i].to_splice && n->q[i].at <= n->now;
+                    if (!more)
+                        mqo_splice_flush(n->splice); /* the burst is over */
+                }
             } else {
                 ep_receive(n, fr.ep, fr.data, fr.len);
             }

@@ -103,6 +103,9 @@ struct ts_net {
      * see what the splice's input changed (its stream counters) frame by frame */
     void (*on_input)(void *arg, struct ts_ep *ep);
     void *on_input_arg;
+    /* The splice defers lone ACKs (mqo_splice_defer_acks): it is flushed, as monitor mode does
+     * after each burst it reads, once no other frame toward it arrives at the same time. */
+    int defer_acks;
     /* The output path's capacity, as a busy port has it: tx_cap frames per tx_period_ns
      * (0: unlimited). Beyond it the splice's kept frames are refused (it must send them
      * again, in order, once the period starts again); frames it cannot keep go through. */

@@ -1001,6 +1001,61 @@ static void test_client_window_forward(void **s)
     h_client_window_mem = 0;
 }
 
+/* Lone ACKs deferred to the end of each burst of input, as monitor mode runs the splice
+ * (mqo_splice_defer_acks): a 30 kB PUBLISH that arrives as one burst of segments is
+ * acknowledged once, not once per segment, and nothing else changes (the random scripts
+ * against the broker model, impaired wire). */
+struct ack_count {
+    const struct ts_ep *ep;
+    uint64_t acks; /* frames without payload toward ep */
+};
+
+static int count_acks(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *f, size_t len)
+{
+    struct ack_count *a = arg;
+    if (to_splice || ep != a->ep)
+        return 0;
+    size_t hl = (size_t)(f[14 + 20 + 12] >> 4) * 4;
+    if (len == 14 + 20 + hl)
+        a->acks++;
+    return 0;
+}
+
+static uint64_t acks_for_burst(int defer)
+{
+    h_defer_acks = defer;
+    struct harness *h = mk(NULL);
+    setup_fanout(h, 1, MQO_MQTT_V311, "big", 0);
+    h->net.delay_ns = 100000;
+    h->cl[1].cep->rcv_wnd = 4u << 20;
+    struct ack_count a = {.ep = h->cl[0].cep};
+    h->net.wire.drop = count_acks;
+    h->net.wire.drop_arg = &a;
+    static char pl[30001];
+    memset(pl, 'a', sizeof pl - 1);
+    h_publish(h, 0, "big", pl, 0, 0);
+    h_run(h);
+    h->net.wire.drop = NULL;
+    assert_int_equal(h_count_pub(h, 1, "big"), 1);
+    assert_int_equal(h_stats(h)->consumed, 1);
+    done(h);
+    h_defer_acks = 0;
+    return a.acks;
+}
+
+static void test_defer_acks(void **s)
+{
+    uint64_t deferred = acks_for_burst(1), each = acks_for_burst(0);
+    if (getenv("ACK_DEBUG"))
+        fprintf(stderr, "ACKs to the publisher: %llu deferred, %llu at once\n",
+                (unsigned long long)deferred, (unsigned long long)each);
+    assert_true(each >= 15); /* 21 segments */
+    assert_true(deferred >= 1 && deferred <= 2);
+    h_defer_acks = 1;
+    differential(3, 2, 3, 3);
+    h_defer_acks = 0;
+}
+
 /* The random scripts of the differential test with TSO and checksums left to the output
  * toward both sides, impaired wire. */
 static void test_differential_tso(void **s)
@@ -1068,6 +1123,7 @@ int main(void)
         cmocka_unit_test(test_stretch_acks),
         cmocka_unit_test(test_client_window),
         cmocka_unit_test(test_client_window_forward),
+        cmocka_unit_test(test_defer_acks),
         cmocka_unit_test(test_differential_tso),
     };
     return cmocka_run_group_tests_name("splice", tests, NULL, NULL);
