@@ -83,6 +83,10 @@
 # BENCH_TARGETS="proxy intercept" runs only those of each scenario's targets (a comparison of
 # two with more repetitions: --reps N).
 # BENCH_MONITOR_ARGS="--gso off" adds options to monitor mode's command line (comparisons).
+# --keep DIR keeps every run's files in DIR/runs (the bench's JSON, the target's log, CPU and
+# memory figures) and also has mqoff-bench write a per-message trace (--trace: when each
+# message was queued, left the publisher, reached the last subscriber on the wire and was read)
+# in DIR/runs/SCENARIO.TARGET.REP.trace.csv: where a slow message lost its time.
 #
 # Traffic stays inside the lab's namespaces (198.18.0.0/15 only). Every run is bounded by
 # timeout; whatever happens (failure, ^C), the EXIT trap stops what it started, gives the
@@ -120,7 +124,7 @@ QUIET_PCT=${BENCH_QUIET_PCT:-15} QUIET_MAX_S=${BENCH_QUIET_MAX_S:-20} QUIET_TOTA
 ORIG_ARGS="$*"
 REPS=3 QUICK=0 KEEP="" WRITE_DOC=1 SECTION=""
 SCEN_ARGS=()
-usage() { sed -n '2,55p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -uo pipefail/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;

@@ -328,6 +328,9 @@ headline_lat("fanout-1-1000-1-q1", "wire_last_subscriber", "fanout-1-1000-1 QoS 
 headline_lat("fanout-1-1000-1-q1", "last_subscriber", "fanout-1-1000-1 QoS 1: client p99 last subscriber", {})
 headline_lat("rps-fanout-1-1000-1-q0", "wire_last_subscriber",
              "rps-fanout-1-1000-1 QoS 0 (clients' receive work on the other core): wire p99", {"monitor": 10})
+headline_lat("payload-16384", "last_subscriber", "payload-16384: client p99 last subscriber", {"monitor": 1.5})
+headline_lat("payload-65536", "last_subscriber",
+             "payload-65536 (64 KiB × 10 subscribers × 500 msg/s): client p99 last subscriber", {"monitor": 1.5})
 
 
 def sat_best(s, t):
