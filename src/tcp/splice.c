@@ -153,7 +153,7 @@ struct sconn {
     uint8_t syn_ws : 1;   /* the client's SYN offered window scaling */
     uint8_t tracked : 1;  /* cfg.track told it is up */
     uint8_t q_on : 1, q_check : 1;
-    uint8_t queued[2]; /* in sp->q[side]: it may owe frames toward side */
+    uint8_t queued[2]; /* in sp->q[side] (1) or sp->dq[side] (2): it may owe frames toward side */
     uint8_t ack_due[2]; /* an ACK is owed toward side */
     uint8_t ka_probe[2]; /* a keep-alive probe is owed toward side (resumed) */
     /* Ethernet header, TTL and TOS of frames toward side: an index in sp->l2 (0: none learned,
@@ -207,7 +207,8 @@ struct mqo_splice {
     uint64_t started;   /* time of the first frame or tick */
     uint8_t in_startup; /* the startup hold is on */
     uint8_t defer_acks; /* mqo_splice_defer_acks */
-    struct sq q[2]; /* by side */
+    struct sq q[2];  /* by side */
+    struct sq dq[2]; /* by side: owing only a deferred ACK (q_append) */
     /* connections killed, freed at the end of the settle (room for max_conns, which bounds
      * the connections there are) */
     struct sconn **dead;
@@ -292,10 +293,12 @@ static int64_t unwrap(uint32_t seq, uint32_t isn, uint64_t ref)
     return (int64_t)ref + d;
 }
 
-static void q_add(struct mqo_splice *sp, struct sconn *c, int side)
+/* The lines of connections that owe frames toward a side: sp->q[side] (queued 1), and
+ * sp->dq[side] (queued 2) for those that owe only an ACK mqo_splice_flush sends
+ * (defer_acks), kept apart so that settling each input does not walk them again. */
+static void q_append(struct sq *q, struct sconn *c, int side, uint8_t which)
 {
-    struct sq *q = &sp->q[side];
-    c->queued[side] = 1;
+    c->queued[side] = which;
     c->qnext[side] = NULL;
     c->qprev[side] = q->tail;
     if (q->tail)
@@ -305,11 +308,16 @@ static void q_add(struct mqo_splice *sp, struct sconn *c, int side)
     q->tail = c;
 }
 
+static void q_add(struct mqo_splice *sp, struct sconn *c, int side)
+{
+    q_append(&sp->q[side], c, side, 1);
+}
+
 static void q_del(struct mqo_splice *sp, struct sconn *c, int side)
 {
-    struct sq *q = &sp->q[side];
     if (!c->queued[side])
         return;
+    struct sq *q = c->queued[side] == 2 ? &sp->dq[side] : &sp->q[side];
     c->queued[side] = 0;
     if (c->qprev[side])
         c->qprev[side]->qnext[side] = c->qnext[side];
@@ -321,6 +329,25 @@ static void q_del(struct mqo_splice *sp, struct sconn *c, int side)
         q->tail = c->qprev[side];
 }
 
+/* The deferred line joins the end of the line, in its order: behind the deliveries its input
+ * set off, and when the output is full, behind connections that owe data, so that settling
+ * the next input stops at those (refused) before walking the ACKs again. */
+static void dq_return(struct mqo_splice *sp, int side)
+{
+    struct sq *d = &sp->dq[side], *q = &sp->q[side];
+    if (!d->head)
+        return;
+    for (struct sconn *c = d->head; c; c = c->qnext[side])
+        c->queued[side] = 1;
+    d->head->qprev[side] = q->tail;
+    if (q->tail)
+        q->tail->qnext[side] = d->head;
+    else
+        q->head = d->head;
+    q->tail = d->tail;
+    d->head = d->tail = NULL;
+}
+
 /* The connection may owe frames both ways: settle() sends them. */
 static void mark_dirty(struct sconn *c)
 {
@@ -328,8 +355,10 @@ static void mark_dirty(struct sconn *c)
         return;
     c->q_check = 1;
     for (int side = 0; side < 2; side++)
-        if (!c->queued[side])
+        if (c->queued[side] != 1) { /* new work: a deferred one joins the line again */
+            q_del(c->sp, c, side);
             q_add(c->sp, c, side);
+        }
 }
 
 /* Half d's output grew by n bytes (n < 0: -n of them were acknowledged or dropped with the
@@ -751,7 +780,8 @@ static uint64_t window_for(const struct sconn *c, const struct half *hi)
     uint64_t held = hi->rcv_nxt - hi->ack_in;
     uint64_t wnd = hi->y_wnd;
     /* toward the broker: at least the client window, while the splice holds little for it */
-    if (hi == &c->h[C2S] && wnd < sp->cfg.client_window && sp->st.c2s_held < sp->cfg.client_window_mem)
+    if (hi == &c->h[C2S] && wnd < sp->cfg.client_window &&
+        sp->st.c2s_held < sp->cfg.client_window_mem)
         wnd = sp->cfg.client_window;
     int64_t space = (int64_t)(hi->out_una + wnd) - (int64_t)hi->out_end;
     return held + (space > 0 ? (uint64_t)space : 0);
@@ -1052,7 +1082,7 @@ static void cold_trim(struct mqo_splice *sp, struct half *h)
 
 /* Emits what a connection owes toward side `to`: data, then an ACK nothing carried. Returns
  * 0, -1 when the output refused a frame (the rest waits), 1 when only that ACK is owed and
- * waits for the tick (defer_acks). */
+ * waits for mqo_splice_flush (defer_acks). */
 static int flush_side(struct sconn *c, int to)
 {
     if (c->dead || c->state < ST_EST)
@@ -1068,8 +1098,9 @@ static int flush_side(struct sconn *c, int to)
         return -1;
     if (c->ack_due[to]) {
         if (c->sp->defer_acks)
-            return 1; /* an ACK alone: the tick sends it (mqo_splice_defer_acks) */
-        if (send_seg(c, to, out_nxt(&c->h[d_out]) + (c->h[d_out].fin_out_sent ? 1 : 0), NULL, 0, 0))
+            return 1; /* an ACK alone: mqo_splice_flush sends it */
+        uint64_t at = out_nxt(&c->h[d_out]) + (c->h[d_out].fin_out_sent ? 1 : 0);
+        if (send_seg(c, to, at, NULL, 0, 0))
             return -1;
     }
     return 0;
@@ -1863,14 +1894,16 @@ static void settle(struct mqo_splice *sp)
             for (struct sconn *c = sp->q[to].head; c; c = c->qnext[to])
                 ctab_sync(c);
     for (int to = 0; to < 2; to++)
-        for (struct sconn *c = sp->q[to].head, *next; c; c = next) {
+        while (sp->q[to].head) {
+            struct sconn *c = sp->q[to].head;
             int r = flush_side(c, to);
             if (r < 0)
                 break;
-            next = c->qnext[to]; /* flushing c queues no other connection but at the tail */
-            if (r > 0)
-                continue; /* its ACK waits in the line for the tick */
             q_del(sp, c, to);
+            if (r > 0) { /* its ACK waits for mqo_splice_flush */
+                q_append(&sp->dq[to], c, to, 2);
+                continue;
+            }
             /* everything toward `to` acknowledged: its transit state goes at once (the idle
              * walk would free it within a second; a fan-out would meanwhile hold it for every
              * subscriber) */
@@ -2158,13 +2191,19 @@ void mqo_splice_flush(struct mqo_splice *sp)
 {
     uint8_t defer = sp->defer_acks;
     sp->defer_acks = 0; /* what the input so far owes goes now */
+    for (int side = 0; side < 2; side++)
+        dq_return(sp, side);
     settle(sp);
     sp->defer_acks = defer;
 }
 
 unsigned mqo_splice_pending(const struct mqo_splice *sp)
 {
-    return (sp->q[0].head ? 1u << 0 : 0u) | (sp->q[1].head ? 1u << 1 : 0u);
+    unsigned m = 0;
+    for (int side = 0; side < 2; side++)
+        if (sp->q[side].head || sp->dq[side].head)
+            m |= 1u << side;
+    return m;
 }
 
 uint64_t mqo_splice_next_timer(const struct mqo_splice *sp, uint64_t now)

@@ -887,7 +887,8 @@ struct wnd_check {
     uint64_t seen; /* frames checked while over the cap */
 };
 
-static int check_wnd(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *f, size_t len)
+static int check_wnd(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *f,
+                     size_t len)
 {
     struct wnd_check *w = arg;
     if (to_splice || ep != w->h->cl[0].cep || len < 14 + 20 + 20)
@@ -896,7 +897,8 @@ static int check_wnd(void *arg, const struct ts_ep *ep, int to_splice, const uin
     if (held < w->mem)
         return 0;
     const uint8_t *tcp = f + 14 + 20;
-    uint32_t ack = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11];
+    uint32_t ack =
+        (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11];
     uint64_t wnd = (uint64_t)(tcp[14] << 8 | tcp[15]) << ep->ws_peer;
     /* the right edge, as an offset of the publisher's stream: past what it sent, the room
      * left in the broker's window at most (the splice has received no more than it sent) */
@@ -1010,7 +1012,8 @@ struct ack_count {
     uint64_t acks; /* frames without payload toward ep */
 };
 
-static int count_acks(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *f, size_t len)
+static int count_acks(void *arg, const struct ts_ep *ep, int to_splice, const uint8_t *f,
+                      size_t len)
 {
     struct ack_count *a = arg;
     if (to_splice || ep != a->ep)
