@@ -158,7 +158,7 @@ static void usage_proxy(FILE *f)
             "                         each client's broker connection from that address too\n"
             "  --iface IF             lwip: the interface (dpdk: a DPDK port id or device name)\n"
             "  --io BACKEND           lwip: afpacket (default), afxdp or dpdk (with --eal, as for\n"
-            "                         monitor mode)\n"
+            "                         monitor mode)\n"            "  --rx queue|ring        lwip with afpacket: as for monitor mode\n"
             "  --eal \"ARGS\"           lwip with --io dpdk: the EAL arguments\n"
             "  --netmask MASK         lwip: the address's network (default 255.255.255.0)\n"
             "  --gateway ADDR         lwip: the router toward a broker off that network\n"
@@ -250,9 +250,15 @@ static void usage_monitor(FILE *f)
             "                         90): clients connected before mqoff started are unseen\n"
             "                         until they send their next keep-alive; 0 when the broker\n"
             "                         started with mqoff in place (no such clients)\n"
-            "  --ring N               RX ring slots per port (default 32768; dpdk: descriptors,\n"
-            "                         at most what the device has; afxdp: rounded up to a power\n"
-            "                         of two, default 4096)\n"
+            "  --ring N               frames received and not yet read that a port holds\n"
+            "                         (default 32768; afpacket: the receive queue's room, or\n"
+            "                         the ring's slots; dpdk: descriptors, at most what the\n"
+            "                         device has; afxdp: rounded up to a power of two, default\n"
+            "                         4096)\n"
+            "  --rx queue|ring        afpacket: read frames from the socket's receive queue\n"
+            "                         (recvmmsg, default) or from a TPACKET_V2 ring mapped into\n"
+            "                         mqoff (no system call, but each frame touches ring memory\n"
+            "                         that goes cold; see ARCHITECTURE, pktio)\n"
             "  --busy-poll US         after a frame, poll without sleeping for US microseconds\n"
             "                         (default 0: sleep at once); lower latency, more CPU\n"
             "  --no-promisc           leave the interfaces' promiscuous mode alone\n"
@@ -421,6 +427,8 @@ struct opts {
     enum mqo_l2_mode l2;
     const char *impair, *impair_dir[2]; /* [0] a2b, [1] b2a */
     uint32_t ring;
+    int rx_ring; /* --rx ring */
+    int rx_set;  /* --rx given */
     uint32_t busy_poll_us;
     /* proxy --stack lwip */
     int stack_lwip, pktio_set;
@@ -670,7 +678,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
     enum {
         O_LISTEN = 256, O_BROKER, O_ACLFILE, O_ACL, O_BO, O_MAXQ, O_OVERLAP, O_HOLD, O_LOG, O_IO,
-        O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_NOPROMISC, O_HOLDSTART,
+        O_PA, O_PB, O_L2, O_STATIC, O_IMP, O_A2B, O_B2A, O_RING, O_RX, O_NOPROMISC, O_HOLDSTART,
         O_FRAGMAX, O_FRAGMEM, O_FRAGTIME, O_EAL, O_GSO, O_SHARE, O_BUSY, O_MAXBUF, O_EXCL, O_MOSQCONF,
         O_CONTROL, O_CTLGROUP, O_METRICS, O_CHANNEL, O_HELP, O_LOGDEST, O_STACK, O_IFACE,
         O_NETMASK, O_GATEWAY, O_MAC, O_MAXCONNS, O_SYNBL,
@@ -695,6 +703,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"impair-a2b", required_argument, 0, O_A2B},
         {"impair-b2a", required_argument, 0, O_B2A},
         {"ring", required_argument, 0, O_RING},
+        {"rx", required_argument, 0, O_RX},
         {"no-promisc", no_argument, 0, O_NOPROMISC},
         {"startup-hold", required_argument, 0, O_HOLDSTART},
         {"frag-max", required_argument, 0, O_FRAGMAX},
@@ -735,7 +744,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     const char *mode = o->monitor ? "monitor" : o->intercept ? "intercept" : "proxy";
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int proxy_only = c == O_LISTEN; /* proxy and intercept; --io is every mode's */
-        int monitor_only = c >= O_PA && c <= O_SHARE && c != O_EAL;
+        int monitor_only = c >= O_PA && c <= O_SHARE && c != O_EAL && c != O_RX;
         proxy_only |= c >= O_STACK && c <= O_SYNBL;
         if ((proxy_only && o->monitor) || (monitor_only && !o->monitor) ||
             (c == O_CHANNEL && !o->intercept) || (c == O_BROKER && o->intercept) ||
@@ -848,6 +857,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             if (parse_u64("--ring", optarg, 64, 1u << 20, &v))
                 return 2;
             o->ring = (uint32_t)v;
+            break;
+        case O_RX:
+            o->rx_set = 1;
+            if (!strcmp(optarg, "queue"))
+                o->rx_ring = 0;
+            else if (!strcmp(optarg, "ring"))
+                o->rx_ring = 1;
+            else {
+                fprintf(stderr, "mqoff: --rx takes 'queue' or 'ring'\n");
+                return 2;
+            }
             break;
         case O_NOPROMISC: o->promisc = 0; break;
         case O_EXCL: o->exclusive = 1; break;
@@ -973,6 +993,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         fprintf(stderr, "mqoff %s: --iface, --io %s, --eal, --netmask, --gateway, --mac, "
                         "--max-conns and --syn-backlog are --stack lwip's\n",
                 mode, o->pktio_set ? mqo_pktio_backend_name(o->pktio) : "BACKEND");
+        return 2;
+    }
+    if (o->rx_set && ((!o->monitor && !o->stack_lwip) || o->pktio != MQO_PKTIO_AFPACKET)) {
+        fprintf(stderr, "mqoff %s: --rx is the afpacket backend's (monitor mode, or --stack "
+                        "lwip)\n", mode);
         return 2;
     }
     if (!o->monitor && o->stack_lwip && o->takeover) {
@@ -1214,6 +1239,8 @@ static const struct mqo_ctl_cfg *setup_ctl(struct opts *o, const char *mode)
                             : o->client_window ? o->client_window : 262144);
         KN("client_window_mem", o->client_window_mem ? o->client_window_mem : 67108864);
     }
+    if ((o->monitor || o->stack_lwip) && o->pktio == MQO_PKTIO_AFPACKET)
+        KV("rx", o->rx_ring ? "ring" : "queue");
     if (o->ctl.path)
         KV("control", o->ctl.path);
     if (o->ctl.metrics)
@@ -1267,7 +1294,9 @@ static int setup_lwip(const struct opts *o, struct mqo_proxy_lwip_cfg *lc)
     /* no virtio-net header: lwIP segments and sums what it sends, and takes wire-sized frames
      * (a received super-segment would not fit a pbuf's 16-bit length) */
     lc->port = (struct mqo_port_cfg){.ifname = o->iface, .backend = o->pktio, .eal = o->eal,
-                                     .ring_frames = o->ring, .flags = MQO_PORT_NO_VNET};
+                                     .ring_frames = o->ring,
+                                     .flags = MQO_PORT_NO_VNET |
+                                              (o->rx_ring ? MQO_PORT_RX_RING : 0)};
     if (o->netmask_s) {
         if (parse_ip4("--netmask", o->netmask_s, &lc->netmask))
             return -1;
@@ -1442,7 +1471,8 @@ static int cmd_monitor(int argc, char **argv)
                                     .busy_poll_us = o.busy_poll_us,
                                     .fix_csum = 1,
                                     .promisc = o.promisc,
-                                    .port_flags = o.no_gso ? MQO_PORT_NO_VNET : 0,
+                                    .port_flags = (o.no_gso ? MQO_PORT_NO_VNET : 0) |
+                                                  (o.rx_ring ? MQO_PORT_RX_RING : 0),
                                     .stop = &g_stop,
                                     .name = "mqoff monitor",
                                     .ready = monitor_ready,

@@ -1,59 +1,76 @@
 /* pktio/afpacket: the AF_PACKET backend of pktio.h.
  *
- * RX: a TPACKET_V2 PACKET_MMAP ring (one slot per frame, no block-retire timer: a frame is
- * visible as soon as the kernel wrote it). Frames are handed out zero-copy: struct mqo_rawframe
- * points into the ring slot, which goes back to the kernel when the frame is sent (tx_burst
- * copies or the kernel copies it) or freed. The ring is a FIFO: the kernel fills slots in
- * order and stops at a slot the caller still holds, so a frame kept longer than a burst cycle
- * must be detached (mqo_frame_detach); rx_burst stops at such a slot too (rx_stalls). The
+ * RX, by default: the socket's receive queue, read with recvmmsg (up to RXQ_BATCH frames a call)
+ * into the buffers of the port's frame descriptors. The kernel copies each frame; one longer than
+ * MQO_FRAME_MAX goes on into a large buffer given with it (virtio-net header only). PACKET_AUXDATA
+ * says what the ring's slot header would have: the checksum state and the VLAN tag. The queue's
+ * room (SO_RCVBUFFORCE) is ring_frames times RXQ_FRAME_ROOM bytes, as the kernel counts a queued
+ * frame's whole buffer. A frame owns its buffer from the start, so one the caller holds keeps
+ * nothing else from arriving and mqo_frame_detach has nothing to do. Timestamps are the time
+ * rx_burst read the burst.
+ *
+ * Why the queue and not the ring: on the lab's machines (a paravirtualized guest) a page of the
+ * ring the process has not touched for a while costs a trap into the host on the first load and
+ * again on the first store, and a ring that holds a fan-out's ACKs is too large to stay warm.
+ * Measured in monitor mode at payload-16384 (1 publisher, 10 subscribers of 16 KiB at 500/s), per
+ * frame received, reading it plus giving its slot back: ring of 32 768 slots 0.9 + 2.9 to 3.5 us;
+ * 8192: 0.29 + 0.85; 2048: 0.10 + 0.20; 1024: 0.09 + 0.13. The queue: 1.0 to 1.2 us, whatever
+ * its room. Rings small enough to stay warm drop the ACK bursts of large fan-outs (ARCHITECTURE.md,
+ * pktio), so the ring is an option (MQO_PORT_RX_RING), for hosts where its pages stay cheap.
+ *
+ * RX with MQO_PORT_RX_RING: a TPACKET_V2 PACKET_MMAP ring (one slot per frame, no block-retire
+ * timer: a frame is visible as soon as the kernel wrote it). Frames are handed out zero-copy:
+ * struct mqo_rawframe points into the ring slot, which goes back to the kernel when the frame is
+ * sent (tx_burst copies or the kernel copies it) or freed. The ring is a FIFO: the kernel fills
+ * slots in order and stops at a slot the caller still holds, so a frame kept longer than a burst
+ * cycle must be detached (mqo_frame_detach); rx_burst stops at such a slot too (rx_stalls). The
  * kernel's poll() looks at the slot before its head: while the caller holds that one, the
  * descriptor stays readable even when nothing new arrived (a held frame costs wakeups).
  *
- * TX: sendmmsg, one system call per burst; the kernel copies straight from the frame (no copy
- * in user space, zero-copy RX frames included), then the frames go back to their pool or ring.
- * The alternative, a TPACKET_V2 TX ring (copy into the slot, one send() kick per burst), was
- * measured against it and dropped. Frames per CPU-second of the sending process (wall rates
- * are noisy: 2 cores shared with other work), veth pair, 2 s runs, 2 runs each:
+ * TX: sendmmsg, one system call per burst; the kernel copies straight from the frame (no copy in
+ * user space, zero-copy RX frames included), then the frames go back to their pool or ring. The
+ * alternative, a TPACKET_V2 TX ring (copy into the slot, one send() kick per burst), was measured
+ * against it and dropped. Frames per CPU-second of the sending process (wall rates are noisy: 2
+ * cores shared with other work), veth pair, 2 s runs, 2 runs each:
  *                          64-byte frames     1500-byte frames
  *   sendmmsg               606k, 607k         568k, 567k        <- kept
  *   sendmmsg+qdisc bypass  622k, 618k         484k, 575k
  *   TX ring                581k, 569k         479k, 472k
  *   TX ring+qdisc bypass   595k, 524k         510k, 447k
- * The ring loses: it copies in user space and needs a kick and slot bookkeeping, while the
- * kernel copies the same bytes for sendmmsg anyway. Qdisc bypass is within the noise and hides
- * our frames from tcpdump, so it is an option (MQO_PORT_QDISC_BYPASS), not the default.
- * RX: 1.0M to 1.25M frames per CPU-second of the receiving process (64 bytes; the kernel's
- * copy into the ring is charged to the sender's core on a veth), at 90k to 130k frames/s wall
- * (the rate the sending core reached with its softirq work).
+ * The ring loses: it copies in user space and needs a kick and slot bookkeeping, while the kernel
+ * copies the same bytes for sendmmsg anyway. Qdisc bypass is within the noise and hides our frames
+ * from tcpdump, so it is an option (MQO_PORT_QDISC_BYPASS), not the default. RX ring, first
+ * measured with a ring small enough to stay warm: 1.0M to 1.25M frames per CPU-second of the
+ * receiving process (64 bytes; the kernel's copy into the ring is charged to the sender's core on
+ * a veth), at 90k to 130k frames/s wall (the rate the sending core reached with its softirq work).
  *
- * Timestamps: the ring's tp_sec/tp_nsec are CLOCK_REALTIME (taken by the kernel at receive).
- * They are converted to CLOCK_MONOTONIC with the offset between the two clocks read once per
- * rx_burst, and clamped to that burst's monotonic now, so the per-frame spacing the kernel
- * saw is kept and a wall-clock step can never put a frame in the future.
+ * Timestamps (ring): the ring's tp_sec/tp_nsec are CLOCK_REALTIME (taken by the kernel at
+ * receive). They are converted to CLOCK_MONOTONIC with the offset between the two clocks read once
+ * per rx_burst, and clamped to that burst's monotonic now, so the per-frame spacing the kernel saw
+ * is kept and a wall-clock step can never put a frame in the future.
  *
  * Checksums: a frame the local stack sent with checksum offload reaches a packet socket with
- * TP_STATUS_CSUMNOTREADY; it is flagged MQO_FRAME_CSUM_PARTIAL. VLAN: the kernel takes the
- * 802.1Q tag out of the bytes (tp_vlan_tci); PACKET_RESERVE leaves room in front of the frame
- * so the tag is put back in place (MQO_FRAME_VLAN_RESTORED) and the frame is forwarded as it
- * was on the wire.
+ * TP_STATUS_CSUMNOTREADY; it is flagged MQO_FRAME_CSUM_PARTIAL. VLAN: the kernel takes the 802.1Q
+ * tag out of the bytes (tp_vlan_tci); PACKET_RESERVE (ring) or the buffer's headroom (queue)
+ * leaves room in front of the frame so the tag is put back in place (MQO_FRAME_VLAN_RESTORED) and
+ * the frame is forwarded as it was on the wire.
  *
  * Shared blocks (mqo_frame_attach): a frame's head and its block are two iovecs of the same
  * sendmmsg message, so the kernel copies the block straight from the shared buffer.
  *
- * Segmentation offload (unless MQO_PORT_NO_VNET): the socket reads and writes every frame
- * after a virtio-net header (PACKET_VNET_HDR, l2/gso.h). On send, a frame flagged
- * MQO_FRAME_TSO leaves as one super-segment the kernel cuts (GSO: on a veth it reaches the
- * peer's stack whole, which takes it as GRO would have made it; toward a device with TSO the
- * device cuts it; otherwise the kernel does, in software, after the qdisc) and a partial
- * checksum is left to the kernel (NEEDS_CSUM): on a veth nobody ever sums it, the receiving
- * stack trusts a partial checksum of its own host. TSO frames are built in a buffer of
- * MQO_FRAME_LARGE bytes (mqo_frame_append moves the frame there: MQO_PORT_CAP_LARGE), from a
- * pool of such buffers kept by the port. On receive, the header says what the frame is: a
- * partial or verified checksum, a super-segment (GRO on the port, or a local sender's GSO).
- * Ring slots are sized for the MTU (32 768 slots of 64 KiB would be 2 GiB); a frame longer
- * than its slot is copied by the kernel into the socket's receive queue as well
- * (PACKET_COPY_THRESH, the slot says TP_STATUS_COPY), from where rx_burst reads it whole into
- * a large buffer, in the ring's order.
+ * Segmentation offload (unless MQO_PORT_NO_VNET): the socket reads and writes every frame after a
+ * virtio-net header (PACKET_VNET_HDR, l2/gso.h). On send, a frame flagged MQO_FRAME_TSO leaves as
+ * one super-segment the kernel cuts (GSO: on a veth it reaches the peer's stack whole, which takes
+ * it as GRO would have made it; toward a device with TSO the device cuts it; otherwise the kernel
+ * does, in software, after the qdisc) and a partial checksum is left to the kernel (NEEDS_CSUM):
+ * on a veth nobody ever sums it, the receiving stack trusts a partial checksum of its own host.
+ * TSO frames are built in a buffer of MQO_FRAME_LARGE bytes (mqo_frame_append moves the frame
+ * there: MQO_PORT_CAP_LARGE), from a pool of such buffers kept by the port. On receive, the header
+ * says what the frame is: a partial or verified checksum, a super-segment (GRO on the port, or a
+ * local sender's GSO). Ring slots are sized for the MTU (32 768 slots of 64 KiB would be 2 GiB); a
+ * frame longer than its slot is copied by the kernel into the socket's receive queue as well
+ * (PACKET_COPY_THRESH, the slot says TP_STATUS_COPY), from where rx_burst reads it whole into a
+ * large buffer, in the ring's order.
  *
  * Not thread-safe: the ports of a process and their frames are used from one thread.
  */
@@ -89,6 +106,15 @@
  * flight of a burst to thousands of subscribers then hold 512 bytes each, not 9 KiB. */
 #define SMALL_CAP (512 - BUF_HEADROOM)
 
+/* RX from the socket's queue: messages per recvmmsg call, and the room for the
+ * PACKET_AUXDATA control message of each. */
+#define RXQ_BATCH 64
+#define RXQ_CMSG CMSG_SPACE(sizeof(struct tpacket_auxdata))
+/* The socket's receive buffer: this many bytes per frame the ring would have held (the kernel
+ * counts a queued frame's whole buffer: about 1 KiB for an ACK from a local TCP). */
+#define RXQ_FRAME_ROOM 2048
+#define RXQ_RCVBUF_MAX (1 << 30)
+
 /* Where the V2 header ends and the sockaddr_ll the kernel writes after it. */
 #define V2_HDR TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 #define V2_HDRLEN (V2_HDR + sizeof(struct sockaddr_ll))
@@ -120,6 +146,15 @@ struct afp_port {
     uint32_t rx_n, rx_head, rx_nheld;
     uint8_t *rx_held; /* per slot: 1 while a frame points into it */
     int ignore_outgoing; /* PACKET_IGNORE_OUTGOING accepted */
+    /* RX from the socket's queue (the default; not MQO_PORT_RX_RING) */
+    int rxq;
+    struct mmsghdr *rmm;
+    struct iovec *riov;                 /* three per message: virtio-net header, buffer, spill */
+    uint8_t (*rvh)[MQO_VNET_HDR_LEN];   /* a header per message */
+    struct sockaddr_ll *rsll;           /* a source address per message (its packet type) */
+    uint8_t (*rcmsg)[RXQ_CMSG];         /* the auxiliary data per message */
+    struct afp_frame **rxd;             /* the descriptor (with a buffer) each message fills */
+    uint8_t **rspill;                   /* a large buffer each message may spill into, or NULL */
     /* sendmmsg */
     struct mmsghdr *mm;
     struct iovec *iov; /* three per message: virtio-net header, head, block */
@@ -385,6 +420,7 @@ static int fail(char *err, size_t errlen, int e, const char *ifname, const char 
 
 static const struct mqo_pktio_ops afp_ops;
 static void afp_close(struct mqo_port *port);
+static int rxq_open(struct afp_port *p, uint32_t frames, char *err, size_t errlen);
 
 int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *err, size_t errlen)
 {
@@ -445,12 +481,19 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
     p->frame_size = 2048;
     while (p->frame_size < need)
         p->frame_size <<= 1;
-    unsigned per_block = BLOCK_SIZE / p->frame_size;
     uint32_t want = cfg->ring_frames ? cfg->ring_frames : DEFAULT_RING;
     if (want < 64)
         want = 64;
     if (want > (1u << 20))
         want = 1u << 20;
+    p->rxq = !(cfg->flags & MQO_PORT_RX_RING);
+    if (p->rxq) {
+        r = rxq_open(p, want, err, errlen);
+        if (r)
+            goto out;
+        goto ring_done;
+    }
+    unsigned per_block = BLOCK_SIZE / p->frame_size;
     unsigned blocks = (want + per_block - 1) / per_block;
     p->rx_n = blocks * per_block;
     struct tpacket_req req = {
@@ -472,14 +515,21 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
     }
     p->rx = p->map;
     p->rx_held = calloc(p->rx_n, 1);
-    p->mm = calloc(BURST_MAX, sizeof *p->mm);
-    p->iov = calloc(3 * BURST_MAX, sizeof *p->iov);
-    p->vh = calloc(BURST_MAX, sizeof *p->vh);
-    if (!p->rx_held || !p->mm || !p->iov || !p->vh) {
+    if (!p->rx_held) {
         r = fail(err, errlen, ENOMEM, ifname, "allocating the port");
         goto out;
     }
     p->max_desc = p->rx_n + (cfg->max_frames ? cfg->max_frames : DEFAULT_EXTRA);
+ring_done:
+    if (p->rxq)
+        p->max_desc = want + (cfg->max_frames ? cfg->max_frames : DEFAULT_EXTRA);
+    p->mm = calloc(BURST_MAX, sizeof *p->mm);
+    p->iov = calloc(3 * BURST_MAX, sizeof *p->iov);
+    p->vh = calloc(BURST_MAX, sizeof *p->vh);
+    if (!p->mm || !p->iov || !p->vh) {
+        r = fail(err, errlen, ENOMEM, ifname, "allocating the port");
+        goto out;
+    }
 
     /* Our own transmissions would come back as PACKET_OUTGOING: not wanted (older kernels
      * without the option: rx_burst skips them by sll_pkttype). */
@@ -497,10 +547,19 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
     v = SNDBUF;
     if (setsockopt(p->fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v))
         (void)setsockopt(p->fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    if (p->rxq) {
+        /* every frame waits in the socket's queue: room for the ring's count of them */
+        size_t want_buf = (size_t)want * RXQ_FRAME_ROOM;
+        v = want_buf > (size_t)RXQ_RCVBUF_MAX ? RXQ_RCVBUF_MAX : (int)want_buf;
+        if (v < RCVBUF)
+            v = RCVBUF;
+        if (setsockopt(p->fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v))
+            (void)setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+    }
     if (p->vnet) {
         /* frames longer than a slot: also queued on the socket, read whole by rx_burst */
         v = 1;
-        if (setsockopt(p->fd, SOL_PACKET, PACKET_COPY_THRESH, &v, sizeof v) == 0) {
+        if (!p->rxq && setsockopt(p->fd, SOL_PACKET, PACKET_COPY_THRESH, &v, sizeof v) == 0) {
             v = RCVBUF;
             if (setsockopt(p->fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v))
                 (void)setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
@@ -526,8 +585,14 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
             goto out;
         }
     }
-    snprintf(p->base.info.detail, sizeof p->base.info.detail, "TPACKET_V2 ring of %u slots, %s",
-             p->rx_n, p->vnet ? "GSO and checksum offload (virtio-net header)" : "no offloads");
+    if (p->rxq)
+        snprintf(p->base.info.detail, sizeof p->base.info.detail,
+                 "socket queue (recvmmsg) for %u frames, %s", want,
+                 p->vnet ? "GSO and checksum offload (virtio-net header)" : "no offloads");
+    else
+        snprintf(p->base.info.detail, sizeof p->base.info.detail,
+                 "TPACKET_V2 ring of %u slots, %s", p->rx_n,
+                 p->vnet ? "GSO and checksum offload (virtio-net header)" : "no offloads");
     *out = &p->base;
     return 0;
 out:
@@ -552,6 +617,16 @@ static void afp_close(struct mqo_port *port)
     if (p->fd >= 0)
         close(p->fd);
     free(p->rx_held);
+    if (p->rspill)
+        for (unsigned i = 0; i < RXQ_BATCH; i++)
+            free(p->rspill[i]);
+    free(p->rmm);
+    free(p->riov);
+    free(p->rvh);
+    free(p->rsll);
+    free(p->rcmsg);
+    free(p->rxd);
+    free(p->rspill);
     free(p->mm);
     free(p->iov);
     free(p->vh);
@@ -652,9 +727,164 @@ static int rx_copy(struct afp_port *p, struct afp_frame *d, const struct tpacket
     return 0;
 }
 
+/* ---- RX from the socket's queue (without MQO_PORT_RX_RING) ------------------------------ */
+
+static int rxq_open(struct afp_port *p, uint32_t frames, char *err, size_t errlen)
+{
+    (void)frames;
+    p->rmm = calloc(RXQ_BATCH, sizeof *p->rmm);
+    p->riov = calloc(3 * RXQ_BATCH, sizeof *p->riov);
+    p->rvh = calloc(RXQ_BATCH, sizeof *p->rvh);
+    p->rsll = calloc(RXQ_BATCH, sizeof *p->rsll);
+    p->rcmsg = calloc(RXQ_BATCH, sizeof *p->rcmsg);
+    p->rxd = calloc(RXQ_BATCH, sizeof *p->rxd);
+    p->rspill = calloc(RXQ_BATCH, sizeof *p->rspill);
+    if (!p->rmm || !p->riov || !p->rvh || !p->rsll || !p->rcmsg || !p->rxd || !p->rspill)
+        return fail(err, errlen, ENOMEM, p->ifname, "allocating the port");
+    /* the VLAN tag and the checksum state, which the ring's slot header carried */
+    int v = 1;
+    if (setsockopt(p->fd, SOL_PACKET, PACKET_AUXDATA, &v, sizeof v))
+        return fail(err, errlen, errno, p->ifname, "PACKET_AUXDATA");
+    return 0;
+}
+
+/* Prepares message i of a recvmmsg call: its descriptor (with a buffer) and, with the
+ * virtio-net header, a large buffer the kernel continues in when the frame is longer than the
+ * descriptor's. 0, or -1 when no descriptor is left. */
+static int rxq_prep(struct afp_port *p, unsigned i)
+{
+    if (!p->rxd[i] && !(p->rxd[i] = desc_with_buf(p, 0)))
+        return -1;
+    if (p->vnet && !p->rspill[i])
+        p->rspill[i] = big_get(p); /* NULL: such a frame is lost as truncated */
+    struct iovec *iov = &p->riov[3 * i];
+    size_t k = 0;
+    if (p->vnet) {
+        iov[k].iov_base = p->rvh[i];
+        iov[k++].iov_len = MQO_VNET_HDR_LEN;
+    }
+    iov[k].iov_base = p->rxd[i]->buf + BUF_HEADROOM;
+    iov[k++].iov_len = MQO_FRAME_MAX;
+    if (p->vnet && p->rspill[i]) {
+        iov[k].iov_base = p->rspill[i] + BUF_HEADROOM + MQO_FRAME_MAX;
+        iov[k++].iov_len = MQO_FRAME_LARGE - MQO_FRAME_MAX;
+    }
+    struct msghdr *mh = &p->rmm[i].msg_hdr;
+    mh->msg_name = &p->rsll[i];
+    mh->msg_namelen = sizeof p->rsll[i];
+    mh->msg_iov = iov;
+    mh->msg_iovlen = k;
+    mh->msg_control = p->rcmsg[i];
+    mh->msg_controllen = RXQ_CMSG;
+    mh->msg_flags = 0;
+    return 0;
+}
+
+/* Message i of the last recvmmsg, received as `got` bytes: the frame in p->rxd[i] (taken out
+ * of the batch), or NULL when the message is dropped (the descriptor stays for the next). */
+static struct afp_frame *rxq_take(struct afp_port *p, unsigned i, uint32_t got)
+{
+    const struct msghdr *mh = &p->rmm[i].msg_hdr;
+    uint32_t vhl = p->vnet ? MQO_VNET_HDR_LEN : 0;
+    if (!p->ignore_outgoing && p->rsll[i].sll_pkttype == PACKET_OUTGOING)
+        return NULL;
+    if ((mh->msg_flags & MSG_TRUNC) || got < vhl + 14) {
+        p->st.rx_truncated += (mh->msg_flags & MSG_TRUNC) != 0;
+        p->st.rx_dropped++;
+        return NULL;
+    }
+    struct tpacket_auxdata aux = {0};
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c))
+        if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
+            c->cmsg_len >= CMSG_LEN(sizeof aux))
+            memcpy(&aux, CMSG_DATA(c), sizeof aux);
+    struct afp_frame *d = p->rxd[i];
+    p->rxd[i] = NULL;
+    uint32_t len = got - vhl, max = MQO_FRAME_MAX;
+    uint8_t *data = d->buf + BUF_HEADROOM;
+    if (len > MQO_FRAME_MAX) {
+        /* it went on into the large buffer: the first part joins it there */
+        uint8_t *b = p->rspill[i];
+        p->rspill[i] = NULL;
+        memcpy(b + BUF_HEADROOM, data, MQO_FRAME_MAX);
+        d->big = b;
+        data = b + BUF_HEADROOM;
+        max = MQO_FRAME_LARGE;
+    }
+    uint16_t flags = 0;
+    if (aux.tp_status & TP_STATUS_CSUMNOTREADY)
+        flags |= MQO_FRAME_CSUM_PARTIAL;
+    if (aux.tp_status & TP_STATUS_CSUM_VALID)
+        flags |= MQO_FRAME_CSUM_VALID;
+    if (aux.tp_status & TP_STATUS_VLAN_VALID) {
+        if (len + 4 > max) {
+            /* forwarding it untagged would move it to another VLAN: drop */
+            p->st.rx_dropped++;
+            desc_put(d);
+            return NULL;
+        }
+        uint16_t tpid = (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) && aux.tp_vlan_tpid
+                            ? aux.tp_vlan_tpid
+                            : ETH_P_8021Q;
+        uint8_t tag[4] = {(uint8_t)(tpid >> 8), (uint8_t)tpid, (uint8_t)(aux.tp_vlan_tci >> 8),
+                          (uint8_t)aux.tp_vlan_tci};
+        memmove(data - 4, data, 12); /* into the headroom */
+        data -= 4;
+        memcpy(data + 12, tag, 4);
+        len += 4;
+        flags |= MQO_FRAME_VLAN_RESTORED;
+    }
+    d->f.data = data;
+    d->f.len = len;
+    d->f.cap = max;
+    d->f.flags = flags;
+    d->f.seg_size = 0;
+    if (p->vnet && vnet_flags(d, p->rvh[i])) {
+        p->st.rx_dropped++;
+        desc_put(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* rx_burst without a ring: one recvmmsg, the kernel copying each frame into a buffer of its
+ * descriptor. */
+static int rxq_burst(struct afp_port *p, struct mqo_rawframe **v, int n)
+{
+    unsigned m = (unsigned)(n < RXQ_BATCH ? n : RXQ_BATCH), ready = 0;
+    while (ready < m && rxq_prep(p, ready) == 0)
+        ready++;
+    if (!ready)
+        return 0; /* every descriptor is out: the frames wait in the queue */
+    int r;
+    do
+        r = recvmmsg(p->fd, p->rmm, ready, MSG_DONTWAIT, NULL);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0)
+        return 0;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    int k = 0;
+    for (unsigned i = 0; i < (unsigned)r; i++) {
+        struct afp_frame *d = rxq_take(p, i, p->rmm[i].msg_len);
+        if (!d)
+            continue;
+        d->f.port = p->index;
+        d->f.ts_ns = ts_of(&t);
+        p->st.rx_frames++;
+        p->st.rx_bytes += d->f.len;
+        v[k++] = &d->f;
+    }
+    return k;
+}
+
+/* ---- RX from the ring (MQO_PORT_RX_RING) -------------------------------------------------- */
+
 static int afp_rx_burst(struct mqo_port *port, struct mqo_rawframe **v, int n)
 {
     struct afp_port *p = (struct afp_port *)port;
+    if (p->rxq)
+        return rxq_burst(p, v, n);
     int k = 0;
     uint64_t mono = 0, offset = 0;
     int have_clock = 0;

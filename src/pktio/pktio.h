@@ -93,6 +93,9 @@ struct mqo_port_cfg {
  * frames of at most the ring slot's size (super-segments the kernel delivers are dropped as
  * truncated; endpoints must then not send any). */
 #define MQO_PORT_NO_VNET 0x4
+/* AF_PACKET: receive through a TPACKET_V2 ring (PACKET_MMAP) instead of the socket's queue
+ * (recvmmsg). ring_frames sizes either: the ring's slots, or the queue's room. */
+#define MQO_PORT_RX_RING 0x8
 /* DPDK: reference shared blocks (mqo_frame_attach) on a software device too (net_af_packet,
  * net_af_xdp...), which copies a chained mbuf's segments into its ring anyway: measured to
  * cost more than the copy it saves, so off unless asked for (tests, measurements). */

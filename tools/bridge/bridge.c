@@ -54,14 +54,18 @@ static void usage(FILE *o)
             "                             frag: IPv4 datagrams with more than SIZE bytes of IP\n"
             "                             payload leave as fragments of at most SIZE bytes,\n"
             "                             rounded down to a multiple of 8; DF is ignored)\n"
-            "  --ring N             RX ring slots per port (default 4096)\n"
+            "  --ring N             frames received and not yet read that a port holds\n"
+            "                       (default 32768; afpacket: the receive queue's room, or\n"
+            "                       the ring's slots)\n"
+            "  --rx queue|ring      afpacket: read from the socket's receive queue (recvmmsg,\n"
+            "                       default) or from a TPACKET_V2 ring\n"
             "  --busy-poll US       after a frame, poll without sleeping for US microseconds\n"
             "                       (default 0)\n"
             "  --qdisc-bypass       PACKET_QDISC_BYPASS (faster; tcpdump no longer sees TX)\n"
             "  --no-fix-csum        forward partial checksums as they are (afpacket: with\n"
             "                       the virtio-net header the kernel completes them anyway)\n"
             "  --no-gso             afpacket: no virtio-net header (no segmentation or checksum\n"
-            "                       offload; frames longer than a ring slot are dropped)\n"
+            "                       offload; super-segments the kernel delivers are dropped)\n"
             "  --no-promisc         leave the interfaces' promiscuous mode alone\n"
             "  --quiet              no start line\n");
 }
@@ -87,7 +91,7 @@ int main(int argc, char **argv)
     int fix_csum = 1, promisc = 1, quiet = 0;
     enum {
         O_A = 256, O_B, O_L2, O_STATIC, O_FLOOD, O_AGING, O_IMP, O_A2B, O_B2A, O_RING,
-        O_BUSY, O_BYPASS, O_NOGSO, O_NOFIX, O_NOPROMISC, O_QUIET, O_IO, O_EAL, O_HELP
+        O_BUSY, O_BYPASS, O_NOGSO, O_NOFIX, O_NOPROMISC, O_QUIET, O_IO, O_EAL, O_HELP, O_RX
     };
     static const struct option opts[] = {
         {"port-a", required_argument, 0, O_A},
@@ -109,6 +113,7 @@ int main(int argc, char **argv)
         {"io", required_argument, 0, O_IO},
         {"eal", required_argument, 0, O_EAL},
         {"help", no_argument, 0, O_HELP},
+        {"rx", required_argument, 0, O_RX},
         {0, 0, 0, 0},
     };
     int c;
@@ -158,6 +163,16 @@ int main(int argc, char **argv)
         }
         case O_BYPASS: port_flags |= MQO_PORT_QDISC_BYPASS; break;
         case O_NOGSO: port_flags |= MQO_PORT_NO_VNET; break;
+        case O_RX:
+            if (!strcmp(optarg, "ring"))
+                port_flags |= MQO_PORT_RX_RING;
+            else if (!strcmp(optarg, "queue"))
+                port_flags &= ~(unsigned)MQO_PORT_RX_RING;
+            else {
+                fprintf(stderr, "mqoff-bridge: --rx takes 'queue' or 'ring'\n");
+                return 2;
+            }
+            break;
         case O_NOFIX: fix_csum = 0; break;
         case O_NOPROMISC: promisc = 0; break;
         case O_QUIET: quiet = 1; break;
