@@ -459,6 +459,19 @@ struct opts {
     char config_buf[8][32];
 };
 
+/* An option that takes one of two words: *out = 0 for the first, 1 for the second; -1 (with
+ * the message printed) for anything else. */
+static int parse_choice(const char *opt, const char *arg, const char *first, const char *second,
+                        int *out)
+{
+    if (!strcmp(arg, first) || !strcmp(arg, second)) {
+        *out = strcmp(arg, first) != 0;
+        return 0;
+    }
+    fprintf(stderr, "mqoff: %s takes '%s' or '%s'\n", opt, first, second);
+    return -1;
+}
+
 static int parse_u64(const char *opt, const char *v, unsigned long long lo, unsigned long long hi,
                      unsigned long long *out)
 {
@@ -826,14 +839,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case O_EAL: o->eal = optarg; break;
         case O_GSO:
-            if (!strcmp(optarg, "on"))
-                o->no_gso = 0;
-            else if (!strcmp(optarg, "off"))
-                o->no_gso = 1;
-            else {
-                fprintf(stderr, "mqoff: --gso takes 'on' or 'off'\n");
+            if (parse_choice("--gso", optarg, "on", "off", &o->no_gso))
                 return 2;
-            }
             break;
         case O_SHARE:
             if (parse_u64("--shared-payload-min", optarg, 0, 1u << 20, &v))
@@ -860,14 +867,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case O_RX:
             o->rx_set = 1;
-            if (!strcmp(optarg, "queue"))
-                o->rx_ring = 0;
-            else if (!strcmp(optarg, "ring"))
-                o->rx_ring = 1;
-            else {
-                fprintf(stderr, "mqoff: --rx takes 'queue' or 'ring'\n");
+            if (parse_choice("--rx", optarg, "queue", "ring", &o->rx_ring))
                 return 2;
-            }
             break;
         case O_NOPROMISC: o->promisc = 0; break;
         case O_EXCL: o->exclusive = 1; break;

@@ -638,6 +638,20 @@ class RawConn:
                     self.buf += d
         return self.closed
 
+    def probe_closed(self, timeout=5):
+        """After wait_closed gave up: sends a PINGREQ, which a connection the peer has dropped
+        answers with a reset (its first one may have been lost: no TCP sends a reset again),
+        then waits for the close again. A live connection answers with a PINGRESP (stays
+        open)."""
+        if self.closed:
+            return True
+        try:
+            self.s.sendall(b"\xc0\x00")
+        except OSError:
+            self.closed = True
+            return True
+        return self.wait_closed(timeout)
+
     def close(self):
         try:
             self.s.close()

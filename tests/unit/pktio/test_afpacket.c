@@ -90,27 +90,37 @@ static void frame_of(struct mqo_rawframe *f, uint8_t tag, uint32_t len)
     f->len = len;
 }
 
-/* Receives what lo loops back: n frames, each checked against frame_of(tags[k], lens[k]). */
-static void expect_back(struct mqo_port *p, const uint8_t *tags, const uint32_t *lens, int n)
+/* Receives what lo loops back: exactly n frames into out (within a second). */
+static void receive_n(struct mqo_port *p, struct mqo_rawframe **out, int n)
 {
-    struct mqo_rawframe *v[64];
     int got = 0;
     for (int tries = 0; got < n && tries < 1000; tries++) {
+        struct mqo_rawframe *v[64];
         int r = mqo_port_rx_burst(p, v, 64);
         assert_true(r >= 0);
-        for (int i = 0; i < r; i++, got++) {
-            assert_true(got < n);
-            assert_int_equal(v[i]->len, lens[got]);
-            for (uint32_t b = 14; b < lens[got]; b++)
-                if (v[i]->data[b] != (uint8_t)(tags[got] + b))
-                    fail_msg("frame %d byte %u: %u, want %u", got, b, v[i]->data[b],
-                             (uint8_t)(tags[got] + b));
-            mqo_frame_free(v[i]);
-        }
+        assert_true(got + r <= n);
+        for (int i = 0; i < r; i++)
+            out[got++] = v[i];
         if (got < n)
             usleep(1000);
     }
     assert_int_equal(got, n);
+}
+
+/* n frames back, each checked against frame_of(tags[k], lens[k]). */
+static void expect_back(struct mqo_port *p, const uint8_t *tags, const uint32_t *lens, int n)
+{
+    struct mqo_rawframe *v[64];
+    assert_true(n <= 64);
+    receive_n(p, v, n);
+    for (int k = 0; k < n; k++) {
+        assert_int_equal(v[k]->len, lens[k]);
+        for (uint32_t b = 14; b < lens[k]; b++)
+            if (v[k]->data[b] != (uint8_t)(tags[k] + b))
+                fail_msg("frame %d byte %u: %u, want %u", k, b, v[k]->data[b],
+                         (uint8_t)(tags[k] + b));
+        mqo_frame_free(v[k]);
+    }
 }
 
 /* A short frame gets a small buffer, a longer one the port's full one; both travel whole. */
@@ -236,24 +246,17 @@ static void test_large(void **s)
         assert_int_equal(v[k]->len, lens[k]);
     }
     assert_int_equal(mqo_port_tx_burst(p, v, N), N);
-    struct mqo_rawframe *r[64];
-    int got = 0;
-    for (int tries = 0; got < N && tries < 1000; tries++) {
-        int n = mqo_port_rx_burst(p, r, 64);
-        for (int i = 0; i < n; i++, got++) {
-            assert_true(got < N);
-            assert_int_equal(r[i]->len, lens[got]);
-            /* all but the TCP checksum, which the sender's offload convention rewrites */
-            assert_memory_equal(r[i]->data, want[got], 50);
-            assert_memory_equal(r[i]->data + 52, want[got] + 52, lens[got] - 52);
-            if (lens[got] > MQO_FRAME_MAX)
-                assert_true(r[i]->flags & MQO_FRAME_TSO);
-            mqo_frame_free(r[i]);
-        }
-        if (got < N)
-            usleep(1000);
+    struct mqo_rawframe *r[N];
+    receive_n(p, r, N);
+    for (int k = 0; k < N; k++) {
+        assert_int_equal(r[k]->len, lens[k]);
+        /* all but the TCP checksum, which the sender's offload convention rewrites */
+        assert_memory_equal(r[k]->data, want[k], 50);
+        assert_memory_equal(r[k]->data + 52, want[k] + 52, lens[k] - 52);
+        if (lens[k] > MQO_FRAME_MAX)
+            assert_true(r[k]->flags & MQO_FRAME_TSO);
+        mqo_frame_free(r[k]);
     }
-    assert_int_equal(got, N);
     mqo_port_close(p);
 }
 
