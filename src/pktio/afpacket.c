@@ -420,7 +420,7 @@ static int fail(char *err, size_t errlen, int e, const char *ifname, const char 
 
 static const struct mqo_pktio_ops afp_ops;
 static void afp_close(struct mqo_port *port);
-static int rxq_open(struct afp_port *p, uint32_t frames, char *err, size_t errlen);
+static int rxq_open(struct afp_port *p, char *err, size_t errlen);
 
 int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *err, size_t errlen)
 {
@@ -488,7 +488,7 @@ int mqo_afp_open(const struct mqo_port_cfg *cfg, struct mqo_port **out, char *er
         want = 1u << 20;
     p->rxq = !(cfg->flags & MQO_PORT_RX_RING);
     if (p->rxq) {
-        r = rxq_open(p, want, err, errlen);
+        r = rxq_open(p, err, errlen);
         if (r)
             goto out;
         goto ring_done;
@@ -729,9 +729,8 @@ static int rx_copy(struct afp_port *p, struct afp_frame *d, const struct tpacket
 
 /* ---- RX from the socket's queue (without MQO_PORT_RX_RING) ------------------------------ */
 
-static int rxq_open(struct afp_port *p, uint32_t frames, char *err, size_t errlen)
+static int rxq_open(struct afp_port *p, char *err, size_t errlen)
 {
-    (void)frames;
     p->rmm = calloc(RXQ_BATCH, sizeof *p->rmm);
     p->riov = calloc(3 * RXQ_BATCH, sizeof *p->riov);
     p->rvh = calloc(RXQ_BATCH, sizeof *p->rvh);
