@@ -90,8 +90,8 @@ struct mqo_port_cfg {
  * qdisc and are not seen by other packet sockets on the interface (tcpdump). */
 #define MQO_PORT_QDISC_BYPASS 0x1
 /* AF_PACKET: no virtio-net header (PACKET_VNET_HDR): no segmentation or checksum offload,
- * frames of at most the ring slot's size (super-segments the kernel delivers are dropped as
- * truncated; endpoints must then not send any). */
+ * frames of at most MQO_FRAME_MAX bytes, or the ring slot's size (super-segments the kernel
+ * delivers are dropped as truncated; endpoints must then not send any). */
 #define MQO_PORT_NO_VNET 0x4
 /* AF_PACKET: receive through a TPACKET_V2 ring (PACKET_MMAP) instead of the socket's queue
  * (recvmmsg). ring_frames sizes either: the ring's slots, or the queue's room. */

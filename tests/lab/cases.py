@@ -783,7 +783,7 @@ def malformed(a, rep):
         if not closed and a.lossy:
             # the path loses frames, and the reset that dropped it may have been one of them
             closed = r.probe_closed(5)
-            detail += ", and 5 s after a PINGREQ (a dropped connection answers with a reset)"
+            detail += ", and 5 s after TCP keep-alive probes (a dropped one answers with a reset)"
         r.close()
         rep.ok("malformed: %s: that client is dropped" % name, closed, detail)
         p = seq_payload("malpub", i)
@@ -807,8 +807,8 @@ def main():
     ap.add_argument("--expect-passthrough", action="store_true")
     ap.add_argument("--lossy", action="store_true",
                     help="the path to the target loses frames (an impairment stage): a client "
-                         "that waited in vain for the close of a dropped connection sends once "
-                         "more (a lost reset is never sent again)")
+                         "that waited in vain for the close of a dropped connection sends TCP "
+                         "keep-alive probes (a lost reset is never sent again)")
     run_case(CASES, ap.parse_args())
 
 
