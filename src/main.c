@@ -2,7 +2,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 
 #include "acl/acl.h"
 #include "conf/mosqconf.h"
+#include "core/alloc.h"
 #include "core/log.h"
 #include "core/optfile.h"
 #include "ctl/ctl.h"
@@ -27,7 +27,6 @@
 #include "net/takeover.h"
 
 #define MQOFF_VERSION "0.1.0"
-#define MQOFF_MMAP_THRESHOLD (4 << 20) /* alloc_setup */
 
 static volatile int g_stop, g_hup, g_upgrade;
 
@@ -1579,24 +1578,9 @@ static int cmd_from_file(int argc, char **argv)
 /* The configuration `mqoff` without arguments runs with, where the package installs it. */
 #define MQOFF_DEFAULT_CONF "/etc/mqoff/mqoff.conf"
 
-/* glibc's allocator gives a block above its mmap threshold pages of its own, and raises the
- * threshold to the size of the largest such block freed (up to 32 MiB) with the heap's trim
- * threshold at twice that. A fan-out of large payloads allocates and frees outputs of 64 KiB to
- * a few MiB every message; with the thresholds moving, megabytes of the heap's top went back to
- * the kernel and were faulted in again, thousands of page faults a second and stalls of 10 to
- * 90 ms of the loop (docs/ARCHITECTURE.md, "The allocator"). A fixed threshold keeps blocks
- * below 4 MiB in the heap. An operator's GLIBC_TUNABLES setting of the allocator wins. */
-static void alloc_setup(void)
-{
-    const char *t = getenv("GLIBC_TUNABLES");
-    if (t && strstr(t, "glibc.malloc."))
-        return;
-    mallopt(M_MMAP_THRESHOLD, MQOFF_MMAP_THRESHOLD);
-}
-
 int main(int argc, char **argv)
 {
-    alloc_setup();
+    mqo_alloc_setup(); /* before the first allocation worth keeping (core/alloc.h) */
     mqo_tko_set_exec(argv); /* SIGUSR2 starts the same path with the same arguments */
     if (argc < 2 && access(MQOFF_DEFAULT_CONF, F_OK) == 0) {
         char *av[] = {argv[0], "-c", MQOFF_DEFAULT_CONF, NULL};
