@@ -28,6 +28,7 @@
 #define CHUNKS 7
 #define BURSTS 30
 
+#ifndef MQO_TEST_ASAN /* the sanitizer's allocator takes malloc's calls and ignores mallopt */
 static long minflt(void)
 {
     struct rusage ru;
@@ -78,11 +79,12 @@ static long faults_in_child(int setup, int *applied)
     *applied = (int)r[0];
     return r[1];
 }
+#endif
 
 static void test_bursts_reuse_memory(void **st)
 {
 #ifdef MQO_TEST_ASAN
-    skip(); /* the sanitizer's allocator takes malloc's calls and ignores mallopt */
+    skip();
 #else
     unsetenv("GLIBC_TUNABLES"); /* children inherit it: the operator's override is another case */
     int applied = -2, dflt_applied = -2;
